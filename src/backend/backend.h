@@ -1,0 +1,62 @@
+// The op set that model code is written against. A model holds a Backend& and never
+// touches memory layouts or devices itself; the CPU backend is the reference every other
+// backend is tested against.
+//
+// Conventions: activations are row-major [tokens, features]; attention tensors are
+// [tokens, heads, head_dim]; an undefined Tensor (default-constructed) means "absent"
+// (no bias, no affine weight).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace raylight {
+
+struct PatchSize {
+  int t = 1, h = 2, w = 2;
+  int volume() const { return t * h * w; }
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // y = x W^T + b; x [M, K], w [N, K] (PyTorch Linear layout), b [N] or undefined.
+  virtual Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) = 0;
+  // Normalises each row of x [M, D]; weight/bias [D] or undefined.
+  virtual Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                            float eps) = 0;
+  virtual Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) = 0;
+  // x * (1 + scale) + shift with shift/scale [D] broadcast over rows.
+  virtual Tensor modulate(const Tensor& x, const Tensor& shift, const Tensor& scale) = 0;
+  // x += y * gate, gate [D] broadcast over rows, or undefined for a plain residual add.
+  virtual void add_gated(Tensor& x, const Tensor& y, const Tensor& gate) = 0;
+  virtual Tensor gelu_tanh(const Tensor& x) = 0;
+  virtual Tensor gelu_erf(const Tensor& x) = 0;
+  virtual Tensor silu(const Tensor& x) = 0;
+  virtual Tensor add(const Tensor& a, const Tensor& b) = 0;
+
+  // Rotates adjacent channel pairs of x [L, H, D] in place by the angles of
+  // table [L, D/2, 2] (cos, sin), the same rotation for every head.
+  virtual void apply_rope(Tensor& x, const Tensor& table) = 0;
+  // softmax(q k^T / sqrt(D)) v per head. q [Lq, H, D], k/v [Lk, H, D]; keys at index
+  // >= k_valid are masked out (k_valid < 0: all keys). When lse is given it receives the
+  // natural-log sum of exponentials of the scaled scores, [H, Lq] (Ring attention merges by it).
+  virtual Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid,
+                           Tensor* lse) = 0;
+
+  // [C, F, H, W] -> [tokens, C*pt*ph*pw], features ordered (c, pt, ph, pw) like a Conv3d
+  // weight, tokens ordered (f, h, w).
+  virtual Tensor patchify(const Tensor& x, PatchSize p) = 0;
+  // [tokens, pt*ph*pw*C] (features ordered (pt, ph, pw, c)) -> [C, F*pt, H*ph, W*pw] for a
+  // token grid (F, H, W).
+  virtual Tensor unpatchify(const Tensor& tokens, int64_t grid_f, int64_t grid_h,
+                            int64_t grid_w, int64_t channels, PatchSize p) = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend();
+
+}  // namespace raylight

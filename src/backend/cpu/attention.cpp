@@ -1,0 +1,58 @@
+// Reference scaled-dot-product attention. One (head, query) row at a time with the full
+// score row in a scratch buffer: simple and exact in double, which is what a reference
+// is for. Masked keys (index >= k_valid) are skipped, never given -inf scores, so a
+// fully masked row cannot produce NaN: it is an error instead.
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "backend/cpu/cpu_kernels.h"
+#include "core/error.h"
+#include "core/parallel_for.h"
+
+namespace raylight::cpu {
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse) {
+  if (q.ndim() != 3 || k.ndim() != 3 || v.ndim() != 3 || k.shape() != v.shape() ||
+      q.dim(1) != k.dim(1) || q.dim(2) != k.dim(2))
+    fail("attention: q ", shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ",
+         shape_str(v.shape()), " do not fit [L, heads, head_dim]");
+  const int64_t Lq = q.dim(0), Lk = k.dim(0), H = q.dim(1), D = q.dim(2);
+  const int64_t valid = k_valid < 0 ? Lk : std::min(k_valid, Lk);
+  if (valid == 0 && Lq > 0) fail("attention: every key is masked");
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  Tensor out = Tensor::empty({Lq, H, D});
+  if (lse) *lse = Tensor::empty({H, Lq});
+  const float *qp = q.f32(), *kp = k.f32(), *vp = v.f32();
+  float* op = out.f32();
+  float* lp = lse ? lse->f32() : nullptr;
+  parallel_for(H * Lq, 8, [&](int64_t r0, int64_t r1) {
+    std::vector<double> scores(valid), acc(D);
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t h = r / Lq, i = r % Lq;
+      const float* qr = qp + (i * H + h) * D;
+      double mx = -std::numeric_limits<double>::infinity();
+      for (int64_t j = 0; j < valid; ++j) {
+        const float* kr = kp + (j * H + h) * D;
+        double s = 0;
+        for (int64_t d = 0; d < D; ++d) s += static_cast<double>(qr[d]) * kr[d];
+        scores[j] = s * scale;
+        mx = std::max(mx, scores[j]);
+      }
+      double sum = 0;
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t j = 0; j < valid; ++j) {
+        const double p = std::exp(scores[j] - mx);
+        sum += p;
+        const float* vr = vp + (j * H + h) * D;
+        for (int64_t d = 0; d < D; ++d) acc[d] += p * vr[d];
+      }
+      float* orow = op + (i * H + h) * D;
+      for (int64_t d = 0; d < D; ++d) orow[d] = static_cast<float>(acc[d] / sum);
+      if (lp) lp[h * Lq + i] = static_cast<float>(mx + std::log(sum));
+    }
+  });
+  return out;
+}
+
+}  // namespace raylight::cpu

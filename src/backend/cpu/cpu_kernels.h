@@ -1,0 +1,24 @@
+// The CPU reference kernels, plain functions over contiguous fp32 tensors. CpuBackend
+// forwards to these; keeping them free functions lets tests and tools call them directly.
+#pragma once
+
+#include "backend/backend.h"
+
+namespace raylight::cpu {
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
+Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
+Tensor modulate(const Tensor& x, const Tensor& shift, const Tensor& scale);
+void add_gated(Tensor& x, const Tensor& y, const Tensor& gate);
+Tensor gelu_tanh(const Tensor& x);
+Tensor gelu_erf(const Tensor& x);
+Tensor silu(const Tensor& x);
+Tensor add(const Tensor& a, const Tensor& b);
+void apply_rope(Tensor& x, const Tensor& table);
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse);
+Tensor patchify(const Tensor& x, PatchSize p);
+Tensor unpatchify(const Tensor& tokens, int64_t gf, int64_t gh, int64_t gw, int64_t channels,
+                  PatchSize p);
+
+}  // namespace raylight::cpu

@@ -1,0 +1,40 @@
+#include "backend/rope_table.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace raylight {
+
+RopeAxes wan_rope_axes(int head_dim) {
+  if (head_dim % 2 != 0 || head_dim < 6) fail("RoPE needs an even head_dim >= 6, got ", head_dim);
+  int sixth = head_dim / 6;
+  return {head_dim - 4 * sixth, 2 * sixth, 2 * sixth};
+}
+
+Tensor rope_table_3d(int64_t frames, int64_t height, int64_t width, RopeAxes axes,
+                     double theta, int64_t first, int64_t count) {
+  const int half = (axes.frame + axes.height + axes.width) / 2;
+  if (first < 0 || first + count > frames * height * width)
+    fail("RoPE table range [", first, ", ", first + count, ") outside a grid of ",
+         frames * height * width, " tokens");
+  Tensor table = Tensor::empty({count, half, 2});
+  float* out = table.f32();
+  const int axis_dims[3] = {axes.frame, axes.height, axes.width};
+  for (int64_t t = 0; t < count; ++t) {
+    int64_t idx = first + t;
+    const int64_t pos[3] = {idx / (height * width), (idx / width) % height, idx % width};
+    int pair = 0;
+    for (int a = 0; a < 3; ++a) {
+      for (int k = 0; k < axis_dims[a] / 2; ++k, ++pair) {
+        double freq = std::pow(theta, -2.0 * k / axis_dims[a]);
+        double angle = static_cast<double>(pos[a]) * freq;
+        out[(t * half + pair) * 2 + 0] = static_cast<float>(std::cos(angle));
+        out[(t * half + pair) * 2 + 1] = static_cast<float>(std::sin(angle));
+      }
+    }
+  }
+  return table;
+}
+
+}  // namespace raylight

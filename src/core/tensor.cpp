@@ -1,0 +1,138 @@
+#include "core/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace raylight {
+
+std::string shape_str(const Shape& s) {
+  std::ostringstream os;
+  os << '[';
+  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  os << ']';
+  return os.str();
+}
+
+int64_t shape_numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+static std::vector<int64_t> contiguous_strides(const Shape& s) {
+  std::vector<int64_t> st(s.size());
+  int64_t acc = 1;
+  for (size_t i = s.size(); i-- > 0;) {
+    st[i] = acc;
+    acc *= s[i];
+  }
+  return st;
+}
+
+Tensor Tensor::empty(Shape shape, DType dtype) {
+  for (int64_t d : shape)
+    if (d < 0) fail("negative dimension in shape ", shape_str(shape));
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.strides_ = contiguous_strides(t.shape_);
+  t.dtype_ = dtype;
+  size_t bytes = t.nbytes();
+  // 64-byte alignment keeps vector loads aligned; size rounded up as aligned_alloc requires.
+  void* p = std::aligned_alloc(64, ((bytes + 63) / 64) * 64 + 64);
+  if (!p) fail("out of host memory allocating ", bytes, " bytes for a tensor of shape ",
+               shape_str(t.shape_));
+  t.owner_ = std::shared_ptr<void>(p, std::free);
+  t.data_ = p;
+  return t;
+}
+
+Tensor Tensor::zeros(Shape shape, DType dtype) {
+  Tensor t = empty(std::move(shape), dtype);
+  std::memset(t.data_, 0, t.nbytes());
+  return t;
+}
+
+Tensor Tensor::view(void* data, Shape shape, DType dtype, std::shared_ptr<void> owner) {
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.strides_ = contiguous_strides(t.shape_);
+  t.dtype_ = dtype;
+  t.data_ = data;
+  t.owner_ = std::move(owner);
+  return t;
+}
+
+Tensor Tensor::from_vector(Shape shape, const std::vector<float>& values) {
+  Tensor t = empty(std::move(shape));
+  if (static_cast<int64_t>(values.size()) != t.numel())
+    fail("from_vector: ", values.size(), " values for shape ", shape_str(t.shape_));
+  std::memcpy(t.data_, values.data(), values.size() * 4);
+  return t;
+}
+
+bool Tensor::is_contiguous() const { return strides_ == contiguous_strides(shape_); }
+
+float* Tensor::f32() {
+  if (dtype_ != DType::F32 || !is_contiguous())
+    fail("expected a contiguous F32 tensor, got ", dtype_name(dtype_), " ", shape_str(shape_));
+  return static_cast<float*>(data_);
+}
+const float* Tensor::f32() const { return const_cast<Tensor*>(this)->f32(); }
+
+Tensor Tensor::reshape(Shape shape) const {
+  if (!is_contiguous()) fail("reshape of a non-contiguous tensor");
+  int64_t known = 1;
+  int infer = -1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == -1) {
+      if (infer >= 0) fail("reshape: more than one -1 in ", shape_str(shape));
+      infer = static_cast<int>(i);
+    } else {
+      known *= shape[i];
+    }
+  }
+  if (infer >= 0 && known != 0) shape[infer] = numel() / known;
+  if (shape_numel(shape) != numel())
+    fail("cannot reshape ", shape_str(shape_), " to ", shape_str(shape));
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  t.strides_ = contiguous_strides(t.shape_);
+  return t;
+}
+
+Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
+  if (!is_contiguous() || shape_.empty() || begin < 0 || end > shape_[0] || begin > end)
+    fail("slice_rows [", begin, ", ", end, ") out of range for ", shape_str(shape_));
+  Tensor t = *this;
+  t.shape_[0] = end - begin;
+  size_t row_bytes = shape_[0] ? nbytes() / shape_[0] : 0;
+  t.data_ = static_cast<char*>(data_) + begin * row_bytes;
+  return t;
+}
+
+Tensor Tensor::to_f32() const {
+  if (dtype_ == DType::F32 && is_contiguous()) return *this;
+  if (!is_contiguous()) fail("to_f32 of a non-contiguous tensor");
+  Tensor t = empty(shape_, DType::F32);
+  convert_to_f32(dtype_, data_, t.f32(), numel());
+  return t;
+}
+
+Tensor Tensor::to_dtype(DType dtype) const {
+  Tensor src = to_f32();
+  Tensor t = empty(shape_, dtype);
+  convert_from_f32(dtype, src.f32(), t.data_, numel());
+  return t;
+}
+
+Tensor Tensor::clone() const {
+  if (!is_contiguous()) fail("clone of a non-contiguous tensor");
+  Tensor t = empty(shape_, dtype_);
+  std::memcpy(t.data_, data_, nbytes());
+  return t;
+}
+
+}  // namespace raylight

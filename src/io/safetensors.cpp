@@ -1,0 +1,297 @@
+// safetensors reader/writer. The reader trusts nothing in the file: every number is range-
+// and overflow-checked before it is used to compute an address, and nesting depth is
+// bounded before the JSON parser sees the header, so a hostile header cannot crash us.
+#include "io/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace raylight {
+namespace {
+
+constexpr uint64_t kMaxHeader = 100ull << 20;  // 100 MiB, as the reference implementation
+constexpr int kMaxDepth = 16;                  // a valid header nests 3 deep
+
+uint64_t read_le64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+// Deepest {}/[] nesting outside strings, stopping early once past `limit`.
+int json_depth(const char* s, size_t n, int limit) {
+  int depth = 0, max_depth = 0;
+  bool in_string = false, escaped = false;
+  for (size_t i = 0; i < n && max_depth <= limit; ++i) {
+    char c = s[i];
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      max_depth = std::max(max_depth, ++depth);
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return max_depth;
+}
+
+// A non-negative JSON integer that fits in int64, or false.
+bool as_count(const nlohmann::json& j, uint64_t* out) {
+  if (j.is_number_unsigned()) {
+    *out = j.get<uint64_t>();
+  } else if (j.is_number_integer()) {
+    int64_t v = j.get<int64_t>();
+    if (v < 0) return false;
+    *out = static_cast<uint64_t>(v);
+  } else {
+    return false;
+  }
+  return *out <= static_cast<uint64_t>(INT64_MAX);
+}
+
+}  // namespace
+
+SafetensorsFile::SafetensorsFile(Private, std::string path) : path_(std::move(path)) {}
+
+SafetensorsFile::~SafetensorsFile() {
+  if (base_) munmap(const_cast<uint8_t*>(base_), size_);
+}
+
+std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+  auto f = std::make_shared<SafetensorsFile>(Private{}, path);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("safetensors ", path, ": cannot open: ", std::strerror(errno));
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    fail("safetensors ", path, ": cannot stat: ", std::strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    fail("safetensors ", path, ": not a regular file");
+  }
+  if (st.st_size < 8) {
+    ::close(fd);
+    fail("safetensors ", path, ": file is ", st.st_size,
+         " bytes, shorter than the 8-byte header length (truncated or not a safetensors file)");
+  }
+  void* p = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+  int e = errno;
+  ::close(fd);
+  if (p == MAP_FAILED) fail("safetensors ", path, ": cannot mmap: ", std::strerror(e));
+  f->base_ = static_cast<const uint8_t*>(p);
+  f->size_ = static_cast<uint64_t>(st.st_size);
+  f->parse();  // on error `f` is destroyed and unmaps
+  return f;
+}
+
+void SafetensorsFile::parse() {
+  const std::string& P = path_;
+  uint64_t n = read_le64(base_);
+  if (n == 0) fail("safetensors ", P, ": header length is 0");
+  if (n > kMaxHeader)
+    fail("safetensors ", P, ": header length ", n, " exceeds the 100 MiB limit (corrupt file?)");
+  if (n > size_ - 8)
+    fail("safetensors ", P, ": header length ", n, " runs past the end of the file (",
+         size_, " bytes): truncated or not a safetensors file");
+  data_offset_ = 8 + n;
+  const uint64_t data_size = size_ - data_offset_;
+  const char* text = reinterpret_cast<const char*>(base_ + 8);
+  if (json_depth(text, n, kMaxDepth) > kMaxDepth)
+    fail("safetensors ", P, ": invalid JSON header: nested deeper than ", kMaxDepth, " levels");
+
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(text, text + n);
+  } catch (const nlohmann::json::exception& ex) {
+    fail("safetensors ", P, ": invalid JSON header: ", ex.what());
+  }
+  if (!header.is_object()) fail("safetensors ", P, ": header is not a JSON object");
+
+  try {
+    for (const auto& [name, entry] : header.items()) {
+      if (name == "__metadata__") {
+        if (!entry.is_object()) fail("safetensors ", P, ": __metadata__ is not an object");
+        for (const auto& [k, v] : entry.items()) {
+          if (!v.is_string())
+            fail("safetensors ", P, ": __metadata__ value for '", k, "' is not a string");
+          metadata_[k] = v.get<std::string>();
+        }
+        continue;
+      }
+      auto bad = [&](const auto&... why) {
+        fail("safetensors ", P, ": tensor '", name, "': ", why...);
+      };
+      if (!entry.is_object()) bad("entry is not an object");
+      for (const auto& [k, v] : entry.items()) {
+        (void)v;
+        if (k != "dtype" && k != "shape" && k != "data_offsets") bad("unexpected field '", k, "'");
+      }
+      auto dt = entry.find("dtype");
+      auto sh = entry.find("shape");
+      auto off = entry.find("data_offsets");
+      if (dt == entry.end() || !dt->is_string()) bad("missing or non-string \"dtype\"");
+      if (sh == entry.end() || !sh->is_array()) bad("missing or non-array \"shape\"");
+      if (off == entry.end() || !off->is_array()) bad("missing or non-array \"data_offsets\"");
+
+      TensorInfo t;
+      t.name = name;
+      const std::string dname = dt->get<std::string>();
+      if (!dtype_from_name(dname, &t.dtype)) bad("unknown dtype '", dname, "'");
+
+      for (const auto& d : *sh) {
+        uint64_t v = 0;
+        if (!as_count(d, &v)) bad("shape ", sh->dump(), " has a negative or non-integer dim");
+        t.shape.push_back(static_cast<int64_t>(v));
+      }
+      // Bytes needed, overflow-checked; any zero dim makes the tensor empty.
+      uint64_t nbytes = dtype_size(t.dtype);
+      bool zero = std::find(t.shape.begin(), t.shape.end(), 0) != t.shape.end();
+      if (zero) nbytes = 0;
+      for (size_t i = 0; i < t.shape.size() && !zero; ++i)
+        if (__builtin_mul_overflow(nbytes, static_cast<uint64_t>(t.shape[i]), &nbytes) ||
+            nbytes > static_cast<uint64_t>(INT64_MAX))
+          bad("shape ", shape_str(t.shape), " is too large");
+
+      if (off->size() != 2 || !as_count((*off)[0], &t.begin) || !as_count((*off)[1], &t.end))
+        bad("data_offsets ", off->dump(), " is not two non-negative integers");
+      if (t.begin > t.end) bad("data_offsets begin ", t.begin, " > end ", t.end);
+      if (t.end > data_size)
+        bad("data ends at offset ", t.end, " but the data region holds ", data_size,
+            " bytes: file is truncated (expected at least ", data_offset_ + t.end,
+            " bytes, actual ", size_, ")");
+      if (t.end - t.begin != nbytes)
+        bad("data_offsets span ", t.end - t.begin, " bytes but ", dname, " ",
+            shape_str(t.shape), " needs ", nbytes);
+      tensors_.push_back(std::move(t));
+    }
+  } catch (const nlohmann::json::exception& ex) {  // should not happen: types are checked
+    fail("safetensors ", P, ": malformed header: ", ex.what());
+  }
+
+  std::stable_sort(tensors_.begin(), tensors_.end(), [](const TensorInfo& a, const TensorInfo& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  const TensorInfo* prev = nullptr;  // non-empty tensor with the furthest end so far
+  for (const TensorInfo& t : tensors_) {
+    if (t.begin == t.end) continue;
+    if (prev && t.begin < prev->end)
+      fail("safetensors ", P, ": tensor '", t.name, "' bytes [", t.begin, ", ", t.end,
+           ") overlap tensor '", prev->name, "' bytes [", prev->begin, ", ", prev->end, ")");
+    if (!prev || t.end > prev->end) prev = &t;
+  }
+  for (size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
+}
+
+const TensorInfo& SafetensorsFile::info(const std::string& name) const {
+  auto it = index_.find(name);
+  if (it == index_.end()) fail("safetensors ", path_, ": no tensor named '", name, "'");
+  return tensors_[it->second];
+}
+
+Tensor SafetensorsFile::tensor(const std::string& name) const {
+  const TensorInfo& t = info(name);
+  auto* p = const_cast<uint8_t*>(base_ + data_offset_ + t.begin);
+  return Tensor::view(p, t.shape, t.dtype,
+                      std::const_pointer_cast<SafetensorsFile>(shared_from_this()));
+}
+
+// ---------------------------------------------------------------------------------------
+// Writer
+
+namespace {
+
+void write_all(int fd, const void* data, size_t n, const std::string& tmp) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, std::min<size_t>(n, 1u << 30));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) fail("cannot write ", tmp, ": ", std::strerror(errno));
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+}  // namespace
+
+void write_safetensors(const std::string& path,
+                       const std::vector<std::pair<std::string, Tensor>>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  std::vector<size_t> order(tensors.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return dtype_size(tensors[a].second.dtype()) > dtype_size(tensors[b].second.dtype());
+  });
+
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  uint64_t offset = 0;
+  for (size_t i : order) {
+    const auto& [name, t] = tensors[i];
+    if (name == "__metadata__" || header.contains(name))
+      fail("write_safetensors ", path, ": duplicate or reserved tensor name '", name, "'");
+    if (!t.defined() || t.device() != Device::CPU || !t.is_contiguous())
+      fail("write_safetensors ", path, ": tensor '", name,
+           "' must be a defined, contiguous host tensor");
+    header[name] = {{"dtype", dtype_name(t.dtype())},
+                    {"shape", t.shape()},
+                    {"data_offsets", {offset, offset + t.nbytes()}}};
+    offset += t.nbytes();
+  }
+  std::string json;
+  try {
+    json = header.dump();
+  } catch (const nlohmann::json::exception& ex) {  // e.g. a name that is not valid UTF-8
+    fail("write_safetensors ", path, ": cannot encode header: ", ex.what());
+  }
+  json.append((8 - json.size() % 8) % 8, ' ');  // 8 + len is then a multiple of 8
+  uint8_t len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(uint64_t(json.size()) >> (8 * i));
+
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail("write_safetensors ", path, ": cannot create ", tmp, ": ", std::strerror(errno));
+  try {
+    write_all(fd, len, 8, tmp);
+    write_all(fd, json.data(), json.size(), tmp);
+    for (size_t i : order) {
+      const Tensor& t = tensors[i].second;
+      if (t.nbytes()) write_all(fd, t.raw(), t.nbytes(), tmp);
+    }
+    if (::fsync(fd) != 0) fail("cannot fsync ", tmp, ": ", std::strerror(errno));
+    int rc = ::close(fd);
+    fd = -1;
+    if (rc != 0) fail("cannot close ", tmp, ": ", std::strerror(errno));
+    if (std::rename(tmp.c_str(), path.c_str()) != 0)
+      fail("cannot rename ", tmp, " to ", path, ": ", std::strerror(errno));
+  } catch (const Error& ex) {
+    if (fd >= 0) ::close(fd);
+    ::unlink(tmp.c_str());
+    fail("write_safetensors ", path, ": ", ex.what());
+  }
+  // Best effort: make the rename itself durable.
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+}  // namespace raylight

@@ -1,0 +1,76 @@
+// Reading and writing .safetensors files.
+//
+// Checkpoints are tens of GiB, so a file is memory-mapped read-only and tensors are
+// zero-copy views into the mapping; each view holds a reference to its SafetensorsFile,
+// so the mapping lives as long as any tensor taken from it. Headers come from untrusted
+// downloads, so open() validates everything (types, offsets, sizes, overlaps) up front and
+// reports any problem as a raylight::Error naming the file and tensor; after open() no
+// accessor can read outside the mapping.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace raylight {
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::F32;
+  Shape shape;
+  uint64_t begin = 0, end = 0;  // byte range relative to the start of the data region
+};
+
+class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
+ public:
+  // Maps `path` read-only and parses and validates its header.
+  static std::shared_ptr<SafetensorsFile> open(const std::string& path);
+  ~SafetensorsFile();
+  SafetensorsFile(const SafetensorsFile&) = delete;
+  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  // In file order (sorted by begin offset).
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  bool has(const std::string& name) const { return index_.count(name) != 0; }
+  const TensorInfo& info(const std::string& name) const;
+  // Zero-copy, read-only view into the mapping; keeps this file mapped while it lives.
+  Tensor tensor(const std::string& name) const;
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  uint64_t file_size() const { return size_; }
+  // Offset of the data region from the start of the file (8 + header length).
+  uint64_t data_offset() const { return data_offset_; }
+
+ private:
+  struct Private {};
+
+ public:
+  SafetensorsFile(Private, std::string path);  // use open()
+
+ private:
+  void parse();
+
+  std::string path_;
+  const uint8_t* base_ = nullptr;  // whole file mapping
+  uint64_t size_ = 0;
+  uint64_t data_offset_ = 0;
+  std::vector<TensorInfo> tensors_;
+  std::map<std::string, size_t> index_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// Writes contiguous host tensors (any dtype) and metadata to `path` atomically: the bytes go
+// to `path`.tmp-<pid>, which is fsynced and renamed over `path`; on any error the temporary
+// file is removed and an Error is thrown. The data region starts 8-byte aligned, and tensors
+// are laid out by decreasing element size (stable otherwise), so every tensor is naturally
+// aligned. Tensors are packed without gaps, as other safetensors readers require.
+void write_safetensors(const std::string& path,
+                       const std::vector<std::pair<std::string, Tensor>>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace raylight

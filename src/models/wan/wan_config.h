@@ -1,0 +1,41 @@
+// Wan 2.1 DiT hyper-parameters, read off a checkpoint's tensor shapes. Checkpoints do not
+// store the head count; every released Wan 2.1 model uses head_dim 128, so heads =
+// dim / 128 unless the file's metadata says otherwise ("raylight.num_heads").
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backend/backend.h"
+#include "parallel/weight_store.h"
+
+namespace raylight {
+
+struct WanConfig {
+  int64_t dim = 0, num_heads = 0, ffn_dim = 0, num_layers = 0;
+  int64_t in_dim = 16, out_dim = 16, text_dim = 4096, freq_dim = 256, text_len = 512;
+  int64_t clip_dim = 0;         // image-embedding width (1280); 0 for text-to-video
+  int64_t image_tokens = 257;   // CLIP tokens in front of the text (image-to-video)
+  float eps = 1e-6f;
+  double rope_theta = 10000.0;
+  PatchSize patch{};
+
+  bool image_to_video() const { return clip_dim > 0; }
+  int64_t head_dim() const { return dim / num_heads; }
+  // "Wan2.1 T2V 1.3B", "Wan2.1 I2V 14B", or "Wan2.1 T2V custom (dim 64, 2 layers)".
+  std::string variant() const;
+  int64_t parameter_count() const;
+};
+
+// Every tensor a checkpoint of this config holds, with its shape.
+std::vector<std::pair<std::string, Shape>> wan_expected_tensors(const WanConfig& c);
+
+// Reads the config from tensor shapes and checks every expected tensor is present with the
+// expected shape; the error names the first tensor that does not fit.
+WanConfig detect_wan_config(const WeightStore& weights);
+
+// True when the store looks like a Wan DiT at all (used to name the family in `inspect`).
+bool looks_like_wan(const WeightStore& weights);
+
+}  // namespace raylight

@@ -1,0 +1,182 @@
+// Wan 2.1 forward pass, following the model's diagram: patch embedding, time embedding
+// to six modulation vectors per block, blocks of (modulated self-attention with 3-D RoPE,
+// cross-attention to the text, modulated FFN), a modulated head, unpatchify.
+#include "models/wan/wan_model.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace raylight {
+namespace {
+
+// Row i of a [rows, dim] tensor as a [dim] tensor (shares bytes).
+Tensor row(const Tensor& t, int64_t i) { return t.slice_rows(i, i + 1).reshape({t.dim(1)}); }
+
+// Sinusoidal embedding of a scalar position, cos half first then sin half.
+Tensor sinusoidal_embedding(int64_t dim, double position) {
+  const int64_t half = dim / 2;
+  Tensor out = Tensor::empty({1, dim});
+  float* p = out.f32();
+  for (int64_t i = 0; i < half; ++i) {
+    double angle = position * std::pow(10000.0, -static_cast<double>(i) / half);
+    p[i] = static_cast<float>(std::cos(angle));
+    p[half + i] = static_cast<float>(std::sin(angle));
+  }
+  return out;
+}
+
+// Adds a learned [1, n, dim] modulation to the time projection [n, dim].
+Tensor add_modulation(const Tensor& learned, const Tensor& e, int64_t n) {
+  Tensor m = Tensor::empty({n, e.dim(-1)});
+  const float *a = learned.f32(), *b = e.f32();
+  float* o = m.f32();
+  for (int64_t i = 0; i < m.numel(); ++i) o[i] = a[i] + b[i];
+  return m;
+}
+
+// Stacks rows of `a` above rows of `b`.
+Tensor concat_rows(const Tensor& a, const Tensor& b) {
+  Tensor out = Tensor::empty({a.dim(0) + b.dim(0), a.dim(1)});
+  std::memcpy(out.f32(), a.f32(), a.nbytes());
+  std::memcpy(out.f32() + a.numel(), b.f32(), b.nbytes());
+  return out;
+}
+
+}  // namespace
+
+WanModel::WanModel(WanConfig config, WeightStore& weights, Backend& backend,
+                   SequenceAttention& attn)
+    : config_(std::move(config)), weights_(weights), ops_(backend), attn_(attn) {}
+
+Tensor WanModel::linear(const Tensor& x, const std::string& name) {
+  return ops_.linear(x, weights_.get(name + ".weight"), weights_.get(name + ".bias"));
+}
+
+WanContext WanModel::embed_context(const Tensor& context, const Tensor& clip_fea) {
+  const auto& c = config_;
+  if (context.ndim() != 2 || context.dim(1) != c.text_dim)
+    fail("text context has shape ", shape_str(context.shape()), ", expected [tokens, ", c.text_dim, "]");
+  if (context.dim(0) > c.text_len)
+    fail("text context has ", context.dim(0), " tokens, more than the model's ", c.text_len);
+  Tensor padded = Tensor::zeros({c.text_len, c.text_dim});
+  Tensor src = context.to_f32();
+  std::memcpy(padded.f32(), src.f32(), src.nbytes());
+  Tensor text = linear(ops_.gelu_tanh(linear(padded, "text_embedding.0")), "text_embedding.2");
+  if (!c.image_to_video()) {
+    if (clip_fea.defined()) fail("image features were given to a text-to-video model");
+    return {text};
+  }
+  if (!clip_fea.defined() || clip_fea.ndim() != 2 || clip_fea.dim(0) != c.image_tokens ||
+      clip_fea.dim(1) != c.clip_dim)
+    fail("image-to-video needs CLIP features of shape [", c.image_tokens, ", ", c.clip_dim,
+         "], got ", clip_fea.defined() ? shape_str(clip_fea.shape()) : "none");
+  Tensor img = ops_.layer_norm(clip_fea.to_f32(), weights_.get("img_emb.proj.0.weight"),
+                               weights_.get("img_emb.proj.0.bias"), 1e-5f);
+  img = ops_.gelu_erf(linear(img, "img_emb.proj.1"));
+  img = linear(img, "img_emb.proj.3");
+  img = ops_.layer_norm(img, weights_.get("img_emb.proj.4.weight"),
+                        weights_.get("img_emb.proj.4.bias"), 1e-5f);
+  return {concat_rows(img, text)};
+}
+
+WanModel::TimeEmbedding WanModel::embed_time(double timestep) {
+  Tensor e = linear(ops_.silu(linear(sinusoidal_embedding(config_.freq_dim, timestep),
+                                     "time_embedding.0")),
+                    "time_embedding.2");
+  Tensor e0 = linear(ops_.silu(e), "time_projection.1").reshape({6, config_.dim});
+  return {e.reshape({config_.dim}), e0};
+}
+
+Tensor WanModel::self_attention(const std::string& p, const Tensor& x) {
+  const auto& c = config_;
+  const Shape heads{x.dim(0), c.num_heads, c.head_dim()};
+  Tensor q = ops_.rms_norm(linear(x, p + "q"), weights_.get(p + "norm_q.weight"), c.eps);
+  Tensor k = ops_.rms_norm(linear(x, p + "k"), weights_.get(p + "norm_k.weight"), c.eps);
+  Tensor v = linear(x, p + "v");
+  Tensor out = attn_.self_attention(q.reshape(heads), k.reshape(heads), v.reshape(heads));
+  return linear(out.reshape({x.dim(0), c.dim}), p + "o");
+}
+
+Tensor WanModel::cross_attention(const std::string& p, const Tensor& x, const WanContext& ctx) {
+  const auto& c = config_;
+  auto split = [&](const Tensor& t) { return t.reshape({t.dim(0), c.num_heads, c.head_dim()}); };
+  Tensor q = split(ops_.rms_norm(linear(x, p + "q"), weights_.get(p + "norm_q.weight"), c.eps));
+  Tensor text = ctx.tokens;
+  Tensor out;
+  if (c.image_to_video()) {
+    Tensor img = ctx.tokens.slice_rows(0, c.image_tokens);
+    text = ctx.tokens.slice_rows(c.image_tokens, ctx.tokens.dim(0));
+    Tensor k_img = ops_.rms_norm(linear(img, p + "k_img"), weights_.get(p + "norm_k_img.weight"), c.eps);
+    Tensor v_img = linear(img, p + "v_img");
+    out = attn_.cross_attention(q, split(k_img), split(v_img));
+  }
+  Tensor k = ops_.rms_norm(linear(text, p + "k"), weights_.get(p + "norm_k.weight"), c.eps);
+  Tensor v = linear(text, p + "v");
+  Tensor y = attn_.cross_attention(q, split(k), split(v));
+  if (out.defined()) y = ops_.add(y, out);
+  return linear(y.reshape({x.dim(0), c.dim}), p + "o");
+}
+
+Tensor WanModel::block(int index, const Tensor& x_in, const TimeEmbedding& t,
+                       const WanContext& ctx) {
+  const auto& c = config_;
+  const std::string b = "blocks." + std::to_string(index) + ".";
+  weights_.begin_block(index);
+  Tensor m = add_modulation(weights_.get(b + "modulation"), t.e0, 6);
+  Tensor x = x_in.clone();
+  Tensor h = ops_.modulate(ops_.layer_norm(x, {}, {}, c.eps), row(m, 0), row(m, 1));
+  ops_.add_gated(x, self_attention(b + "self_attn.", h), row(m, 2));
+  Tensor n3 = ops_.layer_norm(x, weights_.get(b + "norm3.weight"), weights_.get(b + "norm3.bias"), c.eps);
+  ops_.add_gated(x, cross_attention(b + "cross_attn.", n3, ctx), {});
+  h = ops_.modulate(ops_.layer_norm(x, {}, {}, c.eps), row(m, 3), row(m, 4));
+  Tensor ffn = linear(ops_.gelu_tanh(linear(h, b + "ffn.0")), b + "ffn.2");
+  ops_.add_gated(x, ffn, row(m, 5));
+  weights_.end_block(index);
+  return x;
+}
+
+Tensor WanModel::head(const Tensor& x, const TimeEmbedding& t) {
+  Tensor e = Tensor::empty({2, config_.dim});
+  std::memcpy(e.f32(), t.e.f32(), t.e.nbytes());
+  std::memcpy(e.f32() + config_.dim, t.e.f32(), t.e.nbytes());
+  Tensor m = add_modulation(weights_.get("head.modulation"), e, 2);
+  Tensor h = ops_.modulate(ops_.layer_norm(x, {}, {}, config_.eps), row(m, 0), row(m, 1));
+  return linear(h, "head.head");
+}
+
+Tensor WanModel::forward(const Tensor& latent_in, double timestep, const WanContext& ctx,
+                         const Tensor& y) {
+  const auto& c = config_;
+  Tensor latent = latent_in.to_f32();
+  if (c.image_to_video()) {
+    if (!y.defined() || y.ndim() != 4 || y.dim(0) != c.in_dim - latent.dim(0) ||
+        y.dim(1) != latent.dim(1) || y.dim(2) != latent.dim(2) || y.dim(3) != latent.dim(3))
+      fail("image-to-video needs an image condition y of shape [", c.in_dim - latent.dim(0),
+           ", ", latent.dim(1), ", ", latent.dim(2), ", ", latent.dim(3), "], got ",
+           y.defined() ? shape_str(y.shape()) : "none");
+    latent = concat_rows(latent.reshape({latent.dim(0), -1}), y.to_f32().reshape({y.dim(0), -1}))
+                 .reshape({c.in_dim, latent.dim(1), latent.dim(2), latent.dim(3)});
+  }
+  if (latent.ndim() != 4 || latent.dim(0) != c.in_dim)
+    fail("latent has shape ", shape_str(latent.shape()), ", expected [", c.in_dim, ", F, H, W]");
+  const TokenGrid grid{latent.dim(1) / c.patch.t, latent.dim(2) / c.patch.h,
+                       latent.dim(3) / c.patch.w};
+  Tensor patches = ops_.patchify(latent, c.patch);
+  Tensor patch_w = weights_.get("patch_embedding.weight").reshape({c.dim, -1});
+  Tensor x = ops_.linear(patches, patch_w, weights_.get("patch_embedding.bias"));
+
+  attn_.prepare(grid, wan_rope_axes(static_cast<int>(c.head_dim())), c.rope_theta);
+  x = attn_.scatter_tokens(x);
+  const TimeEmbedding t = embed_time(timestep);
+  for (int i = 0; i < c.num_layers; ++i) x = block(i, x, t, ctx);
+  Tensor out = attn_.gather_tokens(head(x, t));
+  return ops_.unpatchify(out, grid.frames, grid.height, grid.width, c.out_dim, c.patch);
+}
+
+Tensor WanModel::forward(const WanInputs& in) {
+  return forward(in.latent, in.timestep, embed_context(in.context, in.clip_fea), in.y);
+}
+
+}  // namespace raylight

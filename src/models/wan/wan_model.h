@@ -1,0 +1,56 @@
+// The Wan 2.1 diffusion transformer, written once against the Backend op set, the
+// WeightStore and the SequenceAttention seam. Nothing here knows how many processes run
+// it or where its weights come from.
+#pragma once
+
+#include "backend/backend.h"
+#include "models/wan/wan_config.h"
+#include "parallel/sequence_attention.h"
+#include "parallel/weight_store.h"
+
+namespace raylight {
+
+struct WanInputs {
+  Tensor latent;    // [in_channels, F, H, W]; 16 channels (the noisy video latent)
+  double timestep;  // 0..1000 (1000 * sigma)
+  Tensor context;   // [text tokens, text_dim], up to text_len tokens; zero-padded to text_len
+  Tensor clip_fea;  // I2V only: [image_tokens, clip_dim]
+  Tensor y;         // I2V only: [in_dim - 16, F, H, W] mask + image latent, concatenated to latent
+};
+
+// Context embedding computed once per prompt and reused by every step.
+struct WanContext {
+  Tensor tokens;  // [image_tokens + text_len or text_len, dim]
+};
+
+class WanModel {
+ public:
+  WanModel(WanConfig config, WeightStore& weights, Backend& backend, SequenceAttention& attn);
+  const WanConfig& config() const { return config_; }
+
+  // Text (and image) conditioning to model width; independent of the timestep.
+  WanContext embed_context(const Tensor& context, const Tensor& clip_fea);
+  // The velocity prediction [out_dim, F, H, W] for one latent.
+  Tensor forward(const Tensor& latent, double timestep, const WanContext& context,
+                 const Tensor& y = {});
+  Tensor forward(const WanInputs& in);
+
+ private:
+  struct TimeEmbedding {
+    Tensor e;   // [dim]
+    Tensor e0;  // [6, dim]
+  };
+  TimeEmbedding embed_time(double timestep);
+  Tensor block(int index, const Tensor& x, const TimeEmbedding& t, const WanContext& ctx);
+  Tensor self_attention(const std::string& prefix, const Tensor& x);
+  Tensor cross_attention(const std::string& prefix, const Tensor& x, const WanContext& ctx);
+  Tensor head(const Tensor& x, const TimeEmbedding& t);
+  Tensor linear(const Tensor& x, const std::string& name);
+
+  WanConfig config_;
+  WeightStore& weights_;
+  Backend& ops_;
+  SequenceAttention& attn_;
+};
+
+}  // namespace raylight

@@ -1,0 +1,72 @@
+// raylight inspect FILE: what a checkpoint is, read from its header alone (no tensor data
+// is touched, so it is instant even for a 28 GB file).
+#include <cstdio>
+#include <filesystem>
+#include <map>
+
+#include "commands.h"
+#include "core/error.h"
+#include "models/wan/wan_config.h"
+#include "options.h"
+#include "parallel/checkpoint_weights.h"
+
+namespace raylight::cli {
+
+static std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) { b /= 1024; ++u; }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f %s", b, units[u]);
+  return buf;
+}
+
+int run_inspect(const std::vector<std::string>& args) {
+  for (const auto& a : args)
+    if (a == "--help" || a == "-h") {
+      std::puts("usage: raylight inspect FILE   (a .safetensors checkpoint)");
+      return 0;
+    }
+  Options opt(args, {});
+  if (opt.positional().size() != 1) fail("inspect takes exactly one file, got ", opt.positional().size());
+  const std::string path = opt.positional()[0];
+  if (!std::filesystem::exists(path)) fail("file ", path, " does not exist");
+  CheckpointWeights w(Checkpoint::open(path));
+  const Checkpoint& ck = w.checkpoint();
+
+  std::map<std::string, std::pair<int64_t, uint64_t>> by_dtype;  // tensors, bytes
+  std::map<std::string, int64_t> groups;
+  int64_t params = 0;
+  for (const auto& name : ck.names()) {
+    const TensorInfo& info = ck.info(name);
+    auto& d = by_dtype[dtype_name(info.dtype)];
+    d.first++;
+    d.second += info.end - info.begin;
+    params += shape_numel(info.shape);
+    groups[name.substr(0, name.find('.'))]++;
+  }
+  std::printf("file:        %s (%s)\n", path.c_str(), human_bytes(ck.file().file_size()).c_str());
+  if (looks_like_wan(w)) {
+    WanConfig c = detect_wan_config(w);
+    std::printf("family:      Wan 2.1 DiT\n");
+    std::printf("variant:     %s\n", c.variant().c_str());
+    std::printf("shape:       dim %lld, %lld heads x %lld, ffn %lld, %lld blocks, in %lld, text %lld%s\n",
+                (long long)c.dim, (long long)c.num_heads, (long long)c.head_dim(),
+                (long long)c.ffn_dim, (long long)c.num_layers, (long long)c.in_dim,
+                (long long)c.text_dim, c.image_to_video() ? ", image features" : "");
+  } else {
+    std::printf("family:      unknown (not a Wan 2.1 DiT layout)\n");
+  }
+  std::printf("parameters:  %lld (%.3f B, %.2f M)\n", (long long)params, params / 1e9, params / 1e6);
+  std::printf("key prefix:  %s\n", ck.prefix().empty() ? "(none)" : ck.prefix().c_str());
+  std::printf("scaled fp8:  %s\n", ck.scaled_fp8() ? "yes (ComfyUI scale_weight)" : "no");
+  std::printf("dtypes:\n");
+  for (const auto& [name, d] : by_dtype)
+    std::printf("  %-8s %6lld tensors  %s\n", name.c_str(), (long long)d.first,
+                human_bytes(static_cast<double>(d.second)).c_str());
+  std::printf("keys:\n");
+  for (const auto& [g, n] : groups) std::printf("  %-20s %lld tensors\n", g.c_str(), (long long)n);
+  return 0;
+}
+
+}  // namespace raylight::cli

@@ -1,0 +1,87 @@
+// raylight sample: text embeddings in, latents out. With --model tiny every input has a
+// built-in default, so the command runs as is.
+#include <chrono>
+#include <cstdio>
+#include <unistd.h>
+
+#include "commands.h"
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "models/wan/wan_tiny.h"
+#include "options.h"
+#include "pipeline/sample_latents.h"
+#include "pipeline/wan_loader.h"
+
+namespace raylight::cli {
+
+static constexpr const char* kHelp =
+    "usage: raylight sample [options]\n"
+    "  --model FILE|tiny     Wan 2.1 DiT safetensors, or the embedded tiny model (default tiny)\n"
+    "  --context FILE        text embeddings: safetensors with tensor 'context' [tokens, 4096]\n"
+    "                        (default with tiny: built-in embeddings)\n"
+    "  --negative FILE       negative-prompt embeddings, tensor 'context' (needed when cfg != 1)\n"
+    "  --width W --height H  video size in pixels, multiples of 16 (832x480; tiny: 128x128)\n"
+    "  --frames F            4k+1 frames (81; tiny: 9)\n"
+    "  --steps N             sampling steps (30; tiny: 10)\n"
+    "  --cfg G               classifier-free guidance scale, 1 disables it (5)\n"
+    "  --shift S             flow schedule shift (5)\n"
+    "  --seed K              noise seed (0)\n"
+    "  --sampler NAME        euler | unipc | dpmpp2m (unipc)\n"
+    "  --out FILE            output safetensors with tensor 'latent' [16, F', H/8, W/8]\n"
+    "                        (latents.safetensors)\n";
+
+int run_sample(const std::vector<std::string>& args) {
+  for (const auto& a : args)
+    if (a == "--help" || a == "-h") { std::fputs(kHelp, stdout); return 0; }
+  Options opt(args, {"model", "context", "negative", "width", "height", "frames", "steps", "cfg",
+                     "shift", "seed", "sampler", "out"});
+  const std::string model_arg = opt.str("model", "tiny");
+  const bool tiny = model_arg == "tiny";
+  SampleOptions so;
+  so.width = opt.integer("width", tiny ? 128 : 832);
+  so.height = opt.integer("height", tiny ? 128 : 480);
+  so.frames = opt.integer("frames", tiny ? 9 : 81);
+  so.steps = static_cast<int>(opt.integer("steps", tiny ? 10 : 30));
+  so.cfg = opt.number("cfg", 5.0);
+  so.shift = opt.number("shift", 5.0);
+  const int64_t seed = opt.integer("seed", 0);
+  if (seed < 0) fail("--seed must be non-negative, got ", seed);
+  so.seed = static_cast<uint64_t>(seed);
+  const std::string sampler = opt.str("sampler", "unipc");
+  if (!sampler_from_name(sampler, &so.sampler))
+    fail("unknown sampler '", sampler, "'; choose euler, unipc or dpmpp2m");
+  const std::string out = opt.str("out", "latents.safetensors");
+
+  // Check every input before loading the model, so mistakes fail fast.
+  Tensor context, negative;
+  if (opt.has("context")) context = read_input_tensor(opt.str("context", ""), "context");
+  else if (tiny) context = wan_tiny_context(0);
+  else fail("--context FILE is required with a checkpoint model");
+  if (opt.has("negative")) negative = read_input_tensor(opt.str("negative", ""), "context");
+  else if (tiny) negative = wan_tiny_context(1);
+  else if (so.cfg != 1.0) fail("--negative FILE is required when --cfg is not 1");
+
+  auto t0 = std::chrono::steady_clock::now();
+  LoadedWan wan = load_wan(model_arg);
+  wan_latent_shape(wan.model->config(), so);  // validates the size before any work
+  std::fprintf(stderr, "model: %s, %s %s, %d steps, cfg %g, shift %g, seed %llu\n",
+               wan.model->config().variant().c_str(), sampler_name(so.sampler).c_str(),
+               wan.backend->name().c_str(), so.steps, so.cfg, so.shift,
+               static_cast<unsigned long long>(so.seed));
+  const bool tty = isatty(fileno(stderr));
+  Tensor latent = sample_wan_latents(*wan.model, context, negative, so, [&](int step, int total) {
+    std::fprintf(stderr, tty ? "\rstep %d/%d" : "step %d/%d\n", step, total);
+    if (tty && step == total) std::fputc('\n', stderr);
+  });
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  write_safetensors(out, {{"latent", latent}},
+                    {{"raylight.model", wan.model->config().variant()},
+                     {"raylight.sampler", sampler_name(so.sampler)},
+                     {"raylight.steps", std::to_string(so.steps)},
+                     {"raylight.seed", std::to_string(so.seed)}});
+  std::fprintf(stderr, "wrote %s: latent %s in %.2f s\n", out.c_str(),
+               shape_str(latent.shape()).c_str(), secs);
+  return 0;
+}
+
+}  // namespace raylight::cli

@@ -1,0 +1,19 @@
+// The raylight subcommands. Each takes its arguments (after the subcommand name) and
+// returns the process exit code; errors are thrown as raylight::Error.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace raylight::cli {
+
+int run_sample(const std::vector<std::string>& args);
+int run_forward(const std::vector<std::string>& args);
+int run_inspect(const std::vector<std::string>& args);
+
+// Reads one tensor from a safetensors file as fp32; the error names file and tensor.
+Tensor read_input_tensor(const std::string& path, const std::string& name, bool required = true);
+
+}  // namespace raylight::cli
