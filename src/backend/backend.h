@@ -23,6 +23,22 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+  virtual Device device() const = 0;
+
+  // Host tensor (any float dtype) -> compute tensor on this backend.
+  virtual Tensor upload(const Tensor& host) = 0;
+  // Compute tensor -> contiguous host fp32 tensor.
+  virtual Tensor download(const Tensor& t) = 0;
+  // Stored checkpoint bytes (host, any dtype, possibly a view into a memory map) and their
+  // per-tensor scale -> a weight ready for linear() and the norms. The CPU dequantises to
+  // fp32; a GPU backend may keep fp8 codes and carry the scale on the tensor.
+  virtual Tensor weight(const Tensor& stored, float scale) = 0;
+  // Whether weights made by weight() should be kept (device memory) rather than remade on
+  // each use (the CPU converts from the memory map each time and holds nothing).
+  virtual bool keeps_weights() const = 0;
+  virtual Tensor copy(const Tensor& x) = 0;
+  // Rows of a above rows of b (same trailing size).
+  virtual Tensor concat_rows(const Tensor& a, const Tensor& b) = 0;
 
   // y = x W^T + b; x [M, K], w [N, K] (PyTorch Linear layout), b [N] or undefined.
   virtual Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) = 0;

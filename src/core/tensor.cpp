@@ -65,6 +65,13 @@ Tensor Tensor::view(void* data, Shape shape, DType dtype, std::shared_ptr<void> 
   return t;
 }
 
+Tensor Tensor::device_view(void* data, Shape shape, DType dtype, Device device,
+                           std::shared_ptr<void> owner) {
+  Tensor t = view(data, std::move(shape), dtype, std::move(owner));
+  t.device_ = device;
+  return t;
+}
+
 Tensor Tensor::from_vector(Shape shape, const std::vector<float>& values) {
   Tensor t = empty(std::move(shape));
   if (static_cast<int64_t>(values.size()) != t.numel())
@@ -76,8 +83,9 @@ Tensor Tensor::from_vector(Shape shape, const std::vector<float>& values) {
 bool Tensor::is_contiguous() const { return strides_ == contiguous_strides(shape_); }
 
 float* Tensor::f32() {
-  if (dtype_ != DType::F32 || !is_contiguous())
-    fail("expected a contiguous F32 tensor, got ", dtype_name(dtype_), " ", shape_str(shape_));
+  if (dtype_ != DType::F32 || !is_contiguous() || device_ != Device::CPU)
+    fail("expected a contiguous host F32 tensor, got ", dtype_name(dtype_), " ", shape_str(shape_),
+         device_ == Device::CPU ? "" : " on the GPU");
   return static_cast<float*>(data_);
 }
 const float* Tensor::f32() const { return const_cast<Tensor*>(this)->f32(); }
@@ -114,6 +122,7 @@ Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
 }
 
 Tensor Tensor::to_f32() const {
+  if (device_ != Device::CPU) fail("to_f32 of a device tensor: download it first");
   if (dtype_ == DType::F32 && is_contiguous()) return *this;
   if (!is_contiguous()) fail("to_f32 of a non-contiguous tensor");
   Tensor t = empty(shape_, DType::F32);
@@ -129,6 +138,7 @@ Tensor Tensor::to_dtype(DType dtype) const {
 }
 
 Tensor Tensor::clone() const {
+  if (device_ != Device::CPU) fail("clone of a device tensor: use the backend's copy");
   if (!is_contiguous()) fail("clone of a non-contiguous tensor");
   Tensor t = empty(shape_, dtype_);
   std::memcpy(t.data_, data_, nbytes());

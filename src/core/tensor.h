@@ -63,6 +63,18 @@ class Tensor {
   Tensor to_dtype(DType dtype) const;
   Tensor clone() const;
 
+  // Per-tensor dequantisation scale of a quantised weight (real value = stored * scale);
+  // 1 for everything else. Backends that compute in fp8 read it instead of dequantising.
+  float scale() const { return scale_; }
+  Tensor with_scale(float s) const {
+    Tensor t = *this;
+    t.scale_ = s;
+    return t;
+  }
+  // Marks bytes as living on `device` (set by backends that allocate device memory).
+  static Tensor device_view(void* data, Shape shape, DType dtype, Device device,
+                            std::shared_ptr<void> owner);
+
  private:
   Shape shape_;
   std::vector<int64_t> strides_;
@@ -70,6 +82,7 @@ class Tensor {
   Device device_ = Device::CPU;
   void* data_ = nullptr;
   std::shared_ptr<void> owner_;
+  float scale_ = 1.0f;
 };
 
 }  // namespace raylight

@@ -78,15 +78,19 @@ std::optional<float> Checkpoint::scalar(const std::string& name, const char* wha
   return v;
 }
 
+std::optional<float> Checkpoint::weight_scale(const std::string& name) const {
+  Tensor t = stored(name);
+  if (t.dtype() != DType::F8E4M3 && t.dtype() != DType::F8E5M2) return std::nullopt;
+  if (!ends_with(name, ".weight")) return std::nullopt;
+  const std::string layer = layer_of(name);
+  std::optional<float> scale = scalar(layer + ".scale_weight", "weight scale");
+  return scale ? scale : scalar(layer + ".weight_scale", "weight scale");
+}
+
 Tensor Checkpoint::weight_f32(const std::string& name) const {
   Tensor t = stored(name);
   if (t.dtype() != DType::F8E4M3 && t.dtype() != DType::F8E5M2) return t.to_f32();
-  const std::string layer = layer_of(name);
-  std::optional<float> scale;
-  if (ends_with(name, ".weight")) {
-    scale = scalar(layer + ".scale_weight", "weight scale");
-    if (!scale) scale = scalar(layer + ".weight_scale", "weight scale");
-  }
+  std::optional<float> scale = weight_scale(name);
   Tensor out = Tensor::empty(t.shape(), DType::F32);  // never aliases the mapping
   convert_to_f32(t.dtype(), t.raw(), out.f32(), static_cast<size_t>(t.numel()));
   if (scale) {

@@ -39,6 +39,8 @@ class Checkpoint {
   // stored as F32 comes back as the read-only view into the mapping (no copy): clone() it
   // before writing to it.
   Tensor weight_f32(const std::string& name) const;
+  // The per-tensor scale of an fp8 weight (scale_weight / weight_scale), if it has one.
+  std::optional<float> weight_scale(const std::string& name) const;
   bool scaled_fp8() const { return scaled_fp8_; }
   // "<layer>.scale_input" (or "<layer>.input_scale"); `name` may be "<layer>" or "<layer>.weight".
   std::optional<float> input_scale(const std::string& name) const;

@@ -1,6 +1,6 @@
-// Resident weights read from a memory-mapped checkpoint. Nothing is copied at load: each
-// get() dequantises the stored bytes (bf16, fp16, fp8, scaled fp8) straight from the
-// mapping, so host memory holds only what the current op needs.
+// Weights read from a memory-mapped checkpoint. Nothing is copied at load: each weight is
+// made from the stored bytes (bf16, fp16, fp8, scaled fp8) straight from the mapping when
+// first used, so the full model never exists as a host copy.
 #pragma once
 
 #include "io/checkpoint.h"
@@ -16,8 +16,12 @@ class CheckpointWeights final : public WeightStore {
   DType stored_dtype(const std::string& name) const override { return ckpt_.info(name).dtype; }
   std::vector<std::string> names() const override { return ckpt_.names(); }
   std::map<std::string, std::string> metadata() const override { return ckpt_.file().metadata(); }
-  Tensor get(const std::string& name) override { return ckpt_.weight_f32(name); }
   const Checkpoint& checkpoint() const { return ckpt_; }
+
+ protected:
+  Stored stored(const std::string& name) const override {
+    return {ckpt_.stored(name), ckpt_.weight_scale(name).value_or(1.0f)};
+  }
 
  private:
   Checkpoint ckpt_;

@@ -4,6 +4,20 @@
 
 namespace raylight {
 
+Backend& WeightStore::backend() const {
+  if (!backend_) fail("weights were used before a backend was bound to them");
+  return *backend_;
+}
+
+Tensor WeightStore::get(const std::string& name) {
+  auto it = kept_.find(name);
+  if (it != kept_.end()) return it->second;
+  Stored s = stored(name);
+  Tensor w = backend().weight(s.bytes, s.scale);
+  if (backend().keeps_weights()) kept_.emplace(name, w);
+  return w;
+}
+
 std::vector<std::string> MemoryWeights::names() const {
   std::vector<std::string> out;
   for (const auto& [name, t] : tensors_) out.push_back(name);

@@ -1,13 +1,15 @@
 // The weight seam. Model code asks for weights by checkpoint name and brackets each
 // transformer block with begin_block/end_block; it never knows where weights live.
-// Stores decide: resident in memory, converted from a memory-mapped checkpoint on use,
-// gathered from shards (FSDP) or streamed from host memory (offload).
+// A store knows where the stored bytes are (memory, a memory-mapped checkpoint, shards on
+// other ranks, pinned host memory) and hands them to the bound backend, which turns them
+// into compute-ready weights (fp32 on the CPU; bf16 or fp8 with a scale on a GPU).
 #pragma once
 
 #include <map>
 #include <string>
 #include <vector>
 
+#include "backend/backend.h"
 #include "core/tensor.h"
 
 namespace raylight {
@@ -20,11 +22,26 @@ class WeightStore {
   virtual DType stored_dtype(const std::string& name) const = 0;
   virtual std::vector<std::string> names() const = 0;
   virtual std::map<std::string, std::string> metadata() const { return {}; }
-  // The weight in compute form for the backend (fp32 on the CPU).
-  virtual Tensor get(const std::string& name) = 0;
+
+  // The backend weights are made for; must be set before get().
+  void bind(Backend& backend) { backend_ = &backend; }
+  // The weight in compute form. Backends that keep weights get each one made once.
+  virtual Tensor get(const std::string& name);
   // Block lifecycle: where gathering, prefetching and releasing happen.
   virtual void begin_block(int /*index*/) {}
   virtual void end_block(int /*index*/) {}
+
+ protected:
+  struct Stored {
+    Tensor bytes;       // host tensor as stored (any dtype)
+    float scale = 1.0f; // per-tensor dequantisation scale
+  };
+  virtual Stored stored(const std::string& name) const = 0;
+  Backend& backend() const;
+
+ private:
+  Backend* backend_ = nullptr;
+  std::map<std::string, Tensor> kept_;
 };
 
 // Weights held in memory by name: the embedded tiny model and tests.
@@ -38,8 +55,10 @@ class MemoryWeights final : public WeightStore {
   DType stored_dtype(const std::string& name) const override { return at(name).dtype(); }
   std::vector<std::string> names() const override;
   std::map<std::string, std::string> metadata() const override { return metadata_; }
-  Tensor get(const std::string& name) override { return at(name).to_f32(); }
   const std::map<std::string, Tensor>& tensors() const { return tensors_; }
+
+ protected:
+  Stored stored(const std::string& name) const override { return {at(name), 1.0f}; }
 
  private:
   const Tensor& at(const std::string& name) const;

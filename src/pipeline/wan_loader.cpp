@@ -22,6 +22,7 @@ LoadedWan load_wan(const std::string& model) {
     fail("model ", model, " is not a Wan 2.1 DiT checkpoint (no patch_embedding / blocks tensors)");
   WanConfig config = detect_wan_config(*w.weights);
   w.backend = make_cpu_backend();
+  w.weights->bind(*w.backend);
   w.attention = std::make_unique<LocalAttention>(*w.backend);
   w.model = std::make_unique<WanModel>(config, *w.weights, *w.backend, *w.attention);
   return w;

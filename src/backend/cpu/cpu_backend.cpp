@@ -1,5 +1,6 @@
 // CpuBackend: the Backend interface over the reference kernels in cpu_kernels.h.
 #include "backend/cpu/cpu_kernels.h"
+#include "core/error.h"
 
 namespace raylight {
 namespace {
@@ -7,6 +8,15 @@ namespace {
 class CpuBackend final : public Backend {
  public:
   std::string name() const override { return "cpu"; }
+  Device device() const override { return Device::CPU; }
+  Tensor upload(const Tensor& host) override {
+    return host.dtype() == DType::F32 ? host.clone() : host.to_f32();
+  }
+  Tensor download(const Tensor& t) override { return t.clone(); }
+  Tensor weight(const Tensor& stored, float scale) override { return cpu::dequantize(stored, scale); }
+  bool keeps_weights() const override { return false; }
+  Tensor copy(const Tensor& x) override { return x.clone(); }
+  Tensor concat_rows(const Tensor& a, const Tensor& b) override { return cpu::concat_rows(a, b); }
   Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) override {
     return cpu::linear(x, w, b);
   }

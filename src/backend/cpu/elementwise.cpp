@@ -1,6 +1,7 @@
 // Pointwise activations, written with the same formulas PyTorch documents
 // (GELU tanh: 0.5x(1+tanh(sqrt(2/pi)(x+0.044715x^3)))), evaluated in double.
 #include <cmath>
+#include <cstring>
 #include <functional>
 
 #include "backend/cpu/cpu_kernels.h"
@@ -48,6 +49,28 @@ Tensor add(const Tensor& a, const Tensor& b) {
     for (int64_t i = s; i < e; ++i) yp[i] = ap[i] + bp[i];
   });
   return y;
+}
+
+Tensor dequantize(const Tensor& stored, float scale) {
+  Tensor out = Tensor::empty(stored.shape());
+  if (!stored.is_contiguous()) fail("dequantize: stored tensor is not contiguous");
+  convert_to_f32(stored.dtype(), stored.raw(), out.f32(), static_cast<size_t>(stored.numel()));
+  if (scale != 1.0f) {
+    float* p = out.f32();
+    parallel_for(out.numel(), 4096, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) p[i] *= scale;
+    });
+  }
+  return out;
+}
+
+Tensor concat_rows(const Tensor& a, const Tensor& b) {
+  if (a.ndim() != 2 || b.ndim() != 2 || a.dim(1) != b.dim(1))
+    fail("concat_rows: ", shape_str(a.shape()), " and ", shape_str(b.shape()), " do not stack");
+  Tensor out = Tensor::empty({a.dim(0) + b.dim(0), a.dim(1)});
+  std::memcpy(out.f32(), a.f32(), a.nbytes());
+  std::memcpy(out.f32() + a.numel(), b.f32(), b.nbytes());
+  return out;
 }
 
 }  // namespace raylight::cpu

@@ -27,17 +27,8 @@ Tensor sinusoidal_embedding(int64_t dim, double position) {
   return out;
 }
 
-// Adds a learned [1, n, dim] modulation to the time projection [n, dim].
-Tensor add_modulation(const Tensor& learned, const Tensor& e, int64_t n) {
-  Tensor m = Tensor::empty({n, e.dim(-1)});
-  const float *a = learned.f32(), *b = e.f32();
-  float* o = m.f32();
-  for (int64_t i = 0; i < m.numel(); ++i) o[i] = a[i] + b[i];
-  return m;
-}
-
-// Stacks rows of `a` above rows of `b`.
-Tensor concat_rows(const Tensor& a, const Tensor& b) {
+// Stacks rows of host tensors a and b (inputs are joined before they are uploaded).
+Tensor host_concat_rows(const Tensor& a, const Tensor& b) {
   Tensor out = Tensor::empty({a.dim(0) + b.dim(0), a.dim(1)});
   std::memcpy(out.f32(), a.f32(), a.nbytes());
   std::memcpy(out.f32() + a.numel(), b.f32(), b.nbytes());
@@ -63,6 +54,7 @@ WanContext WanModel::embed_context(const Tensor& context, const Tensor& clip_fea
   Tensor padded = Tensor::zeros({c.text_len, c.text_dim});
   Tensor src = context.to_f32();
   std::memcpy(padded.f32(), src.f32(), src.nbytes());
+  padded = ops_.upload(padded);
   Tensor text = linear(ops_.gelu_tanh(linear(padded, "text_embedding.0")), "text_embedding.2");
   if (!c.image_to_video()) {
     if (clip_fea.defined()) fail("image features were given to a text-to-video model");
@@ -72,17 +64,17 @@ WanContext WanModel::embed_context(const Tensor& context, const Tensor& clip_fea
       clip_fea.dim(1) != c.clip_dim)
     fail("image-to-video needs CLIP features of shape [", c.image_tokens, ", ", c.clip_dim,
          "], got ", clip_fea.defined() ? shape_str(clip_fea.shape()) : "none");
-  Tensor img = ops_.layer_norm(clip_fea.to_f32(), weights_.get("img_emb.proj.0.weight"),
+  Tensor img = ops_.layer_norm(ops_.upload(clip_fea), weights_.get("img_emb.proj.0.weight"),
                                weights_.get("img_emb.proj.0.bias"), 1e-5f);
   img = ops_.gelu_erf(linear(img, "img_emb.proj.1"));
   img = linear(img, "img_emb.proj.3");
   img = ops_.layer_norm(img, weights_.get("img_emb.proj.4.weight"),
                         weights_.get("img_emb.proj.4.bias"), 1e-5f);
-  return {concat_rows(img, text)};
+  return {ops_.concat_rows(img, text)};
 }
 
 WanModel::TimeEmbedding WanModel::embed_time(double timestep) {
-  Tensor e = linear(ops_.silu(linear(sinusoidal_embedding(config_.freq_dim, timestep),
+  Tensor e = linear(ops_.silu(linear(ops_.upload(sinusoidal_embedding(config_.freq_dim, timestep)),
                                      "time_embedding.0")),
                     "time_embedding.2");
   Tensor e0 = linear(ops_.silu(e), "time_projection.1").reshape({6, config_.dim});
@@ -124,8 +116,8 @@ Tensor WanModel::block(int index, const Tensor& x_in, const TimeEmbedding& t,
   const auto& c = config_;
   const std::string b = "blocks." + std::to_string(index) + ".";
   weights_.begin_block(index);
-  Tensor m = add_modulation(weights_.get(b + "modulation"), t.e0, 6);
-  Tensor x = x_in.clone();
+  Tensor m = ops_.add(weights_.get(b + "modulation").reshape({6, c.dim}), t.e0);
+  Tensor x = ops_.copy(x_in);
   Tensor h = ops_.modulate(ops_.layer_norm(x, {}, {}, c.eps), row(m, 0), row(m, 1));
   ops_.add_gated(x, self_attention(b + "self_attn.", h), row(m, 2));
   Tensor n3 = ops_.layer_norm(x, weights_.get(b + "norm3.weight"), weights_.get(b + "norm3.bias"), c.eps);
@@ -138,10 +130,9 @@ Tensor WanModel::block(int index, const Tensor& x_in, const TimeEmbedding& t,
 }
 
 Tensor WanModel::head(const Tensor& x, const TimeEmbedding& t) {
-  Tensor e = Tensor::empty({2, config_.dim});
-  std::memcpy(e.f32(), t.e.f32(), t.e.nbytes());
-  std::memcpy(e.f32() + config_.dim, t.e.f32(), t.e.nbytes());
-  Tensor m = add_modulation(weights_.get("head.modulation"), e, 2);
+  Tensor e = t.e.reshape({1, config_.dim});
+  Tensor m = ops_.add(weights_.get("head.modulation").reshape({2, config_.dim}),
+                      ops_.concat_rows(e, e));
   Tensor h = ops_.modulate(ops_.layer_norm(x, {}, {}, config_.eps), row(m, 0), row(m, 1));
   return linear(h, "head.head");
 }
@@ -156,14 +147,14 @@ Tensor WanModel::forward(const Tensor& latent_in, double timestep, const WanCont
       fail("image-to-video needs an image condition y of shape [", c.in_dim - latent.dim(0),
            ", ", latent.dim(1), ", ", latent.dim(2), ", ", latent.dim(3), "], got ",
            y.defined() ? shape_str(y.shape()) : "none");
-    latent = concat_rows(latent.reshape({latent.dim(0), -1}), y.to_f32().reshape({y.dim(0), -1}))
+    latent = host_concat_rows(latent.reshape({latent.dim(0), -1}), y.to_f32().reshape({y.dim(0), -1}))
                  .reshape({c.in_dim, latent.dim(1), latent.dim(2), latent.dim(3)});
   }
   if (latent.ndim() != 4 || latent.dim(0) != c.in_dim)
     fail("latent has shape ", shape_str(latent.shape()), ", expected [", c.in_dim, ", F, H, W]");
   const TokenGrid grid{latent.dim(1) / c.patch.t, latent.dim(2) / c.patch.h,
                        latent.dim(3) / c.patch.w};
-  Tensor patches = ops_.patchify(latent, c.patch);
+  Tensor patches = ops_.patchify(ops_.upload(latent), c.patch);
   Tensor patch_w = weights_.get("patch_embedding.weight").reshape({c.dim, -1});
   Tensor x = ops_.linear(patches, patch_w, weights_.get("patch_embedding.bias"));
 
@@ -172,7 +163,7 @@ Tensor WanModel::forward(const Tensor& latent_in, double timestep, const WanCont
   const TimeEmbedding t = embed_time(timestep);
   for (int i = 0; i < c.num_layers; ++i) x = block(i, x, t, ctx);
   Tensor out = attn_.gather_tokens(head(x, t));
-  return ops_.unpatchify(out, grid.frames, grid.height, grid.width, c.out_dim, c.patch);
+  return ops_.download(ops_.unpatchify(out, grid.frames, grid.height, grid.width, c.out_dim, c.patch));
 }
 
 Tensor WanModel::forward(const WanInputs& in) {

@@ -30,7 +30,7 @@ class WanModel {
 
   // Text (and image) conditioning to model width; independent of the timestep.
   WanContext embed_context(const Tensor& context, const Tensor& clip_fea);
-  // The velocity prediction [out_dim, F, H, W] for one latent.
+  // The velocity prediction [out_dim, F, H, W] for one host latent, returned on the host.
   Tensor forward(const Tensor& latent, double timestep, const WanContext& context,
                  const Tensor& y = {});
   Tensor forward(const WanInputs& in);
