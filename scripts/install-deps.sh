@@ -3,7 +3,7 @@
 # The CUDA toolkit is optional and never installed here: when nvcc is present the CUDA
 # backend is built too.
 set -euo pipefail
-packages=(build-essential cmake ninja-build nlohmann-json3-dev libgtest-dev)
+packages=(build-essential cmake ninja-build nlohmann-json3-dev libgtest-dev libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

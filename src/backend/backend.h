@@ -37,6 +37,8 @@ class Backend {
   // each use (the CPU converts from the memory map each time and holds nothing).
   virtual bool keeps_weights() const = 0;
   virtual Tensor copy(const Tensor& x) = 0;
+  // Uninitialised activation storage of this backend (compute dtype when dtype is F32).
+  virtual Tensor empty(const Shape& shape);
   // Rows of a above rows of b (same trailing size).
   virtual Tensor concat_rows(const Tensor& a, const Tensor& b) = 0;
 
@@ -64,6 +66,14 @@ class Backend {
   virtual Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid,
                            Tensor* lse) = 0;
 
+  // Fused ops. Each has a default composed from the ops above (backend.cpp), so a backend
+  // only overrides the ones it can do in fewer passes over memory.
+  // modulate(layer_norm(x, {}, {}, eps), shift, scale): the DiT's adaLN.
+  virtual Tensor layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale,
+                                     float eps);
+  // gelu_tanh(linear(x, w, b)): the FFN's first product with its activation.
+  virtual Tensor linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor& b);
+
   // [C, F, H, W] -> [tokens, C*pt*ph*pw], features ordered (c, pt, ph, pw) like a Conv3d
   // weight, tokens ordered (f, h, w).
   virtual Tensor patchify(const Tensor& x, PatchSize p) = 0;
@@ -71,6 +81,15 @@ class Backend {
   // token grid (F, H, W).
   virtual Tensor unpatchify(const Tensor& tokens, int64_t grid_f, int64_t grid_h,
                             int64_t grid_w, int64_t channels, PatchSize p) = 0;
+
+  // Sequence-parallel helpers. The defaults run the CPU kernels on a host copy, which is
+  // correct on every backend; device backends override them to stay on the device.
+  // x [a, b, c] -> [b, a, c] (packs heads per peer for the Ulysses all-to-all).
+  virtual Tensor swap_leading(const Tensor& x);
+  // Folds a partial attention result over some keys into an accumulator over others:
+  // out [L, H, D] and lse [H, L] are updated in place, weighted by exp(lse).
+  virtual void merge_attention(Tensor& out, Tensor& lse, const Tensor& part,
+                               const Tensor& part_lse);
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

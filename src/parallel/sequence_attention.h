@@ -31,19 +31,4 @@ class SequenceAttention {
   virtual Tensor cross_attention(const Tensor& q, const Tensor& k, const Tensor& v) = 0;
 };
 
-// One process holds every token.
-class LocalAttention final : public SequenceAttention {
- public:
-  explicit LocalAttention(Backend& backend) : backend_(backend) {}
-  void prepare(const TokenGrid& grid, RopeAxes axes, double rope_theta) override;
-  Tensor scatter_tokens(const Tensor& tokens) override { return tokens; }
-  Tensor gather_tokens(const Tensor& local) override { return local; }
-  Tensor self_attention(Tensor q, Tensor k, const Tensor& v) override;
-  Tensor cross_attention(const Tensor& q, const Tensor& k, const Tensor& v) override;
-
- private:
-  Backend& backend_;
-  Tensor rope_;
-};
-
 }  // namespace raylight

@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 
+#include "dist/communicator.h"
 #include "models/wan/wan_model.h"
 #include "sampling/samplers.h"
 
@@ -23,8 +24,18 @@ struct SampleOptions {
 // does not fit the VAE's 4x8x8 stride and the DiT's 2x2 patches.
 Shape wan_latent_shape(const WanConfig& config, const SampleOptions& opts);
 
-// Samples latents. `negative` may be undefined when cfg == 1 (no unconditional pass).
+// Rank groups that split sampling: with a cfg group of 2 its ranks compute the conditional
+// and unconditional predictions and exchange them every step; a dp group of N samples N
+// seeds (seed, seed+1, ...) and gathers them.
+struct SampleGroups {
+  Communicator* cfg = nullptr;
+  Communicator* dp = nullptr;
+};
+
+// Samples latents: [16, F', H', W'], or [dp, 16, F', H', W'] with a dp group larger than one.
+// `negative` may be undefined when cfg == 1 (no unconditional pass).
 Tensor sample_wan_latents(WanModel& model, const Tensor& context, const Tensor& negative,
-                          const SampleOptions& opts, const StepCallback& on_step = {});
+                          const SampleOptions& opts, const StepCallback& on_step = {},
+                          const SampleGroups& groups = {});
 
 }  // namespace raylight

@@ -5,10 +5,11 @@
 #include "core/error.h"
 #include "models/wan/wan_tiny.h"
 #include "parallel/checkpoint_weights.h"
+#include "parallel/usp_attention.h"
 
 namespace raylight {
 
-LoadedWan load_wan(const std::string& model) {
+LoadedWan load_wan(const std::string& model, const ParallelLayout& layout) {
   LoadedWan w;
   if (model == "tiny") {
     w.weights = wan_tiny_weights();
@@ -21,9 +22,11 @@ LoadedWan load_wan(const std::string& model) {
   if (!looks_like_wan(*w.weights))
     fail("model ", model, " is not a Wan 2.1 DiT checkpoint (no patch_embedding / blocks tensors)");
   WanConfig config = detect_wan_config(*w.weights);
+  validate_layout(layout, Runtime::world_size(), config.num_heads);
+  w.groups = make_rank_groups(layout);
   w.backend = make_cpu_backend();
   w.weights->bind(*w.backend);
-  w.attention = std::make_unique<LocalAttention>(*w.backend);
+  w.attention = std::make_unique<UspAttention>(*w.backend, *w.groups.ulysses, *w.groups.ring);
   w.model = std::make_unique<WanModel>(config, *w.weights, *w.backend, *w.attention);
   return w;
 }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "backend/backend.h"
+#include "dist/runtime.h"
 #include "models/wan/wan_model.h"
 #include "parallel/sequence_attention.h"
 #include "parallel/weight_store.h"
@@ -13,6 +14,7 @@
 namespace raylight {
 
 struct LoadedWan {
+  RankGroups groups;
   std::unique_ptr<WeightStore> weights;
   std::unique_ptr<Backend> backend;
   std::unique_ptr<SequenceAttention> attention;
@@ -20,7 +22,9 @@ struct LoadedWan {
   bool tiny = false;
 };
 
-// "tiny" selects the embedded model; anything else is a safetensors path.
-LoadedWan load_wan(const std::string& model);
+// "tiny" selects the embedded model; anything else is a safetensors path. The layout is
+// checked against the job and the model's heads, then this rank's groups are made (every
+// rank must call this).
+LoadedWan load_wan(const std::string& model, const ParallelLayout& layout = {});
 
 }  // namespace raylight

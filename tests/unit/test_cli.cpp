@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "cli_runner.h"
 #include "io/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -15,36 +16,9 @@ using namespace raylight;
 
 namespace {
 
-class Cli : public ::testing::Test {
+class Cli : public CliTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("raylight_cli_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  // Runs raylight with `args`; returns the exit code and keeps stderr in err_.
-  int run(const std::string& args) {
-    const std::string log = (dir_ / "stderr.txt").string();
-    int rc = std::system((std::string(RAYLIGHT_BINARY) + " " + args + " >/dev/null 2>" + log).c_str());
-    std::ifstream in(log);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    err_ = ss.str();
-    return WEXITSTATUS(rc);
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  std::string bytes(const std::string& name) const {
-    std::ifstream in(path(name), std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
-
-  fs::path dir_;
-  std::string err_;
+  std::string bytes(const std::string& name) const { return read(path(name)); }
 };
 
 }  // namespace

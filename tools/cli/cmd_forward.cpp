@@ -6,7 +6,9 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "models/wan/wan_tiny.h"
+#include "dist/runtime.h"
 #include "options.h"
+#include "parallel_options.h"
 #include "pipeline/wan_loader.h"
 
 namespace raylight::cli {
@@ -22,8 +24,16 @@ static constexpr const char* kHelp =
 
 int run_forward(const std::vector<std::string>& args) {
   for (const auto& a : args)
-    if (a == "--help" || a == "-h") { std::fputs(kHelp, stdout); return 0; }
-  Options opt(args, {"model", "latent", "timestep", "context", "out"});
+    if (a == "--help" || a == "-h") {
+      std::fputs(kHelp, stdout);
+      std::fputs(kParallelHelp, stdout);
+      return 0;
+    }
+  std::set<std::string> valued = {"model", "latent", "timestep", "context", "out"};
+  valued.insert(kParallelValued.begin(), kParallelValued.end());
+  Options opt(args, valued, kParallelFlags);
+  ParallelLayout layout = parse_parallel(opt);
+  if (layout.cfg != 1 || layout.dp != 1) fail("forward runs one prediction: --cfg-parallel and --dp do not apply");
   const std::string model_arg = opt.str("model", "tiny");
   if (!opt.has("latent")) fail("--latent FILE is required");
   const std::string latent_path = opt.str("latent", "");
@@ -38,8 +48,9 @@ int run_forward(const std::vector<std::string>& args) {
   else fail("--context FILE is required with a checkpoint model");
   const std::string out = opt.str("out", "velocity.safetensors");
 
-  LoadedWan wan = load_wan(model_arg);
+  LoadedWan wan = load_wan(model_arg, layout);
   Tensor v = wan.model->forward(in);
+  if (Runtime::world_rank() != 0) return 0;
   write_safetensors(out, {{"velocity", v}}, {{"raylight.model", wan.model->config().variant()}});
   std::fprintf(stderr, "wrote %s: velocity %s\n", out.c_str(), shape_str(v.shape()).c_str());
   return 0;

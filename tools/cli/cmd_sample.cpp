@@ -8,7 +8,9 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "models/wan/wan_tiny.h"
+#include "dist/runtime.h"
 #include "options.h"
+#include "parallel_options.h"
 #include "pipeline/sample_latents.h"
 #include "pipeline/wan_loader.h"
 
@@ -32,9 +34,17 @@ static constexpr const char* kHelp =
 
 int run_sample(const std::vector<std::string>& args) {
   for (const auto& a : args)
-    if (a == "--help" || a == "-h") { std::fputs(kHelp, stdout); return 0; }
-  Options opt(args, {"model", "context", "negative", "width", "height", "frames", "steps", "cfg",
-                     "shift", "seed", "sampler", "out"});
+    if (a == "--help" || a == "-h") {
+      std::fputs(kHelp, stdout);
+      std::fputs(kParallelHelp, stdout);
+      return 0;
+    }
+  std::set<std::string> valued = {"model", "context", "negative", "width", "height", "frames",
+                                  "steps", "cfg", "shift", "seed", "sampler", "out"};
+  valued.insert(kParallelValued.begin(), kParallelValued.end());
+  Options opt(args, valued, kParallelFlags);
+  const ParallelLayout layout = parse_parallel(opt);
+  const bool lead = Runtime::world_rank() == 0;  // rank 0 talks to the user and writes files
   const std::string model_arg = opt.str("model", "tiny");
   const bool tiny = model_arg == "tiny";
   SampleOptions so;
@@ -62,18 +72,25 @@ int run_sample(const std::vector<std::string>& args) {
   else if (so.cfg != 1.0) fail("--negative FILE is required when --cfg is not 1");
 
   auto t0 = std::chrono::steady_clock::now();
-  LoadedWan wan = load_wan(model_arg);
+  LoadedWan wan = load_wan(model_arg, layout);
   wan_latent_shape(wan.model->config(), so);  // validates the size before any work
-  std::fprintf(stderr, "model: %s, %s %s, %d steps, cfg %g, shift %g, seed %llu\n",
-               wan.model->config().variant().c_str(), sampler_name(so.sampler).c_str(),
-               wan.backend->name().c_str(), so.steps, so.cfg, so.shift,
-               static_cast<unsigned long long>(so.seed));
+  if (lead)
+    std::fprintf(stderr, "model: %s, %s on %s, %d steps, cfg %g, shift %g, seed %llu, %d rank(s): %s\n",
+                 wan.model->config().variant().c_str(), sampler_name(so.sampler).c_str(),
+                 wan.backend->name().c_str(), so.steps, so.cfg, so.shift,
+                 static_cast<unsigned long long>(so.seed), Runtime::world_size(),
+                 layout.describe().c_str());
   const bool tty = isatty(fileno(stderr));
-  Tensor latent = sample_wan_latents(*wan.model, context, negative, so, [&](int step, int total) {
-    std::fprintf(stderr, tty ? "\rstep %d/%d" : "step %d/%d\n", step, total);
-    if (tty && step == total) std::fputc('\n', stderr);
-  });
+  Tensor latent = sample_wan_latents(
+      *wan.model, context, negative, so,
+      [&](int step, int total) {
+        if (!lead) return;
+        std::fprintf(stderr, tty ? "\rstep %d/%d" : "step %d/%d\n", step, total);
+        if (tty && step == total) std::fputc('\n', stderr);
+      },
+      {wan.groups.cfg.get(), wan.groups.dp.get()});
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!lead) return 0;
   write_safetensors(out, {{"latent", latent}},
                     {{"raylight.model", wan.model->config().variant()},
                      {"raylight.sampler", sampler_name(so.sampler)},

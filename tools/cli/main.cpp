@@ -1,12 +1,15 @@
 // raylight: one executable, one subcommand per job. Errors from input are printed as one
 // line naming what is wrong, with exit code 2; a usage line lists the subcommands.
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <string>
 #include <vector>
 
 #include "commands.h"
 #include "core/error.h"
+#include "dist/launcher.h"
+#include "dist/runtime.h"
 
 namespace {
 
@@ -18,6 +21,21 @@ constexpr const char* kUsage =
     "  inspect  describe a checkpoint: family, variant, dtypes, parameters\n"
     "run `raylight <command> --help` for its options\n";
 
+// The value of --ranks, if given (validated again by the command's own parser).
+int requested_ranks(const std::vector<std::string>& args) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string v;
+    if (args[i] == "--ranks" && i + 1 < args.size()) v = args[i + 1];
+    else if (args[i].rfind("--ranks=", 0) == 0) v = args[i].substr(8);
+    else continue;
+    char* end = nullptr;
+    long n = std::strtol(v.c_str(), &end, 10);
+    if (v.empty() || *end || n < 1 || n > 4096) raylight::fail("--ranks expects a positive integer, got '", v, "'");
+    return static_cast<int>(n);
+  }
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -27,17 +45,33 @@ int main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);
+  using raylight::Runtime;
+  // Where the rank of a failure is worth knowing, messages carry it.
+  auto where = [&] {
+    return Runtime::distributed() ? " [rank " + std::to_string(Runtime::world_rank()) + "]"
+                                  : std::string();
+  };
+  int code = 0;
   try {
-    if (command == "sample") return raylight::cli::run_sample(args);
-    if (command == "forward") return raylight::cli::run_forward(args);
-    if (command == "inspect") return raylight::cli::run_inspect(args);
-    std::fprintf(stderr, "raylight: unknown command '%s'\n%s", command.c_str(), kUsage);
-    return 2;
+    if (int ranks = requested_ranks(args); ranks > 1 && !raylight::started_by_mpirun())
+      raylight::exec_under_mpirun(ranks, std::vector<std::string>(argv, argv + argc));
+    Runtime::init(&argc, &argv);
+    if (command == "sample") code = raylight::cli::run_sample(args);
+    else if (command == "forward") code = raylight::cli::run_forward(args);
+    else if (command == "inspect") code = raylight::cli::run_inspect(args);
+    else {
+      std::fprintf(stderr, "raylight: unknown command '%s'\n%s", command.c_str(), kUsage);
+      code = 2;
+    }
   } catch (const raylight::Error& e) {
-    std::fprintf(stderr, "raylight %s: error: %s\n", command.c_str(), e.what());
-    return 2;
+    std::fprintf(stderr, "raylight %s%s: error: %s\n", command.c_str(), where().c_str(), e.what());
+    code = 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "raylight %s: internal error: %s\n", command.c_str(), e.what());
-    return 3;
+    std::fprintf(stderr, "raylight %s%s: internal error: %s\n", command.c_str(), where().c_str(), e.what());
+    code = 3;
   }
+  // A failing rank ends the whole job so no other rank waits for it.
+  if (code != 0 && Runtime::distributed()) Runtime::abort_job(code);
+  Runtime::finalize();
+  return code;
 }

@@ -16,6 +16,11 @@ class CpuBackend final : public Backend {
   Tensor weight(const Tensor& stored, float scale) override { return cpu::dequantize(stored, scale); }
   bool keeps_weights() const override { return false; }
   Tensor copy(const Tensor& x) override { return x.clone(); }
+  Tensor empty(const Shape& shape) override { return Tensor::empty(shape); }
+  Tensor swap_leading(const Tensor& x) override { return cpu::swap_leading(x); }
+  void merge_attention(Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse) override {
+    cpu::merge_attention(out, lse, part, part_lse);
+  }
   Tensor concat_rows(const Tensor& a, const Tensor& b) override { return cpu::concat_rows(a, b); }
   Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) override {
     return cpu::linear(x, w, b);

@@ -20,6 +20,8 @@ Tensor silu(const Tensor& x);
 Tensor add(const Tensor& a, const Tensor& b);
 void apply_rope(Tensor& x, const Tensor& table);
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse);
+Tensor swap_leading(const Tensor& x);
+void merge_attention(Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse);
 Tensor patchify(const Tensor& x, PatchSize p);
 Tensor unpatchify(const Tensor& tokens, int64_t gf, int64_t gh, int64_t gw, int64_t channels,
                   PatchSize p);

@@ -23,7 +23,7 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 WanConfig wan_tiny_config() {
   WanConfig c;
   c.dim = 128;
-  c.num_heads = 2;
+  c.num_heads = 4;
   c.ffn_dim = 256;
   c.num_layers = 2;
   c.text_dim = 64;

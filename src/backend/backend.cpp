@@ -1,0 +1,34 @@
+// Default implementations of the fused Backend ops, composed from the basic ops, so the
+// CPU reference (and any new backend) gets them for free and computes exactly what the
+// unfused sequence computes.
+#include "backend/backend.h"
+
+#include "backend/cpu/cpu_kernels.h"
+
+namespace raylight {
+
+Tensor Backend::layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale,
+                                    float eps) {
+  return modulate(layer_norm(x, {}, {}, eps), shift, scale);
+}
+
+Tensor Backend::linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor& b) {
+  return gelu_tanh(linear(x, w, b));
+}
+
+// Sequence-parallel helpers and allocation: a host round trip through the CPU kernels, so a
+// new backend is correct before it is fast.
+Tensor Backend::empty(const Shape& shape) { return upload(Tensor::zeros(shape)); }
+
+Tensor Backend::swap_leading(const Tensor& x) {
+  return upload(cpu::swap_leading(download(x)));
+}
+
+void Backend::merge_attention(Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse) {
+  Tensor o = download(out), l = download(lse);
+  cpu::merge_attention(o, l, download(part), download(part_lse));
+  out = upload(o);
+  lse = upload(l);
+}
+
+}  // namespace raylight

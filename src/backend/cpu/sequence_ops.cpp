@@ -1,0 +1,51 @@
+// Layout and merge kernels used by sequence-parallel attention.
+#include <cmath>
+#include <cstring>
+
+#include "backend/cpu/cpu_kernels.h"
+#include "core/error.h"
+#include "core/parallel_for.h"
+
+namespace raylight::cpu {
+
+Tensor swap_leading(const Tensor& x) {
+  if (x.ndim() < 2) fail("swap_leading needs at least 2 dims, got ", shape_str(x.shape()));
+  const int64_t a = x.dim(0), b = x.dim(1), c = (a * b) == 0 ? 0 : x.numel() / (a * b);
+  Shape out_shape = x.shape();
+  std::swap(out_shape[0], out_shape[1]);
+  Tensor y = Tensor::empty(out_shape);
+  const float* xp = x.f32();
+  float* yp = y.f32();
+  parallel_for(a * b, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t i = r / b, j = r % b;
+      std::memcpy(yp + (j * a + i) * c, xp + (i * b + j) * c, c * sizeof(float));
+    }
+  });
+  return y;
+}
+
+void merge_attention(Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse) {
+  if (out.shape() != part.shape() || lse.shape() != part_lse.shape() || out.ndim() != 3 ||
+      lse.ndim() != 2 || lse.dim(0) != out.dim(1) || lse.dim(1) != out.dim(0))
+    fail("merge_attention: out ", shape_str(out.shape()), " lse ", shape_str(lse.shape()),
+         " part ", shape_str(part.shape()), " part_lse ", shape_str(part_lse.shape()));
+  const int64_t L = out.dim(0), H = out.dim(1), D = out.dim(2);
+  float *o = out.f32(), *l = lse.f32();
+  const float *p = part.f32(), *pl = part_lse.f32();
+  parallel_for(L * H, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t i = r / H, h = r % H;
+      const double la = l[h * L + i], lb = pl[h * L + i];
+      const double m = std::max(la, lb);
+      const double wa = std::exp(la - m), wb = std::exp(lb - m), sum = wa + wb;
+      float* orow = o + (i * H + h) * D;
+      const float* prow = p + (i * H + h) * D;
+      for (int64_t d = 0; d < D; ++d)
+        orow[d] = static_cast<float>((wa * orow[d] + wb * prow[d]) / sum);
+      l[h * L + i] = static_cast<float>(m + std::log(sum));
+    }
+  });
+}
+
+}  // namespace raylight::cpu
