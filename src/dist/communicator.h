@@ -36,6 +36,9 @@ class Communicator {
   // computation can overlap (Ring attention passes K/V blocks this way).
   virtual std::unique_ptr<PendingExchange> start_exchange(const void* send, void* recv,
                                                           size_t bytes, int to, int from) = 0;
+  // all_gather started without waiting (FSDP prefetches the next block's weights this way).
+  virtual std::unique_ptr<PendingExchange> start_all_gather(const void* send, void* recv,
+                                                            size_t bytes) = 0;
   virtual void barrier() = 0;
 };
 

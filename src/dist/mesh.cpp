@@ -23,6 +23,23 @@ MeshCoords mesh_coords(const ParallelLayout& l, int rank) {
   return c;
 }
 
+ParallelLayout resolve_layout(ParallelLayout l, int world, int64_t heads) {
+  if (!l.auto_sequence) return l;
+  l.auto_sequence = false;
+  const int groups = l.cfg * l.dp;
+  if (groups <= 0 || world % groups != 0) return l;  // validate_layout explains
+  const int seq = world / groups;
+  l.ring = 1;
+  l.ulysses = 1;
+  for (int u = seq; u >= 1; --u)
+    if (seq % u == 0 && heads % u == 0) {
+      l.ulysses = u;
+      l.ring = seq / u;
+      break;
+    }
+  return l;
+}
+
 void validate_layout(const ParallelLayout& l, int world, int64_t heads) {
   if (l.ulysses < 1 || l.ring < 1 || l.dp < 1 || (l.cfg != 1 && l.cfg != 2))
     fail("parallel degrees must be >= 1 (cfg parallel uses 2 ranks), got ", l.describe());

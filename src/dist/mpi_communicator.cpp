@@ -87,16 +87,11 @@ class MpiCommunicator final : public Communicator {
   }
 
   void all_gather(const void* send, void* recv, size_t bytes) override {
-    Requests r;
-    char* d = static_cast<char*>(recv);
-    for (int p = 0; p < size_; ++p) {
-      if (p == rank_) continue;
-      r.recv(d + p * bytes, bytes, p, kTagAllGather, comm_);
-      r.send(send, bytes, p, kTagAllGather, comm_);
-    }
-    std::memmove(d + rank_ * bytes, send, bytes);
+    Requests r = post_all_gather(send, recv, bytes, kTagAllGather);
     complete(r, "all_gather");
   }
+  std::unique_ptr<PendingExchange> start_all_gather(const void* send, void* recv,
+                                                    size_t bytes) override;
 
   void broadcast(void* buf, size_t bytes, int root) override {
     Requests r;
@@ -154,8 +149,20 @@ class MpiCommunicator final : public Communicator {
     std::abort();
   }
 
+  Requests post_all_gather(const void* send, void* recv, size_t bytes, int tag) {
+    Requests r;
+    char* d = static_cast<char*>(recv);
+    for (int p = 0; p < size_; ++p) {
+      if (p == rank_) continue;
+      r.recv(d + p * bytes, bytes, p, tag, comm_);
+      r.send(send, bytes, p, tag, comm_);
+    }
+    std::memmove(d + rank_ * bytes, send, bytes);
+    return r;
+  }
+
   static constexpr int kTagAllToAll = 11, kTagAllGather = 12, kTagBroadcast = 13,
-                       kTagExchange = 14;
+                       kTagExchange = 14, kTagAsyncGather = 15;
   MPI_Comm comm_;
   std::string name_;
   int rank_ = 0, size_ = 1;
@@ -164,18 +171,20 @@ class MpiCommunicator final : public Communicator {
 
 class MpiExchange final : public PendingExchange {
  public:
-  MpiExchange(const MpiCommunicator& comm, Requests r) : comm_(comm), r_(std::move(r)) {}
+  MpiExchange(const MpiCommunicator& comm, Requests r, const char* op)
+      : comm_(comm), r_(std::move(r)), op_(op) {}
   ~MpiExchange() override {
     if (!waited_) wait();
   }
   void wait() override {
     waited_ = true;
-    comm_.complete(r_, "ring exchange");
+    comm_.complete(r_, op_);
   }
 
  private:
   const MpiCommunicator& comm_;
   Requests r_;
+  const char* op_;
   bool waited_ = false;
 };
 
@@ -186,7 +195,13 @@ std::unique_ptr<PendingExchange> MpiCommunicator::start_exchange(const void* sen
   Requests r;
   r.recv(recv, bytes, from, kTagExchange, comm_);
   r.send(send, bytes, to, kTagExchange, comm_);
-  return std::make_unique<MpiExchange>(*this, std::move(r));
+  return std::make_unique<MpiExchange>(*this, std::move(r), "ring exchange");
+}
+
+std::unique_ptr<PendingExchange> MpiCommunicator::start_all_gather(const void* send, void* recv,
+                                                                   size_t bytes) {
+  return std::make_unique<MpiExchange>(*this, post_all_gather(send, recv, bytes, kTagAsyncGather),
+                                       "all_gather (prefetch)");
 }
 
 }  // namespace

@@ -58,6 +58,7 @@ RankGroups make_rank_groups(const ParallelLayout& layout) {
     g.ring = make_solo_communicator("ring");
     g.cfg = make_solo_communicator("cfg");
     g.dp = make_solo_communicator("dp");
+    g.world = make_solo_communicator("world");
     return g;
   }
   const MeshCoords& c = g.coords;
@@ -73,6 +74,7 @@ RankGroups make_rank_groups(const ParallelLayout& layout) {
   g.ring = split(((c.dp * C + c.cfg) * L + c.ulysses), c.ring, "ring");
   g.cfg = split((c.dp * R + c.ring) * L + c.ulysses, c.cfg, "cfg");
   g.dp = split((c.cfg * R + c.ring) * L + c.ulysses, c.dp, "dp");
+  g.world = split(0, g_rank, "world");
   return g;
 }
 

@@ -31,6 +31,7 @@ struct RankGroups {
   ParallelLayout layout;
   MeshCoords coords;
   std::unique_ptr<Communicator> ulysses, ring, cfg, dp;
+  std::unique_ptr<Communicator> world;  // every rank: FSDP shards over it, peaks are gathered on it
 };
 RankGroups make_rank_groups(const ParallelLayout& layout);
 

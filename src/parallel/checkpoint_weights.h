@@ -17,8 +17,6 @@ class CheckpointWeights final : public WeightStore {
   std::vector<std::string> names() const override { return ckpt_.names(); }
   std::map<std::string, std::string> metadata() const override { return ckpt_.file().metadata(); }
   const Checkpoint& checkpoint() const { return ckpt_; }
-
- protected:
   Stored stored(const std::string& name) const override {
     return {ckpt_.stored(name), ckpt_.weight_scale(name).value_or(1.0f)};
   }

@@ -1,12 +1,21 @@
 #include "parallel/weight_store.h"
 
+#include <cstdio>
+
 #include "core/error.h"
+#include "dist/runtime.h"
 
 namespace raylight {
 
 Backend& WeightStore::backend() const {
   if (!backend_) fail("weights were used before a backend was bound to them");
   return *backend_;
+}
+
+void WeightStore::report_block(int index) const {
+  if (!verbose_) return;
+  std::fprintf(stderr, "[rank %d] block %d: weight memory %.3f MiB (peak %.3f MiB)\n",
+               Runtime::world_rank(), index, held_bytes() / 1048576.0, peak_held_bytes() / 1048576.0);
 }
 
 Tensor WeightStore::get(const std::string& name) {

@@ -30,16 +30,27 @@ class WeightStore {
   // Block lifecycle: where gathering, prefetching and releasing happen.
   virtual void begin_block(int /*index*/) {}
   virtual void end_block(int /*index*/) {}
+  // Weight bytes this store holds now and at most so far (shards, gather buffers, host
+  // copies); stores that only view a memory map hold none.
+  virtual size_t held_bytes() const { return 0; }
+  virtual size_t peak_held_bytes() const { return 0; }
+  // Print held bytes after every block (the CLI's --verbose).
+  void set_verbose(bool on) { verbose_ = on; }
 
- protected:
   struct Stored {
     Tensor bytes;       // host tensor as stored (any dtype)
     float scale = 1.0f; // per-tensor dequantisation scale
   };
+  // The stored bytes of one tensor (other stores read them to shard or copy).
   virtual Stored stored(const std::string& name) const = 0;
+
+ protected:
   Backend& backend() const;
+  // One line per block when verbose: this rank's weight memory after the block.
+  void report_block(int index) const;
 
  private:
+  bool verbose_ = false;
   Backend* backend_ = nullptr;
   std::map<std::string, Tensor> kept_;
 };
@@ -56,8 +67,6 @@ class MemoryWeights final : public WeightStore {
   std::vector<std::string> names() const override;
   std::map<std::string, std::string> metadata() const override { return metadata_; }
   const std::map<std::string, Tensor>& tensors() const { return tensors_; }
-
- protected:
   Stored stored(const std::string& name) const override { return {at(name), 1.0f}; }
 
  private:

@@ -6,12 +6,20 @@
 #include <string>
 
 #include "backend/backend.h"
+#include "backend/backend_select.h"
 #include "dist/runtime.h"
 #include "models/wan/wan_model.h"
 #include "parallel/sequence_attention.h"
 #include "parallel/weight_store.h"
 
 namespace raylight {
+
+// Where weights live: resident (default), sharded over every rank (FSDP), streamed from
+// host memory one block ahead (offload); both together shard and stream.
+struct WeightPlacement {
+  bool fsdp = false;
+  bool offload = false;
+};
 
 struct LoadedWan {
   RankGroups groups;
@@ -25,6 +33,12 @@ struct LoadedWan {
 // "tiny" selects the embedded model; anything else is a safetensors path. The layout is
 // checked against the job and the model's heads, then this rank's groups are made (every
 // rank must call this).
-LoadedWan load_wan(const std::string& model, const ParallelLayout& layout = {});
+// `backend` picks where it runs (the CPU reference unless asked; the CLI asks for auto).
+LoadedWan load_wan(const std::string& model, const ParallelLayout& layout = {},
+                   BackendChoice backend = BackendChoice::Cpu, WeightPlacement placement = {});
+// The same from weights already in hand (tests, benchmarks with random weights) and a
+// backend already made.
+LoadedWan load_wan(std::unique_ptr<WeightStore> weights, std::unique_ptr<Backend> backend,
+                   const ParallelLayout& layout = {}, WeightPlacement placement = {});
 
 }  // namespace raylight

@@ -99,17 +99,19 @@ TEST_F(Layouts, ImpossibleLayoutsSayWhatWouldWork) {
 
 namespace {
 
-// Starts a long 2- or 3-rank job, sends `signal` to world rank 1 after two seconds, and
+// Starts a long 2- or 3-rank job, sends `signal` to world rank 1 once it runs, and
 // returns the job's exit code; `seconds` receives how long the job took.
 int disturb_rank(CliTest& t, const std::string& flags, int signal, double* seconds) {
   const std::string out = t.path("long.safetensors");
   const std::string job = t.binary() + " sample --width 256 --height 256 --frames 9 --steps 2000 " +
                           flags + " --out " + out;
+  // Wait (up to 20 s) until rank 1 exists and has run a second, then signal it.
   const std::string line =
-      job + " & pid=$!; sleep 2; "
+      job + " & pid=$!; victim=; for i in $(seq 100); do "
       "for p in $(pgrep -f -- '--out " + out + "'); do "
-      "if tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1; then "
-      "kill -" + std::to_string(signal) + " $p; fi; done; wait $pid";
+      "if tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1; then victim=$p; fi; done; "
+      "[ -n \"$victim\" ] && break; sleep 0.2; done; sleep 1; "
+      "kill -" + std::to_string(signal) + " $victim; wait $pid";
   auto start = std::chrono::steady_clock::now();
   int rc = t.shell(line);
   *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -72,14 +72,15 @@ int run_sample(const std::vector<std::string>& args) {
   else if (so.cfg != 1.0) fail("--negative FILE is required when --cfg is not 1");
 
   auto t0 = std::chrono::steady_clock::now();
-  LoadedWan wan = load_wan(model_arg, layout);
+  LoadedWan wan = load_wan(model_arg, layout, BackendChoice::Cpu, parse_placement(opt));
+  wan.weights->set_verbose(opt.flag("verbose"));
   wan_latent_shape(wan.model->config(), so);  // validates the size before any work
   if (lead)
     std::fprintf(stderr, "model: %s, %s on %s, %d steps, cfg %g, shift %g, seed %llu, %d rank(s): %s\n",
                  wan.model->config().variant().c_str(), sampler_name(so.sampler).c_str(),
                  wan.backend->name().c_str(), so.steps, so.cfg, so.shift,
                  static_cast<unsigned long long>(so.seed), Runtime::world_size(),
-                 layout.describe().c_str());
+                 wan.groups.layout.describe().c_str());
   const bool tty = isatty(fileno(stderr));
   Tensor latent = sample_wan_latents(
       *wan.model, context, negative, so,
@@ -90,6 +91,7 @@ int run_sample(const std::vector<std::string>& args) {
       },
       {wan.groups.cfg.get(), wan.groups.dp.get()});
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  report_peak_memory(wan);
   if (!lead) return 0;
   write_safetensors(out, {{"latent", latent}},
                     {{"raylight.model", wan.model->config().variant()},

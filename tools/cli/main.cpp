@@ -19,6 +19,7 @@ constexpr const char* kUsage =
     "  sample   text embeddings -> video latents (default: the embedded tiny model)\n"
     "  forward  one DiT forward (velocity prediction) on given inputs\n"
     "  inspect  describe a checkpoint: family, variant, dtypes, parameters\n"
+    "  bench    time one Wan forward on the GPU at real shapes (random weights)\n"
     "run `raylight <command> --help` for its options\n";
 
 // The value of --ranks, if given (validated again by the command's own parser).
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
     if (command == "sample") code = raylight::cli::run_sample(args);
     else if (command == "forward") code = raylight::cli::run_forward(args);
     else if (command == "inspect") code = raylight::cli::run_inspect(args);
+    else if (command == "bench") code = raylight::cli::run_bench(args);
     else {
       std::fprintf(stderr, "raylight: unknown command '%s'\n%s", command.c_str(), kUsage);
       code = 2;

@@ -1,13 +1,27 @@
 #include "parallel_options.h"
 
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <vector>
+
 #include "core/error.h"
 #include "dist/mpi_communicator.h"
 #include "dist/runtime.h"
 
 namespace raylight::cli {
+namespace {
+
+size_t peak_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<size_t>(u.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+}  // namespace
 
 const std::set<std::string> kParallelValued = {"ranks", "ulysses", "ring", "dp", "timeout"};
-const std::set<std::string> kParallelFlags = {"cfg-parallel"};
+const std::set<std::string> kParallelFlags = {"cfg-parallel", "fsdp", "offload", "verbose"};
 const char* const kParallelHelp =
     "parallel options:\n"
     "  --ranks N             run N CPU ranks (started through mpirun; default 1)\n"
@@ -15,7 +29,10 @@ const char* const kParallelHelp =
     "  --ring N              Ring attention degree (USP when combined with --ulysses)\n"
     "  --cfg-parallel        conditional and unconditional passes on two rank groups\n"
     "  --dp N                data parallel: N groups sample seeds seed..seed+N-1\n"
-    "  --timeout S           seconds any collective may take before the job ends (300)\n";
+    "  --timeout S           seconds any collective may take before the job ends (300)\n"
+    "  --fsdp                shard weights over all ranks; gather each block before it runs\n"
+    "  --offload             keep weights in host memory, make one block ahead on the device\n"
+    "  --verbose             print each rank's weight memory after every block\n";
 
 ParallelLayout parse_parallel(const Options& opt) {
   const int world = Runtime::world_size();
@@ -27,9 +44,29 @@ ParallelLayout parse_parallel(const Options& opt) {
   l.cfg = opt.flag("cfg-parallel") ? 2 : 1;
   l.dp = static_cast<int>(opt.integer("dp", 1));
   l.ring = static_cast<int>(opt.integer("ring", 1));
+  if (!opt.has("ulysses") && !opt.has("ring")) {
+    l.auto_sequence = true;  // the loader picks Ulysses and Ring degrees for the model's heads
+    return l;
+  }
   const int rest = l.cfg * l.dp * l.ring;
   l.ulysses = static_cast<int>(opt.integer("ulysses", rest > 0 && world % rest == 0 ? world / rest : 1));
   return l;
+}
+
+WeightPlacement parse_placement(const Options& opt) {
+  return {opt.flag("fsdp"), opt.flag("offload")};
+}
+
+void report_peak_memory(const LoadedWan& wan) {
+  struct Peak {
+    double weights, rss;
+  } mine{static_cast<double>(wan.weights->peak_held_bytes()), static_cast<double>(peak_rss_bytes())};
+  std::vector<Peak> all(wan.groups.world->size());
+  wan.groups.world->all_gather(&mine, all.data(), sizeof(Peak));
+  if (Runtime::world_rank() != 0) return;
+  for (size_t r = 0; r < all.size(); ++r)
+    std::fprintf(stderr, "rank %zu: peak weight memory %.2f MiB (%.0f bytes), peak process memory %.1f MiB\n",
+                 r, all[r].weights / (1 << 20), all[r].weights, all[r].rss / (1 << 20));
 }
 
 }  // namespace raylight::cli

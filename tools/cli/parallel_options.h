@@ -1,12 +1,13 @@
 // The parallel flags every model-running command shares:
 //   --ranks N (CPU ranks; starts them through mpirun), --ulysses N, --ring N,
-//   --cfg-parallel, --dp N, --timeout SECONDS (per collective).
+//   --cfg-parallel, --dp N, --timeout SECONDS (per collective), --fsdp, --offload.
 #pragma once
 
 #include <set>
 #include <string>
 
 #include "dist/mesh.h"
+#include "pipeline/wan_loader.h"
 #include "options.h"
 
 namespace raylight::cli {
@@ -15,8 +16,12 @@ extern const std::set<std::string> kParallelValued;
 extern const std::set<std::string> kParallelFlags;
 extern const char* const kParallelHelp;
 
-// Reads the layout and applies --timeout. Without --ulysses/--ring, a job of N ranks
-// splits its sequence with Ulysses over what CFG and DP leave.
+// Reads the layout and applies --timeout. Without --ulysses/--ring the sequence split is
+// left to the loader (Ulysses as far as the heads allow, Ring for the rest).
 ParallelLayout parse_parallel(const Options& opt);
+// --fsdp / --offload.
+WeightPlacement parse_placement(const Options& opt);
+// Gathers every rank's peak weight and process memory to rank 0, which prints them.
+void report_peak_memory(const LoadedWan& wan);
 
 }  // namespace raylight::cli

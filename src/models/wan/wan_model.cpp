@@ -45,6 +45,10 @@ Tensor WanModel::linear(const Tensor& x, const std::string& name) {
   return ops_.linear(x, weights_.get(name + ".weight"), weights_.get(name + ".bias"));
 }
 
+Tensor WanModel::linear_gelu(const Tensor& x, const std::string& name) {
+  return ops_.linear_gelu_tanh(x, weights_.get(name + ".weight"), weights_.get(name + ".bias"));
+}
+
 WanContext WanModel::embed_context(const Tensor& context, const Tensor& clip_fea) {
   const auto& c = config_;
   if (context.ndim() != 2 || context.dim(1) != c.text_dim)
@@ -55,7 +59,7 @@ WanContext WanModel::embed_context(const Tensor& context, const Tensor& clip_fea
   Tensor src = context.to_f32();
   std::memcpy(padded.f32(), src.f32(), src.nbytes());
   padded = ops_.upload(padded);
-  Tensor text = linear(ops_.gelu_tanh(linear(padded, "text_embedding.0")), "text_embedding.2");
+  Tensor text = linear(linear_gelu(padded, "text_embedding.0"), "text_embedding.2");
   if (!c.image_to_video()) {
     if (clip_fea.defined()) fail("image features were given to a text-to-video model");
     return {text};
@@ -118,12 +122,12 @@ Tensor WanModel::block(int index, const Tensor& x_in, const TimeEmbedding& t,
   weights_.begin_block(index);
   Tensor m = ops_.add(weights_.get(b + "modulation").reshape({6, c.dim}), t.e0);
   Tensor x = ops_.copy(x_in);
-  Tensor h = ops_.modulate(ops_.layer_norm(x, {}, {}, c.eps), row(m, 0), row(m, 1));
+  Tensor h = ops_.layer_norm_modulate(x, row(m, 0), row(m, 1), c.eps);
   ops_.add_gated(x, self_attention(b + "self_attn.", h), row(m, 2));
   Tensor n3 = ops_.layer_norm(x, weights_.get(b + "norm3.weight"), weights_.get(b + "norm3.bias"), c.eps);
   ops_.add_gated(x, cross_attention(b + "cross_attn.", n3, ctx), {});
-  h = ops_.modulate(ops_.layer_norm(x, {}, {}, c.eps), row(m, 3), row(m, 4));
-  Tensor ffn = linear(ops_.gelu_tanh(linear(h, b + "ffn.0")), b + "ffn.2");
+  h = ops_.layer_norm_modulate(x, row(m, 3), row(m, 4), c.eps);
+  Tensor ffn = linear(linear_gelu(h, b + "ffn.0"), b + "ffn.2");
   ops_.add_gated(x, ffn, row(m, 5));
   weights_.end_block(index);
   return x;
@@ -133,7 +137,7 @@ Tensor WanModel::head(const Tensor& x, const TimeEmbedding& t) {
   Tensor e = t.e.reshape({1, config_.dim});
   Tensor m = ops_.add(weights_.get("head.modulation").reshape({2, config_.dim}),
                       ops_.concat_rows(e, e));
-  Tensor h = ops_.modulate(ops_.layer_norm(x, {}, {}, config_.eps), row(m, 0), row(m, 1));
+  Tensor h = ops_.layer_norm_modulate(x, row(m, 0), row(m, 1), config_.eps);
   return linear(h, "head.head");
 }
 

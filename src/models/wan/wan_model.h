@@ -46,6 +46,8 @@ class WanModel {
   Tensor cross_attention(const std::string& prefix, const Tensor& x, const WanContext& ctx);
   Tensor head(const Tensor& x, const TimeEmbedding& t);
   Tensor linear(const Tensor& x, const std::string& name);
+  // gelu_tanh(linear(x)), fused where the backend can.
+  Tensor linear_gelu(const Tensor& x, const std::string& name);
 
   WanConfig config_;
   WeightStore& weights_;

@@ -1,0 +1,43 @@
+#include "backend/backend_select.h"
+
+#include "core/error.h"
+
+#ifdef RAYLIGHT_HAVE_CUDA
+#include <cuda_runtime.h>
+
+#include "backend/cuda/cuda_backend.h"
+#endif
+
+namespace raylight {
+
+bool backend_choice_from_name(const std::string& name, BackendChoice* out) {
+  if (name == "auto") *out = BackendChoice::Auto;
+  else if (name == "cpu") *out = BackendChoice::Cpu;
+  else if (name == "cuda") *out = BackendChoice::Cuda;
+  else return false;
+  return true;
+}
+
+bool cuda_usable() {
+#ifdef RAYLIGHT_HAVE_CUDA
+  return cuda_device_available();
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<Backend> make_backend(BackendChoice choice, int rank) {
+  if (choice == BackendChoice::Cpu || (choice == BackendChoice::Auto && !cuda_usable()))
+    return make_cpu_backend();
+#ifdef RAYLIGHT_HAVE_CUDA
+  if (!cuda_device_available()) fail("--device cuda: no CUDA device is visible");
+  int count = 1;
+  cudaGetDeviceCount(&count);
+  return make_cuda_backend(rank % (count > 0 ? count : 1));
+#else
+  (void)rank;
+  fail("--device cuda: this build has no CUDA backend (nvcc was not found at configure time)");
+#endif
+}
+
+}  // namespace raylight

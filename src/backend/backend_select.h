@@ -1,0 +1,22 @@
+// Choosing a backend by name: "cpu", "cuda", or "auto" (CUDA when this build has it and a
+// GPU is visible, else the CPU). Lives beside the op set so loaders and tools need not know
+// which backends a build contains.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "backend/backend.h"
+
+namespace raylight {
+
+enum class BackendChoice { Auto, Cpu, Cuda };
+
+// "auto" | "cpu" | "cuda"; false for anything else.
+bool backend_choice_from_name(const std::string& name, BackendChoice* out);
+// Whether this build has the CUDA backend and a GPU is visible.
+bool cuda_usable();
+// `rank` picks the GPU (rank modulo the visible count) when several processes share a host.
+std::unique_ptr<Backend> make_backend(BackendChoice choice, int rank = 0);
+
+}  // namespace raylight

@@ -1,0 +1,170 @@
+// raylight bench: one Wan DiT forward at real shapes with random weights made on the GPU
+// (no checkpoint needed), timed with CUDA events: median over several runs after warm-up,
+// FLOPs and TFLOP/s, a profiled breakdown (matrix products, attention, the rest), peak
+// device memory, and the attention kernel alone. Built only with the CUDA backend.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <vector>
+
+#include "commands.h"
+#include "core/error.h"
+#include "options.h"
+
+#ifdef RAYLIGHT_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#include "models/wan/wan_config.h"
+#include "pipeline/wan_loader.h"
+#include "sampling/noise.h"
+#endif
+
+namespace raylight::cli {
+
+static constexpr const char* kHelp =
+    "usage: raylight bench [options]\n"
+    "  --model wan-1.3b|wan-14b   Wan 2.1 T2V shapes, random weights (wan-1.3b)\n"
+    "  --dtype bf16|fp8           block matrices in bf16, or fp8 e4m3 with a scale (bf16)\n"
+    "  --fp8-gemm native|dequant  fp8 products: fp8 tensor cores, or dequantise to bf16 (native)\n"
+    "  --frames F --height H --width W   video size (81, 480, 832)\n"
+    "  --runs N --warmup N        timed forwards and warm-up forwards (5, 2)\n"
+    "  --attention-only           time the attention kernel alone\n";
+
+#ifdef RAYLIGHT_HAVE_CUDA
+namespace {
+
+// Random weights at a config's exact names and shapes, made on the device on first use.
+class RandomDeviceWeights final : public WeightStore {
+ public:
+  RandomDeviceWeights(const WanConfig& c, CudaBackend& be, bool fp8) : be_(be), fp8_(fp8) {
+    for (auto& [name, shape] : wan_expected_tensors(c)) shapes_[name] = shape;
+    heads_ = c.num_heads;
+  }
+  bool has(const std::string& n) const override { return shapes_.count(n) != 0; }
+  Shape shape(const std::string& n) const override { return shapes_.at(n); }
+  DType stored_dtype(const std::string& n) const override { return quantised(n) ? DType::F8E4M3 : DType::BF16; }
+  std::vector<std::string> names() const override {
+    std::vector<std::string> out;
+    for (auto& [n, s] : shapes_) out.push_back(n);
+    return out;
+  }
+  std::map<std::string, std::string> metadata() const override {
+    return {{"raylight.num_heads", std::to_string(heads_)}};
+  }
+  Tensor get(const std::string& n) override {
+    auto it = made_.find(n);
+    if (it != made_.end()) return it->second;
+    const Shape& s = shapes_.at(n);
+    const bool matrix = s.size() >= 2 && n.find(".weight") != std::string::npos;
+    const bool norm = !matrix && n.find("norm") != std::string::npos;
+    const float sd = matrix ? 1.0f / std::sqrt(float(shape_numel(s) / s[0])) : 0.1f;
+    Tensor w = be_.random_weight(s, quantised(n) ? DType::F8E4M3 : DType::BF16, norm ? 1.0f : 0.0f, sd,
+                                 std::hash<std::string>{}(n));
+    made_.emplace(n, w);
+    return w;
+  }
+
+ protected:
+  Stored stored(const std::string& n) const override { fail("random weights have no stored bytes (", n, ")"); }
+
+ private:
+  bool quantised(const std::string& n) const {
+    return fp8_ && n.rfind("blocks.", 0) == 0 && n.find(".weight") != std::string::npos && shapes_.at(n).size() == 2;
+  }
+  CudaBackend& be_;
+  bool fp8_;
+  int64_t heads_ = 0;
+  std::map<std::string, Shape> shapes_;
+  std::map<std::string, Tensor> made_;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+void bench_attention(CudaBackend& be, int64_t L, int64_t Lk, int64_t H, int64_t D, int runs) {
+  Tensor q = be.random_weight({L, H, D}, DType::BF16, 0, 1, 1);
+  Tensor k = be.random_weight({Lk, H, D}, DType::BF16, 0, 1, 2);
+  Tensor v = be.random_weight({Lk, H, D}, DType::BF16, 0, 1, 3);
+  Tensor lse;
+  for (int i = 0; i < 2; ++i) be.attention(q, k, v, -1, &lse);
+  std::vector<double> t;
+  for (int i = 0; i < runs; ++i) t.push_back(be.time_ms([&] { be.attention(q, k, v, -1, &lse); }));
+  const double ms = median(t), flops = 4.0 * L * Lk * H * D;
+  std::printf("attention kernel: q %lld x k %lld, %lld heads x %lld: %.3f ms, %.1f TFLOP/s (with lse)\n",
+              (long long)L, (long long)Lk, (long long)H, (long long)D, ms, flops / ms / 1e9);
+}
+
+}  // namespace
+#endif
+
+int run_bench(const std::vector<std::string>& args) {
+  for (const auto& a : args)
+    if (a == "--help" || a == "-h") { std::fputs(kHelp, stdout); return 0; }
+  Options opt(args, {"model", "dtype", "fp8-gemm", "frames", "height", "width", "runs", "warmup"},
+              {"attention-only"});
+#ifndef RAYLIGHT_HAVE_CUDA
+  fail("bench needs the CUDA backend; this build has none (nvcc was not found at configure time)");
+#else
+  const std::string model = opt.str("model", "wan-1.3b"), dtype = opt.str("dtype", "bf16");
+  WanConfig c;
+  if (model == "wan-1.3b") { c.dim = 1536; c.num_heads = 12; c.ffn_dim = 8960; c.num_layers = 30; }
+  else if (model == "wan-14b") { c.dim = 5120; c.num_heads = 40; c.ffn_dim = 13824; c.num_layers = 40; }
+  else fail("--model must be wan-1.3b or wan-14b, got '", model, "'");
+  if (dtype != "bf16" && dtype != "fp8") fail("--dtype must be bf16 or fp8, got '", dtype, "'");
+  const std::string gemm = opt.str("fp8-gemm", "native");
+  if (gemm != "native" && gemm != "dequant") fail("--fp8-gemm must be native or dequant");
+  const int64_t frames = opt.integer("frames", 81), height = opt.integer("height", 480), width = opt.integer("width", 832);
+  if ((frames - 1) % 4 || height % 16 || width % 16) fail("--frames must be 4k+1 and --height/--width multiples of 16");
+  const int runs = static_cast<int>(opt.integer("runs", 5)), warmup = static_cast<int>(opt.integer("warmup", 2));
+  const int64_t lf = (frames - 1) / 4 + 1, lh = height / 8, lw = width / 8;
+  const int64_t tokens = lf * (lh / 2) * (lw / 2);
+
+  CudaOptions o;
+  o.fp8_gemm = gemm == "native";
+  auto owned = make_cuda_backend(o);
+  CudaBackend& be = *owned;
+  std::printf("device: %s\nmodel: %s (dim %lld, %lld heads, %lld layers), %s weights%s; %lldx%lldx%lld -> %lld tokens\n",
+              be.device_name().c_str(), model.c_str(), (long long)c.dim, (long long)c.num_heads,
+              (long long)c.num_layers, dtype.c_str(), dtype == "fp8" ? (o.fp8_gemm ? " (fp8 GEMM)" : " (dequant GEMM)") : "",
+              (long long)height, (long long)width, (long long)frames, (long long)tokens);
+  if (opt.flag("attention-only")) {
+    bench_attention(be, tokens, tokens, c.num_heads, c.head_dim(), std::max(runs, 10));
+    bench_attention(be, tokens, c.text_len, c.num_heads, c.head_dim(), std::max(runs, 10));
+    return 0;
+  }
+  auto weights = std::make_unique<RandomDeviceWeights>(c, be, dtype == "fp8");
+  LoadedWan wan = load_wan(std::move(weights), std::move(owned));
+  Tensor latent = gaussian_noise({c.in_dim, lf, lh, lw}, 1);
+  WanContext ctx = wan.model->embed_context(gaussian_noise({c.text_len, c.text_dim}, 2), {});
+  auto forward = [&] { return wan.model->forward(latent, 500.0, ctx); };
+
+  for (int i = 0; i < warmup; ++i) forward();
+  be.set_profiling(true);
+  be.reset_profile();
+  forward();
+  const CudaProfile p = be.profile();
+  be.set_profiling(false);
+  be.reset_peak();
+  std::vector<double> times;
+  for (int i = 0; i < runs; ++i) times.push_back(be.time_ms([&] { forward(); }));
+  const double ms = median(times), flops = p.matmul_flops + p.attention_flops;
+  const double prof_total = p.matmul_ms + p.attention_ms + p.other_ms;
+  std::printf("forward: median %.1f ms over %d runs (min %.1f, max %.1f) after %d warm-up\n", ms, runs,
+              *std::min_element(times.begin(), times.end()), *std::max_element(times.begin(), times.end()), warmup);
+  std::printf("work: %.1f TFLOP (products %.1f, attention %.1f) -> %.1f TFLOP/s achieved\n", flops / 1e12,
+              p.matmul_flops / 1e12, p.attention_flops / 1e12, flops / ms / 1e9);
+  std::printf("breakdown (profiled run, %.1f ms in ops): products %.1f ms (%.0f TFLOP/s), attention %.1f ms (%.0f TFLOP/s), rest %.1f ms\n",
+              prof_total, p.matmul_ms, p.matmul_flops / p.matmul_ms / 1e9, p.attention_ms,
+              p.attention_flops / p.attention_ms / 1e9, p.other_ms);
+  std::printf("peak device memory: %.2f GiB in tensors (weights + activations), %.2f GiB reserved by the cache\n",
+              be.peak_bytes() / kGiB, be.peak_reserved_bytes() / kGiB);
+  bench_attention(be, tokens, tokens, c.num_heads, c.head_dim(), 10);
+  return 0;
+#endif
+}
+
+}  // namespace raylight::cli
