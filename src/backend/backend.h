@@ -24,6 +24,9 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
   virtual Device device() const = 0;
+  // The device queue ops run on (a cudaStream_t for CUDA), for communicators that must
+  // queue behind them; null on the CPU.
+  virtual void* native_stream() { return nullptr; }
 
   // Host tensor (any float dtype) -> compute tensor on this backend.
   virtual Tensor upload(const Tensor& host) = 0;

@@ -49,6 +49,7 @@ Tensor UspAttention::scatter_tokens(const Tensor& tokens) {
 Tensor UspAttention::gather_tokens(const Tensor& local) {
   const int64_t parts = static_cast<int64_t>(ulysses_.size()) * ring_.size();
   if (local.dim(0) != local_) fail("gather_tokens: ", local.dim(0), " rows, expected ", local_);
+  if (parts == 1) return local.slice_rows(0, tokens_);  // nothing to gather (any device)
   // Ulysses groups first (chunks of one ring position are adjacent), then the ring.
   Tensor group = backend_.empty({ulysses_.size() * local_, local.dim(1)});
   ulysses_.all_gather(local.raw(), group.raw(), local.nbytes());

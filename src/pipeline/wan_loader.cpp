@@ -6,6 +6,9 @@
 #include "models/wan/wan_tiny.h"
 #include "parallel/checkpoint_weights.h"
 #include "parallel/offload_weights.h"
+#ifdef RAYLIGHT_HAVE_NCCL
+#include "dist/nccl/nccl_communicator.h"
+#endif
 #include "parallel/sharded_weights.h"
 #include "parallel/usp_attention.h"
 
@@ -44,7 +47,21 @@ LoadedWan load_wan(std::unique_ptr<WeightStore> weights, std::unique_ptr<Backend
   else if (placement.offload) w.weights = std::make_unique<OffloadWeights>(std::move(w.weights));
   w.backend = std::move(backend);
   w.weights->bind(*w.backend);
-  w.attention = std::make_unique<UspAttention>(*w.backend, *w.groups.ulysses, *w.groups.ring);
+  // Sequence-parallel groups move activations: on a GPU backend they need device
+  // communicators (NCCL), bootstrapped over the host groups.
+  Communicator* ulysses = w.groups.ulysses.get();
+  Communicator* ring = w.groups.ring.get();
+  if (w.backend->device() != Device::CPU && (ulysses->size() > 1 || ring->size() > 1)) {
+#ifdef RAYLIGHT_HAVE_NCCL
+    void* stream = w.backend->native_stream();
+    if (!stream) fail("backend ", w.backend->name(), " cannot queue collectives; use --device cpu");
+    if (ulysses->size() > 1) ulysses = (w.device_ulysses = make_nccl_communicator(*ulysses, stream, "ulysses")).get();
+    if (ring->size() > 1) ring = (w.device_ring = make_nccl_communicator(*ring, stream, "ring")).get();
+#else
+    fail("this build has no NCCL: sequence parallel on GPUs needs it");
+#endif
+  }
+  w.attention = std::make_unique<UspAttention>(*w.backend, *ulysses, *ring);
   w.model = std::make_unique<WanModel>(config, *w.weights, *w.backend, *w.attention);
   return w;
 }

@@ -21,10 +21,14 @@ struct WeightPlacement {
   bool offload = false;
 };
 
+// Members are destroyed bottom-up: everything holding device memory or queued work goes
+// before the backend that owns the device.
 struct LoadedWan {
   RankGroups groups;
-  std::unique_ptr<WeightStore> weights;
   std::unique_ptr<Backend> backend;
+  // Device communicators for the sequence-parallel groups (GPU backends only).
+  std::unique_ptr<Communicator> device_ulysses, device_ring;
+  std::unique_ptr<WeightStore> weights;
   std::unique_ptr<SequenceAttention> attention;
   std::unique_ptr<WanModel> model;
   bool tiny = false;

@@ -92,6 +92,12 @@ TEST_F(Layouts, ImpossibleLayoutsSayWhatWouldWork) {
   EXPECT_NE(err_.find("--ulysses 2 --ring 2"), std::string::npos) << err_;
   EXPECT_EQ(run("sample --ranks 2 --cfg-parallel --cfg 1" + out), 2);
   EXPECT_NE(err_.find("--cfg-parallel needs guidance"), std::string::npos) << err_;
+  EXPECT_EQ(run("sample --gpus 0,x" + out), 2);
+  EXPECT_NE(err_.find("--gpus expects a list of GPU numbers"), std::string::npos) << err_;
+  EXPECT_EQ(run("sample --gpus 0 --device cpu" + out), 2);
+  EXPECT_NE(err_.find("cannot be combined with --device cpu"), std::string::npos) << err_;
+  EXPECT_EQ(run("sample --device tpu" + out), 2);
+  EXPECT_NE(err_.find("unknown --device 'tpu'"), std::string::npos) << err_;
   EXPECT_EQ(run("sample --ranks 0" + out), 2);
   EXPECT_NE(err_.find("--ranks expects a positive integer"), std::string::npos) << err_;
   EXPECT_FALSE(std::filesystem::exists(path("x.safetensors")));

@@ -25,7 +25,7 @@ static constexpr const char* kHelp =
     "usage: raylight bench [options]\n"
     "  --model wan-1.3b|wan-14b   Wan 2.1 T2V shapes, random weights (wan-1.3b)\n"
     "  --dtype bf16|fp8           block matrices in bf16, or fp8 e4m3 with a scale (bf16)\n"
-    "  --fp8-gemm native|dequant  fp8 products: fp8 tensor cores, or dequantise to bf16 (native)\n"
+    "  --fp8-gemm native|dequant  fp8 products: fp8 tensor cores, or dequantise to bf16 (dequant)\n"
     "  --frames F --height H --width W   video size (81, 480, 832)\n"
     "  --runs N --warmup N        timed forwards and warm-up forwards (5, 2)\n"
     "  --attention-only           time the attention kernel alone\n";
@@ -115,7 +115,7 @@ int run_bench(const std::vector<std::string>& args) {
   else if (model == "wan-14b") { c.dim = 5120; c.num_heads = 40; c.ffn_dim = 13824; c.num_layers = 40; }
   else fail("--model must be wan-1.3b or wan-14b, got '", model, "'");
   if (dtype != "bf16" && dtype != "fp8") fail("--dtype must be bf16 or fp8, got '", dtype, "'");
-  const std::string gemm = opt.str("fp8-gemm", "native");
+  const std::string gemm = opt.str("fp8-gemm", "dequant");
   if (gemm != "native" && gemm != "dequant") fail("--fp8-gemm must be native or dequant");
   const int64_t frames = opt.integer("frames", 81), height = opt.integer("height", 480), width = opt.integer("width", 832);
   if ((frames - 1) % 4 || height % 16 || width % 16) fail("--frames must be 4k+1 and --height/--width multiples of 16");

@@ -48,7 +48,7 @@ int run_forward(const std::vector<std::string>& args) {
   else fail("--context FILE is required with a checkpoint model");
   const std::string out = opt.str("out", "velocity.safetensors");
 
-  LoadedWan wan = load_wan(model_arg, layout, BackendChoice::Cpu, parse_placement(opt));
+  LoadedWan wan = load_wan(model_arg, layout, parse_device(opt), parse_placement(opt));
   wan.weights->set_verbose(opt.flag("verbose"));
   Tensor v = wan.model->forward(in);
   if (Runtime::world_rank() != 0) return 0;

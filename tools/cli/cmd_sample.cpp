@@ -72,7 +72,7 @@ int run_sample(const std::vector<std::string>& args) {
   else if (so.cfg != 1.0) fail("--negative FILE is required when --cfg is not 1");
 
   auto t0 = std::chrono::steady_clock::now();
-  LoadedWan wan = load_wan(model_arg, layout, BackendChoice::Cpu, parse_placement(opt));
+  LoadedWan wan = load_wan(model_arg, layout, parse_device(opt), parse_placement(opt));
   wan.weights->set_verbose(opt.flag("verbose"));
   wan_latent_shape(wan.model->config(), so);  // validates the size before any work
   if (lead)

@@ -22,19 +22,51 @@ constexpr const char* kUsage =
     "  bench    time one Wan forward on the GPU at real shapes (random weights)\n"
     "run `raylight <command> --help` for its options\n";
 
-// The value of --ranks, if given (validated again by the command's own parser).
-int requested_ranks(const std::vector<std::string>& args) {
+// The value of option `name` in args, or "".
+std::string option_value(const std::vector<std::string>& args, const std::string& name) {
   for (size_t i = 0; i < args.size(); ++i) {
-    std::string v;
-    if (args[i] == "--ranks" && i + 1 < args.size()) v = args[i + 1];
-    else if (args[i].rfind("--ranks=", 0) == 0) v = args[i].substr(8);
-    else continue;
+    if (args[i] == "--" + name && i + 1 < args.size()) return args[i + 1];
+    if (args[i].rfind("--" + name + "=", 0) == 0) return args[i].substr(name.size() + 3);
+  }
+  return "";
+}
+
+// --gpus 0,2,3 -> {"0", "2", "3"}.
+std::vector<std::string> gpu_list(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  std::string v = option_value(args, "gpus"), item;
+  if (v.empty()) return out;
+  for (char ch : v + ",") {
+    if (ch != ',') { item += ch; continue; }
+    if (item.empty() || item.find_first_not_of("0123456789") != std::string::npos)
+      raylight::fail("--gpus expects a list of GPU numbers like 0,1,2,3, got '", v, "'");
+    out.push_back(item);
+    item.clear();
+  }
+  return out;
+}
+
+// Each rank started for --gpus sees only its own GPU (the one at its local rank in the
+// list), before anything touches CUDA.
+void pin_gpu(const std::vector<std::string>& gpus) {
+  if (gpus.empty()) return;
+  const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+  const size_t i = local ? static_cast<size_t>(std::atoi(local)) : 0;
+  if (i >= gpus.size()) raylight::fail("local rank ", i, " has no GPU in --gpus (", gpus.size(), " listed)");
+  setenv("CUDA_VISIBLE_DEVICES", gpus[i].c_str(), 1);
+}
+
+// The number of ranks asked for by --ranks or --gpus (validated again by the command).
+int requested_ranks(const std::vector<std::string>& args) {
+  if (auto gpus = gpu_list(args); !gpus.empty()) return static_cast<int>(gpus.size());
+  {
+    std::string v = option_value(args, "ranks");
+    if (v.empty()) return 1;
     char* end = nullptr;
     long n = std::strtol(v.c_str(), &end, 10);
-    if (v.empty() || *end || n < 1 || n > 4096) raylight::fail("--ranks expects a positive integer, got '", v, "'");
+    if (*end || n < 1 || n > 4096) raylight::fail("--ranks expects a positive integer, got '", v, "'");
     return static_cast<int>(n);
   }
-  return 1;
 }
 
 }  // namespace
@@ -56,6 +88,7 @@ int main(int argc, char** argv) {
   try {
     if (int ranks = requested_ranks(args); ranks > 1 && !raylight::started_by_mpirun())
       raylight::exec_under_mpirun(ranks, std::vector<std::string>(argv, argv + argc));
+    pin_gpu(gpu_list(args));
     Runtime::init(&argc, &argv);
     if (command == "sample") code = raylight::cli::run_sample(args);
     else if (command == "forward") code = raylight::cli::run_forward(args);

@@ -8,6 +8,9 @@
 #include "core/error.h"
 #include "dist/mpi_communicator.h"
 #include "dist/runtime.h"
+#ifdef RAYLIGHT_HAVE_NCCL
+#include "dist/nccl/nccl_communicator.h"
+#endif
 
 namespace raylight::cli {
 namespace {
@@ -20,11 +23,16 @@ size_t peak_rss_bytes() {
 
 }  // namespace
 
-const std::set<std::string> kParallelValued = {"ranks", "ulysses", "ring", "dp", "timeout"};
-const std::set<std::string> kParallelFlags = {"cfg-parallel", "fsdp", "offload", "verbose"};
+const std::set<std::string> kParallelValued = {"ranks", "gpus", "device", "ulysses", "ring", "dp",
+                                               "timeout"};
+const std::set<std::string> kParallelFlags = {"cfg-parallel", "fsdp", "offload", "verbose",
+                                              "nccl-pcie-safe"};
 const char* const kParallelHelp =
     "parallel options:\n"
-    "  --ranks N             run N CPU ranks (started through mpirun; default 1)\n"
+    "  --device D            cpu | cuda | auto (auto: CUDA when a GPU is visible)\n"
+    "  --ranks N             run N ranks (started through mpirun; default 1)\n"
+    "  --gpus LIST           one rank per listed GPU, e.g. 0,1,2,3 (implies --device cuda)\n"
+    "  --nccl-pcie-safe      NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1 for PCIe cards without P2P\n"
     "  --ulysses N           Ulysses sequence-parallel degree\n"
     "  --ring N              Ring attention degree (USP when combined with --ulysses)\n"
     "  --cfg-parallel        conditional and unconditional passes on two rank groups\n"
@@ -34,8 +42,22 @@ const char* const kParallelHelp =
     "  --offload             keep weights in host memory, make one block ahead on the device\n"
     "  --verbose             print each rank's weight memory after every block\n";
 
+BackendChoice parse_device(const Options& opt) {
+  BackendChoice c = BackendChoice::Auto;
+  const std::string name = opt.str("device", opt.has("gpus") ? "cuda" : "auto");
+  if (!backend_choice_from_name(name, &c)) fail("unknown --device '", name, "'; choose cpu, cuda or auto");
+  if (opt.has("gpus") && c == BackendChoice::Cpu) fail("--gpus runs on GPUs; it cannot be combined with --device cpu");
+  return c;
+}
+
 ParallelLayout parse_parallel(const Options& opt) {
   const int world = Runtime::world_size();
+  if (opt.flag("nccl-pcie-safe")) {
+#ifdef RAYLIGHT_HAVE_NCCL
+    std::string what = apply_pcie_safe_nccl_settings();
+    if (Runtime::world_rank() == 0) std::fprintf(stderr, "NCCL: %s\n", what.c_str());
+#endif
+  }
   const int64_t ranks = opt.integer("ranks", world);
   if (ranks != world)
     fail("--ranks ", ranks, " but this job has ", world, " ranks (an outer mpirun decides)");

@@ -6,6 +6,7 @@
 #include <set>
 #include <string>
 
+#include "backend/backend_select.h"
 #include "dist/mesh.h"
 #include "pipeline/wan_loader.h"
 #include "options.h"
@@ -19,6 +20,8 @@ extern const char* const kParallelHelp;
 // Reads the layout and applies --timeout. Without --ulysses/--ring the sequence split is
 // left to the loader (Ulysses as far as the heads allow, Ring for the rest).
 ParallelLayout parse_parallel(const Options& opt);
+// --device / --gpus.
+BackendChoice parse_device(const Options& opt);
 // --fsdp / --offload.
 WeightPlacement parse_placement(const Options& opt);
 // Gathers every rank's peak weight and process memory to rank 0, which prints them.
