@@ -3,7 +3,9 @@
 # The CUDA toolkit is optional and never installed here: when nvcc is present the CUDA
 # backend is built too.
 set -euo pipefail
-packages=(build-essential cmake ninja-build nlohmann-json3-dev libgtest-dev libopenmpi-dev openmpi-bin)
+packages=(build-essential cmake ninja-build pkg-config nlohmann-json3-dev libgtest-dev
+  libopenmpi-dev openmpi-bin libsentencepiece-dev libavcodec-dev libavformat-dev libavutil-dev
+  libswscale-dev libwebp-dev libpng-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
