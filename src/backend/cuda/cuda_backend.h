@@ -1,0 +1,65 @@
+// The CUDA backend: the Backend op set with bf16 activations on one GPU (fp32 arithmetic
+// inside kernels), matrix products through cuBLASLt, our own flash attention, and a caching
+// allocator. This header has no CUDA includes so plain C++ code (the CLI, the loader) can
+// create and query it; everything device-specific stays in this folder.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "backend/backend.h"
+
+namespace raylight {
+
+struct CudaOptions {
+  int device = 0;
+  // Stored fp8 e4m3 matrices stay fp8 codes on the device (half the memory of bf16);
+  // otherwise they are dequantised to bf16 when loaded.
+  bool keep_fp8 = true;
+  // Products with fp8 weights: true = fp8 tensor-core GEMM with the activation quantised
+  // per tensor on the fly; false = weight dequantised to bf16 scratch, then a bf16 GEMM.
+  // Measured on H200 (docs/benchmarks.md), Wan 14B: dequantising was faster (796 vs 723
+  // TFLOP/s effective: the activation's absmax + quantise passes cost more than fp8 saves),
+  // so it is the default.
+  bool fp8_gemm = false;
+  // Fill every fresh activation buffer with NaN bytes (tests: catches unwritten outputs).
+  bool poison = false;
+};
+
+// Time and work per category, gathered while profiling is on (events around each op).
+struct CudaProfile {
+  double matmul_ms = 0, attention_ms = 0, other_ms = 0;
+  double matmul_flops = 0, attention_flops = 0;
+};
+
+class CudaBackend : public Backend {
+ public:
+  virtual const CudaOptions& options() const = 0;
+  virtual void synchronize() = 0;
+  // Bytes held by live device tensors: now and the peak since reset_peak(); and what the
+  // process holds on the device in all (driver's view, includes cuBLASLt workspace, caches).
+  virtual size_t live_bytes() const = 0;
+  virtual size_t peak_bytes() const = 0;
+  virtual size_t peak_reserved_bytes() const = 0;
+  virtual void reset_peak() = 0;
+  virtual void set_profiling(bool on) = 0;
+  // Waits for the device, then returns the totals since the last reset_profile().
+  virtual CudaProfile profile() = 0;
+  virtual void reset_profile() = 0;
+  // A device weight of N(mean, std^2) values (benchmarks with random weights): bf16, or fp8
+  // e4m3 codes whose scale is chosen so values up to 4.5 std are representable.
+  virtual Tensor random_weight(const Shape& shape, DType dtype, float mean, float std,
+                               uint64_t seed) = 0;
+  // Event-timed region on the backend's stream, in milliseconds (median is the caller's).
+  virtual double time_ms(const std::function<void()>& fn) = 0;
+  virtual std::string device_name() const = 0;
+};
+
+bool cuda_device_available();
+std::unique_ptr<CudaBackend> make_cuda_backend(const CudaOptions& options);
+std::unique_ptr<Backend> make_cuda_backend(int device);
+
+}  // namespace raylight

@@ -1,0 +1,253 @@
+// Pointwise kernels: activations, adds, gated residuals, modulation, dtype conversion and
+// fp8 quantisation. Each op is a small functor applied to V consecutive elements; the
+// launcher picks V = 8 (16-byte accesses) when sizes and pointers allow, else V = 1, so
+// odd test shapes and the real aligned shapes run the same code.
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <algorithm>
+#include <initializer_list>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_math.cuh"
+#include "backend/cuda/kernels.h"
+
+namespace raylight::cuda {
+namespace {
+
+template <int V, class Op>
+__global__ void ew_kernel(Op op, int64_t nvec) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < nvec;
+       i += int64_t(gridDim.x) * blockDim.x)
+    op.template apply<V>(i * V);
+}
+
+bool aligned16(std::initializer_list<const void*> ptrs) {
+  for (const void* p : ptrs)
+    if (p && reinterpret_cast<uintptr_t>(p) % 16) return false;
+  return true;
+}
+
+// `cols` is the broadcast period: vectors must not straddle rows, so V = 8 needs cols % 8 == 0.
+template <class Op>
+void launch(const Op& op, int64_t n, int64_t cols, std::initializer_list<const void*> ptrs,
+            cudaStream_t s) {
+  if (n == 0) return;
+  const bool vec = n % 8 == 0 && cols % 8 == 0 && aligned16(ptrs);
+  const int64_t nvec = vec ? n / 8 : n;
+  const int threads = 256;
+  const int64_t blocks = std::min<int64_t>((nvec + threads - 1) / threads, 132 * 32);
+  if (vec) ew_kernel<8><<<blocks, threads, 0, s>>>(op, nvec);
+  else ew_kernel<1><<<blocks, threads, 0, s>>>(op, nvec);
+  RL_CUDA_LAUNCH();
+}
+
+// 0.5 x (1 + tanh(u)) written as x * sigmoid(2u): the same function, without the
+// cancellation of 1 + tanh(u) for very negative x.
+__device__ __forceinline__ float gelu_tanh_f(float v) {
+  const float u = 0.7978845608028654f * (v + 0.044715f * v * v * v);
+  return v / (1.f + __expf(-2.f * u));
+}
+// erfc form: 1 + erf(x) cancels to 0 in fp32 for x < -4, erfc(-x) keeps the tail.
+__device__ __forceinline__ float gelu_erf_f(float v) { return 0.5f * v * erfcf(-v * 0.7071067811865476f); }
+__device__ __forceinline__ float silu_f(float v) { return v / (1.f + expf(-v)); }
+
+struct UnaryOp {
+  const bf16* x;
+  bf16* y;
+  Unary kind;
+  template <int V> __device__ void apply(int64_t b) const {
+    float a[V];
+    load_v<V>(x + b, a);
+#pragma unroll
+    for (int j = 0; j < V; ++j)
+      a[j] = kind == Unary::GeluTanh ? gelu_tanh_f(a[j]) : kind == Unary::GeluErf ? gelu_erf_f(a[j]) : silu_f(a[j]);
+    store_v<V>(y + b, a);
+  }
+};
+
+struct AddOp {
+  const bf16 *a, *b;
+  bf16* y;
+  template <int V> __device__ void apply(int64_t i) const {
+    float p[V], q[V];
+    load_v<V>(a + i, p);
+    load_v<V>(b + i, q);
+#pragma unroll
+    for (int j = 0; j < V; ++j) p[j] += q[j];
+    store_v<V>(y + i, p);
+  }
+};
+
+struct AddGatedOp {
+  bf16* x;
+  const bf16 *y, *gate;
+  int64_t cols;
+  template <int V> __device__ void apply(int64_t i) const {
+    float p[V], q[V], g[V];
+    load_v<V>(x + i, p);
+    load_v<V>(y + i, q);
+    if (gate) load_v<V>(gate + i % cols, g);
+#pragma unroll
+    for (int j = 0; j < V; ++j) p[j] += gate ? q[j] * g[j] : q[j];
+    store_v<V>(x + i, p);
+  }
+};
+
+struct ModulateOp {
+  const bf16 *x, *shift, *scale;
+  bf16* y;
+  int64_t cols;
+  template <int V> __device__ void apply(int64_t i) const {
+    float p[V], sh[V], sc[V];
+    load_v<V>(x + i, p);
+    load_v<V>(shift + i % cols, sh);
+    load_v<V>(scale + i % cols, sc);
+#pragma unroll
+    for (int j = 0; j < V; ++j) p[j] = p[j] * (1.f + sc[j]) + sh[j];
+    store_v<V>(y + i, p);
+  }
+};
+
+__device__ __forceinline__ float stored_to_f32(const void* src, DType from, int64_t i) {
+  switch (from) {
+    case DType::F32: return static_cast<const float*>(src)[i];
+    case DType::F16: return __half2float(static_cast<const __half*>(src)[i]);
+    case DType::BF16: return __bfloat162float(static_cast<const bf16*>(src)[i]);
+    case DType::F8E4M3: {
+      __nv_fp8_e4m3 v;
+      v.__x = static_cast<const uint8_t*>(src)[i];
+      return float(v);
+    }
+    case DType::F8E5M2: {
+      __nv_fp8_e5m2 v;
+      v.__x = static_cast<const uint8_t*>(src)[i];
+      return float(v);
+    }
+    default: return __int_as_float(0x7fc00000);
+  }
+}
+
+__global__ void convert_kernel(const void* src, DType from, float scale, bf16* dst, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = __float2bfloat16_rn(stored_to_f32(src, from, i) * scale);
+}
+
+__global__ void to_f32_kernel(const bf16* src, float* dst, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = __bfloat162float(src[i]);
+}
+
+__global__ void absmax_kernel(const bf16* x, int64_t n, float* amax) {
+  __shared__ float scratch[32];
+  float m = 0.f;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  const int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (n % 8 == 0) {
+    for (int64_t i = t; i < n / 8; i += stride) {
+      float a[8];
+      load_v<8>(x + i * 8, a);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) m = fmaxf(m, fabsf(a[j]));
+    }
+  } else {
+    for (int64_t i = t; i < n; i += stride) m = fmaxf(m, fabsf(__bfloat162float(x[i])));
+  }
+  m = warp_max(m);
+  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = m;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    m = threadIdx.x < blockDim.x / 32 ? scratch[threadIdx.x] : 0.f;
+    m = warp_max(m);
+    // Non-negative floats order like their bit patterns as signed ints.
+    if (threadIdx.x == 0) atomicMax(reinterpret_cast<int*>(amax), __float_as_int(m));
+  }
+}
+
+struct QuantOp {
+  const bf16* x;
+  uint8_t* y;
+  const float* amax;
+  template <int V> __device__ void apply(int64_t i) const {
+    const float inv = 448.f / fmaxf(*amax, 1e-12f);
+    float a[V];
+    load_v<V>(x + i, a);
+#pragma unroll
+    for (int j = 0; j < V; ++j) y[i + j] = __nv_fp8_e4m3(a[j] * inv).__x;
+  }
+};
+
+__global__ void write_scale_kernel(const float* amax, float* scale_out) {
+  *scale_out = fmaxf(*amax, 1e-12f) / 448.f;
+}
+
+__global__ void random_bf16_kernel(bf16* y, int64_t n, uint64_t seed, float mean, float std) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __float2bfloat16_rn(mean + std * gaussian(seed, i));
+}
+
+__global__ void random_e4m3_kernel(uint8_t* y, int64_t n, uint64_t seed, float std, float scale) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __nv_fp8_e4m3(std * gaussian(seed, i) / scale).__x;
+}
+
+int grid_for(int64_t n) { return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>((n + 255) / 256, 132 * 32))); }
+
+}  // namespace
+
+void convert_to_bf16(const void* src, DType from, float scale, bf16* dst, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  convert_kernel<<<grid_for(n), 256, 0, s>>>(src, from, scale, dst, n);
+  RL_CUDA_LAUNCH();
+}
+
+void bf16_to_f32(const bf16* src, float* dst, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  to_f32_kernel<<<grid_for(n), 256, 0, s>>>(src, dst, n);
+  RL_CUDA_LAUNCH();
+}
+
+void unary(Unary op, const bf16* x, bf16* y, int64_t n, cudaStream_t s) {
+  launch(UnaryOp{x, y, op}, n, 8, {x, y}, s);
+}
+
+void add(const bf16* a, const bf16* b, bf16* y, int64_t n, cudaStream_t s) {
+  launch(AddOp{a, b, y}, n, 8, {a, b, y}, s);
+}
+
+void add_gated(bf16* x, const bf16* y, const bf16* gate, int64_t rows, int64_t cols, cudaStream_t s) {
+  launch(AddGatedOp{x, y, gate, cols}, rows * cols, cols, {x, y, gate}, s);
+}
+
+void modulate(const bf16* x, const bf16* shift, const bf16* scale, bf16* y, int64_t rows,
+              int64_t cols, cudaStream_t s) {
+  launch(ModulateOp{x, shift, scale, y, cols}, rows * cols, cols, {x, shift, scale, y}, s);
+}
+
+void absmax(const bf16* x, int64_t n, float* amax, cudaStream_t s) {
+  RL_CUDA(cudaMemsetAsync(amax, 0, sizeof(float), s));
+  if (n == 0) return;
+  absmax_kernel<<<std::min(grid_for(n / 8 + 1), 132 * 4), 256, 0, s>>>(x, n, amax);
+  RL_CUDA_LAUNCH();
+}
+
+void quantize_e4m3(const bf16* x, int64_t n, const float* amax, uint8_t* y, float* scale_out,
+                   cudaStream_t s) {
+  launch(QuantOp{x, y, amax}, n, 8, {x, y}, s);
+  write_scale_kernel<<<1, 1, 0, s>>>(amax, scale_out);
+  RL_CUDA_LAUNCH();
+}
+
+void random_bf16(bf16* y, int64_t n, uint64_t seed, float mean, float std, cudaStream_t s) {
+  if (n == 0) return;
+  random_bf16_kernel<<<grid_for(n), 256, 0, s>>>(y, n, seed, mean, std);
+  RL_CUDA_LAUNCH();
+}
+
+void random_e4m3(uint8_t* y, int64_t n, uint64_t seed, float std, float scale, cudaStream_t s) {
+  if (n == 0) return;
+  random_e4m3_kernel<<<grid_for(n), 256, 0, s>>>(y, n, seed, std, scale);
+  RL_CUDA_LAUNCH();
+}
+
+}  // namespace raylight::cuda

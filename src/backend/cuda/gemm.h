@@ -1,0 +1,47 @@
+// Matrix products through cuBLASLt: y[M, N] = alpha * x[M, K] w[N, K]^T (+ bias) (GELU),
+// PyTorch Linear layout, bf16 output. Weights are bf16, or fp8 e4m3 codes whose per-tensor
+// scale is folded into alpha (the activation then is fp8 too, with its scale read from
+// device memory, so nothing synchronises). Bias and GELU run in cuBLASLt's epilogue.
+// Plans (descriptors + the heuristic's algorithm) are cached per shape, types, epilogue and
+// pointer alignment, so the heuristic runs once per distinct product.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <map>
+#include <memory>
+#include <tuple>
+
+#include "core/dtype.h"
+
+namespace raylight::cuda {
+
+enum class Epilogue { None, Gelu };
+
+class Gemm {
+ public:
+  explicit Gemm(cudaStream_t stream);
+  ~Gemm();
+  Gemm(const Gemm&) = delete;
+  Gemm& operator=(const Gemm&) = delete;
+
+  // Returns false (and does nothing) when cuBLASLt has no algorithm for this case, so the
+  // caller can fall back (e.g. GELU as a separate kernel).
+  bool run(const void* x, DType x_type, const float* x_scale, const void* w, DType w_type,
+           float alpha, const void* bias, void* y, int64_t M, int64_t N, int64_t K, Epilogue ep);
+
+ private:
+  struct Plan;
+  using Key = std::tuple<int64_t, int64_t, int64_t, int, int, int, bool, int, int, int, int>;
+  Plan* plan(const Key& key);
+
+  cudaStream_t stream_;
+  cublasLtHandle_t handle_ = nullptr;
+  void* workspace_ = nullptr;
+  float* one_ = nullptr;  // device 1.0f: the weight's scale pointer (its scale rides in alpha)
+  size_t workspace_bytes_ = 64u << 20;
+  std::map<Key, std::unique_ptr<Plan>> plans_;
+};
+
+}  // namespace raylight::cuda

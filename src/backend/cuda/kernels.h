@@ -1,0 +1,71 @@
+// Host-side launchers of the CUDA backend's kernels, one declaration per kernel family.
+// Activations are bf16 on the device with fp32 arithmetic inside every kernel; the
+// launchers check their launch and return immediately (work is queued on `s`).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace raylight::cuda {
+
+using bf16 = __nv_bfloat16;
+
+// --- elementwise.cu --------------------------------------------------------------
+enum class Unary { GeluTanh, GeluErf, Silu };
+// y[i] = stored[i] * scale as bf16, from any float storage dtype.
+void convert_to_bf16(const void* src, DType from, float scale, bf16* dst, int64_t n, cudaStream_t s);
+void bf16_to_f32(const bf16* src, float* dst, int64_t n, cudaStream_t s);
+void unary(Unary op, const bf16* x, bf16* y, int64_t n, cudaStream_t s);
+void add(const bf16* a, const bf16* b, bf16* y, int64_t n, cudaStream_t s);
+// x[r, c] += y[r, c] * gate[c] (gate may be null: plain residual add).
+void add_gated(bf16* x, const bf16* y, const bf16* gate, int64_t rows, int64_t cols, cudaStream_t s);
+// y = x * (1 + scale[c]) + shift[c]
+void modulate(const bf16* x, const bf16* shift, const bf16* scale, bf16* y, int64_t rows,
+              int64_t cols, cudaStream_t s);
+// amax[0] = max |x| (amax must be zeroed first, done here with an async memset).
+void absmax(const bf16* x, int64_t n, float* amax, cudaStream_t s);
+// y = e4m3(x / sx) with sx = max(amax, tiny) / 448, written to *scale_out for the GEMM.
+void quantize_e4m3(const bf16* x, int64_t n, const float* amax, uint8_t* y, float* scale_out,
+                   cudaStream_t s);
+// Counter-based Gaussian fill (benchmarks): y = mean + std * N(0, 1).
+void random_bf16(bf16* y, int64_t n, uint64_t seed, float mean, float std, cudaStream_t s);
+// fp8 codes of std * N(0, 1) / scale (saturating).
+void random_e4m3(uint8_t* y, int64_t n, uint64_t seed, float std, float scale, cudaStream_t s);
+
+// --- norm.cu ---------------------------------------------------------------------
+// Row-wise LayerNorm (rms == false) or RMSNorm (rms == true) over `cols`, then optional
+// affine (weight, bias) and optional modulation (* (1 + scale) + shift). Null = absent.
+void row_norm(const bf16* x, const bf16* weight, const bf16* bias, const bf16* shift,
+              const bf16* scale, bf16* y, int64_t rows, int64_t cols, float eps, bool rms,
+              cudaStream_t s);
+
+// --- layout.cu -------------------------------------------------------------------
+// x [L, H, D] rotated in place by table [L, D/2, 2] fp32 (cos, sin).
+void rope(bf16* x, const float* table, int64_t L, int64_t H, int64_t D, cudaStream_t s);
+void patchify(const bf16* x, bf16* y, int64_t C, int64_t F, int64_t H, int64_t W, int pt,
+              int ph, int pw, cudaStream_t s);
+void unpatchify(const bf16* t, bf16* y, int64_t gf, int64_t gh, int64_t gw, int64_t C, int pt,
+                int ph, int pw, cudaStream_t s);
+
+// --- attention.cu ----------------------------------------------------------------
+// Flash attention, bf16 in/out, fp32 softmax; q [Lq, H, D], k/v [Lk, H, D], o [Lq, H, D];
+// keys >= k_valid are masked; lse (nullable) [H, Lq] natural log. D in {64, 128}.
+void flash_attention(const bf16* q, const bf16* k, const bf16* v, bf16* o, float* lse,
+                     int64_t Lq, int64_t Lk, int64_t H, int64_t D, int64_t k_valid,
+                     cudaStream_t s);
+bool flash_attention_supports(int64_t D);
+
+}  // namespace raylight::cuda
+
+namespace raylight::cuda {
+// --- sequence_ops.cu (sequence-parallel helpers) -----------------------------------
+// x [a, b, c] -> y [b, a, c]
+void swap_leading(const bf16* x, bf16* y, int64_t a, int64_t b, int64_t c, cudaStream_t s);
+// out/lse (accumulated over some keys) merged in place with part/part_lse over others.
+void merge_attention(bf16* out, float* lse, const bf16* part, const float* part_lse, int64_t L,
+                     int64_t H, int64_t D, cudaStream_t s);
+}  // namespace raylight::cuda

@@ -1,0 +1,66 @@
+// Helpers for the GPU tests: fresh random inputs (a new seed per call), bf16 rounding of
+// host inputs so the CPU reference sees exactly what the GPU sees, and the relative L2
+// error ||a - b|| / ||b|| with NaN (= an unwritten, poisoned element) counted as failure.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "backend/cuda/cuda_backend.h"
+#include "core/dtype.h"
+#include "sampling/noise.h"
+
+namespace raylight::test {
+
+inline uint64_t next_seed() {
+  static uint64_t s = 0x5eed0000ull ^ static_cast<uint64_t>(::testing::UnitTest::GetInstance()->random_seed());
+  return ++s * 0x9E3779B97F4A7C15ull;
+}
+
+inline Tensor round_bf16(Tensor t) {
+  Tensor c = t.to_f32().clone();
+  float* p = c.f32();
+  for (int64_t i = 0; i < c.numel(); ++i) p[i] = bf16_to_f32(f32_to_bf16(p[i]));
+  return c;
+}
+
+// Gaussian * scale + offset, already rounded to bf16.
+inline Tensor rand_bf16(Shape s, float scale = 1.0f, float offset = 0.0f) {
+  Tensor t = gaussian_noise(std::move(s), next_seed());
+  float* p = t.f32();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = p[i] * scale + offset;
+  return round_bf16(t);
+}
+
+inline double rel_err(const Tensor& got, const Tensor& want) {
+  EXPECT_EQ(got.shape(), want.shape());
+  if (got.shape() != want.shape()) return 1e9;
+  double num = 0, den = 0;
+  const float *a = got.f32(), *b = want.f32();
+  for (int64_t i = 0; i < got.numel(); ++i) {
+    if (!std::isfinite(a[i])) return 1e9;
+    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    den += double(b[i]) * b[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+inline double max_abs(const Tensor& got, const Tensor& want) {
+  double m = 0;
+  for (int64_t i = 0; i < got.numel(); ++i) {
+    if (!std::isfinite(got.f32()[i])) return 1e9;
+    m = std::max(m, std::fabs(double(got.f32()[i]) - want.f32()[i]));
+  }
+  return m;
+}
+
+inline std::unique_ptr<CudaBackend> poisoned_backend(bool keep_fp8 = true, bool fp8_gemm = true) {
+  CudaOptions o;
+  o.poison = true;
+  o.keep_fp8 = keep_fp8;
+  o.fp8_gemm = fp8_gemm;
+  return make_cuda_backend(o);
+}
+
+}  // namespace raylight::test
