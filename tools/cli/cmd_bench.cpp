@@ -6,11 +6,14 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "commands.h"
 #include "core/error.h"
 #include "options.h"
+#include "parallel_options.h"
+#include "dist/runtime.h"
 
 #ifdef RAYLIGHT_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
@@ -28,7 +31,8 @@ static constexpr const char* kHelp =
     "  --fp8-gemm native|dequant  fp8 products: fp8 tensor cores, or dequantise to bf16 (dequant)\n"
     "  --frames F --height H --width W   video size (81, 480, 832)\n"
     "  --runs N --warmup N        timed forwards and warm-up forwards (5, 2)\n"
-    "  --attention-only           time the attention kernel alone\n";
+    "  --attention-only           time the attention kernel alone\n"
+    "  with --gpus LIST and --ulysses/--ring, the forward runs sequence-parallel over the GPUs\n";
 
 #ifdef RAYLIGHT_HAVE_CUDA
 namespace {
@@ -104,8 +108,13 @@ void bench_attention(CudaBackend& be, int64_t L, int64_t Lk, int64_t H, int64_t 
 int run_bench(const std::vector<std::string>& args) {
   for (const auto& a : args)
     if (a == "--help" || a == "-h") { std::fputs(kHelp, stdout); return 0; }
-  Options opt(args, {"model", "dtype", "fp8-gemm", "frames", "height", "width", "runs", "warmup"},
-              {"attention-only"});
+  std::set<std::string> valued = {"model", "dtype", "fp8-gemm", "frames", "height", "width", "runs", "warmup"};
+  valued.insert(kParallelValued.begin(), kParallelValued.end());
+  std::set<std::string> flags = {"attention-only"};
+  flags.insert(kParallelFlags.begin(), kParallelFlags.end());
+  Options opt(args, valued, flags);
+  const ParallelLayout layout = parse_parallel(opt);
+  const bool lead = Runtime::world_rank() == 0;
 #ifndef RAYLIGHT_HAVE_CUDA
   fail("bench needs the CUDA backend; this build has none (nvcc was not found at configure time)");
 #else
@@ -127,7 +136,7 @@ int run_bench(const std::vector<std::string>& args) {
   o.fp8_gemm = gemm == "native";
   auto owned = make_cuda_backend(o);
   CudaBackend& be = *owned;
-  std::printf("device: %s\nmodel: %s (dim %lld, %lld heads, %lld layers), %s weights%s; %lldx%lldx%lld -> %lld tokens\n",
+  if (lead) std::printf("device: %s\nmodel: %s (dim %lld, %lld heads, %lld layers), %s weights%s; %lldx%lldx%lld -> %lld tokens\n",
               be.device_name().c_str(), model.c_str(), (long long)c.dim, (long long)c.num_heads,
               (long long)c.num_layers, dtype.c_str(), dtype == "fp8" ? (o.fp8_gemm ? " (fp8 GEMM)" : " (dequant GEMM)") : "",
               (long long)height, (long long)width, (long long)frames, (long long)tokens);
@@ -137,7 +146,8 @@ int run_bench(const std::vector<std::string>& args) {
     return 0;
   }
   auto weights = std::make_unique<RandomDeviceWeights>(c, be, dtype == "fp8");
-  LoadedWan wan = load_wan(std::move(weights), std::move(owned));
+  LoadedWan wan = load_wan(std::move(weights), std::move(owned), layout);
+  if (lead) std::printf("layout: %d rank(s), %s\n", Runtime::world_size(), wan.groups.layout.describe().c_str());
   Tensor latent = gaussian_noise({c.in_dim, lf, lh, lw}, 1);
   WanContext ctx = wan.model->embed_context(gaussian_noise({c.text_len, c.text_dim}, 2), {});
   auto forward = [&] { return wan.model->forward(latent, 500.0, ctx); };
@@ -153,6 +163,7 @@ int run_bench(const std::vector<std::string>& args) {
   for (int i = 0; i < runs; ++i) times.push_back(be.time_ms([&] { forward(); }));
   const double ms = median(times), flops = p.matmul_flops + p.attention_flops;
   const double prof_total = p.matmul_ms + p.attention_ms + p.other_ms;
+  if (!lead) return 0;
   std::printf("forward: median %.1f ms over %d runs (min %.1f, max %.1f) after %d warm-up\n", ms, runs,
               *std::min_element(times.begin(), times.end()), *std::max_element(times.begin(), times.end()), warmup);
   std::printf("work: %.1f TFLOP (products %.1f, attention %.1f) -> %.1f TFLOP/s achieved\n", flops / 1e12,

@@ -1,0 +1,58 @@
+// The T5 / umT5 tokenizer: Debian's libsentencepiece behind a small value type, so the
+// encoder and the CLI never see its headers. It reproduces what the Python tools feed the
+// model: SentencePiece ids, cut to max_length - 1, then the end-of-sequence id (1 in every
+// T5 vocabulary), like HF's T5 tokenizers with add_special_tokens and truncation at 512
+// (Wan's text_len) and ComfyUI's SPieceTokenizer(add_eos=True).
+//
+// The model comes from a .model file or from the bytes of the uint8 tensor `spiece_model`
+// that ComfyUI stores inside its umT5 safetensors files. Loading problems are
+// raylight::Errors that name the file (or tensor) and say what is wrong.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sentencepiece {
+class SentencePieceProcessor;
+}
+
+namespace raylight {
+
+class SafetensorsFile;
+
+class T5Tokenizer {
+ public:
+  static constexpr int kMaxLength = 512;
+  // Name of the tensor holding the serialized model in ComfyUI text-encoder files.
+  static constexpr const char* kSpieceTensor = "spiece_model";
+
+  static T5Tokenizer from_file(const std::string& path);
+  // A serialized ModelProto; `source` names it in errors ("file.safetensors: spiece_model").
+  static T5Tokenizer from_bytes(std::string_view serialized, const std::string& source);
+  // The `spiece_model` tensor (uint8, 1-D) of a safetensors file.
+  static T5Tokenizer from_safetensors(const SafetensorsFile& file);
+  static T5Tokenizer from_safetensors(const std::string& path);
+  static bool has_embedded_model(const SafetensorsFile& file);
+
+  T5Tokenizer(T5Tokenizer&&) noexcept;
+  T5Tokenizer& operator=(T5Tokenizer&&) noexcept;
+  ~T5Tokenizer();
+
+  // Ids of `text` with EOS appended; at most max_length ids (EOS kept when cut).
+  std::vector<int> encode(const std::string& text, int max_length = kMaxLength) const;
+  std::string decode(const std::vector<int>& ids) const;
+  int vocab_size() const;
+  int eos_id() const;
+  int pad_id() const;
+  // Where the model came from (path, or "path: spiece_model", or "embedded ...").
+  const std::string& source() const { return source_; }
+
+ private:
+  T5Tokenizer(std::unique_ptr<sentencepiece::SentencePieceProcessor> sp, std::string source);
+  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  std::string source_;
+};
+
+}  // namespace raylight
