@@ -93,6 +93,25 @@ class Backend {
   // out [L, H, D] and lse [H, L] are updated in place, weighted by exp(lse).
   virtual void merge_attention(Tensor& out, Tensor& lse, const Tensor& part,
                                const Tensor& part_lse);
+
+  // Video VAE ops. A clip is frame-major [T, C, H, W], so frames are rows of [T, C*H*W]
+  // (slice_rows / concat_rows move them). The defaults (backend_video_ops.cpp) run the CPU
+  // kernels on a host copy; device backends override them to stay on the device.
+  struct Conv3dSpec {
+    int stride_t = 1, stride_h = 1, stride_w = 1;
+    int pad_t = 0;  // zero frames in front of (past, x); never any behind (causal)
+    int pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;  // zeros around each frame
+  };
+  // Cross-correlation (PyTorch Conv3d) of the frames (pad_t zeros, past, x) with
+  // w [Cout, Cin, kt, kh, kw] plus b [Cout] (or undefined): x [T, Cin, H, W], past
+  // [Tp, Cin, H, W] or undefined (earlier frames, e.g. a causal conv's cache) -> [T', Cout, H', W'].
+  virtual Tensor conv3d(const Tensor& x, const Tensor& past, const Tensor& w, const Tensor& b,
+                        const Conv3dSpec& spec);
+  // x [T, C, H, W]: each pixel's C-vector divided by its L2 norm (at least 1e-12), times
+  // sqrt(C) * gamma [C] (the Wan VAE's RMS_norm); then SiLU when `silu`.
+  virtual Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma, bool silu);
+  // x [T, C, H, W] -> [T, C, 2H, 2W], every pixel repeated 2x2 (nearest / nearest-exact).
+  virtual Tensor upsample_nearest2x(const Tensor& x);
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

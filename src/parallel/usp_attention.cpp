@@ -47,14 +47,20 @@ Tensor UspAttention::scatter_tokens(const Tensor& tokens) {
 }
 
 Tensor UspAttention::gather_tokens(const Tensor& local) {
-  const int64_t parts = static_cast<int64_t>(ulysses_.size()) * ring_.size();
   if (local.dim(0) != local_) fail("gather_tokens: ", local.dim(0), " rows, expected ", local_);
-  if (parts == 1) return local.slice_rows(0, tokens_);  // nothing to gather (any device)
+  // Groups of one are skipped rather than copied through: their communicator works on host
+  // memory, and these tensors may live on a GPU.
   // Ulysses groups first (chunks of one ring position are adjacent), then the ring.
-  Tensor group = backend_.empty({ulysses_.size() * local_, local.dim(1)});
-  ulysses_.all_gather(local.raw(), group.raw(), local.nbytes());
-  Tensor all = backend_.empty({parts * local_, local.dim(1)});
-  ring_.all_gather(group.raw(), all.raw(), group.nbytes());
+  Tensor group = local;
+  if (ulysses_.size() > 1) {
+    group = backend_.empty({ulysses_.size() * local_, local.dim(1)});
+    ulysses_.all_gather(local.raw(), group.raw(), local.nbytes());
+  }
+  Tensor all = group;
+  if (ring_.size() > 1) {
+    all = backend_.empty({ring_.size() * group.dim(0), local.dim(1)});
+    ring_.all_gather(group.raw(), all.raw(), group.nbytes());
+  }
   return all.slice_rows(0, tokens_);
 }
 

@@ -27,3 +27,13 @@ Tensor unpatchify(const Tensor& tokens, int64_t gf, int64_t gh, int64_t gw, int6
                   PatchSize p);
 
 }  // namespace raylight::cpu
+
+// Video VAE kernels over frame-major clips [T, C, H, W] (conv3d.cpp, conv_channel_ops.cpp).
+namespace raylight::cpu {
+
+Tensor conv3d(const Tensor& x, const Tensor& past, const Tensor& w, const Tensor& b,
+              const Backend::Conv3dSpec& spec);
+Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma, bool silu);
+Tensor upsample_nearest2x(const Tensor& x);
+
+}  // namespace raylight::cpu

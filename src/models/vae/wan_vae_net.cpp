@@ -1,0 +1,44 @@
+// Stack assembly only: the order here is the official module order, which is what makes
+// the tensor names (encoder.downsamples.N, decoder.upsamples.N) line up.
+#include "models/vae/wan_vae_net.h"
+
+namespace raylight {
+namespace {
+
+void add_middle(VaeStack& s, const std::string& p, int64_t dim) {
+  s.add<ResidualBlock>(p + "middle.0.", dim, dim);
+  s.add<AttentionBlock>(p + "middle.1.");
+  s.add<ResidualBlock>(p + "middle.2.", dim, dim);
+}
+
+}  // namespace
+
+VaeStack make_wan_vae_decoder(const WanVaeConfig& c) {
+  VaeStack s;
+  s.add<CausalConv3d>("conv2", 0);
+  s.add<CausalConv3d>("decoder.conv1", 1);
+  add_middle(s, "decoder.", wan_vae_middle_dim(c));
+  for (const auto& st : wan_vae_decoder_stages(c)) {
+    const std::string p = "decoder.upsamples." + std::to_string(st.index) + ".";
+    if (st.kind == WanVaeStage::Kind::Residual) s.add<ResidualBlock>(p, st.in_dim, st.out_dim);
+    else s.add<Upsampler>(p, st.temporal);
+  }
+  s.add<NormConvHead>("decoder.head.");
+  return s;
+}
+
+VaeStack make_wan_vae_encoder(const WanVaeConfig& c) {
+  VaeStack s;
+  s.add<CausalConv3d>("encoder.conv1", 1);
+  for (const auto& st : wan_vae_encoder_stages(c)) {
+    const std::string p = "encoder.downsamples." + std::to_string(st.index) + ".";
+    if (st.kind == WanVaeStage::Kind::Residual) s.add<ResidualBlock>(p, st.in_dim, st.out_dim);
+    else s.add<Downsampler>(p, st.temporal);
+  }
+  add_middle(s, "encoder.", wan_vae_middle_dim(c));
+  s.add<NormConvHead>("encoder.head.");
+  s.add<CausalConv3d>("conv1", 0);
+  return s;
+}
+
+}  // namespace raylight

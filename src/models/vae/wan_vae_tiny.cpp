@@ -1,0 +1,52 @@
+// Tiny weights from the documented noise generator: one stream per tensor name, scaled
+// like a trained network so activations stay O(1) and the video is not all clamped.
+#include "models/vae/wan_vae_tiny.h"
+
+#include <cmath>
+
+#include "sampling/noise.h"
+
+namespace raylight {
+namespace {
+
+// A stable 64-bit name hash (FNV-1a) so each tensor gets its own noise stream.
+uint64_t name_seed(const std::string& name) {
+  uint64_t h = 1469598103934665603ull ^ 0x7661650000000000ull;  // "vae" salt
+  for (unsigned char ch : name) h = (h ^ ch) * 1099511628211ull;
+  return h;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+WanVaeConfig wan_vae_tiny_config() {
+  WanVaeConfig c;
+  c.base_dim = 8;
+  return c;
+}
+
+std::unique_ptr<MemoryWeights> wan_vae_tiny_weights() {
+  auto w = std::make_unique<MemoryWeights>();
+  for (const auto& [name, shape] : wan_vae_expected_tensors(wan_vae_tiny_config())) {
+    Tensor t = gaussian_noise(shape, name_seed(name));
+    float* p = t.f32();
+    // Like a trained network's scale: unit-gain convs, gammas near 1, small biases; the
+    // output head a little smaller so most pixels land inside the [-1, 1] clamp.
+    double scale = 0.1, offset = 0.0;
+    if (ends_with(name, ".gamma")) {
+      offset = 1.0;
+    } else if (ends_with(name, ".weight")) {
+      scale = 1.0 / std::sqrt(static_cast<double>(shape_numel(shape) / shape[0]));
+      if (name == "decoder.head.2.weight") scale *= 0.4;
+    }
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<float>(offset + scale * p[i]);
+    w->put(name, t);
+  }
+  w->set_metadata({{"raylight.model", "wan2.1-vae-tiny"}});
+  return w;
+}
+
+}  // namespace raylight
