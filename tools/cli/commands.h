@@ -10,6 +10,7 @@
 namespace raylight::cli {
 
 int run_sample(const std::vector<std::string>& args);
+int run_generate(const std::vector<std::string>& args);
 int run_forward(const std::vector<std::string>& args);
 int run_inspect(const std::vector<std::string>& args);
 int run_bench(const std::vector<std::string>& args);

@@ -16,6 +16,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: raylight <command> [options]\n"
     "commands:\n"
+    "  generate prompt -> video file (default: the embedded tiny encoder, DiT and VAE)\n"
     "  sample   text embeddings -> video latents (default: the embedded tiny model)\n"
     "  forward  one DiT forward (velocity prediction) on given inputs\n"
     "  inspect  describe a checkpoint: family, variant, dtypes, parameters\n"
@@ -91,6 +92,7 @@ int main(int argc, char** argv) {
     pin_gpu(gpu_list(args));
     Runtime::init(&argc, &argv);
     if (command == "sample") code = raylight::cli::run_sample(args);
+    else if (command == "generate") code = raylight::cli::run_generate(args);
     else if (command == "forward") code = raylight::cli::run_forward(args);
     else if (command == "inspect") code = raylight::cli::run_inspect(args);
     else if (command == "bench") code = raylight::cli::run_bench(args);
