@@ -28,10 +28,11 @@ static constexpr const char* kHelp =
     "usage: raylight bench [options]\n"
     "  --model wan-1.3b|wan-14b   Wan 2.1 T2V shapes, random weights (wan-1.3b)\n"
     "  --dtype bf16|fp8           block matrices in bf16, or fp8 e4m3 with a scale (bf16)\n"
-    "  --fp8-gemm native|dequant  fp8 products: fp8 tensor cores, or dequantise to bf16 (dequant)\n"
+    "  --fp8-gemm native|dequant  fp8 products: fp8 tensor cores, or dequantise to bf16 (native)\n"
+    "  --attention cudnn|own      attention kernel (default: RAYLIGHT_ATTENTION, else cudnn)\n"
     "  --frames F --height H --width W   video size (81, 480, 832)\n"
     "  --runs N --warmup N        timed forwards and warm-up forwards (5, 2)\n"
-    "  --attention-only           time the attention kernel alone\n"
+    "  --attention-only           time the attention kernels alone (cuDNN and ours, self and cross)\n"
     "  with --gpus LIST and --ulysses/--ring, the forward runs sequence-parallel over the GPUs\n";
 
 #ifdef RAYLIGHT_HAVE_CUDA
@@ -89,17 +90,19 @@ double median(std::vector<double> v) {
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
-void bench_attention(CudaBackend& be, int64_t L, int64_t Lk, int64_t H, int64_t D, int runs) {
+void bench_attention(CudaBackend& be, int64_t L, int64_t Lk, int64_t H, int64_t D, int runs, bool with_lse = true) {
   Tensor q = be.random_weight({L, H, D}, DType::BF16, 0, 1, 1);
   Tensor k = be.random_weight({Lk, H, D}, DType::BF16, 0, 1, 2);
   Tensor v = be.random_weight({Lk, H, D}, DType::BF16, 0, 1, 3);
   Tensor lse;
-  for (int i = 0; i < 2; ++i) be.attention(q, k, v, -1, &lse);
+  Tensor* l = with_lse ? &lse : nullptr;
+  for (int i = 0; i < 2; ++i) be.attention(q, k, v, -1, l);
   std::vector<double> t;
-  for (int i = 0; i < runs; ++i) t.push_back(be.time_ms([&] { be.attention(q, k, v, -1, &lse); }));
+  for (int i = 0; i < runs; ++i) t.push_back(be.time_ms([&] { be.attention(q, k, v, -1, l); }));
   const double ms = median(t), flops = 4.0 * L * Lk * H * D;
-  std::printf("attention kernel: q %lld x k %lld, %lld heads x %lld: %.3f ms, %.1f TFLOP/s (with lse)\n",
-              (long long)L, (long long)Lk, (long long)H, (long long)D, ms, flops / ms / 1e9);
+  std::printf("attention [%s]: q %lld x k %lld, %lld heads x %lld: %.3f ms, %.1f TFLOP/s (%s)\n",
+              be.attention_kernel().c_str(), (long long)L, (long long)Lk, (long long)H, (long long)D, ms,
+              flops / ms / 1e9, with_lse ? "with lse" : "no lse");
 }
 
 }  // namespace
@@ -108,13 +111,13 @@ void bench_attention(CudaBackend& be, int64_t L, int64_t Lk, int64_t H, int64_t 
 int run_bench(const std::vector<std::string>& args) {
   for (const auto& a : args)
     if (a == "--help" || a == "-h") { std::fputs(kHelp, stdout); return 0; }
-  std::set<std::string> valued = {"model", "dtype", "fp8-gemm", "frames", "height", "width", "runs", "warmup"};
+  std::set<std::string> valued = {"model", "dtype", "fp8-gemm", "attention", "frames", "height", "width", "runs", "warmup"};
   valued.insert(kParallelValued.begin(), kParallelValued.end());
   std::set<std::string> flags = {"attention-only"};
   flags.insert(kParallelFlags.begin(), kParallelFlags.end());
   Options opt(args, valued, flags);
-  const ParallelLayout layout = parse_parallel(opt);
-  const bool lead = Runtime::world_rank() == 0;
+  [[maybe_unused]] const ParallelLayout layout = parse_parallel(opt);
+  [[maybe_unused]] const bool lead = Runtime::world_rank() == 0;
 #ifndef RAYLIGHT_HAVE_CUDA
   fail("bench needs the CUDA backend; this build has none (nvcc was not found at configure time)");
 #else
@@ -124,7 +127,7 @@ int run_bench(const std::vector<std::string>& args) {
   else if (model == "wan-14b") { c.dim = 5120; c.num_heads = 40; c.ffn_dim = 13824; c.num_layers = 40; }
   else fail("--model must be wan-1.3b or wan-14b, got '", model, "'");
   if (dtype != "bf16" && dtype != "fp8") fail("--dtype must be bf16 or fp8, got '", dtype, "'");
-  const std::string gemm = opt.str("fp8-gemm", "dequant");
+  const std::string gemm = opt.str("fp8-gemm", "native");
   if (gemm != "native" && gemm != "dequant") fail("--fp8-gemm must be native or dequant");
   const int64_t frames = opt.integer("frames", 81), height = opt.integer("height", 480), width = opt.integer("width", 832);
   if ((frames - 1) % 4 || height % 16 || width % 16) fail("--frames must be 4k+1 and --height/--width multiples of 16");
@@ -132,17 +135,25 @@ int run_bench(const std::vector<std::string>& args) {
   const int64_t lf = (frames - 1) / 4 + 1, lh = height / 8, lw = width / 8;
   const int64_t tokens = lf * (lh / 2) * (lw / 2);
 
+  const std::string attn = opt.str("attention", "");
+  if (!attn.empty() && attn != "cudnn" && attn != "own") fail("--attention must be cudnn or own, got '", attn, "'");
   CudaOptions o;
   o.fp8_gemm = gemm == "native";
+  o.attention = attn == "cudnn" ? AttentionKernel::Cudnn : attn == "own" ? AttentionKernel::Own : AttentionKernel::Default;
   auto owned = make_cuda_backend(o);
   CudaBackend& be = *owned;
   if (lead) std::printf("device: %s\nmodel: %s (dim %lld, %lld heads, %lld layers), %s weights%s; %lldx%lldx%lld -> %lld tokens\n",
               be.device_name().c_str(), model.c_str(), (long long)c.dim, (long long)c.num_heads,
               (long long)c.num_layers, dtype.c_str(), dtype == "fp8" ? (o.fp8_gemm ? " (fp8 GEMM)" : " (dequant GEMM)") : "",
               (long long)height, (long long)width, (long long)frames, (long long)tokens);
+  if (lead) std::printf("attention: %s\n", be.attention_kernel().c_str());
   if (opt.flag("attention-only")) {
-    bench_attention(be, tokens, tokens, c.num_heads, c.head_dim(), std::max(runs, 10));
-    bench_attention(be, tokens, c.text_len, c.num_heads, c.head_dim(), std::max(runs, 10));
+    for (AttentionKernel k : {AttentionKernel::Own, AttentionKernel::Cudnn}) {
+      be.set_attention_kernel(k);
+      bench_attention(be, tokens, tokens, c.num_heads, c.head_dim(), std::max(runs, 10));
+      bench_attention(be, tokens, tokens, c.num_heads, c.head_dim(), std::max(runs, 10), false);
+      bench_attention(be, tokens, c.text_len, c.num_heads, c.head_dim(), std::max(runs, 10));
+    }
     return 0;
   }
   auto weights = std::make_unique<RandomDeviceWeights>(c, be, dtype == "fp8");

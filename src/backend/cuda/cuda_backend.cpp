@@ -5,6 +5,8 @@
 #include "backend/cuda/cuda_backend.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <vector>
@@ -12,6 +14,7 @@
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cuda/allocator.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cudnn_attention.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
 
@@ -28,6 +31,7 @@ class CudaBackendImpl final : public CudaBackend {
     RL_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     alloc_ = std::make_shared<cuda::DeviceAllocator>();
     gemm_ = std::make_unique<cuda::Gemm>(stream_);
+    set_attention_kernel(o.attention);
     for (int i = 0; i < 2; ++i) {
       RL_CUDA(cudaMallocHost(&pinned_[i], kStageBytes));
       RL_CUDA(cudaEventCreateWithFlags(&staged_[i], cudaEventDisableTiming));
@@ -48,6 +52,7 @@ class CudaBackendImpl final : public CudaBackend {
       cudaFreeHost(pinned_[i]);
     }
     gemm_.reset();
+    cudnn_.reset();
     cudaStreamDestroy(stream_);
   }
 
@@ -198,16 +203,22 @@ class CudaBackendImpl final : public CudaBackend {
     const int64_t Lq = q.dim(0), Lk = k.dim(0), H = q.dim(1), D = q.dim(2);
     const int64_t valid = k_valid < 0 ? Lk : std::min(k_valid, Lk);
     if (valid == 0 && Lq > 0) fail("attention: every key is masked");
-    if (!cuda::flash_attention_supports(D)) return attention_on_cpu(q, k, v, k_valid, lse);
-    Scope s(this, kAttention, 4.0 * Lq * valid * H * D);
+    if (!cudnn_ && !cuda::flash_attention_supports(D)) return attention_on_cpu(q, k, v, k_valid, lse);
     Tensor o = alloc(q.shape(), DType::BF16);
     float* l = nullptr;
     if (lse) {
       *lse = alloc({H, Lq}, DType::F32);
       l = lse->data<float>();
     }
-    cuda::flash_attention(bp(q), bp(k), bp(v), bp(o), l, Lq, Lk, H, D, k_valid, stream_);
-    return o;
+    {
+      Scope s(this, kAttention, 4.0 * Lq * valid * H * D);
+      if (cudnn_ && cudnn_->run(bp(q), bp(k), bp(v), bp(o), l, Lq, Lk, H, D, k_valid)) return o;
+      if (cuda::flash_attention_supports(D)) {
+        cuda::flash_attention(bp(q), bp(k), bp(v), bp(o), l, Lq, Lk, H, D, k_valid, stream_);
+        return o;
+      }
+    }
+    return attention_on_cpu(q, k, v, k_valid, lse);
   }
 
   Tensor patchify(const Tensor& x, PatchSize p) override {
@@ -300,6 +311,32 @@ class CudaBackendImpl final : public CudaBackend {
     Tensor w = alloc(shape, DType::BF16);
     cuda::random_bf16(bp(w), w.numel(), seed, mean, std, stream_);
     return w;
+  }
+
+  std::string attention_kernel() const override {
+    return cudnn_ ? cudnn_->describe() + " fused attention" : "own mma.sync flash-attention kernel";
+  }
+
+  void set_attention_kernel(AttentionKernel k) override {
+    if (k == AttentionKernel::Default) {
+      const char* e = std::getenv("RAYLIGHT_ATTENTION");
+      const std::string v = e ? e : "";
+      if (v == "own") k = AttentionKernel::Own;
+      else if (v.empty() || v == "cudnn") k = AttentionKernel::Cudnn;
+      else fail("RAYLIGHT_ATTENTION must be cudnn or own, got '", v, "'");
+    }
+    if (k == AttentionKernel::Own) {
+      cudnn_.reset();
+      return;
+    }
+    if (cudnn_) return;
+    cudnn_ = std::make_unique<cuda::CudnnAttention>(stream_);
+    if (!cudnn_->available()) {
+      static bool noted = false;
+      if (!noted) std::fprintf(stderr, "raylight: %s; attention uses raylight's own kernel\n", cudnn_->describe().c_str());
+      noted = true;
+      cudnn_.reset();
+    }
   }
 
   double time_ms(const std::function<void()>& fn) override {
@@ -432,11 +469,14 @@ class CudaBackendImpl final : public CudaBackend {
     } else {
       if (opt_.fp8_gemm && K % 16 == 0 && N % 16 == 0) {
         Tensor xq = alloc({M, K}, DType::F8E4M3);
-        Tensor sc = alloc({2}, DType::F32);
+        // amax at [0], the activation's scale at [4]: each on its own 16 bytes. cuBLASLt
+        // (13.x, H200) refuses every fp8 algorithm with NOT_SUPPORTED when a scale pointer is
+        // only 4-byte aligned, as the scale at [1] was (tests/cuda CudaProbe.Fp8GemmVariants).
+        Tensor sc = alloc({8}, DType::F32);
         float* amax = sc.data<float>();
         cuda::absmax(bp(x), M * K, amax, stream_);
-        cuda::quantize_e4m3(bp(x), M * K, amax, xq.data<uint8_t>(), amax + 1, stream_);
-        ok = gemm_->run(xq.raw(), DType::F8E4M3, amax + 1, w.raw(), DType::F8E4M3, w.scale(), bias,
+        cuda::quantize_e4m3(bp(x), M * K, amax, xq.data<uint8_t>(), amax + 4, stream_);
+        ok = gemm_->run(xq.raw(), DType::F8E4M3, amax + 4, w.raw(), DType::F8E4M3, w.scale(), bias,
                         y.raw(), M, N, K, ep);
       }
       if (!ok) {
@@ -506,6 +546,7 @@ class CudaBackendImpl final : public CudaBackend {
   cudaStream_t stream_ = nullptr;
   std::shared_ptr<cuda::DeviceAllocator> alloc_;
   std::unique_ptr<cuda::Gemm> gemm_;
+  std::unique_ptr<cuda::CudnnAttention> cudnn_;  // null: our own kernel
   void* pinned_[2] = {nullptr, nullptr};
   cudaEvent_t staged_[2] = {nullptr, nullptr};
   unsigned turn_ = 0;

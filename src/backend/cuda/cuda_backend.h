@@ -14,17 +14,24 @@
 
 namespace raylight {
 
+// Which kernel runs attention: cuDNN's fused flash attention (backend graph API) or our own
+// mma.sync kernel. Default: the RAYLIGHT_ATTENTION environment variable (cudnn|own) if set,
+// else cuDNN, the faster one measured (docs/benchmarks.md). Shapes cuDNN has no plan for
+// fall back to our kernel (a note on stderr), head sizes neither covers to the CPU.
+enum class AttentionKernel { Default, Cudnn, Own };
+
 struct CudaOptions {
   int device = 0;
+  AttentionKernel attention = AttentionKernel::Default;
   // Stored fp8 e4m3 matrices stay fp8 codes on the device (half the memory of bf16);
   // otherwise they are dequantised to bf16 when loaded.
   bool keep_fp8 = true;
   // Products with fp8 weights: true = fp8 tensor-core GEMM with the activation quantised
   // per tensor on the fly; false = weight dequantised to bf16 scratch, then a bf16 GEMM.
-  // Measured on H200 (docs/benchmarks.md), Wan 14B: dequantising was faster (796 vs 723
-  // TFLOP/s effective: the activation's absmax + quantise passes cost more than fp8 saves),
-  // so it is the default.
-  bool fp8_gemm = false;
+  // Measured on H200 (docs/benchmarks.md), Wan 14B: the fp8 GEMM's products take 659 ms
+  // against 1,074 ms dequantising (forward 2.42 s vs 2.88 s), so it is the default. (cuBLASLt
+  // refuses fp8 products whose scale pointers are not 16-byte aligned: see try_linear.)
+  bool fp8_gemm = true;
   // Fill every fresh activation buffer with NaN bytes (tests: catches unwritten outputs).
   bool poison = false;
 };
@@ -56,6 +63,10 @@ class CudaBackend : public Backend {
   // Event-timed region on the backend's stream, in milliseconds (median is the caller's).
   virtual double time_ms(const std::function<void()>& fn) = 0;
   virtual std::string device_name() const = 0;
+  // The attention kernel in use ("cuDNN 9.14.0 fused attention" / "own mma.sync kernel"),
+  // and a switch between them (benchmarks compare both on one backend).
+  virtual std::string attention_kernel() const = 0;
+  virtual void set_attention_kernel(AttentionKernel k) = 0;
 };
 
 bool cuda_device_available();

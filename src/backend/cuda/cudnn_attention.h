@@ -1,0 +1,51 @@
+// Fused flash attention (forward) through cuDNN's backend (graph) API, in plain C calls:
+// no cudnn-frontend. The graph is the SDPA pattern cuDNN's fused attention engines match:
+//
+//   S = Q K^T (fp32)  ->  S * scale  ->  padding mask (key j >= seq_len_kv -> -inf)
+//     ->  softmax with stats (max, exp, sum, stats = max + log(sum), P = exp / sum, bf16)
+//     ->  O = P V (bf16)
+//
+// q [Lq, H, D], k/v [Lk, H, D], o [Lq, H, D] are bf16 in our token-major layout (expressed
+// to cuDNN as [1, H, L, D] with strides); the stats tensor [1, H, Lq, 1] fp32 is exactly our
+// lse [H, Lq]: max + log(sum exp) of the *scaled* scores, natural log (the graph spells it
+// with EXP and LOG), so it needs no conversion.
+//
+// Execution plans are built once per (Lq, Lk, H, D, lse wanted) and cached; the number of
+// valid keys travels in a device int32 (the padding mask's per-batch seq_len_kv), so a
+// changing text length does not rebuild anything. When cuDNN cannot build a plan for a shape
+// (or the pointers are misaligned) run() returns false and the caller uses another kernel.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "backend/cuda/kernels.h"
+
+namespace raylight::cuda {
+
+class CudnnAttention {
+ public:
+  explicit CudnnAttention(cudaStream_t stream);
+  ~CudnnAttention();
+  CudnnAttention(const CudnnAttention&) = delete;
+  CudnnAttention& operator=(const CudnnAttention&) = delete;
+
+  // False if cuDNN is not compiled in or its handle could not be created.
+  bool available() const;
+  // "cuDNN 9.14.0" (the library loaded at run time), or why it is unavailable.
+  std::string describe() const;
+
+  // Queues the attention on the stream. Returns false (having queued nothing) when no plan
+  // exists for this case; a one-time note per shape goes to stderr.
+  bool run(const bf16* q, const bf16* k, const bf16* v, bf16* o, float* lse, int64_t Lq, int64_t Lk,
+           int64_t H, int64_t D, int64_t k_valid);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace raylight::cuda
