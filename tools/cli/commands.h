@@ -14,6 +14,7 @@ int run_generate(const std::vector<std::string>& args);
 int run_forward(const std::vector<std::string>& args);
 int run_inspect(const std::vector<std::string>& args);
 int run_bench(const std::vector<std::string>& args);
+int run_serve(const std::vector<std::string>& args);
 
 // Reads one tensor from a safetensors file as fp32; the error names file and tensor.
 Tensor read_input_tensor(const std::string& path, const std::string& name, bool required = true);

@@ -21,6 +21,7 @@ constexpr const char* kUsage =
     "  forward  one DiT forward (velocity prediction) on given inputs\n"
     "  inspect  describe a checkpoint: family, variant, dtypes, parameters\n"
     "  bench    time one Wan forward on the GPU at real shapes (random weights)\n"
+    "  serve    keep a model loaded on the ranks and sample for HTTP clients (ComfyUI)\n"
     "run `raylight <command> --help` for its options\n";
 
 // The value of option `name` in args, or "".
@@ -96,6 +97,7 @@ int main(int argc, char** argv) {
     else if (command == "forward") code = raylight::cli::run_forward(args);
     else if (command == "inspect") code = raylight::cli::run_inspect(args);
     else if (command == "bench") code = raylight::cli::run_bench(args);
+    else if (command == "serve") code = raylight::cli::run_serve(args);
     else {
       std::fprintf(stderr, "raylight: unknown command '%s'\n%s", command.c_str(), kUsage);
       code = 2;

@@ -1,0 +1,266 @@
+"""ComfyUI nodes that hand sampling to `raylight serve`.
+
+They mirror the original Raylight's nodes: an initializer (GPUs, Ulysses and Ring
+degrees, CFG parallel, FSDP, offload), a diffusion-model loader reading ComfyUI's model
+folders, and a sampler with KSampler's inputs that takes ComfyUI's latent and
+conditioning and returns a latent. The model stays loaded on the server's ranks between
+runs; ComfyUI keeps only a handle. Noise is made by ComfyUI's own seeded generator and
+sent along, so a seed gives the same start as ComfyUI's KSampler; sigmas come from
+ComfyUI's schedulers; latents cross in the model's normalised space (ComfyUI's Wan 2.1
+latent format converts on each side).
+"""
+
+import logging
+
+from .raylight_client import RaylightCancelled, ensure_server
+from .raylight_client import safetensors_io as st
+from .raylight_client import schedules
+
+log = logging.getLogger("raylight")
+
+
+def _comfy(name):
+    """A ComfyUI module, or None outside ComfyUI."""
+    try:
+        return __import__(name, fromlist=["_"])
+    except ImportError:
+        return None
+
+
+def parse_gpus(text):
+    """"0,1,2" -> ([0, 1, 2], None); "cpu:4" -> (None, 4)."""
+    text = (text or "").strip().lower()
+    if text.startswith("cpu"):
+        n = text.split(":", 1)[1] if ":" in text else "1"
+        if not n.strip().isdigit() or int(n) < 1:
+            raise ValueError("write CPU ranks as cpu:N, got %r" % text)
+        return None, int(n)
+    try:
+        gpus = [int(g) for g in text.split(",") if g.strip() != ""]
+    except ValueError:
+        raise ValueError("GPUs must be a list like 0,1,2,3 (or cpu:N), got %r" % text)
+    if not gpus or any(g < 0 for g in gpus) or len(set(gpus)) != len(gpus):
+        raise ValueError("GPUs must be a list of distinct GPU numbers like 0,1, got %r" % text)
+    return gpus, None
+
+
+def plan_cluster(gpus_text, ulysses, ring, cfg_parallel, fsdp, offload, server_url="", token=""):
+    gpus, cpu_ranks = parse_gpus(gpus_text)
+    world = len(gpus) if gpus else cpu_ranks
+    cfg = 2 if cfg_parallel else 1
+    group = ulysses * ring * cfg
+    if world % group:
+        raise ValueError("%d ranks cannot hold Ulysses %d x Ring %d x CFG %d; the product must divide the ranks"
+                         % (world, ulysses, ring, cfg))
+    return {"gpus": gpus, "ranks": world, "device": "cpu" if cpu_ranks else None,
+            "server_url": server_url or None, "token": token or None,
+            "layout": {"ulysses": ulysses, "ring": ring, "cfg_parallel": bool(cfg_parallel),
+                       "dp": world // group, "fsdp": bool(fsdp), "offload": bool(offload)}}
+
+
+def cluster_client(cluster):
+    return ensure_server(url=cluster["server_url"], token=cluster["token"], gpus=cluster["gpus"],
+                         ranks=cluster["ranks"], device=cluster["device"])
+
+
+def ensure_model(handle):
+    """The client, with the handle's model loaded (again, if the server restarted or changed)."""
+    client = cluster_client(handle["cluster"])
+    loaded = client.model()
+    want = handle["cluster"]["layout"]
+    if not (loaded and loaded.get("model") == handle["path"]
+            and all(loaded["layout"].get(k) == want[k] for k in ("ulysses", "ring", "cfg_parallel", "dp"))
+            and loaded.get("fsdp") == want["fsdp"] and loaded.get("offload") == want["offload"]):
+        client.load(handle["path"], **want)
+    return client
+
+
+def conditioning_tensor(cond, what):
+    """ComfyUI CONDITIONING ([[tensor [1, tokens, dim], {...}], ...]) -> RawTensor [tokens, dim]."""
+    if not cond:
+        raise ValueError("%s conditioning is empty" % what)
+    if len(cond) > 1:
+        log.warning("raylight: %s conditioning has %d entries; only the first is used", what, len(cond))
+    t = cond[0][0]
+    if t.dim() == 3:
+        if t.shape[0] != 1:
+            log.warning("raylight: %s conditioning has a batch of %d; only the first is used", what, t.shape[0])
+        t = t[0]
+    return st.from_torch(t)
+
+
+def prepare_noise(latent, seed, batch_index=None):
+    """ComfyUI's seeded noise for a latent (comfy.sample.prepare_noise when available)."""
+    sample = _comfy("comfy.sample")
+    if sample is not None:
+        return sample.prepare_noise(latent, seed, batch_index)
+    import torch
+    generator = torch.manual_seed(seed)
+    return torch.randn(latent.size(), dtype=torch.float32, layout=latent.layout, generator=generator, device="cpu")
+
+
+def schedule(scheduler, steps, shift, denoise):
+    """Sigmas for ComfyUI's scheduler on a flow model with `shift` (ComfyUI's own when present)."""
+    samplers = _comfy("comfy.samplers")
+    model_sampling = _comfy("comfy.model_sampling")
+    if samplers is not None and model_sampling is not None:
+        class FlowSampling(model_sampling.ModelSamplingDiscreteFlow, model_sampling.CONST):
+            pass
+
+        ms = FlowSampling(None)
+        ms.set_parameters(shift=shift, multiplier=1000)
+
+        def sigmas_for(n):
+            return [float(s) for s in samplers.calculate_sigmas(ms, scheduler, n)]
+    else:
+        def sigmas_for(n):
+            return schedules.flow_sigmas(scheduler, n, shift)
+    return schedules.denoised_sigmas(sigmas_for, steps, denoise)
+
+
+def latent_format():
+    formats = _comfy("comfy.latent_formats")
+    if formats is None:
+        raise RuntimeError("ComfyUI's latent formats are needed to convert Wan latents")
+    return formats.Wan21()
+
+
+def scheduler_names():
+    samplers = _comfy("comfy.samplers")
+    return list(samplers.KSampler.SCHEDULERS) if samplers is not None else list(schedules.SCHEDULERS)
+
+
+def model_names():
+    folder_paths = _comfy("folder_paths")
+    names = folder_paths.get_filename_list("diffusion_models") if folder_paths is not None else []
+    return ["tiny"] + list(names)
+
+
+def model_path(name):
+    if name == "tiny":
+        return "tiny"
+    folder_paths = _comfy("folder_paths")
+    if hasattr(folder_paths, "get_full_path_or_raise"):
+        return folder_paths.get_full_path_or_raise("diffusion_models", name)
+    path = folder_paths.get_full_path("diffusion_models", name)
+    if not path:
+        raise FileNotFoundError("diffusion model %r not found in ComfyUI's diffusion_models folders" % name)
+    return path
+
+
+class RaylightInitializer:
+    """Where the ranks run and how a model is split over them."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "gpus": ("STRING", {"default": "0,1", "tooltip": "GPU numbers, one rank each (cpu:N for N CPU ranks)"}),
+            "ulysses_degree": ("INT", {"default": 2, "min": 1, "max": 64}),
+            "ring_degree": ("INT", {"default": 1, "min": 1, "max": 64}),
+            "cfg_parallel": ("BOOLEAN", {"default": False}),
+            "fsdp": ("BOOLEAN", {"default": False}),
+            "offload": ("BOOLEAN", {"default": False}),
+        }, "optional": {
+            "server_url": ("STRING", {"default": "", "tooltip": "a running raylight serve; empty: start one"}),
+            "token": ("STRING", {"default": ""}),
+        }}
+
+    RETURN_TYPES = ("RAYLIGHT_CLUSTER",)
+    FUNCTION = "initialize"
+    CATEGORY = "Raylight"
+
+    def initialize(self, gpus, ulysses_degree, ring_degree, cfg_parallel, fsdp, offload, server_url="", token=""):
+        cluster = plan_cluster(gpus, ulysses_degree, ring_degree, cfg_parallel, fsdp, offload, server_url, token)
+        health = cluster_client(cluster).health()
+        log.info("raylight: server with %s ranks ready", health.get("ranks"))
+        return (cluster,)
+
+
+class RaylightDiffusionModelLoader:
+    """Loads a Wan 2.1 diffusion model from ComfyUI's diffusion_models folders onto the ranks."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"cluster": ("RAYLIGHT_CLUSTER",), "unet_name": (model_names(),)}}
+
+    RETURN_TYPES = ("RAYLIGHT_MODEL",)
+    FUNCTION = "load"
+    CATEGORY = "Raylight"
+
+    def load(self, cluster, unet_name):
+        handle = {"cluster": cluster, "path": model_path(unet_name)}
+        ensure_model(handle)
+        return (handle,)
+
+
+class RaylightKSampler:
+    """KSampler's inputs and outputs; the denoising runs on the Raylight ranks."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("RAYLIGHT_MODEL",),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True}),
+            "steps": ("INT", {"default": 30, "min": 1, "max": 10000}),
+            "cfg": ("FLOAT", {"default": 5.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}),
+            "sampler_name": (list(schedules.SAMPLERS),),
+            "scheduler": (scheduler_names(),),
+            "positive": ("CONDITIONING",),
+            "negative": ("CONDITIONING",),
+            "latent_image": ("LATENT",),
+            "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01}),
+            "shift": ("FLOAT", {"default": 5.0, "min": 0.01, "max": 100.0, "step": 0.01,
+                                "tooltip": "flow shift (ModelSamplingSD3's shift)"}),
+        }}
+
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "sample"
+    CATEGORY = "Raylight"
+
+    def sample(self, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
+               denoise=1.0, shift=5.0):
+        if "noise_mask" in latent_image:
+            raise ValueError("Raylight's sampler does not take noise masks (inpainting)")
+        latent = latent_image["samples"]
+        if latent.dim() != 5:
+            raise ValueError("Wan latents are [batch, 16, frames, height, width]; got %s" % (tuple(latent.shape),))
+        if denoise <= 0:
+            return (latent_image,)
+        fmt = latent_format()
+        noise = prepare_noise(latent, seed, latent_image.get("batch_index"))
+        sigmas = schedule(scheduler, steps, shift, denoise)
+        tensors = {"context": conditioning_tensor(positive, "positive"), "noise": st.from_torch(noise)}
+        if cfg != 1.0:
+            tensors["negative"] = conditioning_tensor(negative, "negative")
+        if sigmas[0] < 1.0:
+            tensors["latent"] = st.from_torch(fmt.process_in(latent.float()))
+        params = {"sampler": schedules.SAMPLERS[sampler_name], "cfg": float(cfg), "sigmas": sigmas}
+
+        utils = _comfy("comfy.utils")
+        mm = _comfy("comfy.model_management")
+        bar = utils.ProgressBar(steps) if utils is not None else None
+        client = ensure_model(model)
+        try:
+            out = client.sample(tensors, params,
+                                on_progress=(lambda s, t: bar.update_absolute(s, t)) if bar else None,
+                                should_cancel=mm.processing_interrupted if mm is not None else None)
+        except RaylightCancelled:
+            if mm is not None:
+                mm.throw_exception_if_processing_interrupted()
+            raise
+        samples = fmt.process_out(st.to_torch(out["latent"]))
+        result = dict(latent_image)
+        result["samples"] = samples
+        return (result,)
+
+
+NODE_CLASS_MAPPINGS = {
+    "RaylightInitializer": RaylightInitializer,
+    "RaylightDiffusionModelLoader": RaylightDiffusionModelLoader,
+    "RaylightKSampler": RaylightKSampler,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "RaylightInitializer": "Raylight Initializer",
+    "RaylightDiffusionModelLoader": "Raylight Load Diffusion Model",
+    "RaylightKSampler": "Raylight KSampler",
+}

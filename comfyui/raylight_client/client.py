@@ -1,0 +1,197 @@
+"""HTTP client for `raylight serve`, standard library only (http.client).
+
+One method per endpoint, plus ``sample`` and ``generate``, which submit a job, follow its
+server-sent events (calling back with per-step progress, and cancelling the job when the
+caller's ``should_cancel`` says so), then fetch the result. Every failure answer becomes a
+RaylightError carrying the server's status and message.
+"""
+
+import http.client
+import json
+import socket
+import urllib.parse
+
+from . import safetensors_io
+
+
+class RaylightError(RuntimeError):
+    def __init__(self, status, message):
+        super().__init__("raylight server: %s (HTTP %s)" % (message, status))
+        self.status = status
+        self.message = message
+
+
+class RaylightCancelled(RaylightError):
+    def __init__(self, message="the job was cancelled"):
+        super().__init__(409, message)
+
+
+class RaylightClient:
+    def __init__(self, url="http://127.0.0.1:8690", token=None, timeout=60.0):
+        u = urllib.parse.urlsplit(url)
+        if u.scheme != "http" or not u.hostname:
+            raise ValueError("server URL must look like http://HOST:PORT, got %r" % url)
+        self.url = url
+        self.host = u.hostname
+        self.port = u.port or 80
+        self.token = token
+        self.timeout = timeout
+
+    # -- transport ---------------------------------------------------------------------
+
+    def _connection(self, timeout=None):
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout or self.timeout)
+
+    def _headers(self, content_type=None):
+        h = {"Accept": "*/*"}
+        if content_type:
+            h["Content-Type"] = content_type
+        if self.token:
+            h["Authorization"] = "Bearer " + self.token
+        return h
+
+    def request(self, method, path, body=None, content_type=None, timeout=None):
+        """(status, headers, body bytes); raises OSError when the server cannot be reached."""
+        conn = self._connection(timeout)
+        try:
+            conn.request(method, path, body=body, headers=self._headers(content_type))
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+        finally:
+            conn.close()
+
+    def _json(self, method, path, payload=None, timeout=None, ok=(200,)):
+        body = None if payload is None else json.dumps(payload).encode("utf-8")
+        status, _, data = self.request(method, path, body, "application/json" if body else None, timeout)
+        return self._check(status, data, ok)
+
+    @staticmethod
+    def _check(status, data, ok=(200,)):
+        if status in ok:
+            return json.loads(data.decode("utf-8")) if data else {}
+        try:
+            message = json.loads(data.decode("utf-8")).get("error", "")
+        except ValueError:
+            message = data[:200].decode("utf-8", "replace")
+        if status == 409 and "cancelled" in message:
+            raise RaylightCancelled(message)
+        raise RaylightError(status, message or "unexpected answer")
+
+    # -- endpoints -----------------------------------------------------------------------
+
+    def health(self, timeout=5.0):
+        return self._json("GET", "/v1/health", timeout=timeout)
+
+    def alive(self):
+        try:
+            return self.health().get("status") == "ok"
+        except (OSError, RaylightError, ValueError):
+            return False
+
+    def memory(self):
+        return self._json("GET", "/v1/memory")
+
+    def model(self):
+        return self._json("GET", "/v1/models").get("model")
+
+    def jobs(self):
+        return self._json("GET", "/v1/jobs")["jobs"]
+
+    def job(self, job_id):
+        return self._json("GET", "/v1/jobs/" + job_id)
+
+    def load(self, model, ulysses=None, ring=None, cfg_parallel=False, dp=None, fsdp=False, offload=False,
+             timeout=3600.0):
+        """Loads a model with a layout (waits for it); returns the model's description."""
+        req = {"model": model, "cfg_parallel": bool(cfg_parallel), "fsdp": bool(fsdp), "offload": bool(offload)}
+        for k, v in (("ulysses", ulysses), ("ring", ring), ("dp", dp)):
+            if v is not None:
+                req[k] = int(v)
+        return self._json("POST", "/v1/models/load?wait=1", req, timeout=timeout)
+
+    def unload(self, timeout=600.0):
+        return self._json("POST", "/v1/models/unload?wait=1", {}, timeout=timeout)
+
+    def cancel(self, job_id):
+        return self._json("POST", "/v1/jobs/%s/cancel" % job_id)
+
+    def shutdown(self):
+        return self._json("POST", "/v1/shutdown", timeout=10.0)
+
+    def submit_sample(self, tensors, params):
+        """Queues a sampling job: ``tensors`` maps names to RawTensor. Returns the job id."""
+        body = safetensors_io.encode(tensors, {"request": json.dumps(params)})
+        status, _, data = self.request("POST", "/v1/sample", body, "application/octet-stream")
+        return self._check(status, data, ok=(202,))["id"]
+
+    def submit_generate(self, params):
+        return self._json("POST", "/v1/generate", params, ok=(202,))["id"]
+
+    def events(self, job_id, timeout=120.0):
+        """Yields the job's status dicts from its event stream until it finishes."""
+        conn = self._connection(timeout)
+        try:
+            conn.request("GET", "/v1/jobs/%s/events" % job_id, headers=self._headers())
+            resp = conn.getresponse()
+            if resp.status != 200:
+                self._check(resp.status, resp.read())
+            event, data = None, []
+            while True:
+                line = resp.fp.readline()
+                if not line:
+                    return
+                line = line.decode("utf-8").rstrip("\r\n")
+                if line == "":
+                    if event == "status" and data:
+                        status = json.loads("\n".join(data))
+                        yield status
+                        if status.get("state") not in ("queued", "running"):
+                            return
+                    event, data = None, []
+                elif line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].lstrip())
+        finally:
+            conn.close()
+
+    def result(self, job_id, timeout=600.0):
+        """(content type, bytes) of a finished job; RaylightError for a failed one."""
+        status, headers, data = self.request("GET", "/v1/jobs/%s/result?wait=1" % job_id, timeout=timeout)
+        if status != 200:
+            self._check(status, data)
+        return headers.get("content-type", ""), data
+
+    def follow(self, job_id, on_progress=None, should_cancel=None):
+        """Follows a job to its end, reporting progress and cancelling on request."""
+        cancel_sent = False
+        last = None
+        try:
+            for status in self.events(job_id):
+                last = status
+                if on_progress and status.get("total"):
+                    on_progress(status.get("step", 0), status["total"])
+                if should_cancel and not cancel_sent and should_cancel():
+                    self.cancel(job_id)
+                    cancel_sent = True
+        except (socket.timeout, http.client.HTTPException, ConnectionError) as e:
+            raise RaylightError(0, "lost the connection while following job %s: %s" % (job_id, e))
+        if last is None or last.get("state") in ("queued", "running"):
+            raise RaylightError(0, "the server went away while running job %s" % job_id)
+        if last.get("state") == "cancelled":
+            raise RaylightCancelled(last.get("error", "the job was cancelled"))
+        return last
+
+    def sample(self, tensors, params, on_progress=None, should_cancel=None):
+        """Samples latents; returns the result's tensors ({"latent": RawTensor})."""
+        job_id = self.submit_sample(tensors, params)
+        self.follow(job_id, on_progress, should_cancel)
+        _, data = self.result(job_id)
+        return safetensors_io.decode(data)[0]
+
+    def generate(self, params, on_progress=None, should_cancel=None):
+        """Prompt to video: (content type, bytes)."""
+        job_id = self.submit_generate(params)
+        self.follow(job_id, on_progress, should_cancel)
+        return self.result(job_id)

@@ -1,0 +1,285 @@
+// Request routing and checking for the HTTP API. Submissions are checked with the same
+// functions the ranks use (plan_load, parse_sample_body, plan_sample), against the model
+// loaded now when no queued job will change it, so the answer to a bad request comes at
+// once and the queue only ever holds jobs that can run.
+#include "server/api.h"
+
+#include <chrono>
+#include <vector>
+
+#include "core/error.h"
+#include "server/generate_job.h"
+#include "server/load_request.h"
+#include "server/sample_request.h"
+
+namespace raylight::server {
+namespace {
+
+HttpResponse json_response(int status, const nlohmann::json& j) {
+  HttpResponse r;
+  r.status = status;
+  r.body = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  return r;
+}
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string::npos) slash = path.size();
+    if (slash > start) parts.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return parts;
+}
+
+bool truthy(const std::optional<std::string>& v) {
+  return v && (v->empty() || *v == "1" || *v == "true" || *v == "yes");
+}
+
+bool valid_id(const std::string& id) {
+  if (id.size() != 32) return false;
+  for (char c : id)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+// Constant-time comparison, so response timing says nothing about the token.
+bool same_secret(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i % (b.empty() ? 1 : b.size())]);
+  return diff == 0 && !b.empty();
+}
+
+HttpResponse method_not_allowed(const char* allow) {
+  HttpResponse r = error_response(405, std::string("method not allowed; use ") + allow);
+  r.headers.emplace_back("Allow", allow);
+  return r;
+}
+
+const char* const kEndpoints[] = {
+    "GET /v1/health", "GET /v1/memory", "GET /v1/models", "POST /v1/models/load",
+    "POST /v1/models/unload", "POST /v1/sample", "POST /v1/generate", "GET /v1/jobs",
+    "GET /v1/jobs/{id}", "GET /v1/jobs/{id}/events", "GET /v1/jobs/{id}/result",
+    "POST /v1/jobs/{id}/cancel", "DELETE /v1/jobs/{id}", "POST /v1/shutdown"};
+
+}  // namespace
+
+Api::Api(ApiConfig config, JobBoard& board, ServerState& state, std::function<void()> request_shutdown,
+         std::function<bool()> stopping)
+    : config_(std::move(config)), board_(board), state_(state),
+      request_shutdown_(std::move(request_shutdown)), stopping_(std::move(stopping)) {}
+
+bool Api::authorized(const HttpRequest& req) const {
+  if (config_.token.empty()) return true;
+  const std::string* h = req.header("authorization");
+  if (!h || h->rfind("Bearer ", 0) != 0) return false;
+  return same_secret(h->substr(7), config_.token);
+}
+
+HttpResponse Api::handle(HttpRequest& req) {
+  if (!authorized(req)) {
+    HttpResponse r = error_response(401, "this server needs 'Authorization: Bearer <token>'");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return r;
+  }
+  const std::vector<std::string> p = split_path(req.path);
+  const std::string& m = req.method;
+  auto is = [&](std::initializer_list<const char*> want) {
+    if (p.size() != want.size()) return false;
+    size_t i = 0;
+    for (const char* w : want)
+      if (p[i++] != w) return false;
+    return true;
+  };
+  if (p.empty() || is({"v1"})) {
+    if (m != "GET") return method_not_allowed("GET");
+    return json_response(200, {{"service", "raylight"}, {"endpoints", kEndpoints}});
+  }
+  if (is({"v1", "health"})) return m == "GET" ? health() : method_not_allowed("GET");
+  if (is({"v1", "memory"})) return m == "GET" ? json_response(200, state_.memory()) : method_not_allowed("GET");
+  if (is({"v1", "models"})) {
+    if (m != "GET") return method_not_allowed("GET");
+    auto model = state_.model();
+    return json_response(200, {{"model", model ? model->info : nlohmann::json(nullptr)}});
+  }
+  if (is({"v1", "models", "load"})) return m == "POST" ? load(req) : method_not_allowed("POST");
+  if (is({"v1", "models", "unload"})) return m == "POST" ? unload(req) : method_not_allowed("POST");
+  if (is({"v1", "sample"})) return m == "POST" ? sample(req) : method_not_allowed("POST");
+  if (is({"v1", "generate"})) return m == "POST" ? generate(req) : method_not_allowed("POST");
+  if (is({"v1", "jobs"})) return m == "GET" ? json_response(200, {{"jobs", board_.list()}}) : method_not_allowed("GET");
+  if (is({"v1", "shutdown"})) {
+    if (m != "POST") return method_not_allowed("POST");
+    request_shutdown_();
+    HttpResponse r = json_response(200, {{"status", "shutting down"}});
+    r.close = true;
+    return r;
+  }
+  if (p.size() >= 3 && p.size() <= 4 && p[0] == "v1" && p[1] == "jobs")
+    return job(m, p[2], p.size() == 4 ? p[3] : "", req);
+  return error_response(404, "no such endpoint: " + req.path + " (GET /v1 lists them)");
+}
+
+HttpResponse Api::health() const {
+  auto model = state_.model();
+  return json_response(200, {{"status", stopping_() ? "stopping" : "ok"},
+                             {"service", "raylight"},
+                             {"ranks", state_.world_size()},
+                             {"busy", board_.busy()},
+                             {"queued", board_.queued()},
+                             {"model", model ? model->info : nlohmann::json(nullptr)}});
+}
+
+namespace {
+
+// The JSON object of a request body ({} when empty); a 4xx response when it is not one.
+std::optional<HttpResponse> read_json(const HttpRequest& req, const HttpLimits& limits, nlohmann::json* out) {
+  if (req.body.size() > limits.max_json_bytes)
+    return error_response(413, "JSON body of " + std::to_string(req.body.size()) + " bytes exceeds the limit of " +
+                                   std::to_string(limits.max_json_bytes));
+  if (req.body.empty()) {
+    *out = nlohmann::json::object();
+    return std::nullopt;
+  }
+  try {
+    *out = nlohmann::json::parse(req.body);
+  } catch (const nlohmann::json::exception& e) {
+    return error_response(400, std::string("body is not valid JSON: ") + e.what());
+  }
+  if (!out->is_object()) return error_response(400, "body must be a JSON object");
+  return std::nullopt;
+}
+
+}  // namespace
+
+HttpResponse Api::load(HttpRequest& req) {
+  nlohmann::json j;
+  if (auto bad = read_json(req, config_.limits, &j)) return *bad;
+  try {
+    plan_load(j, state_.world_size());
+  } catch (const Error& e) {
+    return error_response(400, e.what());
+  }
+  return submit(JobKind::Load, std::move(j), {}, req);
+}
+
+HttpResponse Api::unload(HttpRequest& req) {
+  nlohmann::json j;
+  if (auto bad = read_json(req, config_.limits, &j)) return *bad;
+  if (!j.empty()) return error_response(400, "unload takes no parameters");
+  return submit(JobKind::Unload, std::move(j), {}, req);
+}
+
+HttpResponse Api::sample(HttpRequest& req) {
+  if (req.body.empty())
+    return error_response(411, "POST /v1/sample needs a safetensors body (Content-Length); see docs/server.md");
+  try {
+    SampleInputs in = parse_sample_body(req.body);
+    auto model = state_.model();
+    if (!board_.model_change_queued()) {
+      if (!model) return error_response(409, "no model is loaded; load one first (POST /v1/models/load)");
+      check_layout(plan_sample(in, model->plan.config, model->plan.model == "tiny"), model->plan.layout);
+    }
+  } catch (const Error& e) {
+    return error_response(400, e.what());
+  }
+  return submit(JobKind::Sample, nlohmann::json::object(), std::move(req.body), req);
+}
+
+HttpResponse Api::generate(HttpRequest& req) {
+  nlohmann::json j;
+  if (auto bad = read_json(req, config_.limits, &j)) return *bad;
+  if (!board_.model_change_queued()) {
+    auto model = state_.model();
+    if (!model) return error_response(409, "no model is loaded; load one first (POST /v1/models/load)");
+    try {
+      parse_generate_request(j, model->plan.config, model->plan.model == "tiny");
+    } catch (const Error& e) {
+      return error_response(400, e.what());
+    }
+  }
+  return submit(JobKind::Generate, std::move(j), {}, req);
+}
+
+HttpResponse Api::submit(JobKind kind, nlohmann::json params, std::string payload, const HttpRequest& req) {
+  std::string id;
+  try {
+    id = board_.submit(kind, std::move(params), std::move(payload));
+  } catch (const Refused& r) {
+    return error_response(r.status, r.message);
+  }
+  if (truthy(req.query_param("wait"))) return result(id, true);
+  auto st = board_.status(id);
+  HttpResponse r = json_response(202, st ? *st : nlohmann::json{{"id", id}});
+  r.headers.emplace_back("Location", "/v1/jobs/" + id);
+  return r;
+}
+
+HttpResponse Api::job(const std::string& method, const std::string& id, const std::string& what,
+                      const HttpRequest& req) {
+  if (!valid_id(id) || !board_.known(id)) return error_response(404, "no job '" + id + "' (finished jobs are kept for a while)");
+  if (what.empty()) {
+    if (method == "DELETE") return json_response(200, *board_.cancel(id));
+    if (method != "GET") return method_not_allowed("GET, DELETE");
+    return json_response(200, *board_.status(id));
+  }
+  if (what == "cancel") return method == "POST" ? json_response(200, *board_.cancel(id)) : method_not_allowed("POST");
+  if (what == "events") return method == "GET" ? events(id) : method_not_allowed("GET");
+  if (what == "result") return method == "GET" ? result(id, truthy(req.query_param("wait"))) : method_not_allowed("GET");
+  return error_response(404, "no such endpoint: /v1/jobs/" + id + "/" + what);
+}
+
+HttpResponse Api::result(const std::string& id, bool wait) {
+  // On shutdown the worker cancels or finishes every job before it exits, so a wait ends.
+  uint64_t seen = ~0ull;
+  for (;;) {
+    if (auto o = board_.outcome(id)) {
+      HttpResponse r;
+      if (o->state == JobState::Succeeded) {
+        r.body = o->result.body;
+        r.content_type = o->result.content_type;
+      } else {
+        r = error_response(o->error_status ? o->error_status : 500, o->error);
+      }
+      r.headers.emplace_back("X-Raylight-Job", id);
+      return r;
+    }
+    nlohmann::json st;
+    if (!board_.wait_change(id, &seen, std::chrono::milliseconds(wait ? 500 : 0), &st))
+      return error_response(410, "the job's result is no longer kept");
+    const std::string state = st.value("state", "");
+    if (!wait && (state == "queued" || state == "running"))
+      return json_response(409, {{"error", "the job has not finished; GET /v1/jobs/" + id + "/events follows it"},
+                                 {"job", st}});
+  }
+}
+
+HttpResponse Api::events(const std::string& id) {
+  HttpResponse r;
+  r.content_type = "text/event-stream";
+  JobBoard* board = &board_;
+  r.stream = [board, id](StreamSink& sink) {
+    uint64_t seen = ~0ull;
+    auto last_write = std::chrono::steady_clock::now();
+    if (!sink.write("retry: 1000\n\n")) return;
+    for (;;) {
+      nlohmann::json st;
+      const uint64_t before = seen;
+      if (!board->wait_change(id, &seen, std::chrono::milliseconds(1000), &st)) return;
+      const auto now = std::chrono::steady_clock::now();
+      if (seen != before) {
+        if (!sink.write("event: status\ndata: " + st.dump() + "\n\n")) return;
+        last_write = now;
+        const std::string state = st.value("state", "");
+        if (state != "queued" && state != "running") return;
+      } else if (now - last_write > std::chrono::seconds(2)) {
+        if (!sink.write(": keep-alive\n\n")) return;  // finds clients that went away
+        last_write = now;
+      }
+    }
+  };
+  return r;
+}
+
+}  // namespace raylight::server

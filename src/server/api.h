@@ -1,0 +1,51 @@
+// The HTTP API of `raylight serve` (rank 0). Routes requests, checks them completely
+// before anything is queued (a bad request gets a 4xx with a message and changes nothing),
+// and turns jobs into responses: JSON for everything except tensors, which travel as
+// safetensors bodies. docs/server.md lists the endpoints.
+//
+// The handler never talks to the other ranks: it reads ServerState and the JobBoard, and
+// the job worker on rank 0's main thread does the rest, so a slow job never blocks a
+// status request.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "server/http_message.h"
+#include "server/job_board.h"
+#include "server/server_state.h"
+
+namespace raylight::server {
+
+struct ApiConfig {
+  std::string token;  // empty: no Authorization header needed
+  HttpLimits limits;
+};
+
+class Api {
+ public:
+  Api(ApiConfig config, JobBoard& board, ServerState& state, std::function<void()> request_shutdown,
+      std::function<bool()> stopping);
+  HttpResponse handle(HttpRequest& req);
+
+ private:
+  HttpResponse health() const;
+  HttpResponse load(HttpRequest& req);
+  HttpResponse unload(HttpRequest& req);
+  HttpResponse sample(HttpRequest& req);
+  HttpResponse generate(HttpRequest& req);
+  HttpResponse job(const std::string& method, const std::string& id, const std::string& what,
+                   const HttpRequest& req);
+  HttpResponse submit(JobKind kind, nlohmann::json params, std::string payload, const HttpRequest& req);
+  HttpResponse result(const std::string& id, bool wait);
+  HttpResponse events(const std::string& id);
+  bool authorized(const HttpRequest& req) const;
+
+  ApiConfig config_;
+  JobBoard& board_;
+  ServerState& state_;
+  std::function<void()> request_shutdown_;
+  std::function<bool()> stopping_;
+};
+
+}  // namespace raylight::server

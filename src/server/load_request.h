@@ -1,0 +1,36 @@
+// A model load request: which model and how the server's ranks are arranged for it. The
+// rank count is fixed when `raylight serve` starts (mpirun owns the ranks), so a request
+// picks a layout within it - Ulysses, Ring, CFG parallel, data parallel - and the weight
+// placement (FSDP, offload). The same checks run in the HTTP thread (to answer 400 before
+// anything changes) and on every rank before it unloads the current model.
+//
+// JSON: {"model": "tiny" | "/path/to/wan.safetensors", "ulysses": N, "ring": N,
+//        "cfg_parallel": bool, "dp": N, "fsdp": bool, "offload": bool}
+// Without "ulysses" and "ring" the loader splits the sequence itself (Ulysses as far as the
+// heads allow, Ring for the rest), as the command line does.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "dist/mesh.h"
+#include "models/wan/wan_config.h"
+#include "pipeline/wan_loader.h"
+
+namespace raylight::server {
+
+struct LoadPlan {
+  std::string model;
+  ParallelLayout layout;  // resolved: no automatic split left
+  WeightPlacement placement;
+  WanConfig config;
+};
+
+// Checks a request against `world_size` ranks and the model's heads (reading only the
+// checkpoint's header); an Error says what is wrong and, for layouts, what would fit.
+LoadPlan plan_load(const nlohmann::json& request, int world_size);
+
+// Describes a loaded model for clients (GET /v1/models, /v1/health).
+nlohmann::json describe_model(const LoadPlan& plan, const std::string& backend);
+
+}  // namespace raylight::server

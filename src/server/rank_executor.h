@@ -1,0 +1,75 @@
+// What every rank does with a command: load or unload the model, sample, report memory.
+// The loaded model (weights, shards, backend, rank groups) lives here between jobs - the
+// role Ray actors play in the original Raylight.
+//
+// Ranks must leave a job the same way, or the next collective would pair unrelated
+// messages. So each job runs in phases; after each phase the ranks exchange their errors
+// and every rank acts on the same verdict (the first failing rank's message). Checks that
+// can fail run first, in their own phase, so a bad request fails before anything changes.
+// Cancellation is agreed in the hook before every step: rank 0 reads the job's flag and
+// the ranks stop together. What cannot be agreed - a rank that dies or hangs inside the
+// model - ends the whole job through the collective timeout, as for `raylight sample`.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "backend/backend_select.h"
+#include "pipeline/wan_loader.h"
+#include "server/generate_job.h"
+#include "server/job_board.h"
+#include "server/load_request.h"
+#include "server/rank_channel.h"
+#include "server/rank_memory.h"
+#include "server/sample_request.h"
+
+namespace raylight::server {
+
+// Rank 0's side of a job; left empty on the other ranks.
+struct JobHooks {
+  std::function<bool()> cancelled;
+  std::function<void(int done, int total)> progress;
+  std::function<void(const std::vector<RankMemory>&)> memory;
+  // The model now loaded, with its description (plan null after an unload).
+  std::function<void(const LoadPlan* plan, const nlohmann::json& info)> model_changed;
+};
+
+struct JobOutcome {
+  JobState state = JobState::Succeeded;
+  int status = 200;  // for failures: 400 (the request), 409 (no model / cancelled), 500, 501
+  std::string error;
+  JobResult result;  // rank 0 only
+};
+
+class RankExecutor {
+ public:
+  RankExecutor(Communicator& control, BackendChoice backend, bool verbose = false);
+  ~RankExecutor();
+  // Runs a command on this rank; every rank calls it with the same command.
+  JobOutcome run(const Command& cmd, const JobHooks& hooks);
+  // Gathers every rank's memory (collective).
+  void heartbeat(const JobHooks& hooks);
+  // Drops the model (collective: the groups' communicators are freed together).
+  void unload(const JobHooks& hooks);
+
+ private:
+  JobResult load(const Command& cmd, const JobHooks& hooks);
+  JobResult sample(const Command& cmd, const JobHooks& hooks);
+  JobResult generate(const Command& cmd, const JobHooks& hooks);
+  // Samples a checked request with the agreed step hooks; the latent on every rank.
+  Tensor sample_planned(const SamplePlan& plan, const JobHooks& hooks);
+  // Runs `f`; then all ranks compare errors and throw the same failure with `status`.
+  void phase(int status, const std::function<void()>& f);
+  std::vector<RankMemory> gather_memory(bool* cancel_from_rank0, bool cancel);
+
+  Communicator& control_;
+  BackendChoice backend_;
+  bool verbose_;
+  std::unique_ptr<LoadedWan> wan_;
+  GenerateModels generate_models_;  // rank 0; declared after wan_ so it goes first
+};
+
+}  // namespace raylight::server

@@ -1,0 +1,132 @@
+// The serve loop of each rank (see serve.h). Rank 0 sends a heartbeat when it has been idle
+// for a second, which refreshes every rank's memory figures.
+#include "server/serve.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+
+#include "core/error.h"
+#include "dist/runtime.h"
+#include "server/api.h"
+#include "server/job_board.h"
+#include "server/rank_channel.h"
+#include "server/rank_executor.h"
+#include "server/server_state.h"
+#include "server/stop_signal.h"
+
+namespace raylight::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+CommandKind command_of(JobKind k) {
+  switch (k) {
+    case JobKind::Load: return CommandKind::Load;
+    case JobKind::Unload: return CommandKind::Unload;
+    case JobKind::Sample: return CommandKind::Sample;
+    case JobKind::Generate: return CommandKind::Generate;
+  }
+  return CommandKind::Heartbeat;
+}
+
+void write_port_file(const std::string& path, int port) {
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  {
+    std::ofstream f(tmp);
+    f << port << "\n";
+    if (!f) fail("cannot write the port file ", tmp);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename ", tmp, " to ", path);
+}
+
+int follow_rank0(RankChannel& channel, RankExecutor& exec) {
+  for (;;) {
+    Command cmd = channel.receive();
+    if (cmd.kind == CommandKind::Exit) break;
+    if (cmd.kind == CommandKind::Heartbeat) exec.heartbeat({});
+    else exec.run(cmd, {});
+  }
+  exec.unload({});
+  return 0;
+}
+
+}  // namespace
+
+int run_serve(const ServeOptions& opt) {
+  install_stop_signals();
+  RankChannel channel;
+  RankExecutor exec(channel.comm(), opt.backend, opt.verbose);
+  if (Runtime::world_rank() != 0) return follow_rank0(channel, exec);
+
+  JobBoard board(opt.max_queue, 16);  // results are latents or videos: keep the last 16
+  ServerState state(Runtime::world_size());
+  std::atomic<bool> asked_to_stop{false};
+  auto stopping = [&] { return asked_to_stop.load() || stop_signalled(); };
+  Api api({opt.token, opt.http.limits}, board, state, [&] { asked_to_stop = true; }, stopping);
+  HttpServer http(opt.http, [&](HttpRequest& r) { return api.handle(r); });
+  try {
+    http.start();
+    if (!opt.port_file.empty()) write_port_file(opt.port_file, http.port());
+  } catch (...) {
+    channel.send({CommandKind::Exit, {}, {}});
+    throw;
+  }
+  std::fprintf(stderr, "raylight serve: listening on http://%s%s%s:%d (%d rank%s)%s\n",
+               opt.http.host.find(':') != std::string::npos ? "[" : "", opt.http.host.c_str(),
+               opt.http.host.find(':') != std::string::npos ? "]" : "", http.port(),
+               Runtime::world_size(), Runtime::world_size() == 1 ? "" : "s",
+               opt.token.empty() ? "" : ", token required");
+
+  JobHooks base;
+  base.memory = [&](const std::vector<RankMemory>& m) { state.set_memory(m); };
+  base.model_changed = [&](const LoadPlan* plan, const nlohmann::json& info) { state.set_model(plan, info); };
+  if (opt.preload) board.submit(JobKind::Load, *opt.preload);
+
+  const double beat_s = 1.0;
+  channel.send({CommandKind::Heartbeat, {}, {}});
+  exec.heartbeat(base);
+  auto last_beat = Clock::now();
+  while (!stopping()) {
+    std::shared_ptr<Job> job = board.next(std::chrono::milliseconds(100));
+    if (!job) {
+      if (std::chrono::duration<double>(Clock::now() - last_beat).count() >= beat_s) {
+        channel.send({CommandKind::Heartbeat, {}, {}});
+        exec.heartbeat(base);
+        last_beat = Clock::now();
+      }
+      continue;
+    }
+    JobHooks hooks = base;
+    hooks.cancelled = [&] { return job->cancel.load() || stopping(); };
+    hooks.progress = [&](int done, int total) { board.progress(*job, done, total); };
+    const Command cmd{command_of(job->kind), job->params.dump(), job->payload};
+    const auto t0 = Clock::now();
+    JobOutcome out;
+    try {
+      channel.send(cmd);
+      out = exec.run(cmd, hooks);
+    } catch (const std::exception& e) {
+      board.finish(*job, JobState::Failed, 500, e.what(), {});
+      throw;  // the ranks may be out of step: end the job (main aborts every rank)
+    }
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    std::fprintf(stderr, "raylight serve: job %s (%s) %s in %.2f s%s%s\n", job->id.c_str(),
+                 job_kind_name(job->kind), job_state_name(out.state), secs, out.error.empty() ? "" : ": ",
+                 out.error.c_str());
+    board.finish(*job, out.state, out.status, out.error, std::move(out.result));
+    last_beat = Clock::now();
+  }
+  std::fprintf(stderr, "raylight serve: shutting down\n");
+  board.close();
+  channel.send({CommandKind::Exit, {}, {}});
+  exec.unload(base);
+  http.stop();
+  if (!opt.port_file.empty()) std::remove(opt.port_file.c_str());
+  return 0;
+}
+
+}  // namespace raylight::server

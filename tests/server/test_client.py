@@ -1,0 +1,241 @@
+"""The node pack's client transport (standard library only) against the real server it
+starts: health, loading, sampling compared byte for byte with `raylight sample`, caller
+noise, progress callbacks, cancellation, two clients at once, errors, generate, and the
+launcher starting and stopping servers without leaving processes behind."""
+
+import os
+import random
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import unittest
+
+import support  # noqa: F401  (sets the import path)
+from raylight_client import (RawTensor, RaylightCancelled, RaylightClient, RaylightError, decode, encode,
+                             ensure_server, start_server)
+from raylight_client import safetensors_io, schedules
+
+SMALL = {"width": 64, "height": 64, "frames": 5, "steps": 4}
+SMALL_FLAGS = ["--width", "64", "--height", "64", "--frames", "5", "--steps", "4"]
+server = None
+tmp = None
+
+
+def setUpModule():
+    global server, tmp
+    support.binary()
+    tmp = tempfile.mkdtemp(prefix="raylight_pytest_")
+    server = start_server(extra_args=["--model", "tiny"])
+    deadline = time.monotonic() + 60
+    while server.client.model() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def tearDownModule():
+    pid = server.process.pid
+    kids = support.descendants(pid)
+    assert server.stop() == 0, server.log()
+    assert not [p for p in kids if support.alive(p)], "a server process outlived the test"
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def latent_bytes(tensors):
+    return tensors["latent"].data
+
+
+class ClientTest(unittest.TestCase):
+    def setUp(self):
+        self.client = server.client
+
+    def test_health_memory_and_model(self):
+        h = self.client.health()
+        self.assertEqual(h["status"], "ok")
+        self.assertEqual(h["ranks"], 1)
+        self.assertEqual(self.client.model()["model"], "tiny")
+        ranks = self.client.memory()["ranks"]
+        self.assertEqual(len(ranks), 1)
+        self.assertEqual(ranks[0]["pid"], server.process.pid)
+
+    def test_sample_matches_the_command_line(self):
+        got = self.client.sample({}, dict(SMALL, seed=3))
+        self.assertEqual(got["latent"].shape, (16, 2, 8, 8))
+        cli, _ = decode(support.cli_sample(SMALL_FLAGS + ["--seed", "3"], os.path.join(tmp, "cli3.safetensors")))
+        self.assertEqual(latent_bytes(got), cli["latent"].data)
+        # ComfyUI's "simple" schedule for 4 steps is exactly Raylight's: same bytes.
+        sig = schedules.flow_sigmas("simple", 4, 5.0)
+        again = self.client.sample({}, {"width": 64, "height": 64, "frames": 5, "seed": 3, "sigmas": sig})
+        self.assertEqual(latent_bytes(again), cli["latent"].data)
+
+    def test_caller_noise_is_used_and_reproducible(self):
+        rng = random.Random(7)
+        shape = (1, 16, 2, 8, 8)
+        noise = RawTensor.from_floats(shape, [rng.gauss(0, 1) for _ in range(safetensors_io.numel(shape))])
+        a = self.client.sample({"noise": noise}, {"steps": 3})
+        b = self.client.sample({"noise": noise}, {"steps": 3, "seed": 99})  # seed unused with noise
+        self.assertEqual(a["latent"].shape, shape)
+        self.assertEqual(latent_bytes(a), latent_bytes(b))
+        c = self.client.sample({}, {"width": 64, "height": 64, "frames": 5, "steps": 3, "batch": 1})
+        self.assertNotEqual(latent_bytes(a), latent_bytes(c))
+        self.assertTrue(all(abs(v) < 1e6 for v in a["latent"].to_floats()))
+
+    def test_progress_reaches_every_step(self):
+        seen = []
+        self.client.sample({}, dict(SMALL, steps=5), on_progress=lambda s, t: seen.append((s, t)))
+        self.assertEqual(seen[-1], (5, 5))
+        self.assertEqual(sorted(seen), seen)
+
+    def test_cancel_from_the_callback(self):
+        progress = []
+        t0 = time.monotonic()
+        with self.assertRaises(RaylightCancelled):
+            self.client.sample({}, dict(SMALL, steps=5000), on_progress=lambda s, t: progress.append(s),
+                               should_cancel=lambda: bool(progress) and progress[-1] >= 2)
+        self.assertLess(time.monotonic() - t0, 60)
+        self.assertLess(progress[-1], 5000)
+        self.assertEqual(self.client.sample({}, SMALL)["latent"].shape, (16, 2, 8, 8))
+
+    def test_two_clients_at_once(self):
+        results, errors = {}, []
+
+        def run(seed):
+            try:
+                results[seed] = latent_bytes(RaylightClient(server.url).sample({}, dict(SMALL, seed=seed)))
+            except Exception as e:  # reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=run, args=(s,)) for s in (21, 22)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertEqual(errors, [])
+        for seed in (21, 22):
+            self.assertEqual(results[seed], latent_bytes(self.client.sample({}, dict(SMALL, seed=seed))))
+
+    def test_errors_carry_the_servers_message(self):
+        with self.assertRaises(RaylightError) as e:
+            self.client.sample({}, dict(SMALL, sampler="heun"))
+        self.assertEqual(e.exception.status, 400)
+        self.assertIn("unknown sampler", e.exception.message)
+        with self.assertRaises(RaylightError) as e:
+            self.client.load("tiny", ulysses=2)
+        self.assertIn("needs 2 ranks", e.exception.message)
+        with self.assertRaises(RaylightError) as e:
+            self.client.sample({"latent": RawTensor.from_floats((15, 1, 2, 2), [0.0] * 60)}, {})
+        self.assertIn("tensor 'latent' has shape", e.exception.message)
+        self.assertEqual(self.client.model()["model"], "tiny")
+
+    def test_generate_returns_a_video(self):
+        kind, data = self.client.generate(dict(SMALL, prompt="a lighthouse at dusk"))
+        self.assertEqual(kind, "video/mp4")
+        self.assertEqual(data[4:8], b"ftyp")
+
+    def test_load_and_unload(self):
+        info = self.client.load("tiny", fsdp=True)
+        self.assertTrue(info["fsdp"])
+        self.client.unload()
+        self.assertIsNone(self.client.model())
+        self.assertEqual(self.client.load("tiny")["model"], "tiny")
+
+
+class SafetensorsTest(unittest.TestCase):
+    def test_round_trip_and_refusals(self):
+        t = RawTensor.from_floats((2, 3), [1, 2, 3, 4, 5, 6])
+        h = RawTensor("F16", (2,), b"\x00\x3c\x00\x40")
+        body = encode({"t": t, "h": h}, {"request": "{}"})
+        tensors, meta = decode(body)
+        self.assertEqual(tensors["t"].to_floats(), [1, 2, 3, 4, 5, 6])
+        self.assertEqual(tensors["h"].to_floats(), [1.0, 2.0])
+        self.assertEqual(meta, {"request": "{}"})
+        for bad in (b"abc", body[:-1], body + b"x", b"\x04\x00\x00\x00\x00\x00\x00\x00[1] ",
+                    b"\xff" * 8 + b"{}"):
+            with self.assertRaises(safetensors_io.SafetensorsError):
+                decode(bad)
+        with self.assertRaises(safetensors_io.SafetensorsError):
+            RawTensor("F32", (3,), b"\x00" * 8)
+
+    def test_schedules(self):
+        self.assertEqual(schedules.flow_sigmas("simple", 4, 1.0), [1.0, 0.75, 0.5, 0.25, 0.0])
+        full = schedules.flow_sigmas("simple", 8, 3.0)
+        self.assertEqual(schedules.denoised_sigmas(lambda n: schedules.flow_sigmas("simple", n, 3.0), 4, 0.5), full[-5:])
+        normal = schedules.flow_sigmas("normal", 10, 5.0)
+        self.assertEqual(len(normal), 11)
+        self.assertTrue(all(a > b for a, b in zip(normal, normal[1:])))
+        with self.assertRaises(ValueError):
+            schedules.flow_sigmas("karras", 10, 5.0)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LauncherTest(unittest.TestCase):
+    def test_starts_two_ranks_and_leaves_nothing_behind(self):
+        handle = start_server(ranks=2)
+        try:
+            self.assertEqual(handle.client.health()["ranks"], 2)
+            self.assertEqual(handle.client.load("tiny", ulysses=2)["layout"]["ulysses"], 2)
+            cli, _ = decode(support.cli_sample(SMALL_FLAGS + ["--seed", "4"], os.path.join(tmp, "cli4.safetensors")))
+            self.assertEqual(latent_bytes(handle.client.sample({}, dict(SMALL, seed=4))), cli["latent"].data)
+            kids = support.descendants(handle.process.pid)
+            self.assertGreaterEqual(len(kids), 2)
+        finally:
+            rc = handle.stop()
+        self.assertEqual(rc, 0, handle.log())
+        self.assertEqual([p for p in kids if support.alive(p)], [])
+
+    def test_ensure_server_uses_what_answers(self):
+        self.assertEqual(ensure_server(url=server.url).url, server.url)
+        with self.assertRaises(RaylightError):
+            ensure_server(url=server.url, ranks=3)  # the running server has 1 rank
+        with self.assertRaises(RaylightError):
+            ensure_server(url="http://127.0.0.1:%d" % free_port())  # explicit URL, nothing there
+
+    def test_a_server_that_cannot_start_says_why(self):
+        with self.assertRaises(RaylightError) as e:
+            start_server(extra_args=["--model", "/no/such/model.safetensors"])
+        self.assertIn("does not exist", e.exception.message)
+
+
+class WorkflowTest(unittest.TestCase):
+    """The example workflow is consistent: links join existing sockets of matching types, and
+    the Raylight nodes' widget values fit their inputs (ComfyUI fills widgets in order)."""
+
+    def test_example_workflow(self):
+        import json
+        import comfyui  # the node pack; importing it needs neither ComfyUI nor torch
+        path = os.path.join(support.ROOT, "comfyui", "example_workflows", "wan_t2v_raylight.json")
+        with open(path) as f:
+            wf = json.load(f)
+        nodes = {n["id"]: n for n in wf["nodes"]}
+        self.assertEqual(len(nodes), len(wf["nodes"]))
+        for link_id, src, src_slot, dst, dst_slot, kind in wf["links"]:
+            self.assertEqual(nodes[src]["outputs"][src_slot]["type"], kind)
+            self.assertIn(link_id, nodes[src]["outputs"][src_slot]["links"])
+            self.assertEqual(nodes[dst]["inputs"][dst_slot]["type"], kind)
+            self.assertEqual(nodes[dst]["inputs"][dst_slot]["link"], link_id)
+        self.assertEqual(wf["last_link_id"], max(l[0] for l in wf["links"]))
+        self.assertEqual(wf["last_node_id"], max(nodes))
+        widget_types = ("INT", "FLOAT", "STRING", "BOOLEAN")
+        for n in wf["nodes"]:
+            cls = comfyui.NODE_CLASS_MAPPINGS.get(n["type"])
+            if cls is None:
+                continue  # a ComfyUI core node
+            spec = cls.INPUT_TYPES()
+            inputs = list(spec["required"].items()) + list(spec.get("optional", {}).items())
+            sockets = [k for k, v in inputs if not (isinstance(v[0], list) or v[0] in widget_types)]
+            widgets = [k for k, v in inputs if k not in sockets]
+            extra = sum(1 for k, v in inputs if len(v) > 1 and v[1].get("control_after_generate"))
+            self.assertEqual([i["name"] for i in n["inputs"]], sockets, n["type"])
+            self.assertEqual(len(n["widgets_values"]), len(widgets) + extra, n["type"])
+            self.assertEqual([o["type"] for o in n["outputs"]], list(cls.RETURN_TYPES))
+        types = {n["type"] for n in wf["nodes"]}
+        self.assertTrue({"RaylightInitializer", "RaylightDiffusionModelLoader", "RaylightKSampler"} <= types)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,101 @@
+// raylight serve: keeps a model loaded on the ranks and samples for HTTP clients (the
+// ComfyUI node pack, scripts). This file only turns options into ServeOptions; the server
+// lives in src/server. Ranks come from the shared parallel flags (--ranks / --gpus start
+// them through mpirun, as for `sample`); the layout of a model is chosen per load request,
+// or here with --model for a model loaded at start.
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+#include "commands.h"
+#include "core/error.h"
+#include "options.h"
+#include "parallel_options.h"
+#include "dist/runtime.h"
+#include "server/listen_address.h"
+#include "server/load_request.h"
+#include "server/serve.h"
+
+namespace raylight::cli {
+
+static constexpr const char* kHelp =
+    "usage: raylight serve [options]\n"
+    "  --listen HOST:PORT    address to serve HTTP on (127.0.0.1:8690); port 0 picks a free one.\n"
+    "                        Addresses other than loopback need a token.\n"
+    "  --token-file FILE     clients must send 'Authorization: Bearer <token>' with the token\n"
+    "                        in FILE (or in the RAYLIGHT_TOKEN environment variable)\n"
+    "  --port-file FILE      write the bound port to FILE once listening (removed at exit)\n"
+    "  --model FILE|tiny     load this model at start (else: POST /v1/models/load); the\n"
+    "                        layout flags below (--ulysses, --ring, --cfg-parallel, --dp,\n"
+    "                        --fsdp, --offload) apply to it\n"
+    "  --max-body-mb N       largest request body in MiB (512)\n"
+    "  --idle-timeout S      seconds a client may stay silent (30)\n"
+    "  --request-timeout S   seconds a client may take to send one request (300)\n"
+    "  --max-connections N   simultaneous connections (64)\n"
+    "  --max-queue N         jobs waiting behind the running one (32)\n";
+
+int run_serve(const std::vector<std::string>& args) {
+  for (const auto& a : args)
+    if (a == "--help" || a == "-h") {
+      std::fputs(kHelp, stdout);
+      std::fputs(kParallelHelp, stdout);
+      return 0;
+    }
+  std::set<std::string> valued = {"listen", "token-file", "port-file", "model", "max-body-mb",
+                                  "idle-timeout", "request-timeout", "max-connections", "max-queue"};
+  valued.insert(kParallelValued.begin(), kParallelValued.end());
+  Options opt(args, valued, kParallelFlags);
+  parse_parallel(opt);  // checks --ranks against the job and applies --timeout
+
+  server::ServeOptions so;
+  const server::ListenAddress where = server::parse_listen(opt.str("listen", "127.0.0.1:8690"));
+  so.http.host = where.host;
+  so.http.port = where.port;
+  if (opt.has("token-file")) {
+    std::ifstream f(opt.str("token-file", ""));
+    if (!f) fail("cannot read --token-file ", opt.str("token-file", ""));
+    std::getline(f, so.token);
+    while (!so.token.empty() && (so.token.back() == '\r' || so.token.back() == ' ')) so.token.pop_back();
+    if (so.token.empty()) fail("--token-file ", opt.str("token-file", ""), " is empty");
+  } else if (const char* t = std::getenv("RAYLIGHT_TOKEN"); t && *t) {
+    so.token = t;
+  }
+  if (!server::is_loopback(so.http.host) && so.token.empty())
+    fail("--listen ", so.http.host, " is reachable from other machines: set a token with --token-file FILE "
+         "or RAYLIGHT_TOKEN (loopback addresses need none)");
+  so.port_file = opt.str("port-file", "");
+  const int64_t body_mb = opt.integer("max-body-mb", 512);
+  if (body_mb < 1 || body_mb > 65536) fail("--max-body-mb must be from 1 to 65536, got ", body_mb);
+  so.http.limits.max_body_bytes = static_cast<size_t>(body_mb) << 20;
+  so.http.idle_timeout_s = opt.number("idle-timeout", 30);
+  so.http.request_timeout_s = opt.number("request-timeout", 300);
+  if (!(so.http.idle_timeout_s > 0) || !(so.http.request_timeout_s > 0))
+    fail("--idle-timeout and --request-timeout must be positive");
+  so.http.max_connections = static_cast<int>(opt.integer("max-connections", 64));
+  if (so.http.max_connections < 1) fail("--max-connections must be at least 1");
+  const int64_t queue = opt.integer("max-queue", 32);
+  if (queue < 1) fail("--max-queue must be at least 1");
+  so.max_queue = static_cast<size_t>(queue);
+  so.backend = parse_device(opt);
+  so.verbose = opt.flag("verbose");
+
+  const bool layout_flags = opt.has("ulysses") || opt.has("ring") || opt.has("dp") ||
+                            opt.flag("cfg-parallel") || opt.flag("fsdp") || opt.flag("offload");
+  if (opt.has("model")) {
+    nlohmann::json load = {{"model", opt.str("model", "tiny")},
+                           {"cfg_parallel", opt.flag("cfg-parallel")},
+                           {"fsdp", opt.flag("fsdp")},
+                           {"offload", opt.flag("offload")}};
+    if (opt.has("ulysses")) load["ulysses"] = opt.integer("ulysses", 1);
+    if (opt.has("ring")) load["ring"] = opt.integer("ring", 1);
+    if (opt.has("dp")) load["dp"] = opt.integer("dp", 1);
+    server::plan_load(load, Runtime::world_size());  // a model that cannot load fails here, at once
+    so.preload = load;
+  } else if (layout_flags) {
+    fail("--ulysses, --ring, --cfg-parallel, --dp, --fsdp and --offload describe the layout of --model; "
+         "without --model, send them in the load request");
+  }
+  return server::run_serve(so);
+}
+
+}  // namespace raylight::cli
