@@ -4,6 +4,7 @@
 #include "backend/backend.h"
 
 #include "backend/cpu/cpu_kernels.h"
+#include "core/error.h"
 
 namespace raylight {
 
@@ -18,6 +19,10 @@ Tensor Backend::linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor&
 
 // Sequence-parallel helpers and allocation: a host round trip through the CPU kernels, so a
 // new backend is correct before it is fast.
+void Backend::set_memory_limit(size_t) {
+  fail("--gpu-memory-limit applies to GPU backends; backend ", name(), " has no device memory");
+}
+
 Tensor Backend::empty(const Shape& shape) { return upload(Tensor::zeros(shape)); }
 
 Tensor Backend::swap_leading(const Tensor& x) {

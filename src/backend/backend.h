@@ -27,6 +27,10 @@ class Backend {
   // The device queue ops run on (a cudaStream_t for CUDA), for communicators that must
   // queue behind them; null on the CPU.
   virtual void* native_stream() { return nullptr; }
+  // Device memory: a cap this backend never allocates beyond (--gpu-memory-limit), and the
+  // most it has held in tensors. The CPU backend has no device memory: it refuses a cap.
+  virtual void set_memory_limit(size_t bytes);
+  virtual size_t peak_device_bytes() const { return 0; }
 
   // Host tensor (any float dtype) -> compute tensor on this backend.
   virtual Tensor upload(const Tensor& host) = 0;

@@ -35,6 +35,7 @@ class Generator {
             WeightPlacement placement);
   ~Generator();
   const LoadedWan& wan() const { return wan_; }
+  LoadedWan& wan() { return wan_; }
   // Runs the whole job; on rank 0 writes `out` (format from its extension) and returns
   // the timings; other ranks take part in sampling and return.
   GenerateTimings run(const std::string& prompt, const std::string& negative_prompt,

@@ -98,6 +98,8 @@ TEST_F(Layouts, ImpossibleLayoutsSayWhatWouldWork) {
   EXPECT_NE(err_.find("cannot be combined with --device cpu"), std::string::npos) << err_;
   EXPECT_EQ(run("sample --device tpu" + out), 2);
   EXPECT_NE(err_.find("unknown --device 'tpu'"), std::string::npos) << err_;
+  EXPECT_EQ(run("sample --device cpu --gpu-memory-limit 12" + out), 2);
+  EXPECT_NE(err_.find("--gpu-memory-limit applies to GPU backends"), std::string::npos) << err_;
   EXPECT_EQ(run("sample --ranks 0" + out), 2);
   EXPECT_NE(err_.find("--ranks expects a positive integer"), std::string::npos) << err_;
   EXPECT_FALSE(std::filesystem::exists(path("x.safetensors")));

@@ -74,6 +74,7 @@ int run_sample(const std::vector<std::string>& args) {
   auto t0 = std::chrono::steady_clock::now();
   LoadedWan wan = load_wan(model_arg, layout, parse_device(opt), parse_placement(opt));
   wan.weights->set_verbose(opt.flag("verbose"));
+  apply_memory_limit(opt, wan);
   wan_latent_shape(wan.model->config(), so);  // validates the size before any work
   if (lead)
     std::fprintf(stderr, "model: %s, %s on %s, %d steps, cfg %g, shift %g, seed %llu, %d rank(s): %s\n",

@@ -24,7 +24,7 @@ size_t peak_rss_bytes() {
 }  // namespace
 
 const std::set<std::string> kParallelValued = {"ranks", "gpus", "device", "ulysses", "ring", "dp",
-                                               "timeout"};
+                                               "timeout", "gpu-memory-limit"};
 const std::set<std::string> kParallelFlags = {"cfg-parallel", "fsdp", "offload", "verbose",
                                               "nccl-pcie-safe"};
 const char* const kParallelHelp =
@@ -40,7 +40,8 @@ const char* const kParallelHelp =
     "  --timeout S           seconds any collective may take before the job ends (300)\n"
     "  --fsdp                shard weights over all ranks; gather each block before it runs\n"
     "  --offload             keep weights in host memory, make one block ahead on the device\n"
-    "  --verbose             print each rank's weight memory after every block\n";
+    "  --verbose             print each rank's weight memory after every block\n"
+    "  --gpu-memory-limit G  never hold more than G GiB of GPU memory per rank\n";
 
 BackendChoice parse_device(const Options& opt) {
   BackendChoice c = BackendChoice::Auto;
@@ -79,16 +80,27 @@ WeightPlacement parse_placement(const Options& opt) {
   return {opt.flag("fsdp"), opt.flag("offload")};
 }
 
+void apply_memory_limit(const Options& opt, LoadedWan& wan) {
+  if (!opt.has("gpu-memory-limit")) return;
+  const double gib = opt.number("gpu-memory-limit", 0);
+  if (!(gib > 0)) fail("--gpu-memory-limit expects a positive number of GiB, got ", gib);
+  wan.backend->set_memory_limit(static_cast<size_t>(gib * 1073741824.0));
+}
+
 void report_peak_memory(const LoadedWan& wan) {
   struct Peak {
-    double weights, rss;
-  } mine{static_cast<double>(wan.weights->peak_held_bytes()), static_cast<double>(peak_rss_bytes())};
+    double weights, rss, device;
+  } mine{static_cast<double>(wan.weights->peak_held_bytes()), static_cast<double>(peak_rss_bytes()),
+         static_cast<double>(wan.backend->peak_device_bytes())};
   std::vector<Peak> all(wan.groups.world->size());
   wan.groups.world->all_gather(&mine, all.data(), sizeof(Peak));
   if (Runtime::world_rank() != 0) return;
-  for (size_t r = 0; r < all.size(); ++r)
-    std::fprintf(stderr, "rank %zu: peak weight memory %.2f MiB (%.0f bytes), peak process memory %.1f MiB\n",
-                 r, all[r].weights / (1 << 20), all[r].weights, all[r].rss / (1 << 20));
+  for (size_t r = 0; r < all.size(); ++r) {
+    char gpu[64] = "";
+    if (all[r].device > 0) std::snprintf(gpu, sizeof gpu, ", peak GPU memory %.2f GiB", all[r].device / (1 << 30));
+    std::fprintf(stderr, "rank %zu: peak weight memory %.2f MiB (%.0f bytes), peak process memory %.1f MiB%s\n",
+                 r, all[r].weights / (1 << 20), all[r].weights, all[r].rss / (1 << 20), gpu);
+  }
 }
 
 }  // namespace raylight::cli

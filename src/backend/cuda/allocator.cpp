@@ -30,6 +30,13 @@ std::shared_ptr<void> DeviceAllocator::allocate(size_t bytes) {
       it->second.pop_back();
     }
   }
+  if (!p && limit_ && reserved_ + size > limit_) {
+    release_cached();
+    if (reserved_ + size > limit_)
+      fail("GPU memory limit of ", limit_ / 1073741824.0, " GiB reached: ", live_ / 1073741824.0,
+           " GiB in use and ", size / 1048576.0, " MiB more needed. Shard the weights over ranks "
+           "(--fsdp with --gpus), stream them from host memory (--offload), or use a smaller video");
+  }
   if (!p) {
     cudaError_t err = cudaMalloc(&p, size);
     if (err == cudaErrorMemoryAllocation) {

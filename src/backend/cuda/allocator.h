@@ -33,12 +33,15 @@ class DeviceAllocator : public std::enable_shared_from_this<DeviceAllocator> {
   size_t reserved_bytes() const { return reserved_; }
   size_t peak_reserved_bytes() const { return peak_reserved_; }
   void reset_peak() { peak_live_ = live_; peak_reserved_ = reserved_; }
+  // Never hold more than `bytes` from the driver (0: no limit). A request that would pass it
+  // first returns the cache, then fails with a message saying what would fit.
+  void set_limit(size_t bytes) { limit_ = bytes; }
 
  private:
   void give_back(void* p, size_t bytes);
   std::mutex mu_;
   std::map<size_t, std::vector<void*>> free_;
-  size_t live_ = 0, peak_live_ = 0, reserved_ = 0, peak_reserved_ = 0;
+  size_t live_ = 0, peak_live_ = 0, reserved_ = 0, peak_reserved_ = 0, limit_ = 0;
 };
 
 }  // namespace raylight::cuda

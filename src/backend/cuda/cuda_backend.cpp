@@ -278,6 +278,8 @@ class CudaBackendImpl final : public CudaBackend {
   // --- CudaBackend extras ---------------------------------------------------------
   void synchronize() override { RL_CUDA(cudaStreamSynchronize(stream_)); }
   size_t live_bytes() const override { return alloc_->live_bytes(); }
+  void set_memory_limit(size_t bytes) override { alloc_->set_limit(bytes); }
+  size_t peak_device_bytes() const override { return alloc_->peak_live_bytes(); }
   size_t peak_bytes() const override { return alloc_->peak_live_bytes(); }
   size_t peak_reserved_bytes() const override { return alloc_->peak_reserved_bytes(); }
   void reset_peak() override { alloc_->reset_peak(); }
