@@ -15,6 +15,12 @@ int64_t UspAttention::chunk_index() const {
 }
 
 void UspAttention::prepare(const TokenGrid& grid, RopeAxes axes, double rope_theta) {
+  // Every step of a video has the same grid: the table is made once.
+  if (rope_.defined() && grid.frames == grid_.frames && grid.height == grid_.height &&
+      grid.width == grid_.width && rope_theta == theta_)
+    return;
+  grid_ = grid;
+  theta_ = rope_theta;
   const int64_t parts = static_cast<int64_t>(ulysses_.size()) * ring_.size();
   tokens_ = grid.tokens();
   local_ = (tokens_ + parts - 1) / parts;
@@ -32,7 +38,9 @@ void UspAttention::prepare(const TokenGrid& grid, RopeAxes axes, double rope_the
     Tensor part = rope_table_3d(grid.frames, grid.height, grid.width, axes, rope_theta, begin, real);
     std::memcpy(t, part.f32(), part.nbytes());
   }
-  rope_ = backend_.upload(table);
+  // Kept as host fp32: backends take it from there at full precision (a GPU backend copies
+  // it to the device once), rather than rounded to the activation dtype by upload().
+  rope_ = table;
 }
 
 Tensor UspAttention::scatter_tokens(const Tensor& tokens) {

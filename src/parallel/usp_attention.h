@@ -38,7 +38,9 @@ class UspAttention final : public SequenceAttention {
   Communicator& ring_;
   int64_t tokens_ = 0;  // real tokens in the whole sequence
   int64_t local_ = 0;   // rows per rank, padding included
-  Tensor rope_;
+  TokenGrid grid_;
+  double theta_ = 0;
+  Tensor rope_;         // host fp32 [local, head_dim/2, 2] for this rank's tokens
 };
 
 }  // namespace raylight
