@@ -8,6 +8,7 @@
 #include "dist/runtime.h"
 #include "options.h"
 #include "parallel_options.h"
+#include "sample_options.h"
 #include "pipeline/generate.h"
 
 namespace raylight::cli {
@@ -50,8 +51,8 @@ int run_generate(const std::vector<std::string>& args) {
       return 0;
     }
   std::set<std::string> valued = {"prompt", "negative-prompt", "model", "text-encoder", "tokenizer",
-                                  "vae", "comfyui-dir", "width", "height", "frames", "steps", "cfg",
-                                  "shift", "seed", "sampler", "out", "fps"};
+                                  "vae", "comfyui-dir", "out", "fps"};
+  valued.insert(kSampleValued.begin(), kSampleValued.end());
   valued.insert(kParallelValued.begin(), kParallelValued.end());
   Options opt(args, valued, kParallelFlags);
   const ParallelLayout layout = parse_parallel(opt);
@@ -65,20 +66,7 @@ int run_generate(const std::vector<std::string>& args) {
   if (opt.has("comfyui-dir"))
     files = find_comfyui_files(opt.str("comfyui-dir", ""), files, opt.has("model"),
                                opt.has("text-encoder"), opt.has("vae"));
-  const bool tiny = files.model == "tiny";
-  SampleOptions so;
-  so.width = opt.integer("width", tiny ? 128 : 832);
-  so.height = opt.integer("height", tiny ? 128 : 480);
-  so.frames = opt.integer("frames", tiny ? 9 : 81);
-  so.steps = static_cast<int>(opt.integer("steps", tiny ? 10 : 30));
-  so.cfg = opt.number("cfg", 5.0);
-  so.shift = opt.number("shift", 5.0);
-  const int64_t seed = opt.integer("seed", 0);
-  if (seed < 0) fail("--seed must be non-negative, got ", seed);
-  so.seed = static_cast<uint64_t>(seed);
-  const std::string sampler = opt.str("sampler", "unipc");
-  if (!sampler_from_name(sampler, &so.sampler))
-    fail("unknown sampler '", sampler, "'; choose euler, unipc or dpmpp2m");
+  const SampleOptions so = parse_sample_options(opt, files.model == "tiny");
   const double fps = opt.number("fps", 16.0);
   const std::string out = opt.str("out", "video.mp4");
   const std::string prompt = opt.str("prompt", "a red fox running through fresh snow, morning light");

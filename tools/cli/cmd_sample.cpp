@@ -11,6 +11,7 @@
 #include "dist/runtime.h"
 #include "options.h"
 #include "parallel_options.h"
+#include "sample_options.h"
 #include "pipeline/sample_latents.h"
 #include "pipeline/wan_loader.h"
 
@@ -39,27 +40,15 @@ int run_sample(const std::vector<std::string>& args) {
       std::fputs(kParallelHelp, stdout);
       return 0;
     }
-  std::set<std::string> valued = {"model", "context", "negative", "width", "height", "frames",
-                                  "steps", "cfg", "shift", "seed", "sampler", "out"};
+  std::set<std::string> valued = {"model", "context", "negative", "out"};
+  valued.insert(kSampleValued.begin(), kSampleValued.end());
   valued.insert(kParallelValued.begin(), kParallelValued.end());
   Options opt(args, valued, kParallelFlags);
   const ParallelLayout layout = parse_parallel(opt);
   const bool lead = Runtime::world_rank() == 0;  // rank 0 talks to the user and writes files
   const std::string model_arg = opt.str("model", "tiny");
   const bool tiny = model_arg == "tiny";
-  SampleOptions so;
-  so.width = opt.integer("width", tiny ? 128 : 832);
-  so.height = opt.integer("height", tiny ? 128 : 480);
-  so.frames = opt.integer("frames", tiny ? 9 : 81);
-  so.steps = static_cast<int>(opt.integer("steps", tiny ? 10 : 30));
-  so.cfg = opt.number("cfg", 5.0);
-  so.shift = opt.number("shift", 5.0);
-  const int64_t seed = opt.integer("seed", 0);
-  if (seed < 0) fail("--seed must be non-negative, got ", seed);
-  so.seed = static_cast<uint64_t>(seed);
-  const std::string sampler = opt.str("sampler", "unipc");
-  if (!sampler_from_name(sampler, &so.sampler))
-    fail("unknown sampler '", sampler, "'; choose euler, unipc or dpmpp2m");
+  const SampleOptions so = parse_sample_options(opt, tiny);
   const std::string out = opt.str("out", "latents.safetensors");
 
   // Check every input before loading the model, so mistakes fail fast.
