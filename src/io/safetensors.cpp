@@ -15,53 +15,13 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/json_checks.h"
 
 namespace raylight {
 namespace {
 
 constexpr uint64_t kMaxHeader = 100ull << 20;  // 100 MiB, as the reference implementation
 constexpr int kMaxDepth = 16;                  // a valid header nests 3 deep
-
-uint64_t read_le64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-
-// Deepest {}/[] nesting outside strings, stopping early once past `limit`.
-int json_depth(const char* s, size_t n, int limit) {
-  int depth = 0, max_depth = 0;
-  bool in_string = false, escaped = false;
-  for (size_t i = 0; i < n && max_depth <= limit; ++i) {
-    char c = s[i];
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      max_depth = std::max(max_depth, ++depth);
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return max_depth;
-}
-
-// A non-negative JSON integer that fits in int64, or false.
-bool as_count(const nlohmann::json& j, uint64_t* out) {
-  if (j.is_number_unsigned()) {
-    *out = j.get<uint64_t>();
-  } else if (j.is_number_integer()) {
-    int64_t v = j.get<int64_t>();
-    if (v < 0) return false;
-    *out = static_cast<uint64_t>(v);
-  } else {
-    return false;
-  }
-  return *out <= static_cast<uint64_t>(INT64_MAX);
-}
 
 }  // namespace
 
@@ -112,7 +72,7 @@ void SafetensorsFile::parse() {
   data_offset_ = 8 + n;
   const uint64_t data_size = size_ - data_offset_;
   const char* text = reinterpret_cast<const char*>(base_ + 8);
-  if (json_depth(text, n, kMaxDepth) > kMaxDepth)
+  if (json_nesting_depth(std::string_view(text, n), kMaxDepth) > kMaxDepth)
     fail("safetensors ", P, ": invalid JSON header: nested deeper than ", kMaxDepth, " levels");
 
   nlohmann::json header;
@@ -156,7 +116,7 @@ void SafetensorsFile::parse() {
 
       for (const auto& d : *sh) {
         uint64_t v = 0;
-        if (!as_count(d, &v)) bad("shape ", sh->dump(), " has a negative or non-integer dim");
+        if (!json_as_count(d, &v)) bad("shape ", sh->dump(), " has a negative or non-integer dim");
         t.shape.push_back(static_cast<int64_t>(v));
       }
       // Bytes needed, overflow-checked; any zero dim makes the tensor empty.
@@ -168,7 +128,7 @@ void SafetensorsFile::parse() {
             nbytes > static_cast<uint64_t>(INT64_MAX))
           bad("shape ", shape_str(t.shape), " is too large");
 
-      if (off->size() != 2 || !as_count((*off)[0], &t.begin) || !as_count((*off)[1], &t.end))
+      if (off->size() != 2 || !json_as_count((*off)[0], &t.begin) || !json_as_count((*off)[1], &t.end))
         bad("data_offsets ", off->dump(), " is not two non-negative integers");
       if (t.begin > t.end) bad("data_offsets begin ", t.begin, " > end ", t.end);
       if (t.end > data_size)

@@ -9,40 +9,12 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/json_checks.h"
 
 namespace raylight::server {
 namespace {
 
 constexpr int kMaxDepth = 8;  // a valid header nests 3 deep
-
-// Deepest {}/[] nesting outside strings; stops counting once past `limit`.
-int nesting_depth(std::string_view s, int limit) {
-  int depth = 0, deepest = 0;
-  bool in_string = false, escaped = false;
-  for (char c : s) {
-    if (deepest > limit) break;
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      deepest = std::max(deepest, ++depth);
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return deepest;
-}
-
-// A JSON integer in [0, INT64_MAX], or false.
-bool as_count(const nlohmann::json& j, uint64_t* out) {
-  if (j.is_number_unsigned()) *out = j.get<uint64_t>();
-  else if (j.is_number_integer() && j.get<int64_t>() >= 0) *out = static_cast<uint64_t>(j.get<int64_t>());
-  else return false;
-  return *out <= static_cast<uint64_t>(INT64_MAX);
-}
 
 struct Entry {
   std::string name;
@@ -71,12 +43,12 @@ Entry parse_entry(const std::string& name, const nlohmann::json& e, int max_rank
   uint64_t bytes = dtype_size(t.dtype);
   for (const auto& d : *sh) {
     uint64_t v = 0;
-    if (!as_count(d, &v)) bad("shape ", sh->dump(), " has a negative or non-integer dim");
+    if (!json_as_count(d, &v)) bad("shape ", sh->dump(), " has a negative or non-integer dim");
     t.shape.push_back(static_cast<int64_t>(v));
     if (__builtin_mul_overflow(bytes, v, &bytes) || bytes > static_cast<uint64_t>(INT64_MAX))
       bad("shape ", sh->dump(), " is too large");
   }
-  if (off->size() != 2 || !as_count((*off)[0], &t.begin) || !as_count((*off)[1], &t.end))
+  if (off->size() != 2 || !json_as_count((*off)[0], &t.begin) || !json_as_count((*off)[1], &t.end))
     bad("data_offsets ", off->dump(), " is not two non-negative integers");
   if (t.begin > t.end) bad("data_offsets begin ", t.begin, " > end ", t.end);
   if (t.end - t.begin != bytes)
@@ -96,8 +68,7 @@ const Tensor* TensorBundle::find(const std::string& name) const {
 TensorBundle decode_safetensors(std::string_view body, const BodyLimits& limits) {
   if (body.size() < 8)
     fail("body: ", body.size(), " bytes is shorter than the 8-byte safetensors header length");
-  uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<uint8_t>(body[i]);
+  const uint64_t n = read_le64(reinterpret_cast<const uint8_t*>(body.data()));
   if (n == 0) fail("body: safetensors header length is 0");
   if (n > limits.max_header_bytes)
     fail("body: safetensors header of ", n, " bytes exceeds the limit of ", limits.max_header_bytes);
@@ -106,7 +77,7 @@ TensorBundle decode_safetensors(std::string_view body, const BodyLimits& limits)
          " bytes)");
   const std::string_view text = body.substr(8, n);
   const std::string_view data = body.substr(8 + n);
-  if (nesting_depth(text, kMaxDepth) > kMaxDepth)
+  if (json_nesting_depth(text, kMaxDepth) > kMaxDepth)
     fail("body: safetensors header nests deeper than ", kMaxDepth, " levels");
   nlohmann::json header;
   try {
