@@ -38,7 +38,7 @@ std::string name(const Case& c) {
 
 struct CudnnAttentionTest : ::testing::Test {
   void SetUp() override {
-    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+    if (!cuda_device_available()) GTEST_FAIL() << "no CUDA device: the gpu-labelled tests run on a GPU machine";
     gpu = poisoned_backend();
   }
   std::unique_ptr<CudaBackend> gpu;
@@ -132,7 +132,7 @@ TEST_F(CudnnAttentionTest, LseMergesAcrossKeyBlocks) {
 // cuBLASLt fp8: which of several descriptor variants run (M = N = K = 256, fresh aligned
 // buffers). Printed for the benchmark notes; a variant that runs is checked for NaN only.
 TEST(CudaProbe, Fp8GemmVariants) {
-  if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+  if (!cuda_device_available()) GTEST_FAIL() << "no CUDA device: the gpu-labelled tests run on a GPU machine";
   const int64_t M = 256, N = 512, K = 256;
   cublasLtHandle_t lt;
   ASSERT_EQ(cublasLtCreate(&lt), CUBLAS_STATUS_SUCCESS);

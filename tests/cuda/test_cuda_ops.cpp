@@ -18,7 +18,7 @@ namespace {
 
 struct Fixture : ::testing::Test {
   void SetUp() override {
-    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+    if (!cuda_device_available()) GTEST_FAIL() << "no CUDA device: the gpu-labelled tests run on a GPU machine";
     gpu = poisoned_backend();
   }
   Tensor up(const Tensor& t) { return gpu->upload(t); }

@@ -5,6 +5,7 @@
 #include "backend/cuda/cuda_backend.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include "backend/cuda/cudnn_attention.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/video_kernels.h"
 
 namespace raylight {
 namespace {
@@ -203,7 +205,8 @@ class CudaBackendImpl final : public CudaBackend {
     const int64_t Lq = q.dim(0), Lk = k.dim(0), H = q.dim(1), D = q.dim(2);
     const int64_t valid = k_valid < 0 ? Lk : std::min(k_valid, Lk);
     if (valid == 0 && Lq > 0) fail("attention: every key is masked");
-    if (!cudnn_ && !cuda::flash_attention_supports(D)) return attention_on_cpu(q, k, v, k_valid, lse);
+    if (!cudnn_ && !cuda::flash_attention_supports(D))
+      return H == 1 ? attention_by_gemm(q, k, v, valid, lse) : attention_on_cpu(q, k, v, k_valid, lse);
     Tensor o = alloc(q.shape(), DType::BF16);
     float* l = nullptr;
     if (lse) {
@@ -218,7 +221,32 @@ class CudaBackendImpl final : public CudaBackend {
         return o;
       }
     }
+    if (H == 1) return attention_by_gemm(q, k, v, valid, lse);
     return attention_on_cpu(q, k, v, k_valid, lse);
+  }
+
+  // One head of a size neither fused kernel covers (the VAE's middle attention, D = C):
+  // S = q k^T / sqrt(D) (cuBLASLt, bf16 scores), row softmax in place, o = P v.
+  Tensor attention_by_gemm(const Tensor& q, const Tensor& k, const Tensor& v, int64_t valid, Tensor* lse) {
+    const int64_t Lq = q.dim(0), Lk = k.dim(0), D = q.dim(2);
+    Scope sc(this, kAttention, 4.0 * Lq * valid * D);
+    Tensor s = alloc({Lq, Lk}, DType::BF16);
+    if (!gemm_->run(q.raw(), DType::BF16, nullptr, k.raw(), DType::BF16, 1.0f / std::sqrt(float(D)), nullptr,
+                    s.raw(), Lq, Lk, D, cuda::Epilogue::None))
+      return attention_on_cpu(q, k, v, valid, lse);
+    float* l = nullptr;
+    if (lse) {
+      *lse = alloc({1, Lq}, DType::F32);
+      l = lse->data<float>();
+    }
+    cuda::softmax_rows(bp(s), l, Lq, Lk, valid, stream_);
+    Tensor vt = alloc({D, Lk}, DType::BF16);
+    cuda::swap_leading(bp(v), bp(vt), Lk, D, 1, stream_);
+    Tensor o = alloc(q.shape(), DType::BF16);
+    if (!gemm_->run(s.raw(), DType::BF16, nullptr, vt.raw(), DType::BF16, 1.0f, nullptr, o.raw(), Lq, D, Lk,
+                    cuda::Epilogue::None))
+      fail("attention: cuBLASLt has no algorithm for ", Lq, "x", D, "x", Lk);
+    return o;
   }
 
   Tensor patchify(const Tensor& x, PatchSize p) override {
@@ -273,6 +301,87 @@ class CudaBackendImpl final : public CudaBackend {
     Scope s(this, kAttention);
     cuda::merge_attention(bp(out), lse.data<float>(), bp(part), part_lse.data<float>(), out.dim(0),
                           out.dim(1), out.dim(2), stream_);
+  }
+
+  // --- Video VAE ops (kernels in video_ops.cu) --------------------------------------
+  // conv3d: per output frame, an im2col scratch [pixels, K] (K = Cin*kt*kh*kw padded to a
+  // multiple of 8) times the weight rows [Cout, K] through cuBLASLt (fp32 accumulation), so
+  // the product lands as the frame's [Cout, pixels] plane; the bias is added after.
+  Tensor conv3d(const Tensor& x, const Tensor& past, const Tensor& w, const Tensor& b,
+                const Conv3dSpec& s) override {
+    need_bf16(x, "conv3d");
+    if (past.defined()) need_bf16(past, "conv3d");
+    need_device(w, "conv3d");
+    if (x.ndim() != 4) fail("conv3d: input has shape ", shape_str(x.shape()), ", expected [T, C, H, W]");
+    const int64_t T = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+    const int64_t Tp = past.defined() ? past.dim(0) : 0;
+    if (past.defined() && (past.ndim() != 4 || past.dim(1) != C || past.dim(2) != H || past.dim(3) != W))
+      fail("conv3d: past frames ", shape_str(past.shape()), " do not match input ", shape_str(x.shape()));
+    if (w.ndim() != 5 || w.dim(1) != C)
+      fail("conv3d: weight ", shape_str(w.shape()), " does not fit input ", shape_str(x.shape()));
+    if (s.stride_t < 1 || s.stride_h < 1 || s.stride_w < 1 || s.pad_t < 0 || s.pad_top < 0 ||
+        s.pad_bottom < 0 || s.pad_left < 0 || s.pad_right < 0)
+      fail("conv3d: strides must be >= 1 and paddings >= 0");
+    const int64_t Co = w.dim(0), kt = w.dim(2), kh = w.dim(3), kw = w.dim(4);
+    const bf16* bias = vec(b, Co, "conv3d", "bias");
+    const int64_t tin = s.pad_t + Tp + T, hin = H + s.pad_top + s.pad_bottom, win = W + s.pad_left + s.pad_right;
+    if (tin < kt || hin < kh || win < kw)
+      fail("conv3d: kernel ", shape_str(w.shape()), " is larger than the padded input");
+    const int64_t To = (tin - kt) / s.stride_t + 1, Ho = (hin - kh) / s.stride_h + 1,
+                  Wo = (win - kw) / s.stride_w + 1, P = Ho * Wo;
+    const int64_t K = C * kt * kh * kw, Kp = (K + 7) / 8 * 8;
+    Scope sc(this, kMatmul, 2.0 * To * P * Co * K);
+    Tensor wb = w.dtype() == DType::BF16 ? w : to_bf16(w);
+    if (Kp != K) {  // weight rows padded with zeros to the scratch's row length
+      Tensor wp = alloc({Co, Kp}, DType::BF16);
+      RL_CUDA(cudaMemsetAsync(wp.raw(), 0, wp.nbytes(), stream_));
+      RL_CUDA(cudaMemcpy2DAsync(wp.raw(), Kp * 2, wb.raw(), K * 2, K * 2, Co, cudaMemcpyDeviceToDevice, stream_));
+      wb = wp;
+    }
+    Tensor y = alloc({To, Co, Ho, Wo}, DType::BF16);
+    cuda::Im2colGeom g{Tp, C, H, W, kt, kh, kw, s.stride_t, s.stride_h, s.stride_w, s.pad_t, s.pad_top,
+                       s.pad_left, Ho, Wo};
+    // Pixels per product: the scratch holds at most ~128M elements (256 MB); multiples of 64.
+    const int64_t kMaxScratch = int64_t(128) << 20;
+    int64_t chunk = std::max<int64_t>(64, kMaxScratch / Kp / 64 * 64);
+    chunk = std::min(chunk, P);
+    Tensor col = alloc({chunk, Kp}, DType::BF16);
+    Tensor part = chunk < P ? alloc({Co, chunk}, DType::BF16) : Tensor();
+    for (int64_t t = 0; t < To; ++t) {
+      bf16* frame = bp(y) + t * Co * P;
+      for (int64_t p0 = 0; p0 < P; p0 += chunk) {
+        const int64_t n = std::min(chunk, P - p0);
+        cuda::im2col3d(bp(x), Tp ? bp(past) : nullptr, g, t, p0, p0 + n, Kp, bp(col), stream_);
+        bf16* dst = chunk < P ? bp(part) : frame;
+        if (!gemm_->run(wb.raw(), DType::BF16, nullptr, col.raw(), DType::BF16, 1.0f, nullptr, dst, Co, n, Kp,
+                        cuda::Epilogue::None))
+          fail("conv3d: cuBLASLt has no algorithm for ", Co, "x", n, "x", Kp);
+        if (chunk < P)
+          RL_CUDA(cudaMemcpy2DAsync(frame + p0, P * 2, dst, n * 2, n * 2, Co, cudaMemcpyDeviceToDevice, stream_));
+      }
+    }
+    if (bias) cuda::add_row_bias(bp(y), bias, Co, P, To, stream_);
+    return y;
+  }
+
+  Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma, bool silu) override {
+    need_bf16(x, "channel_rms_norm");
+    if (x.ndim() != 4) fail("channel_rms_norm: expected [T, C, H, W], got ", shape_str(x.shape()));
+    const bf16* g = vec(gamma, x.dim(1), "channel_rms_norm", "gamma");
+    if (!g) fail("channel_rms_norm: gamma is required");
+    Scope sc(this, kOther);
+    Tensor y = alloc(x.shape(), DType::BF16);
+    cuda::channel_rms_norm(bp(x), g, bp(y), x.dim(0), x.dim(1), x.dim(2) * x.dim(3), silu, stream_);
+    return y;
+  }
+
+  Tensor upsample_nearest2x(const Tensor& x) override {
+    need_bf16(x, "upsample_nearest2x");
+    if (x.ndim() != 4) fail("upsample_nearest2x: expected [T, C, H, W], got ", shape_str(x.shape()));
+    Scope sc(this, kOther);
+    Tensor y = alloc({x.dim(0), x.dim(1), 2 * x.dim(2), 2 * x.dim(3)}, DType::BF16);
+    cuda::upsample_nearest2x(bp(x), bp(y), x.dim(0) * x.dim(1), x.dim(2), x.dim(3), stream_);
+    return y;
   }
 
   // --- CudaBackend extras ---------------------------------------------------------
