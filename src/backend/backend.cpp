@@ -25,6 +25,11 @@ void Backend::set_memory_limit(size_t) {
 
 Tensor Backend::empty(const Shape& shape) { return upload(Tensor::zeros(shape)); }
 
+Tensor Backend::attention_offset_bias(const Tensor& q, const Tensor& k, const Tensor& v,
+                                      const Tensor& bias_by_offset, float scale) {
+  return upload(cpu::attention_offset_bias(download(q), download(k), download(v), bias_by_offset, scale));
+}
+
 Tensor Backend::swap_leading(const Tensor& x) {
   return upload(cpu::swap_leading(download(x)));
 }

@@ -72,6 +72,12 @@ class Backend {
   // natural-log sum of exponentials of the scaled scores, [H, Lq] (Ring attention merges by it).
   virtual Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid,
                            Tensor* lse) = 0;
+  // softmax(q k^T * scale + bias) v with an additive bias that depends only on the offset
+  // between key and query (T5's relative position bias): bias_by_offset is host fp32
+  // [H, Lq + Lk - 1] and query i / key j read entry j - i + Lq - 1. The default runs the CPU
+  // kernel on host copies; a device backend overrides it to stay on the device.
+  virtual Tensor attention_offset_bias(const Tensor& q, const Tensor& k, const Tensor& v,
+                                       const Tensor& bias_by_offset, float scale);
 
   // Fused ops. Each has a default composed from the ops above (backend.cpp), so a backend
   // only overrides the ones it can do in fewer passes over memory.

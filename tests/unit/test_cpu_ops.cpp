@@ -187,3 +187,21 @@ TEST(CpuOps, RopeRotatesPairsByPositionAngles) {
     EXPECT_NEAR(n0, n1, 1e-5);
   }
 }
+
+TEST(CpuOps, OffsetBiasedAttentionAddsTheBiasOfEachOffset) {
+  const int L = 7, H = 2, D = 8;
+  Tensor q = randn({L, H, D}, 61), k = randn({L, H, D}, 62), v = randn({L, H, D}, 63);
+  // A zero bias with scale 1/sqrt(D) is plain attention.
+  Tensor plain = cpu::attention(q, k, v, -1, nullptr);
+  Tensor zero = cpu::attention_offset_bias(q, k, v, Tensor::zeros({H, 2 * L - 1}), 1.0f / std::sqrt(8.0f));
+  EXPECT_LT(max_diff(plain, zero), 1e-6f);
+  // A large bias on offset +2 (key = query + 2) makes each query copy that key's value.
+  Tensor bias = Tensor::zeros({H, 2 * L - 1});
+  for (int h = 0; h < H; ++h) bias.f32()[h * (2 * L - 1) + (L - 1) + 2] = 60.0f;
+  Tensor picked = cpu::attention_offset_bias(q, k, v, bias, 0.0f);
+  for (int i = 0; i + 2 < L; ++i)
+    for (int h = 0; h < H; ++h)
+      for (int d = 0; d < D; ++d)
+        EXPECT_NEAR(picked.f32()[(i * H + h) * D + d], v.f32()[((i + 2) * H + h) * D + d], 1e-5);
+  EXPECT_THROW(cpu::attention_offset_bias(q, k, v, Tensor::zeros({H, L}), 1.0f), raylight::Error);
+}

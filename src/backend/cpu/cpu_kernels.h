@@ -20,6 +20,8 @@ Tensor silu(const Tensor& x);
 Tensor add(const Tensor& a, const Tensor& b);
 void apply_rope(Tensor& x, const Tensor& table);
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse);
+Tensor attention_offset_bias(const Tensor& q, const Tensor& k, const Tensor& v,
+                             const Tensor& bias_by_offset, float scale);
 Tensor swap_leading(const Tensor& x);
 void merge_attention(Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse);
 Tensor patchify(const Tensor& x, PatchSize p);

@@ -1,13 +1,7 @@
-// T5-style self-attention with a relative position bias, which the Backend's attention op
-// cannot express (it has no bias input and always scales scores by 1/sqrt(head_dim), while T5
-// folds that scale into its q weights). So the scores are computed here, over host copies of
-// q, k and v: one round trip per layer, which the CPU backend makes for free and which is
-// affordable elsewhere because a prompt is encoded once, unpadded (tens of tokens, <= 512).
-//
-// A GPU path would keep q/k/v on the device and give a flash-attention kernel the bias by
-// relative offset (this file's [heads, 2L-1] table; a kernel reads bias[h][j - i + L - 1]
-// while it adds the scores), with the softmax scale set to 1. Until the Backend grows such an
-// op, biased_attention() is that kernel's reference.
+// umT5's relative position bias: bucketing of key-query offsets (bidirectional, log-spaced
+// beyond num_buckets/4, as T5 defines it) and the per-offset table [heads, 2L-1] that
+// Backend::attention_offset_bias adds to the scores. umT5 has one table per layer and does
+// not scale scores by 1/sqrt(d) (T5 folds that into its weights).
 #pragma once
 
 #include <cstdint>
@@ -27,9 +21,5 @@ int64_t umt5_relative_bucket(int64_t relative_position, int64_t num_buckets, int
 Tensor umt5_position_bias(const Tensor& relative_attention_bias, int64_t length,
                           int64_t max_distance);
 
-// softmax(q k^T + bias) v per head, without 1/sqrt(d) scaling. q, k, v [L, heads, head_dim]
-// on `ops`; bias from umt5_position_bias. Returns [L, heads, head_dim] on `ops`.
-Tensor biased_attention(Backend& ops, const Tensor& q, const Tensor& k, const Tensor& v,
-                        const Tensor& bias_by_offset);
 
 }  // namespace raylight

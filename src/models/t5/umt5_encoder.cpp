@@ -108,7 +108,7 @@ Tensor UMT5Encoder::layer(int64_t index, const Tensor& x_in) {
   Tensor v = ops_.linear(h, weight(UMT5Tensor::V, index), {}).reshape(heads);
   Tensor bias = umt5_position_bias(host_weight(c.names.layer(UMT5Tensor::RelativeBias, index)), L,
                                    c.max_distance);
-  Tensor a = biased_attention(ops_, q, k, v, bias).reshape({L, c.inner_dim()});
+  Tensor a = ops_.attention_offset_bias(q, k, v, bias, 1.0f).reshape({L, c.inner_dim()});
   Tensor x = ops_.add(x_in, ops_.linear(a, weight(UMT5Tensor::O, index), {}));
 
   h = ops_.rms_norm(x, weight(UMT5Tensor::FfnNorm, index), c.eps);

@@ -1,6 +1,6 @@
 // The umT5-XXL text encoder of Wan 2.1, written against the Backend op set and the
 // WeightStore like the DiT: token embedding, then per layer
-//   x += o(biased_attention(q, k, v of rms_norm(x)))          (own position bias per layer)
+//   x += o(attention_offset_bias(q, k, v of rms_norm(x)))          (own position bias per layer)
 //   x += wo(gelu_tanh(wi_0(h)) * wi_1(h)),  h = rms_norm(x)   (gated-GELU FFN)
 // and a final rms_norm (T5's norm: no mean subtraction, no bias, eps 1e-6).
 //
