@@ -69,4 +69,10 @@ Tensor gaussian_noise(const Shape& shape, uint64_t seed) {
   return t;
 }
 
+uint64_t name_seed(std::string_view name) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : name) h = (h ^ ch) * 1099511628211ull;
+  return h;
+}
+
 }  // namespace raylight

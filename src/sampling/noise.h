@@ -29,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 #include "core/tensor.h"
 
@@ -43,5 +44,9 @@ void gaussian_fill(float* out, int64_t begin, int64_t count, uint64_t seed);
 
 // One standard SplitMix64 output: mix(state + G) in the notation above (exposed for tests).
 uint64_t splitmix64(uint64_t state);
+
+// A stable 64-bit seed from a name (FNV-1a), so each named tensor of a deterministic
+// model gets its own noise stream.
+uint64_t name_seed(std::string_view name);
 
 }  // namespace raylight

@@ -63,4 +63,16 @@ inline std::unique_ptr<CudaBackend> poisoned_backend(bool keep_fp8 = true, bool 
   return make_cuda_backend(o);
 }
 
+// The fixture every GPU test uses: a fresh poisoned backend, and a plain failure (not a
+// skip) where no GPU is visible, since these tests only run on GPU machines.
+struct GpuTest : ::testing::Test {
+  void SetUp() override {
+    if (!cuda_device_available()) GTEST_FAIL() << "no CUDA device: the gpu-labelled tests run on a GPU machine";
+    gpu = poisoned_backend();
+  }
+  Tensor up(const Tensor& t) { return gpu->upload(t); }
+  Tensor down(const Tensor& t) { return gpu->download(t); }
+  std::unique_ptr<CudaBackend> gpu;
+};
+
 }  // namespace raylight::test

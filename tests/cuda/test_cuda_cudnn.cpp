@@ -36,13 +36,7 @@ std::string name(const Case& c) {
          std::to_string(c.D) + " valid " + std::to_string(c.valid);
 }
 
-struct CudnnAttentionTest : ::testing::Test {
-  void SetUp() override {
-    if (!cuda_device_available()) GTEST_FAIL() << "no CUDA device: the gpu-labelled tests run on a GPU machine";
-    gpu = poisoned_backend();
-  }
-  std::unique_ptr<CudaBackend> gpu;
-};
+using CudnnAttentionTest = GpuTest;
 
 TEST_F(CudnnAttentionTest, DirectAgainstCpuReference) {
   auto stream = static_cast<cudaStream_t>(gpu->native_stream());

@@ -16,17 +16,7 @@ using namespace raylight::test;
 
 namespace {
 
-struct Fixture : ::testing::Test {
-  void SetUp() override {
-    if (!cuda_device_available()) GTEST_FAIL() << "no CUDA device: the gpu-labelled tests run on a GPU machine";
-    gpu = poisoned_backend();
-  }
-  Tensor up(const Tensor& t) { return gpu->upload(t); }
-  Tensor down(const Tensor& t) { return gpu->download(t); }
-  std::unique_ptr<CudaBackend> gpu;
-};
-
-using CudaOps = Fixture;
+using CudaOps = GpuTest;
 
 TEST_F(CudaOps, LinearBf16AndFusedGelu) {
   for (auto [M, K, N] : {std::tuple{1, 1, 1}, {7, 13, 5}, {33, 64, 517}, {3, 200, 9},

@@ -28,15 +28,7 @@ using namespace raylight::test;
 
 namespace {
 
-struct CudaVaeOps : ::testing::Test {
-  void SetUp() override {
-    if (!cuda_device_available()) GTEST_FAIL() << "no CUDA device: the gpu-labelled tests run on a GPU machine";
-    gpu = poisoned_backend();
-  }
-  Tensor up(const Tensor& t) { return gpu->upload(t); }
-  Tensor down(const Tensor& t) { return gpu->download(t); }
-  std::unique_ptr<CudaBackend> gpu;
-};
+using CudaVaeOps = GpuTest;
 
 struct ConvCase {
   int64_t T, Tp, C, H, W, Co, kt, kh, kw;

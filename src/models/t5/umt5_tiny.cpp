@@ -14,13 +14,6 @@ const unsigned char kTinySpieceModel[] = {
 #include "models/t5/tiny_spiece_model.inc"
 };
 
-// FNV-1a of the tensor name: each tensor gets its own noise stream.
-uint64_t name_seed(const std::string& name) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char ch : name) h = (h ^ ch) * 1099511628211ull;
-  return h;
-}
-
 bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 
 }  // namespace

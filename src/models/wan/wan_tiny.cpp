@@ -7,13 +7,6 @@
 namespace raylight {
 namespace {
 
-// A stable 64-bit name hash (FNV-1a) so each tensor gets its own noise stream.
-uint64_t name_seed(const std::string& name) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char ch : name) h = (h ^ ch) * 1099511628211ull;
-  return h;
-}
-
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
