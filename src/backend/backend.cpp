@@ -3,6 +3,8 @@
 // unfused sequence computes.
 #include "backend/backend.h"
 
+#include <cstring>
+
 #include "backend/cpu/cpu_kernels.h"
 #include "core/error.h"
 
@@ -24,6 +26,21 @@ void Backend::set_memory_limit(size_t) {
 }
 
 Tensor Backend::empty(const Shape& shape) { return upload(Tensor::zeros(shape)); }
+
+Tensor Backend::device_bytes(size_t n) { return Tensor::empty({static_cast<int64_t>(n)}, DType::U8); }
+
+Tensor Backend::host_bytes(size_t n) { return Tensor::empty({static_cast<int64_t>(n)}, DType::U8); }
+
+void Backend::write_bytes(const void* src, Tensor& dst, size_t dst_offset, size_t n) {
+  if (dst_offset + n > dst.nbytes())
+    fail("write_bytes: ", n, " bytes at ", dst_offset, " overrun a buffer of ", dst.nbytes());
+  if (n) std::memcpy(static_cast<uint8_t*>(dst.raw()) + dst_offset, src, n);
+}
+
+std::unique_ptr<Pending> Backend::start_upload(const Tensor& host, Tensor& dst, size_t dst_offset) {
+  write_bytes(host.raw(), dst, dst_offset, host.nbytes());
+  return std::make_unique<DonePending>();
+}
 
 Tensor Backend::attention_offset_bias(const Tensor& q, const Tensor& k, const Tensor& v,
                                       const Tensor& bias_by_offset, float scale) {

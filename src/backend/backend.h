@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "core/pending.h"
 #include "core/tensor.h"
 
 namespace raylight {
@@ -31,6 +32,22 @@ class Backend {
   // most it has held in tensors. The CPU backend has no device memory: it refuses a cap.
   virtual void set_memory_limit(size_t bytes);
   virtual size_t peak_device_bytes() const { return 0; }
+
+  // Raw bytes for weight stores (FSDP shards and gather buffers, offload slots).
+  // device_bytes: uninitialised U8 [n] in this backend's memory (host memory on the CPU).
+  virtual Tensor device_bytes(size_t n);
+  // host_bytes: U8 [n] in host memory the device copies from without staging (page-locked
+  // on a GPU when the system allows it; plain memory on the CPU).
+  virtual Tensor host_bytes(size_t n);
+  // Copies host bytes into dst at dst_offset now (the source may be reused on return).
+  virtual void write_bytes(const void* src, Tensor& dst, size_t dst_offset, size_t n);
+  // Starts copying all of `host` (from host_bytes, kept alive by the caller until the copy
+  // has run) into dst at dst_offset on a transfer queue beside compute, after the work
+  // queued so far; wait() orders later compute after the copy. The CPU copies at once.
+  virtual std::unique_ptr<Pending> start_upload(const Tensor& host, Tensor& dst, size_t dst_offset);
+  // The transfer queue (a cudaStream_t), so a communicator can queue gathers behind its
+  // uploads; null on the CPU.
+  virtual void* native_transfer_stream() { return nullptr; }
 
   // Host tensor (any float dtype) -> compute tensor on this backend.
   virtual Tensor upload(const Tensor& host) = 0;

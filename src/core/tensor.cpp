@@ -72,6 +72,14 @@ Tensor Tensor::device_view(void* data, Shape shape, DType dtype, Device device,
   return t;
 }
 
+Tensor Tensor::bytes_view(size_t offset, Shape shape, DType dtype) const {
+  if (!is_contiguous()) fail("bytes_view of a non-contiguous tensor");
+  const size_t n = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  if (offset + n > nbytes())
+    fail("bytes_view: ", n, " bytes at ", offset, " overrun a buffer of ", nbytes(), " bytes");
+  return device_view(static_cast<uint8_t*>(data_) + offset, std::move(shape), dtype, device_, owner_);
+}
+
 Tensor Tensor::from_vector(Shape shape, const std::vector<float>& values) {
   Tensor t = empty(std::move(shape));
   if (static_cast<int64_t>(values.size()) != t.numel())

@@ -71,6 +71,9 @@ class Tensor {
     t.scale_ = s;
     return t;
   }
+  // This contiguous tensor's bytes from `offset` read as `shape` x `dtype`, on the same
+  // device and sharing its owner (weight stores cut weights out of packed byte buffers).
+  Tensor bytes_view(size_t offset, Shape shape, DType dtype) const;
   // Marks bytes as living on `device` (set by backends that allocate device memory).
   static Tensor device_view(void* data, Shape shape, DType dtype, Device device,
                             std::shared_ptr<void> owner);

@@ -9,14 +9,9 @@
 #include <memory>
 #include <string>
 
-namespace raylight {
+#include "core/pending.h"
 
-// An exchange started with Communicator::start_exchange; wait() completes it.
-class PendingExchange {
- public:
-  virtual ~PendingExchange() = default;
-  virtual void wait() = 0;
-};
+namespace raylight {
 
 class Communicator {
  public:
@@ -34,10 +29,10 @@ class Communicator {
   virtual void broadcast(void* buf, size_t bytes, int root) = 0;
   // Sends `send` to rank `to` and receives into `recv` from rank `from`, asynchronously, so
   // computation can overlap (Ring attention passes K/V blocks this way).
-  virtual std::unique_ptr<PendingExchange> start_exchange(const void* send, void* recv,
+  virtual std::unique_ptr<Pending> start_exchange(const void* send, void* recv,
                                                           size_t bytes, int to, int from) = 0;
   // all_gather started without waiting (FSDP prefetches the next block's weights this way).
-  virtual std::unique_ptr<PendingExchange> start_all_gather(const void* send, void* recv,
+  virtual std::unique_ptr<Pending> start_all_gather(const void* send, void* recv,
                                                             size_t bytes) = 0;
   virtual void barrier() = 0;
 };

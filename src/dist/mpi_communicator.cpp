@@ -90,7 +90,7 @@ class MpiCommunicator final : public Communicator {
     Requests r = post_all_gather(send, recv, bytes, kTagAllGather);
     complete(r, "all_gather");
   }
-  std::unique_ptr<PendingExchange> start_all_gather(const void* send, void* recv,
+  std::unique_ptr<Pending> start_all_gather(const void* send, void* recv,
                                                     size_t bytes) override;
 
   void broadcast(void* buf, size_t bytes, int root) override {
@@ -104,7 +104,7 @@ class MpiCommunicator final : public Communicator {
     complete(r, "broadcast");
   }
 
-  std::unique_ptr<PendingExchange> start_exchange(const void* send, void* recv, size_t bytes,
+  std::unique_ptr<Pending> start_exchange(const void* send, void* recv, size_t bytes,
                                                   int to, int from) override;
 
   void barrier() override {
@@ -169,7 +169,7 @@ class MpiCommunicator final : public Communicator {
   std::vector<int> world_ranks_;
 };
 
-class MpiExchange final : public PendingExchange {
+class MpiExchange final : public Pending {
  public:
   MpiExchange(const MpiCommunicator& comm, Requests r, const char* op)
       : comm_(comm), r_(std::move(r)), op_(op) {}
@@ -188,7 +188,7 @@ class MpiExchange final : public PendingExchange {
   bool waited_ = false;
 };
 
-std::unique_ptr<PendingExchange> MpiCommunicator::start_exchange(const void* send, void* recv,
+std::unique_ptr<Pending> MpiCommunicator::start_exchange(const void* send, void* recv,
                                                                  size_t bytes, int to, int from) {
   if (to < 0 || to >= size_ || from < 0 || from >= size_)
     fail("exchange with rank ", to, "/", from, " outside group '", name_, "' of ", size_);
@@ -198,7 +198,7 @@ std::unique_ptr<PendingExchange> MpiCommunicator::start_exchange(const void* sen
   return std::make_unique<MpiExchange>(*this, std::move(r), "ring exchange");
 }
 
-std::unique_ptr<PendingExchange> MpiCommunicator::start_all_gather(const void* send, void* recv,
+std::unique_ptr<Pending> MpiCommunicator::start_all_gather(const void* send, void* recv,
                                                                    size_t bytes) {
   return std::make_unique<MpiExchange>(*this, post_all_gather(send, recv, bytes, kTagAsyncGather),
                                        "all_gather (prefetch)");

@@ -6,11 +6,6 @@
 namespace raylight {
 namespace {
 
-class DoneExchange final : public PendingExchange {
- public:
-  void wait() override {}
-};
-
 class SoloCommunicator final : public Communicator {
  public:
   explicit SoloCommunicator(std::string name) : name_(std::move(name)) {}
@@ -22,16 +17,16 @@ class SoloCommunicator final : public Communicator {
   void broadcast(void*, size_t, int root) override {
     if (root != 0) fail("broadcast from rank ", root, " in a group of one");
   }
-  std::unique_ptr<PendingExchange> start_exchange(const void* send, void* recv, size_t bytes,
+  std::unique_ptr<Pending> start_exchange(const void* send, void* recv, size_t bytes,
                                                   int to, int from) override {
     if (to != 0 || from != 0) fail("exchange with rank ", to, "/", from, " in a group of one");
     copy(send, recv, bytes);
-    return std::make_unique<DoneExchange>();
+    return std::make_unique<DonePending>();
   }
-  std::unique_ptr<PendingExchange> start_all_gather(const void* send, void* recv,
+  std::unique_ptr<Pending> start_all_gather(const void* send, void* recv,
                                                     size_t bytes) override {
     copy(send, recv, bytes);
-    return std::make_unique<DoneExchange>();
+    return std::make_unique<DonePending>();
   }
   void barrier() override {}
 

@@ -104,7 +104,7 @@ Tensor UspAttention::ring_attention(const Tensor& q, const Tensor& k, const Tens
   Tensor out, lse;
   for (int step = 0; step < r; ++step) {
     const int owner = (me - step + r) % r;
-    std::unique_ptr<PendingExchange> pending;
+    std::unique_ptr<Pending> pending;
     if (step + 1 < r)
       pending = ring_.start_exchange(kv.raw(), spare.raw(), kv.nbytes(), (me + 1) % r, (me - 1 + r) % r);
     const int64_t valid = valid_keys(owner);

@@ -18,6 +18,7 @@
 #include "backend/cuda/cudnn_attention.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/transfer_queue.h"
 #include "backend/cuda/video_kernels.h"
 
 namespace raylight {
@@ -33,6 +34,7 @@ class CudaBackendImpl final : public CudaBackend {
     RL_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     alloc_ = std::make_shared<cuda::DeviceAllocator>();
     gemm_ = std::make_unique<cuda::Gemm>(stream_);
+    transfers_ = std::make_unique<cuda::TransferQueue>(stream_);
     set_attention_kernel(o.attention);
     for (int i = 0; i < 2; ++i) {
       RL_CUDA(cudaMallocHost(&pinned_[i], kStageBytes));
@@ -55,6 +57,7 @@ class CudaBackendImpl final : public CudaBackend {
     }
     gemm_.reset();
     cudnn_.reset();
+    transfers_.reset();
     cudaStreamDestroy(stream_);
   }
 
@@ -87,9 +90,41 @@ class CudaBackendImpl final : public CudaBackend {
     return out;
   }
 
+  Tensor device_bytes(size_t n) override { return alloc({static_cast<int64_t>(n)}, DType::U8); }
+
+  Tensor host_bytes(size_t n) override {
+    std::shared_ptr<void> pinned = cuda::TransferQueue::allocate_pinned(n);
+    if (!pinned) {
+      static bool noted = false;
+      if (!noted) std::fprintf(stderr, "raylight: page-locked host memory refused; weight uploads will not overlap compute\n");
+      noted = true;
+      return Backend::host_bytes(n);
+    }
+    return Tensor::view(pinned.get(), {static_cast<int64_t>(n)}, DType::U8, pinned);
+  }
+
+  void write_bytes(const void* src, Tensor& dst, size_t dst_offset, size_t n) override {
+    need_device(dst, "write_bytes");
+    if (dst_offset + n > dst.nbytes())
+      fail("write_bytes: ", n, " bytes at ", dst_offset, " overrun a buffer of ", dst.nbytes());
+    stage(src, static_cast<char*>(dst.raw()) + dst_offset, n);
+  }
+
+  std::unique_ptr<Pending> start_upload(const Tensor& host, Tensor& dst, size_t dst_offset) override {
+    need_device(dst, "start_upload");
+    if (host.device() != Device::CPU) fail("start_upload: the source is not in host memory");
+    if (dst_offset + host.nbytes() > dst.nbytes())
+      fail("start_upload: ", host.nbytes(), " bytes at ", dst_offset, " overrun a buffer of ", dst.nbytes());
+    return transfers_->start_upload(host.raw(), static_cast<char*>(dst.raw()) + dst_offset, host.nbytes());
+  }
+
+  void* native_transfer_stream() override { return transfers_->stream(); }
+
   Tensor weight(const Tensor& stored, float scale) override {
     if (stored.device() == Device::CUDA) {
       if (stored.dtype() == DType::BF16 && scale == 1.0f) return stored;
+      // Device bytes (FSDP gathers, offload slots) are used in place: fp8 stays fp8.
+      if (stored.dtype() == DType::F8E4M3 && stored.ndim() >= 2 && opt_.keep_fp8) return stored.with_scale(scale);
       return to_bf16(stored.with_scale(scale));
     }
     if (!stored.is_contiguous()) fail("weight: stored tensor is not contiguous");
@@ -485,7 +520,7 @@ class CudaBackendImpl final : public CudaBackend {
       b->pending_.push_back({cat, start, end, flops});
     }
   };
-  struct Pending {
+  struct TimedOp {
     int cat;
     cudaEvent_t a, b;
     double flops;
@@ -655,6 +690,7 @@ class CudaBackendImpl final : public CudaBackend {
 
   CudaOptions opt_;
   cudaStream_t stream_ = nullptr;
+  std::unique_ptr<cuda::TransferQueue> transfers_;
   std::shared_ptr<cuda::DeviceAllocator> alloc_;
   std::unique_ptr<cuda::Gemm> gemm_;
   std::unique_ptr<cuda::CudnnAttention> cudnn_;  // null: our own kernel
@@ -663,7 +699,7 @@ class CudaBackendImpl final : public CudaBackend {
   unsigned turn_ = 0;
   std::deque<std::pair<Tensor, Tensor>> rope_cache_;
   bool profiling_ = false;
-  std::vector<Pending> pending_;
+  std::vector<TimedOp> pending_;
   std::vector<cudaEvent_t> event_pool_;
   CudaProfile totals_;
   std::string device_name_;

@@ -96,7 +96,7 @@ class Watchdog {
   std::thread thread_;
 };
 
-class NcclPending final : public PendingExchange {
+class NcclPending final : public Pending {
  public:
   NcclPending(cudaEvent_t done, cudaStream_t compute) : done_(done), compute_(compute) {}
   ~NcclPending() override {
@@ -116,13 +116,14 @@ class NcclPending final : public PendingExchange {
 
 class NcclCommunicator final : public Communicator {
  public:
-  NcclCommunicator(Communicator& bootstrap, cudaStream_t stream, std::string name)
-      : name_(std::move(name)), rank_(bootstrap.rank()), size_(bootstrap.size()), stream_(stream) {
+  NcclCommunicator(Communicator& bootstrap, cudaStream_t stream, std::string name, cudaStream_t side)
+      : name_(std::move(name)), rank_(bootstrap.rank()), size_(bootstrap.size()), stream_(stream),
+        side_(side), owns_side_(side == nullptr) {
     ncclUniqueId id;
     if (rank_ == 0) check_nccl(ncclGetUniqueId(&id), "id creation", name_);
     bootstrap.broadcast(&id, sizeof id, 0);
     check_nccl(ncclCommInitRank(&comm_, size_, id, rank_), "communicator creation", name_);
-    check_cuda(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking), "stream create");
+    if (owns_side_) check_cuda(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking), "stream create");
     check_cuda(cudaMalloc(&scratch_, 1 + size_), "barrier scratch");
     watchdog_ = std::make_unique<Watchdog>(name_, comm_);
   }
@@ -131,7 +132,7 @@ class NcclCommunicator final : public Communicator {
     cudaStreamSynchronize(stream_);
     watchdog_.reset();
     ncclCommDestroy(comm_);
-    cudaStreamDestroy(side_);
+    if (owns_side_) cudaStreamDestroy(side_);
     cudaFree(scratch_);
   }
   int rank() const override { return rank_; }
@@ -157,7 +158,7 @@ class NcclCommunicator final : public Communicator {
     check_nccl(ncclBroadcast(buf, buf, bytes, ncclUint8, root, comm_, stream_), "broadcast", name_);
     watchdog_->watch(stream_, "broadcast");
   }
-  std::unique_ptr<PendingExchange> start_exchange(const void* send, void* recv, size_t bytes,
+  std::unique_ptr<Pending> start_exchange(const void* send, void* recv, size_t bytes,
                                                   int to, int from) override {
     join_side();
     check_nccl(ncclGroupStart(), "group start", name_);
@@ -166,7 +167,7 @@ class NcclCommunicator final : public Communicator {
     check_nccl(ncclGroupEnd(), "ring exchange", name_);
     return finish_side("ring exchange");
   }
-  std::unique_ptr<PendingExchange> start_all_gather(const void* send, void* recv,
+  std::unique_ptr<Pending> start_all_gather(const void* send, void* recv,
                                                     size_t bytes) override {
     join_side();
     check_nccl(ncclAllGather(send, recv, bytes, ncclUint8, comm_, side_), "all_gather", name_);
@@ -186,7 +187,7 @@ class NcclCommunicator final : public Communicator {
     cudaStreamWaitEvent(side_, ready, 0);
     cudaEventDestroy(ready);
   }
-  std::unique_ptr<PendingExchange> finish_side(const char* op) {
+  std::unique_ptr<Pending> finish_side(const char* op) {
     watchdog_->watch(side_, op);
     cudaEvent_t done;
     check_cuda(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "event create");
@@ -196,7 +197,8 @@ class NcclCommunicator final : public Communicator {
 
   std::string name_;
   int rank_, size_;
-  cudaStream_t stream_, side_ = nullptr;
+  cudaStream_t stream_, side_;
+  bool owns_side_;
   ncclComm_t comm_ = nullptr;
   std::unique_ptr<Watchdog> watchdog_;
   void* scratch_ = nullptr;  // 1 + size bytes for barrier()
@@ -205,8 +207,9 @@ class NcclCommunicator final : public Communicator {
 }  // namespace
 
 std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, void* stream,
-                                                     const std::string& name) {
-  return std::make_unique<NcclCommunicator>(bootstrap, static_cast<cudaStream_t>(stream), name);
+                                                     const std::string& name, void* side_stream) {
+  return std::make_unique<NcclCommunicator>(bootstrap, static_cast<cudaStream_t>(stream), name,
+                                            static_cast<cudaStream_t>(side_stream));
 }
 
 std::string apply_pcie_safe_nccl_settings() {

@@ -16,9 +16,13 @@ namespace raylight {
 
 // Creates the NCCL communicator of a group. `bootstrap` is the same group over MPI (host
 // memory): its rank 0 makes the NCCL id and broadcasts it. `stream` is the backend's
-// cudaStream_t. Every rank of the group must call this.
+// cudaStream_t. Started operations (start_exchange, start_all_gather) run on `side_stream`
+// when given (FSDP passes the backend's transfer stream, so gathers queue behind the shard
+// uploads they read), else on a stream of the communicator's own. Every rank of the group
+// must call this.
 std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, void* stream,
-                                                     const std::string& name);
+                                                     const std::string& name,
+                                                     void* side_stream = nullptr);
 
 // NCCL settings for PCIe machines without working peer-to-peer (consumer cards):
 // NCCL_P2P_DISABLE=1 and NCCL_SHM_DISABLE=1, applied before any communicator is made
