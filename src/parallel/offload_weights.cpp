@@ -1,58 +1,93 @@
 #include "parallel/offload_weights.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/error.h"
 
 namespace raylight {
 
-OffloadWeights::OffloadWeights(std::unique_ptr<WeightStore> source) : source_(std::move(source)) {
+OffloadWeights::OffloadWeights(std::unique_ptr<WeightStore> source, Backend& backend)
+    : source_(std::move(source)) {
+  bind(backend);
+  std::map<int, size_t> pack_size;
   for (const auto& name : source_->names()) {
     if (name.rfind("blocks.", 0) != 0) continue;
     const int block = std::stoi(name.substr(7, name.find('.', 7) - 7));
-    block_names_[block].push_back(name);
+    Stored s = source_->stored(name);
+    if (!s.bytes.is_contiguous()) fail("weight ", name, " is not stored contiguously");
+    // 16-byte alignment keeps every tensor usable in place by vectorised kernels.
+    size_t& at = pack_size[block];
+    placed_.emplace(name, Placed{block, at, s.bytes.dtype(), s.bytes.shape(), s.scale});
+    at += (s.bytes.nbytes() + 15) / 16 * 16;
     num_blocks_ = std::max(num_blocks_, block + 1);
   }
-}
-
-void OffloadWeights::load_block(int index) {
-  if (loaded_.count(index) || !block_names_.count(index)) return;
-  auto& weights = loaded_[index];
-  for (const auto& name : block_names_.at(index)) {
-    Stored s = source_->stored(name);
-    Tensor w = backend().weight(s.bytes, s.scale);
-    held_ += w.nbytes();
-    weights.emplace(name, std::move(w));
+  size_t largest = 0;
+  for (const auto& [block, size] : pack_size) {
+    Tensor pack = backend.host_bytes(size);
+    packs_.emplace(block, pack);
+    host_bytes_ += size;
+    largest = std::max(largest, size);
   }
-  peak_ = std::max(peak_, held_);
+  for (const auto& [name, p] : placed_) {
+    Stored s = source_->stored(name);
+    std::memcpy(static_cast<uint8_t*>(packs_.at(p.block).raw()) + p.offset, s.bytes.raw(), s.bytes.nbytes());
+  }
+  if (!packs_.empty()) {
+    for (auto& slot : slots_) slot.storage = backend.device_bytes(largest);
+    held_ = peak_ = 2 * largest;
+  }
 }
 
-void OffloadWeights::drop_block(int index) {
-  auto it = loaded_.find(index);
-  if (it == loaded_.end()) return;
-  for (const auto& [name, w] : it->second) held_ -= w.nbytes();
-  loaded_.erase(it);
+OffloadWeights::~OffloadWeights() {
+  for (auto& s : slots_) s.pending.reset();
+}
+
+OffloadWeights::Slot* OffloadWeights::slot_for(int block) {
+  for (auto& s : slots_)
+    if (s.block == block) return &s;
+  return nullptr;
+}
+
+void OffloadWeights::stream_into(Slot& slot, int block) {
+  slot.pending.reset();
+  slot.block = block;
+  slot.pending = backend().start_upload(packs_.at(block), slot.storage, 0);
 }
 
 void OffloadWeights::begin_block(int index) {
-  load_block(index);
-  // The next block is made now, so it is ready when this one ends.
-  load_block((index + 1) % std::max(num_blocks_, 1));
+  if (!packs_.count(index)) fail("no weights for block ", index);
+  Slot* slot = slot_for(index);
+  if (!slot) {
+    slot = !slots_[0].in_use ? &slots_[0] : &slots_[1];
+    if (slot->in_use) fail("block ", index, " began while two other blocks are still running");
+    stream_into(*slot, index);
+  }
+  if (slot->pending) slot->pending->wait();
+  slot->in_use = true;
+  // The next block streams in while this one computes (the first after the last).
+  const int next = (index + 1) % num_blocks_;
+  if (next != index && !slot_for(next)) {
+    Slot& other = slot == &slots_[0] ? slots_[1] : slots_[0];
+    if (!other.in_use) stream_into(other, next);
+  }
 }
 
 void OffloadWeights::end_block(int index) {
-  drop_block(index);
+  Slot* slot = slot_for(index);
+  if (!slot || !slot->in_use) fail("block ", index, " ended without beginning");
+  slot->in_use = false;
   report_block(index);
 }
 
 Tensor OffloadWeights::get(const std::string& name) {
-  for (const auto& [block, weights] : loaded_) {
-    auto it = weights.find(name);
-    if (it != weights.end()) return it->second;
-  }
-  if (name.rfind("blocks.", 0) == 0) fail("weight ", name, " used outside its block");
-  Stored s = source_->stored(name);
-  return backend().weight(s.bytes, s.scale);
+  auto it = placed_.find(name);
+  if (it == placed_.end()) return WeightStore::get(name);  // outside the blocks: kept
+  const Placed& p = it->second;
+  Slot* slot = slot_for(p.block);
+  if (!slot || !slot->in_use) fail("weight ", name, " used outside its block");
+  if (slot->pending) slot->pending->wait();
+  return backend().weight(slot->storage.bytes_view(p.offset, p.shape, p.dtype), p.scale);
 }
 
 }  // namespace raylight

@@ -19,32 +19,56 @@ int block_of(const std::string& name) {
 
 ShardRange shard_range(size_t bytes, int ranks, int rank) {
   ShardRange r;
-  r.chunk = (bytes + ranks - 1) / ranks;
+  r.chunk = (bytes + 16 * ranks - 1) / (16 * ranks) * 16;
   r.begin = std::min(bytes, static_cast<size_t>(rank) * r.chunk);
   r.size = std::min(bytes, r.begin + r.chunk) - r.begin;
   return r;
 }
 
-ShardedWeights::ShardedWeights(const WeightStore& source, Communicator& group)
-    : group_(group), metadata_(source.metadata()) {
+ShardedWeights::ShardedWeights(const WeightStore& source, Communicator& group, Backend& backend,
+                               bool shards_on_host)
+    : group_(group), shards_on_host_(shards_on_host), metadata_(source.metadata()) {
+  bind(backend);
   const int n = group.size(), me = group.rank();
+  // First the layout of every pack, then one pack at a time is read and placed.
   for (const auto& name : source.names()) {
     Stored s = source.stored(name);
     if (!s.bytes.is_contiguous()) fail("weight ", name, " is not stored contiguously");
     Entry e{s.bytes.dtype(), s.bytes.shape(), s.scale, s.bytes.nbytes(), 0, block_of(name), 0};
-    const ShardRange r = shard_range(e.bytes, n, me);
-    e.chunk = r.chunk;
+    e.chunk = shard_range(e.bytes, n, me).chunk;
     Pack& pack = e.block >= 0 ? blocks_[e.block] : singles_[name];
-    e.offset = pack.mine.size();
+    e.offset = pack.size;
     pack.names.push_back(name);
-    pack.mine.resize(pack.mine.size() + r.chunk, 0);
-    // Only this rank's bytes of the source are read.
-    std::memcpy(pack.mine.data() + e.offset, static_cast<const uint8_t*>(s.bytes.raw()) + r.begin, r.size);
-    shard_bytes_ += r.chunk;
+    pack.size += e.chunk;
     num_blocks_ = std::max(num_blocks_, e.block + 1);
     entries_.emplace(name, e);
   }
-  account(static_cast<long long>(shard_bytes_));
+  for (auto& [index, pack] : blocks_) {
+    read_shards(source, pack);
+    largest_pack_ = std::max(largest_pack_, pack.size);
+  }
+  for (auto& [name, pack] : singles_) read_shards(source, pack);
+  if (!shards_on_host_) account(static_cast<long long>(shard_bytes_));
+}
+
+void ShardedWeights::read_shards(const WeightStore& source, Pack& pack) {
+  const int n = group_.size(), me = group_.rank();
+  // Only this rank's bytes of the source are read; padding is zero.
+  std::vector<uint8_t> mine(pack.size, 0);
+  for (const auto& name : pack.names) {
+    const Entry& e = entries_.at(name);
+    const ShardRange r = shard_range(e.bytes, n, me);
+    Stored s = source.stored(name);
+    std::memcpy(mine.data() + e.offset, static_cast<const uint8_t*>(s.bytes.raw()) + r.begin, r.size);
+  }
+  if (shards_on_host_) {
+    pack.mine = backend().host_bytes(pack.size);
+    std::memcpy(pack.mine.raw(), mine.data(), pack.size);
+  } else {
+    pack.mine = backend().device_bytes(pack.size);
+    backend().write_bytes(mine.data(), pack.mine, 0, pack.size);
+  }
+  shard_bytes_ += pack.size;
 }
 
 ShardedWeights::~ShardedWeights() {
@@ -77,22 +101,42 @@ void ShardedWeights::wait(Slot& slot) {
   slot.pending.clear();
 }
 
-void ShardedWeights::gather_into(Slot& slot, int block) {
-  wait(slot);
-  const Pack& pack = blocks_.at(block);
+// Starts rebuilding `pack`'s full tensors and returns the buffer that will hold them.
+// `storage` and `staged` are allocated for packs of up to `capacity` bytes when undefined; operations go to `pending`.
+Tensor ShardedWeights::gather(const Pack& pack, size_t capacity, Tensor& storage, Tensor& staged,
+                              std::vector<std::unique_ptr<Pending>>& pending) {
   const size_t n = group_.size();
-  const size_t need = n * pack.mine.size();
-  if (need > slot.bytes.size()) {
-    account(static_cast<long long>(need) - static_cast<long long>(slot.bytes.size()));
-    slot.bytes.resize(need);
+  if (n == 1 && !shards_on_host_) return pack.mine;  // the shards are the tensors
+  if (!storage.defined()) {
+    storage = backend().device_bytes(n * capacity);
+    account(static_cast<long long>(storage.nbytes()));
   }
-  slot.block = block;
+  if (n == 1) {  // host shards: the upload is the gather
+    pending.push_back(backend().start_upload(pack.mine, storage, 0));
+    return storage;
+  }
+  const uint8_t* source = static_cast<const uint8_t*>(pack.mine.raw());
+  if (shards_on_host_) {
+    if (!staged.defined()) {
+      staged = backend().device_bytes(capacity);
+      account(static_cast<long long>(staged.nbytes()));
+    }
+    // Queued on the transfer stream, where the gathers below queue after it.
+    pending.push_back(backend().start_upload(pack.mine, staged, 0));
+    source = static_cast<const uint8_t*>(staged.raw());
+  }
+  uint8_t* full = static_cast<uint8_t*>(storage.raw());
   for (const auto& name : pack.names) {
     const Entry& e = entries_.at(name);
-    if (e.chunk == 0) continue;
-    slot.pending.push_back(group_.start_all_gather(pack.mine.data() + e.offset,
-                                                   slot.bytes.data() + n * e.offset, e.chunk));
+    if (e.chunk) pending.push_back(group_.start_all_gather(source + e.offset, full + n * e.offset, e.chunk));
   }
+  return storage;
+}
+
+void ShardedWeights::gather_into(Slot& slot, int block) {
+  wait(slot);
+  slot.block = block;
+  slot.full = gather(blocks_.at(block), largest_pack_, slot.storage, slot.staged, slot.pending);
 }
 
 ShardedWeights::Slot* ShardedWeights::slot_for(int block) {
@@ -101,10 +145,10 @@ ShardedWeights::Slot* ShardedWeights::slot_for(int block) {
   return nullptr;
 }
 
-Tensor ShardedWeights::view(const std::vector<uint8_t>& buffer, const std::string& name) const {
+Tensor ShardedWeights::cut(const Tensor& full, const std::string& name) const {
   const Entry& e = entries_.at(name);
   const size_t at = e.block >= 0 ? group_.size() * e.offset : 0;
-  return Tensor::view(const_cast<uint8_t*>(buffer.data()) + at, e.shape, e.dtype, nullptr);
+  return full.bytes_view(at, e.shape, e.dtype);
 }
 
 void ShardedWeights::begin_block(int index) {
@@ -139,15 +183,17 @@ Tensor ShardedWeights::get(const std::string& name) {
     if (!slot || !slot->in_use)
       fail("weight ", name, " used outside begin_block(", e.block, ")/end_block");
     wait(*slot);
-    return backend().weight(view(slot->bytes, name), e.scale);
+    return backend().weight(cut(slot->full, name), e.scale);
   }
   // Outside the blocks: gather this one tensor for this use only.
+  Tensor storage, staged;
+  std::vector<std::unique_ptr<Pending>> pending;
   const Pack& pack = singles_.at(name);
-  std::vector<uint8_t> full(group_.size() * e.chunk);
-  account(static_cast<long long>(full.size()));
-  if (e.chunk) group_.all_gather(pack.mine.data(), full.data(), e.chunk);
-  Tensor w = backend().weight(view(full, name), e.scale);
-  account(-static_cast<long long>(full.size()));
+  Tensor full = gather(pack, pack.size, storage, staged, pending);
+  for (auto& p : pending) p->wait();
+  Tensor w = backend().weight(cut(full, name), e.scale);
+  account(-static_cast<long long>(storage.defined() ? storage.nbytes() : 0) -
+          static_cast<long long>(staged.defined() ? staged.nbytes() : 0));
   return w;
 }
 

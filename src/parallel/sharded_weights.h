@@ -1,14 +1,18 @@
 // FSDP-style weight sharding. Every rank keeps 1/N of each tensor's stored bytes, read
 // straight from the source (a memory-mapped checkpoint: pages of other ranks' shards are
-// never touched), at the stored dtype: fp8 stays one byte per value. Before a transformer
-// block runs its tensors are all-gathered into one of two reused buffers, and the next
-// block's gather is started so communication overlaps the current block; the buffer is
-// released when the block ends. Tensors outside the blocks (embeddings, head) are
-// gathered on use into a transient buffer.
+// never touched), at the stored dtype: fp8 stays one byte per value. The shards live in
+// the backend's memory (GPU memory; page-locked host memory when combined with offload).
+// Before a transformer block runs its tensors are all-gathered into one of two reused
+// buffers, and the next block's gather is started so communication overlaps the current
+// block (on a GPU: NCCL on the transfer stream, joined by the compute stream only where the
+// bytes are used). Tensors outside the blocks (embeddings, head) are gathered on use into
+// a transient buffer.
 //
-// Shard arithmetic: a tensor of B bytes is padded to N*c bytes with c = ceil(B/N); rank r
-// owns bytes [r*c, (r+1)*c) (zero beyond B), so an all-gather of the shards rebuilds the
-// tensor contiguously with no re-layout.
+// Shard arithmetic: a tensor of B bytes is padded to N*c bytes with c = ceil(B/N) rounded
+// up to 16 bytes (so every gathered tensor starts 16-byte aligned for vectorised kernels);
+// rank r owns bytes [r*c, (r+1)*c) (zero beyond B), so an all-gather of the shards
+// rebuilds the tensor contiguously with no re-layout. With one rank the shards are the tensors and
+// nothing is gathered.
 #pragma once
 
 #include <map>
@@ -30,8 +34,12 @@ ShardRange shard_range(size_t tensor_bytes, int ranks, int rank);
 
 class ShardedWeights final : public WeightStore {
  public:
-  // Reads this rank's shards from `source`, which is released afterwards.
-  ShardedWeights(const WeightStore& source, Communicator& group);
+  // Reads this rank's shards from `source` (which may be released afterwards) into
+  // `backend`'s memory, or into host memory when `shards_on_host` (offload). `group` must
+  // move bytes of the backend's memory (NCCL on a GPU; on a GPU with shards on host its
+  // started gathers must queue on the backend's transfer stream).
+  ShardedWeights(const WeightStore& source, Communicator& group, Backend& backend,
+                 bool shards_on_host = false);
   ~ShardedWeights() override;
 
   bool has(const std::string& name) const override { return entries_.count(name) != 0; }
@@ -46,6 +54,7 @@ class ShardedWeights final : public WeightStore {
   size_t held_bytes() const override { return held_; }
   size_t peak_held_bytes() const override { return peak_; }
   Stored stored(const std::string& name) const override;
+  // Bytes of this rank's shards (in backend or host memory).
   size_t shard_bytes() const { return shard_bytes_; }
 
  private:
@@ -56,32 +65,39 @@ class ShardedWeights final : public WeightStore {
     size_t bytes;   // B
     size_t chunk;   // c
     int block;      // transformer block, or -1
-    size_t offset;  // within this rank's packed shards and within the block's gather buffer
+    size_t offset;  // within its pack of shards; N*offset within the gathered buffer
   };
-  struct Pack {                 // one block's tensors (or one tensor outside the blocks)
+  struct Pack {     // one block's tensors (or one tensor outside the blocks)
     std::vector<std::string> names;
-    std::vector<uint8_t> mine;  // this rank's shards, concatenated
+    size_t size = 0;
+    Tensor mine;    // this rank's shards, concatenated
   };
-  struct Slot {                 // a gather buffer: a block's full tensors, each N*c bytes
+  struct Slot {     // a gather buffer: a block's full tensors, each N*c bytes
     int block = -1;
     bool in_use = false;
-    std::vector<uint8_t> bytes;
-    std::vector<std::unique_ptr<PendingExchange>> pending;
+    Tensor storage;  // gathered bytes (unused with one rank and device shards)
+    Tensor staged;   // device copy of host shards, the gather's source (offload)
+    Tensor full;     // what weights are cut from: storage, or the pack itself
+    std::vector<std::unique_ptr<Pending>> pending;
   };
   const Entry& entry(const std::string& name) const;
+  void read_shards(const WeightStore& source, Pack& pack);
+  Tensor gather(const Pack& pack, size_t capacity, Tensor& storage, Tensor& staged, std::vector<std::unique_ptr<Pending>>& pending);
   void gather_into(Slot& slot, int block);
   void wait(Slot& slot);
   Slot* slot_for(int block);
-  Tensor view(const std::vector<uint8_t>& buffer, const std::string& name) const;
+  Tensor cut(const Tensor& full, const std::string& name) const;
   void account(long long delta);
 
   Communicator& group_;
+  bool shards_on_host_;
   std::map<std::string, Entry> entries_;
   std::map<int, Pack> blocks_;                 // block index -> its tensors
   std::map<std::string, Pack> singles_;        // tensors outside the blocks
   std::map<std::string, std::string> metadata_;
   Slot slots_[2];
   int num_blocks_ = 0;
+  size_t largest_pack_ = 0;
   size_t shard_bytes_ = 0, held_ = 0, peak_ = 0;
 };
 

@@ -42,27 +42,39 @@ LoadedWan load_wan(std::unique_ptr<WeightStore> weights, std::unique_ptr<Backend
   const ParallelLayout layout = resolve_layout(requested, Runtime::world_size(), config.num_heads);
   validate_layout(layout, Runtime::world_size(), config.num_heads);
   w.groups = make_rank_groups(layout);
-  // Each rank reads only its shards; the full source (a memory map) is dropped after.
-  if (placement.fsdp) w.weights = std::make_unique<ShardedWeights>(*w.weights, *w.groups.world);
-  else if (placement.offload) w.weights = std::make_unique<OffloadWeights>(std::move(w.weights));
   w.backend = std::move(backend);
-  w.weights->bind(*w.backend);
-  // Sequence-parallel groups move activations: on a GPU backend they need device
-  // communicators (NCCL), bootstrapped over the host groups.
+  if (placement.gpu_memory_limit) w.backend->set_memory_limit(placement.gpu_memory_limit);
+  // Groups that move device memory (sequence-parallel activations, FSDP shards) need device
+  // communicators on a GPU backend (NCCL), bootstrapped over the host groups.
   Communicator* ulysses = w.groups.ulysses.get();
   Communicator* ring = w.groups.ring.get();
-  if (w.backend->device() != Device::CPU && (ulysses->size() > 1 || ring->size() > 1)) {
+  Communicator* shards = w.groups.world.get();
+  const bool on_device = w.backend->device() != Device::CPU;
+  if (on_device && (ulysses->size() > 1 || ring->size() > 1 || (placement.fsdp && shards->size() > 1))) {
 #ifdef RAYLIGHT_HAVE_NCCL
     void* stream = w.backend->native_stream();
     if (!stream) fail("backend ", w.backend->name(), " cannot queue collectives; use --device cpu");
     if (ulysses->size() > 1) ulysses = (w.device_ulysses = make_nccl_communicator(*ulysses, stream, "ulysses")).get();
     if (ring->size() > 1) ring = (w.device_ring = make_nccl_communicator(*ring, stream, "ring")).get();
+    // FSDP gathers queue on the transfer stream, behind the shard uploads they read.
+    if (placement.fsdp && shards->size() > 1)
+      shards = (w.device_fsdp = make_nccl_communicator(*shards, stream, "fsdp", w.backend->native_transfer_stream())).get();
 #else
-    fail("this build has no NCCL: sequence parallel on GPUs needs it");
+    fail("this build has no NCCL: sequence parallel and FSDP on GPUs need it");
 #endif
   }
+  // Each rank reads only its shards; the full source (a memory map) is dropped after.
+  if (placement.fsdp) w.weights = std::make_unique<ShardedWeights>(*w.weights, *shards, *w.backend, placement.offload);
+  else if (placement.offload) w.weights = std::make_unique<OffloadWeights>(std::move(w.weights), *w.backend);
+  w.weights->bind(*w.backend);
   w.attention = std::make_unique<UspAttention>(*w.backend, *ulysses, *ring);
   w.model = std::make_unique<WanModel>(config, *w.weights, *w.backend, *w.attention);
+  // Resident weights on a device are placed now, so loading costs what it costs at load
+  // (and a memory cap refuses the model here) rather than in the first step.
+  if (!placement.fsdp && !placement.offload && w.backend->keeps_weights())
+    for (const auto& name : w.weights->names())
+      if (dtype_is_float(w.weights->stored_dtype(name)) && shape_numel(w.weights->shape(name)) > 0)
+        w.weights->get(name);
   return w;
 }
 

@@ -15,10 +15,14 @@
 namespace raylight {
 
 // Where weights live: resident (default), sharded over every rank (FSDP), streamed from
-// host memory one block ahead (offload); both together shard and stream.
+// host memory one block ahead (offload); both together keep the shards in host memory and
+// upload each block's shard before gathering it.
 struct WeightPlacement {
   bool fsdp = false;
   bool offload = false;
+  // Device memory cap in bytes (0: none), set before any weight is placed, so weights and
+  // activations together stay under it (--gpu-memory-limit).
+  size_t gpu_memory_limit = 0;
 };
 
 // Members are destroyed bottom-up: everything holding device memory or queued work goes
@@ -26,8 +30,8 @@ struct WeightPlacement {
 struct LoadedWan {
   RankGroups groups;
   std::unique_ptr<Backend> backend;
-  // Device communicators for the sequence-parallel groups (GPU backends only).
-  std::unique_ptr<Communicator> device_ulysses, device_ring;
+  // Device communicators for the sequence-parallel and FSDP groups (GPU backends only).
+  std::unique_ptr<Communicator> device_ulysses, device_ring, device_fsdp;
   std::unique_ptr<WeightStore> weights;
   std::unique_ptr<SequenceAttention> attention;
   std::unique_ptr<WanModel> model;

@@ -6,6 +6,7 @@
 // fp8 codes on the device) is compared with the same checkpoint dequantised to bf16 at load.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -38,9 +39,10 @@ Tensor golden(const std::string& case_file) {
   return SafetensorsFile::open(fixture(case_file))->tensor("velocity").to_f32();
 }
 
-Tensor gpu_forward(const std::string& model_file, const WanInputs& in, bool keep_fp8 = true, bool fp8_gemm = true) {
+Tensor gpu_forward(const std::string& model_file, const WanInputs& in, bool keep_fp8 = true, bool fp8_gemm = true,
+                   WeightPlacement placement = {}) {
   LoadedWan wan = load_wan(std::make_unique<CheckpointWeights>(Checkpoint::open(fixture(model_file))),
-                           poisoned_backend(keep_fp8, fp8_gemm));
+                           poisoned_backend(keep_fp8, fp8_gemm), {}, placement);
   if (wan.weights->stored_dtype("blocks.0.ffn.0.weight") == DType::F8E4M3)
     EXPECT_EQ(wan.weights->get("blocks.0.ffn.0.weight").dtype(), keep_fp8 ? DType::F8E4M3 : DType::BF16);
   return wan.model->forward(in);
@@ -97,6 +99,29 @@ std::unique_ptr<MemoryWeights> mid_weights(const WanConfig& c) {
   }
   w->set_metadata({{"raylight.num_heads", std::to_string(c.num_heads)}});
   return w;
+}
+
+// Device shards (one rank: the shards are the tensors), host shards uploaded per block,
+// and offload slots streamed on the transfer stream all hand the same bytes to the same
+// kernels as resident weights: the forwards must be bit-identical, two forwards in a row
+// (the second reuses the slots after the wrap-around prefetch).
+TEST_F(CudaWan, ShardedAndStreamedWeightsEqualResident) {
+  for (const char* model : {"wan_tiny_t2v.safetensors", "wan_tiny_t2v_scaled_fp8.safetensors"}) {
+    const std::string case_file = std::string(model).replace(std::string(model).find(".safetensors"), 12, "_case.safetensors");
+    const WanInputs in = case_inputs(case_file);
+    const Tensor resident = gpu_forward(model, in);
+    for (WeightPlacement p : {WeightPlacement{true, false}, WeightPlacement{true, true}, WeightPlacement{false, true}}) {
+      LoadedWan wan = load_wan(std::make_unique<CheckpointWeights>(Checkpoint::open(fixture(model))),
+                               poisoned_backend(), {}, p);
+      for (int pass = 0; pass < 2; ++pass) {
+        const Tensor got = wan.model->forward(in);
+        ASSERT_EQ(got.shape(), resident.shape());
+        float diff = 0;
+        for (int64_t i = 0; i < got.numel(); ++i) diff = std::max(diff, std::fabs(got.f32()[i] - resident.f32()[i]));
+        EXPECT_EQ(diff, 0.0f) << model << " fsdp=" << p.fsdp << " offload=" << p.offload << " pass " << pass;
+      }
+    }
+  }
 }
 
 TEST_F(CudaWan, MidSizeForwardMatchesCpu) {
