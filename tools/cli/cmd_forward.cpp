@@ -50,7 +50,6 @@ int run_forward(const std::vector<std::string>& args) {
 
   LoadedWan wan = load_wan(model_arg, layout, parse_device(opt), parse_placement(opt));
   wan.weights->set_verbose(opt.flag("verbose"));
-  apply_memory_limit(opt, wan);
   Tensor v = wan.model->forward(in);
   if (Runtime::world_rank() != 0) return 0;
   write_safetensors(out, {{"velocity", v}}, {{"raylight.model", wan.model->config().variant()}});

@@ -73,7 +73,6 @@ int run_generate(const std::vector<std::string>& args) {
 
   Generator gen(files, layout, parse_device(opt), parse_placement(opt));
   gen.wan().weights->set_verbose(opt.flag("verbose"));
-  apply_memory_limit(opt, gen.wan());
   if (lead)
     std::fprintf(stderr, "model: %s on %s, %d steps, %lldx%lldx%lld, %d rank(s): %s\n",
                  gen.wan().model->config().variant().c_str(), gen.wan().backend->name().c_str(),

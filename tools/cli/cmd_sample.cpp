@@ -2,6 +2,7 @@
 // built-in default, so the command runs as is.
 #include <chrono>
 #include <cstdio>
+#include <vector>
 #include <unistd.h>
 
 #include "commands.h"
@@ -63,7 +64,7 @@ int run_sample(const std::vector<std::string>& args) {
   auto t0 = std::chrono::steady_clock::now();
   LoadedWan wan = load_wan(model_arg, layout, parse_device(opt), parse_placement(opt));
   wan.weights->set_verbose(opt.flag("verbose"));
-  apply_memory_limit(opt, wan);
+  const double load_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   wan_latent_shape(wan.model->config(), so);  // validates the size before any work
   if (lead)
     std::fprintf(stderr, "model: %s, %s on %s, %d steps, cfg %g, shift %g, seed %llu, %d rank(s): %s\n",
@@ -72,9 +73,13 @@ int run_sample(const std::vector<std::string>& args) {
                  static_cast<unsigned long long>(so.seed), Runtime::world_size(),
                  wan.groups.layout.describe().c_str());
   const bool tty = isatty(fileno(stderr));
+  // When each step ended: the first step also builds attention plans, so later steps are
+  // reported apart from it.
+  std::vector<std::chrono::steady_clock::time_point> step_ends{std::chrono::steady_clock::now()};
   Tensor latent = sample_wan_latents(
       *wan.model, context, negative, so,
       [&](int step, int total) {
+        step_ends.push_back(std::chrono::steady_clock::now());
         if (!lead) return;
         std::fprintf(stderr, tty ? "\rstep %d/%d" : "step %d/%d\n", step, total);
         if (tty && step == total) std::fputc('\n', stderr);
@@ -88,8 +93,12 @@ int run_sample(const std::vector<std::string>& args) {
                      {"raylight.sampler", sampler_name(so.sampler)},
                      {"raylight.steps", std::to_string(so.steps)},
                      {"raylight.seed", std::to_string(so.seed)}});
-  std::fprintf(stderr, "wrote %s: latent %s in %.2f s\n", out.c_str(),
-               shape_str(latent.shape()).c_str(), secs);
+  std::fprintf(stderr, "wrote %s: latent %s in %.2f s (load %.2f s, sampling %.2f s)\n", out.c_str(),
+               shape_str(latent.shape()).c_str(), secs, load_secs, secs - load_secs);
+  auto span = [&](size_t a, size_t b) { return std::chrono::duration<double>(step_ends[b] - step_ends[a]).count(); };
+  if (step_ends.size() > 2)
+    std::fprintf(stderr, "step time: first %.3f s, then %.3f s per step over %zu steps\n", span(0, 1),
+                 span(1, step_ends.size() - 1) / (step_ends.size() - 2), step_ends.size() - 2);
   return 0;
 }
 

@@ -77,14 +77,13 @@ ParallelLayout parse_parallel(const Options& opt) {
 }
 
 WeightPlacement parse_placement(const Options& opt) {
-  return {opt.flag("fsdp"), opt.flag("offload")};
-}
-
-void apply_memory_limit(const Options& opt, LoadedWan& wan) {
-  if (!opt.has("gpu-memory-limit")) return;
-  const double gib = opt.number("gpu-memory-limit", 0);
-  if (!(gib > 0)) fail("--gpu-memory-limit expects a positive number of GiB, got ", gib);
-  wan.backend->set_memory_limit(static_cast<size_t>(gib * 1073741824.0));
+  WeightPlacement p{opt.flag("fsdp"), opt.flag("offload")};
+  if (opt.has("gpu-memory-limit")) {
+    const double gib = opt.number("gpu-memory-limit", 0);
+    if (!(gib > 0)) fail("--gpu-memory-limit expects a positive number of GiB, got ", gib);
+    p.gpu_memory_limit = static_cast<size_t>(gib * 1073741824.0);
+  }
+  return p;
 }
 
 void report_peak_memory(const LoadedWan& wan) {

@@ -22,10 +22,8 @@ extern const char* const kParallelHelp;
 ParallelLayout parse_parallel(const Options& opt);
 // --device / --gpus.
 BackendChoice parse_device(const Options& opt);
-// --fsdp / --offload.
+// --fsdp / --offload / --gpu-memory-limit (the cap is set before any weight is placed).
 WeightPlacement parse_placement(const Options& opt);
-// --gpu-memory-limit: caps the loaded model's backend (before any weight reaches the device).
-void apply_memory_limit(const Options& opt, LoadedWan& wan);
 // Gathers every rank's peak weight and process memory to rank 0, which prints them.
 void report_peak_memory(const LoadedWan& wan);
 
