@@ -3,7 +3,8 @@
 # on the tiny model, then Ulysses/Ring/USP scaling of one Wan forward with random weights.
 # Expects .gpurun/ (raylight built with -DRAYLIGHT_VIDEO_IO=OFF plus the shared libraries the
 # GPU host lacks) and .devmpi/ (Debian's OpenMPI, relocated with OPAL_PREFIX) to be carried.
-# Usage: bench/multi_gpu_session.sh [equivalence] [scaling13] [scaling14]
+# Usage: bench/multi_gpu_session.sh [equivalence] [scaling13] [scaling14] [scaling14_480]
+#        [ring14_720] [fp8_14]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-out}; mkdir -p "$out"
@@ -28,10 +29,12 @@ if want equivalence; then
   timeout 120 $R sample --device cuda $size --out "$out/ref.safetensors" 2>&1 | tail -3
   timeout 120 $R sample --device cuda $size --seed 1 --out "$out/ref_seed1.safetensors" 2>&1 | tail -1
   layouts=("--gpus 0,1 --ulysses 2" "--gpus 0,1 --ring 2" "--gpus 0,1 --cfg-parallel"
-           "--gpus 0,1 --fsdp --ulysses 2" "--gpus 0,1 --offload --ring 2" "--gpus 0,1 --dp 2")
+           "--gpus 0,1 --fsdp --ulysses 2" "--gpus 0,1 --offload --ring 2" "--gpus 0,1 --dp 2"
+           "--gpus 0,1 --fsdp --cfg-parallel" "--gpus 0,1 --fsdp --offload --ulysses 2" "--gpus 0 --offload")
   if [ "$ngpu" -ge 4 ]; then
     layouts+=("--gpus 0,1,2,3 --ulysses 4" "--gpus 0,1,2,3 --ring 4" "--gpus 0,1,2,3 --ulysses 2 --ring 2"
-              "--gpus 0,1,2,3 --cfg-parallel --ulysses 2" "--gpus 0,1,2,3 --fsdp --ulysses 2 --ring 2")
+              "--gpus 0,1,2,3 --cfg-parallel --ulysses 2" "--gpus 0,1,2,3 --fsdp --ulysses 2 --ring 2"
+              "--gpus 0,1,2,3 --fsdp --ulysses 4" "--gpus 0,1,2,3 --fsdp --offload --dp 2 --ulysses 2")
   fi
   for l in "${layouts[@]}"; do
     echo "== $l"
@@ -64,6 +67,28 @@ bench_layouts() {  # model args, then the sequence-parallel layouts to try at 2 
     done
   done
 }
+bench_one() {  # model args, layout
+  echo "== bench --model $1 $2"
+  timeout 300 $R bench --model $1 $2 --runs ${RUNS:-2} --warmup 1 2>&1 | grep -E "forward:|peak device|layout|error" | head -4
+}
+q="0,1,2,3"
+if want scaling14_480; then  # Wan 14B bf16 at 480p: Ulysses 1/2/4, Ring 4, USP 2x2
+  for l in "--gpus 0" "--gpus 0,1 --ulysses 2" "--gpus $q --ulysses 4" "--gpus $q --ring 4" "--gpus $q --ulysses 2 --ring 2"; do
+    bench_one "wan-14b --height 480 --width 832" "$l"
+  done 2>&1 | tee "$out/scaling_14b_480.log"
+fi
+if want ring14_720; then  # Wan 14B bf16 at 720p: Ring and USP (Ulysses ran before)
+  for l in "--gpus 0,1 --ring 2" "--gpus $q --ring 4" "--gpus $q --ulysses 2 --ring 2"; do
+    bench_one "wan-14b --height 720 --width 1280" "$l"
+  done 2>&1 | tee "$out/ring_14b_720.log"
+fi
+if want fp8_14; then  # Wan 14B fp8 weights: Ulysses 1/2/4 at 480p and 720p
+  for size in "--height 480 --width 832" "--height 720 --width 1280"; do
+    for l in "--gpus 0" "--gpus 0,1 --ulysses 2" "--gpus $q --ulysses 4"; do
+      bench_one "wan-14b --dtype fp8 $size" "$l"
+    done
+  done 2>&1 | tee "$out/fp8_14b.log"
+fi
 if want scaling13; then
   bench_layouts "wan-1.3b --height 720 --width 1280" "--ring N" "--ulysses 2 --ring 2" 2>&1 | tee "$out/scaling_1.3b.log"
 fi
