@@ -60,6 +60,15 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   return f;
 }
 
+void SafetensorsFile::release_pages(const void* p, size_t n) const {
+  const auto at = reinterpret_cast<uintptr_t>(p), base = reinterpret_cast<uintptr_t>(base_);
+  if (at < base || at + n > base + size_ || n == 0) return;
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (at + page - 1) / page * page, last = (at + n) / page * page;
+  // The mapping is private and never written, so dropped pages are re-read from the file.
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 void SafetensorsFile::parse() {
   const std::string& P = path_;
   uint64_t n = read_le64(base_);

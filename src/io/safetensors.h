@@ -45,6 +45,11 @@ class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
   uint64_t file_size() const { return size_; }
   // Offset of the data region from the start of the file (8 + header length).
   uint64_t data_offset() const { return data_offset_; }
+  // Drops the mapping's pages that lie wholly inside [p, p + n) from this process (a reader
+  // that copied what it needs: the model's bytes then count once, not twice). Views stay
+  // valid: a later read faults the page in from the file again. Ranges outside the mapping
+  // are ignored.
+  void release_pages(const void* p, size_t n) const;
 
  private:
   struct Private {};

@@ -20,6 +20,10 @@ class CheckpointWeights final : public WeightStore {
   Stored stored(const std::string& name) const override {
     return {ckpt_.stored(name), ckpt_.weight_scale(name).value_or(1.0f)};
   }
+  void release_stored(const std::string& name) const override {
+    const Tensor bytes = ckpt_.stored(name);
+    ckpt_.file().release_pages(bytes.raw(), bytes.nbytes());
+  }
 
  private:
   Checkpoint ckpt_;

@@ -32,6 +32,7 @@ OffloadWeights::OffloadWeights(std::unique_ptr<WeightStore> source, Backend& bac
   for (const auto& [name, p] : placed_) {
     Stored s = source_->stored(name);
     std::memcpy(static_cast<uint8_t*>(packs_.at(p.block).raw()) + p.offset, s.bytes.raw(), s.bytes.nbytes());
+    source_->release_stored(name);
   }
   if (!packs_.empty()) {
     for (auto& slot : slots_) slot.storage = backend.device_bytes(largest);

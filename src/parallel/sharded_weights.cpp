@@ -60,6 +60,7 @@ void ShardedWeights::read_shards(const WeightStore& source, Pack& pack) {
     const ShardRange r = shard_range(e.bytes, n, me);
     Stored s = source.stored(name);
     std::memcpy(mine.data() + e.offset, static_cast<const uint8_t*>(s.bytes.raw()) + r.begin, r.size);
+    source.release_stored(name);
   }
   if (shards_on_host_) {
     pack.mine = backend().host_bytes(pack.size);

@@ -23,7 +23,10 @@ Tensor WeightStore::get(const std::string& name) {
   if (it != kept_.end()) return it->second;
   Stored s = stored(name);
   Tensor w = backend().weight(s.bytes, s.scale);
-  if (backend().keeps_weights()) kept_.emplace(name, w);
+  if (backend().keeps_weights()) {
+    kept_.emplace(name, w);
+    release_stored(name);  // the device copy is the one used from now on
+  }
   return w;
 }
 

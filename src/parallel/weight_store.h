@@ -43,6 +43,9 @@ class WeightStore {
   };
   // The stored bytes of one tensor (other stores read them to shard or copy).
   virtual Stored stored(const std::string& name) const = 0;
+  // Says the caller keeps its own copy of what it needed of `name`'s stored bytes: a store
+  // reading a memory map drops those pages from the process (they can be read again).
+  virtual void release_stored(const std::string& /*name*/) const {}
 
  protected:
   Backend& backend() const;

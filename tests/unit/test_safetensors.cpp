@@ -156,6 +156,36 @@ TEST(Safetensors, ViewOutlivesFileHandle) {
   EXPECT_TRUE(weak.expired());  // last view gone: file object destroyed, mapping released
 }
 
+namespace {
+// This process's resident pages (/proc/self/statm, second field), in bytes.
+size_t resident_bytes() {
+  std::ifstream in("/proc/self/statm");
+  size_t total = 0, resident = 0;
+  in >> total >> resident;
+  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+}  // namespace
+
+TEST(Safetensors, ReleasedPagesLeaveTheProcessAndReadBackIntact) {
+  TempDir tmp;
+  const std::string path = tmp.file("big.safetensors");
+  Tensor want = patterned({48 << 18}, DType::F32, 7);  // 48 MiB
+  write_safetensors(path, {{"w", want}});
+  auto f = SafetensorsFile::open(path);
+  Tensor view = f->tensor("w");
+  double sum = 0;  // touch every page of the mapping
+  for (int64_t i = 0; i < view.numel(); i += 1024) sum += view.f32()[i];
+  const size_t touched = resident_bytes();
+  f->release_pages(view.raw(), view.nbytes());
+  const size_t released = resident_bytes();
+  EXPECT_GT(touched, released + (32u << 20)) << "resident " << touched << " -> " << released << " (sum " << sum << ")";
+  EXPECT_EQ(std::memcmp(view.raw(), want.raw(), want.nbytes()), 0);  // faulted back from the file
+  // Memory outside the mapping is left alone.
+  std::vector<float> heap(1 << 20, 3.0f);
+  f->release_pages(heap.data(), heap.size() * sizeof(float));
+  EXPECT_EQ(heap[12345], 3.0f);
+}
+
 TEST(Safetensors, EmptyDataRegionAndMetadataOnly) {
   TempDir tmp;
   const std::string path = tmp.file("empty.safetensors");
