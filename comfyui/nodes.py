@@ -44,7 +44,8 @@ def parse_gpus(text):
     return gpus, None
 
 
-def plan_cluster(gpus_text, ulysses, ring, cfg_parallel, fsdp, offload, server_url="", token=""):
+def plan_cluster(gpus_text, ulysses, ring, cfg_parallel, fsdp, offload, server_url="", token="",
+                 gpu_memory_limit_gb=0.0):
     gpus, cpu_ranks = parse_gpus(gpus_text)
     world = len(gpus) if gpus else cpu_ranks
     cfg = 2 if cfg_parallel else 1
@@ -55,7 +56,8 @@ def plan_cluster(gpus_text, ulysses, ring, cfg_parallel, fsdp, offload, server_u
     return {"gpus": gpus, "ranks": world, "device": "cpu" if cpu_ranks else None,
             "server_url": server_url or None, "token": token or None,
             "layout": {"ulysses": ulysses, "ring": ring, "cfg_parallel": bool(cfg_parallel),
-                       "dp": world // group, "fsdp": bool(fsdp), "offload": bool(offload)}}
+                       "dp": world // group, "fsdp": bool(fsdp), "offload": bool(offload),
+                       "gpu_memory_limit_gib": float(gpu_memory_limit_gb) if gpu_memory_limit_gb else None}}
 
 
 def cluster_client(cluster):
@@ -70,7 +72,7 @@ def ensure_model(handle):
     want = handle["cluster"]["layout"]
     if not (loaded and loaded.get("model") == handle["path"]
             and all(loaded["layout"].get(k) == want[k] for k in ("ulysses", "ring", "cfg_parallel", "dp"))
-            and loaded.get("fsdp") == want["fsdp"] and loaded.get("offload") == want["offload"]):
+            and all(loaded.get(k) == want.get(k) for k in ("fsdp", "offload", "gpu_memory_limit_gib"))):
         client.load(handle["path"], **want)
     return client
 
@@ -163,14 +165,18 @@ class RaylightInitializer:
         }, "optional": {
             "server_url": ("STRING", {"default": "", "tooltip": "a running raylight serve; empty: start one"}),
             "token": ("STRING", {"default": ""}),
+            "gpu_memory_limit_gb": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1024.0, "step": 0.5,
+                                              "tooltip": "cap on each GPU's memory in GiB (0: none)"}),
         }}
 
     RETURN_TYPES = ("RAYLIGHT_CLUSTER",)
     FUNCTION = "initialize"
     CATEGORY = "Raylight"
 
-    def initialize(self, gpus, ulysses_degree, ring_degree, cfg_parallel, fsdp, offload, server_url="", token=""):
-        cluster = plan_cluster(gpus, ulysses_degree, ring_degree, cfg_parallel, fsdp, offload, server_url, token)
+    def initialize(self, gpus, ulysses_degree, ring_degree, cfg_parallel, fsdp, offload, server_url="", token="",
+                   gpu_memory_limit_gb=0.0):
+        cluster = plan_cluster(gpus, ulysses_degree, ring_degree, cfg_parallel, fsdp, offload, server_url, token,
+                               gpu_memory_limit_gb)
         health = cluster_client(cluster).health()
         log.info("raylight: server with %s ranks ready", health.get("ranks"))
         return (cluster,)

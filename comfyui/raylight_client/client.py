@@ -102,9 +102,12 @@ class RaylightClient:
         return self._json("GET", "/v1/jobs/" + job_id)
 
     def load(self, model, ulysses=None, ring=None, cfg_parallel=False, dp=None, fsdp=False, offload=False,
-             timeout=3600.0):
-        """Loads a model with a layout (waits for it); returns the model's description."""
+             gpu_memory_limit_gib=None, timeout=3600.0):
+        """Loads a model with a layout (waits for it); returns the model's description.
+        gpu_memory_limit_gib caps each rank's GPU memory (None: no cap)."""
         req = {"model": model, "cfg_parallel": bool(cfg_parallel), "fsdp": bool(fsdp), "offload": bool(offload)}
+        if gpu_memory_limit_gib:
+            req["gpu_memory_limit_gib"] = float(gpu_memory_limit_gib)
         for k, v in (("ulysses", ulysses), ("ring", ring), ("dp", dp)):
             if v is not None:
                 req[k] = int(v)

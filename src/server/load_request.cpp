@@ -28,6 +28,15 @@ bool flag(const nlohmann::json& j, const char* name) {
   return it->get<bool>();
 }
 
+// GiB as a positive number -> bytes; absent or null -> 0 (no cap).
+size_t memory_limit(const nlohmann::json& j, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end() || it->is_null()) return 0;
+  if (!it->is_number() || !(it->get<double>() > 0) || it->get<double>() > 1e6)
+    fail("\"", name, "\" must be a positive number of GiB, got ", it->dump());
+  return static_cast<size_t>(it->get<double>() * 1073741824.0);
+}
+
 WanConfig peek_config(const std::string& model) {
   if (model == "tiny") return wan_tiny_config();
   std::error_code ec;
@@ -43,11 +52,13 @@ WanConfig peek_config(const std::string& model) {
 
 LoadPlan plan_load(const nlohmann::json& j, int world) {
   if (!j.is_object()) fail("a load request is a JSON object like {\"model\": \"tiny\"}");
-  static const char* known[] = {"model", "ulysses", "ring", "cfg_parallel", "dp", "fsdp", "offload"};
+  static const char* known[] = {"model", "ulysses", "ring", "cfg_parallel", "dp", "fsdp", "offload",
+                                "gpu_memory_limit_gib"};
   for (const auto& [k, v] : j.items()) {
     (void)v;
     if (std::find(std::begin(known), std::end(known), k) == std::end(known))
-      fail("unknown field \"", k, "\" in the load request (known: model, ulysses, ring, cfg_parallel, dp, fsdp, offload)");
+      fail("unknown field \"", k, "\" in the load request (known: model, ulysses, ring, cfg_parallel, dp, "
+           "fsdp, offload, gpu_memory_limit_gib)");
   }
   auto m = j.find("model");
   if (m == j.end() || !m->is_string() || m->get<std::string>().empty())
@@ -66,6 +77,7 @@ LoadPlan plan_load(const nlohmann::json& j, int world) {
   }
   p.placement.fsdp = flag(j, "fsdp");
   p.placement.offload = flag(j, "offload");
+  p.placement.gpu_memory_limit = memory_limit(j, "gpu_memory_limit_gib");
   p.config = peek_config(p.model);
   p.layout = resolve_layout(p.layout, world, p.config.num_heads);
   validate_layout(p.layout, world, p.config.num_heads);
@@ -89,6 +101,9 @@ nlohmann::json describe_model(const LoadPlan& p, const std::string& backend) {
             {"describe", p.layout.describe()}}},
           {"fsdp", p.placement.fsdp},
           {"offload", p.placement.offload},
+          {"gpu_memory_limit_gib", p.placement.gpu_memory_limit
+                                       ? nlohmann::json(p.placement.gpu_memory_limit / 1073741824.0)
+                                       : nlohmann::json(nullptr)},
           {"backend", backend}};
 }
 

@@ -5,7 +5,8 @@
 // anything changes) and on every rank before it unloads the current model.
 //
 // JSON: {"model": "tiny" | "/path/to/wan.safetensors", "ulysses": N, "ring": N,
-//        "cfg_parallel": bool, "dp": N, "fsdp": bool, "offload": bool}
+//        "cfg_parallel": bool, "dp": N, "fsdp": bool, "offload": bool,
+//        "gpu_memory_limit_gib": number (a cap on each rank's GPU memory, as --gpu-memory-limit)}
 // Without "ulysses" and "ring" the loader splits the sequence itself (Ulysses as far as the
 // heads allow, Ring for the rest), as the command line does.
 #pragma once

@@ -125,6 +125,9 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(RaylightError) as e:
             self.client.sample({"latent": RawTensor.from_floats((15, 1, 2, 2), [0.0] * 60)}, {})
         self.assertIn("tensor 'latent' has shape", e.exception.message)
+        with self.assertRaises(RaylightError) as e:  # CPU ranks have no GPU memory to cap
+            self.client.load("tiny", gpu_memory_limit_gib=12)
+        self.assertIn("caps GPU memory", e.exception.message)
         self.assertEqual(self.client.model()["model"], "tiny")
 
     def test_generate_returns_a_video(self):

@@ -71,7 +71,8 @@ TEST_F(ServerLifecycle, BadStartOptionsFailWithAMessage) {
     std::string words;
   } cases[] = {
       {{"--listen", "nowhere:1"}, "not a numeric IPv4 or IPv6 address"},
-      {{"--ulysses", "2"}, "describe the layout of --model"},
+      {{"--ulysses", "2"}, "describe how --model is loaded"},
+      {{"--gpu-memory-limit", "12"}, "describe how --model is loaded"},
       {{"--model", "/no/such.safetensors"}, "does not exist"},
       {{"--model", "tiny", "--ulysses", "2"}, "needs 2 ranks but the job has 1"},
       {{"--max-body-mb", "0"}, "--max-body-mb"},

@@ -134,6 +134,13 @@ TEST(ServerLoadRequest, ChecksLayoutsAgainstTheRanksAndHeads) {
   EXPECT_NE(refused({{"model", "tiny"}, {"dp", 0}}, 1).find("\"dp\" must be an integer"), std::string::npos);
   EXPECT_NE(refused({{"model", "tiny"}, {"fsdp", "yes"}}, 1).find("true or false"), std::string::npos);
   EXPECT_NE(refused({{"model", 3}}, 1).find("\"model\" must name"), std::string::npos);
+  for (const nlohmann::json& bad : {nlohmann::json(0), nlohmann::json(-2), nlohmann::json("12")})
+    EXPECT_NE(refused({{"model", "tiny"}, {"gpu_memory_limit_gib", bad}}, 1).find("positive number of GiB"),
+              std::string::npos) << bad.dump();
+  LoadPlan capped = plan_load({{"model", "tiny"}, {"gpu_memory_limit_gib", 11.5}}, 1);
+  EXPECT_EQ(capped.placement.gpu_memory_limit, static_cast<size_t>(11.5 * 1073741824.0));
+  EXPECT_EQ(describe_model(capped, "cuda")["gpu_memory_limit_gib"], 11.5);
+  EXPECT_TRUE(describe_model(p, "cpu")["gpu_memory_limit_gib"].is_null());
   EXPECT_NE(refused(nlohmann::json::array(), 1).find("JSON object"), std::string::npos);
   nlohmann::json d = describe_model(p, "cpu");
   EXPECT_EQ(d["layout"]["ulysses"], 4);

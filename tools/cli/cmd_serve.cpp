@@ -27,7 +27,7 @@ static constexpr const char* kHelp =
     "  --port-file FILE      write the bound port to FILE once listening (removed at exit)\n"
     "  --model FILE|tiny     load this model at start (else: POST /v1/models/load); the\n"
     "                        layout flags below (--ulysses, --ring, --cfg-parallel, --dp,\n"
-    "                        --fsdp, --offload) apply to it\n"
+    "                        --fsdp, --offload, --gpu-memory-limit) apply to it\n"
     "  --max-body-mb N       largest request body in MiB (512)\n"
     "  --idle-timeout S      seconds a client may stay silent (30)\n"
     "  --request-timeout S   seconds a client may take to send one request (300)\n"
@@ -80,7 +80,8 @@ int run_serve(const std::vector<std::string>& args) {
   so.verbose = opt.flag("verbose");
 
   const bool layout_flags = opt.has("ulysses") || opt.has("ring") || opt.has("dp") ||
-                            opt.flag("cfg-parallel") || opt.flag("fsdp") || opt.flag("offload");
+                            opt.flag("cfg-parallel") || opt.flag("fsdp") || opt.flag("offload") ||
+                            opt.has("gpu-memory-limit");
   if (opt.has("model")) {
     nlohmann::json load = {{"model", opt.str("model", "tiny")},
                            {"cfg_parallel", opt.flag("cfg-parallel")},
@@ -89,10 +90,11 @@ int run_serve(const std::vector<std::string>& args) {
     if (opt.has("ulysses")) load["ulysses"] = opt.integer("ulysses", 1);
     if (opt.has("ring")) load["ring"] = opt.integer("ring", 1);
     if (opt.has("dp")) load["dp"] = opt.integer("dp", 1);
+    if (opt.has("gpu-memory-limit")) load["gpu_memory_limit_gib"] = opt.number("gpu-memory-limit", 0);
     server::plan_load(load, Runtime::world_size());  // a model that cannot load fails here, at once
     so.preload = load;
   } else if (layout_flags) {
-    fail("--ulysses, --ring, --cfg-parallel, --dp, --fsdp and --offload describe the layout of --model; "
+    fail("--ulysses, --ring, --cfg-parallel, --dp, --fsdp, --offload and --gpu-memory-limit describe how --model is loaded; "
          "without --model, send them in the load request");
   }
   return server::run_serve(so);
