@@ -3,7 +3,10 @@ over two GPUs with the 14B fp8 checkpoint sharded (FSDP, CFG parallel, 12 GiB ca
 the same request `bench/fsdp_memory_session.sh` ran through the command line, and compares
 the latents byte for byte; prints each rank's memory as the server reports it.
 
-    python3 bench/server_gpu_check.py CHECKPOINT CONTEXT CLI_LATENT
+    RAYLIGHT_BINARY=.gpurun/raylight python3 bench/server_gpu_check.py CHECKPOINT CONTEXT CLI_LATENT
+
+CLI_LATENT is `raylight sample ... --gpus 0,1 --fsdp --cfg-parallel --gpu-memory-limit 12
+--width 832 --height 480 --frames 33 --steps 2` of the same checkpoint and context.
 """
 import os
 import sys
