@@ -1,7 +1,8 @@
 // Text encoder and VAE on one GPU at real sizes with random weights: time and peak memory
 // of a Wan VAE decode (480x832x81, optionally 720x1280x81 and a profiled run) and of a
 // umT5-XXL-shaped encode of 512 tokens. A measurement, not a test: it asserts nothing.
-//   raylight_cuda_bench [--vae] [--umt5] [--profile] [--720p]   (no flags: --vae --umt5)
+//   raylight_cuda_bench [--vae] [--umt5] [--profile] [--720p] [--conv-probe]
+//   (no flags: --vae --umt5)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -11,6 +12,8 @@
 #include <vector>
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/gemm.h"
+#include "backend/cuda/video_kernels.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "models/t5/umt5_config.h"
@@ -127,21 +130,74 @@ void bench_umt5() {
   }
 }
 
+// One conv3d of the decoder's widest stages, and its parts timed alone (one band of the
+// im2col scratch; the band's product in both operand orders), so the slow part shows.
+void bench_conv_probe() {
+  std::unique_ptr<CudaBackend> gpu = make_cuda_backend(CudaOptions{});
+  cuda::Gemm gemm(static_cast<cudaStream_t>(gpu->native_stream()));
+  struct Case { int64_t C, Co, H, W, T, Tp; };
+  for (const Case& c : {Case{96, 96, 480, 832, 4, 2}, Case{192, 192, 240, 416, 4, 2}, Case{384, 384, 60, 104, 1, 2}}) {
+    Tensor x = gpu->random_weight({c.T, c.C, c.H, c.W}, DType::BF16, 0.f, 1.f, 1);
+    Tensor past = gpu->random_weight({c.Tp, c.C, c.H, c.W}, DType::BF16, 0.f, 1.f, 2);
+    Tensor w = gpu->random_weight({c.Co, c.C, 3, 3, 3}, DType::BF16, 0.f, 0.05f, 3);
+    Tensor b = gpu->random_weight({c.Co}, DType::BF16, 0.f, 0.1f, 4);
+    Backend::Conv3dSpec s;
+    s.pad_top = s.pad_bottom = s.pad_left = s.pad_right = 1;
+    const double flops = 2.0 * c.T * c.H * c.W * c.Co * c.C * 27;
+    gpu->conv3d(x, past, w, b, s);
+    const double conv_ms = gpu->time_ms([&] { gpu->conv3d(x, past, w, b, s); });
+    const int64_t K = c.C * 27, band = std::min<int64_t>(c.H, (int64_t(128) << 20) / K / c.W), P = band * c.W;
+    Tensor col = gpu->random_weight({K, P}, DType::BF16, 0.f, 1.f, 5);
+    Tensor colt = gpu->random_weight({P, K}, DType::BF16, 0.f, 1.f, 6);
+    Tensor y = gpu->random_weight({c.Co, P}, DType::BF16, 0.f, 1.f, 7);
+    cuda::Im2colGeom g{c.Tp, c.C, c.H, c.W, 3, 3, 3, 1, 1, 1, 0, 1, 1, c.H, c.W};
+    auto* bx = static_cast<const __nv_bfloat16*>(x.raw());
+    auto* bpast = static_cast<const __nv_bfloat16*>(past.raw());
+    auto* bcol = static_cast<__nv_bfloat16*>(col.raw());
+    auto stream = static_cast<cudaStream_t>(gpu->native_stream());
+    const int reps = 10;
+    const double im2col_ms = gpu->time_ms([&] {
+      for (int r = 0; r < reps; ++r) cuda::im2col3d_rows(bx, bpast, g, 0, 0, band, K, P, bcol, stream);
+    }) / reps;
+    auto gemm_ms = [&](bool pixel_rows) {
+      auto run = [&] {
+        bool ok = pixel_rows
+                      ? gemm.run(colt.raw(), DType::BF16, nullptr, w.raw(), DType::BF16, 1.f, nullptr, y.raw(), P,
+                                 c.Co, K, cuda::Epilogue::None)
+                      : gemm.run(w.raw(), DType::BF16, nullptr, col.raw(), DType::BF16, 1.f, nullptr, y.raw(), c.Co,
+                                 P, K, cuda::Epilogue::None, true);
+        if (!ok) fail("probe gemm refused");
+      };
+      run();
+      return gpu->time_ms([&] { for (int r = 0; r < reps; ++r) run(); }) / reps;
+    };
+    const double nn = gemm_ms(false), tn = gemm_ms(true), band_flops = 2.0 * P * c.Co * K;
+    std::printf("PROBE conv3d C %lld -> %lld at %lldx%lld x %lld frames: %.2f ms (%.0f TFLOP/s); one band of %lld rows: "
+                "im2col %.3f ms (%.0f GB/s written), product y[Co,P] = W col %.3f ms (%.0f TFLOP/s), "
+                "y[P,Co] = col^T W^T %.3f ms (%.0f TFLOP/s)\n",
+                (long long)c.C, (long long)c.Co, (long long)c.H, (long long)c.W, (long long)c.T, conv_ms,
+                flops / conv_ms / 1e9, (long long)band, im2col_ms, 2.0 * K * P / im2col_ms / 1e6, nn,
+                band_flops / nn / 1e9, tn, band_flops / tn / 1e9);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool vae = false, umt5 = false, profile = false, hd = false;
+  bool vae = false, umt5 = false, profile = false, hd = false, probe = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--vae") vae = true;
     else if (a == "--umt5") umt5 = true;
     else if (a == "--profile") profile = true;
     else if (a == "--720p") hd = true;
+    else if (a == "--conv-probe") probe = true;
     else { std::fprintf(stderr, "unknown option %s\n", a.c_str()); return 2; }
   }
-  if (!vae && !umt5) vae = umt5 = true;
+  if (!vae && !umt5 && !probe) vae = umt5 = true;
   try {
     if (!cuda_device_available()) fail("no CUDA device is visible");
+    if (probe) bench_conv_probe();
     if (vae) bench_vae(profile, hd);
     if (umt5) bench_umt5();
   } catch (const Error& e) {

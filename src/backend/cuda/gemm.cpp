@@ -60,15 +60,15 @@ Gemm::~Gemm() {
 
 // Column-major view: D (N x M, ld N) = op(A) B with A = w stored K x N (ld K) transposed,
 // B = x stored K x M (ld K): exactly row-major y[M, N] = x w^T. This "TN" form is also the
-// one Hopper's fp8 kernels require.
+// one Hopper's fp8 kernels require. With w_kn, A = w stored N x K (ld N), not transposed.
 Gemm::Plan* Gemm::plan(const Key& key) {
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second.get();
-  const auto [M, N, K, xt, wt, ep, has_bias, al_x, al_w, al_y, al_b] = key;
+  const auto [M, N, K, xt, wt, ep, has_bias, al_x, al_w, al_y, al_b, w_kn] = key;
   auto p = std::make_unique<Plan>();
   const DType x_type = static_cast<DType>(xt), w_type = static_cast<DType>(wt);
   RL_CUBLAS(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  const cublasOperation_t ta = w_kn ? CUBLAS_OP_N : CUBLAS_OP_T, tb = CUBLAS_OP_N;
   RL_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
   RL_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
   cublasLtEpilogue_t e = CUBLASLT_EPILOGUE_DEFAULT;
@@ -87,7 +87,8 @@ Gemm::Plan* Gemm::plan(const Key& key) {
     RL_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &one, sizeof(one)));
     RL_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &one, sizeof(one)));
   }
-  RL_CUBLAS(cublasLtMatrixLayoutCreate(&p->a, cuda_type(w_type), K, N, K));
+  if (w_kn) RL_CUBLAS(cublasLtMatrixLayoutCreate(&p->a, cuda_type(w_type), N, K, N));
+  else RL_CUBLAS(cublasLtMatrixLayoutCreate(&p->a, cuda_type(w_type), K, N, K));
   RL_CUBLAS(cublasLtMatrixLayoutCreate(&p->b, cuda_type(x_type), K, M, K));
   RL_CUBLAS(cublasLtMatrixLayoutCreate(&p->d, CUDA_R_16BF, N, M, N));
 
@@ -119,13 +120,15 @@ Gemm::Plan* Gemm::plan(const Key& key) {
 }
 
 bool Gemm::run(const void* x, DType x_type, const float* x_scale, const void* w, DType w_type,
-               float alpha, const void* bias, void* y, int64_t M, int64_t N, int64_t K, Epilogue ep) {
+               float alpha, const void* bias, void* y, int64_t M, int64_t N, int64_t K, Epilogue ep,
+               bool w_kn) {
   if (M == 0 || N == 0) return true;
+  if (w_kn && w_type != DType::BF16) return false;  // fp8 kernels need the "TN" form
   // cuBLASLt refuses fp8 products (NOT_SUPPORTED from every algorithm) whose scale pointers
   // are not 16-byte aligned; the caller then dequantises instead.
   if (x_type == DType::F8E4M3 && reinterpret_cast<uintptr_t>(x_scale) % 16 != 0) return false;
   const Key key{M, N, K, static_cast<int>(x_type), static_cast<int>(w_type), static_cast<int>(ep),
-                bias != nullptr, alignment(x), alignment(w), alignment(y), bias ? alignment(bias) : 256};
+                bias != nullptr, alignment(x), alignment(w), alignment(y), bias ? alignment(bias) : 256, w_kn};
   Plan* p = plan(key);
   if (bias)
     RL_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));

@@ -27,13 +27,15 @@ class Gemm {
   Gemm& operator=(const Gemm&) = delete;
 
   // Returns false (and does nothing) when cuBLASLt has no algorithm for this case, so the
-  // caller can fall back (e.g. GELU as a separate kernel).
+  // caller can fall back (e.g. GELU as a separate kernel). `w_kn`: w is stored [K, N]
+  // (N contiguous, bf16 only) instead of [N, K], e.g. an im2col scratch laid out by pixel.
   bool run(const void* x, DType x_type, const float* x_scale, const void* w, DType w_type,
-           float alpha, const void* bias, void* y, int64_t M, int64_t N, int64_t K, Epilogue ep);
+           float alpha, const void* bias, void* y, int64_t M, int64_t N, int64_t K, Epilogue ep,
+           bool w_kn = false);
 
  private:
   struct Plan;
-  using Key = std::tuple<int64_t, int64_t, int64_t, int, int, int, bool, int, int, int, int>;
+  using Key = std::tuple<int64_t, int64_t, int64_t, int, int, int, bool, int, int, int, int, bool>;
   Plan* plan(const Key& key);
 
   cudaStream_t stream_;

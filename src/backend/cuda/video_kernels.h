@@ -19,10 +19,12 @@ struct Im2colGeom {
   int64_t ho, wo;                 // output plane
 };
 
-// col[p - p0, k] (rows of `ldk` >= Cin*kt*kh*kw, the tail zeroed) for output frame `to`
-// and output pixels [p0, p1): the tap of input frame to*st + a - pad_t among (past, x).
-void im2col3d(const __nv_bfloat16* x, const __nv_bfloat16* past, const Im2colGeom& g, int64_t to,
-              int64_t p0, int64_t p1, int64_t ldk, __nv_bfloat16* col, cudaStream_t s);
+// col[k, p - y0*wo] for k < kp (taps k >= Cin*kt*kh*kw are zero) and the output pixels of
+// rows [y0, y1) of output frame `to`, rows of `ldp` >= (y1 - y0)*wo (the tail zeroed): the
+// tap of input frame to*st + a - pad_t among (past, x). Pixel-major, so the GEMM reads it
+// as a [K, N] operand.
+void im2col3d_rows(const __nv_bfloat16* x, const __nv_bfloat16* past, const Im2colGeom& g, int64_t to,
+                   int64_t y0, int64_t y1, int64_t kp, int64_t ldp, __nv_bfloat16* col, cudaStream_t s);
 // y[r, c] += b[r] over rows x cols (rows = Cout of one frame).
 void add_row_bias(__nv_bfloat16* y, const __nv_bfloat16* b, int64_t rows, int64_t cols, int64_t frames,
                   cudaStream_t s);

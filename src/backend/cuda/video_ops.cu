@@ -1,6 +1,8 @@
 // Kernels of the video VAE on the CUDA backend (see video_kernels.h). The conv3d's product
-// is a cuBLASLt GEMM over an im2col scratch built here one output frame (or a slice of its
-// pixels) at a time, so the scratch stays bounded whatever the clip size.
+// is a cuBLASLt GEMM over an im2col scratch built here one output frame (or a band of its
+// rows) at a time, so the scratch stays bounded whatever the clip size.
+#include <algorithm>
+
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_math.cuh"
 #include "backend/cuda/video_kernels.h"
@@ -15,32 +17,52 @@ inline unsigned blocks_for(int64_t n, int threads) {
   return static_cast<unsigned>(b < 65535 * 16 ? (b < 1 ? 1 : b) : 65535 * 16);
 }
 
-// One thread per scratch element, k fastest (coalesced writes); index math in 32 bits
-// (K, pixels per frame and the plane sizes are far below 2^31), element offsets in 64.
-__global__ void im2col_kernel(const bf16* __restrict__ x, const bf16* __restrict__ past, Im2colGeom g,
-                              int64_t to, int64_t p0, int64_t np, int64_t ldk, bf16* __restrict__ col) {
-  const int K = int(g.cin * g.kt * g.kh * g.kw), kw = int(g.kw), kh = int(g.kh), kt = int(g.kt);
-  const int ld = int(ldk), wo = int(g.wo), H = int(g.h), W = int(g.w);
-  const int64_t n = np * ldk;
-  const int64_t plane = g.h * g.w;
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
-    const int pr = int(e / ld), k = int(e - int64_t(pr) * ld);
-    float v = 0.f;
-    if (k < K) {
-      const int p = int(p0) + pr, yo = p / wo, xo = p - yo * wo;
-      int r = k;
-      const int j = r % kw; r /= kw;
-      const int i = r % kh; r /= kh;
-      const int a = r % kt;
-      const int ci = r / kt;
-      const int64_t f = to * g.st + a - g.pad_t;
-      const int yy = yo * int(g.sh) + i - int(g.pad_top), xx = xo * int(g.sw) + j - int(g.pad_left);
-      if (f >= 0 && yy >= 0 && yy < H && xx >= 0 && xx < W) {
-        const bf16* src = f < g.tp ? past + (f * g.cin + ci) * plane : x + ((f - g.tp) * g.cin + ci) * plane;
-        v = __bfloat162float(src[int64_t(yy) * W + xx]);
-      }
+// col[k, (yo - y0) * wo + xo]: blocks along y are taps k (decoded once per block), threads
+// along the band's pixels, 8 per thread written as one 16-byte store (rows of `ldp`, a
+// multiple of 8; the tail past the band's pixels is written as zeros). Reads of one input
+// row are contiguous and reused by neighbouring taps from cache.
+__global__ void im2col_rows_kernel(const bf16* __restrict__ x, const bf16* __restrict__ past, Im2colGeom g,
+                                   int64_t to, int64_t y0, int64_t rows, int64_t ldp, bf16* __restrict__ col) {
+  const int k = blockIdx.y, wo = int(g.wo);
+  const int K = int(g.cin * g.kt * g.kh * g.kw);
+  const int64_t used = rows * wo;
+  const bf16* plane = nullptr;
+  int i = 0, j = 0;
+  if (k < K) {
+    int r = k;
+    j = r % int(g.kw); r /= int(g.kw);
+    i = r % int(g.kh); r /= int(g.kh);
+    const int a = r % int(g.kt);
+    const int ci = r / int(g.kt);
+    const int64_t f = to * g.st + a - g.pad_t;
+    if (f >= 0) plane = (f < g.tp ? past + f * g.cin * g.h * g.w : x + (f - g.tp) * g.cin * g.h * g.w) + ci * g.h * g.w;
+  }
+  bf16* out = col + int64_t(k) * ldp;
+  const bf16 zero = __float2bfloat16(0.f);
+  for (int64_t e0 = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * 8; e0 < ldp;
+       e0 += int64_t(gridDim.x) * blockDim.x * 8) {
+    __align__(16) bf16 v[8];
+    int yr = int(e0 / wo), xo = int(e0 - int64_t(yr) * wo);
+    const int64_t yy = (y0 + yr) * g.sh + i - g.pad_top, xx = int64_t(xo) * g.sw + j - g.pad_left;
+    if (plane && xo + 8 <= wo && e0 + 8 <= used && g.sw == 1 && yy >= 0 && yy < g.h && xx >= 0 &&
+        xx + 8 <= g.w) {  // the common case: 8 neighbours inside one input row
+      const bf16* src = plane + yy * g.w + xx;
+      #pragma unroll
+      for (int u = 0; u < 8; ++u) v[u] = src[u];
+      *reinterpret_cast<uint4*>(out + e0) = *reinterpret_cast<const uint4*>(v);
+      continue;
     }
-    col[e] = __float2bfloat16(v);
+    #pragma unroll
+    for (int u = 0; u < 8; ++u) {
+      bf16 val = zero;
+      if (plane && e0 + u < used) {
+        const int64_t yy = (y0 + yr) * g.sh + i - g.pad_top, xx = int64_t(xo) * g.sw + j - g.pad_left;
+        if (yy >= 0 && yy < g.h && xx >= 0 && xx < g.w) val = plane[yy * g.w + xx];
+      }
+      v[u] = val;
+      if (++xo == wo) { xo = 0; ++yr; }
+    }
+    *reinterpret_cast<uint4*>(out + e0) = *reinterpret_cast<const uint4*>(v);
   }
 }
 
@@ -110,11 +132,15 @@ __global__ void softmax_rows_kernel(bf16* s, float* lse, int64_t cols, int64_t v
 
 }  // namespace
 
-void im2col3d(const bf16* x, const bf16* past, const Im2colGeom& g, int64_t to, int64_t p0, int64_t p1,
-              int64_t ldk, bf16* col, cudaStream_t s) {
-  const int64_t n = (p1 - p0) * ldk;
-  if (n == 0) return;
-  im2col_kernel<<<blocks_for(n, 256), 256, 0, s>>>(x, past, g, to, p0, p1 - p0, ldk, col);
+void im2col3d_rows(const bf16* x, const bf16* past, const Im2colGeom& g, int64_t to, int64_t y0, int64_t y1,
+                   int64_t kp, int64_t ldp, bf16* col, cudaStream_t s) {
+  const int64_t rows = y1 - y0;
+  if (rows <= 0 || kp == 0) return;
+  if (kp > 65535) fail("im2col3d_rows: ", kp, " taps exceed the launch grid");
+  if (ldp % 8 || ldp < rows * g.wo) fail("im2col3d_rows: row length ", ldp, " is not a multiple of 8 >= ", rows * g.wo);
+  const int threads = 256;
+  const dim3 grid(unsigned(std::min<int64_t>((ldp / 8 + threads - 1) / threads, 1024)), unsigned(kp));
+  im2col_rows_kernel<<<grid, threads, 0, s>>>(x, past, g, to, y0, rows, ldp, col);
   RL_CUDA_LAUNCH();
 }
 
