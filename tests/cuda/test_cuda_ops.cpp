@@ -116,6 +116,23 @@ TEST_F(CudaOps, AttentionWithMaskAndLse) {
   EXPECT_THROW(gpu->attention(q, q, q, 0, nullptr), raylight::Error);
 }
 
+// T5's relative-position-biased attention on the device (no host round trip) against the
+// CPU kernel: bias values of the size umT5 produces (a few units), odd lengths, Lq != Lk.
+TEST_F(CudaOps, OffsetBiasedAttention) {
+  struct Case { int64_t Lq, Lk, H, D; float scale; };
+  for (Case c : {Case{1, 1, 1, 64, 1.f}, Case{37, 53, 3, 64, 1.f}, Case{512, 512, 4, 64, 1.f},
+                 Case{100, 7, 2, 128, 0.125f}, Case{5, 300, 2, 32, 1.f}}) {
+    Tensor q = rand_bf16({c.Lq, c.H, c.D}, 0.3f), k = rand_bf16({c.Lk, c.H, c.D}, 0.3f),
+           v = rand_bf16({c.Lk, c.H, c.D});
+    Tensor bias = rand_bf16({c.H, c.Lq + c.Lk - 1}, 2.f);
+    Tensor want = cpu::attention_offset_bias(q, k, v, bias, c.scale);
+    Tensor got = down(gpu->attention_offset_bias(up(q), up(k), up(v), bias, c.scale));
+    EXPECT_LT(rel_err(got, want), 1e-2) << c.Lq << " " << c.Lk << " " << c.H << " " << c.D;
+  }
+  Tensor q = up(rand_bf16({4, 2, 64}));
+  EXPECT_THROW(gpu->attention_offset_bias(q, q, q, rand_bf16({2, 6}), 1.f), raylight::Error);  // bias too short
+}
+
 TEST_F(CudaOps, LayoutOpsAreExact) {
   PatchSize p{1, 2, 2};
   Tensor x = rand_bf16({5, 3, 6, 10});

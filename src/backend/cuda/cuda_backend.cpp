@@ -14,6 +14,7 @@
 
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cuda/allocator.h"
+#include "backend/cuda/biased_attention.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cudnn_attention.h"
 #include "backend/cuda/gemm.h"
@@ -258,6 +259,27 @@ class CudaBackendImpl final : public CudaBackend {
     }
     if (H == 1) return attention_by_gemm(q, k, v, valid, lse);
     return attention_on_cpu(q, k, v, k_valid, lse);
+  }
+
+  // T5's offset-biased attention: the bias row goes up once per call, the rest stays on the
+  // device (the default implementation would round-trip q, k, v through host memory).
+  Tensor attention_offset_bias(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias_by_offset,
+                               float scale) override {
+    for (const Tensor* t : {&q, &k, &v}) need_bf16(*t, "biased attention");
+    if (q.ndim() != 3 || k.ndim() != 3 || k.shape() != v.shape() || q.dim(1) != k.dim(1) || q.dim(2) != k.dim(2))
+      fail("biased attention: q ", shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ",
+           shape_str(v.shape()), " do not fit [L, heads, head_dim]");
+    const int64_t Lq = q.dim(0), Lk = k.dim(0), H = q.dim(1), D = q.dim(2);
+    if (Lk > cuda::kOffsetBiasMaxKeys) return Backend::attention_offset_bias(q, k, v, bias_by_offset, scale);
+    const Tensor bias = bias_by_offset.device() == Device::CPU ? bias_by_offset.to_f32() : download(bias_by_offset);
+    if (bias.shape() != Shape{H, Lq + Lk - 1})
+      fail("biased attention: bias ", shape_str(bias.shape()), ", expected [", H, ", ", Lq + Lk - 1, "]");
+    Scope sc(this, kAttention, 4.0 * Lq * Lk * H * D);
+    Tensor b = alloc(bias.shape(), DType::F32);
+    stage(bias.raw(), b.raw(), bias.nbytes());
+    Tensor o = alloc({Lq, H, D}, DType::BF16);
+    cuda::offset_bias_attention(bp(q), bp(k), bp(v), b.data<float>(), bp(o), Lq, Lk, H, D, scale, stream_);
+    return o;
   }
 
   // One head of a size neither fused kernel covers (the VAE's middle attention, D = C):
