@@ -349,12 +349,16 @@ class ServerProcess {
 };
 
 // Waits (up to timeout_s) until the server has a model loaded.
+// Waits until a model is loaded and its load job has finished (the model shows before the
+// job ends; a request checked in between would be queued behind the job, not checked).
 inline bool wait_model(int port, double timeout_s = 60) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int>(timeout_s * 1000));
   while (Clock::now() < deadline) {
     Reply r = http(port, "GET", "/v1/models", "", {}, 10);
     nlohmann::json j = r.json();
-    if (r.status == 200 && j.is_object() && j.contains("model") && !j["model"].is_null()) return true;
+    nlohmann::json health = http(port, "GET", "/v1/health", "", {}, 10).json();
+    const bool idle = health.is_object() && health.contains("busy") && health["busy"] == false;
+    if (r.status == 200 && j.is_object() && j.contains("model") && !j["model"].is_null() && idle) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return false;
