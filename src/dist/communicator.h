@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/pending.h"
 
@@ -34,6 +35,14 @@ class Communicator {
   // all_gather started without waiting (FSDP prefetches the next block's weights this way).
   virtual std::unique_ptr<Pending> start_all_gather(const void* send, void* recv,
                                                             size_t bytes) = 0;
+  // Several all_gathers started together, completed by one wait (NCCL launches them as one
+  // group). The default starts them one by one.
+  struct GatherPart {
+    const void* send;
+    void* recv;
+    size_t bytes;
+  };
+  virtual std::unique_ptr<Pending> start_all_gathers(const std::vector<GatherPart>& parts);
   virtual void barrier() = 0;
 };
 

@@ -127,10 +127,12 @@ Tensor ShardedWeights::gather(const Pack& pack, size_t capacity, Tensor& storage
     source = static_cast<const uint8_t*>(staged.raw());
   }
   uint8_t* full = static_cast<uint8_t*>(storage.raw());
+  std::vector<Communicator::GatherPart> parts;
   for (const auto& name : pack.names) {
     const Entry& e = entries_.at(name);
-    if (e.chunk) pending.push_back(group_.start_all_gather(source + e.offset, full + n * e.offset, e.chunk));
+    if (e.chunk) parts.push_back({source + e.offset, full + n * e.offset, e.chunk});
   }
+  pending.push_back(group_.start_all_gathers(parts));  // one launch for the whole block
   return storage;
 }
 

@@ -173,6 +173,14 @@ class NcclCommunicator final : public Communicator {
     check_nccl(ncclAllGather(send, recv, bytes, ncclUint8, comm_, side_), "all_gather", name_);
     return finish_side("all_gather (prefetch)");
   }
+  std::unique_ptr<Pending> start_all_gathers(const std::vector<GatherPart>& parts) override {
+    join_side();
+    check_nccl(ncclGroupStart(), "group start", name_);
+    for (const GatherPart& p : parts)
+      check_nccl(ncclAllGather(p.send, p.recv, p.bytes, ncclUint8, comm_, side_), "all_gather", name_);
+    check_nccl(ncclGroupEnd(), "all_gather group", name_);
+    return finish_side("all_gather group (prefetch)");
+  }
   void barrier() override {
     all_gather(scratch_, static_cast<char*>(scratch_) + 1, 1);
     check_cuda(cudaStreamSynchronize(stream_), "barrier");
