@@ -26,9 +26,12 @@ bool cuda_usable() {
 #endif
 }
 
+bool resolves_to_cpu(BackendChoice choice) {
+  return choice == BackendChoice::Cpu || (choice == BackendChoice::Auto && !cuda_usable());
+}
+
 std::unique_ptr<Backend> make_backend(BackendChoice choice, int rank) {
-  if (choice == BackendChoice::Cpu || (choice == BackendChoice::Auto && !cuda_usable()))
-    return make_cpu_backend();
+  if (resolves_to_cpu(choice)) return make_cpu_backend();
 #ifdef RAYLIGHT_HAVE_CUDA
   if (!cuda_device_available()) fail("--device cuda: no CUDA device is visible");
   int count = 1;

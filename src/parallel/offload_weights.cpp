@@ -12,8 +12,8 @@ OffloadWeights::OffloadWeights(std::unique_ptr<WeightStore> source, Backend& bac
   bind(backend);
   std::map<int, size_t> pack_size;
   for (const auto& name : source_->names()) {
-    if (name.rfind("blocks.", 0) != 0) continue;
-    const int block = std::stoi(name.substr(7, name.find('.', 7) - 7));
+    const int block = block_index(name);
+    if (block < 0) continue;
     Stored s = source_->stored(name);
     if (!s.bytes.is_contiguous()) fail("weight ", name, " is not stored contiguously");
     // 16-byte alignment keeps every tensor usable in place by vectorised kernels.
@@ -35,19 +35,13 @@ OffloadWeights::OffloadWeights(std::unique_ptr<WeightStore> source, Backend& bac
     source_->release_stored(name);
   }
   if (!packs_.empty()) {
-    for (auto& slot : slots_) slot.storage = backend.device_bytes(largest);
+    slots_.for_each([&](Slot& slot) { slot.storage = backend.device_bytes(largest); });
     held_ = peak_ = 2 * largest;
   }
 }
 
 OffloadWeights::~OffloadWeights() {
-  for (auto& s : slots_) s.pending.reset();
-}
-
-OffloadWeights::Slot* OffloadWeights::slot_for(int block) {
-  for (auto& s : slots_)
-    if (s.block == block) return &s;
-  return nullptr;
+  slots_.for_each([](Slot& s) { s.pending.reset(); });
 }
 
 void OffloadWeights::stream_into(Slot& slot, int block) {
@@ -58,26 +52,11 @@ void OffloadWeights::stream_into(Slot& slot, int block) {
 
 void OffloadWeights::begin_block(int index) {
   if (!packs_.count(index)) fail("no weights for block ", index);
-  Slot* slot = slot_for(index);
-  if (!slot) {
-    slot = !slots_[0].in_use ? &slots_[0] : &slots_[1];
-    if (slot->in_use) fail("block ", index, " began while two other blocks are still running");
-    stream_into(*slot, index);
-  }
-  if (slot->pending) slot->pending->wait();
-  slot->in_use = true;
-  // The next block streams in while this one computes (the first after the last).
-  const int next = (index + 1) % num_blocks_;
-  if (next != index && !slot_for(next)) {
-    Slot& other = slot == &slots_[0] ? slots_[1] : slots_[0];
-    if (!other.in_use) stream_into(other, next);
-  }
+  slots_.begin(index, num_blocks_, [this](Slot& slot, int block) { stream_into(slot, block); });
 }
 
 void OffloadWeights::end_block(int index) {
-  Slot* slot = slot_for(index);
-  if (!slot || !slot->in_use) fail("block ", index, " ended without beginning");
-  slot->in_use = false;
+  slots_.end(index);
   report_block(index);
 }
 
@@ -85,10 +64,9 @@ Tensor OffloadWeights::get(const std::string& name) {
   auto it = placed_.find(name);
   if (it == placed_.end()) return WeightStore::get(name);  // outside the blocks: kept
   const Placed& p = it->second;
-  Slot* slot = slot_for(p.block);
-  if (!slot || !slot->in_use) fail("weight ", name, " used outside its block");
-  if (slot->pending) slot->pending->wait();
-  return backend().weight(slot->storage.bytes_view(p.offset, p.shape, p.dtype), p.scale);
+  Slot& slot = slots_.running(p.block, name);
+  slot.wait();
+  return backend().weight(slot.storage.bytes_view(p.offset, p.shape, p.dtype), p.scale);
 }
 
 }  // namespace raylight

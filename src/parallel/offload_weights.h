@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "parallel/block_slots.h"
 #include "parallel/weight_store.h"
 
 namespace raylight {
@@ -48,14 +49,16 @@ class OffloadWeights final : public WeightStore {
     bool in_use = false;
     Tensor storage;
     std::unique_ptr<Pending> pending;
+    void wait() {
+      if (pending) pending->wait();
+    }
   };
   void stream_into(Slot& slot, int block);
-  Slot* slot_for(int block);
 
   std::unique_ptr<WeightStore> source_;
   std::map<std::string, Placed> placed_;
   std::map<int, Tensor> packs_;  // block -> its stored bytes, host memory
-  Slot slots_[2];
+  BlockSlots<Slot> slots_;
   int num_blocks_ = 0;
   size_t host_bytes_ = 0, held_ = 0, peak_ = 0;
 };

@@ -6,17 +6,6 @@
 #include "core/error.h"
 
 namespace raylight {
-namespace {
-
-// "blocks.<i>.<rest>" -> i; anything else -> -1.
-int block_of(const std::string& name) {
-  if (name.rfind("blocks.", 0) != 0) return -1;
-  size_t dot = name.find('.', 7);
-  return std::stoi(name.substr(7, dot - 7));
-}
-
-}  // namespace
-
 ShardRange shard_range(size_t bytes, int ranks, int rank) {
   ShardRange r;
   r.chunk = (bytes + 16 * ranks - 1) / (16 * ranks) * 16;
@@ -34,7 +23,7 @@ ShardedWeights::ShardedWeights(const WeightStore& source, Communicator& group, B
   for (const auto& name : source.names()) {
     Stored s = source.stored(name);
     if (!s.bytes.is_contiguous()) fail("weight ", name, " is not stored contiguously");
-    Entry e{s.bytes.dtype(), s.bytes.shape(), s.scale, s.bytes.nbytes(), 0, block_of(name), 0};
+    Entry e{s.bytes.dtype(), s.bytes.shape(), s.scale, s.bytes.nbytes(), 0, block_index(name), 0};
     e.chunk = shard_range(e.bytes, n, me).chunk;
     Pack& pack = e.block >= 0 ? blocks_[e.block] : singles_[name];
     e.offset = pack.size;
@@ -73,7 +62,7 @@ void ShardedWeights::read_shards(const WeightStore& source, Pack& pack) {
 }
 
 ShardedWeights::~ShardedWeights() {
-  for (auto& s : slots_) s.pending.clear();  // each waits: the peers posted the same gathers
+  slots_.for_each([](Slot& s) { s.pending.clear(); });  // each waits: the peers posted the same gathers
 }
 
 std::vector<std::string> ShardedWeights::names() const {
@@ -95,11 +84,6 @@ WeightStore::Stored ShardedWeights::stored(const std::string& name) const {
 void ShardedWeights::account(long long delta) {
   held_ = static_cast<size_t>(static_cast<long long>(held_) + delta);
   peak_ = std::max(peak_, held_);
-}
-
-void ShardedWeights::wait(Slot& slot) {
-  for (auto& p : slot.pending) p->wait();
-  slot.pending.clear();
 }
 
 // Starts rebuilding `pack`'s full tensors and returns the buffer that will hold them.
@@ -137,15 +121,9 @@ Tensor ShardedWeights::gather(const Pack& pack, size_t capacity, Tensor& storage
 }
 
 void ShardedWeights::gather_into(Slot& slot, int block) {
-  wait(slot);
+  slot.wait();
   slot.block = block;
   slot.full = gather(blocks_.at(block), largest_pack_, slot.storage, slot.staged, slot.pending);
-}
-
-ShardedWeights::Slot* ShardedWeights::slot_for(int block) {
-  for (auto& s : slots_)
-    if (s.block == block) return &s;
-  return nullptr;
 }
 
 Tensor ShardedWeights::cut(const Tensor& full, const std::string& name) const {
@@ -156,37 +134,20 @@ Tensor ShardedWeights::cut(const Tensor& full, const std::string& name) const {
 
 void ShardedWeights::begin_block(int index) {
   if (!blocks_.count(index)) fail("no weights for block ", index);
-  Slot* slot = slot_for(index);
-  if (!slot) {
-    slot = !slots_[0].in_use ? &slots_[0] : &slots_[1];
-    if (slot->in_use) fail("block ", index, " began while two other blocks are still running");
-    gather_into(*slot, index);
-  }
-  wait(*slot);
-  slot->in_use = true;
-  // Start the next block's gather (the first block's after the last: forwards repeat).
-  const int next = (index + 1) % num_blocks_;
-  if (next != index && !slot_for(next)) {
-    Slot& other = slot == &slots_[0] ? slots_[1] : slots_[0];
-    if (!other.in_use) gather_into(other, next);
-  }
+  slots_.begin(index, num_blocks_, [this](Slot& slot, int block) { gather_into(slot, block); });
 }
 
 void ShardedWeights::end_block(int index) {
-  Slot* slot = slot_for(index);
-  if (!slot || !slot->in_use) fail("block ", index, " ended without beginning");
-  slot->in_use = false;
+  slots_.end(index);
   report_block(index);
 }
 
 Tensor ShardedWeights::get(const std::string& name) {
   const Entry& e = entry(name);
   if (e.block >= 0) {
-    Slot* slot = slot_for(e.block);
-    if (!slot || !slot->in_use)
-      fail("weight ", name, " used outside begin_block(", e.block, ")/end_block");
-    wait(*slot);
-    return backend().weight(cut(slot->full, name), e.scale);
+    Slot& slot = slots_.running(e.block, name);
+    slot.wait();
+    return backend().weight(cut(slot.full, name), e.scale);
   }
   // Outside the blocks: gather this one tensor for this use only.
   Tensor storage, staged;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "dist/communicator.h"
+#include "parallel/block_slots.h"
 #include "parallel/weight_store.h"
 
 namespace raylight {
@@ -79,13 +80,15 @@ class ShardedWeights final : public WeightStore {
     Tensor staged;   // device copy of host shards, the gather's source (offload)
     Tensor full;     // what weights are cut from: storage, or the pack itself
     std::vector<std::unique_ptr<Pending>> pending;
+    void wait() {
+      for (auto& p : pending) p->wait();
+      pending.clear();
+    }
   };
   const Entry& entry(const std::string& name) const;
   void read_shards(const WeightStore& source, Pack& pack);
   Tensor gather(const Pack& pack, size_t capacity, Tensor& storage, Tensor& staged, std::vector<std::unique_ptr<Pending>>& pending);
   void gather_into(Slot& slot, int block);
-  void wait(Slot& slot);
-  Slot* slot_for(int block);
   Tensor cut(const Tensor& full, const std::string& name) const;
   void account(long long delta);
 
@@ -95,7 +98,7 @@ class ShardedWeights final : public WeightStore {
   std::map<int, Pack> blocks_;                 // block index -> its tensors
   std::map<std::string, Pack> singles_;        // tensors outside the blocks
   std::map<std::string, std::string> metadata_;
-  Slot slots_[2];
+  BlockSlots<Slot> slots_;
   int num_blocks_ = 0;
   size_t largest_pack_ = 0;
   size_t shard_bytes_ = 0, held_ = 0, peak_ = 0;

@@ -133,16 +133,17 @@ JobResult RankExecutor::load(const Command& cmd, const JobHooks& hooks) {
   LoadPlan plan;
   // Checks first: a request that cannot work leaves the current model loaded.
   phase(400, [&] { plan = plan_load(nlohmann::json::parse(cmd.json), Runtime::world_size()); });
-  std::unique_ptr<Backend> backend;
-  phase(500, [&] { backend = make_backend(backend_, Runtime::world_rank()); });
   phase(400, [&] {
-    if (plan.placement.gpu_memory_limit && backend->device() == Device::CPU)
-      fail("\"gpu_memory_limit_gib\" caps GPU memory; this server's ranks run on the ", backend->name(),
-           " backend, which has none");
+    if (plan.placement.gpu_memory_limit && resolves_to_cpu(backend_))
+      fail("\"gpu_memory_limit_gib\" caps GPU memory; this server's ranks run on the CPU backend, which has none");
   });
   unload(hooks);
   std::unique_ptr<WeightStore> weights;
-  phase(500, [&] { weights = open_weights(plan.model); });
+  std::unique_ptr<Backend> backend;
+  phase(500, [&] {
+    weights = open_weights(plan.model);
+    backend = make_backend(backend_, Runtime::world_rank());
+  });
   phase(500, [&] {
     auto w = std::make_unique<LoadedWan>(load_wan(std::move(weights), std::move(backend), plan.layout, plan.placement));
     w->tiny = plan.model == "tiny";

@@ -6,7 +6,6 @@
 // fp8 codes on the device) is compared with the same checkpoint dequantised to bf16 at load.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -16,23 +15,15 @@
 #include "models/wan/wan_tiny.h"
 #include "parallel/checkpoint_weights.h"
 #include "pipeline/wan_loader.h"
+#include "../wan_cases.h"
 
 using namespace raylight;
 using namespace raylight::test;
 
 namespace {
 
-std::string fixture(const std::string& name) { return std::string(RAYLIGHT_FIXTURE_DIR) + "/" + name; }
-
 WanInputs case_inputs(const std::string& case_file) {
-  auto c = SafetensorsFile::open(fixture(case_file));
-  WanInputs in;
-  in.latent = c->tensor("latent").to_f32();
-  in.timestep = c->tensor("timestep").to_f32().f32()[0];
-  in.context = c->tensor("context").to_f32();
-  if (c->has("y")) in.y = c->tensor("y").to_f32();
-  if (c->has("clip_fea")) in.clip_fea = c->tensor("clip_fea").to_f32();
-  return in;
+  return wan_case_inputs(*SafetensorsFile::open(fixture(case_file)));
 }
 
 Tensor golden(const std::string& case_file) {
@@ -114,11 +105,7 @@ TEST_F(CudaWan, ShardedAndStreamedWeightsEqualResident) {
       LoadedWan wan = load_wan(std::make_unique<CheckpointWeights>(Checkpoint::open(fixture(model))),
                                poisoned_backend(), {}, p);
       for (int pass = 0; pass < 2; ++pass) {
-        const Tensor got = wan.model->forward(in);
-        ASSERT_EQ(got.shape(), resident.shape());
-        float diff = 0;
-        for (int64_t i = 0; i < got.numel(); ++i) diff = std::max(diff, std::fabs(got.f32()[i] - resident.f32()[i]));
-        EXPECT_EQ(diff, 0.0f) << model << " fsdp=" << p.fsdp << " offload=" << p.offload << " pass " << pass;
+        EXPECT_EQ(max_abs_diff(wan.model->forward(in), resident), 0.0f) << model << " fsdp=" << p.fsdp << " offload=" << p.offload << " pass " << pass;
       }
     }
   }

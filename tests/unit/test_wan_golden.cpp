@@ -12,31 +12,17 @@
 
 #include "io/safetensors.h"
 #include "pipeline/wan_loader.h"
+#include "../wan_cases.h"
 
 using namespace raylight;
+using namespace raylight::test;
 
 namespace {
-
-std::string fixture(const std::string& name) { return std::string(RAYLIGHT_FIXTURE_DIR) + "/" + name; }
-
-float max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  float m = 0;
-  const float *pa = a.f32(), *pb = b.f32();
-  for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::fabs(pa[i] - pb[i]));
-  return m;
-}
 
 void expect_golden(const std::string& model_file, const std::string& case_file) {
   LoadedWan wan = load_wan(fixture(model_file));
   auto c = SafetensorsFile::open(fixture(case_file));
-  WanInputs in;
-  in.latent = c->tensor("latent").to_f32();
-  in.timestep = c->tensor("timestep").to_f32().f32()[0];
-  in.context = c->tensor("context").to_f32();
-  if (c->has("y")) in.y = c->tensor("y").to_f32();
-  if (c->has("clip_fea")) in.clip_fea = c->tensor("clip_fea").to_f32();
-  Tensor v = wan.model->forward(in);
+  Tensor v = wan.model->forward(wan_case_inputs(*c));
   Tensor expected = c->tensor("velocity").to_f32();
   ASSERT_EQ(v.shape(), expected.shape());
   EXPECT_LT(max_abs_diff(v, expected), 5e-5f) << model_file;

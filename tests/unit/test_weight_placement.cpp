@@ -15,8 +15,10 @@
 #include "parallel/checkpoint_weights.h"
 #include "parallel/offload_weights.h"
 #include "parallel/sharded_weights.h"
+#include "../wan_cases.h"
 
 using namespace raylight;
+using namespace raylight::test;
 
 TEST(WeightPlacement, ShardRangesCoverEveryByteOnce) {
   for (size_t bytes : {0, 1, 5, 7, 64, 100, 1001}) {
@@ -93,11 +95,6 @@ class Placement : public CliTest {
         << flags << "\n" << err_;
     return SafetensorsFile::open(out)->tensor("latent").to_f32();
   }
-  static float max_diff(const Tensor& a, const Tensor& b) {
-    float m = 0;
-    for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::fabs(a.f32()[i] - b.f32()[i]));
-    return m;
-  }
   // Peak weight bytes per rank, as `raylight sample` prints them.
   std::vector<double> peaks() const {
     std::vector<double> out;
@@ -120,8 +117,8 @@ TEST_F(Placement, FsdpAndOffloadEqualResidentForOneToFourRanks) {
                         Case{"--ranks 4 --fsdp --offload --dp 2 --ulysses 2", true}}) {
     Tensor got = latent(c.flags, "got");
     if (std::string(c.flags).find("--dp 2") != std::string::npos) got = got.reshape({2, -1}).slice_rows(0, 1).reshape(ref.shape());
-    if (c.exact) EXPECT_EQ(max_diff(got, ref), 0.0f) << c.flags;
-    else EXPECT_LT(max_diff(got, ref), 1e-4f) << c.flags;
+    if (c.exact) EXPECT_EQ(max_abs_diff(got, ref), 0.0f) << c.flags;
+    else EXPECT_LT(max_abs_diff(got, ref), 1e-4f) << c.flags;
   }
 }
 
@@ -168,7 +165,7 @@ TEST_F(Placement, Fp8CheckpointSurvivesShardAndGather) {
   Tensor three = SafetensorsFile::open(path("three.safetensors"))->tensor("velocity").to_f32();
   // Two ranks split heads (Ulysses): any byte lost in a gather would show. Three ranks must
   // use Ring for the model's 2 heads, which only reorders the softmax sums.
-  EXPECT_EQ(max_diff(one, two), 0.0f);
-  EXPECT_LT(max_diff(one, three), 1e-5f);
-  EXPECT_LT(max_diff(three, c->tensor("velocity").to_f32()), 5e-5f);
+  EXPECT_EQ(max_abs_diff(one, two), 0.0f);
+  EXPECT_LT(max_abs_diff(one, three), 1e-5f);
+  EXPECT_LT(max_abs_diff(three, c->tensor("velocity").to_f32()), 5e-5f);
 }

@@ -50,7 +50,7 @@ class CudaBackendImpl final : public CudaBackend {
   ~CudaBackendImpl() override {
     cudaStreamSynchronize(stream_);
     rope_cache_.clear();
-    for (auto& p : pending_) { event_pool_.push_back(p.a); event_pool_.push_back(p.b); }
+    for (auto& p : timed_ops_) { event_pool_.push_back(p.a); event_pool_.push_back(p.b); }
     for (cudaEvent_t e : event_pool_) cudaEventDestroy(e);
     for (int i = 0; i < 2; ++i) {
       cudaEventDestroy(staged_[i]);
@@ -461,7 +461,7 @@ class CudaBackendImpl final : public CudaBackend {
   }
   CudaProfile profile() override {
     synchronize();
-    for (auto& p : pending_) {
+    for (auto& p : timed_ops_) {
       float ms = 0;
       RL_CUDA(cudaEventElapsedTime(&ms, p.a, p.b));
       (p.cat == kMatmul ? totals_.matmul_ms : p.cat == kAttention ? totals_.attention_ms : totals_.other_ms) += ms;
@@ -470,7 +470,7 @@ class CudaBackendImpl final : public CudaBackend {
       event_pool_.push_back(p.a);
       event_pool_.push_back(p.b);
     }
-    pending_.clear();
+    timed_ops_.clear();
     return totals_;
   }
 
@@ -544,7 +544,7 @@ class CudaBackendImpl final : public CudaBackend {
       if (!start) return;
       cudaEvent_t end = b->event();
       cudaEventRecord(end, b->stream_);
-      b->pending_.push_back({cat, start, end, flops});
+      b->timed_ops_.push_back({cat, start, end, flops});
     }
   };
   struct TimedOp {
@@ -726,7 +726,7 @@ class CudaBackendImpl final : public CudaBackend {
   unsigned turn_ = 0;
   std::deque<std::pair<Tensor, Tensor>> rope_cache_;
   bool profiling_ = false;
-  std::vector<TimedOp> pending_;
+  std::vector<TimedOp> timed_ops_;
   std::vector<cudaEvent_t> event_pool_;
   CudaProfile totals_;
   std::string device_name_;

@@ -52,26 +52,32 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
-// Sum over the block; every thread gets the result. `scratch` holds 32 floats.
-__device__ __forceinline__ float block_sum(float v, float* scratch) {
+struct WarpSum {
+  __device__ __forceinline__ float operator()(float v) const { return warp_sum(v); }
+};
+struct WarpMax {
+  __device__ __forceinline__ float operator()(float v) const { return warp_max(v); }
+};
+
+// A reduction over the block; every thread gets the result. `scratch` holds 32 floats;
+// `identity` stands in for the lanes past the last warp.
+template <typename WarpReduce>
+__device__ __forceinline__ float block_reduce(float v, float* scratch, float identity) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
-  v = warp_sum(v);
+  v = WarpReduce()(v);
   __syncthreads();
   if (lane == 0) scratch[warp] = v;
   __syncthreads();
-  v = lane < nw ? scratch[lane] : 0.f;
-  return warp_sum(v);
+  v = lane < nw ? scratch[lane] : identity;
+  return WarpReduce()(v);
 }
 
-// Maximum over the block; every thread gets the result. `scratch` holds 32 floats.
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+  return block_reduce<WarpSum>(v, scratch, 0.f);
+}
+
 __device__ __forceinline__ float block_max(float v, float* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
-  v = warp_max(v);
-  __syncthreads();
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  v = lane < nw ? scratch[lane] : -INFINITY;
-  return warp_max(v);
+  return block_reduce<WarpMax>(v, scratch, -INFINITY);
 }
 
 __device__ __forceinline__ uint64_t splitmix(uint64_t z) {

@@ -1,30 +1,9 @@
 #include "backend/cuda/transfer_queue.h"
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/event_pending.h"
 
 namespace raylight::cuda {
-namespace {
-
-// The compute stream waits for the copy's event when its bytes are first used.
-class UploadPending final : public Pending {
- public:
-  UploadPending(cudaEvent_t done, cudaStream_t compute) : done_(done), compute_(compute) {}
-  ~UploadPending() override {
-    if (done_) wait();
-  }
-  void wait() override {
-    if (!done_) return;
-    cudaStreamWaitEvent(compute_, done_, 0);
-    cudaEventDestroy(done_);
-    done_ = nullptr;
-  }
-
- private:
-  cudaEvent_t done_;
-  cudaStream_t compute_;
-};
-
-}  // namespace
 
 TransferQueue::TransferQueue(cudaStream_t compute) : compute_(compute) {
   RL_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
@@ -44,7 +23,7 @@ std::unique_ptr<Pending> TransferQueue::start_upload(const void* src, void* dst,
   if (bytes) RL_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
   RL_CUDA(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
   RL_CUDA(cudaEventRecord(done, stream_));
-  return std::make_unique<UploadPending>(done, compute_);
+  return std::make_unique<EventPending>(done, compute_);
 }
 
 std::shared_ptr<void> TransferQueue::allocate_pinned(size_t bytes) {

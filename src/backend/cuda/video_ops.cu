@@ -105,22 +105,10 @@ __global__ void upsample_kernel(const bf16* __restrict__ x, bf16* __restrict__ y
 
 __global__ void softmax_rows_kernel(bf16* s, float* lse, int64_t cols, int64_t valid) {
   __shared__ float scratch[32];
-  __shared__ float bcast;
   bf16* row = s + blockIdx.x * cols;
   float m = -INFINITY;
   for (int64_t c = threadIdx.x; c < valid; c += blockDim.x) m = fmaxf(m, __bfloat162float(row[c]));
-  m = warp_max(m);
-  const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
-  if (lane == 0) scratch[wid] = m;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    float mm = -INFINITY;
-    for (int i = 0; i < int(blockDim.x + 31) / 32; ++i) mm = fmaxf(mm, scratch[i]);
-    bcast = mm;
-  }
-  __syncthreads();
-  m = bcast;
-  __syncthreads();
+  m = block_max(m, scratch);
   float sum = 0.f;
   for (int64_t c = threadIdx.x; c < valid; c += blockDim.x) sum += __expf(__bfloat162float(row[c]) - m);
   sum = block_sum(sum, scratch);

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "backend/cuda/event_pending.h"
 #include "core/error.h"
 #include "dist/mpi_communicator.h"
 #include "dist/runtime.h"
@@ -94,24 +95,6 @@ class Watchdog {
   std::deque<Watched> queue_;
   bool stop_ = false;
   std::thread thread_;
-};
-
-class NcclPending final : public Pending {
- public:
-  NcclPending(cudaEvent_t done, cudaStream_t compute) : done_(done), compute_(compute) {}
-  ~NcclPending() override {
-    if (done_) wait();
-  }
-  void wait() override {
-    if (!done_) return;
-    cudaStreamWaitEvent(compute_, done_, 0);  // later kernels see the data; no host wait
-    cudaEventDestroy(done_);
-    done_ = nullptr;
-  }
-
- private:
-  cudaEvent_t done_;
-  cudaStream_t compute_;
 };
 
 class NcclCommunicator final : public Communicator {
@@ -200,7 +183,7 @@ class NcclCommunicator final : public Communicator {
     cudaEvent_t done;
     check_cuda(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "event create");
     cudaEventRecord(done, side_);
-    return std::make_unique<NcclPending>(done, stream_);
+    return std::make_unique<cuda::EventPending>(done, stream_);
   }
 
   std::string name_;
