@@ -13,7 +13,7 @@ RopeAxes wan_rope_axes(int head_dim) {
 }
 
 Tensor rope_table_3d(int64_t frames, int64_t height, int64_t width, RopeAxes axes,
-                     double theta, int64_t first, int64_t count) {
+                     double theta, int64_t first, int64_t count, std::array<int64_t, 3> offset) {
   const int half = (axes.frame + axes.height + axes.width) / 2;
   if (first < 0 || first + count > frames * height * width)
     fail("RoPE table range [", first, ", ", first + count, ") outside a grid of ",
@@ -23,7 +23,8 @@ Tensor rope_table_3d(int64_t frames, int64_t height, int64_t width, RopeAxes axe
   const int axis_dims[3] = {axes.frame, axes.height, axes.width};
   for (int64_t t = 0; t < count; ++t) {
     int64_t idx = first + t;
-    const int64_t pos[3] = {idx / (height * width), (idx / width) % height, idx % width};
+    const int64_t pos[3] = {offset[0] + idx / (height * width), offset[1] + (idx / width) % height,
+                            offset[2] + idx % width};
     int pair = 0;
     for (int a = 0; a < 3; ++a) {
       for (int k = 0; k < axis_dims[a] / 2; ++k, ++pair) {

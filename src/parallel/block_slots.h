@@ -10,12 +10,6 @@
 
 namespace raylight {
 
-// "blocks.<i>.<rest>" -> i; any other weight name -> -1.
-inline int block_index(const std::string& name) {
-  if (name.rfind("blocks.", 0) != 0) return -1;
-  return std::stoi(name.substr(7, name.find('.', 7) - 7));
-}
-
 // Slot: `int block` (-1: empty), `bool in_use`, and `void wait()` (its fill has landed).
 template <typename Slot>
 class BlockSlots {

@@ -7,12 +7,12 @@
 
 namespace raylight {
 
-OffloadWeights::OffloadWeights(std::unique_ptr<WeightStore> source, Backend& backend)
+OffloadWeights::OffloadWeights(std::unique_ptr<WeightStore> source, const BlockOf& block_of, Backend& backend)
     : source_(std::move(source)) {
   bind(backend);
   std::map<int, size_t> pack_size;
   for (const auto& name : source_->names()) {
-    const int block = block_index(name);
+    const int block = block_of(name);
     if (block < 0) continue;
     Stored s = source_->stored(name);
     if (!s.bytes.is_contiguous()) fail("weight ", name, " is not stored contiguously");

@@ -19,7 +19,7 @@ namespace raylight {
 
 class OffloadWeights final : public WeightStore {
  public:
-  OffloadWeights(std::unique_ptr<WeightStore> source, Backend& backend);
+  OffloadWeights(std::unique_ptr<WeightStore> source, const BlockOf& block_of, Backend& backend);
   ~OffloadWeights() override;
   bool has(const std::string& name) const override { return source_->has(name); }
   Shape shape(const std::string& name) const override { return source_->shape(name); }

@@ -2,9 +2,20 @@
 // through it; the layer decides which tokens live in this process, applies rotary
 // embeddings for exactly those tokens, and runs attention locally or across processes
 // (Ulysses, Ring, USP). Padding added to split a sequence is masked here, never in models.
+//
+// A sequence is one or more segments attended jointly: Wan has one (the video tokens);
+// Flux, Qwen-Image and HunyuanVideo attend over text + image tokens, Kontext adds reference
+// images. Each segment is split over the ranks on its own (every rank holds its share of the
+// text and its share of the image), so a model that runs different weights on different
+// segments (double-stream blocks) finds its local rows of each segment together. The local
+// rows of a rank are its chunks of the segments in segment order; self-attention takes q,
+// k, v in that order. Segments carry their own RoPE positions: a 3-D grid with offsets, or
+// none (identity rotation: Flux's text ids are 0, HunyuanVideo does not rotate text).
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <vector>
 
 #include "backend/backend.h"
 #include "backend/rope_table.h"
@@ -14,18 +25,44 @@ namespace raylight {
 struct TokenGrid {
   int64_t frames = 0, height = 0, width = 0;
   int64_t tokens() const { return frames * height * width; }
+  bool operator==(const TokenGrid&) const = default;
+};
+
+// A run of tokens in the joint sequence.
+struct SequenceSegment {
+  int64_t tokens = 0;
+  bool rotated = false;                  // RoPE from `grid` (else the identity rotation)
+  TokenGrid grid;                        // rotated: grid.tokens() == tokens, row-major order
+  std::array<int64_t, 3> offset{0, 0, 0};  // positions start here on each axis
+  bool operator==(const SequenceSegment&) const = default;
+};
+
+struct SequenceLayout {
+  std::vector<SequenceSegment> segments;
+  RopeAxes axes{0, 0, 0};
+  double rope_theta = 10000.0;
+  // One rotated segment: a video's tokens.
+  static SequenceLayout single(const TokenGrid& grid, RopeAxes axes, double rope_theta);
+  int64_t tokens() const;
+  bool operator==(const SequenceLayout& o) const {
+    return segments == o.segments && axes.frame == o.axes.frame && axes.height == o.axes.height &&
+           axes.width == o.axes.width && rope_theta == o.rope_theta;
+  }
 };
 
 class SequenceAttention {
  public:
   virtual ~SequenceAttention() = default;
-  // Starts a forward over `grid` tokens whose heads have `head_dim` channels.
-  virtual void prepare(const TokenGrid& grid, RopeAxes axes, double rope_theta) = 0;
-  // Full sequence [tokens, features] in, the rows this process computes out.
-  virtual Tensor scatter_tokens(const Tensor& tokens) = 0;
-  // The inverse: this process's rows in, the full sequence out.
-  virtual Tensor gather_tokens(const Tensor& local) = 0;
-  // Self-attention over the whole sequence with 3-D RoPE on q and k; q, k, v [local, H, D].
+  // Starts a forward over `layout` (a repeated layout costs nothing).
+  virtual void prepare(const SequenceLayout& layout) = 0;
+  // A whole segment [tokens, features] in, the rows of it this process computes out.
+  virtual Tensor scatter_tokens(const Tensor& tokens, int segment = 0) = 0;
+  // The inverse: this process's rows of a segment in, the whole segment out.
+  virtual Tensor gather_tokens(const Tensor& local, int segment = 0) = 0;
+  // Rows of `segment` this process holds (padding included).
+  virtual int64_t local_rows(int segment = 0) const = 0;
+  // Self-attention over the whole joint sequence with RoPE on q and k; q, k, v hold this
+  // process's rows of every segment, in segment order: [local rows, heads, head_dim].
   virtual Tensor self_attention(Tensor q, Tensor k, const Tensor& v) = 0;
   // Attention of local queries to a context every process holds in full.
   virtual Tensor cross_attention(const Tensor& q, const Tensor& k, const Tensor& v) = 0;

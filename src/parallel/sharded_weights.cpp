@@ -14,8 +14,8 @@ ShardRange shard_range(size_t bytes, int ranks, int rank) {
   return r;
 }
 
-ShardedWeights::ShardedWeights(const WeightStore& source, Communicator& group, Backend& backend,
-                               bool shards_on_host)
+ShardedWeights::ShardedWeights(const WeightStore& source, const BlockOf& block_of, Communicator& group,
+                               Backend& backend, bool shards_on_host)
     : group_(group), shards_on_host_(shards_on_host), metadata_(source.metadata()) {
   bind(backend);
   const int n = group.size(), me = group.rank();
@@ -23,7 +23,7 @@ ShardedWeights::ShardedWeights(const WeightStore& source, Communicator& group, B
   for (const auto& name : source.names()) {
     Stored s = source.stored(name);
     if (!s.bytes.is_contiguous()) fail("weight ", name, " is not stored contiguously");
-    Entry e{s.bytes.dtype(), s.bytes.shape(), s.scale, s.bytes.nbytes(), 0, block_index(name), 0};
+    Entry e{s.bytes.dtype(), s.bytes.shape(), s.scale, s.bytes.nbytes(), 0, block_of(name), 0};
     e.chunk = shard_range(e.bytes, n, me).chunk;
     Pack& pack = e.block >= 0 ? blocks_[e.block] : singles_[name];
     e.offset = pack.size;

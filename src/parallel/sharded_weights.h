@@ -39,8 +39,8 @@ class ShardedWeights final : public WeightStore {
   // `backend`'s memory, or into host memory when `shards_on_host` (offload). `group` must
   // move bytes of the backend's memory (NCCL on a GPU; on a GPU with shards on host its
   // started gathers must queue on the backend's transfer stream).
-  ShardedWeights(const WeightStore& source, Communicator& group, Backend& backend,
-                 bool shards_on_host = false);
+  ShardedWeights(const WeightStore& source, const BlockOf& block_of, Communicator& group,
+                 Backend& backend, bool shards_on_host = false);
   ~ShardedWeights() override;
 
   bool has(const std::string& name) const override { return entries_.count(name) != 0; }

@@ -7,6 +7,10 @@
 
 namespace raylight {
 
+int64_t UspAttention::Split::real(int64_t chunk) const {
+  return std::clamp<int64_t>(tokens - chunk * local, 0, local);
+}
+
 UspAttention::UspAttention(Backend& backend, Communicator& ulysses, Communicator& ring)
     : backend_(backend), ulysses_(ulysses), ring_(ring) {}
 
@@ -14,54 +18,89 @@ int64_t UspAttention::chunk_index() const {
   return static_cast<int64_t>(ring_.rank()) * ulysses_.size() + ulysses_.rank();
 }
 
-void UspAttention::prepare(const TokenGrid& grid, RopeAxes axes, double rope_theta) {
-  // Every step of a video has the same grid: the table is made once.
-  if (rope_.defined() && grid.frames == grid_.frames && grid.height == grid_.height &&
-      grid.width == grid_.width && rope_theta == theta_)
-    return;
-  grid_ = grid;
-  theta_ = rope_theta;
+const UspAttention::Split& UspAttention::split(int segment) const {
+  if (!prepared_) fail("sequence attention used before prepare()");
+  if (segment < 0 || segment >= static_cast<int>(splits_.size()))
+    fail("sequence segment ", segment, " does not exist (", splits_.size(), " prepared)");
+  return splits_[segment];
+}
+
+void UspAttention::prepare(const SequenceLayout& layout) {
+  // Every step of a sample has the same layout: the table is made once.
+  if (prepared_ && layout == layout_) return;
+  if (layout.segments.empty()) fail("a sequence needs at least one segment");
   const int64_t parts = static_cast<int64_t>(ulysses_.size()) * ring_.size();
-  tokens_ = grid.tokens();
-  local_ = (tokens_ + parts - 1) / parts;
-  const int64_t begin = chunk_index() * local_;
-  const int64_t real = std::clamp<int64_t>(tokens_ - begin, 0, local_);
-  // Rotations for this rank's real tokens; padding rows get the identity rotation.
-  const int64_t half = (axes.frame + axes.height + axes.width) / 2;
-  Tensor table = Tensor::empty({local_, half, 2});
+  const int64_t half = (layout.axes.frame + layout.axes.height + layout.axes.width) / 2;
+  std::vector<Split> splits;
+  int64_t local = 0;
+  for (const auto& s : layout.segments) {
+    if (s.tokens < 0 || (s.rotated && s.grid.tokens() != s.tokens))
+      fail("sequence segment of ", s.tokens, " tokens does not match its grid of ", s.grid.tokens());
+    splits.push_back({s.tokens, (s.tokens + parts - 1) / parts});
+    local += splits.back().local;
+  }
+  // Rotations for this rank's real tokens; padding rows and unrotated segments get the
+  // identity rotation.
+  Tensor table = Tensor::empty({local, half, 2});
   float* t = table.f32();
-  for (int64_t i = 0; i < local_ * half; ++i) {
+  for (int64_t i = 0; i < local * half; ++i) {
     t[2 * i] = 1.0f;
     t[2 * i + 1] = 0.0f;
   }
-  if (real > 0) {
-    Tensor part = rope_table_3d(grid.frames, grid.height, grid.width, axes, rope_theta, begin, real);
-    std::memcpy(t, part.f32(), part.nbytes());
+  const int64_t chunk = chunk_index();
+  int64_t row = 0;
+  for (size_t i = 0; i < splits.size(); ++i) {
+    const SequenceSegment& s = layout.segments[i];
+    const int64_t real = splits[i].real(chunk);
+    if (s.rotated && real > 0) {
+      Tensor part = rope_table_3d(s.grid.frames, s.grid.height, s.grid.width, layout.axes,
+                                  layout.rope_theta, chunk * splits[i].local, real, s.offset);
+      std::memcpy(t + row * half * 2, part.f32(), part.nbytes());
+    }
+    row += splits[i].local;
   }
+  // Padding before a real key in this rank's K/V block (after the all-to-all): then keys
+  // are moved to the front before attention.
+  padding_inside_ = false;
+  bool seen_padding = false;
+  for (int u = 0; u < ulysses_.size(); ++u)
+    for (const Split& sp : splits) {
+      const int64_t real = sp.real(static_cast<int64_t>(ring_.rank()) * ulysses_.size() + u);
+      if (real > 0 && seen_padding) padding_inside_ = true;
+      if (real < sp.local) seen_padding = true;
+    }
+  layout_ = layout;
+  splits_ = std::move(splits);
+  local_ = local;
   // Kept as host fp32: backends take it from there at full precision (a GPU backend copies
   // it to the device once), rather than rounded to the activation dtype by upload().
   rope_ = table;
+  prepared_ = true;
 }
 
-Tensor UspAttention::scatter_tokens(const Tensor& tokens) {
-  if (tokens.dim(0) != tokens_)
-    fail("scatter_tokens: ", tokens.dim(0), " tokens, prepared for ", tokens_);
-  const int64_t begin = chunk_index() * local_;
-  const int64_t real = std::clamp<int64_t>(tokens_ - begin, 0, local_);
-  Tensor pad = real < local_ ? backend_.upload(Tensor::zeros({local_ - real, tokens.dim(1)})) : Tensor();
+int64_t UspAttention::local_rows(int segment) const { return split(segment).local; }
+
+Tensor UspAttention::scatter_tokens(const Tensor& tokens, int segment) {
+  const Split& sp = split(segment);
+  if (tokens.dim(0) != sp.tokens)
+    fail("scatter_tokens: ", tokens.dim(0), " tokens, prepared for ", sp.tokens, " in segment ", segment);
+  const int64_t begin = chunk_index() * sp.local;
+  const int64_t real = sp.real(chunk_index());
+  Tensor pad = real < sp.local ? backend_.upload(Tensor::zeros({sp.local - real, tokens.dim(1)})) : Tensor();
   if (real == 0) return pad;
   Tensor mine = tokens.slice_rows(begin, begin + real);
-  return real < local_ ? backend_.concat_rows(mine, pad) : backend_.copy(mine);
+  return real < sp.local ? backend_.concat_rows(mine, pad) : backend_.copy(mine);
 }
 
-Tensor UspAttention::gather_tokens(const Tensor& local) {
-  if (local.dim(0) != local_) fail("gather_tokens: ", local.dim(0), " rows, expected ", local_);
+Tensor UspAttention::gather_tokens(const Tensor& local, int segment) {
+  const Split& sp = split(segment);
+  if (local.dim(0) != sp.local) fail("gather_tokens: ", local.dim(0), " rows, expected ", sp.local);
   // Groups of one are skipped rather than copied through: their communicator works on host
   // memory, and these tensors may live on a GPU.
   // Ulysses groups first (chunks of one ring position are adjacent), then the ring.
   Tensor group = local;
   if (ulysses_.size() > 1) {
-    group = backend_.empty({ulysses_.size() * local_, local.dim(1)});
+    group = backend_.empty({ulysses_.size() * sp.local, local.dim(1)});
     ulysses_.all_gather(local.raw(), group.raw(), local.nbytes());
   }
   Tensor all = group;
@@ -69,7 +108,7 @@ Tensor UspAttention::gather_tokens(const Tensor& local) {
     all = backend_.empty({ring_.size() * group.dim(0), local.dim(1)});
     ring_.all_gather(group.raw(), all.raw(), group.nbytes());
   }
-  return all.slice_rows(0, tokens_);
+  return all.slice_rows(0, sp.tokens);
 }
 
 Tensor UspAttention::heads_to_sequence(const Tensor& x) {
@@ -90,12 +129,36 @@ Tensor UspAttention::sequence_to_heads(const Tensor& x, int64_t heads) {
   return backend_.swap_leading(back).reshape({L, heads, D});  // [L, n, H/n*D]
 }
 
-Tensor UspAttention::ring_attention(const Tensor& q, const Tensor& k, const Tensor& v) {
+int64_t UspAttention::valid_keys(int owner) const {
+  int64_t n = 0;
+  for (int u = 0; u < ulysses_.size(); ++u)
+    for (const Split& sp : splits_) n += sp.real(static_cast<int64_t>(owner) * ulysses_.size() + u);
+  return n;
+}
+
+Tensor UspAttention::valid_first(const Tensor& x) const {
+  const int64_t rows = x.dim(0), width = x.numel() / std::max<int64_t>(rows, 1);
+  const Tensor flat = x.reshape({rows, width});
+  std::vector<Tensor> real, padding;
+  int64_t row = 0;
+  for (int u = 0; u < ulysses_.size(); ++u)
+    for (const Split& sp : splits_) {
+      const int64_t n = sp.real(static_cast<int64_t>(ring_.rank()) * ulysses_.size() + u);
+      if (n > 0) real.push_back(flat.slice_rows(row, row + n));
+      if (n < sp.local) padding.push_back(flat.slice_rows(row + n, row + sp.local));
+      row += sp.local;
+    }
+  real.insert(real.end(), padding.begin(), padding.end());
+  Tensor out = real[0];
+  for (size_t i = 1; i < real.size(); ++i) out = backend_.concat_rows(out, real[i]);
+  return out.reshape(x.shape());
+}
+
+Tensor UspAttention::ring_attention(const Tensor& q, const Tensor& k_in, const Tensor& v_in) {
+  const Tensor k = padding_inside_ ? valid_first(k_in) : k_in;
+  const Tensor v = padding_inside_ ? valid_first(v_in) : v_in;
   const int64_t block = k.dim(0), H = k.dim(1), D = k.dim(2);
   const int r = ring_.size(), me = ring_.rank();
-  auto valid_keys = [&](int owner) {
-    return std::clamp<int64_t>(tokens_ - static_cast<int64_t>(owner) * block, 0, block);
-  };
   if (r == 1) return backend_.attention(q, k, v, valid_keys(0), nullptr);
 
   // K and V travel together as one buffer; two buffers alternate between compute and receive.
@@ -129,6 +192,9 @@ Tensor UspAttention::ring_attention(const Tensor& q, const Tensor& k, const Tens
 }
 
 Tensor UspAttention::self_attention(Tensor q, Tensor k, const Tensor& v) {
+  if (!prepared_) fail("sequence attention used before prepare()");
+  if (q.dim(0) != local_ || k.dim(0) != local_ || v.dim(0) != local_)
+    fail("self_attention: ", q.dim(0), " local rows, prepared for ", local_);
   backend_.apply_rope(q, rope_);
   backend_.apply_rope(k, rope_);
   const int64_t heads = q.dim(1);

@@ -7,6 +7,18 @@
 
 namespace raylight {
 
+int numbered_block(const std::string& weight, const std::string& prefix, int first) {
+  if (weight.compare(0, prefix.size(), prefix) != 0) return -1;
+  const size_t end = weight.find('.', prefix.size());
+  if (end == std::string::npos || end == prefix.size() || end - prefix.size() > 6) return -1;
+  int n = 0;
+  for (size_t i = prefix.size(); i < end; ++i) {
+    if (weight[i] < '0' || weight[i] > '9') return -1;
+    n = n * 10 + (weight[i] - '0');
+  }
+  return first + n;
+}
+
 Backend& WeightStore::backend() const {
   if (!backend_) fail("weights were used before a backend was bound to them");
   return *backend_;

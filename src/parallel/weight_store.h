@@ -5,6 +5,7 @@
 // into compute-ready weights (fp32 on the CPU; bf16 or fp8 with a scale on a GPU).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -13,6 +14,12 @@
 #include "core/tensor.h"
 
 namespace raylight {
+
+// Which transformer block a weight belongs to (-1: outside the blocks). The family knows
+// (DenoiserSpec::block_of); stores that move one block at a time (FSDP, offload) ask it.
+using BlockOf = std::function<int(const std::string& weight)>;
+// "<prefix><i>.<rest>" -> i + first; any other name -> -1 (also when <i> is not a number).
+int numbered_block(const std::string& weight, const std::string& prefix, int first = 0);
 
 class WeightStore {
  public:

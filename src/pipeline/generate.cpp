@@ -1,17 +1,15 @@
 #include "pipeline/generate.h"
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
-#include <vector>
 
 #include "core/error.h"
 #include "dist/runtime.h"
 #include "io/video/video_format.h"
 #include "io/video/video_writer.h"
-#include "models/t5/umt5_encoder.h"
-#include "models/vae/wan_vae.h"
+#include "models/registry.h"
 
 namespace raylight {
 namespace fs = std::filesystem;
@@ -22,109 +20,140 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// The .safetensors files in `dir` whose names contain every one of `parts` (lower case).
-std::vector<std::string> candidates(const fs::path& dir, const std::vector<std::string>& parts) {
-  std::vector<std::string> out;
-  if (!fs::is_directory(dir)) return out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    std::string name = e.path().filename().string();
-    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (e.path().extension() != ".safetensors") continue;
-    bool all = true;
-    for (const auto& p : parts) all = all && name.find(p) != std::string::npos;
-    if (all) out.push_back(e.path().string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-std::string pick(const fs::path& dir, const std::vector<std::string>& parts, const char* what,
-                 const char* flag) {
-  auto found = candidates(dir, parts);
-  if (found.size() == 1) return found[0];
-  std::string list;
-  for (const auto& f : found) list += "\n  " + f;
-  if (found.empty())
-    fail("no ", what, " found in ", dir.string(), " (looked for *", parts[0], "*.safetensors); pass ", flag);
-  fail("several ", what, " files in ", dir.string(), ", choose one with ", flag, ":", list);
+// The input of `spec` that a part's output `name` feeds, or null.
+const ConditioningInput* input_named(const std::vector<ConditioningInput>& inputs, const std::string& name) {
+  for (const auto& in : inputs)
+    if (in.name == name) return &in;
+  return nullptr;
 }
 
 }  // namespace
 
-GenerateFiles find_comfyui_files(const std::string& root, GenerateFiles f, bool model_given,
-                                 bool encoder_given, bool vae_given) {
-  const fs::path models = fs::path(root) / "models";
-  if (!fs::is_directory(models)) fail("--comfyui-dir ", root, " has no models/ folder");
-  if (!model_given) f.model = pick(models / "diffusion_models", {"wan2.1", "t2v"}, "Wan 2.1 T2V model", "--model");
-  if (!encoder_given) f.text_encoder = pick(models / "text_encoders", {"umt5"}, "umT5 text encoder", "--text-encoder");
-  if (!vae_given) f.vae = pick(models / "vae", {"wan", "vae"}, "Wan VAE", "--vae");
-  return f;
+Generator::Generator(const DenoiserSpec& spec, const std::string& model, Backend& backend, const PartFiles& files) {
+  const std::vector<ConditioningInput> inputs = spec.conditioning_inputs();
+  size_t next_encoder = 0;
+  std::vector<std::string> made;  // conditioning names the parts make
+  for (const PartSlot& slot : spec.parts()) {
+    if (slot.kind == PartKind::TextEncoder) {
+      if (next_encoder >= files.text_encoders.size() || files.text_encoders[next_encoder].empty())
+        fail(model, " needs a ", slot.what, " (--text-encoder FILE)");
+      const std::string& file = files.text_encoders[next_encoder++];
+      encoders_.push_back(make_text_encoder(open_store(file, PartKind::TextEncoder), backend, file, files.tokenizer));
+      for (const auto& [name, width] : encoders_.back()->outputs()) {
+        const ConditioningInput* in = input_named(inputs, name);
+        if (!in) fail("text encoder ", file, " makes '", name, "', which the DiT ", model, " does not read");
+        if (in->width && in->width != width)
+          fail("text encoder ", file, " outputs ", width, " features but the DiT ", model, " reads ", in->width,
+               " ('", name, "')");
+        made.push_back(name);
+      }
+    } else if (slot.kind == PartKind::LatentCodec) {
+      if (files.codec.empty()) fail(model, " needs a ", slot.what, " (--vae FILE)");
+      codec_ = make_latent_codec(open_store(files.codec, PartKind::LatentCodec), backend, files.codec);
+      const int64_t channels = spec.latent_format().channels;
+      if (codec_->latent_channels() != channels)
+        fail("VAE ", files.codec, " has ", codec_->latent_channels(), " latent channels but the DiT ", model,
+             " makes ", channels);
+    }
+  }
+  if (next_encoder < files.text_encoders.size())
+    fail(model, " takes ", next_encoder, " text encoder(s); ", files.text_encoders.size(), " were given");
+  if (!codec_) fail(model, " has no VAE to decode its latents with");
+  std::string missing;
+  for (const auto& in : inputs)
+    if (in.required && std::find(made.begin(), made.end(), in.name) == made.end())
+      missing += (missing.empty() ? "" : ", ") + in.name;
+  if (!missing.empty())
+    fail("generate makes its inputs from a prompt; ", model, " (", spec.variant(), ") also needs ", missing,
+         " (an image-to-video model?)");
 }
-
-struct Generator::Parts {
-  std::unique_ptr<UMT5Encoder> encoder;
-  std::unique_ptr<WanVae> vae;
-};
 
 Generator::~Generator() = default;
 
-Generator::Generator(const GenerateFiles& files, const ParallelLayout& layout, BackendChoice device,
-                     WeightPlacement placement)
-    : parts_(std::make_unique<Parts>()) {
-  const auto t0 = std::chrono::steady_clock::now();
-  for (const auto* path : {&files.model, &files.text_encoder, &files.vae})
-    if (*path != "tiny" && !fs::exists(*path)) fail("file ", *path, " does not exist");
-  wan_ = load_wan(files.model, layout, device, placement);
-  parts_->encoder = UMT5Encoder::load(files.text_encoder, *wan_.backend, files.tokenizer);
-  parts_->vae = WanVae::load(files.vae, *wan_.backend);
-  const WanConfig& dit = wan_.model->config();
-  if (dit.image_to_video())
-    fail("generate makes text-to-video; ", files.model, " is an image-to-video model");
-  if (!parts_->encoder->has_tokenizer())
-    fail("text encoder ", files.text_encoder, " has no spiece_model tensor; pass --tokenizer FILE.model");
-  if (parts_->encoder->config().d_model != dit.text_dim)
-    fail("text encoder ", files.text_encoder, " outputs ", parts_->encoder->config().d_model,
-         " features but the DiT ", files.model, " reads ", dit.text_dim);
-  if (parts_->vae->config().z_dim != dit.out_dim)
-    fail("VAE ", files.vae, " has ", parts_->vae->config().z_dim, " latent channels but the DiT ",
-         files.model, " makes ", dit.out_dim);
-  load_s_ = seconds_since(t0);
+Conditioning Generator::encode(const std::string& prompt) {
+  Conditioning c;
+  for (auto& e : encoders_)
+    for (auto& [name, t] : e->encode(prompt)) c[name] = t;
+  return c;
 }
 
-GenerateTimings Generator::run(const std::string& prompt, const std::string& negative,
-                               const SampleOptions& opts, const std::string& out, double fps,
-                               const StepCallback& on_step) {
-  video::video_format_of(out);  // an unsupported extension fails before any work
-  wan_latent_shape(wan_.model->config(), opts);
+Tensor Generator::decode(const Tensor& latent) { return codec_->decode(latent); }
+
+void Generator::write(const Tensor& latent, const std::string& path, double fps) {
+  write_video(path, decode(latent), fps);
+}
+
+void check_output_path(const std::string& path) { video::video_format_of(path); }
+
+void broadcast_conditioning(Communicator& group, Conditioning& c, int root) {
+  if (group.size() == 1) return;
+  // Count, then per tensor: name, shape, fp32 values.
+  uint64_t count = c.size();
+  group.broadcast(&count, sizeof count, root);
+  auto it = c.begin();
+  Conditioning received;
+  for (uint64_t i = 0; i < count; ++i) {
+    const bool mine = group.rank() == root;
+    std::string name = mine ? it->first : std::string();
+    Tensor t = mine ? it->second.to_f32() : Tensor();
+    uint64_t len = name.size();
+    group.broadcast(&len, sizeof len, root);
+    name.resize(len);
+    group.broadcast(name.data(), len, root);
+    uint64_t ndim = mine ? t.shape().size() : 0;
+    group.broadcast(&ndim, sizeof ndim, root);
+    Shape shape(ndim);
+    if (mine) shape = t.shape();
+    group.broadcast(shape.data(), ndim * sizeof(int64_t), root);
+    if (!mine) t = Tensor::empty(shape);
+    group.broadcast(t.raw(), t.nbytes(), root);
+    received[name] = t;
+    if (mine) ++it;
+  }
+  c = std::move(received);
+}
+
+GenerateTimings generate(LoadedModel& model, Generator* parts, const GenerateRequest& r, const StepCallback& on_step) {
+  check_output_path(r.out);
+  const DenoiserSpec& spec = *model.spec;
+  spec.latent_shape(r.options.size);  // a size that does not fit fails before any work
+  const bool lead = Runtime::world_rank() == 0;
+  if (lead && !parts) fail("generate: rank 0 needs the text encoders and the VAE");
   GenerateTimings t;
-  t.load_s = load_s_;
   auto t0 = std::chrono::steady_clock::now();
-  Tensor context = parts_->encoder->encode_prompt(prompt);
-  Tensor negative_context = opts.cfg != 1.0 ? parts_->encoder->encode_prompt(negative) : Tensor();
+  const bool guided = r.options.cfg != 1.0;
+  Conditioning positive, negative;
+  if (lead) {
+    positive = parts->encode(r.prompt);
+    if (guided) negative = parts->encode(r.negative_prompt);
+  }
+  broadcast_conditioning(*model.groups.world, positive);
+  if (guided) broadcast_conditioning(*model.groups.world, negative);
   t.encode_s = seconds_since(t0);
 
   t0 = std::chrono::steady_clock::now();
-  Tensor latent = sample_wan_latents(*wan_.model, context, negative_context, opts, on_step,
-                                     {wan_.groups.cfg.get(), wan_.groups.dp.get()});
+  const int64_t seeds = model.groups.layout.dp;
+  const SampleJob job = make_sample_job(spec, r.options, positive, negative, seeds);
+  SampleHooks hooks;
+  if (on_step) hooks.after_step = [&](int done, int total) { on_step(done, total); };
+  Tensor latent = run_sample_job(model, job, hooks);
   t.sample_s = seconds_since(t0);
-  if (Runtime::world_rank() != 0) return t;
+  if (!lead) return t;
 
   // Data parallel gives one latent per seed: each becomes its own file, out_<i>.ext.
-  const int64_t videos = latent.ndim() == 5 ? latent.dim(0) : 1;
-  const Shape one = latent.ndim() == 5 ? Shape(latent.shape().begin() + 1, latent.shape().end())
-                                       : latent.shape();
-  for (int64_t i = 0; i < videos; ++i) {
-    Tensor lat = videos == 1 ? latent : latent.reshape({videos, -1}).slice_rows(i, i + 1).reshape(one);
-    t0 = std::chrono::steady_clock::now();
-    Tensor video = parts_->vae->decode(lat);
-    t.decode_s += seconds_since(t0);
-    std::string path = out;
-    if (videos > 1) {
-      const fs::path p(out);
+  const int64_t n = shape_numel(job.item_shape);
+  for (int64_t i = 0; i < seeds; ++i) {
+    Tensor item = seeds == 1 ? latent : latent.reshape({seeds, n}).slice_rows(i, i + 1).reshape(job.item_shape);
+    std::string path = r.out;
+    if (seeds > 1) {
+      const fs::path p(r.out);
       path = (p.parent_path() / (p.stem().string() + "_" + std::to_string(i) + p.extension().string())).string();
     }
     t0 = std::chrono::steady_clock::now();
-    write_video(path, video, fps);
+    Tensor pixels = parts->decode(item);
+    t.decode_s += seconds_since(t0);
+    t0 = std::chrono::steady_clock::now();
+    write_video(path, pixels, r.fps);
     t.write_s += seconds_since(t0);
   }
   return t;

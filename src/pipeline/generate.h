@@ -1,52 +1,67 @@
-// Prompt -> video: umT5 encodes the prompts, the Wan DiT samples latents (with the rank
-// groups of the loaded model), the Wan VAE decodes them, and the video is written. Every
-// file is opened and checked against the others before any minutes of work start.
+// Prompt -> picture or video, on a loaded model of any family: the family's text encoders
+// turn the prompts into conditioning, the one sampling path (sample_job.h) samples, the
+// family's latent codec decodes, and the file is written. Rank 0 holds the encoders and the
+// codec (a Generator); the other ranks receive the conditioning and take part in sampling.
+// Every part is opened and checked against the denoiser before any minutes of work start.
+// `raylight generate` runs generate(); the server runs the same pieces between its phases.
 #pragma once
 
-#include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
-#include "pipeline/sample_latents.h"
-#include "pipeline/wan_loader.h"
+#include "dist/communicator.h"
+#include "models/family.h"
+#include "pipeline/model_loader.h"
+#include "pipeline/sample_job.h"
 
 namespace raylight {
 
-struct GenerateFiles {
-  std::string model = "tiny";         // Wan DiT, or "tiny"
-  std::string text_encoder = "tiny";  // umT5 safetensors, or "tiny"
-  std::string tokenizer;              // optional SentencePiece .model (else spiece_model)
-  std::string vae = "tiny";           // Wan 2.1 VAE, or "tiny"
-};
-
-// Finds the usual files under a ComfyUI folder (models/diffusion_models, models/text_encoders,
-// models/vae); an entry already set by the user (not "tiny") is kept. Errors list what was
-// found when a choice is ambiguous or missing.
-GenerateFiles find_comfyui_files(const std::string& comfyui_dir, GenerateFiles given,
-                                 bool model_given, bool encoder_given, bool vae_given);
-
-struct GenerateTimings {
-  double load_s = 0, encode_s = 0, sample_s = 0, decode_s = 0, write_s = 0;
+// The files of the parts besides the denoiser (paths or embedded names like "tiny").
+struct PartFiles {
+  std::vector<std::string> text_encoders;  // one per text-encoder slot of the family, in order
+  std::string tokenizer;                   // optional, for a text encoder without one inside
+  std::string codec;
 };
 
 class Generator {
  public:
-  // Loads and cross-checks everything (every rank must call it: it makes rank groups).
-  Generator(const GenerateFiles& files, const ParallelLayout& layout, BackendChoice device,
-            WeightPlacement placement);
+  // Opens and checks the parts `spec` needs on `backend`; `model` names the denoiser in
+  // messages. Errors name the file at fault and what does not fit.
+  Generator(const DenoiserSpec& spec, const std::string& model, Backend& backend, const PartFiles& files);
   ~Generator();
-  const LoadedWan& wan() const { return wan_; }
-  LoadedWan& wan() { return wan_; }
-  // Runs the whole job; on rank 0 writes `out` (format from its extension) and returns
-  // the timings; other ranks take part in sampling and return.
-  GenerateTimings run(const std::string& prompt, const std::string& negative_prompt,
-                      const SampleOptions& opts, const std::string& out, double fps,
-                      const StepCallback& on_step = {});
+  // One prompt's conditioning tensors, from every text encoder.
+  Conditioning encode(const std::string& prompt);
+  // A latent item -> pixels in [-1, 1], [3, F, H, W] (or [3, H, W]).
+  Tensor decode(const Tensor& latent);
+  // decode() and the file at `path` (format from its extension), written whole or not at all.
+  void write(const Tensor& latent, const std::string& path, double fps);
 
  private:
-  struct Parts;
-  LoadedWan wan_;
-  std::unique_ptr<Parts> parts_;
-  double load_s_ = 0;
+  std::vector<std::unique_ptr<TextEncoder>> encoders_;
+  std::unique_ptr<LatentCodec> codec_;
 };
+
+// Fails unless `path` has an output format this build writes (before any work).
+void check_output_path(const std::string& path);
+
+// The root's conditioning on every rank of `group` (fp32 host tensors).
+void broadcast_conditioning(Communicator& group, Conditioning& conditioning, int root = 0);
+
+struct GenerateRequest {
+  std::string prompt, negative_prompt;
+  SampleOptions options;
+  std::string out;
+  double fps = 16.0;
+};
+
+struct GenerateTimings {
+  double encode_s = 0, sample_s = 0, decode_s = 0, write_s = 0;
+};
+
+// The whole job; every rank calls it, rank 0 with its Generator (others pass null). With
+// data parallel each seed's output is its own file, out_<i>.ext.
+GenerateTimings generate(LoadedModel& model, Generator* parts, const GenerateRequest& request,
+                         const StepCallback& on_step = {});
 
 }  // namespace raylight

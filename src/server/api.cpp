@@ -179,7 +179,7 @@ HttpResponse Api::sample(HttpRequest& req) {
     auto model = state_.model();
     if (!board_.model_change_queued()) {
       if (!model) return error_response(409, "no model is loaded; load one first (POST /v1/models/load)");
-      check_layout(plan_sample(in, model->plan.config, model->plan.model == "tiny"), model->plan.layout);
+      check_layout(plan_sample(in, *model->plan.spec), model->plan.layout);
     }
   } catch (const Error& e) {
     return error_response(400, e.what());
@@ -194,7 +194,7 @@ HttpResponse Api::generate(HttpRequest& req) {
     auto model = state_.model();
     if (!model) return error_response(409, "no model is loaded; load one first (POST /v1/models/load)");
     try {
-      parse_generate_request(j, model->plan.config, model->plan.model == "tiny");
+      parse_generate_request(j, *model->plan.spec);
     } catch (const Error& e) {
       return error_response(400, e.what());
     }

@@ -6,9 +6,7 @@
 #include <filesystem>
 
 #include "core/error.h"
-#include "io/checkpoint.h"
-#include "models/wan/wan_tiny.h"
-#include "parallel/checkpoint_weights.h"
+#include "models/registry.h"
 
 namespace raylight::server {
 namespace {
@@ -37,27 +35,27 @@ size_t memory_limit(const nlohmann::json& j, const char* name) {
   return static_cast<size_t>(it->get<double>() * 1073741824.0);
 }
 
-WanConfig peek_config(const std::string& model) {
-  if (model == "tiny") return wan_tiny_config();
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(model, ec))
-    fail("model file ", model, " does not exist or is not a file (\"tiny\" is the embedded model)");
-  CheckpointWeights weights(Checkpoint::open(model));
-  if (!looks_like_wan(weights))
-    fail("model ", model, " is not a Wan 2.1 DiT checkpoint (no patch_embedding / blocks tensors)");
-  return detect_wan_config(weights);
+nlohmann::json latent_format_json(const LatentFormat& f) {
+  nlohmann::json j = {{"comfyui", f.comfyui_name},
+                      {"channels", f.channels},
+                      {"item_dims", f.item_rank},
+                      {"scale_factor", f.scale_factor},
+                      {"shift_factor", f.shift_factor}};
+  j["mean"] = f.mean.empty() ? nlohmann::json(nullptr) : nlohmann::json(f.mean);
+  j["std"] = f.std.empty() ? nlohmann::json(nullptr) : nlohmann::json(f.std);
+  return j;
 }
 
 }  // namespace
 
 LoadPlan plan_load(const nlohmann::json& j, int world) {
   if (!j.is_object()) fail("a load request is a JSON object like {\"model\": \"tiny\"}");
-  static const char* known[] = {"model", "ulysses", "ring", "cfg_parallel", "dp", "fsdp", "offload",
+  static const char* known[] = {"model", "variant", "ulysses", "ring", "cfg_parallel", "dp", "fsdp", "offload",
                                 "gpu_memory_limit_gib"};
   for (const auto& [k, v] : j.items()) {
     (void)v;
     if (std::find(std::begin(known), std::end(known), k) == std::end(known))
-      fail("unknown field \"", k, "\" in the load request (known: model, ulysses, ring, cfg_parallel, dp, "
+      fail("unknown field \"", k, "\" in the load request (known: model, variant, ulysses, ring, cfg_parallel, dp, "
            "fsdp, offload, gpu_memory_limit_gib)");
   }
   auto m = j.find("model");
@@ -65,6 +63,10 @@ LoadPlan plan_load(const nlohmann::json& j, int world) {
     fail("\"model\" must name a checkpoint file or \"tiny\"");
   LoadPlan p;
   p.model = m->get<std::string>();
+  if (auto v = j.find("variant"); v != j.end() && !v->is_null()) {
+    if (!v->is_string()) fail("\"variant\" must be a string, got ", v->dump());
+    p.variant = v->get<std::string>();
+  }
   p.layout.cfg = flag(j, "cfg_parallel") ? 2 : 1;
   p.layout.dp = degree(j, "dp", 1);
   p.layout.ring = degree(j, "ring", 1);
@@ -78,21 +80,33 @@ LoadPlan plan_load(const nlohmann::json& j, int world) {
   p.placement.fsdp = flag(j, "fsdp");
   p.placement.offload = flag(j, "offload");
   p.placement.gpu_memory_limit = memory_limit(j, "gpu_memory_limit_gib");
-  p.config = peek_config(p.model);
-  p.layout = resolve_layout(p.layout, world, p.config.num_heads);
-  validate_layout(p.layout, world, p.config.num_heads);
+  p.spec = denoiser_spec(*open_store(p.model, PartKind::Denoiser), p.model, p.variant);
+  p.layout = resolve_layout(p.layout, world, p.spec->attention_heads());
+  validate_layout(p.layout, world, p.spec->attention_heads());
   return p;
 }
 
 nlohmann::json describe_model(const LoadPlan& p, const std::string& backend) {
-  const WanConfig& c = p.config;
+  const DenoiserSpec& s = *p.spec;
+  nlohmann::json inputs = nlohmann::json::array();
+  for (const auto& in : s.conditioning_inputs())
+    inputs.push_back({{"name", in.name},
+                      {"per_prompt", in.per_prompt},
+                      {"negative_name", in.per_prompt ? nlohmann::json(negative_name(in.name)) : nlohmann::json(nullptr)},
+                      {"required", in.required},
+                      {"width", in.width},
+                      {"shape", in.shape}});
+  const SamplingDefaults d = s.defaults();
   return {{"model", p.model},
-          {"variant", c.variant()},
-          {"image_to_video", c.image_to_video()},
-          {"heads", c.num_heads},
-          {"text_dim", c.text_dim},
-          {"text_len", c.text_len},
-          {"latent_channels", c.out_dim},
+          {"family", s.family()},
+          {"variant", s.variant()},
+          {"heads", s.attention_heads()},
+          {"conditioning", inputs},
+          {"latent_channels", s.latent_format().channels},
+          {"latent_format", latent_format_json(s.latent_format())},
+          {"defaults",
+           {{"width", d.width}, {"height", d.height}, {"frames", d.frames}, {"steps", d.steps}, {"cfg", d.cfg},
+            {"shift", d.shift}, {"sampler", sampler_name(d.sampler)}, {"fps", d.fps}}},
           {"layout",
            {{"ulysses", p.layout.ulysses},
             {"ring", p.layout.ring},

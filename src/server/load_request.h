@@ -4,9 +4,10 @@
 // placement (FSDP, offload). The same checks run in the HTTP thread (to answer 400 before
 // anything changes) and on every rank before it unloads the current model.
 //
-// JSON: {"model": "tiny" | "/path/to/wan.safetensors", "ulysses": N, "ring": N,
-//        "cfg_parallel": bool, "dp": N, "fsdp": bool, "offload": bool,
-//        "gpu_memory_limit_gib": number (a cap on each rank's GPU memory, as --gpu-memory-limit)}
+// JSON: {"model": "tiny" | "/path/to/dit.safetensors", "variant": NAME (where tensors cannot
+//        tell), "ulysses": N, "ring": N, "cfg_parallel": bool, "dp": N, "fsdp": bool,
+//        "offload": bool, "gpu_memory_limit_gib": number (a cap on each rank's GPU memory, as
+//        --gpu-memory-limit)}
 // Without "ulysses" and "ring" the loader splits the sequence itself (Ulysses as far as the
 // heads allow, Ring for the rest), as the command line does.
 #pragma once
@@ -15,23 +16,25 @@
 #include <string>
 
 #include "dist/mesh.h"
-#include "models/wan/wan_config.h"
-#include "pipeline/wan_loader.h"
+#include "models/family.h"
+#include "pipeline/model_loader.h"
 
 namespace raylight::server {
 
 struct LoadPlan {
   std::string model;
+  std::string variant;  // as requested ("" when tensors decide)
   ParallelLayout layout;  // resolved: no automatic split left
   WeightPlacement placement;
-  WanConfig config;
+  std::shared_ptr<const DenoiserSpec> spec;
 };
 
 // Checks a request against `world_size` ranks and the model's heads (reading only the
 // checkpoint's header); an Error says what is wrong and, for layouts, what would fit.
 LoadPlan plan_load(const nlohmann::json& request, int world_size);
 
-// Describes a loaded model for clients (GET /v1/models, /v1/health).
+// Describes a loaded model for clients (GET /v1/models, /v1/health): family, variant, its
+// conditioning inputs, latent format (ComfyUI's name and conversion), defaults, layout.
 nlohmann::json describe_model(const LoadPlan& plan, const std::string& backend);
 
 }  // namespace raylight::server

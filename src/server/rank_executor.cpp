@@ -7,10 +7,8 @@
 
 #include "core/error.h"
 #include "dist/runtime.h"
-#include "io/checkpoint.h"
-#include "models/wan/wan_tiny.h"
-#include "parallel/checkpoint_weights.h"
-#include "server/sample_runner.h"
+#include "models/registry.h"
+#include "pipeline/sample_job.h"
 
 namespace raylight::server {
 namespace {
@@ -43,11 +41,6 @@ std::string agree(Communicator& comm, const std::string& mine) {
   return "";
 }
 
-std::unique_ptr<WeightStore> open_weights(const std::string& model) {
-  if (model == "tiny") return wan_tiny_weights();
-  return std::make_unique<CheckpointWeights>(Checkpoint::open(model));
-}
-
 }  // namespace
 
 RankExecutor::RankExecutor(Communicator& control, BackendChoice backend, bool verbose)
@@ -77,7 +70,7 @@ std::vector<RankMemory> RankExecutor::gather_memory(bool* cancel_from_rank0, boo
   };
   Sync mine{};
   mine.cancel = cancel ? 1 : 0;
-  mine.memory = measure_memory(Runtime::world_rank(), wan_.get());
+  mine.memory = measure_memory(Runtime::world_rank(), model_.get());
   std::vector<Sync> all(control_.size());
   control_.all_gather(&mine, all.data(), sizeof mine);
   if (cancel_from_rank0) *cancel_from_rank0 = all[0].cancel != 0;
@@ -92,9 +85,9 @@ void RankExecutor::heartbeat(const JobHooks& hooks) {
 }
 
 void RankExecutor::unload(const JobHooks& hooks) {
-  if (!wan_) return;
+  if (!model_) return;
   generate_models_.drop();  // they run on the model's backend
-  wan_.reset();
+  model_.reset();
   if (hooks.model_changed) hooks.model_changed(nullptr, nullptr);
 }
 
@@ -141,23 +134,23 @@ JobResult RankExecutor::load(const Command& cmd, const JobHooks& hooks) {
   std::unique_ptr<WeightStore> weights;
   std::unique_ptr<Backend> backend;
   phase(500, [&] {
-    weights = open_weights(plan.model);
+    weights = open_store(plan.model, PartKind::Denoiser);
     backend = make_backend(backend_, Runtime::world_rank());
   });
   phase(500, [&] {
-    auto w = std::make_unique<LoadedWan>(load_wan(std::move(weights), std::move(backend), plan.layout, plan.placement));
-    w->tiny = plan.model == "tiny";
-    w->weights->set_verbose(verbose_);
-    wan_ = std::move(w);
+    auto m = std::make_unique<LoadedModel>(
+        load_model(std::move(weights), std::move(backend), plan.layout, plan.placement, plan.model, plan.variant));
+    m->weights->set_verbose(verbose_);
+    model_ = std::move(m);
   });
   JobResult r;
-  r.info = describe_model(plan, wan_->backend->name());
+  r.info = describe_model(plan, model_->backend->name());
   if (hooks.model_changed) hooks.model_changed(&plan, r.info);
   return r;
 }
 
-Tensor RankExecutor::sample_planned(const SamplePlan& plan, const JobHooks& hooks) {
-  StepHooks steps;
+Tensor RankExecutor::sample_planned(const SampleJob& job, const JobHooks& hooks) {
+  SampleHooks steps;
   const bool lead = Runtime::world_rank() == 0;
   steps.before_step = [&] {
     bool cancel = false;
@@ -168,69 +161,71 @@ Tensor RankExecutor::sample_planned(const SamplePlan& plan, const JobHooks& hook
   steps.after_step = [&](int done, int total) {
     if (hooks.progress) hooks.progress(done, total);
   };
-  const int64_t dp = wan_->groups.layout.dp;
-  if (hooks.progress) hooks.progress(0, static_cast<int>((plan.batch + dp - 1) / dp) * plan.steps());
+  const int64_t dp = model_->groups.layout.dp;
+  if (hooks.progress) hooks.progress(0, static_cast<int>((job.batch + dp - 1) / dp) * job.steps());
   Tensor latent;
-  phase(500, [&] { latent = run_sample(*wan_, plan, steps); });
+  phase(500, [&] { latent = run_sample_job(*model_, job, steps); });
   return latent;
 }
 
 JobResult RankExecutor::sample(const Command& cmd, const JobHooks& hooks) {
-  if (!wan_) throw JobFailure{409, "no model is loaded; load one first (POST /v1/models/load)"};
-  SamplePlan plan;
+  if (!model_) throw JobFailure{409, "no model is loaded; load one first (POST /v1/models/load)"};
+  const DenoiserSpec& spec = *model_->spec;
+  SampleJob job;
   phase(400, [&] {
-    plan = plan_sample(parse_sample_body(cmd.blob), wan_->model->config(), wan_->tiny);
-    check_layout(plan, wan_->groups.layout);
+    job = plan_sample(parse_sample_body(cmd.blob), spec);
+    check_layout(job, model_->groups.layout);
   });
   const auto t0 = std::chrono::steady_clock::now();
-  Tensor latent = sample_planned(plan, hooks);
+  Tensor latent = sample_planned(job, hooks);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   JobResult r;
   if (Runtime::world_rank() != 0) return r;
-  r.info = plan.describe();
+  r.info = describe_job(job);
   r.info["seconds"] = secs;
-  r.info["model"] = wan_->model->config().variant();
+  r.info["model"] = spec.variant();
   r.body = encode_safetensors({{"latent", latent}},
-                              {{"raylight.model", wan_->model->config().variant()},
-                               {"raylight.request", r.info.dump()}});
+                              {{"raylight.model", spec.variant()}, {"raylight.request", r.info.dump()}});
   r.content_type = "application/octet-stream";
   return r;
 }
 
 JobResult RankExecutor::generate(const Command& cmd, const JobHooks& hooks) {
-  if (!wan_) throw JobFailure{409, "no model is loaded; load one first (POST /v1/models/load)"};
+  if (!model_) throw JobFailure{409, "no model is loaded; load one first (POST /v1/models/load)"};
   const bool lead = Runtime::world_rank() == 0;
-  const WanConfig& config = wan_->model->config();
+  const DenoiserSpec& spec = *model_->spec;
   GenerateRequest req;
-  phase(400, [&] { req = parse_generate_request(nlohmann::json::parse(cmd.json), config, wan_->tiny); });
-  // Rank 0 encodes the prompts; the embeddings travel to the other ranks as a safetensors body.
-  std::string embeddings;
+  phase(400, [&] { req = parse_generate_request(nlohmann::json::parse(cmd.json), spec); });
+  // Rank 0 encodes the prompts; the conditioning travels to the other ranks as a sample
+  // request body, which every rank then checks as /v1/sample does.
+  std::string body;
   phase(500, [&] {
     if (!lead) return;
-    std::vector<std::pair<std::string, Tensor>> t = {
-        {"context", generate_models_.encode(req, req.prompt, *wan_->backend, config)}};
-    const double cfg = req.sample_params.value("cfg", 5.0);
-    if (cfg != 1.0) t.emplace_back("negative", generate_models_.encode(req, req.negative_prompt, *wan_->backend, config));
-    embeddings = encode_safetensors(t, {{"request", req.sample_params.dump()}});
+    Generator& parts = generate_models_.parts(req, spec, model_->source, *model_->backend);
+    std::vector<std::pair<std::string, Tensor>> t;
+    for (const auto& [name, tensor] : parts.encode(req.prompt)) t.emplace_back(name, tensor);
+    if (req.sample_params.value("cfg", spec.defaults().cfg) != 1.0)
+      for (const auto& [name, tensor] : parts.encode(req.negative_prompt)) t.emplace_back(negative_name(name), tensor);
+    body = encode_safetensors(t, {{"request", req.sample_params.dump()}});
   });
-  uint64_t bytes = embeddings.size();
+  uint64_t bytes = body.size();
   control_.broadcast(&bytes, sizeof bytes, 0);
-  embeddings.resize(bytes);
-  control_.broadcast(embeddings.data(), bytes, 0);
-  SamplePlan plan;
+  body.resize(bytes);
+  control_.broadcast(body.data(), bytes, 0);
+  SampleJob job;
   phase(400, [&] {
-    plan = plan_sample(parse_sample_body(embeddings), config, wan_->tiny);
-    check_layout(plan, wan_->groups.layout);
-    if (plan.batch != 1) fail("generate makes one video at a time");
+    job = plan_sample(parse_sample_body(body), spec);
+    check_layout(job, model_->groups.layout);
+    if (job.batch != 1) fail("generate makes one video at a time");
   });
   const auto t0 = std::chrono::steady_clock::now();
-  Tensor latent = sample_planned(plan, hooks);
+  Tensor latent = sample_planned(job, hooks);
   JobResult r;
   phase(500, [&] {
-    if (lead) r.body = generate_models_.render(req, *wan_->backend, latent, &r.content_type);
+    if (lead) r.body = generate_models_.render(req, latent, &r.content_type);
   });
   if (!lead) return JobResult{};
-  r.info = plan.describe();
+  r.info = describe_job(job);
   r.info["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r.info["format"] = req.format;
   r.info["bytes"] = r.body.size();

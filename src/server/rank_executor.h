@@ -18,7 +18,8 @@
 #include <vector>
 
 #include "backend/backend_select.h"
-#include "pipeline/wan_loader.h"
+#include "pipeline/model_loader.h"
+#include "pipeline/sample_job.h"
 #include "server/generate_job.h"
 #include "server/job_board.h"
 #include "server/load_request.h"
@@ -60,7 +61,7 @@ class RankExecutor {
   JobResult sample(const Command& cmd, const JobHooks& hooks);
   JobResult generate(const Command& cmd, const JobHooks& hooks);
   // Samples a checked request with the agreed step hooks; the latent on every rank.
-  Tensor sample_planned(const SamplePlan& plan, const JobHooks& hooks);
+  Tensor sample_planned(const SampleJob& job, const JobHooks& hooks);
   // Runs `f`; then all ranks compare errors and throw the same failure with `status`.
   void phase(int status, const std::function<void()>& f);
   std::vector<RankMemory> gather_memory(bool* cancel_from_rank0, bool cancel);
@@ -68,8 +69,8 @@ class RankExecutor {
   Communicator& control_;
   BackendChoice backend_;
   bool verbose_;
-  std::unique_ptr<LoadedWan> wan_;
-  GenerateModels generate_models_;  // rank 0; declared after wan_ so it goes first
+  std::unique_ptr<LoadedModel> model_;
+  GenerateModels generate_models_;  // rank 0; declared after model_ so it goes first
 };
 
 }  // namespace raylight::server

@@ -8,11 +8,11 @@
 #include <cstdio>
 #include <cstring>
 
-#include "pipeline/wan_loader.h"
+#include "pipeline/model_loader.h"
 
 namespace raylight::server {
 
-RankMemory measure_memory(int rank, const LoadedWan* wan) {
+RankMemory measure_memory(int rank, const LoadedModel* model) {
   RankMemory m;
   m.rank = rank;
   m.pid = static_cast<int32_t>(::getpid());
@@ -25,12 +25,12 @@ RankMemory measure_memory(int rank, const LoadedWan* wan) {
   rusage u{};
   ::getrusage(RUSAGE_SELF, &u);
   m.peak_rss_bytes = static_cast<double>(u.ru_maxrss) * 1024.0;  // Linux reports KiB
-  if (wan && wan->weights) {
-    m.weight_bytes = static_cast<double>(wan->weights->held_bytes());
-    m.peak_weight_bytes = static_cast<double>(wan->weights->peak_held_bytes());
+  if (model && model->weights) {
+    m.weight_bytes = static_cast<double>(model->weights->held_bytes());
+    m.peak_weight_bytes = static_cast<double>(model->weights->peak_held_bytes());
   }
   ::gethostname(m.host, sizeof m.host - 1);
-  std::snprintf(m.backend, sizeof m.backend, "%s", wan && wan->backend ? wan->backend->name().c_str() : "none");
+  std::snprintf(m.backend, sizeof m.backend, "%s", model && model->backend ? model->backend->name().c_str() : "none");
   return m;
 }
 

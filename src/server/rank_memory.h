@@ -8,7 +8,7 @@
 #include <vector>
 
 namespace raylight {
-struct LoadedWan;
+struct LoadedModel;
 }
 
 namespace raylight::server {
@@ -24,8 +24,8 @@ struct RankMemory {
   char backend[32] = {};
 };
 
-// This process's numbers; `wan` may be null (no model loaded).
-RankMemory measure_memory(int rank, const LoadedWan* wan);
+// This process's numbers; `model` may be null (no model loaded).
+RankMemory measure_memory(int rank, const LoadedModel* model);
 nlohmann::json memory_json(const std::vector<RankMemory>& ranks);
 
 }  // namespace raylight::server

@@ -1,19 +1,17 @@
 // Sampling-request checks. Every message names the tensor or parameter at fault, because
-// it goes back to a client (often a ComfyUI user) as the 400 answer's text.
+// it goes back to a client (often a ComfyUI user) as the 400 answer's text. What a tensor
+// must look like is the family's business (DenoiserSpec); this file knows only the names.
 #include "server/sample_request.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
-#include "models/wan/wan_tiny.h"
-#include "pipeline/sample_latents.h"
 #include "sampling/schedule.h"
 
 namespace raylight::server {
 namespace {
 
-const char* const kTensorNames[] = {"context", "negative", "latent", "noise", "y", "clip_fea"};
 const char* const kParamNames[] = {"sampler", "cfg", "seed", "sigmas", "steps", "shift",
                                    "denoise", "width", "height", "frames", "batch"};
 
@@ -43,27 +41,28 @@ Tensor finite_f32(const std::string& name, const Tensor& t) {
   return f;
 }
 
-// [1, a, b] -> [a, b]; checks [tokens, dim] against the model.
-Tensor tokens_tensor(const std::string& name, Tensor t, int64_t dim, int64_t max_tokens) {
-  if (t.ndim() == 3 && t.dim(0) == 1) t = t.reshape({t.dim(1), t.dim(2)});
-  if (t.ndim() != 2 || t.dim(1) != dim || t.dim(0) < 1 || t.dim(0) > max_tokens)
-    fail("tensor '", name, "' has shape ", shape_str(t.shape()), "; expected [tokens, ", dim,
-         "] (or [1, tokens, ", dim, "]) with 1 to ", max_tokens, " tokens");
-  return t;
+// One item or a batch of at most 64 -> [B, item...]; `batched` tells which was given.
+Tensor latent_tensor(const std::string& name, const Tensor& t, const DenoiserSpec& spec, bool* batched) {
+  const int rank = spec.latent_format().item_rank;
+  Shape s = t.shape();
+  *batched = static_cast<int>(s.size()) == rank + 1;
+  if (!*batched) s.insert(s.begin(), 1);
+  if (static_cast<int>(s.size()) != rank + 1 || s[0] < 1 || s[0] > 64)
+    fail("tensor '", name, "' has shape ", shape_str(t.shape()), "; expected one latent of ", rank,
+         " dimensions or a batch of at most 64");
+  spec.check_latent(Shape(s.begin() + 1, s.end()), "tensor '" + name + "'");
+  return t.reshape(s);
 }
 
-// [C, F, H, W] or [B, C, F, H, W] -> [B, C, F, H, W]; `batched` tells which.
-Tensor latent_tensor(const std::string& name, const Tensor& t, const WanConfig& c, bool* batched) {
-  Tensor x = t;
-  *batched = x.ndim() == 5;
-  if (x.ndim() == 4) x = x.reshape({1, x.dim(0), x.dim(1), x.dim(2), x.dim(3)});
-  if (x.ndim() != 5 || x.dim(1) != c.out_dim || x.dim(0) < 1 || x.dim(0) > 64 || x.dim(2) < 1 ||
-      x.dim(3) < c.patch.h || x.dim(4) < c.patch.w || x.dim(2) % c.patch.t || x.dim(3) % c.patch.h ||
-      x.dim(4) % c.patch.w)
-    fail("tensor '", name, "' has shape ", shape_str(t.shape()), "; expected [", c.out_dim,
-         ", frames, height, width] or [batch <= 64, ", c.out_dim, ", frames, height, width] with "
-         "height and width multiples of ", c.patch.h);
-  return x;
+// The names a request may carry for this family: latent, noise, every input (and the
+// negative name of per-prompt ones).
+std::vector<std::string> known_tensors(const DenoiserSpec& spec) {
+  std::vector<std::string> names = {"latent", "noise"};
+  for (const auto& in : spec.conditioning_inputs()) {
+    names.push_back(in.name);
+    if (in.per_prompt) names.push_back(negative_name(in.name));
+  }
+  return names;
 }
 
 }  // namespace
@@ -72,8 +71,6 @@ SampleInputs parse_sample_body(std::string_view body) {
   SampleInputs in;
   in.tensors = decode_safetensors(body);
   for (const auto& [name, t] : in.tensors.tensors) {
-    if (std::find(std::begin(kTensorNames), std::end(kTensorNames), name) == std::end(kTensorNames))
-      fail("unknown tensor '", name, "' (known: context, negative, latent, noise, y, clip_fea)");
     if (!dtype_is_float(t.dtype())) fail("tensor '", name, "' has dtype ", dtype_name(t.dtype()), "; send a float type");
     if (t.numel() == 0) fail("tensor '", name, "' is empty");
   }
@@ -99,30 +96,30 @@ SampleInputs parse_sample_body(std::string_view body) {
   return in;
 }
 
-SamplePlan plan_sample(const SampleInputs& in, const WanConfig& c, bool tiny) {
+SampleJob plan_sample(const SampleInputs& in, const DenoiserSpec& spec) {
   const nlohmann::json& p = in.params;
   const TensorBundle& b = in.tensors;
-  SamplePlan plan;
+  const SamplingDefaults d = spec.defaults();
+  const std::vector<std::string> known = known_tensors(spec);
+  for (const auto& [name, t] : b.tensors) {
+    (void)t;
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      std::string list;
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      fail("unknown tensor '", name, "' for ", spec.variant(), " (known: ", list, ")");
+    }
+  }
+  SampleJob job;
   const std::string sampler = has(p, "sampler") && p["sampler"].is_string() ? p["sampler"].get<std::string>()
-                              : has(p, "sampler") ? std::string("?") : std::string("unipc");
-  if (!sampler_from_name(sampler, &plan.sampler))
+                              : has(p, "sampler") ? std::string("?") : sampler_name(d.sampler);
+  if (!sampler_from_name(sampler, &job.sampler))
     fail("unknown sampler ", has(p, "sampler") ? p["sampler"].dump() : sampler, "; choose euler, unipc or dpmpp2m");
-  plan.cfg = number(p, "cfg", 5.0);
+  job.cfg = number(p, "cfg", d.cfg);
   if (has(p, "seed")) {
     const auto& s = p["seed"];
-    if (s.is_number_unsigned()) plan.seed = s.get<uint64_t>();
-    else if (s.is_number_integer() && s.get<int64_t>() >= 0) plan.seed = static_cast<uint64_t>(s.get<int64_t>());
+    if (s.is_number_unsigned()) job.seed = s.get<uint64_t>();
+    else if (s.is_number_integer() && s.get<int64_t>() >= 0) job.seed = static_cast<uint64_t>(s.get<int64_t>());
     else fail("\"seed\" must be a non-negative integer, got ", s.dump());
-  }
-
-  // Text (and image) conditioning.
-  if (const Tensor* t = b.find("context")) plan.context = tokens_tensor("context", finite_f32("context", *t), c.text_dim, c.text_len);
-  else if (tiny) plan.context = wan_tiny_context(0);
-  else fail("tensor 'context' (the positive text embeddings) is required");
-  if (plan.cfg != 1.0) {
-    if (const Tensor* t = b.find("negative")) plan.negative = tokens_tensor("negative", finite_f32("negative", *t), c.text_dim, c.text_len);
-    else if (tiny) plan.negative = wan_tiny_context(1);
-    else fail("tensor 'negative' is required when cfg is not 1 (cfg ", plan.cfg, ")");
   }
 
   // The latent's shape: from latent / noise, else from width, height, frames, batch.
@@ -132,40 +129,59 @@ SamplePlan plan_sample(const SampleInputs& in, const WanConfig& c, bool tiny) {
   if (lat || noi) {
     for (const char* k : {"width", "height", "frames", "batch"})
       if (has(p, k)) fail("\"", k, "\" cannot be given with a latent or noise tensor: the tensor's shape decides");
-    if (lat) plan.latent = latent_tensor("latent", finite_f32("latent", *lat), c, &batched);
+    if (lat) job.latent = latent_tensor("latent", finite_f32("latent", *lat), spec, &batched);
     if (noi) {
       bool nb = false;
-      plan.noise = latent_tensor("noise", finite_f32("noise", *noi), c, &nb);
-      if (lat && plan.noise.shape() != plan.latent.shape())
+      job.noise = latent_tensor("noise", finite_f32("noise", *noi), spec, &nb);
+      if (lat && job.noise.shape() != job.latent.shape())
         fail("tensor 'noise' has shape ", shape_str(noi->shape()), " but 'latent' has ", shape_str(lat->shape()));
       batched = batched || nb;
     }
-    const Tensor& x = lat ? plan.latent : plan.noise;
-    plan.batch = x.dim(0);
-    plan.item_shape = {x.dim(1), x.dim(2), x.dim(3), x.dim(4)};
+    const Tensor& x = lat ? job.latent : job.noise;
+    job.batch = x.dim(0);
+    job.item_shape = Shape(x.shape().begin() + 1, x.shape().end());
   } else {
-    SampleOptions so;
-    so.width = integer(p, "width", tiny ? 128 : 832, 16, 8192);
-    so.height = integer(p, "height", tiny ? 128 : 480, 16, 8192);
-    so.frames = integer(p, "frames", tiny ? 9 : 81, 1, 4097);
-    plan.item_shape = wan_latent_shape(c, so);
-    plan.batch = integer(p, "batch", 1, 1, 64);
+    OutputSize size;
+    size.width = integer(p, "width", d.width, 16, 8192);
+    size.height = integer(p, "height", d.height, 16, 8192);
+    size.frames = integer(p, "frames", d.frames, 1, 4097);
+    job.item_shape = spec.latent_shape(size);
+    job.batch = integer(p, "batch", 1, 1, 64);
     batched = has(p, "batch");
   }
-  plan.batched_output = batched;
+  job.batched_output = batched;
 
-  if (c.image_to_video()) {
-    const Tensor* y = b.find("y");
-    const Tensor* f = b.find("clip_fea");
-    if (!y || !f) fail("the loaded model is image-to-video: tensors 'y' and 'clip_fea' are required");
-    Tensor yy = finite_f32("y", *y);
-    if (yy.ndim() == 5 && yy.dim(0) == 1) yy = yy.reshape({yy.dim(1), yy.dim(2), yy.dim(3), yy.dim(4)});
-    const Shape want = {c.in_dim - c.out_dim, plan.item_shape[1], plan.item_shape[2], plan.item_shape[3]};
-    if (yy.shape() != want) fail("tensor 'y' has shape ", shape_str(y->shape()), "; expected ", shape_str(want));
-    plan.y = yy;
-    plan.clip_fea = tokens_tensor("clip_fea", finite_f32("clip_fea", *f), c.clip_dim, c.image_tokens);
-  } else if (b.find("y") || b.find("clip_fea")) {
-    fail("tensors 'y' and 'clip_fea' are for image-to-video models; the loaded model is text-to-video");
+  // Conditioning: each prompt's tensors plus the shared ones.
+  Conditioning shared, positive, negative;
+  for (const auto& input : spec.conditioning_inputs()) {
+    if (const Tensor* t = b.find(input.name)) (input.per_prompt ? positive : shared)[input.name] = *t;
+    if (input.per_prompt)
+      if (const Tensor* t = b.find(negative_name(input.name))) negative[input.name] = *t;
+  }
+  if (positive.empty()) positive = spec.builtin_conditioning(0);
+  if (positive.empty())
+    for (const auto& input : spec.conditioning_inputs())
+      if (input.per_prompt && input.required) fail("tensor '", input.name, "' (the positive prompt's ", input.shape, ") is required");
+  for (const auto& [name, t] : shared) positive.emplace(name, t);
+  job.positive = spec.check_conditioning(positive, job.item_shape);
+  if (job.cfg != 1.0) {
+    if (negative.empty()) negative = spec.builtin_conditioning(1);
+    if (negative.empty())
+      for (const auto& input : spec.conditioning_inputs())
+        if (input.per_prompt && input.required)
+          fail("tensor '", negative_name(input.name), "' is required when cfg is not 1 (cfg ", job.cfg, ")");
+    for (const auto& [name, t] : shared) negative.emplace(name, t);
+    try {
+      job.negative = spec.check_conditioning(negative, job.item_shape);
+    } catch (const Error& e) {
+      // The family names the input ('context'); the request called it 'negative'.
+      std::string msg = e.what();
+      for (const auto& input : spec.conditioning_inputs())
+        if (input.per_prompt)
+          for (size_t at; (at = msg.find("'" + input.name + "'")) != std::string::npos;)
+            msg.replace(at, input.name.size() + 2, "'" + negative_name(input.name) + "'");
+      fail(msg);
+    }
   }
 
   // Noise levels.
@@ -179,40 +195,40 @@ SamplePlan plan_sample(const SampleInputs& in, const WanConfig& c, bool tiny) {
       if (!v.is_number()) fail("\"sigmas\" must hold numbers, got ", v.dump());
       double x = v.get<double>();
       if (!(x >= 0 && x <= 1)) fail("\"sigmas\" must lie in [0, 1], got ", v.dump());
-      if (!plan.sigmas.empty() && !(x < plan.sigmas.back())) fail("\"sigmas\" must be strictly decreasing");
-      plan.sigmas.push_back(x);
+      if (!job.sigmas.empty() && !(x < job.sigmas.back())) fail("\"sigmas\" must be strictly decreasing");
+      job.sigmas.push_back(x);
     }
   } else {
-    const int steps = static_cast<int>(integer(p, "steps", tiny ? 10 : 30, 1, 10000));
-    const double shift = number(p, "shift", 5.0);
+    const int steps = static_cast<int>(integer(p, "steps", d.steps, 1, 10000));
+    const double shift = number(p, "shift", d.shift);
     if (!(shift > 0)) fail("\"shift\" must be positive, got ", shift);
     const double denoise = number(p, "denoise", 1.0);
     if (!(denoise > 0 && denoise <= 1)) fail("\"denoise\" must be in (0, 1], got ", denoise);
     const int total = denoise == 1.0 ? steps : static_cast<int>(steps / denoise);
     if (total > 100000) fail("\"denoise\" ", denoise, " with ", steps, " steps makes a schedule of ", total, " steps");
-    std::vector<double> all = flow_sigmas(total, shift);
-    plan.sigmas.assign(all.end() - (steps + 1), all.end());
+    std::vector<double> all = spec.sigmas(total, shift, job.item_shape);
+    job.sigmas.assign(all.end() - (steps + 1), all.end());
   }
-  if (plan.sigmas.front() < 1.0 && !plan.latent.defined())
+  if (job.sigmas.front() < 1.0 && !job.latent.defined())
     fail("the schedule starts below sigma 1 (denoise < 1): a 'latent' tensor to start from is required");
-  return plan;
+  return job;
 }
 
-void check_layout(const SamplePlan& plan, const ParallelLayout& layout) {
-  if (layout.cfg == 2 && plan.cfg == 1.0)
+void check_layout(const SampleJob& job, const ParallelLayout& layout) {
+  if (layout.cfg == 2 && job.cfg == 1.0)
     fail("the model is loaded with cfg_parallel, which needs guidance: cfg must not be 1 (reload without "
          "cfg_parallel to sample with cfg 1)");
 }
 
-nlohmann::json SamplePlan::describe() const {
-  nlohmann::json shape = batched_output ? nlohmann::json::array({batch}) : nlohmann::json::array();
-  for (int64_t d : item_shape) shape.push_back(d);
-  return {{"sampler", sampler_name(sampler)},
-          {"steps", steps()},
-          {"cfg", cfg},
-          {"first_sigma", sigmas.front()},
-          {"seed", noise.defined() ? nlohmann::json(nullptr) : nlohmann::json(seed)},
-          {"caller_noise", noise.defined()},
+nlohmann::json describe_job(const SampleJob& job) {
+  nlohmann::json shape = job.batched_output ? nlohmann::json::array({job.batch}) : nlohmann::json::array();
+  for (int64_t d : job.item_shape) shape.push_back(d);
+  return {{"sampler", sampler_name(job.sampler)},
+          {"steps", job.steps()},
+          {"cfg", job.cfg},
+          {"first_sigma", job.sigmas.front()},
+          {"seed", job.noise.defined() ? nlohmann::json(nullptr) : nlohmann::json(job.seed)},
+          {"caller_noise", job.noise.defined()},
           {"shape", shape}};
 }
 

@@ -2,20 +2,21 @@
 // the parameters are a JSON object in the body's metadata under "request", so one body is
 // the whole request and needs no multipart encoding.
 //
-// Tensors (any float dtype; a leading batch dimension of 1 is accepted where noted):
-//   context   [tokens, text_dim] or [1, tokens, text_dim]   positive text embeddings
-//   negative  same                                          needed when cfg != 1
-//   latent    [16, F, H, W] or [B, 16, F, H, W]   the starting latent (denoise < 1), else
-//                                                 only its shape is used (ComfyUI's empty latent)
-//   noise     same shape as latent                caller-supplied initial noise (ComfyUI's seeds)
-//   y, clip_fea                                   image-to-video models only
+// Tensors (any float dtype; a leading batch dimension of 1 is accepted where noted) are the
+// loaded family's conditioning inputs (GET /v1/models lists them under "conditioning"),
+// each prompt's under its name for the positive prompt and its "negative_name" for the
+// negative one: e.g. `context` [tokens, text_dim] (or [1, tokens, text_dim]) and `negative`,
+// plus shared inputs such as `y` and `clip_fea` of image-to-video models. Beside them:
+//   latent    one item [C, ...] or a batch [B, C, ...]: the starting latent (denoise < 1),
+//             else only its shape is used (ComfyUI's empty latent)
+//   noise     same shape as latent: caller-supplied initial noise (ComfyUI's seeds)
 // Parameters: sampler (euler | unipc | dpmpp2m), cfg, seed (used without `noise`), and either
-// sigmas (an explicit decreasing list in [0, 1]) or steps + shift + denoise (Raylight's flow
+// sigmas (an explicit decreasing list in [0, 1]) or steps + shift + denoise (the family's flow
 // schedule; denoise < 1 keeps its last steps, as ComfyUI's KSampler does); without latent and
-// noise: width, height, frames, batch.
+// noise: width, height, frames, batch. Defaults are the family's.
 //
 // Checking happens in two stages so the HTTP thread can refuse a bad request before it is
-// queued: parse_sample_body needs no model, plan_sample checks against the model's config.
+// queued: parse_sample_body needs no model, plan_sample checks against the model's spec.
 // Both run again on every rank when the job starts, and give every rank the same answer.
 #pragma once
 
@@ -24,8 +25,8 @@
 #include <vector>
 
 #include "dist/mesh.h"
-#include "models/wan/wan_config.h"
-#include "sampling/samplers.h"
+#include "models/family.h"
+#include "pipeline/sample_job.h"
 #include "server/safetensors_body.h"
 
 namespace raylight::server {
@@ -35,27 +36,13 @@ struct SampleInputs {
   nlohmann::json params = nlohmann::json::object();
 };
 
-struct SamplePlan {
-  Tensor context, negative, clip_fea;  // fp32 [tokens, dim]; negative undefined when cfg == 1
-  Tensor y;                            // fp32 [C, F, H, W] (image-to-video) or undefined
-  Tensor latent, noise;                // fp32 [B, 16, F, H, W] or undefined (zeros / seeded)
-  Shape item_shape;                    // [16, F, H, W]
-  int64_t batch = 1;
-  bool batched_output = false;         // answer [B, 16, ...] rather than [16, ...]
-  std::vector<double> sigmas;
-  double cfg = 5.0;
-  SamplerKind sampler = SamplerKind::UniPC;
-  uint64_t seed = 0;
-
-  int steps() const { return static_cast<int>(sigmas.size()) - 1; }
-  // The parameters as recorded in the result's metadata and the job status.
-  nlohmann::json describe() const;
-};
-
 SampleInputs parse_sample_body(std::string_view body);
-// Checks a plan against the loaded layout (CFG parallel needs guidance).
-void check_layout(const SamplePlan& plan, const ParallelLayout& layout);
-// `tiny`: the embedded model, whose built-in text embeddings stand in for missing ones.
-SamplePlan plan_sample(const SampleInputs& in, const WanConfig& config, bool tiny);
+// Checks a job against the loaded layout (CFG parallel needs guidance).
+void check_layout(const SampleJob& job, const ParallelLayout& layout);
+// The job a request asks of the loaded model; an embedded model's built-in conditioning
+// stands in for missing prompt tensors.
+SampleJob plan_sample(const SampleInputs& in, const DenoiserSpec& spec);
+// The parameters as recorded in the result's metadata and the job status.
+nlohmann::json describe_job(const SampleJob& job);
 
 }  // namespace raylight::server

@@ -22,6 +22,7 @@
 #include "models/vae/wan_vae.h"
 #include "models/vae/wan_vae_config.h"
 #include "parallel/weight_store.h"
+#include "../part_loaders.h"
 
 using namespace raylight;
 using namespace raylight::test;
@@ -99,8 +100,8 @@ TEST_F(CudaVaeOps, OneHeadWideAttention) {
 
 TEST_F(CudaVaeOps, TinyVaeDecodeMatchesCpu) {
   auto cpu_be = make_cpu_backend();
-  auto ref = WanVae::load("tiny", *cpu_be);
-  auto vae = WanVae::load("tiny", *gpu);
+  auto ref = load_wan_vae("tiny", *cpu_be);
+  auto vae = load_wan_vae("tiny", *gpu);
   Tensor z = gaussian_noise({16, 3, 6, 10}, next_seed());
   Tensor want = ref->decode(z);
   Tensor got = vae->decode(z);

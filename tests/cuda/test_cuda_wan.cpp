@@ -14,8 +14,9 @@
 #include "io/safetensors.h"
 #include "models/wan/wan_tiny.h"
 #include "parallel/checkpoint_weights.h"
-#include "pipeline/wan_loader.h"
+#include "pipeline/model_loader.h"
 #include "../wan_cases.h"
+#include "../part_loaders.h"
 
 using namespace raylight;
 using namespace raylight::test;
@@ -32,11 +33,11 @@ Tensor golden(const std::string& case_file) {
 
 Tensor gpu_forward(const std::string& model_file, const WanInputs& in, bool keep_fp8 = true, bool fp8_gemm = true,
                    WeightPlacement placement = {}) {
-  LoadedWan wan = load_wan(std::make_unique<CheckpointWeights>(Checkpoint::open(fixture(model_file))),
+  LoadedModel wan = load_model(std::make_unique<CheckpointWeights>(Checkpoint::open(fixture(model_file))),
                            poisoned_backend(keep_fp8, fp8_gemm), {}, placement);
   if (wan.weights->stored_dtype("blocks.0.ffn.0.weight") == DType::F8E4M3)
     EXPECT_EQ(wan.weights->get("blocks.0.ffn.0.weight").dtype(), keep_fp8 ? DType::F8E4M3 : DType::BF16);
-  return wan.model->forward(in);
+  return wan_of(wan).forward(in);
 }
 
 struct CudaWan : ::testing::Test {
@@ -102,10 +103,10 @@ TEST_F(CudaWan, ShardedAndStreamedWeightsEqualResident) {
     const WanInputs in = case_inputs(case_file);
     const Tensor resident = gpu_forward(model, in);
     for (WeightPlacement p : {WeightPlacement{true, false}, WeightPlacement{true, true}, WeightPlacement{false, true}}) {
-      LoadedWan wan = load_wan(std::make_unique<CheckpointWeights>(Checkpoint::open(fixture(model))),
+      LoadedModel wan = load_model(std::make_unique<CheckpointWeights>(Checkpoint::open(fixture(model))),
                                poisoned_backend(), {}, p);
       for (int pass = 0; pass < 2; ++pass) {
-        EXPECT_EQ(max_abs_diff(wan.model->forward(in), resident), 0.0f) << model << " fsdp=" << p.fsdp << " offload=" << p.offload << " pass " << pass;
+        EXPECT_EQ(max_abs_diff(wan_of(wan).forward(in), resident), 0.0f) << model << " fsdp=" << p.fsdp << " offload=" << p.offload << " pass " << pass;
       }
     }
   }
@@ -122,10 +123,10 @@ TEST_F(CudaWan, MidSizeForwardMatchesCpu) {
   in.latent = gaussian_noise({16, 5, 12, 20}, 7);
   in.context = gaussian_noise({40, c.text_dim}, 8);
   in.timestep = 731;
-  LoadedWan cpu = load_wan(mid_weights(c), make_cpu_backend());
-  LoadedWan gpu = load_wan(mid_weights(c), poisoned_backend());
-  const Tensor want = cpu.model->forward(in);
-  const double e = rel_err(gpu.model->forward(in), want);
+  LoadedModel cpu = load_model(mid_weights(c), make_cpu_backend());
+  LoadedModel gpu = load_model(mid_weights(c), poisoned_backend());
+  const Tensor want = wan_of(cpu).forward(in);
+  const double e = rel_err(wan_of(gpu).forward(in), want);
   std::printf("mid-size (dim 512, 4 heads of 128, 4 layers, 300 tokens): GPU vs CPU relative L2 error %.3g\n", e);
   EXPECT_LT(e, 3e-2);
 }

@@ -12,6 +12,7 @@
 #include "sampling/noise.h"
 #include "sampling/schedule.h"
 #include "test_server_support.h"
+#include "../part_loaders.h"
 
 using namespace server_test;
 using raylight::Tensor;
@@ -377,7 +378,7 @@ TEST_F(ServerApi, GenerateTurnsAPromptIntoAVideo) {
 
   // The latent equals /v1/sample given the same prompts encoded by the tiny umT5.
   auto backend = raylight::make_cpu_backend();
-  auto t5 = raylight::UMT5Encoder::load("tiny", *backend);
+  auto t5 = raylight::test::load_umt5("tiny", *backend);
   Reply direct = sample(small, {{"context", t5->encode_prompt("a red fox")}, {"negative", t5->encode_prompt("")}});
   Reply latent = http(port(), "POST", "/v1/generate?wait=1",
                       with(small, {{"prompt", "a red fox"}, {"format", "latent"}}).dump());

@@ -9,6 +9,7 @@
 #include "backend/backend.h"
 #include "models/t5/umt5_encoder.h"
 #include "test_server_support.h"
+#include "../part_loaders.h"
 
 using namespace server_test;
 using raylight::Tensor;
@@ -120,7 +121,7 @@ TEST_F(ServerRanks, CancelStopsEveryRankTogether) {
             0.0f);
   // Prompt to latent: rank 0 encodes the prompts and hands the embeddings to rank 1.
   auto backend = raylight::make_cpu_backend();
-  auto t5 = raylight::UMT5Encoder::load("tiny", *backend);
+  auto t5 = raylight::test::load_umt5("tiny", *backend);
   Reply direct = http(server_.port(), "POST", "/v1/sample?wait=1",
                       sample_body(with(kSmall, {{"seed", 5}}),
                                   {{"context", t5->encode_prompt("two ranks")}, {"negative", t5->encode_prompt("")}}));

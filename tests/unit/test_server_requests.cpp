@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "models/wan/wan_family.h"
 #include "models/wan/wan_tiny.h"
 #include "sampling/schedule.h"
 #include "server/job_board.h"
@@ -22,8 +23,9 @@ std::string body(const std::vector<std::pair<std::string, Tensor>>& tensors, con
   return encode_safetensors(tensors, {{"request", params.is_null() ? "{}" : params.dump()}});
 }
 
-SamplePlan plan(const std::string& b, bool tiny = true) {
-  return plan_sample(parse_sample_body(b), wan_tiny_config(), tiny);
+// The tiny model's spec, as the embedded model or as a checkpoint of its shapes.
+SampleJob plan(const std::string& b, bool tiny = true) {
+  return plan_sample(parse_sample_body(b), *wan_spec(wan_tiny_config(), tiny ? "tiny" : ""));
 }
 
 std::string refusal(const std::string& b, bool tiny = true) {
@@ -38,14 +40,14 @@ std::string refusal(const std::string& b, bool tiny = true) {
 }  // namespace
 
 TEST(ServerSampleRequest, DefaultsFollowTheCommandLine) {
-  SamplePlan p = plan(body({}, nlohmann::json::object()));
+  SampleJob p = plan(body({}, nlohmann::json::object()));
   EXPECT_EQ(p.item_shape, (Shape{16, 3, 16, 16}));  // tiny: 128x128, 9 frames
   EXPECT_EQ(p.steps(), 10);
   EXPECT_EQ(p.sigmas, flow_sigmas(10, 5.0));
   EXPECT_EQ(p.sampler, SamplerKind::UniPC);
   EXPECT_EQ(p.cfg, 5.0);
   EXPECT_FALSE(p.batched_output);
-  EXPECT_TRUE(p.negative.defined());  // built-in negative embeddings stand in
+  EXPECT_TRUE(!p.negative.empty());  // built-in negative embeddings stand in
 }
 
 TEST(ServerSampleRequest, ReadsComfyShapesNoiseAndDenoise) {
@@ -53,19 +55,19 @@ TEST(ServerSampleRequest, ReadsComfyShapesNoiseAndDenoise) {
   Tensor ctx = Tensor::zeros({1, 7, text});
   Tensor lat = Tensor::zeros({2, 16, 2, 8, 8}).to_dtype(DType::F16);
   Tensor noise = Tensor::zeros({2, 16, 2, 8, 8});
-  SamplePlan p = plan(body({{"context", ctx}, {"negative", ctx}, {"latent", lat}, {"noise", noise}},
+  SampleJob p = plan(body({{"context", ctx}, {"negative", ctx}, {"latent", lat}, {"noise", noise}},
                            {{"steps", 4}, {"denoise", 0.5}, {"shift", 3.0}, {"sampler", "euler"}, {"cfg", 2}}));
-  EXPECT_EQ(p.context.shape(), (Shape{7, text}));
+  EXPECT_EQ(p.positive.at("context").shape(), (Shape{7, text}));
   EXPECT_EQ(p.batch, 2);
   EXPECT_TRUE(p.batched_output);
   EXPECT_EQ(p.item_shape, (Shape{16, 2, 8, 8}));
   std::vector<double> all = flow_sigmas(8, 3.0);
   EXPECT_EQ(p.sigmas, std::vector<double>(all.end() - 5, all.end()));
   EXPECT_EQ(p.sampler, SamplerKind::Euler);
-  SamplePlan q = plan(body({{"noise", Tensor::zeros({16, 1, 4, 4})}}, {{"sigmas", {1.0, 0.5, 0.0}}, {"cfg", 1}}));
+  SampleJob q = plan(body({{"noise", Tensor::zeros({16, 1, 4, 4})}}, {{"sigmas", {1.0, 0.5, 0.0}}, {"cfg", 1}}));
   EXPECT_EQ(q.sigmas, (std::vector<double>{1.0, 0.5, 0.0}));
   EXPECT_FALSE(q.batched_output);
-  EXPECT_FALSE(q.negative.defined());
+  EXPECT_FALSE(!q.negative.empty());
   EXPECT_EQ(plan(body({}, {{"batch", 3}, {"width", 32}, {"height", 48}, {"frames", 5}})).item_shape,
             (Shape{16, 2, 6, 4}));
 }
@@ -89,7 +91,7 @@ TEST(ServerSampleRequest, RefusesWhatCannotRunWithAMessage) {
       {body({{"latent", lat}}, {{"width", 64}}), "cannot be given with a latent"},
       {body({{"context", Tensor::zeros({3, text + 1})}}, {}), "tensor 'context' has shape [3, 65]"},
       {body({{"context", Tensor::zeros({513, text})}}, {}), "1 to 512 tokens"},
-      {body({}, {}), "tensor 'context' (the positive text embeddings) is required", false},
+      {body({}, {}), "tensor 'context' (the positive prompt's [tokens <= 512, 64]) is required", false},
       {body({{"context", Tensor::zeros({3, text})}}, {}), "tensor 'negative' is required", false},
       {body({}, {{"sampler", "heun"}}), "unknown sampler \"heun\""},
       {body({}, {{"steps", 0}}), "\"steps\" must be an integer from 1"},
@@ -101,7 +103,7 @@ TEST(ServerSampleRequest, RefusesWhatCannotRunWithAMessage) {
       {body({}, {{"width", 100}}), "multiples of 16"},
       {body({}, {{"seed", -1}}), "non-negative integer"},
       {body({}, {{"cfg", "high"}}), "\"cfg\" must be a finite number"},
-      {body({{"y", lat}}, {}), "for image-to-video models"},
+      {body({{"y", lat}}, {}), "unknown tensor 'y' for Wan2.1 T2V"},
   };
   for (const Case& c : cases) {
     std::string msg = refusal(c.body, c.tiny);

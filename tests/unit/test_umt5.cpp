@@ -20,8 +20,10 @@
 #include "models/t5/umt5_encoder.h"
 #include "models/t5/umt5_tiny.h"
 #include "models/wan/wan_tiny.h"
+#include "../part_loaders.h"
 
 using namespace raylight;
+using namespace raylight::test;
 
 namespace {
 
@@ -90,7 +92,7 @@ std::string error_of(F&& f) {
 
 void expect_golden(const std::string& model_file, const std::string& out_prefix) {
   auto backend = make_cpu_backend();
-  auto enc = UMT5Encoder::load(fixture(model_file), *backend);
+  auto enc = load_umt5(fixture(model_file), *backend);
   auto c = SafetensorsFile::open(fixture("umt5_tiny_case.safetensors"));
   for (int n = 0; n < 3; ++n) {
     const std::vector<int> ids = ids_of(c->tensor("ids_" + std::to_string(n)));
@@ -114,7 +116,7 @@ TEST(UMT5Attention, BucketsMatchTorchForEveryOffsetUpTo1000) {
 
 TEST(UMT5Config, DetectsTheTinyConfigFromShapes) {
   auto backend = make_cpu_backend();
-  auto enc = UMT5Encoder::load(fixture("umt5_tiny.safetensors"), *backend);
+  auto enc = load_umt5(fixture("umt5_tiny.safetensors"), *backend);
   const UMT5Config& c = enc->config();
   EXPECT_EQ(c.vocab, 500);
   EXPECT_EQ(c.d_model, 64);
@@ -136,7 +138,7 @@ TEST(UMT5Encoder, ComfyScaledFp8MatchesDequantisedGolden) {
 
 TEST(UMT5Encoder, EncodesPromptsWithTheTokenizerInsideTheFile) {
   auto backend = make_cpu_backend();
-  auto enc = UMT5Encoder::load(fixture("umt5_tiny_scaled_fp8.safetensors"), *backend);
+  auto enc = load_umt5(fixture("umt5_tiny_scaled_fp8.safetensors"), *backend);
   ASSERT_TRUE(enc->has_tokenizer());
   auto c = SafetensorsFile::open(fixture("umt5_tiny_case.safetensors"));
   EXPECT_EQ(enc->tokenizer().encode("a cat walking on the beach at sunset"),
@@ -145,10 +147,10 @@ TEST(UMT5Encoder, EncodesPromptsWithTheTokenizerInsideTheFile) {
   EXPECT_LT(max_abs_diff(out, c->tensor("out_fp8_0").to_f32()), kTolerance);
 
   // A file without one needs a .model; the error says so.
-  auto bare = UMT5Encoder::load(fixture("umt5_tiny.safetensors"), *backend);
+  auto bare = load_umt5(fixture("umt5_tiny.safetensors"), *backend);
   const std::string e = error_of([&] { bare->encode_prompt("a cat"); });
   EXPECT_NE(e.find("no tokenizer"), std::string::npos) << e;
-  auto with = UMT5Encoder::load(fixture("umt5_tiny.safetensors"), *backend,
+  auto with = load_umt5(fixture("umt5_tiny.safetensors"), *backend,
                                 fixture("umt5_tiny_spiece.model"));
   EXPECT_LT(max_abs_diff(with->encode_prompt("a cat walking on the beach at sunset"),
                          c->tensor("out_0").to_f32()),
@@ -204,7 +206,7 @@ TEST(UMT5Encoder, InconsistentCheckpointsGiveErrorsNamingFileAndTensor) {
   for (const TensorInfo& t : f->tensors())
     tensors.push_back({t.name, t.name == wo0 ? Tensor::zeros({64, 95}) : f->tensor(t.name)});
   write_safetensors(path, tensors);
-  e = error_of([&] { UMT5Encoder::load(path, *backend); });
+  e = error_of([&] { load_umt5(path, *backend); });
   EXPECT_NE(e.find(path), std::string::npos) << e;
   EXPECT_NE(e.find(wo0), std::string::npos) << e;
 
@@ -221,18 +223,18 @@ TEST(UMT5Encoder, InconsistentCheckpointsGiveErrorsNamingFileAndTensor) {
       << e;
 
   // Not an encoder at all, and a missing file.
-  e = error_of([&] { UMT5Encoder::load(fixture("wan_tiny_t2v.safetensors"), *backend); });
+  e = error_of([&] { load_umt5(fixture("wan_tiny_t2v.safetensors"), *backend); });
   EXPECT_NE(e.find("not a umT5 encoder"), std::string::npos) << e;
   EXPECT_NE(e.find("wan_tiny_t2v.safetensors"), std::string::npos) << e;
   const std::string missing = (dir / "missing.safetensors").string();
-  e = error_of([&] { UMT5Encoder::load(missing, *backend); });
+  e = error_of([&] { load_umt5(missing, *backend); });
   EXPECT_NE(e.find(missing), std::string::npos) << e;
   std::filesystem::remove_all(dir);
 }
 
 TEST(UMT5Encoder, RejectsIdsOutsideTheVocabulary) {
   auto backend = make_cpu_backend();
-  auto enc = UMT5Encoder::load(fixture("umt5_tiny.safetensors"), *backend);
+  auto enc = load_umt5(fixture("umt5_tiny.safetensors"), *backend);
   EXPECT_NE(error_of([&] {
               enc->encode({5, 500, 1});
             }).find("token id 500 at position 1"),
@@ -243,7 +245,7 @@ TEST(UMT5Encoder, RejectsIdsOutsideTheVocabulary) {
 
 TEST(UMT5Tiny, EncodesPromptsWithoutFilesAtTheDiTsTextWidth) {
   auto backend = make_cpu_backend();
-  auto enc = UMT5Encoder::load("tiny", *backend);
+  auto enc = load_umt5("tiny", *backend);
   ASSERT_TRUE(enc->has_tokenizer());
   EXPECT_EQ(enc->config().d_model, wan_tiny_config().text_dim);
   EXPECT_EQ(enc->config().vocab, enc->tokenizer().vocab_size());
@@ -256,7 +258,7 @@ TEST(UMT5Tiny, EncodesPromptsWithoutFilesAtTheDiTsTextWidth) {
     sum_sq += a.f32()[i] * a.f32()[i];
   }
   EXPECT_GT(sum_sq / a.numel(), 0.1);  // O(1) activations after the final norm
-  EXPECT_EQ(max_abs_diff(a, UMT5Encoder::load("tiny", *backend)
+  EXPECT_EQ(max_abs_diff(a, load_umt5("tiny", *backend)
                                 ->encode_prompt("a cat walking on the beach at sunset")),
             0.0f);
   // One token changed changes every row (attention mixes them).

@@ -7,9 +7,11 @@
 #include "io/safetensors.h"
 #include "models/wan/wan_config.h"
 #include "models/wan/wan_tiny.h"
-#include "pipeline/wan_loader.h"
+#include "pipeline/model_loader.h"
+#include "../part_loaders.h"
 
 using namespace raylight;
+using namespace raylight::test;
 
 namespace {
 
@@ -74,9 +76,9 @@ TEST(WanConfig, LoaderRefusesFilesThatAreNotWan) {
   std::filesystem::create_directories(dir);
   const std::string path = (dir / "other.safetensors").string();
   write_safetensors(path, {{"encoder.layer.0.weight", Tensor::zeros({4, 4})}});
-  std::string msg = error_of([&] { load_wan(path); });
-  EXPECT_NE(msg.find("not a Wan 2.1 DiT"), std::string::npos) << msg;
-  msg = error_of([&] { load_wan((dir / "absent.safetensors").string()); });
+  std::string msg = error_of([&] { load_model(path); });
+  EXPECT_NE(msg.find("is not a DiT this build knows"), std::string::npos) << msg;
+  msg = error_of([&] { load_model((dir / "absent.safetensors").string()); });
   EXPECT_NE(msg.find("does not exist"), std::string::npos) << msg;
   std::filesystem::remove_all(dir);
 }

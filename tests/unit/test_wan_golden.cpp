@@ -11,8 +11,9 @@
 #include <string>
 
 #include "io/safetensors.h"
-#include "pipeline/wan_loader.h"
+#include "pipeline/model_loader.h"
 #include "../wan_cases.h"
+#include "../part_loaders.h"
 
 using namespace raylight;
 using namespace raylight::test;
@@ -20,9 +21,9 @@ using namespace raylight::test;
 namespace {
 
 void expect_golden(const std::string& model_file, const std::string& case_file) {
-  LoadedWan wan = load_wan(fixture(model_file));
+  LoadedModel wan = load_model(fixture(model_file));
   auto c = SafetensorsFile::open(fixture(case_file));
-  Tensor v = wan.model->forward(wan_case_inputs(*c));
+  Tensor v = wan_of(wan).forward(wan_case_inputs(*c));
   Tensor expected = c->tensor("velocity").to_f32();
   ASSERT_EQ(v.shape(), expected.shape());
   EXPECT_LT(max_abs_diff(v, expected), 5e-5f) << model_file;
@@ -43,16 +44,16 @@ TEST(WanGolden, ComfyScaledFp8MatchesDequantisedReference) {
 }
 
 TEST(WanGolden, DetectsTinyConfigsFromShapes) {
-  LoadedWan t2v = load_wan(fixture("wan_tiny_t2v.safetensors"));
-  EXPECT_EQ(t2v.model->config().dim, 64);
-  EXPECT_EQ(t2v.model->config().num_heads, 2);
-  EXPECT_EQ(t2v.model->config().num_layers, 2);
-  EXPECT_EQ(t2v.model->config().text_dim, 32);
-  EXPECT_FALSE(t2v.model->config().image_to_video());
-  LoadedWan i2v = load_wan(fixture("wan_tiny_i2v.safetensors"));
-  EXPECT_EQ(i2v.model->config().in_dim, 36);
-  EXPECT_EQ(i2v.model->config().clip_dim, 48);
-  EXPECT_TRUE(i2v.model->config().image_to_video());
+  LoadedModel t2v = load_model(fixture("wan_tiny_t2v.safetensors"));
+  EXPECT_EQ(wan_of(t2v).config().dim, 64);
+  EXPECT_EQ(wan_of(t2v).config().num_heads, 2);
+  EXPECT_EQ(wan_of(t2v).config().num_layers, 2);
+  EXPECT_EQ(wan_of(t2v).config().text_dim, 32);
+  EXPECT_FALSE(wan_of(t2v).config().image_to_video());
+  LoadedModel i2v = load_model(fixture("wan_tiny_i2v.safetensors"));
+  EXPECT_EQ(wan_of(i2v).config().in_dim, 36);
+  EXPECT_EQ(wan_of(i2v).config().clip_dim, 48);
+  EXPECT_TRUE(wan_of(i2v).config().image_to_video());
 }
 
 TEST(WanGolden, ForwardCommandWritesTheReferenceVelocity) {

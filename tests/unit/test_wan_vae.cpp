@@ -23,8 +23,10 @@
 #include "models/vae/wan_vae_tiny.h"
 #include "parallel/checkpoint_weights.h"
 #include "sampling/noise.h"
+#include "../part_loaders.h"
 
 using namespace raylight;
+using namespace raylight::test;
 
 namespace {
 
@@ -67,7 +69,7 @@ class WanVaeTest : public ::testing::Test {
 }  // namespace
 
 TEST_F(WanVaeTest, DecodeMatchesReference) {
-  auto vae = WanVae::load(fixture("wan_vae_tiny.safetensors"), *cpu);
+  auto vae = load_wan_vae(fixture("wan_vae_tiny.safetensors"), *cpu);
   auto c = SafetensorsFile::open(fixture("wan_vae_tiny_case.safetensors"));
   int calls = 0;
   Tensor video = vae->decode(c->tensor("latent").to_f32(), [&](int64_t done, int64_t total) {
@@ -84,7 +86,7 @@ TEST_F(WanVaeTest, DecodeMatchesReference) {
 }
 
 TEST_F(WanVaeTest, EncodeMatchesReference) {
-  auto vae = WanVae::load(fixture("wan_vae_tiny.safetensors"), *cpu);
+  auto vae = load_wan_vae(fixture("wan_vae_tiny.safetensors"), *cpu);
   auto c = SafetensorsFile::open(fixture("wan_vae_tiny_case.safetensors"));
   Tensor mu = vae->encode(c->tensor("input_video").to_f32());
   ASSERT_EQ(mu.shape(), (Shape{16, 2, 2, 3}));
@@ -94,11 +96,11 @@ TEST_F(WanVaeTest, EncodeMatchesReference) {
 }
 
 TEST_F(WanVaeTest, DetectsConfigFromShapes) {
-  auto vae = WanVae::load(fixture("wan_vae_tiny.safetensors"), *cpu);
+  auto vae = load_wan_vae(fixture("wan_vae_tiny.safetensors"), *cpu);
   EXPECT_EQ(vae->config().base_dim, 4);
   EXPECT_EQ(vae->config().z_dim, 16);
   EXPECT_TRUE(vae->config().has_encoder);
-  auto tiny = WanVae::load("tiny", *cpu);
+  auto tiny = load_wan_vae("tiny", *cpu);
   EXPECT_EQ(tiny->config().base_dim, 8);
   // The released model's tensor list: 194 tensors, decoder.conv1 [384, 16, 3, 3, 3].
   WanVaeConfig full;
@@ -111,7 +113,7 @@ TEST_F(WanVaeTest, DetectsConfigFromShapes) {
 }
 
 TEST_F(WanVaeTest, ChunkedDecodeEqualsWholeDecode) {
-  auto vae = WanVae::load("tiny", *cpu);
+  auto vae = load_wan_vae("tiny", *cpu);
   Tensor latent = gaussian_noise({16, 4, 4, 6}, 42);
   Tensor official = vae->decode(latent);         // 1 latent frame per chunk
   Tensor pairs = vae->decode(latent, {}, 2);      // 1, 2, 1
@@ -122,7 +124,7 @@ TEST_F(WanVaeTest, ChunkedDecodeEqualsWholeDecode) {
 }
 
 TEST_F(WanVaeTest, ChunkedEncodeEqualsWholeEncode) {
-  auto vae = WanVae::load("tiny", *cpu);
+  auto vae = load_wan_vae("tiny", *cpu);
   Tensor video = gaussian_noise({3, 9, 16, 16}, 43);
   Tensor official = vae->encode(video);
   Tensor whole = vae->encode(video, {}, 8);
@@ -131,7 +133,7 @@ TEST_F(WanVaeTest, ChunkedEncodeEqualsWholeEncode) {
 }
 
 TEST_F(WanVaeTest, DecodeIsCausalInTime) {
-  auto vae = WanVae::load(fixture("wan_vae_tiny.safetensors"), *cpu);
+  auto vae = load_wan_vae(fixture("wan_vae_tiny.safetensors"), *cpu);
   auto c = SafetensorsFile::open(fixture("wan_vae_tiny_case.safetensors"));
   Tensor latent = c->tensor("latent").to_f32();  // [16, 3, 4, 6]
   Tensor first2 = Tensor::empty({16, 2, 4, 6});
@@ -146,7 +148,7 @@ TEST_F(WanVaeTest, DecodeIsCausalInTime) {
 
 // Speed is a benchmark's business; this checks the demo path decodes to sane pixels.
 TEST_F(WanVaeTest, TinyDecodesTheDemoLatent) {
-  auto vae = WanVae::load("tiny", *cpu);
+  auto vae = load_wan_vae("tiny", *cpu);
   Tensor latent = gaussian_noise({16, 3, 16, 16}, 7);
   Tensor video = vae->decode(latent);
   ASSERT_EQ(video.shape(), (Shape{3, 9, 128, 128}));
@@ -167,7 +169,7 @@ TEST_F(WanVaeTest, RefusesAFluxAutoencoderNamingTheTensor) {
                            {"decoder.conv_in.bias", Tensor::zeros({512})},
                            {"encoder.down.0.block.0.conv1.weight", Tensor::zeros({128, 128, 3, 3})},
                            {"encoder.conv_in.weight", Tensor::zeros({128, 3, 3, 3})}});
-  const std::string msg = error_of([&] { WanVae::load(path, *cpu); });
+  const std::string msg = error_of([&] { load_wan_vae(path, *cpu); });
   std::filesystem::remove_all(dir);
   EXPECT_TRUE(contains(msg, "not a Wan 2.1 VAE")) << msg;
   EXPECT_TRUE(contains(msg, "decoder.conv1.weight")) << msg;
@@ -196,7 +198,7 @@ TEST_F(WanVaeTest, RefusesMismatchedOrMissingTensorsByName) {
   msg = error_of([&] { WanVae::from_weights(std::move(wide), *cpu, "wan2.2_vae.safetensors"); });
   EXPECT_TRUE(contains(msg, "48")) << msg;
 
-  EXPECT_TRUE(contains(error_of([&] { WanVae::load("/nonexistent/vae.safetensors", *cpu); }), "does not exist"));
+  EXPECT_TRUE(contains(error_of([&] { load_wan_vae("/nonexistent/vae.safetensors", *cpu); }), "does not exist"));
 }
 
 TEST_F(WanVaeTest, DecoderOnlyWeightsDecodeButDoNotEncode) {
@@ -212,7 +214,7 @@ TEST_F(WanVaeTest, DecoderOnlyWeightsDecodeButDoNotEncode) {
 }
 
 TEST_F(WanVaeTest, ShapeErrorsAreClear) {
-  auto vae = WanVae::load("tiny", *cpu);
+  auto vae = load_wan_vae("tiny", *cpu);
   std::string msg = error_of([&] { vae->decode(Tensor::zeros({4, 3, 8, 8})); });
   EXPECT_TRUE(contains(msg, "[4, 3, 8, 8]") && contains(msg, "expected [16, frames, height, width]")) << msg;
   EXPECT_FALSE(error_of([&] { vae->decode(Tensor::zeros({16, 8, 8})); }).empty());

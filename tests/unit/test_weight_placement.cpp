@@ -41,6 +41,9 @@ TEST(WeightPlacement, ShardRangesCoverEveryByteOnce) {
 
 namespace {
 
+// Wan's blocks, as its family names them.
+const BlockOf kWanBlocks = [](const std::string& name) { return numbered_block(name, "blocks."); };
+
 // Every weight through `store` equals the same weight read straight from `source`.
 void expect_same_weights(WeightStore& store, WeightStore& source, int blocks) {
   auto cpu = make_cpu_backend();
@@ -68,10 +71,10 @@ TEST(WeightPlacement, ShardedAndOffloadedWeightsAreByteExact) {
     CheckpointWeights source(Checkpoint::open(path));
     auto cpu = make_cpu_backend();
     for (bool on_host : {false, true}) {
-      ShardedWeights sharded(source, *solo, *cpu, on_host);
+      ShardedWeights sharded(source, kWanBlocks, *solo, *cpu, on_host);
       expect_same_weights(sharded, source, 2);
     }
-    OffloadWeights offload(std::make_unique<CheckpointWeights>(Checkpoint::open(path)), *cpu);
+    OffloadWeights offload(std::make_unique<CheckpointWeights>(Checkpoint::open(path)), kWanBlocks, *cpu);
     expect_same_weights(offload, source, 2);
   }
 }
@@ -80,7 +83,7 @@ TEST(WeightPlacement, WeightsOutsideTheirBlockAreRefused) {
   auto solo = make_solo_communicator("world");
   auto tiny = wan_tiny_weights();
   auto cpu = make_cpu_backend();
-  ShardedWeights sharded(*tiny, *solo, *cpu);
+  ShardedWeights sharded(*tiny, kWanBlocks, *solo, *cpu);
   EXPECT_THROW(sharded.get("blocks.1.ffn.0.weight"), Error);
   EXPECT_THROW(sharded.end_block(0), Error);
 }

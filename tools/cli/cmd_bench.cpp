@@ -1,7 +1,8 @@
-// raylight bench: one Wan DiT forward at real shapes with random weights made on the GPU
-// (no checkpoint needed), timed with CUDA events: median over several runs after warm-up,
-// FLOPs and TFLOP/s, a profiled breakdown (matrix products, attention, the rest), peak
-// device memory, and the attention kernel alone. Built only with the CUDA backend.
+// raylight bench: one DiT forward at real shapes with random weights made on the GPU (no
+// checkpoint needed; the registry lists the models and their tensors), timed with CUDA
+// events: median over several runs after warm-up, FLOPs and TFLOP/s, a profiled breakdown
+// (matrix products, attention, the rest), peak device memory, and the attention kernel
+// alone. Built only with the CUDA backend.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -15,22 +16,28 @@
 #include "parallel_options.h"
 #include "dist/runtime.h"
 
+#include "models/registry.h"
 #ifdef RAYLIGHT_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
-#include "models/wan/wan_config.h"
-#include "pipeline/wan_loader.h"
+#include "pipeline/model_loader.h"
 #include "sampling/noise.h"
 #endif
 
 namespace raylight::cli {
 
+static std::string bench_model_names() {
+  std::string names;
+  for (const auto& m : bench_models()) names += (names.empty() ? "" : "|") + m.name;
+  return names;
+}
+
 static constexpr const char* kHelp =
     "usage: raylight bench [options]\n"
-    "  --model wan-1.3b|wan-14b   Wan 2.1 T2V shapes, random weights (wan-1.3b)\n"
+    "  --model NAME               a model's real shapes with random weights (first listed below)\n"
     "  --dtype bf16|fp8           block matrices in bf16, or fp8 e4m3 with a scale (bf16)\n"
     "  --fp8-gemm native|dequant  fp8 products: fp8 tensor cores, or dequantise to bf16 (native)\n"
     "  --attention cudnn|own      attention kernel (default: RAYLIGHT_ATTENTION, else cudnn)\n"
-    "  --frames F --height H --width W   video size (81, 480, 832)\n"
+    "  --frames F --height H --width W   size (the model's default, e.g. 81, 480, 832)\n"
     "  --runs N --warmup N        timed forwards and warm-up forwards (5, 2)\n"
     "  --attention-only           time the attention kernels alone (cuDNN and ours, self and cross)\n"
     "  with --gpus LIST and --ulysses/--ring, the forward runs sequence-parallel over the GPUs\n";
@@ -38,12 +45,12 @@ static constexpr const char* kHelp =
 #ifdef RAYLIGHT_HAVE_CUDA
 namespace {
 
-// Random weights at a config's exact names and shapes, made on the device on first use.
+// Random weights at a model's exact names and shapes, made on the device on first use.
 class RandomDeviceWeights final : public WeightStore {
  public:
-  RandomDeviceWeights(const WanConfig& c, CudaBackend& be, bool fp8) : be_(be), fp8_(fp8) {
-    for (auto& [name, shape] : wan_expected_tensors(c)) shapes_[name] = shape;
-    heads_ = c.num_heads;
+  RandomDeviceWeights(const BenchModel& m, CudaBackend& be, bool fp8)
+      : be_(be), fp8_(fp8), metadata_(m.metadata), is_block_matrix_(m.is_block_matrix) {
+    for (auto& [name, shape] : m.tensors) shapes_[name] = shape;
   }
   bool has(const std::string& n) const override { return shapes_.count(n) != 0; }
   Shape shape(const std::string& n) const override { return shapes_.at(n); }
@@ -53,9 +60,7 @@ class RandomDeviceWeights final : public WeightStore {
     for (auto& [n, s] : shapes_) out.push_back(n);
     return out;
   }
-  std::map<std::string, std::string> metadata() const override {
-    return {{"raylight.num_heads", std::to_string(heads_)}};
-  }
+  std::map<std::string, std::string> metadata() const override { return metadata_; }
   Tensor get(const std::string& n) override {
     auto it = made_.find(n);
     if (it != made_.end()) return it->second;
@@ -73,12 +78,11 @@ class RandomDeviceWeights final : public WeightStore {
   Stored stored(const std::string& n) const override { fail("random weights have no stored bytes (", n, ")"); }
 
  private:
-  bool quantised(const std::string& n) const {
-    return fp8_ && n.rfind("blocks.", 0) == 0 && n.find(".weight") != std::string::npos && shapes_.at(n).size() == 2;
-  }
+  bool quantised(const std::string& n) const { return fp8_ && is_block_matrix_(n) && shapes_.at(n).size() == 2; }
   CudaBackend& be_;
   bool fp8_;
-  int64_t heads_ = 0;
+  std::map<std::string, std::string> metadata_;
+  std::function<bool(const std::string&)> is_block_matrix_;
   std::map<std::string, Shape> shapes_;
   std::map<std::string, Tensor> made_;
 };
@@ -110,7 +114,11 @@ void bench_attention(CudaBackend& be, int64_t L, int64_t Lk, int64_t H, int64_t 
 
 int run_bench(const std::vector<std::string>& args) {
   for (const auto& a : args)
-    if (a == "--help" || a == "-h") { std::fputs(kHelp, stdout); return 0; }
+    if (a == "--help" || a == "-h") {
+      std::fputs(kHelp, stdout);
+      std::printf("models: %s\n", bench_model_names().c_str());
+      return 0;
+    }
   std::set<std::string> valued = {"model", "dtype", "fp8-gemm", "attention", "frames", "height", "width", "runs", "warmup"};
   valued.insert(kParallelValued.begin(), kParallelValued.end());
   std::set<std::string> flags = {"attention-only"};
@@ -121,19 +129,17 @@ int run_bench(const std::vector<std::string>& args) {
 #ifndef RAYLIGHT_HAVE_CUDA
   fail("bench needs the CUDA backend; this build has none (nvcc was not found at configure time)");
 #else
-  const std::string model = opt.str("model", "wan-1.3b"), dtype = opt.str("dtype", "bf16");
-  WanConfig c;
-  if (model == "wan-1.3b") { c.dim = 1536; c.num_heads = 12; c.ffn_dim = 8960; c.num_layers = 30; }
-  else if (model == "wan-14b") { c.dim = 5120; c.num_heads = 40; c.ffn_dim = 13824; c.num_layers = 40; }
-  else fail("--model must be wan-1.3b or wan-14b, got '", model, "'");
+  const std::vector<BenchModel> models = bench_models();
+  const std::string model = opt.str("model", models.front().name), dtype = opt.str("dtype", "bf16");
+  const BenchModel* chosen = nullptr;
+  for (const auto& m : models)
+    if (m.name == model) chosen = &m;
+  if (!chosen) fail("--model must be one of ", bench_model_names(), ", got '", model, "'");
   if (dtype != "bf16" && dtype != "fp8") fail("--dtype must be bf16 or fp8, got '", dtype, "'");
   const std::string gemm = opt.str("fp8-gemm", "native");
   if (gemm != "native" && gemm != "dequant") fail("--fp8-gemm must be native or dequant");
-  const int64_t frames = opt.integer("frames", 81), height = opt.integer("height", 480), width = opt.integer("width", 832);
-  if ((frames - 1) % 4 || height % 16 || width % 16) fail("--frames must be 4k+1 and --height/--width multiples of 16");
   const int runs = static_cast<int>(opt.integer("runs", 5)), warmup = static_cast<int>(opt.integer("warmup", 2));
-  const int64_t lf = (frames - 1) / 4 + 1, lh = height / 8, lw = width / 8;
-  const int64_t tokens = lf * (lh / 2) * (lw / 2);
+  if (runs < 1 || warmup < 0) fail("--runs must be at least 1 and --warmup at least 0");
 
   const std::string attn = opt.str("attention", "");
   if (!attn.empty() && attn != "cudnn" && attn != "own") fail("--attention must be cudnn or own, got '", attn, "'");
@@ -142,26 +148,32 @@ int run_bench(const std::vector<std::string>& args) {
   o.attention = attn == "cudnn" ? AttentionKernel::Cudnn : attn == "own" ? AttentionKernel::Own : AttentionKernel::Default;
   auto owned = make_cuda_backend(o);
   CudaBackend& be = *owned;
-  if (lead) std::printf("device: %s\nmodel: %s (dim %lld, %lld heads, %lld layers), %s weights%s; %lldx%lldx%lld -> %lld tokens\n",
-              be.device_name().c_str(), model.c_str(), (long long)c.dim, (long long)c.num_heads,
-              (long long)c.num_layers, dtype.c_str(), dtype == "fp8" ? (o.fp8_gemm ? " (fp8 GEMM)" : " (dequant GEMM)") : "",
-              (long long)height, (long long)width, (long long)frames, (long long)tokens);
+  auto weights = std::make_unique<RandomDeviceWeights>(*chosen, be, dtype == "fp8");
+  const auto spec = denoiser_spec(*weights, model);
+  const SamplingDefaults d = spec->defaults();
+  const OutputSize size{opt.integer("width", d.width), opt.integer("height", d.height), opt.integer("frames", d.frames)};
+  const Shape item = spec->latent_shape(size);
+  const int64_t tokens = spec->sequence_tokens(item);
+  const int64_t heads = spec->attention_heads(), head_dim = spec->head_dim();
+  if (lead) std::printf("device: %s\nmodel: %s (%s), %s weights%s; %lldx%lldx%lld -> %lld tokens\n",
+              be.device_name().c_str(), model.c_str(), spec->summary().c_str(), dtype.c_str(),
+              dtype == "fp8" ? (o.fp8_gemm ? " (fp8 GEMM)" : " (dequant GEMM)") : "",
+              (long long)size.height, (long long)size.width, (long long)size.frames, (long long)tokens);
   if (lead) std::printf("attention: %s\n", be.attention_kernel().c_str());
   if (opt.flag("attention-only")) {
     for (AttentionKernel k : {AttentionKernel::Own, AttentionKernel::Cudnn}) {
       be.set_attention_kernel(k);
-      bench_attention(be, tokens, tokens, c.num_heads, c.head_dim(), std::max(runs, 10));
-      bench_attention(be, tokens, tokens, c.num_heads, c.head_dim(), std::max(runs, 10), false);
-      bench_attention(be, tokens, c.text_len, c.num_heads, c.head_dim(), std::max(runs, 10));
+      bench_attention(be, tokens, tokens, heads, head_dim, std::max(runs, 10));
+      bench_attention(be, tokens, tokens, heads, head_dim, std::max(runs, 10), false);
+      if (spec->context_tokens() > 0) bench_attention(be, tokens, spec->context_tokens(), heads, head_dim, std::max(runs, 10));
     }
     return 0;
   }
-  auto weights = std::make_unique<RandomDeviceWeights>(c, be, dtype == "fp8");
-  LoadedWan wan = load_wan(std::move(weights), std::move(owned), layout);
-  if (lead) std::printf("layout: %d rank(s), %s\n", Runtime::world_size(), wan.groups.layout.describe().c_str());
-  Tensor latent = gaussian_noise({c.in_dim, lf, lh, lw}, 1);
-  WanContext ctx = wan.model->embed_context(gaussian_noise({c.text_len, c.text_dim}, 2), {});
-  auto forward = [&] { return wan.model->forward(latent, 500.0, ctx); };
+  LoadedModel loaded = load_model(std::move(weights), std::move(owned), layout, {}, model);
+  if (lead) std::printf("layout: %d rank(s), %s\n", Runtime::world_size(), loaded.groups.layout.describe().c_str());
+  Tensor latent = gaussian_noise(item, 1);
+  const auto prepared = loaded.denoiser->prepare(spec->example_conditioning(item, 2));
+  auto forward = [&] { return loaded.denoiser->predict(latent, 500.0, *prepared); };
 
   for (int i = 0; i < warmup; ++i) forward();
   be.set_profiling(true);
@@ -184,7 +196,7 @@ int run_bench(const std::vector<std::string>& args) {
               p.attention_flops / p.attention_ms / 1e9, p.other_ms);
   std::printf("peak device memory: %.2f GiB in tensors (weights + activations), %.2f GiB reserved by the cache\n",
               be.peak_bytes() / kGiB, be.peak_reserved_bytes() / kGiB);
-  bench_attention(be, tokens, tokens, c.num_heads, c.head_dim(), 10);
+  bench_attention(be, tokens, tokens, heads, head_dim, 10);
   return 0;
 #endif
 }

@@ -1,14 +1,17 @@
-// raylight generate: a prompt in, a video out. With no model flags everything is the
-// embedded tiny model (text encoder, DiT, VAE), so it runs in seconds on a CPU.
+// raylight generate: a prompt in, a video (or picture) out. With no model flags everything
+// is the embedded tiny model (text encoder, DiT, VAE), so it runs in seconds on a CPU.
+#include <chrono>
 #include <cstdio>
 #include <unistd.h>
 
 #include "commands.h"
 #include "core/error.h"
 #include "dist/runtime.h"
+#include "models/registry.h"
 #include "options.h"
 #include "parallel_options.h"
 #include "sample_options.h"
+#include "pipeline/comfyui_files.h"
 #include "pipeline/generate.h"
 
 namespace raylight::cli {
@@ -17,15 +20,16 @@ static constexpr const char* kHelp =
     "usage: raylight generate [options]\n"
     "  --prompt TEXT            what to make (default: a short demo prompt)\n"
     "  --negative-prompt TEXT   what to steer away from (empty)\n"
-    "  --model FILE|tiny        Wan 2.1 T2V DiT safetensors (tiny)\n"
-    "  --text-encoder FILE|tiny umT5-XXL safetensors, e.g. umt5_xxl_fp8_e4m3fn_scaled (tiny)\n"
-    "  --tokenizer FILE         SentencePiece .model when the encoder file has no spiece_model\n"
-    "  --vae FILE|tiny          Wan 2.1 VAE safetensors, e.g. wan_2.1_vae (tiny)\n"
-    "  --comfyui-dir DIR        find the three files under DIR/models/... (flags above win)\n"
-    "  --width W --height H --frames F   (832x480x81; tiny: 128x128x9)\n"
+    "  --model FILE|tiny        DiT safetensors (tiny); families: see `raylight --help`\n"
+    "  --variant NAME           which variant a checkpoint is, where its tensors cannot tell\n"
+    "  --text-encoder FILE|tiny the model's text encoder (ComfyUI's models/text_encoders) (tiny)\n"
+    "  --tokenizer FILE         SentencePiece .model when the encoder file has no tokenizer inside\n"
+    "  --vae FILE|tiny          the model's VAE (ComfyUI's models/vae) (tiny)\n"
+    "  --comfyui-dir DIR        find the files under DIR/models/... (flags above win)\n"
+    "  --width W --height H --frames F   (the model's default: 832x480x81; tiny: 128x128x9)\n"
     "  --steps N --cfg G --shift S --seed K --sampler euler|unipc|dpmpp2m   (30, 5, 5, 0, unipc)\n"
     "  --out FILE               .mp4 (H.264), .webp (animated), .png or dir/ (frames) (video.mp4)\n"
-    "  --fps N                  frames per second of the file (16)\n";
+    "  --fps N                  frames per second of the file (the model's default, 16)\n";
 
 namespace {
 
@@ -50,40 +54,62 @@ int run_generate(const std::vector<std::string>& args) {
       std::fputs(kParallelHelp, stdout);
       return 0;
     }
-  std::set<std::string> valued = {"prompt", "negative-prompt", "model", "text-encoder", "tokenizer",
+  std::set<std::string> valued = {"prompt", "negative-prompt", "model", "variant", "text-encoder", "tokenizer",
                                   "vae", "comfyui-dir", "out", "fps"};
   valued.insert(kSampleValued.begin(), kSampleValued.end());
   valued.insert(kParallelValued.begin(), kParallelValued.end());
   Options opt(args, valued, kParallelFlags);
   const ParallelLayout layout = parse_parallel(opt);
   const bool lead = Runtime::world_rank() == 0;
+  const auto t0 = std::chrono::steady_clock::now();
 
-  GenerateFiles files;
-  files.model = opt.str("model", "tiny");
-  files.text_encoder = opt.str("text-encoder", "tiny");
-  files.vae = opt.str("vae", "tiny");
-  files.tokenizer = opt.str("tokenizer", "");
-  if (opt.has("comfyui-dir"))
-    files = find_comfyui_files(opt.str("comfyui-dir", ""), files, opt.has("model"),
-                               opt.has("text-encoder"), opt.has("vae"));
-  const SampleOptions so = parse_sample_options(opt, files.model == "tiny");
-  const double fps = opt.number("fps", 16.0);
-  const std::string out = opt.str("out", "video.mp4");
-  const std::string prompt = opt.str("prompt", "a red fox running through fresh snow, morning light");
+  const std::string variant = opt.str("variant", "");
+  ModelFiles files;
+  if (opt.has("comfyui-dir")) {
+    files.model = opt.str("model", "");
+    if (opt.has("text-encoder")) files.parts.text_encoders = {opt.str("text-encoder", "")};
+    files.parts.codec = opt.str("vae", "");
+    files = find_comfyui_files(opt.str("comfyui-dir", ""), files, variant);
+  } else {
+    files.model = opt.str("model", "tiny");
+    files.parts.text_encoders = {opt.str("text-encoder", "tiny")};
+    files.parts.codec = opt.str("vae", "tiny");
+  }
+  files.parts.tokenizer = opt.str("tokenizer", "");
+  GenerateRequest request;
+  request.out = opt.str("out", "video.mp4");
+  request.prompt = opt.str("prompt", "a red fox running through fresh snow, morning light");
+  request.negative_prompt = opt.str("negative-prompt", "");
+  check_output_path(request.out);  // an unsupported extension fails before any work
+  // Every file must open before the DiT loads (a missing VAE should not cost a 14B load).
+  for (const auto& f : files.parts.text_encoders) open_store(f, PartKind::TextEncoder);
+  open_store(files.parts.codec, PartKind::LatentCodec);
 
-  Generator gen(files, layout, parse_device(opt), parse_placement(opt));
-  gen.wan().weights->set_verbose(opt.flag("verbose"));
+  std::unique_ptr<WeightStore> weights = open_store(files.model, PartKind::Denoiser);
+  const auto spec = denoiser_spec(*weights, files.model, variant);
+  request.options = parse_sample_options(opt, *spec);
+  request.fps = opt.number("fps", spec->defaults().fps);
+  if (!(request.fps > 0)) fail("--fps must be positive, got ", request.fps);
+  if (layout.cfg == 2 && request.options.cfg == 1.0) fail("--cfg-parallel needs guidance (--cfg other than 1)");
+  spec->latent_shape(request.options.size);
+
+  LoadedModel model = load_model(std::move(weights), make_backend(parse_device(opt), Runtime::world_rank()), layout,
+                                 parse_placement(opt), files.model, variant);
+  model.weights->set_verbose(opt.flag("verbose"));
+  std::unique_ptr<Generator> parts;
+  if (lead) parts = std::make_unique<Generator>(*spec, files.model, *model.backend, files.parts);
+  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const SampleOptions& so = request.options;
   if (lead)
-    std::fprintf(stderr, "model: %s on %s, %d steps, %lldx%lldx%lld, %d rank(s): %s\n",
-                 gen.wan().model->config().variant().c_str(), gen.wan().backend->name().c_str(),
-                 so.steps, (long long)so.width, (long long)so.height, (long long)so.frames,
-                 Runtime::world_size(), gen.wan().groups.layout.describe().c_str());
-  GenerateTimings t = gen.run(prompt, opt.str("negative-prompt", ""), so, out, fps,
-                              [&](int step, int total) { if (lead) show_progress(step, total); });
-  report_peak_memory(gen.wan());
+    std::fprintf(stderr, "model: %s on %s, %d steps, %lldx%lldx%lld, %d rank(s): %s\n", spec->variant().c_str(),
+                 model.backend->name().c_str(), so.steps, (long long)so.size.width, (long long)so.size.height,
+                 (long long)so.size.frames, Runtime::world_size(), model.groups.layout.describe().c_str());
+  GenerateTimings t =
+      generate(model, parts.get(), request, [&](int step, int total) { if (lead) show_progress(step, total); });
+  report_peak_memory(model);
   if (!lead) return 0;
   std::fprintf(stderr, "wrote %s\ntiming: load %.2f s, encode %.2f s, sample %.2f s, decode %.2f s, write %.2f s\n",
-               out.c_str(), t.load_s, t.encode_s, t.sample_s, t.decode_s, t.write_s);
+               request.out.c_str(), load_s, t.encode_s, t.sample_s, t.decode_s, t.write_s);
   return 0;
 }
 

@@ -1,12 +1,13 @@
 // raylight inspect FILE: what a checkpoint is, read from its header alone (no tensor data
-// is touched, so it is instant even for a 28 GB file).
+// is touched, so it is instant even for a 28 GB file). The registry names the family, the
+// part and the variant; where tensors cannot tell variants apart it says what decided.
 #include <cstdio>
 #include <filesystem>
 #include <map>
 
 #include "commands.h"
 #include "core/error.h"
-#include "models/wan/wan_config.h"
+#include "models/registry.h"
 #include "options.h"
 #include "parallel/checkpoint_weights.h"
 
@@ -24,10 +25,10 @@ static std::string human_bytes(double b) {
 int run_inspect(const std::vector<std::string>& args) {
   for (const auto& a : args)
     if (a == "--help" || a == "-h") {
-      std::puts("usage: raylight inspect FILE   (a .safetensors checkpoint)");
+      std::puts("usage: raylight inspect FILE [--variant NAME]   (a .safetensors checkpoint)");
       return 0;
     }
-  Options opt(args, {});
+  Options opt(args, {"variant"});
   if (opt.positional().size() != 1) fail("inspect takes exactly one file, got ", opt.positional().size());
   const std::string path = opt.positional()[0];
   if (!std::filesystem::exists(path)) fail("file ", path, " does not exist");
@@ -46,16 +47,13 @@ int run_inspect(const std::vector<std::string>& args) {
     groups[name.substr(0, name.find('.'))]++;
   }
   std::printf("file:        %s (%s)\n", path.c_str(), human_bytes(ck.file().file_size()).c_str());
-  if (looks_like_wan(w)) {
-    WanConfig c = detect_wan_config(w);
-    std::printf("family:      Wan 2.1 DiT\n");
-    std::printf("variant:     %s\n", c.variant().c_str());
-    std::printf("shape:       dim %lld, %lld heads x %lld, ffn %lld, %lld blocks, in %lld, text %lld%s\n",
-                (long long)c.dim, (long long)c.num_heads, (long long)c.head_dim(),
-                (long long)c.ffn_dim, (long long)c.num_layers, (long long)c.in_dim,
-                (long long)c.text_dim, c.image_to_video() ? ", image features" : "");
+  if (auto r = recognise(w, path, opt.str("variant", ""))) {
+    std::printf("family:      %s %s\n", r->family.c_str(), part_kind_name(r->part));
+    std::printf("variant:     %s\n", r->variant.c_str());
+    if (!r->summary.empty()) std::printf("shape:       %s\n", r->summary.c_str());
+    if (!r->note.empty()) std::printf("note:        %s\n", r->note.c_str());
   } else {
-    std::printf("family:      unknown (not a Wan 2.1 DiT layout)\n");
+    std::printf("family:      none recognised (this build knows %s)\n", family_list().c_str());
   }
   std::printf("parameters:  %lld (%.3f B, %.2f M)\n", (long long)params, params / 1e9, params / 1e6);
   std::printf("key prefix:  %s\n", ck.prefix().empty() ? "(none)" : ck.prefix().c_str());

@@ -1,4 +1,4 @@
-// raylight sample: text embeddings in, latents out. With --model tiny every input has a
+// raylight sample: conditioning in, latents out. With an embedded model every input has a
 // built-in default, so the command runs as is.
 #include <chrono>
 #include <cstdio>
@@ -8,30 +8,32 @@
 #include "commands.h"
 #include "core/error.h"
 #include "io/safetensors.h"
-#include "models/wan/wan_tiny.h"
+#include "models/registry.h"
 #include "dist/runtime.h"
 #include "options.h"
 #include "parallel_options.h"
 #include "sample_options.h"
-#include "pipeline/sample_latents.h"
-#include "pipeline/wan_loader.h"
+#include "pipeline/model_loader.h"
+#include "pipeline/sample_job.h"
 
 namespace raylight::cli {
 
 static constexpr const char* kHelp =
     "usage: raylight sample [options]\n"
-    "  --model FILE|tiny     Wan 2.1 DiT safetensors, or the embedded tiny model (default tiny)\n"
-    "  --context FILE        text embeddings: safetensors with tensor 'context' [tokens, 4096]\n"
-    "                        (default with tiny: built-in embeddings)\n"
-    "  --negative FILE       negative-prompt embeddings, tensor 'context' (needed when cfg != 1)\n"
-    "  --width W --height H  video size in pixels, multiples of 16 (832x480; tiny: 128x128)\n"
-    "  --frames F            4k+1 frames (81; tiny: 9)\n"
+    "  --model FILE|tiny     DiT safetensors, or the embedded tiny model (default tiny)\n"
+    "  --variant NAME        which variant a checkpoint is, where its tensors cannot tell\n"
+    "  --context FILE        conditioning: safetensors with the model's inputs, e.g. 'context'\n"
+    "                        [tokens, 4096] (and 'clip_fea', 'y' for image-to-video models);\n"
+    "                        default with tiny: built-in embeddings\n"
+    "  --negative FILE       negative-prompt conditioning, same names (needed when cfg != 1)\n"
+    "  --width W --height H  size in pixels (the model's default: 832x480; tiny: 128x128)\n"
+    "  --frames F            frames of a video model (81; tiny: 9)\n"
     "  --steps N             sampling steps (30; tiny: 10)\n"
     "  --cfg G               classifier-free guidance scale, 1 disables it (5)\n"
     "  --shift S             flow schedule shift (5)\n"
     "  --seed K              noise seed (0)\n"
     "  --sampler NAME        euler | unipc | dpmpp2m (unipc)\n"
-    "  --out FILE            output safetensors with tensor 'latent' [16, F', H/8, W/8]\n"
+    "  --out FILE            output safetensors with tensor 'latent', e.g. [16, F', H/8, W/8]\n"
     "                        (latents.safetensors)\n";
 
 int run_sample(const std::vector<std::string>& args) {
@@ -41,55 +43,58 @@ int run_sample(const std::vector<std::string>& args) {
       std::fputs(kParallelHelp, stdout);
       return 0;
     }
-  std::set<std::string> valued = {"model", "context", "negative", "out"};
+  std::set<std::string> valued = {"model", "variant", "context", "negative", "out"};
   valued.insert(kSampleValued.begin(), kSampleValued.end());
   valued.insert(kParallelValued.begin(), kParallelValued.end());
   Options opt(args, valued, kParallelFlags);
   const ParallelLayout layout = parse_parallel(opt);
   const bool lead = Runtime::world_rank() == 0;  // rank 0 talks to the user and writes files
-  const std::string model_arg = opt.str("model", "tiny");
-  const bool tiny = model_arg == "tiny";
-  const SampleOptions so = parse_sample_options(opt, tiny);
+  const std::string model_arg = opt.str("model", "tiny"), variant = opt.str("variant", "");
   const std::string out = opt.str("out", "latents.safetensors");
 
-  // Check every input before loading the model, so mistakes fail fast.
-  Tensor context, negative;
-  if (opt.has("context")) context = read_input_tensor(opt.str("context", ""), "context");
-  else if (tiny) context = wan_tiny_context(0);
-  else fail("--context FILE is required with a checkpoint model");
-  if (opt.has("negative")) negative = read_input_tensor(opt.str("negative", ""), "context");
-  else if (tiny) negative = wan_tiny_context(1);
-  else if (so.cfg != 1.0) fail("--negative FILE is required when --cfg is not 1");
-
+  // Every input is checked before the model loads, so mistakes fail fast.
   auto t0 = std::chrono::steady_clock::now();
-  LoadedWan wan = load_wan(model_arg, layout, parse_device(opt), parse_placement(opt));
-  wan.weights->set_verbose(opt.flag("verbose"));
+  std::unique_ptr<WeightStore> weights = open_store(model_arg, PartKind::Denoiser);
+  const auto spec = denoiser_spec(*weights, model_arg, variant);
+  const SampleOptions so = parse_sample_options(opt, *spec);
+  if (layout.cfg == 2 && so.cfg == 1.0) fail("--cfg-parallel needs guidance (--cfg other than 1)");
+  // The positive file also holds the shared inputs (image-to-video's clip_fea, y); the
+  // negative prompt's inputs come with them.
+  const Conditioning positive = opt.has("context") ? read_conditioning(opt.str("context", ""), *spec, true, true)
+                                                   : spec->builtin_conditioning(0);
+  if (positive.empty()) fail("--context FILE is required with a checkpoint model");
+  const Conditioning negative =
+      opt.has("negative") ? with_shared(read_conditioning(opt.str("negative", ""), *spec, true, false), positive, *spec)
+                          : spec->builtin_conditioning(1);
+  if (negative.empty() && so.cfg != 1.0) fail("--negative FILE is required when --cfg is not 1");
+  const SampleJob job = make_sample_job(*spec, so, positive, negative, layout.dp);
+
+  LoadedModel model = load_model(std::move(weights), make_backend(parse_device(opt), Runtime::world_rank()), layout,
+                                 parse_placement(opt), model_arg, variant);
+  model.weights->set_verbose(opt.flag("verbose"));
   const double load_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  wan_latent_shape(wan.model->config(), so);  // validates the size before any work
   if (lead)
     std::fprintf(stderr, "model: %s, %s on %s, %d steps, cfg %g, shift %g, seed %llu, %d rank(s): %s\n",
-                 wan.model->config().variant().c_str(), sampler_name(so.sampler).c_str(),
-                 wan.backend->name().c_str(), so.steps, so.cfg, so.shift,
-                 static_cast<unsigned long long>(so.seed), Runtime::world_size(),
-                 wan.groups.layout.describe().c_str());
+                 spec->variant().c_str(), sampler_name(so.sampler).c_str(), model.backend->name().c_str(), so.steps,
+                 so.cfg, so.shift, static_cast<unsigned long long>(so.seed), Runtime::world_size(),
+                 model.groups.layout.describe().c_str());
   const bool tty = isatty(fileno(stderr));
   // When each step ended: the first step also builds attention plans, so later steps are
   // reported apart from it.
   std::vector<std::chrono::steady_clock::time_point> step_ends{std::chrono::steady_clock::now()};
-  Tensor latent = sample_wan_latents(
-      *wan.model, context, negative, so,
-      [&](int step, int total) {
-        step_ends.push_back(std::chrono::steady_clock::now());
-        if (!lead) return;
-        std::fprintf(stderr, tty ? "\rstep %d/%d" : "step %d/%d\n", step, total);
-        if (tty && step == total) std::fputc('\n', stderr);
-      },
-      {wan.groups.cfg.get(), wan.groups.dp.get()});
+  SampleHooks hooks;
+  hooks.after_step = [&](int step, int total) {
+    step_ends.push_back(std::chrono::steady_clock::now());
+    if (!lead) return;
+    std::fprintf(stderr, tty ? "\rstep %d/%d" : "step %d/%d\n", step, total);
+    if (tty && step == total) std::fputc('\n', stderr);
+  };
+  Tensor latent = run_sample_job(model, job, hooks);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  report_peak_memory(wan);
+  report_peak_memory(model);
   if (!lead) return 0;
   write_safetensors(out, {{"latent", latent}},
-                    {{"raylight.model", wan.model->config().variant()},
+                    {{"raylight.model", spec->variant()},
                      {"raylight.sampler", sampler_name(so.sampler)},
                      {"raylight.steps", std::to_string(so.steps)},
                      {"raylight.seed", std::to_string(so.seed)}});

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "models/family.h"
 
 namespace raylight::cli {
 
@@ -18,5 +19,10 @@ int run_serve(const std::vector<std::string>& args);
 
 // Reads one tensor from a safetensors file as fp32; the error names file and tensor.
 Tensor read_input_tensor(const std::string& path, const std::string& name, bool required = true);
+// The family's conditioning inputs found in a safetensors file: the per-prompt ones (the
+// required ones must be there) and/or the shared ones (image-to-video's clip_fea, y, ...).
+Conditioning read_conditioning(const std::string& path, const DenoiserSpec& spec, bool per_prompt, bool shared);
+// A prompt's conditioning with the spec's shared inputs found in `from` added.
+Conditioning with_shared(Conditioning prompt, const Conditioning& from, const DenoiserSpec& spec);
 
 }  // namespace raylight::cli

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "dist/launcher.h"
 #include "dist/runtime.h"
+#include "models/registry.h"
 
 namespace {
 
@@ -20,9 +21,15 @@ constexpr const char* kUsage =
     "  sample   text embeddings -> video latents (default: the embedded tiny model)\n"
     "  forward  one DiT forward (velocity prediction) on given inputs\n"
     "  inspect  describe a checkpoint: family, variant, dtypes, parameters\n"
-    "  bench    time one Wan forward on the GPU at real shapes (random weights)\n"
+    "  bench    time one DiT forward on the GPU at real shapes (random weights)\n"
     "  serve    keep a model loaded on the ranks and sample for HTTP clients (ComfyUI)\n"
     "run `raylight <command> --help` for its options\n";
+
+// The families this build runs, from the registry.
+void print_usage(FILE* out) {
+  std::fputs(kUsage, out);
+  std::fprintf(out, "models: %s\n", raylight::family_list().c_str());
+}
 
 // The value of option `name` in args, or "".
 std::string option_value(const std::vector<std::string>& args, const std::string& name) {
@@ -75,7 +82,7 @@ int requested_ranks(const std::vector<std::string>& args) {
 
 int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    print_usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
   const std::string command = argv[1];
@@ -99,7 +106,8 @@ int main(int argc, char** argv) {
     else if (command == "bench") code = raylight::cli::run_bench(args);
     else if (command == "serve") code = raylight::cli::run_serve(args);
     else {
-      std::fprintf(stderr, "raylight: unknown command '%s'\n%s", command.c_str(), kUsage);
+      std::fprintf(stderr, "raylight: unknown command '%s'\n", command.c_str());
+      print_usage(stderr);
       code = 2;
     }
   } catch (const raylight::Error& e) {

@@ -86,13 +86,13 @@ WeightPlacement parse_placement(const Options& opt) {
   return p;
 }
 
-void report_peak_memory(const LoadedWan& wan) {
+void report_peak_memory(const LoadedModel& model) {
   struct Peak {
     double weights, rss, device;
-  } mine{static_cast<double>(wan.weights->peak_held_bytes()), static_cast<double>(peak_rss_bytes()),
-         static_cast<double>(wan.backend->peak_device_bytes())};
-  std::vector<Peak> all(wan.groups.world->size());
-  wan.groups.world->all_gather(&mine, all.data(), sizeof(Peak));
+  } mine{static_cast<double>(model.weights->peak_held_bytes()), static_cast<double>(peak_rss_bytes()),
+         static_cast<double>(model.backend->peak_device_bytes())};
+  std::vector<Peak> all(model.groups.world->size());
+  model.groups.world->all_gather(&mine, all.data(), sizeof(Peak));
   if (Runtime::world_rank() != 0) return;
   for (size_t r = 0; r < all.size(); ++r) {
     char gpu[64] = "";

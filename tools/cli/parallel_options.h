@@ -8,7 +8,7 @@
 
 #include "backend/backend_select.h"
 #include "dist/mesh.h"
-#include "pipeline/wan_loader.h"
+#include "pipeline/model_loader.h"
 #include "options.h"
 
 namespace raylight::cli {
@@ -25,6 +25,6 @@ BackendChoice parse_device(const Options& opt);
 // --fsdp / --offload / --gpu-memory-limit (the cap is set before any weight is placed).
 WeightPlacement parse_placement(const Options& opt);
 // Gathers every rank's peak weight and process memory to rank 0, which prints them.
-void report_peak_memory(const LoadedWan& wan);
+void report_peak_memory(const LoadedModel& model);
 
 }  // namespace raylight::cli

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "parallel/weight_store.h"
 
 namespace raylight {
 namespace {
@@ -65,6 +66,17 @@ T5Tokenizer T5Tokenizer::from_safetensors(const SafetensorsFile& file) {
   Tensor bytes = file.tensor(kSpieceTensor);
   return from_bytes(std::string_view(static_cast<const char*>(bytes.raw()), bytes.nbytes()),
                     source);
+}
+
+std::unique_ptr<T5Tokenizer> T5Tokenizer::from_store(const WeightStore& weights, const std::string& source) {
+  if (!weights.has(kSpieceTensor)) return nullptr;
+  const std::string where = source + ": " + kSpieceTensor;
+  const Tensor bytes = weights.stored(kSpieceTensor).bytes;
+  if (bytes.dtype() != DType::U8 || bytes.ndim() != 1)
+    fail("tokenizer ", where, ": expected a 1-D U8 tensor, got ", dtype_name(bytes.dtype()), " ",
+         shape_str(bytes.shape()));
+  return std::make_unique<T5Tokenizer>(
+      from_bytes(std::string_view(static_cast<const char*>(bytes.raw()), bytes.nbytes()), where));
 }
 
 T5Tokenizer T5Tokenizer::from_safetensors(const std::string& path) {

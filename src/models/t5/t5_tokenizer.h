@@ -21,6 +21,7 @@ class SentencePieceProcessor;
 namespace raylight {
 
 class SafetensorsFile;
+class WeightStore;
 
 class T5Tokenizer {
  public:
@@ -35,6 +36,8 @@ class T5Tokenizer {
   static T5Tokenizer from_safetensors(const SafetensorsFile& file);
   static T5Tokenizer from_safetensors(const std::string& path);
   static bool has_embedded_model(const SafetensorsFile& file);
+  // The `spiece_model` tensor of a weight store, or null when it has none.
+  static std::unique_ptr<T5Tokenizer> from_store(const WeightStore& weights, const std::string& source);
 
   T5Tokenizer(T5Tokenizer&&) noexcept;
   T5Tokenizer& operator=(T5Tokenizer&&) noexcept;

@@ -6,10 +6,7 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "io/checkpoint.h"
 #include "models/t5/umt5_attention.h"
-#include "models/t5/umt5_tiny.h"
-#include "parallel/checkpoint_weights.h"
 
 namespace raylight {
 
@@ -24,23 +21,17 @@ UMT5Encoder::UMT5Encoder(std::unique_ptr<WeightStore> weights, Backend& backend,
          " pieces, more than the encoder's ", config_.vocab, " embeddings");
 }
 
-std::unique_ptr<UMT5Encoder> UMT5Encoder::load(const std::string& path_or_tiny, Backend& backend,
-                                               const std::string& tokenizer_path) {
+std::unique_ptr<UMT5Encoder> UMT5Encoder::from_store(std::unique_ptr<WeightStore> weights, Backend& backend,
+                                                     const std::string& source,
+                                                     const std::string& tokenizer_path) {
   std::unique_ptr<T5Tokenizer> tokenizer;
   if (!tokenizer_path.empty())
     tokenizer = std::make_unique<T5Tokenizer>(T5Tokenizer::from_file(tokenizer_path));
-  if (path_or_tiny == "tiny") {
-    if (!tokenizer) tokenizer = std::make_unique<T5Tokenizer>(umt5_tiny_tokenizer());
-    return std::make_unique<UMT5Encoder>(umt5_tiny_weights(), backend, std::move(tokenizer));
-  }
-  Checkpoint ckpt = Checkpoint::open(path_or_tiny);
-  if (!tokenizer && T5Tokenizer::has_embedded_model(ckpt.file()))
-    tokenizer = std::make_unique<T5Tokenizer>(T5Tokenizer::from_safetensors(ckpt.file()));
   try {
-    return std::make_unique<UMT5Encoder>(std::make_unique<CheckpointWeights>(std::move(ckpt)),
-                                         backend, std::move(tokenizer));
+    if (!tokenizer) tokenizer = T5Tokenizer::from_store(*weights, source);
+    return std::make_unique<UMT5Encoder>(std::move(weights), backend, std::move(tokenizer));
   } catch (const Error& e) {
-    fail("text encoder ", path_or_tiny, ": ", e.what());
+    fail("text encoder ", source, ": ", e.what());
   }
 }
 

@@ -29,12 +29,13 @@ class UMT5Encoder {
   UMT5Encoder(std::unique_ptr<WeightStore> weights, Backend& backend,
               std::unique_ptr<T5Tokenizer> tokenizer = nullptr);
 
-  // "tiny": the embedded tiny encoder and tokenizer (no files). Otherwise a safetensors file
-  // (HF/ComfyUI names, bf16/fp16/fp32 or ComfyUI scaled fp8). The tokenizer comes from
-  // `tokenizer_path` (a SentencePiece .model) when given, else from the file's
-  // `spiece_model` tensor when it has one, else there is none. Errors name the file.
-  static std::unique_ptr<UMT5Encoder> load(const std::string& path_or_tiny, Backend& backend,
-                                           const std::string& tokenizer_path = "");
+  // An encoder over a store (HF/ComfyUI names, bf16/fp16/fp32 or ComfyUI scaled fp8; the
+  // embedded tiny one). The tokenizer comes from `tokenizer_path` (a SentencePiece .model)
+  // when given, else from the store's `spiece_model` tensor when it has one, else there is
+  // none. Errors name `source`.
+  static std::unique_ptr<UMT5Encoder> from_store(std::unique_ptr<WeightStore> weights, Backend& backend,
+                                                 const std::string& source,
+                                                 const std::string& tokenizer_path = "");
 
   const UMT5Config& config() const { return config_; }
   bool has_tokenizer() const { return tokenizer_ != nullptr; }

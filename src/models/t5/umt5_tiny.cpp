@@ -3,6 +3,7 @@
 // and the position bias visibly shapes the attention.
 #include "models/t5/umt5_tiny.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "sampling/noise.h"
@@ -48,6 +49,12 @@ std::unique_ptr<MemoryWeights> umt5_tiny_weights() {
     for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<float>(offset + scale * p[i]);
     w->put(name, t);
   }
+  // The tokenizer travels with the weights, as in ComfyUI's umT5 files.
+  const std::string_view sp = umt5_tiny_spiece_model();
+  Tensor bytes = Tensor::empty({static_cast<int64_t>(sp.size())}, DType::U8);
+  std::copy(sp.begin(), sp.end(), static_cast<char*>(bytes.raw()));
+  w->put(T5Tokenizer::kSpieceTensor, bytes);
+  w->set_metadata({{"raylight.embedded", "tiny"}});
   return w;
 }
 

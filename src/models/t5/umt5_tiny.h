@@ -15,7 +15,7 @@ namespace raylight {
 
 // d_model 64, 2 layers, 4 heads of 16, d_ff 96, vocab 500 (the tiny tokenizer's size).
 UMT5Config umt5_tiny_config();
-// Weights under HF names, fp32.
+// Weights under HF names, fp32, with the tokenizer as the `spiece_model` tensor.
 std::unique_ptr<MemoryWeights> umt5_tiny_weights();
 // The tiny SentencePiece model (unigram, 500 pieces, pad 0 / eos 1 / unk 2).
 std::string_view umt5_tiny_spiece_model();

@@ -7,8 +7,6 @@
 
 #include "core/error.h"
 #include "models/vae/wan_vae_net.h"
-#include "models/vae/wan_vae_tiny.h"
-#include "parallel/checkpoint_weights.h"
 
 namespace raylight {
 namespace {
@@ -41,14 +39,6 @@ Tensor host_f32(const Tensor& t, const char* what) {
 }
 
 }  // namespace
-
-std::unique_ptr<WanVae> WanVae::load(const std::string& path_or_tiny, Backend& backend) {
-  if (path_or_tiny == "tiny") return from_weights(wan_vae_tiny_weights(), backend, "the embedded tiny VAE");
-  if (!std::filesystem::exists(path_or_tiny))
-    fail("VAE file ", path_or_tiny, " does not exist (use \"tiny\" for the embedded VAE)");
-  return from_weights(std::make_unique<CheckpointWeights>(Checkpoint::open(path_or_tiny)), backend,
-                      path_or_tiny);
-}
 
 std::unique_ptr<WanVae> WanVae::from_weights(std::unique_ptr<WeightStore> weights, Backend& backend,
                                              const std::string& source) {

@@ -25,10 +25,8 @@ class WanVae {
   // Called after each chunk with (latent frames done, latent frames in all).
   using Progress = std::function<void(int64_t done, int64_t total)>;
 
-  // "tiny" selects the embedded tiny VAE (no files); anything else is a safetensors path
-  // (official key names, e.g. ComfyUI's wan_2.1_vae.safetensors; any float dtype).
-  static std::unique_ptr<WanVae> load(const std::string& path_or_tiny, Backend& backend);
-  // The same from weights in hand; `source` names them in errors.
+  // A VAE over a store (official key names, e.g. ComfyUI's wan_2.1_vae.safetensors, any
+  // float dtype; or the embedded tiny one); `source` names it in errors.
   static std::unique_ptr<WanVae> from_weights(std::unique_ptr<WeightStore> weights, Backend& backend,
                                               const std::string& source = "the VAE weights");
 

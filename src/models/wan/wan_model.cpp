@@ -162,12 +162,44 @@ Tensor WanModel::forward(const Tensor& latent_in, double timestep, const WanCont
   Tensor patch_w = weights_.get("patch_embedding.weight").reshape({c.dim, -1});
   Tensor x = ops_.linear(patches, patch_w, weights_.get("patch_embedding.bias"));
 
-  attn_.prepare(grid, wan_rope_axes(static_cast<int>(c.head_dim())), c.rope_theta);
+  attn_.prepare(SequenceLayout::single(grid, wan_rope_axes(static_cast<int>(c.head_dim())), c.rope_theta));
   x = attn_.scatter_tokens(x);
   const TimeEmbedding t = embed_time(timestep);
-  for (int i = 0; i < c.num_layers; ++i) x = block(i, x, t, ctx);
+  for (int i = 0; i < c.num_layers; ++i) {
+    x = block(i, x, t, ctx);
+    between_blocks(i);
+  }
   Tensor out = attn_.gather_tokens(head(x, t));
   return ops_.download(ops_.unpatchify(out, grid.frames, grid.height, grid.width, c.out_dim, c.patch));
+}
+
+namespace {
+
+struct WanPrepared final : PreparedConditioning {
+  WanContext context;
+  Tensor y;
+};
+
+Tensor optional(const Conditioning& c, const char* name) {
+  auto it = c.find(name);
+  return it == c.end() ? Tensor() : it->second;
+}
+
+}  // namespace
+
+std::unique_ptr<PreparedConditioning> WanModel::prepare(const Conditioning& c) {
+  auto context = c.find("context");
+  if (context == c.end()) fail("Wan conditioning needs a 'context' tensor");
+  auto p = std::make_unique<WanPrepared>();
+  p->context = embed_context(context->second, optional(c, "clip_fea"));
+  p->y = optional(c, "y");
+  return p;
+}
+
+Tensor WanModel::predict(const Tensor& latent, double timestep, const PreparedConditioning& c) {
+  const auto* p = dynamic_cast<const WanPrepared*>(&c);
+  if (!p) fail("conditioning prepared by another model was given to the Wan model");
+  return forward(latent, timestep, p->context, p->y);
 }
 
 Tensor WanModel::forward(const WanInputs& in) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "backend/backend.h"
+#include "models/family.h"
 #include "models/wan/wan_config.h"
 #include "parallel/sequence_attention.h"
 #include "parallel/weight_store.h"
@@ -23,10 +24,15 @@ struct WanContext {
   Tensor tokens;  // [image_tokens + text_len or text_len, dim]
 };
 
-class WanModel {
+class WanModel final : public Denoiser {
  public:
   WanModel(WanConfig config, WeightStore& weights, Backend& backend, SequenceAttention& attn);
   const WanConfig& config() const { return config_; }
+
+  // The seam's interface: conditioning {"context"} (and {"clip_fea", "y"} for I2V), checked
+  // by the family's spec.
+  std::unique_ptr<PreparedConditioning> prepare(const Conditioning& conditioning) override;
+  Tensor predict(const Tensor& latent, double timestep, const PreparedConditioning& c) override;
 
   // Text (and image) conditioning to model width; independent of the timestep.
   WanContext embed_context(const Tensor& context, const Tensor& clip_fea);

@@ -40,7 +40,7 @@ std::unique_ptr<MemoryWeights> wan_tiny_weights() {
     for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<float>(offset + scale * p[i]);
     w->put(name, t);
   }
-  w->set_metadata({{"raylight.num_heads", std::to_string(c.num_heads)}});
+  w->set_metadata({{"raylight.num_heads", std::to_string(c.num_heads)}, {"raylight.embedded", "tiny"}});
   return w;
 }
 

@@ -1,5 +1,6 @@
-// Turns a model argument ("tiny" or a checkpoint path) into a ready Wan model: weight
-// store, detected config, backend and attention layer, owned together.
+// Turns a model argument (a checkpoint path or an embedded model's name) into a ready
+// denoiser: weight store, the family's spec, backend, rank groups and attention layer, owned
+// together. The family comes from the registry; nothing here knows which it is.
 #pragma once
 
 #include <memory>
@@ -8,7 +9,7 @@
 #include "backend/backend.h"
 #include "backend/backend_select.h"
 #include "dist/runtime.h"
-#include "models/wan/wan_model.h"
+#include "models/family.h"
 #include "parallel/sequence_attention.h"
 #include "parallel/weight_store.h"
 
@@ -27,26 +28,29 @@ struct WeightPlacement {
 
 // Members are destroyed bottom-up: everything holding device memory or queued work goes
 // before the backend that owns the device.
-struct LoadedWan {
+struct LoadedModel {
+  std::string source;  // the path or embedded name it was loaded from
+  std::shared_ptr<const DenoiserSpec> spec;
   RankGroups groups;
   std::unique_ptr<Backend> backend;
   // Device communicators for the sequence-parallel and FSDP groups (GPU backends only).
   std::unique_ptr<Communicator> device_ulysses, device_ring, device_fsdp;
   std::unique_ptr<WeightStore> weights;
   std::unique_ptr<SequenceAttention> attention;
-  std::unique_ptr<WanModel> model;
-  bool tiny = false;
+  std::unique_ptr<Denoiser> denoiser;
 };
 
-// "tiny" selects the embedded model; anything else is a safetensors path. The layout is
-// checked against the job and the model's heads, then this rank's groups are made (every
-// rank must call this).
+// Opens `source` (a safetensors path or an embedded model's name), recognises its family
+// (`variant` decides where tensors cannot), checks the layout against the job and the
+// model's heads, and makes this rank's groups (every rank must call it).
 // `backend` picks where it runs (the CPU reference unless asked; the CLI asks for auto).
-LoadedWan load_wan(const std::string& model, const ParallelLayout& layout = {},
-                   BackendChoice backend = BackendChoice::Cpu, WeightPlacement placement = {});
+LoadedModel load_model(const std::string& source, const ParallelLayout& layout = {},
+                       BackendChoice backend = BackendChoice::Cpu, WeightPlacement placement = {},
+                       const std::string& variant = "");
 // The same from weights already in hand (tests, benchmarks with random weights) and a
-// backend already made.
-LoadedWan load_wan(std::unique_ptr<WeightStore> weights, std::unique_ptr<Backend> backend,
-                   const ParallelLayout& layout = {}, WeightPlacement placement = {});
+// backend already made; `source` names them in messages.
+LoadedModel load_model(std::unique_ptr<WeightStore> weights, std::unique_ptr<Backend> backend,
+                       const ParallelLayout& layout = {}, WeightPlacement placement = {},
+                       const std::string& source = "the weights", const std::string& variant = "");
 
 }  // namespace raylight

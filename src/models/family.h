@@ -1,0 +1,196 @@
+// The model-family seam. Everything above src/models (pipeline, server, CLI) speaks to a
+// family through these interfaces and the registry (models/registry.h), never by name, so a
+// new family is a folder under src/models plus one registry entry.
+//
+// A family has parts: a denoiser (the DiT), text encoders, a latent codec (the VAE) and,
+// for image-conditioned variants, an image encoder. A checkpoint is recognised from its
+// tensor names and shapes (models/registry.h); what can be known from the header alone - the
+// variant, the sampling defaults, the latent shape and format, which conditioning tensors it
+// takes - is a DenoiserSpec, so requests are checked before anything is loaded. The loaded
+// network is a Denoiser.
+//
+// Conditioning travels as a small set of named tensors ("context" for text tokens,
+// "pooled" for a pooled text vector, "clip_fea"/"y" for image-to-video, "reference.N" for
+// reference-image latents, ...), so every family's inputs fit one type. Tensors at this
+// seam are host fp32; latents are one item, channels first: [C, F, H, W] for video families,
+// [C, H, W] for image families.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/tensor.h"
+#include "parallel/sequence_attention.h"
+#include "parallel/weight_store.h"
+#include "sampling/samplers.h"
+
+namespace raylight {
+
+enum class PartKind { Denoiser, TextEncoder, LatentCodec, ImageEncoder };
+// "DiT", "text encoder", "VAE", "image encoder".
+const char* part_kind_name(PartKind kind);
+
+// Named conditioning tensors of one prompt (or shared by both prompts of a guided pass).
+using Conditioning = std::map<std::string, Tensor>;
+
+// One conditioning tensor a denoiser takes.
+struct ConditioningInput {
+  std::string name;        // "context", "pooled", "clip_fea", "y", ...
+  bool per_prompt = true;  // differs between the positive and the negative prompt
+  bool required = true;
+  int64_t width = 0;       // last dimension where fixed (text features), else 0
+  std::string shape;       // for messages and help: "[tokens <= 512, 4096]"
+};
+
+// The name a negative prompt's tensor travels under in files and requests: "negative" for
+// "context" (the long-standing name), "negative_<name>" for the others.
+std::string negative_name(const std::string& input);
+
+// What the pipeline and the ComfyUI nodes need to size and convert latents.
+struct LatentFormat {
+  int64_t channels = 0;
+  int item_rank = 4;           // dimensions of one latent item: 4 video [C,F,H,W], 3 image [C,H,W]
+  std::string comfyui_name;    // ComfyUI's comfy.latent_formats class ("Wan21", "Flux", ...)
+  // ComfyUI's conversion into the model's space: (x - mean[c]) * scale_factor / std[c]
+  // (per-channel mean/std), or (x - shift_factor) * scale_factor when mean/std are empty.
+  double scale_factor = 1.0, shift_factor = 0.0;
+  std::vector<float> mean, std;
+};
+
+// Sampling defaults of a family (or of one variant), written once, with the family.
+struct SamplingDefaults {
+  int64_t width = 0, height = 0, frames = 1;  // frames is 1 for image families
+  int steps = 0;
+  double cfg = 1.0;
+  double shift = 1.0;
+  SamplerKind sampler = SamplerKind::Euler;
+  double fps = 16.0;
+};
+
+// The size of an output in pixels (frames 1 for images).
+struct OutputSize {
+  int64_t width = 0, height = 0, frames = 1;
+};
+
+// A denoiser's embedding of one prompt's conditioning, made once per prompt.
+class PreparedConditioning {
+ public:
+  virtual ~PreparedConditioning() = default;
+};
+
+// The loaded network: latent + conditioning + timestep -> prediction (flow velocity).
+class Denoiser {
+ public:
+  virtual ~Denoiser() = default;
+  // Embeds checked conditioning (DenoiserSpec::check_conditioning) once per prompt.
+  virtual std::unique_ptr<PreparedConditioning> prepare(const Conditioning& conditioning) = 0;
+  // The prediction for one latent item (host fp32) at timestep t = 1000 * sigma.
+  virtual Tensor predict(const Tensor& latent, double timestep, const PreparedConditioning& c) = 0;
+  // Called between transformer blocks with the index of the block just done: where a job
+  // can stop mid-forward (the hook may throw). Families call between_blocks() in their loop.
+  void set_block_hook(std::function<void(int block)> hook) { block_hook_ = std::move(hook); }
+
+ protected:
+  void between_blocks(int block) {
+    if (block_hook_) block_hook_(block);
+  }
+
+ private:
+  std::function<void(int)> block_hook_;
+};
+
+// Prompt -> named conditioning tensors.
+class TextEncoder {
+ public:
+  virtual ~TextEncoder() = default;
+  virtual std::string variant() const = 0;
+  // The tensors encode() makes and their widths, e.g. {"context", 4096}: checked against
+  // the denoiser's inputs before any work starts.
+  virtual std::vector<std::pair<std::string, int64_t>> outputs() const = 0;
+  virtual Conditioning encode(const std::string& prompt) = 0;
+};
+
+// Latents <-> pixels. Pixels are host fp32 in [-1, 1]: [3, F, H, W] (video) or [3, H, W].
+class LatentCodec {
+ public:
+  using Progress = std::function<void(int64_t done, int64_t total)>;
+  virtual ~LatentCodec() = default;
+  virtual std::string variant() const = 0;
+  virtual int64_t latent_channels() const = 0;
+  virtual Tensor decode(const Tensor& latent, const Progress& progress = {}) = 0;
+  virtual Tensor encode(const Tensor& pixels, const Progress& progress = {}) = 0;
+};
+
+// Image -> named conditioning tensors (CLIP vision for image-to-video, ...).
+class ImageEncoder {
+ public:
+  virtual ~ImageEncoder() = default;
+  virtual std::string variant() const = 0;
+  virtual Conditioning encode(const Tensor& image) = 0;
+};
+
+// What a pipeline needs besides the denoiser, and where ComfyUI keeps it.
+struct PartSlot {
+  PartKind kind;
+  std::string what;                     // "umT5 text encoder", used in messages
+  std::string comfyui_folder;           // under ComfyUI's models/: "text_encoders", "vae", ...
+  std::vector<std::string> name_parts;  // lower-case pieces every matching file name holds
+};
+
+// What a denoiser checkpoint is, known from its header alone.
+class DenoiserSpec {
+ public:
+  virtual ~DenoiserSpec() = default;
+  virtual std::string family() const = 0;   // "Wan 2.1"
+  virtual std::string variant() const = 0;  // "Wan2.1 T2V 1.3B"
+  // One line of shape facts for `inspect` (dims, heads, blocks, ...).
+  virtual std::string summary() const = 0;
+  // Where tensors cannot tell this variant from others: which were alike and what decided
+  // (the file name, --variant); "" otherwise.
+  virtual std::string variant_note() const { return ""; }
+  virtual int64_t attention_heads() const = 0;
+  virtual int64_t head_dim() const = 0;
+  // Tokens of the joint sequence for a latent item (what self-attention runs over).
+  virtual int64_t sequence_tokens(const Shape& item) const = 0;
+  // The longest context cross-attention reads (text tokens), 0 without cross-attention.
+  virtual int64_t context_tokens() const = 0;
+  virtual SamplingDefaults defaults() const = 0;
+  virtual LatentFormat latent_format() const = 0;
+  // The latent item shape for an output size; errors say which sizes fit.
+  virtual Shape latent_shape(const OutputSize& size) const = 0;
+  // Checks a latent item shape a caller gives (`what` names it in errors).
+  virtual void check_latent(const Shape& item, const std::string& what) const = 0;
+  // The conditioning tensors it takes, per prompt and shared.
+  virtual std::vector<ConditioningInput> conditioning_inputs() const = 0;
+  // Checks one prompt's conditioning (per-prompt tensors plus the shared ones) for a latent
+  // item shape and returns it normalised (fp32, leading batch of one dropped); errors name
+  // the tensor.
+  virtual Conditioning check_conditioning(const Conditioning& c, const Shape& item) const = 0;
+  // Random conditioning of full size for a latent item (benchmarks, plan warm-up).
+  virtual Conditioning example_conditioning(const Shape& item, uint64_t seed) const = 0;
+  // The noise levels for `steps` steps with flow shift `shift` on a latent of `item`'s shape
+  // (the family's shift rule), from sigma 1 down to 0.
+  virtual std::vector<double> sigmas(int steps, double shift, const Shape& item) const;
+  // Which transformer block a weight belongs to (-1: outside the blocks): where FSDP
+  // gathers and offload streams, one block at a time.
+  virtual int block_of(const std::string& weight) const = 0;
+  // The embedded model's stand-in conditioning for prompt slot 0 (positive) or 1
+  // (negative); empty for checkpoints, which need real embeddings.
+  virtual Conditioning builtin_conditioning(int /*slot*/) const { return {}; }
+  // The name of the embedded model this is ("tiny"), or "" for a checkpoint: the other
+  // parts default to the embedded ones of the same name.
+  virtual std::string embedded_name() const { return ""; }
+  // The other parts a prompt-to-output pipeline needs.
+  virtual std::vector<PartSlot> parts() const = 0;
+  // How ComfyUI users' files of this family are named (models/diffusion_models).
+  virtual PartSlot denoiser_slot() const = 0;
+  virtual std::unique_ptr<Denoiser> make(WeightStore& weights, Backend& backend,
+                                         SequenceAttention& attention) const = 0;
+};
+
+}  // namespace raylight

@@ -1,0 +1,35 @@
+#include "models/t5/umt5_text_encoder.h"
+
+#include "core/error.h"
+
+namespace raylight {
+namespace {
+
+class UMT5TextEncoder final : public TextEncoder {
+ public:
+  explicit UMT5TextEncoder(std::unique_ptr<UMT5Encoder> encoder) : encoder_(std::move(encoder)) {}
+  std::string variant() const override { return encoder_->config().variant(); }
+  std::vector<std::pair<std::string, int64_t>> outputs() const override {
+    return {{"context", encoder_->config().d_model}};
+  }
+  Conditioning encode(const std::string& prompt) override { return {{"context", encoder_->encode_prompt(prompt)}}; }
+
+ private:
+  std::unique_ptr<UMT5Encoder> encoder_;
+};
+
+}  // namespace
+
+bool umt5_matches(const WeightStore& weights) { return looks_like_umt5(weights); }
+
+std::string umt5_variant(const WeightStore& weights) { return detect_umt5_config(weights).variant(); }
+
+std::unique_ptr<TextEncoder> make_umt5_text_encoder(std::unique_ptr<WeightStore> weights, Backend& backend,
+                                                    const std::string& source, const std::string& tokenizer_path) {
+  auto encoder = UMT5Encoder::from_store(std::move(weights), backend, source, tokenizer_path);
+  if (!encoder->has_tokenizer())
+    fail("text encoder ", source, " has no spiece_model tensor; pass --tokenizer FILE.model");
+  return std::make_unique<UMT5TextEncoder>(std::move(encoder));
+}
+
+}  // namespace raylight

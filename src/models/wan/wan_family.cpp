@@ -1,0 +1,265 @@
+// Wan 2.1's answers to the seam's questions. The DiT is WanModel; this file only describes it.
+#include "models/wan/wan_family.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstring>
+#include <sstream>
+
+#include "core/error.h"
+#include "models/vae/wan_vae_config.h"
+#include "models/wan/wan_model.h"
+#include "models/wan/wan_tiny.h"
+#include "sampling/noise.h"
+#include "sampling/schedule.h"
+
+namespace raylight {
+namespace {
+
+// The VAE's stride (4x8x8) and the DiT's 2x2 patches give these size rules.
+constexpr int64_t kPixelMultiple = 16;
+
+// [1, a, b] -> [a, b], fp32; checks [tokens, width] with 1..max_tokens tokens.
+Tensor tokens_tensor(const std::string& name, const Tensor& given, int64_t width, int64_t max_tokens) {
+  Tensor t = given.to_f32();
+  if (t.ndim() == 3 && t.dim(0) == 1) t = t.reshape({t.dim(1), t.dim(2)});
+  if (t.ndim() != 2 || t.dim(1) != width || t.dim(0) < 1 || t.dim(0) > max_tokens)
+    fail("tensor '", name, "' has shape ", shape_str(given.shape()), "; expected [tokens, ", width,
+         "] (or [1, tokens, ", width, "]) with 1 to ", max_tokens, " tokens");
+  return t;
+}
+
+class WanSpec final : public DenoiserSpec {
+ public:
+  WanSpec(WanConfig c, std::string embedded, std::string note)
+      : c_(std::move(c)), embedded_(std::move(embedded)), note_(std::move(note)) {}
+  std::string variant_note() const override { return note_; }
+
+  std::string family() const override { return "Wan 2.1"; }
+  std::string variant() const override { return c_.variant(); }
+  std::string summary() const override {
+    std::ostringstream os;
+    os << "dim " << c_.dim << ", " << c_.num_heads << " heads x " << c_.head_dim() << ", ffn " << c_.ffn_dim
+       << ", " << c_.num_layers << " blocks, in " << c_.in_dim << ", text " << c_.text_dim
+       << (c_.image_to_video() ? ", image features" : "");
+    return os.str();
+  }
+  int64_t attention_heads() const override { return c_.num_heads; }
+  int64_t head_dim() const override { return c_.head_dim(); }
+  int64_t sequence_tokens(const Shape& x) const override {
+    return x.at(1) / c_.patch.t * (x.at(2) / c_.patch.h) * (x.at(3) / c_.patch.w);
+  }
+  int64_t context_tokens() const override { return c_.text_len; }
+
+  SamplingDefaults defaults() const override {
+    SamplingDefaults d;
+    // The official T2V settings, with 30 steps; the embedded model samples in seconds.
+    const bool tiny = !embedded_.empty();
+    d.width = tiny ? 128 : 832;
+    d.height = tiny ? 128 : 480;
+    d.frames = tiny ? 9 : 81;
+    d.steps = tiny ? 10 : 30;
+    d.cfg = 5.0;
+    d.shift = 5.0;
+    d.sampler = SamplerKind::UniPC;
+    d.fps = 16.0;
+    return d;
+  }
+
+  LatentFormat latent_format() const override {
+    LatentFormat f;
+    f.channels = c_.out_dim;
+    f.item_rank = 4;
+    f.comfyui_name = "Wan21";
+    f.mean.assign(kWanVaeLatentMean, kWanVaeLatentMean + 16);
+    f.std.assign(kWanVaeLatentStd, kWanVaeLatentStd + 16);
+    if (c_.out_dim != 16) f.mean.clear(), f.std.clear();  // custom widths: no statistics
+    return f;
+  }
+
+  Shape latent_shape(const OutputSize& o) const override {
+    if (o.width <= 0 || o.height <= 0 || o.width % kPixelMultiple || o.height % kPixelMultiple)
+      fail("width and height must be positive multiples of 16, got ", o.width, "x", o.height);
+    if (o.frames < 1 || (o.frames - 1) % 4 != 0)
+      fail("frames must be 4k+1 (1, 5, 9, ..., 81), got ", o.frames);
+    return {c_.out_dim, 1 + (o.frames - 1) / 4, o.height / 8, o.width / 8};
+  }
+
+  void check_latent(const Shape& x, const std::string& what) const override {
+    const PatchSize& p = c_.patch;
+    if (x.size() != 4 || x[0] != c_.out_dim || x[1] < 1 || x[2] < p.h || x[3] < p.w || x[1] % p.t ||
+        x[2] % p.h || x[3] % p.w)
+      fail(what, " has shape ", shape_str(x), "; expected [", c_.out_dim,
+           ", frames, height, width] with height and width multiples of ", p.h);
+  }
+
+  std::vector<ConditioningInput> conditioning_inputs() const override {
+    std::vector<ConditioningInput> in = {
+        {"context", true, true, c_.text_dim, "[tokens <= " + std::to_string(c_.text_len) + ", " + std::to_string(c_.text_dim) + "]"}};
+    if (c_.image_to_video()) {
+      in.push_back({"clip_fea", false, true, c_.clip_dim,
+                    "[" + std::to_string(c_.image_tokens) + ", " + std::to_string(c_.clip_dim) + "]"});
+      in.push_back({"y", false, true, 0, "[" + std::to_string(c_.in_dim - c_.out_dim) + ", F, H, W]"});
+    }
+    return in;
+  }
+
+  Conditioning check_conditioning(const Conditioning& given, const Shape& item) const override {
+    Conditioning out;
+    for (const auto& [name, t] : given) {
+      const bool known = name == "context" || (c_.image_to_video() && (name == "clip_fea" || name == "y"));
+      if (!known)
+        fail("tensor '", name, "' is not an input of ", c_.variant(),
+             c_.image_to_video() ? " (it takes context, clip_fea, y)" : " (it takes context; y and clip_fea are for image-to-video models)");
+      if (!t.defined()) fail("tensor '", name, "' is empty");
+      const Tensor f = t.to_f32();
+      const float* p = f.f32();
+      for (int64_t i = 0; i < f.numel(); ++i)
+        if (!std::isfinite(p[i])) fail("tensor '", name, "' has a NaN or infinite value at element ", i);
+    }
+    auto it = given.find("context");
+    if (it == given.end()) fail("tensor 'context' (the text embeddings) is required");
+    out["context"] = tokens_tensor("context", it->second, c_.text_dim, c_.text_len);
+    if (!c_.image_to_video()) return out;
+    auto y = given.find("y");
+    auto f = given.find("clip_fea");
+    if (y == given.end() || f == given.end())
+      fail("the model is image-to-video: tensors 'y' and 'clip_fea' are required");
+    Tensor yy = y->second.to_f32();
+    if (yy.ndim() == 5 && yy.dim(0) == 1) yy = yy.reshape({yy.dim(1), yy.dim(2), yy.dim(3), yy.dim(4)});
+    const Shape want = {c_.in_dim - c_.out_dim, item.at(1), item.at(2), item.at(3)};
+    if (yy.shape() != want) fail("tensor 'y' has shape ", shape_str(y->second.shape()), "; expected ", shape_str(want));
+    out["y"] = yy;
+    out["clip_fea"] = tokens_tensor("clip_fea", f->second, c_.clip_dim, c_.image_tokens);
+    if (out["clip_fea"].dim(0) != c_.image_tokens)
+      fail("tensor 'clip_fea' has shape ", shape_str(f->second.shape()), "; expected [", c_.image_tokens, ", ",
+           c_.clip_dim, "]");
+    return out;
+  }
+
+  Conditioning example_conditioning(const Shape& item, uint64_t seed) const override {
+    Conditioning c{{"context", gaussian_noise({c_.text_len, c_.text_dim}, seed)}};
+    if (c_.image_to_video()) {
+      c["clip_fea"] = gaussian_noise({c_.image_tokens, c_.clip_dim}, seed + 1);
+      c["y"] = gaussian_noise({c_.in_dim - c_.out_dim, item.at(1), item.at(2), item.at(3)}, seed + 2);
+    }
+    return c;
+  }
+
+  int block_of(const std::string& weight) const override { return numbered_block(weight, "blocks."); }
+
+  Conditioning builtin_conditioning(int slot) const override {
+    if (embedded_.empty()) return {};
+    return {{"context", wan_tiny_context(slot)}};
+  }
+  std::string embedded_name() const override { return embedded_; }
+
+  std::vector<PartSlot> parts() const override {
+    return {{PartKind::TextEncoder, "umT5 text encoder", "text_encoders", {"umt5"}},
+            {PartKind::LatentCodec, "Wan VAE", "vae", {"wan", "vae"}}};
+  }
+  PartSlot denoiser_slot() const override {
+    return {PartKind::Denoiser, c_.image_to_video() ? "Wan 2.1 I2V model" : "Wan 2.1 T2V model", "diffusion_models",
+            {"wan2.1", c_.image_to_video() ? "i2v" : "t2v"}};
+  }
+
+  std::unique_ptr<Denoiser> make(WeightStore& weights, Backend& backend, SequenceAttention& attention) const override {
+    return std::make_unique<WanModel>(c_, weights, backend, attention);
+  }
+
+ private:
+  WanConfig c_;
+  std::string embedded_;
+  std::string note_;
+};
+
+// Checkpoints whose tensors are alike (Wan 2.1 14B and the Wan 2.2 A14B experts), with the
+// file-name pieces that tell them apart.
+struct VariantName {
+  std::string name;                     // for --variant: "wan2.1-t2v-14b", ...
+  std::string description;              // "Wan 2.2 T2V A14B high-noise expert"
+  std::vector<std::string> name_parts;  // lower-case pieces of ComfyUI's file names
+  bool supported;                       // runs in this build
+};
+
+std::vector<VariantName> variant_names(const WanConfig& c) {
+  if (c.in_dim > c.out_dim && !c.image_to_video())  // image channels but no CLIP branch
+    return {{"wan2.2-i2v-a14b-high", "Wan 2.2 I2V A14B high-noise expert", {"wan2.2", "high"}, false},
+            {"wan2.2-i2v-a14b-low", "Wan 2.2 I2V A14B low-noise expert", {"wan2.2", "low"}, false}};
+  if (c.dim == 1536 && c.num_layers == 30 && !c.image_to_video())
+    return {{"wan2.1-t2v-1.3b", "Wan 2.1 T2V 1.3B", {"wan2.1"}, true}};
+  if (!(c.dim == 5120 && c.num_layers == 40 && c.ffn_dim == 13824)) return {};
+  if (c.image_to_video()) return {{"wan2.1-i2v-14b", "Wan 2.1 I2V 14B", {"wan2.1"}, true}};
+  return {{"wan2.1-t2v-14b", "Wan 2.1 T2V 14B", {"wan2.1"}, true},
+          {"wan2.2-t2v-a14b-high", "Wan 2.2 T2V A14B high-noise expert", {"wan2.2", "high"}, false},
+          {"wan2.2-t2v-a14b-low", "Wan 2.2 T2V A14B low-noise expert", {"wan2.2", "low"}, false}};
+}
+
+std::string lower_file_name(const std::string& path) {
+  std::string name = path.substr(path.find_last_of('/') + 1);
+  for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return name;
+}
+
+}  // namespace
+
+bool wan_matches(const WeightStore& weights) { return looks_like_wan(weights); }
+
+std::shared_ptr<const DenoiserSpec> wan_spec(const WanConfig& config, const std::string& embedded,
+                                             const std::string& note) {
+  return std::make_shared<WanSpec>(config, embedded, note);
+}
+
+std::shared_ptr<const DenoiserSpec> wan_spec(const WeightStore& weights, const std::string& source,
+                                             const std::string& variant) {
+  const WanConfig config = detect_wan_config(weights);
+  const auto meta = weights.metadata();
+  auto it = meta.find("raylight.embedded");
+  const std::string embedded = it == meta.end() ? "" : it->second;
+  const std::vector<VariantName> names = variant_names(config);
+  std::string list;
+  for (const auto& v : names) list += (list.empty() ? "" : ", ") + v.name;
+  // --variant first, else the first name whose pieces the file name holds, else the first.
+  const VariantName* chosen = names.empty() ? nullptr : &names[0];
+  std::string how = "the first of those";
+  if (!variant.empty()) {
+    chosen = nullptr;
+    for (const auto& v : names)
+      if (v.name == variant) chosen = &v;
+    if (!chosen)
+      fail("--variant ", variant, " does not fit ", source, " (", config.variant(), "); ",
+           names.empty() ? std::string("it has no named variants") : "it can be: " + list);
+    how = "--variant";
+  } else {
+    const std::string file = lower_file_name(source);
+    for (const auto& v : names) {
+      bool all = true;
+      for (const auto& part : v.name_parts) all = all && file.find(part) != std::string::npos;
+      if (all) {
+        chosen = &v;
+        how = "the file name";
+        break;
+      }
+    }
+  }
+  if (chosen && !chosen->supported)
+    fail(source, " is a ", chosen->description, " (by ", how, "), which this build cannot run yet");
+  std::string note;
+  if (names.size() > 1) {
+    std::string alike;
+    for (const auto& v : names) alike += (alike.empty() ? "" : "; ") + v.description + " (" + v.name + ")";
+    note = "tensors alike for: " + alike + ". Chosen: " + chosen->name + " by " + how +
+           " (--variant NAME decides)";
+  }
+  return wan_spec(config, embedded, note);
+}
+
+std::vector<std::pair<std::string, WanConfig>> wan_bench_presets() {
+  WanConfig small, large;
+  small.dim = 1536, small.num_heads = 12, small.ffn_dim = 8960, small.num_layers = 30;
+  large.dim = 5120, large.num_heads = 40, large.ffn_dim = 13824, large.num_layers = 40;
+  return {{"wan-1.3b", small}, {"wan-14b", large}};
+}
+
+}  // namespace raylight

@@ -1,0 +1,65 @@
+#include "pipeline/comfyui_files.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <vector>
+
+#include "core/error.h"
+#include "models/registry.h"
+
+namespace raylight {
+namespace fs = std::filesystem;
+
+namespace {
+
+// The .safetensors files in `dir` whose lower-case names hold every one of `parts`.
+std::vector<std::string> candidates(const fs::path& dir, const std::vector<std::string>& parts) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::string name = e.path().filename().string();
+    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (e.path().extension() != ".safetensors") continue;
+    bool all = true;
+    for (const auto& p : parts) all = all && name.find(p) != std::string::npos;
+    if (all) out.push_back(e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string pick(const fs::path& models, const PartSlot& slot, const char* flag) {
+  const fs::path dir = models / slot.comfyui_folder;
+  auto found = candidates(dir, slot.name_parts);
+  if (found.size() == 1) return found[0];
+  std::string list, pattern;
+  for (const auto& f : found) list += "\n  " + f;
+  for (const auto& p : slot.name_parts) pattern += "*" + p;
+  if (found.empty()) fail("no ", slot.what, " found in ", dir.string(), " (looked for ", pattern, "*.safetensors); pass ", flag);
+  fail("several ", slot.what, " files in ", dir.string(), ", choose one with ", flag, ":", list);
+}
+
+}  // namespace
+
+ModelFiles find_comfyui_files(const std::string& root, ModelFiles f, const std::string& variant) {
+  const fs::path models = fs::path(root) / "models";
+  std::error_code ec;
+  if (!fs::is_directory(models, ec)) fail("--comfyui-dir ", root, " has no models/ folder");
+  if (f.model.empty()) f.model = pick(models, default_denoiser_spec()->denoiser_slot(), "--model");
+  const auto spec = denoiser_spec(*open_store(f.model, PartKind::Denoiser), f.model, variant);
+  size_t encoder = 0;
+  for (const PartSlot& slot : spec->parts()) {
+    if (slot.kind == PartKind::TextEncoder) {
+      if (f.parts.text_encoders.size() <= encoder) f.parts.text_encoders.resize(encoder + 1);
+      if (f.parts.text_encoders[encoder].empty()) f.parts.text_encoders[encoder] = pick(models, slot, "--text-encoder");
+      ++encoder;
+    } else if (slot.kind == PartKind::LatentCodec && f.parts.codec.empty()) {
+      f.parts.codec = pick(models, slot, "--vae");
+    }
+  }
+  return f;
+}
+
+}  // namespace raylight

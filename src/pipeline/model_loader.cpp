@@ -1,0 +1,73 @@
+#include "pipeline/model_loader.h"
+
+#include "core/error.h"
+#include "models/registry.h"
+#include "parallel/offload_weights.h"
+#ifdef RAYLIGHT_HAVE_NCCL
+#include "dist/nccl/nccl_communicator.h"
+#endif
+#include "parallel/sharded_weights.h"
+#include "parallel/usp_attention.h"
+
+namespace raylight {
+
+LoadedModel load_model(const std::string& source, const ParallelLayout& layout, BackendChoice backend,
+                       WeightPlacement placement, const std::string& variant) {
+  std::unique_ptr<WeightStore> weights = open_store(source, PartKind::Denoiser);
+  // The family is known before the device is touched: a wrong file fails fast.
+  denoiser_spec(*weights, source, variant);
+  return load_model(std::move(weights), make_backend(backend, Runtime::world_rank()), layout, placement, source,
+                    variant);
+}
+
+LoadedModel load_model(std::unique_ptr<WeightStore> weights, std::unique_ptr<Backend> backend,
+                       const ParallelLayout& requested, WeightPlacement placement, const std::string& source,
+                       const std::string& variant) {
+  LoadedModel m;
+  m.source = source;
+  DenoiserWeights d = as_denoiser(std::move(weights), source, variant);
+  m.spec = d.spec;
+  m.weights = std::move(d.weights);
+  const int64_t heads = m.spec->attention_heads();
+  const ParallelLayout layout = resolve_layout(requested, Runtime::world_size(), heads);
+  validate_layout(layout, Runtime::world_size(), heads);
+  m.groups = make_rank_groups(layout);
+  m.backend = std::move(backend);
+  if (placement.gpu_memory_limit) m.backend->set_memory_limit(placement.gpu_memory_limit);
+  // Groups that move device memory (sequence-parallel activations, FSDP shards) need device
+  // communicators on a GPU backend (NCCL), bootstrapped over the host groups.
+  Communicator* ulysses = m.groups.ulysses.get();
+  Communicator* ring = m.groups.ring.get();
+  Communicator* shards = m.groups.world.get();
+  const bool on_device = m.backend->device() != Device::CPU;
+  if (on_device && (ulysses->size() > 1 || ring->size() > 1 || (placement.fsdp && shards->size() > 1))) {
+#ifdef RAYLIGHT_HAVE_NCCL
+    void* stream = m.backend->native_stream();
+    if (!stream) fail("backend ", m.backend->name(), " cannot queue collectives; use --device cpu");
+    if (ulysses->size() > 1) ulysses = (m.device_ulysses = make_nccl_communicator(*ulysses, stream, "ulysses")).get();
+    if (ring->size() > 1) ring = (m.device_ring = make_nccl_communicator(*ring, stream, "ring")).get();
+    // FSDP gathers queue on the transfer stream, behind the shard uploads they read.
+    if (placement.fsdp && shards->size() > 1)
+      shards = (m.device_fsdp = make_nccl_communicator(*shards, stream, "fsdp", m.backend->native_transfer_stream())).get();
+#else
+    fail("this build has no NCCL: sequence parallel and FSDP on GPUs need it");
+#endif
+  }
+  // Each rank reads only its shards; the full source (a memory map) is dropped after.
+  const DenoiserSpec& spec = *m.spec;
+  const BlockOf block_of = [&spec](const std::string& name) { return spec.block_of(name); };
+  if (placement.fsdp) m.weights = std::make_unique<ShardedWeights>(*m.weights, block_of, *shards, *m.backend, placement.offload);
+  else if (placement.offload) m.weights = std::make_unique<OffloadWeights>(std::move(m.weights), block_of, *m.backend);
+  m.weights->bind(*m.backend);
+  m.attention = std::make_unique<UspAttention>(*m.backend, *ulysses, *ring);
+  m.denoiser = m.spec->make(*m.weights, *m.backend, *m.attention);
+  // Resident weights on a device are placed now, so loading costs what it costs at load
+  // (and a memory cap refuses the model here) rather than in the first step.
+  if (!placement.fsdp && !placement.offload && m.backend->keeps_weights())
+    for (const auto& name : m.weights->names())
+      if (dtype_is_float(m.weights->stored_dtype(name)) && shape_numel(m.weights->shape(name)) > 0)
+        m.weights->get(name);
+  return m;
+}
+
+}  // namespace raylight

@@ -1,0 +1,136 @@
+#include "pipeline/sample_job.h"
+
+#include <cstring>
+
+#include "core/error.h"
+#include "sampling/noise.h"
+
+namespace raylight {
+namespace {
+
+void combine_guidance(Tensor& v_pos, const Tensor& v_neg, double cfg) {
+  float* pv = v_pos.f32();
+  const float* pu = v_neg.f32();
+  for (int64_t i = 0; i < v_pos.numel(); ++i) pv[i] = static_cast<float>(pu[i] + cfg * (pv[i] - pu[i]));
+}
+
+// The starting point of item `i`: noise at sigmas[0], mixed with the latent below sigma 1.
+Tensor initial_sample(const SampleJob& job, int64_t i) {
+  const int64_t n = shape_numel(job.item_shape);
+  Tensor noise = job.noise.defined()
+                     ? job.noise.reshape({job.batch, n}).slice_rows(i, i + 1).reshape(job.item_shape).clone()
+                     : gaussian_noise(job.item_shape, job.seed + static_cast<uint64_t>(i));
+  const double s = job.sigmas.front();
+  if (s == 1.0 || !job.latent.defined()) {
+    if (s != 1.0) {
+      float* x = noise.f32();
+      for (int64_t k = 0; k < n; ++k) x[k] = static_cast<float>(s * x[k]);
+    }
+    return noise;
+  }
+  const float* l = job.latent.f32() + i * n;
+  float* x = noise.f32();
+  for (int64_t k = 0; k < n; ++k) x[k] = static_cast<float>(s * x[k] + (1.0 - s) * l[k]);
+  return noise;
+}
+
+}  // namespace
+
+Tensor run_sample_job(LoadedModel& model, const SampleJob& job, const SampleHooks& hooks) {
+  Denoiser& denoiser = *model.denoiser;
+  Communicator* cfg_group = model.groups.cfg.get();
+  Communicator* dp_group = model.groups.dp.get();
+  const bool guided = job.cfg != 1.0;
+  const bool cfg_split = cfg_group && cfg_group->size() == 2;
+  if (cfg_group && cfg_group->size() > 2) fail("CFG parallel uses exactly 2 ranks");
+  if (cfg_split && !guided)
+    fail("the loaded layout uses CFG parallel, which needs cfg other than 1 (load without cfg_parallel for cfg 1)");
+  if (guided && job.negative.empty()) fail("cfg ", job.cfg, " needs a negative prompt's conditioning");
+  if (job.steps() < 1) fail("steps must be at least 1, got ", job.steps());
+  // With CFG parallel each rank embeds and runs only its own condition.
+  const bool runs_cond = !cfg_split || cfg_group->rank() == 0;
+  const bool runs_uncond = guided && (!cfg_split || cfg_group->rank() == 1);
+  const auto cond = runs_cond ? denoiser.prepare(job.positive) : nullptr;
+  const auto uncond = runs_uncond ? denoiser.prepare(job.negative) : nullptr;
+
+  auto velocity = [&](const Tensor& x, double sigma) {
+    if (hooks.before_step) hooks.before_step();
+    const double t = 1000.0 * sigma;
+    if (cfg_split) {
+      Tensor mine = denoiser.predict(x, t, runs_cond ? *cond : *uncond);
+      Tensor both = Tensor::empty({2, mine.numel()});
+      cfg_group->all_gather(mine.raw(), both.raw(), mine.nbytes());
+      Tensor v = both.slice_rows(0, 1).reshape(mine.shape()).clone();
+      combine_guidance(v, both.slice_rows(1, 2).reshape(mine.shape()), job.cfg);
+      return v;
+    }
+    Tensor v = denoiser.predict(x, t, *cond);
+    if (guided) combine_guidance(v, denoiser.predict(x, t, *uncond), job.cfg);
+    return v;
+  };
+
+  const int64_t dp = dp_group ? dp_group->size() : 1;
+  const int64_t dp_rank = dp_group ? dp_group->rank() : 0;
+  const int64_t rounds = (job.batch + dp - 1) / dp;
+  const int steps = job.steps();
+  const int total = static_cast<int>(rounds) * steps;
+  const int64_t item_numel = shape_numel(job.item_shape);
+  Shape out_shape = job.item_shape;
+  out_shape.insert(out_shape.begin(), job.batch);
+  Tensor out = Tensor::empty(out_shape);
+  for (int64_t r = 0; r < rounds; ++r) {
+    const int64_t item = r * dp + dp_rank;
+    Tensor mine;
+    if (item < job.batch) {
+      mine = sample_flow(job.sampler, initial_sample(job, item), job.sigmas, velocity, [&](int step, int) {
+        if (hooks.after_step) hooks.after_step(static_cast<int>(r) * steps + step, total);
+      });
+    } else {  // nothing left for this group: keep step with the others
+      for (int s = 0; s < steps; ++s)
+        if (hooks.before_step) hooks.before_step();
+      mine = Tensor::zeros(job.item_shape);
+    }
+    if (dp == 1) {
+      std::memcpy(out.f32() + item * item_numel, mine.f32(), mine.nbytes());
+      continue;
+    }
+    Tensor all = Tensor::empty({dp, item_numel});
+    dp_group->all_gather(mine.raw(), all.raw(), mine.nbytes());
+    for (int64_t g = 0; g < dp && r * dp + g < job.batch; ++g)
+      std::memcpy(out.f32() + (r * dp + g) * item_numel, all.f32() + g * item_numel, mine.nbytes());
+  }
+  return job.batched_output ? out : out.reshape(job.item_shape);
+}
+
+SampleOptions sample_defaults(const DenoiserSpec& spec) {
+  const SamplingDefaults d = spec.defaults();
+  SampleOptions o;
+  o.size = {d.width, d.height, d.frames};
+  o.steps = d.steps;
+  o.cfg = d.cfg;
+  o.shift = d.shift;
+  o.sampler = d.sampler;
+  return o;
+}
+
+SampleJob make_sample_job(const DenoiserSpec& spec, const SampleOptions& o, const Conditioning& positive,
+                          const Conditioning& negative, int64_t batch) {
+  if (o.steps < 1) fail("steps must be at least 1, got ", o.steps);
+  if (batch < 1) fail("a sampling job needs at least one item, got ", batch);
+  SampleJob job;
+  job.item_shape = spec.latent_shape(o.size);
+  job.positive = spec.check_conditioning(positive, job.item_shape);
+  if (o.cfg != 1.0) {
+    if (negative.empty()) fail("cfg ", o.cfg, " needs a negative prompt's conditioning");
+    job.negative = spec.check_conditioning(negative, job.item_shape);
+  }
+  job.batch = batch;
+  job.batched_output = batch > 1;
+  job.sigmas = spec.sigmas(o.steps, o.shift, job.item_shape);
+  job.cfg = o.cfg;
+  job.sampler = o.sampler;
+  job.seed = o.seed;
+  return job;
+}
+
+}  // namespace raylight

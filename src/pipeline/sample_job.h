@@ -1,0 +1,65 @@
+// The one sampling path, used by `raylight sample`, `raylight generate` and the server:
+// a SampleJob (checked conditioning, the start - seeded or caller noise, a latent to start
+// from below sigma 1 - the noise levels, guidance, sampler, a batch) runs on a loaded model
+// over its rank groups. With a cfg group of 2 its ranks compute the conditional and
+// unconditional predictions and exchange them every step; a dp group of N samples a batch
+// round by round, item r*N + group, and gathers the items. Guidance is
+// v = v_neg + cfg (v_pos - v_neg) per element in double, stored as fp32.
+//
+// Item i starts from noise seeded with seed + i (or the caller's noise), so a batch of N on
+// N data-parallel groups is N seeds sampled at once. Ranks whose group has no item in the
+// last round still take part in every step's hook, so all ranks make the same collectives.
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include "models/family.h"
+#include "pipeline/model_loader.h"
+#include "sampling/samplers.h"
+
+namespace raylight {
+
+struct SampleJob {
+  Conditioning positive, negative;  // checked by the spec; negative empty when cfg == 1
+  Tensor latent, noise;             // fp32 [batch, item...] or undefined (zeros / seeded)
+  Shape item_shape;                 // one latent item, e.g. [16, F, H, W]
+  int64_t batch = 1;
+  bool batched_output = false;      // answer [batch, item...] rather than [item...]
+  std::vector<double> sigmas;
+  double cfg = 5.0;
+  SamplerKind sampler = SamplerKind::UniPC;
+  uint64_t seed = 0;
+
+  int steps() const { return static_cast<int>(sigmas.size()) - 1; }
+};
+
+struct SampleHooks {
+  // Called on every rank before every model evaluation (once per step); collective. It may
+  // throw to stop the job (every rank must then throw alike).
+  std::function<void()> before_step;
+  // Called after each step with the steps done and the total over all rounds.
+  std::function<void(int done, int total)> after_step;
+};
+
+// Latents [batch, item...] (or [item...] when not batched_output), fp32, on every rank.
+Tensor run_sample_job(LoadedModel& model, const SampleJob& job, const SampleHooks& hooks = {});
+
+// The options a person gives: a size, steps, guidance, shift, seed and sampler; the
+// family's defaults fill what is not given.
+struct SampleOptions {
+  OutputSize size;
+  int steps = 30;
+  double cfg = 5.0;
+  double shift = 5.0;
+  uint64_t seed = 0;
+  SamplerKind sampler = SamplerKind::UniPC;
+};
+SampleOptions sample_defaults(const DenoiserSpec& spec);
+
+// A job of `batch` items seeded seed, seed+1, ... from options and one prompt pair's
+// conditioning (checked here against the spec; `negative` may be empty when cfg == 1).
+SampleJob make_sample_job(const DenoiserSpec& spec, const SampleOptions& options, const Conditioning& positive,
+                          const Conditioning& negative, int64_t batch = 1);
+
+}  // namespace raylight
