@@ -6,8 +6,10 @@ folders, and a sampler with KSampler's inputs that takes ComfyUI's latent and
 conditioning and returns a latent. The model stays loaded on the server's ranks between
 runs; ComfyUI keeps only a handle. Noise is made by ComfyUI's own seeded generator and
 sent along, so a seed gives the same start as ComfyUI's KSampler; sigmas come from
-ComfyUI's schedulers; latents cross in the model's normalised space (ComfyUI's Wan 2.1
-latent format converts on each side).
+ComfyUI's schedulers; latents cross in the model's normalised space. Nothing here knows a
+model family: the server describes the loaded model (its ComfyUI latent format and the
+conversion numbers, the rank of its latents, the conditioning tensors it takes), and the
+sampler converts and sends accordingly.
 """
 
 import logging
@@ -120,11 +122,75 @@ def schedule(scheduler, steps, shift, denoise):
     return schedules.denoised_sigmas(sigmas_for, steps, denoise)
 
 
-def latent_format():
+class ReportedLatentFormat:
+    """The conversion the server reports for a family ComfyUI has no latent format class for:
+    in = (x - mean) * scale / std per channel, or (x - shift) * scale."""
+
+    def __init__(self, fmt):
+        self.scale = float(fmt.get("scale_factor", 1.0))
+        self.shift = float(fmt.get("shift_factor", 0.0))
+        self.mean, self.std = fmt.get("mean"), fmt.get("std")
+
+    def _stats(self, latent):
+        import torch
+        shape = [1, -1] + [1] * (latent.dim() - 2)
+        mean = torch.tensor(self.mean, dtype=latent.dtype, device=latent.device).view(shape)
+        std = torch.tensor(self.std, dtype=latent.dtype, device=latent.device).view(shape)
+        return mean, std
+
+    def process_in(self, latent):
+        if self.mean is None:
+            return (latent - self.shift) * self.scale
+        mean, std = self._stats(latent)
+        return (latent - mean) * self.scale / std
+
+    def process_out(self, latent):
+        if self.mean is None:
+            return latent / self.scale + self.shift
+        mean, std = self._stats(latent)
+        return latent * std / self.scale + mean
+
+
+def latent_format(info):
+    """ComfyUI's own latent format class for the loaded model when it has one (so latents
+    convert exactly as its KSampler does), else the server's numbers."""
+    fmt = (info or {}).get("latent_format") or {}
     formats = _comfy("comfy.latent_formats")
-    if formats is None:
-        raise RuntimeError("ComfyUI's latent formats are needed to convert Wan latents")
-    return formats.Wan21()
+    name = fmt.get("comfyui")
+    if formats is not None and name and hasattr(formats, name):
+        return getattr(formats, name)()
+    if not fmt:
+        raise RuntimeError("the server did not describe the loaded model's latent format")
+    return ReportedLatentFormat(fmt)
+
+
+# Where a conditioning input of the loaded model comes from in ComfyUI's CONDITIONING:
+# the token tensor itself, or an entry of its options dict.
+CONDITIONING_SOURCES = {"context": None, "pooled": "pooled_output"}
+
+
+def prompt_tensors(info, cond, what, negative):
+    """The per-prompt inputs the loaded model takes, read from a CONDITIONING, under the
+    names the server expects (the input's name, or its negative name)."""
+    tensors = {}
+    for inp in (info or {}).get("conditioning", [{"name": "context", "per_prompt": True, "required": True,
+                                                   "negative_name": "negative"}]):
+        if not inp.get("per_prompt"):
+            continue
+        name = inp["negative_name"] if negative else inp["name"]
+        if inp["name"] not in CONDITIONING_SOURCES:
+            if inp.get("required"):
+                raise ValueError("the loaded model needs %r, which Raylight's sampler cannot read from ComfyUI's "
+                                 "conditioning yet" % inp["name"])
+            continue
+        key = CONDITIONING_SOURCES[inp["name"]]
+        if key is None:
+            tensors[name] = conditioning_tensor(cond, what)
+        elif cond and key in cond[0][1] and cond[0][1][key] is not None:
+            tensors[name] = st.from_torch(cond[0][1][key])
+        elif inp.get("required"):
+            raise ValueError("%s conditioning has no %s, which the loaded model needs" % (what, key))
+    return tensors
 
 
 def scheduler_names():
@@ -183,7 +249,8 @@ class RaylightInitializer:
 
 
 class RaylightDiffusionModelLoader:
-    """Loads a Wan 2.1 diffusion model from ComfyUI's diffusion_models folders onto the ranks."""
+    """Loads a diffusion model (any family the server knows) from ComfyUI's diffusion_models
+    folders onto the ranks."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -228,16 +295,24 @@ class RaylightKSampler:
         if "noise_mask" in latent_image:
             raise ValueError("Raylight's sampler does not take noise masks (inpainting)")
         latent = latent_image["samples"]
-        if latent.dim() != 5:
-            raise ValueError("Wan latents are [batch, 16, frames, height, width]; got %s" % (tuple(latent.shape),))
+        client = ensure_model(model)
+        info = client.model() or {}
+        fmt_info = info.get("latent_format") or {}
+        dims = fmt_info.get("item_dims", 4) + 1
+        channels = fmt_info.get("channels")
+        if latent.dim() != dims or (channels and latent.shape[1] != channels):
+            raise ValueError("the loaded %s model takes latents of %d dimensions with %s channels "
+                             "(batch, channels, ...); got %s" % (info.get("family", "Raylight"), dims, channels,
+                                                               tuple(latent.shape)))
         if denoise <= 0:
             return (latent_image,)
-        fmt = latent_format()
+        fmt = latent_format(info)
         noise = prepare_noise(latent, seed, latent_image.get("batch_index"))
         sigmas = schedule(scheduler, steps, shift, denoise)
-        tensors = {"context": conditioning_tensor(positive, "positive"), "noise": st.from_torch(noise)}
+        tensors = prompt_tensors(info, positive, "positive", False)
+        tensors["noise"] = st.from_torch(noise)
         if cfg != 1.0:
-            tensors["negative"] = conditioning_tensor(negative, "negative")
+            tensors.update(prompt_tensors(info, negative, "negative", True))
         if sigmas[0] < 1.0:
             tensors["latent"] = st.from_torch(fmt.process_in(latent.float()))
         params = {"sampler": schedules.SAMPLERS[sampler_name], "cfg": float(cfg), "sigmas": sigmas}
@@ -245,7 +320,6 @@ class RaylightKSampler:
         utils = _comfy("comfy.utils")
         mm = _comfy("comfy.model_management")
         bar = utils.ProgressBar(steps) if utils is not None else None
-        client = ensure_model(model)
         try:
             out = client.sample(tensors, params,
                                 on_progress=(lambda s, t: bar.update_absolute(s, t)) if bar else None,

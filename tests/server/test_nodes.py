@@ -174,6 +174,26 @@ class NodesTest(unittest.TestCase):
         self.assertIsNot(self.launcher.started_server(), old)
         self.assertTrue(self.launcher.started_server().running())
 
+    def test_the_latent_format_follows_the_server(self):
+        # The tiny model reports ComfyUI's Wan21 format: the stand-in class of that name is used.
+        self.graph()
+        info = self.launcher.started_server().client.model()
+        self.assertEqual(info["latent_format"]["comfyui"], "Wan21")
+        self.assertEqual(info["latent_format"]["item_dims"], 4)
+        self.assertEqual([c["name"] for c in info["conditioning"]], ["context"])
+        self.assertIsInstance(self.nodes.latent_format(info), sys.modules["comfy.latent_formats"].Wan21)
+        # A format ComfyUI lacks converts with the reported numbers, per channel.
+        unknown = dict(info, latent_format=dict(info["latent_format"], comfyui="NotInComfy"))
+        fmt = self.nodes.latent_format(unknown)
+        x = torch.randn(1, 16, 2, 3, 3, generator=torch.Generator().manual_seed(3))
+        mean = torch.tensor(info["latent_format"]["mean"]).view(1, -1, 1, 1, 1)
+        std = torch.tensor(info["latent_format"]["std"]).view(1, -1, 1, 1, 1)
+        self.assertTrue(torch.allclose(fmt.process_in(x), (x - mean) / std))
+        self.assertTrue(torch.allclose(fmt.process_out(fmt.process_in(x)), x, atol=1e-6))
+        shifted = self.nodes.ReportedLatentFormat({"scale_factor": 0.5, "shift_factor": 0.25})
+        self.assertTrue(torch.allclose(shifted.process_in(x), (x - 0.25) * 0.5))
+        self.assertTrue(torch.allclose(shifted.process_out(shifted.process_in(x)), x, atol=1e-6))
+
     def test_bad_initializer_inputs_say_why(self):
         with self.assertRaises(ValueError):
             self.nodes.RaylightInitializer().initialize("0,0", 1, 1, False, False, False)
