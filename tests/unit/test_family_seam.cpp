@@ -18,20 +18,12 @@
 #include "sampling/noise.h"
 #include "../part_loaders.h"
 #include "../wan_cases.h"
+#include "../error_of.h"
 
 using namespace raylight;
 using namespace raylight::test;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // A store that has shapes and names only: a header's worth of a big checkpoint.
 class ShapesOnly final : public WeightStore {

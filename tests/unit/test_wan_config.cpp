@@ -9,22 +9,10 @@
 #include "models/wan/wan_tiny.h"
 #include "pipeline/model_loader.h"
 #include "../part_loaders.h"
+#include "../error_of.h"
 
 using namespace raylight;
 using namespace raylight::test;
-
-namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-}  // namespace
 
 TEST(WanConfig, RealVariantsAreNamedAndCounted) {
   WanConfig c;
