@@ -169,6 +169,16 @@ def latent_format(info):
 CONDITIONING_SOURCES = {"context": None, "pooled": "pooled_output"}
 
 
+def distilled_guidance(info, cond):
+    """FluxGuidance's value from the positive conditioning, for models with a guidance
+    input (None: the model has none, or the server's default applies)."""
+    names = [inp["name"] for inp in (info or {}).get("conditioning", [])]
+    if "guidance" not in names or not cond:
+        return None
+    value = cond[0][1].get("guidance")
+    return float(value) if value is not None else None
+
+
 def prompt_tensors(info, cond, what, negative):
     """The per-prompt inputs the loaded model takes, read from a CONDITIONING, under the
     names the server expects (the input's name, or its negative name)."""
@@ -316,6 +326,9 @@ class RaylightKSampler:
         if sigmas[0] < 1.0:
             tensors["latent"] = st.from_torch(fmt.process_in(latent.float()))
         params = {"sampler": schedules.SAMPLERS[sampler_name], "cfg": float(cfg), "sigmas": sigmas}
+        guidance = distilled_guidance(info, positive)
+        if guidance is not None:
+            params["guidance"] = guidance
 
         utils = _comfy("comfy.utils")
         mm = _comfy("comfy.model_management")

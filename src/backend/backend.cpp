@@ -47,6 +47,10 @@ Tensor Backend::attention_offset_bias(const Tensor& q, const Tensor& k, const Te
   return upload(cpu::attention_offset_bias(download(q), download(k), download(v), bias_by_offset, scale));
 }
 
+Tensor Backend::concat_columns(const Tensor& a, const Tensor& b) {
+  return upload(cpu::concat_columns(download(a), download(b)));
+}
+
 Tensor Backend::swap_leading(const Tensor& x) {
   return upload(cpu::swap_leading(download(x)));
 }

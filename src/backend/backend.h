@@ -65,6 +65,10 @@ class Backend {
   virtual Tensor empty(const Shape& shape);
   // Rows of a above rows of b (same trailing size).
   virtual Tensor concat_rows(const Tensor& a, const Tensor& b) = 0;
+  // a [M, Na] beside b [M, Nb] -> [M, Na + Nb] (Flux's single-stream blocks join the
+  // attention output and the MLP activation for one product). The default is a host round
+  // trip through the CPU kernel.
+  virtual Tensor concat_columns(const Tensor& a, const Tensor& b);
 
   // y = x W^T + b; x [M, K], w [N, K] (PyTorch Linear layout), b [N] or undefined.
   virtual Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) = 0;

@@ -1,6 +1,5 @@
 #include "models/family.h"
 
-#include "sampling/schedule.h"
 
 namespace raylight {
 
@@ -15,11 +14,5 @@ const char* part_kind_name(PartKind kind) {
 }
 
 std::string negative_name(const std::string& input) { return input == "context" ? "negative" : "negative_" + input; }
-
-// The flow schedule with a constant shift (ComfyUI's ModelSamplingSD3); families whose shift
-// depends on the resolution (Flux) override it.
-std::vector<double> DenoiserSpec::sigmas(int steps, double shift, const Shape& /*item*/) const {
-  return flow_sigmas(steps, shift);
-}
 
 }  // namespace raylight

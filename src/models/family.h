@@ -67,7 +67,8 @@ struct SamplingDefaults {
   int64_t width = 0, height = 0, frames = 1;  // frames is 1 for image families
   int steps = 0;
   double cfg = 1.0;
-  double shift = 1.0;
+  double shift = 1.0;     // the flow shift at the default size (DenoiserSpec::default_shift)
+  double guidance = 0.0;  // distilled guidance (Flux dev's 3.5); 0 when the model takes none
   SamplerKind sampler = SamplerKind::Euler;
   double fps = 16.0;
 };
@@ -173,9 +174,10 @@ class DenoiserSpec {
   virtual Conditioning check_conditioning(const Conditioning& c, const Shape& item) const = 0;
   // Random conditioning of full size for a latent item (benchmarks, plan warm-up).
   virtual Conditioning example_conditioning(const Shape& item, uint64_t seed) const = 0;
-  // The noise levels for `steps` steps with flow shift `shift` on a latent of `item`'s shape
-  // (the family's shift rule), from sigma 1 down to 0.
-  virtual std::vector<double> sigmas(int steps, double shift, const Shape& item) const;
+  // The flow shift for a latent of `item`'s shape when the user gives none: the family's
+  // shift rule (a constant for Wan; Flux's grows with the image's token count). Schedules
+  // are flow_sigmas(steps, shift).
+  virtual double default_shift(const Shape& /*item*/) const { return defaults().shift; }
   // Which transformer block a weight belongs to (-1: outside the blocks): where FSDP
   // gathers and offload streams, one block at a time.
   virtual int block_of(const std::string& weight) const = 0;

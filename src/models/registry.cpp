@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "io/checkpoint.h"
+#include "models/flux/flux_family.h"
 #include "models/t5/umt5_text_encoder.h"
 #include "models/t5/umt5_tiny.h"
 #include "models/vae/wan_vae_codec.h"
@@ -47,6 +48,7 @@ const std::vector<DenoiserFamily>& denoiser_families() {
   static const std::vector<DenoiserFamily> list = {
       {"Wan 2.1", wan_matches,
        [](const WeightStore& w, const std::string& s, const std::string& v) { return wan_spec(w, s, v); }},
+      {"Flux.1", flux_matches, flux_spec},
   };
   return list;
 }
@@ -223,11 +225,18 @@ std::vector<BenchModel> bench_models() {
   for (const auto& [name, config] : wan_bench_presets())
     out.push_back({name, wan_expected_tensors(config), {{"raylight.num_heads", std::to_string(config.num_heads)}},
                    [](const std::string& n) { return numbered_block(n, "blocks.") >= 0 && n.find(".weight") != std::string::npos; }});
+  for (const auto& [name, config] : flux_bench_presets())
+    out.push_back({name, flux_expected_tensors(config), {{"raylight.num_heads", std::to_string(config.num_heads)}},
+                   [](const std::string& n) {
+                     return (numbered_block(n, "double_blocks.") >= 0 || numbered_block(n, "single_blocks.") >= 0) &&
+                            n.find(".weight") != std::string::npos;
+                   }});
   return out;
 }
 
 std::string family_list() {
-  return "Wan 2.1 DiTs (T2V 1.3B and 14B, I2V 14B), umT5 text encoders, Wan 2.1 VAEs";
+  return "Wan 2.1 DiTs (T2V 1.3B and 14B, I2V 14B), Flux.1 DiTs (dev, schnell, Kontext, Krea), umT5 text "
+         "encoders, Wan 2.1 VAEs";
 }
 
 }  // namespace raylight

@@ -1,9 +1,11 @@
 #include "pipeline/sample_job.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "core/error.h"
 #include "sampling/noise.h"
+#include "sampling/schedule.h"
 
 namespace raylight {
 namespace {
@@ -108,9 +110,21 @@ SampleOptions sample_defaults(const DenoiserSpec& spec) {
   o.size = {d.width, d.height, d.frames};
   o.steps = d.steps;
   o.cfg = d.cfg;
-  o.shift = d.shift;
   o.sampler = d.sampler;
   return o;
+}
+
+Conditioning with_guidance(const DenoiserSpec& spec, Conditioning c, std::optional<double> given) {
+  bool takes = false;
+  for (const auto& in : spec.conditioning_inputs()) takes = takes || in.name == "guidance";
+  if (!takes) {
+    if (given) fail("guidance ", *given, " was given, but ", spec.variant(), " takes no guidance input");
+    return c;
+  }
+  const double g = given.value_or(spec.defaults().guidance);
+  if (!std::isfinite(g)) fail("guidance must be a finite number, got ", g);
+  c["guidance"] = Tensor::from_vector({1}, {static_cast<float>(g)});
+  return c;
 }
 
 SampleJob make_sample_job(const DenoiserSpec& spec, const SampleOptions& o, const Conditioning& positive,
@@ -119,14 +133,14 @@ SampleJob make_sample_job(const DenoiserSpec& spec, const SampleOptions& o, cons
   if (batch < 1) fail("a sampling job needs at least one item, got ", batch);
   SampleJob job;
   job.item_shape = spec.latent_shape(o.size);
-  job.positive = spec.check_conditioning(positive, job.item_shape);
+  job.positive = spec.check_conditioning(with_guidance(spec, positive, o.guidance), job.item_shape);
   if (o.cfg != 1.0) {
     if (negative.empty()) fail("cfg ", o.cfg, " needs a negative prompt's conditioning");
-    job.negative = spec.check_conditioning(negative, job.item_shape);
+    job.negative = spec.check_conditioning(with_guidance(spec, negative, o.guidance), job.item_shape);
   }
   job.batch = batch;
   job.batched_output = batch > 1;
-  job.sigmas = spec.sigmas(o.steps, o.shift, job.item_shape);
+  job.sigmas = flow_sigmas(o.steps, o.shift.value_or(spec.default_shift(job.item_shape)));
   job.cfg = o.cfg;
   job.sampler = o.sampler;
   job.seed = o.seed;

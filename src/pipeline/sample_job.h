@@ -12,6 +12,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "models/family.h"
@@ -51,7 +52,8 @@ struct SampleOptions {
   OutputSize size;
   int steps = 30;
   double cfg = 5.0;
-  double shift = 5.0;
+  std::optional<double> shift;     // unset: the family's rule for the size
+  std::optional<double> guidance;  // unset: the family's default (models that take it)
   uint64_t seed = 0;
   SamplerKind sampler = SamplerKind::UniPC;
 };
@@ -59,7 +61,12 @@ SampleOptions sample_defaults(const DenoiserSpec& spec);
 
 // A job of `batch` items seeded seed, seed+1, ... from options and one prompt pair's
 // conditioning (checked here against the spec; `negative` may be empty when cfg == 1).
+// A model with a "guidance" input gets the options' guidance (or its default) as that
+// tensor; guidance given to a model without one is refused.
 SampleJob make_sample_job(const DenoiserSpec& spec, const SampleOptions& options, const Conditioning& positive,
                           const Conditioning& negative, int64_t batch = 1);
+// `conditioning` with the guidance input set where the model has one; `given` overrides the
+// family's default. Errors when guidance is given to a model without the input.
+Conditioning with_guidance(const DenoiserSpec& spec, Conditioning conditioning, std::optional<double> given);
 
 }  // namespace raylight

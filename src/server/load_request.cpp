@@ -106,7 +106,7 @@ nlohmann::json describe_model(const LoadPlan& p, const std::string& backend) {
           {"latent_format", latent_format_json(s.latent_format())},
           {"defaults",
            {{"width", d.width}, {"height", d.height}, {"frames", d.frames}, {"steps", d.steps}, {"cfg", d.cfg},
-            {"shift", d.shift}, {"sampler", sampler_name(d.sampler)}, {"fps", d.fps}}},
+            {"shift", d.shift}, {"guidance", d.guidance}, {"sampler", sampler_name(d.sampler)}, {"fps", d.fps}}},
           {"layout",
            {{"ulysses", p.layout.ulysses},
             {"ring", p.layout.ring},

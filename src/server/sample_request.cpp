@@ -13,7 +13,7 @@ namespace raylight::server {
 namespace {
 
 const char* const kParamNames[] = {"sampler", "cfg", "seed", "sigmas", "steps", "shift",
-                                   "denoise", "width", "height", "frames", "batch"};
+                                   "denoise", "width", "height", "frames", "batch", "guidance"};
 
 bool has(const nlohmann::json& p, const char* name) { return p.contains(name) && !p[name].is_null(); }
 
@@ -91,7 +91,7 @@ SampleInputs parse_sample_body(std::string_view body) {
     (void)v;
     if (std::find(std::begin(kParamNames), std::end(kParamNames), k) == std::end(kParamNames))
       fail("unknown parameter \"", k, "\" (known: sampler, cfg, seed, sigmas, steps, shift, denoise, "
-           "width, height, frames, batch)");
+           "width, height, frames, batch, guidance)");
   }
   return in;
 }
@@ -163,7 +163,8 @@ SampleJob plan_sample(const SampleInputs& in, const DenoiserSpec& spec) {
     for (const auto& input : spec.conditioning_inputs())
       if (input.per_prompt && input.required) fail("tensor '", input.name, "' (the positive prompt's ", input.shape, ") is required");
   for (const auto& [name, t] : shared) positive.emplace(name, t);
-  job.positive = spec.check_conditioning(positive, job.item_shape);
+  const std::optional<double> guidance = has(p, "guidance") ? std::optional<double>(number(p, "guidance", 0)) : std::nullopt;
+  job.positive = spec.check_conditioning(with_guidance(spec, positive, guidance), job.item_shape);
   if (job.cfg != 1.0) {
     if (negative.empty()) negative = spec.builtin_conditioning(1);
     if (negative.empty())
@@ -172,7 +173,7 @@ SampleJob plan_sample(const SampleInputs& in, const DenoiserSpec& spec) {
           fail("tensor '", negative_name(input.name), "' is required when cfg is not 1 (cfg ", job.cfg, ")");
     for (const auto& [name, t] : shared) negative.emplace(name, t);
     try {
-      job.negative = spec.check_conditioning(negative, job.item_shape);
+      job.negative = spec.check_conditioning(with_guidance(spec, negative, guidance), job.item_shape);
     } catch (const Error& e) {
       // The family names the input ('context'); the request called it 'negative'.
       std::string msg = e.what();
@@ -200,13 +201,13 @@ SampleJob plan_sample(const SampleInputs& in, const DenoiserSpec& spec) {
     }
   } else {
     const int steps = static_cast<int>(integer(p, "steps", d.steps, 1, 10000));
-    const double shift = number(p, "shift", d.shift);
+    const double shift = number(p, "shift", spec.default_shift(job.item_shape));
     if (!(shift > 0)) fail("\"shift\" must be positive, got ", shift);
     const double denoise = number(p, "denoise", 1.0);
     if (!(denoise > 0 && denoise <= 1)) fail("\"denoise\" must be in (0, 1], got ", denoise);
     const int total = denoise == 1.0 ? steps : static_cast<int>(steps / denoise);
     if (total > 100000) fail("\"denoise\" ", denoise, " with ", steps, " steps makes a schedule of ", total, " steps");
-    std::vector<double> all = spec.sigmas(total, shift, job.item_shape);
+    std::vector<double> all = flow_sigmas(total, shift);
     job.sigmas.assign(all.end() - (steps + 1), all.end());
   }
   if (job.sigmas.front() < 1.0 && !job.latent.defined())

@@ -194,6 +194,35 @@ class NodesTest(unittest.TestCase):
         self.assertTrue(torch.allclose(shifted.process_in(x), (x - 0.25) * 0.5))
         self.assertTrue(torch.allclose(shifted.process_out(shifted.process_in(x)), x, atol=1e-6))
 
+    def test_an_image_family_samples_through_the_same_nodes(self):
+        # Flux: 4-D latents, a pooled vector from the conditioning's options, FluxGuidance's
+        # value, and a latent format ComfyUI's stand-in module lacks (the reported numbers).
+        fixtures = os.path.join(os.path.dirname(__file__), "..", "fixtures")
+        shutil.copy(os.path.join(fixtures, "flux_tiny_dev.safetensors"), os.path.join(self.tmp, "flux1-dev-tiny.safetensors"))
+        (cluster,) = self.nodes.RaylightInitializer().initialize("cpu:1", 1, 1, False, False, False)
+        (model,) = self.nodes.RaylightDiffusionModelLoader().load(cluster, "flux1-dev-tiny.safetensors")
+        g = torch.Generator().manual_seed(4)
+        ctx, pooled = torch.randn(1, 5, 32, generator=g), torch.randn(1, 24, generator=g)
+        pos = [[ctx, {"pooled_output": pooled, "guidance": 2.5}]]
+        latent = {"samples": torch.zeros(1, 16, 6, 8)}
+        (out,) = self.nodes.RaylightKSampler().sample(model, 7, 4, 1.0, "euler", "simple", pos, [], latent, 1.0, 1.6)
+        self.assertEqual(tuple(out["samples"].shape), (1, 16, 6, 8))
+        st = sys.modules["comfyui.raylight_client.safetensors_io"]
+        client = self.launcher.started_server().client
+        info = client.model()
+        self.assertEqual(info["family"], "Flux.1")
+        self.assertEqual(info["latent_format"]["comfyui"], "Flux")
+        noise = torch.randn((1, 16, 6, 8), generator=torch.manual_seed(7))
+        direct = client.sample({"context": st.from_torch(ctx[0]), "pooled": st.from_torch(pooled[0]),
+                                "noise": st.from_torch(noise)},
+                               {"sampler": "euler", "cfg": 1.0, "steps": 4, "shift": 1.6, "guidance": 2.5})
+        # Into ComfyUI's space: x / 0.3611 + 0.1159, the Flux format's process_out.
+        want = st.to_torch(direct["latent"]) / 0.3611 + 0.1159
+        self.assertTrue(torch.allclose(out["samples"], want, atol=1e-6), (out["samples"] - want).abs().max())
+        with self.assertRaises(ValueError):  # a 5-D video latent for an image model
+            self.nodes.RaylightKSampler().sample(model, 7, 2, 1.0, "euler", "simple", pos, [],
+                                                 {"samples": torch.zeros(1, 16, 1, 6, 8)}, 1.0, 1.6)
+
     def test_bad_initializer_inputs_say_why(self):
         with self.assertRaises(ValueError):
             self.nodes.RaylightInitializer().initialize("0,0", 1, 1, False, False, False)

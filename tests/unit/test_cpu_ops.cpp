@@ -205,3 +205,14 @@ TEST(CpuOps, OffsetBiasedAttentionAddsTheBiasOfEachOffset) {
         EXPECT_NEAR(picked.f32()[(i * H + h) * D + d], v.f32()[((i + 2) * H + h) * D + d], 1e-5);
   EXPECT_THROW(cpu::attention_offset_bias(q, k, v, Tensor::zeros({H, L}), 1.0f), raylight::Error);
 }
+
+TEST(CpuOps, ConcatColumnsPlacesRowsSideBySide) {
+  auto be = make_cpu_backend();
+  const Tensor a = Tensor::from_vector({2, 3}, {1, 2, 3, 4, 5, 6});
+  const Tensor b = Tensor::from_vector({2, 1}, {7, 8});
+  const Tensor c = be->concat_columns(a, b);
+  ASSERT_EQ(c.shape(), (Shape{2, 4}));
+  const std::vector<float> want = {1, 2, 3, 7, 4, 5, 6, 8};
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(c.f32()[i], want[i]) << i;
+  EXPECT_THROW(be->concat_columns(a, Tensor::zeros({3, 1})), Error);
+}

@@ -10,6 +10,7 @@
 #include "options.h"
 #include "parallel_options.h"
 #include "pipeline/model_loader.h"
+#include "pipeline/sample_job.h"
 
 namespace raylight::cli {
 
@@ -17,10 +18,13 @@ static constexpr const char* kHelp =
     "usage: raylight forward [options]\n"
     "  --model FILE|tiny   DiT safetensors or the embedded tiny model (tiny)\n"
     "  --variant NAME      which variant a checkpoint is, where its tensors cannot tell\n"
-    "  --latent FILE       safetensors with 'latent' (one item, e.g. [16, F, H, W]) and the\n"
+    "  --latent FILE       safetensors with 'latent' (one item: [16, F, H, W] video, [16, H, W]\n"
+    "                      image) and the\n"
     "                      model's shared inputs (image-to-video: 'y' [20, F, H, W] and\n"
     "                      'clip_fea' [257, 1280])\n"
     "  --timestep T        0..1000 (1000 * sigma) (default 500)\n"
+    "  --guidance G        distilled guidance of models that take it (else 'guidance' in the\n"
+    "                      latent file, else the model's default; Flux dev: 3.5)\n"
     "  --context FILE      safetensors with the prompt's inputs, e.g. 'context' [tokens, text_dim]\n"
     "                      (tiny: built-in)\n"
     "  --out FILE          writes 'velocity', the latent's shape, fp32 (velocity.safetensors)\n";
@@ -32,7 +36,7 @@ int run_forward(const std::vector<std::string>& args) {
       std::fputs(kParallelHelp, stdout);
       return 0;
     }
-  std::set<std::string> valued = {"model", "variant", "latent", "timestep", "context", "out"};
+  std::set<std::string> valued = {"model", "variant", "latent", "timestep", "guidance", "context", "out"};
   valued.insert(kParallelValued.begin(), kParallelValued.end());
   Options opt(args, valued, kParallelFlags);
   ParallelLayout layout = parse_parallel(opt);
@@ -52,8 +56,10 @@ int run_forward(const std::vector<std::string>& args) {
   if (opt.has("context")) prompt = read_conditioning(opt.str("context", ""), *spec, true, false);
   else prompt = spec->builtin_conditioning(0);
   if (prompt.empty()) fail("--context FILE is required with a checkpoint model");
-  const Conditioning conditioning =
-      spec->check_conditioning(with_shared(prompt, read_conditioning(latent_path, *spec, false, true), *spec), latent.shape());
+  Conditioning given = with_shared(prompt, read_conditioning(latent_path, *spec, false, true), *spec);
+  if (opt.has("guidance") || !given.count("guidance"))
+    given = with_guidance(*spec, given, opt.has("guidance") ? std::optional<double>(opt.number("guidance", 0)) : std::nullopt);
+  const Conditioning conditioning = spec->check_conditioning(given, latent.shape());
 
   LoadedModel model = load_model(std::move(weights), make_backend(parse_device(opt), Runtime::world_rank()), layout,
                                  parse_placement(opt), model_arg, variant);

@@ -27,7 +27,8 @@ static constexpr const char* kHelp =
     "  --vae FILE|tiny          the model's VAE (ComfyUI's models/vae) (tiny)\n"
     "  --comfyui-dir DIR        find the files under DIR/models/... (flags above win)\n"
     "  --width W --height H --frames F   (the model's default: 832x480x81; tiny: 128x128x9)\n"
-    "  --steps N --cfg G --shift S --seed K --sampler euler|unipc|dpmpp2m   (30, 5, 5, 0, unipc)\n"
+    "  --steps N --cfg G --shift S --seed K --sampler euler|unipc|dpmpp2m   (the model's: 30, 5, 5, 0, unipc)\n"
+    "  --guidance G             distilled guidance of models that take it (Flux dev: 3.5)\n"
     "  --out FILE               .mp4 (H.264), .webp (animated), .png or dir/ (frames) (video.mp4)\n"
     "  --fps N                  frames per second of the file (the model's default, 16)\n";
 

@@ -29,11 +29,13 @@ static constexpr const char* kHelp =
     "  --width W --height H  size in pixels (the model's default: 832x480; tiny: 128x128)\n"
     "  --frames F            frames of a video model (81; tiny: 9)\n"
     "  --steps N             sampling steps (30; tiny: 10)\n"
-    "  --cfg G               classifier-free guidance scale, 1 disables it (5)\n"
-    "  --shift S             flow schedule shift (5)\n"
+    "  --cfg G               classifier-free guidance scale, 1 disables it (the model's: 5)\n"
+    "  --shift S             flow schedule shift (the model's rule: 5; Flux by image size)\n"
+    "  --guidance G          distilled guidance of models that take it (Flux dev: 3.5)\n"
     "  --seed K              noise seed (0)\n"
-    "  --sampler NAME        euler | unipc | dpmpp2m (unipc)\n"
+    "  --sampler NAME        euler | unipc | dpmpp2m (the model's: unipc)\n"
     "  --out FILE            output safetensors with tensor 'latent', e.g. [16, F', H/8, W/8]\n"
+    "                        ([16, H/8, W/8] for image models)\n"
     "                        (latents.safetensors)\n";
 
 int run_sample(const std::vector<std::string>& args) {
@@ -76,7 +78,7 @@ int run_sample(const std::vector<std::string>& args) {
   if (lead)
     std::fprintf(stderr, "model: %s, %s on %s, %d steps, cfg %g, shift %g, seed %llu, %d rank(s): %s\n",
                  spec->variant().c_str(), sampler_name(so.sampler).c_str(), model.backend->name().c_str(), so.steps,
-                 so.cfg, so.shift, static_cast<unsigned long long>(so.seed), Runtime::world_size(),
+                 so.cfg, so.shift.value_or(spec->default_shift(job.item_shape)), static_cast<unsigned long long>(so.seed), Runtime::world_size(),
                  model.groups.layout.describe().c_str());
   const bool tty = isatty(fileno(stderr));
   // When each step ended: the first step also builds attention plans, so later steps are

@@ -5,7 +5,7 @@
 namespace raylight::cli {
 
 const std::set<std::string> kSampleValued = {"width", "height", "frames", "steps", "cfg",
-                                             "shift", "seed", "sampler"};
+                                             "shift", "guidance", "seed", "sampler"};
 
 SampleOptions parse_sample_options(const Options& opt, const DenoiserSpec& spec) {
   const SampleOptions d = sample_defaults(spec);
@@ -15,7 +15,8 @@ SampleOptions parse_sample_options(const Options& opt, const DenoiserSpec& spec)
   so.size.frames = opt.integer("frames", d.size.frames);
   so.steps = static_cast<int>(opt.integer("steps", d.steps));
   so.cfg = opt.number("cfg", d.cfg);
-  so.shift = opt.number("shift", d.shift);
+  if (opt.has("shift")) so.shift = opt.number("shift", 0);
+  if (opt.has("guidance")) so.guidance = opt.number("guidance", 0);
   const int64_t seed = opt.integer("seed", 0);
   if (seed < 0) fail("--seed must be non-negative, got ", seed);
   so.seed = static_cast<uint64_t>(seed);

@@ -9,6 +9,7 @@ namespace raylight::cpu {
 // Stored weight bytes (any dtype) * scale as a fresh fp32 tensor (never a view of the input).
 Tensor dequantize(const Tensor& stored, float scale);
 Tensor concat_rows(const Tensor& a, const Tensor& b);
+Tensor concat_columns(const Tensor& a, const Tensor& b);
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
 Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);

@@ -73,4 +73,16 @@ Tensor concat_rows(const Tensor& a, const Tensor& b) {
   return out;
 }
 
+Tensor concat_columns(const Tensor& a, const Tensor& b) {
+  if (a.ndim() != 2 || b.ndim() != 2 || a.dim(0) != b.dim(0))
+    fail("concat_columns: ", shape_str(a.shape()), " and ", shape_str(b.shape()), " do not stand side by side");
+  const int64_t rows = a.dim(0), na = a.dim(1), nb = b.dim(1);
+  Tensor out = Tensor::empty({rows, na + nb});
+  for (int64_t r = 0; r < rows; ++r) {
+    std::memcpy(out.f32() + r * (na + nb), a.f32() + r * na, na * sizeof(float));
+    std::memcpy(out.f32() + r * (na + nb) + na, b.f32() + r * nb, nb * sizeof(float));
+  }
+  return out;
+}
+
 }  // namespace raylight::cpu

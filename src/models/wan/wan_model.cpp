@@ -7,25 +7,13 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "models/common/sinusoidal.h"
 
 namespace raylight {
 namespace {
 
 // Row i of a [rows, dim] tensor as a [dim] tensor (shares bytes).
 Tensor row(const Tensor& t, int64_t i) { return t.slice_rows(i, i + 1).reshape({t.dim(1)}); }
-
-// Sinusoidal embedding of a scalar position, cos half first then sin half.
-Tensor sinusoidal_embedding(int64_t dim, double position) {
-  const int64_t half = dim / 2;
-  Tensor out = Tensor::empty({1, dim});
-  float* p = out.f32();
-  for (int64_t i = 0; i < half; ++i) {
-    double angle = position * std::pow(10000.0, -static_cast<double>(i) / half);
-    p[i] = static_cast<float>(std::cos(angle));
-    p[half + i] = static_cast<float>(std::sin(angle));
-  }
-  return out;
-}
 
 // Stacks rows of host tensors a and b (inputs are joined before they are uploaded).
 Tensor host_concat_rows(const Tensor& a, const Tensor& b) {

@@ -1,0 +1,181 @@
+// Flux.1 forward pass. Fused products are split where the model splits them: the qkv
+// product's output is [rows, 3, hidden] (one transpose gives q, k and v), the single blocks'
+// first product is two products over row ranges of its weight (qkv and the MLP input), and
+// their second product reads [attention | gelu(mlp)] side by side.
+#include "models/flux/flux_model.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "models/common/sinusoidal.h"
+
+namespace raylight {
+namespace {
+
+// Row i of a [rows, dim] tensor as a [dim] tensor (shares bytes).
+Tensor row(const Tensor& t, int64_t i) { return t.slice_rows(i, i + 1).reshape({t.dim(1)}); }
+
+Tensor find(const Conditioning& c, const char* name) {
+  auto it = c.find(name);
+  return it == c.end() ? Tensor() : it->second;
+}
+
+struct FluxPrepared final : PreparedConditioning {
+  Tensor txt;         // [tokens, hidden]: txt_in(context), every token
+  Tensor vec_static;  // [1, hidden]: vector_in(pooled) (+ guidance_in(guidance))
+};
+
+}  // namespace
+
+FluxModel::FluxModel(FluxConfig config, WeightStore& weights, Backend& backend, SequenceAttention& attn)
+    : config_(std::move(config)), weights_(weights), ops_(backend), attn_(attn) {}
+
+Tensor FluxModel::linear(const Tensor& x, const std::string& name) {
+  return ops_.linear(x, weights_.get(name + ".weight"), weights_.get(name + ".bias"));
+}
+
+Tensor FluxModel::mlp_embedder(const Tensor& x, const std::string& name) {
+  return linear(ops_.silu(linear(x, name + ".in_layer")), name + ".out_layer");
+}
+
+Tensor FluxModel::modulation(const Tensor& silu_vec, const std::string& name, int64_t n) {
+  return linear(silu_vec, name).reshape({n, config_.hidden});
+}
+
+void FluxModel::qkv(const Tensor& x_mod, const std::string& prefix, const std::string& norm, Tensor* q, Tensor* k,
+                    Tensor* v) {
+  const int64_t rows = x_mod.dim(0), d = config_.hidden, H = config_.num_heads, D = config_.head_dim();
+  const Tensor fused = ops_.swap_leading(linear(x_mod, prefix).reshape({rows, 3, d}));  // [3, rows, d]
+  auto part = [&](int i) { return fused.slice_rows(i, i + 1).reshape({rows * H, D}); };
+  *q = ops_.rms_norm(part(0), weights_.get(norm + ".query_norm.scale"), config_.eps).reshape({rows, H, D});
+  *k = ops_.rms_norm(part(1), weights_.get(norm + ".key_norm.scale"), config_.eps).reshape({rows, H, D});
+  *v = part(2).reshape({rows, H, D});
+}
+
+FluxModel::Streams FluxModel::double_block(int index, const Streams& s, const Tensor& silu_vec) {
+  const auto& c = config_;
+  const std::string b = "double_blocks." + std::to_string(index) + ".";
+  weights_.begin_block(index);
+  const Tensor im = modulation(silu_vec, b + "img_mod.lin", 6), tm = modulation(silu_vec, b + "txt_mod.lin", 6);
+  Tensor iq, ik, iv, tq, tk, tv;
+  qkv(ops_.layer_norm_modulate(s.img, row(im, 0), row(im, 1), c.eps), b + "img_attn.qkv", b + "img_attn.norm", &iq,
+      &ik, &iv);
+  qkv(ops_.layer_norm_modulate(s.txt, row(tm, 0), row(tm, 1), c.eps), b + "txt_attn.qkv", b + "txt_attn.norm", &tq,
+      &tk, &tv);
+  const int64_t lt = s.txt.dim(0), li = s.img.dim(0), H = c.num_heads, D = c.head_dim();
+  // This rank's rows of the joint sequence, text first: the seam's segment order.
+  auto joint = [&](const Tensor& t, const Tensor& i) {
+    return ops_.concat_rows(t.reshape({lt, H * D}), i.reshape({li, H * D})).reshape({lt + li, H, D});
+  };
+  const Tensor a = attn_.self_attention(joint(tq, iq), joint(tk, ik), joint(tv, iv)).reshape({lt + li, c.hidden});
+
+  Streams out{ops_.copy(s.txt), ops_.copy(s.img)};
+  ops_.add_gated(out.img, linear(a.slice_rows(lt, lt + li), b + "img_attn.proj"), row(im, 2));
+  Tensor h = ops_.layer_norm_modulate(out.img, row(im, 3), row(im, 4), c.eps);
+  ops_.add_gated(out.img, linear(ops_.linear_gelu_tanh(h, weights_.get(b + "img_mlp.0.weight"),
+                                                       weights_.get(b + "img_mlp.0.bias")),
+                                 b + "img_mlp.2"),
+                 row(im, 5));
+  ops_.add_gated(out.txt, linear(a.slice_rows(0, lt), b + "txt_attn.proj"), row(tm, 2));
+  h = ops_.layer_norm_modulate(out.txt, row(tm, 3), row(tm, 4), c.eps);
+  ops_.add_gated(out.txt, linear(ops_.linear_gelu_tanh(h, weights_.get(b + "txt_mlp.0.weight"),
+                                                       weights_.get(b + "txt_mlp.0.bias")),
+                                 b + "txt_mlp.2"),
+                 row(tm, 5));
+  weights_.end_block(index);
+  return out;
+}
+
+Tensor FluxModel::single_block(int index, const Tensor& x, const Tensor& silu_vec) {
+  const auto& c = config_;
+  const std::string b = "single_blocks." + std::to_string(index) + ".";
+  const int block = static_cast<int>(c.depth) + index;
+  weights_.begin_block(block);
+  const Tensor m = modulation(silu_vec, b + "modulation.lin", 3);
+  const Tensor h = ops_.layer_norm_modulate(x, row(m, 0), row(m, 1), c.eps);
+  const int64_t d = c.hidden, rows = x.dim(0);
+  const Tensor w1 = weights_.get(b + "linear1.weight"), b1 = weights_.get(b + "linear1.bias");
+  const Tensor mlp = ops_.linear_gelu_tanh(h, w1.slice_rows(3 * d, 3 * d + c.mlp_hidden),
+                                           b1.slice_rows(3 * d, 3 * d + c.mlp_hidden));
+  const int64_t H = c.num_heads, D = c.head_dim();
+  const Tensor fused = ops_.swap_leading(ops_.linear(h, w1.slice_rows(0, 3 * d), b1.slice_rows(0, 3 * d))
+                                             .reshape({rows, 3, d}));
+  auto part = [&](int i) { return fused.slice_rows(i, i + 1).reshape({rows * H, D}); };
+  const Tensor q = ops_.rms_norm(part(0), weights_.get(b + "norm.query_norm.scale"), c.eps).reshape({rows, H, D});
+  const Tensor k = ops_.rms_norm(part(1), weights_.get(b + "norm.key_norm.scale"), c.eps).reshape({rows, H, D});
+  const Tensor a = attn_.self_attention(q, k, part(2).reshape({rows, H, D})).reshape({rows, d});
+  Tensor out = ops_.copy(x);
+  ops_.add_gated(out, linear(ops_.concat_columns(a, mlp), b + "linear2"), row(m, 2));
+  weights_.end_block(block);
+  return out;
+}
+
+std::unique_ptr<PreparedConditioning> FluxModel::prepare(const Conditioning& cond) {
+  const auto& c = config_;
+  const Tensor context = find(cond, "context"), pooled = find(cond, "pooled"), guidance = find(cond, "guidance");
+  if (!context.defined() || !pooled.defined())
+    fail("Flux conditioning needs 'context' (T5 tokens) and 'pooled' (the CLIP vector)");
+  if (context.ndim() != 2 || context.dim(1) != c.context_in || pooled.numel() != c.vec_in)
+    fail("Flux conditioning: context ", shape_str(context.shape()), " and pooled ", shape_str(pooled.shape()),
+         " do not fit [tokens, ", c.context_in, "] and [", c.vec_in, "]");
+  auto p = std::make_unique<FluxPrepared>();
+  p->txt = linear(ops_.upload(context.to_f32()), "txt_in");
+  p->vec_static = mlp_embedder(ops_.upload(pooled.to_f32().reshape({1, c.vec_in})), "vector_in");
+  if (c.guidance_embed) {
+    if (!guidance.defined() || guidance.numel() != 1) fail("Flux dev conditioning needs 'guidance' [1]");
+    // The official code embeds 1000 * guidance, as it does the timestep.
+    const Tensor g = ops_.upload(sinusoidal_embedding(256, 1000.0 * guidance.to_f32().f32()[0]));
+    p->vec_static = ops_.add(p->vec_static, mlp_embedder(g, "guidance_in"));
+  } else if (guidance.defined()) {
+    fail("Flux schnell has no guidance input");
+  }
+  return p;
+}
+
+Tensor FluxModel::predict(const Tensor& latent_in, double timestep, const PreparedConditioning& pc) {
+  const auto* p = dynamic_cast<const FluxPrepared*>(&pc);
+  if (!p) fail("conditioning prepared by another model was given to the Flux model");
+  const auto& c = config_;
+  const Tensor latent = latent_in.to_f32();
+  if (latent.ndim() != 3 || latent.dim(0) != c.latent_channels || latent.dim(1) % 2 || latent.dim(2) % 2)
+    fail("latent has shape ", shape_str(latent.shape()), ", expected [", c.latent_channels, ", H, W] with H, W even");
+  const int64_t C = latent.dim(0), Hl = latent.dim(1), Wl = latent.dim(2), h = Hl / 2, w = Wl / 2;
+  const Tensor patches = ops_.patchify(ops_.upload(latent.reshape({C, 1, Hl, Wl})), PatchSize{1, 2, 2});
+  const Tensor img = linear(patches, "img_in");
+  const Tensor vec = ops_.add(mlp_embedder(ops_.upload(sinusoidal_embedding(256, timestep)), "time_in"), p->vec_static);
+  const Tensor silu_vec = ops_.silu(vec);
+
+  SequenceLayout layout;
+  layout.axes = c.rope_axes();
+  layout.rope_theta = c.rope_theta;
+  layout.segments.push_back({p->txt.dim(0), false, {}, {0, 0, 0}});
+  layout.segments.push_back({h * w, true, {1, h, w}, {0, 0, 0}});
+  attn_.prepare(layout);
+  Streams s{attn_.scatter_tokens(p->txt, 0), attn_.scatter_tokens(img, 1)};
+  for (int i = 0; i < c.depth; ++i) {
+    s = double_block(i, s, silu_vec);
+    between_blocks(i);
+  }
+  const int64_t lt = s.txt.dim(0), li = s.img.dim(0);
+  Tensor x = ops_.concat_rows(s.txt, s.img);
+  for (int i = 0; i < c.depth_single; ++i) {
+    x = single_block(i, x, silu_vec);
+    between_blocks(static_cast<int>(c.depth) + i);
+  }
+  const Tensor m = linear(silu_vec, "final_layer.adaLN_modulation.1").reshape({2, c.hidden});  // shift, scale
+  const Tensor out = linear(ops_.layer_norm_modulate(x.slice_rows(lt, lt + li), row(m, 0), row(m, 1), c.eps),
+                            "final_layer.linear");
+  const Tensor tokens = ops_.download(attn_.gather_tokens(out, 1));  // [h*w, C*2*2], features (c, ph, pw)
+  Tensor v = Tensor::empty({C, Hl, Wl});
+  const float* t = tokens.f32();
+  float* o = v.f32();
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t xx = 0; xx < w; ++xx)
+      for (int64_t ch = 0; ch < C; ++ch)
+        for (int64_t py = 0; py < 2; ++py)
+          for (int64_t px = 0; px < 2; ++px)
+            o[(ch * Hl + 2 * y + py) * Wl + 2 * xx + px] = t[(y * w + xx) * C * 4 + ch * 4 + py * 2 + px];
+  return v;
+}
+
+}  // namespace raylight
