@@ -98,6 +98,16 @@ std::string percent_decode(std::string_view s) {
 
 HeadParse parse_request_head(std::string_view buf, const HttpLimits& limits, HttpRequest* out) {
   const size_t end = buf.find("\r\n\r\n");
+  // A bare LF would otherwise leave the head "incomplete" until the idle timeout (a client
+  // ending lines with \n alone waits for an answer that never comes): refuse it at once, and
+  // a lone CR too (readers disagree on both, the stuff of request smuggling).
+  const size_t scan = std::min(buf.size(), end == std::string_view::npos ? buf.size() : end + 4);
+  for (size_t i = 0; i < scan; ++i) {
+    if (buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r'))
+      return bad(400, "request lines must end with CRLF (\\r\\n), not a bare LF");
+    if (buf[i] == '\r' && i + 1 < buf.size() && buf[i + 1] != '\n')
+      return bad(400, "request head contains a CR that does not end a line");
+  }
   if (end == std::string_view::npos) {
     if (buf.size() > limits.max_head_bytes)
       return bad(431, "request head is larger than " + std::to_string(limits.max_head_bytes) + " bytes");
@@ -153,6 +163,8 @@ HeadParse parse_request_head(std::string_view buf, const HttpLimits& limits, Htt
   HeadParse p;
   p.kind = HeadParse::Complete;
   p.head_bytes = head_bytes;
+  if (std::count_if(r.headers.begin(), r.headers.end(), [](const auto& h) { return h.first == "host"; }) > 1)
+    return bad(400, "more than one Host header");
   if (r.header("transfer-encoding"))
     return bad(501, "chunked or encoded request bodies are not supported; send Content-Length");
   bool seen_length = false;
@@ -181,6 +193,7 @@ const char* status_reason(int status) {
     case 202: return "Accepted";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";

@@ -13,14 +13,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <mutex>
-#include <set>
 #include <thread>
 
 #include "core/error.h"
@@ -32,6 +33,7 @@ using Clock = std::chrono::steady_clock;
 struct HttpServer::State {
   HttpServerOptions options;
   Handler handler;
+  HeadCheck head_check;
   int listen_fd = -1;
   int wake[2] = {-1, -1};
   int port = 0;
@@ -39,8 +41,14 @@ struct HttpServer::State {
   std::atomic<bool> force{false};  // grace period over: sinks refuse writes
   std::thread acceptor;
   std::mutex mu;
-  std::condition_variable idle;  // signalled when a connection ends
-  std::set<int> open_fds;
+  std::condition_variable idle;  // signalled when a connection ends or a body is done
+  struct Conn {
+    Clock::time_point since;
+    bool admitted = false;  // one of its request heads passed the head check
+    bool evicted = false;   // displaced by a newer connection; its thread is ending
+  };
+  std::map<int, Conn> conns;  // open connections by socket
+  size_t body_bytes = 0;      // bodies being received now (reserved before the first byte)
 
   ~State() {
     if (listen_fd >= 0) ::close(listen_fd);
@@ -115,11 +123,40 @@ class SocketSink final : public StreamSink {
   int fd_;
 };
 
-void send_response(State& s, int fd, const HttpResponse& r, bool keep_alive) {
+// HEAD requests get the head alone (its Content-Length is the body's a GET would get).
+void send_response(State& s, int fd, const HttpResponse& r, bool keep_alive, bool head_only = false) {
   std::string out = response_head(r, keep_alive);
-  if (!r.stream) out += r.body;
+  if (!r.stream && !head_only) out += r.body;
   send_all(s, fd, out);
 }
+
+// A share of State::body_bytes for one request body, given back when it goes out of scope.
+class BodyBudget {
+ public:
+  BodyBudget(State& s, size_t bytes) : s_(s), bytes_(bytes) {}
+  ~BodyBudget() {
+    if (!held_) return;
+    std::lock_guard<std::mutex> lock(s_.mu);
+    s_.body_bytes -= bytes_;
+    s_.idle.notify_all();
+  }
+  // Waits until the body fits beside the others being received (false: not by the deadline).
+  bool reserve(Clock::time_point deadline) {
+    std::unique_lock<std::mutex> lock(s_.mu);
+    const size_t cap = s_.options.max_body_total_bytes;
+    if (!s_.idle.wait_until(lock, deadline, [&] { return s_.stopping || s_.body_bytes + bytes_ <= cap; }) ||
+        s_.stopping)
+      return false;
+    s_.body_bytes += bytes_;
+    held_ = true;
+    return true;
+  }
+
+ private:
+  State& s_;
+  size_t bytes_;
+  bool held_ = false;
+};
 
 // Appends what arrives (at most `max` bytes) to buf, waiting until the deadline.
 enum class Read { Ok, Closed, Timeout };
@@ -140,6 +177,8 @@ Read read_some(State& s, int fd, std::string& buf, size_t max, Clock::time_point
 void serve_connection(State& s, int fd, const std::string& peer) {
   const HttpLimits& lim = s.options.limits;
   std::string buf;  // bytes received and not yet consumed (pipelined requests stay here)
+  bool admitted = false;
+  const auto first_head_deadline = after(s.options.head_timeout_s);
   for (;;) {
     HttpRequest req;
     HeadParse head;
@@ -151,6 +190,7 @@ void serve_connection(State& s, int fd, const std::string& peer) {
       if (head.kind != HeadParse::Incomplete) break;
       if (s.stopping && !begun) return;  // idle connection while stopping: just close
       auto deadline = begun ? std::min(idle_deadline, request_deadline) : idle_deadline;
+      if (!admitted) deadline = std::min(deadline, first_head_deadline);
       Read r = read_some(s, fd, buf, lim.max_head_bytes + 1, deadline, !begun);
       if (r == Read::Timeout && begun)
         send_response(s, fd, error_response(408, "timed out waiting for the request head"), false);
@@ -164,6 +204,25 @@ void serve_connection(State& s, int fd, const std::string& peer) {
       return;
     }
     req.peer = peer;
+    const bool head_only = req.method == "HEAD";
+    if (s.head_check) {
+      if (std::optional<HttpResponse> refused = s.head_check(req, head.content_length)) {
+        send_response(s, fd, *refused, false, head_only);
+        return;
+      }
+    }
+    if (!admitted) {
+      admitted = true;
+      std::lock_guard<std::mutex> lock(s.mu);
+      s.conns[fd].admitted = true;
+    }
+    BodyBudget budget(s, head.content_length);
+    if (head.content_length > 0 && !budget.reserve(after(s.options.idle_timeout_s))) {
+      HttpResponse busy = error_response(503, "the server is receiving other large request bodies; try again");
+      busy.headers.emplace_back("Retry-After", "2");
+      send_response(s, fd, busy, false, head_only);
+      return;
+    }
     if (head.expect_continue && head.content_length > buf.size() - head.head_bytes &&
         !send_all(s, fd, "HTTP/1.1 100 Continue\r\n\r\n"))
       return;
@@ -185,7 +244,12 @@ void serve_connection(State& s, int fd, const std::string& peer) {
     } catch (const std::exception& e) {
       resp = error_response(500, std::string("internal error: ") + e.what());
     }
+    req.body = std::string();  // the body's memory goes with its budget
     const bool keep = req.keep_alive() && !resp.close && !resp.stream && !s.stopping;
+    if (resp.stream && head_only) {
+      send_response(s, fd, resp, false, true);
+      return;
+    }
     if (resp.stream) {
       if (!send_all(s, fd, response_head(resp, false))) return;
       SocketSink sink(s, fd);
@@ -196,7 +260,7 @@ void serve_connection(State& s, int fd, const std::string& peer) {
       }
       return;
     }
-    send_response(s, fd, resp, keep);
+    send_response(s, fd, resp, keep, head_only);
     if (!keep) return;
   }
 }
@@ -250,21 +314,33 @@ void accept_loop(std::shared_ptr<State> sp) {
     }
     {
       std::lock_guard<std::mutex> lock(s.mu);
-      if (static_cast<int>(s.open_fds.size()) >= s.options.max_connections) {
-        HttpResponse busy = error_response(503, "too many connections; try again later");
-        std::string out = response_head(busy, false) + busy.body;
-        (void)::send(fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-        ::close(fd);
-        continue;
+      const int max = s.options.max_connections;
+      if (static_cast<int>(s.conns.size()) >= max) {
+        // Full: displace the oldest connection that has had no head accepted (threads of
+        // displaced connections end at once; at most `max` of them may still be ending).
+        auto victim = s.conns.end();
+        for (auto it = s.conns.begin(); it != s.conns.end(); ++it)
+          if (!it->second.admitted && !it->second.evicted &&
+              (victim == s.conns.end() || it->second.since < victim->second.since))
+            victim = it;
+        if (victim == s.conns.end() || static_cast<int>(s.conns.size()) >= 2 * max) {
+          HttpResponse busy = error_response(503, "too many connections; try again later");
+          std::string out = response_head(busy, false) + busy.body;
+          (void)::send(fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+          ::close(fd);
+          continue;
+        }
+        victim->second.evicted = true;
+        ::shutdown(victim->first, SHUT_RDWR);
       }
-      s.open_fds.insert(fd);
+      s.conns[fd].since = Clock::now();
     }
     std::string peer = peer_name(addr);
     std::thread([sp, fd, peer] {
       serve_connection(*sp, fd, peer);
       lingering_close(*sp, fd);
       std::lock_guard<std::mutex> lock(sp->mu);
-      sp->open_fds.erase(fd);
+      sp->conns.erase(fd);
       ::close(fd);
       sp->idle.notify_all();
     }).detach();
@@ -273,9 +349,13 @@ void accept_loop(std::shared_ptr<State> sp) {
 
 }  // namespace
 
-HttpServer::HttpServer(HttpServerOptions options, Handler handler) : state_(std::make_shared<State>()) {
+HttpServer::HttpServer(HttpServerOptions options, Handler handler, HeadCheck head_check)
+    : state_(std::make_shared<State>()) {
   state_->options = std::move(options);
+  state_->options.max_body_total_bytes =
+      std::max(state_->options.max_body_total_bytes, state_->options.limits.max_body_bytes);
   state_->handler = std::move(handler);
+  state_->head_check = std::move(head_check);
 }
 
 HttpServer::~HttpServer() { stop(); }
@@ -329,11 +409,12 @@ void HttpServer::stop(double grace_s) {
   ::close(s.listen_fd);
   s.listen_fd = -1;
   std::unique_lock<std::mutex> lock(s.mu);
+  s.idle.notify_all();  // bodies waiting for their budget give up
   s.idle.wait_for(lock, std::chrono::milliseconds(static_cast<long long>(grace_s * 1000)),
-                  [&] { return s.open_fds.empty(); });
+                  [&] { return s.conns.empty(); });
   s.force = true;
-  for (int fd : s.open_fds) ::shutdown(fd, SHUT_RDWR);
-  s.idle.wait_for(lock, std::chrono::seconds(10), [&] { return s.open_fds.empty(); });
+  for (const auto& [fd, conn] : s.conns) ::shutdown(fd, SHUT_RDWR);
+  s.idle.wait_for(lock, std::chrono::seconds(10), [&] { return s.conns.empty(); });
 }
 
 }  // namespace raylight::server
