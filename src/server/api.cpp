@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "server/client_files.h"
 #include "server/generate_job.h"
 #include "server/load_request.h"
 #include "server/sample_request.h"
@@ -22,40 +23,8 @@ HttpResponse json_response(int status, const nlohmann::json& j) {
   return r;
 }
 
-std::vector<std::string> split_path(const std::string& path) {
-  std::vector<std::string> parts;
-  size_t start = 1;
-  while (start <= path.size()) {
-    size_t slash = path.find('/', start);
-    if (slash == std::string::npos) slash = path.size();
-    if (slash > start) parts.push_back(path.substr(start, slash - start));
-    start = slash + 1;
-  }
-  return parts;
-}
-
 bool truthy(const std::optional<std::string>& v) {
   return v && (v->empty() || *v == "1" || *v == "true" || *v == "yes");
-}
-
-bool valid_id(const std::string& id) {
-  if (id.size() != 32) return false;
-  for (char c : id)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  return true;
-}
-
-// Constant-time comparison, so response timing says nothing about the token.
-bool same_secret(const std::string& a, const std::string& b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i % (b.empty() ? 1 : b.size())]);
-  return diff == 0 && !b.empty();
-}
-
-HttpResponse method_not_allowed(const char* allow) {
-  HttpResponse r = error_response(405, std::string("method not allowed; use ") + allow);
-  r.headers.emplace_back("Allow", allow);
-  return r;
 }
 
 const char* const kEndpoints[] = {
@@ -71,21 +40,16 @@ Api::Api(ApiConfig config, JobBoard& board, ServerState& state, std::function<vo
     : config_(std::move(config)), board_(board), state_(state),
       request_shutdown_(std::move(request_shutdown)), stopping_(std::move(stopping)) {}
 
-bool Api::authorized(const HttpRequest& req) const {
-  if (config_.token.empty()) return true;
-  const std::string* h = req.header("authorization");
-  if (!h || h->rfind("Bearer ", 0) != 0) return false;
-  return same_secret(h->substr(7), config_.token);
+std::optional<HttpResponse> Api::check_head(const HttpRequest& req, size_t content_length) const {
+  return gate_request({config_.token, config_.loopback, config_.limits.max_json_bytes}, req, content_length);
 }
 
 HttpResponse Api::handle(HttpRequest& req) {
-  if (!authorized(req)) {
-    HttpResponse r = error_response(401, "this server needs 'Authorization: Bearer <token>'");
-    r.headers.emplace_back("WWW-Authenticate", "Bearer");
-    return r;
-  }
+  // The HTTP server has run the same check on the head; it is repeated here so the API
+  // holds its own rules whoever calls it. Past it, the endpoint exists and allows the method.
+  if (auto refused = check_head(req, req.body.size())) return *refused;
   const std::vector<std::string> p = split_path(req.path);
-  const std::string& m = req.method;
+  const std::string m = req.method == "HEAD" ? "GET" : req.method;
   auto is = [&](std::initializer_list<const char*> want) {
     if (p.size() != want.size()) return false;
     size_t i = 0;
@@ -93,32 +57,25 @@ HttpResponse Api::handle(HttpRequest& req) {
       if (p[i++] != w) return false;
     return true;
   };
-  if (p.empty() || is({"v1"})) {
-    if (m != "GET") return method_not_allowed("GET");
-    return json_response(200, {{"service", "raylight"}, {"endpoints", kEndpoints}});
-  }
-  if (is({"v1", "health"})) return m == "GET" ? health() : method_not_allowed("GET");
-  if (is({"v1", "memory"})) return m == "GET" ? json_response(200, state_.memory()) : method_not_allowed("GET");
+  if (p.empty() || is({"v1"})) return json_response(200, {{"service", "raylight"}, {"endpoints", kEndpoints}});
+  if (is({"v1", "health"})) return health();
+  if (is({"v1", "memory"})) return json_response(200, state_.memory());
   if (is({"v1", "models"})) {
-    if (m != "GET") return method_not_allowed("GET");
     auto model = state_.model();
     return json_response(200, {{"model", model ? model->info : nlohmann::json(nullptr)}});
   }
-  if (is({"v1", "models", "load"})) return m == "POST" ? load(req) : method_not_allowed("POST");
-  if (is({"v1", "models", "unload"})) return m == "POST" ? unload(req) : method_not_allowed("POST");
-  if (is({"v1", "sample"})) return m == "POST" ? sample(req) : method_not_allowed("POST");
-  if (is({"v1", "generate"})) return m == "POST" ? generate(req) : method_not_allowed("POST");
-  if (is({"v1", "jobs"})) return m == "GET" ? json_response(200, {{"jobs", board_.list()}}) : method_not_allowed("GET");
+  if (is({"v1", "models", "load"})) return load(req);
+  if (is({"v1", "models", "unload"})) return unload(req);
+  if (is({"v1", "sample"})) return sample(req);
+  if (is({"v1", "generate"})) return generate(req);
+  if (is({"v1", "jobs"})) return json_response(200, {{"jobs", board_.list()}});
   if (is({"v1", "shutdown"})) {
-    if (m != "POST") return method_not_allowed("POST");
     request_shutdown_();
     HttpResponse r = json_response(200, {{"status", "shutting down"}});
     r.close = true;
     return r;
   }
-  if (p.size() >= 3 && p.size() <= 4 && p[0] == "v1" && p[1] == "jobs")
-    return job(m, p[2], p.size() == 4 ? p[3] : "", req);
-  return error_response(404, "no such endpoint: " + req.path + " (GET /v1 lists them)");
+  return job(m, p[2], p.size() == 4 ? p[3] : "", req);
 }
 
 HttpResponse Api::health() const {
@@ -151,12 +108,20 @@ std::optional<HttpResponse> read_json(const HttpRequest& req, const HttpLimits& 
   return std::nullopt;
 }
 
+// Checks the client-named files among `fields` of a request (client_files.h).
+void check_paths(const nlohmann::json& j, std::initializer_list<const char*> fields,
+                 const std::vector<std::string>& allowed_dirs) {
+  for (const char* f : fields)
+    if (auto it = j.find(f); it != j.end() && it->is_string()) check_client_path(f, it->get<std::string>(), allowed_dirs);
+}
+
 }  // namespace
 
 HttpResponse Api::load(HttpRequest& req) {
   nlohmann::json j;
   if (auto bad = read_json(req, config_.limits, &j)) return *bad;
   try {
+    if (j.is_object()) check_paths(j, {"model"}, config_.models_dirs);
     plan_load(j, state_.world_size());
   } catch (const Error& e) {
     return error_response(400, e.what());
@@ -190,6 +155,11 @@ HttpResponse Api::sample(HttpRequest& req) {
 HttpResponse Api::generate(HttpRequest& req) {
   nlohmann::json j;
   if (auto bad = read_json(req, config_.limits, &j)) return *bad;
+  try {
+    check_paths(j, {"text_encoder", "vae", "tokenizer"}, config_.models_dirs);
+  } catch (const Error& e) {
+    return error_response(400, e.what());
+  }
   if (!board_.model_change_queued()) {
     auto model = state_.model();
     if (!model) return error_response(409, "no model is loaded; load one first (POST /v1/models/load)");
@@ -218,16 +188,11 @@ HttpResponse Api::submit(JobKind kind, nlohmann::json params, std::string payloa
 
 HttpResponse Api::job(const std::string& method, const std::string& id, const std::string& what,
                       const HttpRequest& req) {
-  if (!valid_id(id) || !board_.known(id)) return error_response(404, "no job '" + id + "' (finished jobs are kept for a while)");
-  if (what.empty()) {
-    if (method == "DELETE") return json_response(200, *board_.cancel(id));
-    if (method != "GET") return method_not_allowed("GET, DELETE");
-    return json_response(200, *board_.status(id));
-  }
-  if (what == "cancel") return method == "POST" ? json_response(200, *board_.cancel(id)) : method_not_allowed("POST");
-  if (what == "events") return method == "GET" ? events(id) : method_not_allowed("GET");
-  if (what == "result") return method == "GET" ? result(id, truthy(req.query_param("wait"))) : method_not_allowed("GET");
-  return error_response(404, "no such endpoint: /v1/jobs/" + id + "/" + what);
+  if (!board_.known(id)) return error_response(404, "no job '" + id + "' (finished jobs are kept for a while)");
+  if (what.empty()) return json_response(200, method == "DELETE" ? *board_.cancel(id) : *board_.status(id));
+  if (what == "cancel") return json_response(200, *board_.cancel(id));
+  if (what == "events") return events(id);
+  return result(id, truthy(req.query_param("wait")));
 }
 
 HttpResponse Api::result(const std::string& id, bool wait) {

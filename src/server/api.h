@@ -9,23 +9,30 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "server/http_message.h"
 #include "server/job_board.h"
+#include "server/request_gate.h"
 #include "server/server_state.h"
 
 namespace raylight::server {
 
 struct ApiConfig {
-  std::string token;  // empty: no Authorization header needed
+  std::string token;     // empty: no Authorization header needed
+  bool loopback = true;  // listening on loopback: Host must name it (request_gate.h)
   HttpLimits limits;
+  std::vector<std::string> models_dirs;  // when set, client-named files must lie inside
 };
 
 class Api {
  public:
   Api(ApiConfig config, JobBoard& board, ServerState& state, std::function<void()> request_shutdown,
       std::function<bool()> stopping);
+  // The HTTP server's head check: whether the request may go on before its body is read.
+  std::optional<HttpResponse> check_head(const HttpRequest& req, size_t content_length) const;
   HttpResponse handle(HttpRequest& req);
 
  private:
@@ -39,7 +46,6 @@ class Api {
   HttpResponse submit(JobKind kind, nlohmann::json params, std::string payload, const HttpRequest& req);
   HttpResponse result(const std::string& id, bool wait);
   HttpResponse events(const std::string& id);
-  bool authorized(const HttpRequest& req) const;
 
   ApiConfig config_;
   JobBoard& board_;

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "server/client_files.h"
 #include "server/safetensors_body.h"
 #include "server/sample_request.h"
 
@@ -26,6 +27,7 @@ std::string text(const nlohmann::json& j, const char* name, const std::string& f
 }
 
 void require_file(const std::string& what, const std::string& path) {
+  check_client_path(what, path, {});
   std::error_code ec;
   if (path != "tiny" && !std::filesystem::is_regular_file(path, ec))
     fail(what, " file ", path, " does not exist or is not a file");

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "models/registry.h"
+#include "server/client_files.h"
 
 namespace raylight::server {
 namespace {
@@ -80,7 +81,7 @@ LoadPlan plan_load(const nlohmann::json& j, int world) {
   p.placement.fsdp = flag(j, "fsdp");
   p.placement.offload = flag(j, "offload");
   p.placement.gpu_memory_limit = memory_limit(j, "gpu_memory_limit_gib");
-  p.spec = denoiser_spec(*open_store(p.model, PartKind::Denoiser), p.model, p.variant);
+  p.spec = denoiser_spec(*open_client_store("model", p.model, PartKind::Denoiser), p.model, p.variant);
   p.layout = resolve_layout(p.layout, world, p.spec->attention_heads());
   validate_layout(p.layout, world, p.spec->attention_heads());
   return p;

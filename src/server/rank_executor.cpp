@@ -9,6 +9,7 @@
 #include "dist/runtime.h"
 #include "models/registry.h"
 #include "pipeline/sample_job.h"
+#include "server/client_files.h"
 
 namespace raylight::server {
 namespace {
@@ -134,7 +135,7 @@ JobResult RankExecutor::load(const Command& cmd, const JobHooks& hooks) {
   std::unique_ptr<WeightStore> weights;
   std::unique_ptr<Backend> backend;
   phase(500, [&] {
-    weights = open_store(plan.model, PartKind::Denoiser);
+    weights = open_client_store("model", plan.model, PartKind::Denoiser);
     backend = make_backend(backend_, Runtime::world_rank());
   });
   phase(500, [&] {

@@ -205,8 +205,10 @@ SampleJob plan_sample(const SampleInputs& in, const DenoiserSpec& spec) {
     if (!(shift > 0)) fail("\"shift\" must be positive, got ", shift);
     const double denoise = number(p, "denoise", 1.0);
     if (!(denoise > 0 && denoise <= 1)) fail("\"denoise\" must be in (0, 1], got ", denoise);
-    const int total = denoise == 1.0 ? steps : static_cast<int>(steps / denoise);
-    if (total > 100000) fail("\"denoise\" ", denoise, " with ", steps, " steps makes a schedule of ", total, " steps");
+    const double whole = denoise == 1.0 ? steps : std::floor(steps / denoise);  // in double: no int wrap
+    if (whole > 100000)
+      fail("\"denoise\" ", denoise, " with ", steps, " steps makes a schedule of more than 100000 steps");
+    const int total = static_cast<int>(whole);
     std::vector<double> all = flow_sigmas(total, shift);
     job.sigmas.assign(all.end() - (steps + 1), all.end());
   }

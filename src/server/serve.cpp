@@ -8,11 +8,14 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 
 #include "core/error.h"
 #include "dist/runtime.h"
 #include "server/api.h"
 #include "server/job_board.h"
+#include "server/listen_address.h"
+#include "server/parent_watch.h"
 #include "server/rank_channel.h"
 #include "server/rank_executor.h"
 #include "server/server_state.h"
@@ -33,15 +36,39 @@ CommandKind command_of(JobKind k) {
   return CommandKind::Heartbeat;
 }
 
-void write_port_file(const std::string& path, int port) {
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp);
-    f << port << "\n";
-    if (!f) fail("cannot write the port file ", tmp);
+// The port file exists exactly while the server listens: written (atomically) once it
+// does, removed however rank 0 leaves - a return, an exception, or a stop signal (the
+// handler unlinks it, since mpirun may kill the rank right after signalling it).
+class PortFile {
+ public:
+  PortFile(const std::string& path, int port) : path_(path) {
+    if (path_.empty()) return;
+    const std::string tmp = path_ + ".tmp-" + std::to_string(::getpid());
+    {
+      std::ofstream f(tmp);
+      f << port << "\n";
+      if (!f) {
+        std::remove(tmp.c_str());
+        fail("cannot write the port file ", tmp);
+      }
+    }
+    if (std::rename(tmp.c_str(), path_.c_str()) != 0) {
+      std::remove(tmp.c_str());
+      fail("cannot rename ", tmp, " to ", path_);
+    }
+    unlink_on_stop_signal(path_);
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename ", tmp, " to ", path);
-}
+  ~PortFile() { remove(); }
+  void remove() {
+    if (path_.empty()) return;
+    unlink_on_stop_signal("");
+    std::remove(path_.c_str());
+    path_.clear();
+  }
+
+ private:
+  std::string path_;
+};
 
 int follow_rank0(RankChannel& channel, RankExecutor& exec) {
   for (;;) {
@@ -65,12 +92,17 @@ int run_serve(const ServeOptions& opt) {
   JobBoard board(opt.max_queue, 16);  // results are latents or videos: keep the last 16
   ServerState state(Runtime::world_size());
   std::atomic<bool> asked_to_stop{false};
-  auto stopping = [&] { return asked_to_stop.load() || stop_signalled(); };
-  Api api({opt.token, opt.http.limits}, board, state, [&] { asked_to_stop = true; }, stopping);
-  HttpServer http(opt.http, [&](HttpRequest& r) { return api.handle(r); });
+  std::optional<ParentWatch> parent;
+  auto stopping = [&] { return asked_to_stop.load() || stop_signalled() || (parent && parent->gone()); };
+  Api api({opt.token, is_loopback(opt.http.host), opt.http.limits, opt.models_dirs}, board, state, [&] { asked_to_stop = true; },
+          stopping);
+  HttpServer http(opt.http, [&](HttpRequest& r) { return api.handle(r); },
+                  [&](const HttpRequest& r, size_t length) { return api.check_head(r, length); });
+  std::optional<PortFile> port_file;
   try {
+    parent.emplace(opt.parent_pid);
     http.start();
-    if (!opt.port_file.empty()) write_port_file(opt.port_file, http.port());
+    port_file.emplace(opt.port_file, http.port());
   } catch (...) {
     channel.send({CommandKind::Exit, {}, {}});
     throw;
@@ -120,12 +152,13 @@ int run_serve(const ServeOptions& opt) {
     board.finish(*job, out.state, out.status, out.error, std::move(out.result));
     last_beat = Clock::now();
   }
-  std::fprintf(stderr, "raylight serve: shutting down\n");
+  std::fprintf(stderr, "raylight serve: shutting down%s\n",
+               parent->gone() ? " (the parent process given by --parent-pid has ended)" : "");
+  port_file->remove();  // no new clients while the rest shuts down
   board.close();
   channel.send({CommandKind::Exit, {}, {}});
   exec.unload(base);
   http.stop();
-  if (!opt.port_file.empty()) std::remove(opt.port_file.c_str());
   return 0;
 }
 

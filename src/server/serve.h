@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "backend/backend_select.h"
 #include "server/http_server.h"
@@ -19,6 +20,8 @@ struct ServeOptions {
   HttpServerOptions http;          // host, port, limits, timeouts
   std::string token;               // required from clients when not empty
   std::string port_file;           // rank 0 writes the bound port here once listening
+  std::vector<std::string> models_dirs;  // client-named files must lie inside (empty: anywhere)
+  int parent_pid = 0;              // stop when this process ends (0: never)
   size_t max_queue = 32;
   BackendChoice backend = BackendChoice::Auto;
   bool verbose = false;            // each rank prints its weight memory after every block

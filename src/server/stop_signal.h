@@ -5,9 +5,15 @@
 // socket, not the end of the server.
 #pragma once
 
+#include <string>
+
 namespace raylight::server {
 
 void install_stop_signals();
 bool stop_signalled();
+// A file the signal handler deletes at once (unlink is async-signal-safe): the port file,
+// which must not outlive a server that mpirun kills right after signalling it (as it does
+// when another rank dies). "" forgets it.
+void unlink_on_stop_signal(const std::string& path);
 
 }  // namespace raylight::server

@@ -313,13 +313,13 @@ TEST_F(ServerApi, MalformedRequestsAreRefusedAndChangeNothing) {
 TEST_F(ServerApi, OversizedRequestsAreRefused) {
   const size_t jobs = job_count();
   // Declared larger than --max-body-mb 4: refused from the head alone, before any body.
-  std::string head = "POST /v1/sample HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string((4u << 20) + 1) + "\r\n\r\n";
+  std::string head = "POST /v1/sample HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " + std::to_string((4u << 20) + 1) + "\r\n\r\n";
   Reply big = parse_reply(raw_exchange(port(), head + std::string(1000, 'x')));
   EXPECT_EQ(big.status, 413) << big.body;
   EXPECT_NE(big.body.find("exceeds the limit of 4194304 bytes"), std::string::npos);
   // The same with the whole 5 MiB body sent: the answer still arrives (the server drains
   // what the client sends instead of resetting the connection under it).
-  std::string whole = "POST /v1/sample HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(5u << 20) +
+  std::string whole = "POST /v1/sample HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " + std::to_string(5u << 20) +
                       "\r\n\r\n" + std::string(5u << 20, 'x');
   EXPECT_EQ(parse_reply(raw_exchange(port(), whole)).status, 413);
   // A head over 16 KiB.
@@ -353,7 +353,7 @@ TEST_F(ServerApi, IdleClientsAreDisconnectedAndKeepAliveWorks) {
   ::close(fd);
   EXPECT_EQ(slow.status, 408);
   // Two requests on one connection, the second sent right behind the first.
-  std::string two = raw_exchange(port(), "GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string two = raw_exchange(port(), "GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(two.rfind("HTTP/1.1 200", 0), 0u);
   EXPECT_NE(two.find("HTTP/1.1 200", 10), std::string::npos) << two;
   EXPECT_NE(two.find("Connection: keep-alive"), std::string::npos);

@@ -164,4 +164,6 @@ TEST_F(ServerRanks, ARankThatDiesEndsTheServer) {
   EXPECT_EQ(http(server_.port(), "GET", "/v1/health", "", {}, 5).status, 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_TRUE(server_.survivors().empty()) << "a rank outlived the server";
+  // Nothing points clients at the dead server.
+  EXPECT_FALSE(std::filesystem::exists(server_.port_file())) << "the port file outlived the server";
 }

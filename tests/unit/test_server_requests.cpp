@@ -97,6 +97,8 @@ TEST(ServerSampleRequest, RefusesWhatCannotRunWithAMessage) {
       {body({}, {{"steps", 0}}), "\"steps\" must be an integer from 1"},
       {body({}, {{"denoise", 1.5}}), "\"denoise\" must be in (0, 1]"},
       {body({}, {{"denoise", 0.5}}), "a 'latent' tensor to start from is required"},
+      // steps / denoise beyond int: refused by size, not wrapped into a negative step count
+      {body({{"latent", lat}}, {{"steps", 2}, {"denoise", 1e-9}}), "more than 100000 steps"},
       {body({}, {{"sigmas", {1.0, 1.0, 0.0}}}), "strictly decreasing"},
       {body({}, {{"sigmas", {1.5, 0.0}}}), "must lie in [0, 1]"},
       {body({}, {{"sigmas", {1.0, 0.0}}, {"steps", 3}}), "cannot be given with \"sigmas\""},

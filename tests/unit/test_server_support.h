@@ -127,10 +127,19 @@ inline std::string raw_exchange(int port, const std::string& bytes, double timeo
   return out;
 }
 
+// A request with a body gets the content type its endpoint takes (safetensors for
+// /v1/sample, JSON elsewhere) unless `headers` name one.
 inline Reply http(int port, const std::string& method, const std::string& target, const std::string& body = "",
                   const std::vector<std::string>& headers = {}, double timeout_s = 120) {
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-  for (const auto& h : headers) req += h + "\r\n";
+  bool typed = false;
+  for (const auto& h : headers) {
+    req += h + "\r\n";
+    typed = typed || h.rfind("Content-Type:", 0) == 0;
+  }
+  if (!body.empty() && !typed)
+    req += target.rfind("/v1/sample", 0) == 0 ? "Content-Type: application/octet-stream\r\n"
+                                              : "Content-Type: application/json\r\n";
   if (!body.empty() || method == "POST") req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   req += "\r\n" + body;
   return parse_reply(raw_exchange(port, req, timeout_s));
@@ -144,7 +153,7 @@ inline std::vector<nlohmann::json> follow_events(int port, const std::string& id
   std::vector<nlohmann::json> seen;
   int fd = connect_to(port);
   if (fd < 0) return seen;
-  send_all(fd, "GET /v1/jobs/" + id + "/events HTTP/1.1\r\nHost: x\r\n\r\n");
+  send_all(fd, "GET /v1/jobs/" + id + "/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
   std::string buf;
   bool head_done = false;
   const auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int>(timeout_s * 1000));
@@ -315,12 +324,15 @@ class ServerProcess {
     return out;
   }
 
-  // Asks the server to stop (shutdown endpoint), then makes sure: SIGTERM, SIGKILL.
-  int stop(double timeout_s = 30) {
+  // Asks the server to stop (shutdown endpoint, with `token` when it needs one), then
+  // makes sure: SIGTERM, SIGKILL.
+  int stop(double timeout_s = 30, const std::string& token = "") {
     if (pid_ <= 0) return -1;
     remember_tree();
+    std::vector<std::string> auth;
+    if (!token.empty()) auth.push_back("Authorization: Bearer " + token);
     for (int i = 0; i < 50 && !exited_ && port_ > 0; ++i) {
-      if (http(port_, "POST", "/v1/shutdown", "", {}, 10).status != 503) break;
+      if (http(port_, "POST", "/v1/shutdown", "", auth, 10).status != 503) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));  // at its connection limit
     }
     int rc = wait_exit(timeout_s);

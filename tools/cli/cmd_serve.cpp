@@ -3,8 +3,10 @@
 // lives in src/server. Ranks come from the shared parallel flags (--ranks / --gpus start
 // them through mpirun, as for `sample`); the layout of a model is chosen per load request,
 // or here with --model for a model loaded at start.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 #include "commands.h"
@@ -14,6 +16,7 @@
 #include "dist/runtime.h"
 #include "server/listen_address.h"
 #include "server/load_request.h"
+#include "server/request_gate.h"
 #include "server/serve.h"
 
 namespace raylight::cli {
@@ -25,13 +28,20 @@ static constexpr const char* kHelp =
     "  --token-file FILE     clients must send 'Authorization: Bearer <token>' with the token\n"
     "                        in FILE (or in the RAYLIGHT_TOKEN environment variable)\n"
     "  --port-file FILE      write the bound port to FILE once listening (removed at exit)\n"
+    "  --parent-pid PID      shut down when process PID ends (the ComfyUI pack passes its own)\n"
+    "  --models-dir DIR[:DIR...]  files named in requests (model, text_encoder, vae,\n"
+    "                        tokenizer) must lie inside these folders (default: anywhere)\n"
     "  --model FILE|tiny     load this model at start (else: POST /v1/models/load); the\n"
     "                        layout flags below (--ulysses, --ring, --cfg-parallel, --dp,\n"
     "                        --fsdp, --offload, --gpu-memory-limit) apply to it\n"
     "  --max-body-mb N       largest request body in MiB (512)\n"
+    "  --max-body-total-mb N request bodies received at once, all clients together (1024)\n"
     "  --idle-timeout S      seconds a client may stay silent (30)\n"
     "  --request-timeout S   seconds a client may take to send one request (300)\n"
-    "  --max-connections N   simultaneous connections (64)\n"
+    "  --head-timeout S      seconds a new connection has to send a whole, accepted request\n"
+    "                        head, however it drips (10)\n"
+    "  --max-connections N   simultaneous connections (64); when all are taken, a new one\n"
+    "                        displaces the oldest that has not sent an accepted head\n"
     "  --max-queue N         jobs waiting behind the running one (32)\n";
 
 int run_serve(const std::vector<std::string>& args) {
@@ -42,7 +52,8 @@ int run_serve(const std::vector<std::string>& args) {
       return 0;
     }
   std::set<std::string> valued = {"listen", "token-file", "port-file", "model", "max-body-mb",
-                                  "idle-timeout", "request-timeout", "max-connections", "max-queue"};
+                                  "idle-timeout", "request-timeout", "head-timeout", "models-dir", "parent-pid", "max-connections", "max-queue",
+                                  "max-body-total-mb"};
   valued.insert(kParallelValued.begin(), kParallelValued.end());
   Options opt(args, valued, kParallelFlags);
   parse_parallel(opt);  // checks --ranks against the job and applies --timeout
@@ -54,16 +65,33 @@ int run_serve(const std::vector<std::string>& args) {
   if (opt.has("token-file")) {
     std::ifstream f(opt.str("token-file", ""));
     if (!f) fail("cannot read --token-file ", opt.str("token-file", ""));
-    std::getline(f, so.token);
-    while (!so.token.empty() && (so.token.back() == '\r' || so.token.back() == ' ')) so.token.pop_back();
-    if (so.token.empty()) fail("--token-file ", opt.str("token-file", ""), " is empty");
+    std::string line;
+    std::getline(f, line);
+    so.token = server::checked_token(line, "--token-file " + opt.str("token-file", ""));
   } else if (const char* t = std::getenv("RAYLIGHT_TOKEN"); t && *t) {
-    so.token = t;
+    so.token = server::checked_token(t, "RAYLIGHT_TOKEN");
   }
   if (!server::is_loopback(so.http.host) && so.token.empty())
     fail("--listen ", so.http.host, " is reachable from other machines: set a token with --token-file FILE "
          "or RAYLIGHT_TOKEN (loopback addresses need none)");
   so.port_file = opt.str("port-file", "");
+  const int64_t parent = opt.integer("parent-pid", 0);
+  if (parent < 0 || parent > INT32_MAX) fail("--parent-pid must be a process id, got ", parent);
+  so.parent_pid = static_cast<int>(parent);
+  if (opt.has("models-dir")) {
+    const std::string dirs = opt.str("models-dir", "");
+    for (size_t start = 0; start <= dirs.size();) {
+      size_t colon = dirs.find(':', start);
+      if (colon == std::string::npos) colon = dirs.size();
+      const std::string dir = dirs.substr(start, colon - start);
+      std::error_code ec;
+      if (!dir.empty() && !std::filesystem::is_directory(dir, ec))
+        fail("--models-dir: ", dir, " is not a directory");
+      if (!dir.empty()) so.models_dirs.push_back(dir);
+      start = colon + 1;
+    }
+    if (so.models_dirs.empty()) fail("--models-dir needs at least one directory");
+  }
   const int64_t body_mb = opt.integer("max-body-mb", 512);
   if (body_mb < 1 || body_mb > 65536) fail("--max-body-mb must be from 1 to 65536, got ", body_mb);
   so.http.limits.max_body_bytes = static_cast<size_t>(body_mb) << 20;
@@ -71,8 +99,15 @@ int run_serve(const std::vector<std::string>& args) {
   so.http.request_timeout_s = opt.number("request-timeout", 300);
   if (!(so.http.idle_timeout_s > 0) || !(so.http.request_timeout_s > 0))
     fail("--idle-timeout and --request-timeout must be positive");
+  so.http.head_timeout_s = opt.number("head-timeout", 10);
+  if (!(so.http.head_timeout_s > 0)) fail("--head-timeout must be positive");
   so.http.max_connections = static_cast<int>(opt.integer("max-connections", 64));
-  if (so.http.max_connections < 1) fail("--max-connections must be at least 1");
+  if (so.http.max_connections < 1 || so.http.max_connections > 4096)
+    fail("--max-connections must be from 1 to 4096");
+  const int64_t total_mb = opt.integer("max-body-total-mb", std::max<int64_t>(1024, body_mb));
+  if (total_mb < body_mb || total_mb > 1 << 20)
+    fail("--max-body-total-mb must be at least --max-body-mb (", body_mb, ") and at most 1048576");
+  so.http.max_body_total_bytes = static_cast<size_t>(total_mb) << 20;
   const int64_t queue = opt.integer("max-queue", 32);
   if (queue < 1) fail("--max-queue must be at least 1");
   so.max_queue = static_cast<size_t>(queue);
