@@ -14,7 +14,7 @@ sampler converts and sends accordingly.
 
 import logging
 
-from .raylight_client import RaylightCancelled, ensure_server
+from .raylight_client import RaylightCancelled, RaylightError, ensure_server, launcher
 from .raylight_client import safetensors_io as st
 from .raylight_client import schedules
 
@@ -62,9 +62,23 @@ def plan_cluster(gpus_text, ulysses, ring, cfg_parallel, fsdp, offload, server_u
                        "gpu_memory_limit_gib": float(gpu_memory_limit_gb) if gpu_memory_limit_gb else None}}
 
 
+def model_folders():
+    """ComfyUI's folders of the files the server reads: a server the pack starts reads only there."""
+    folder_paths = _comfy("folder_paths")
+    if folder_paths is None:
+        return []
+    dirs = []
+    for kind in ("diffusion_models", "text_encoders", "vae"):
+        try:
+            dirs += folder_paths.get_folder_paths(kind)
+        except (KeyError, AttributeError):
+            pass
+    return dirs
+
+
 def cluster_client(cluster):
     return ensure_server(url=cluster["server_url"], token=cluster["token"], gpus=cluster["gpus"],
-                         ranks=cluster["ranks"], device=cluster["device"])
+                         ranks=cluster["ranks"], device=cluster["device"], models_dirs=model_folders())
 
 
 def ensure_model(handle):
@@ -341,6 +355,9 @@ class RaylightKSampler:
             if mm is not None:
                 mm.throw_exception_if_processing_interrupted()
             raise
+        except (RaylightError, OSError) as e:  # a server that died says why (its log)
+            err = e if isinstance(e, RaylightError) else RaylightError(0, str(e))
+            raise launcher.explain(err) from e
         samples = fmt.process_out(st.to_torch(out["latent"]))
         result = dict(latent_image)
         result["samples"] = samples

@@ -4,6 +4,11 @@ One method per endpoint, plus ``sample`` and ``generate``, which submit a job, f
 server-sent events (calling back with per-step progress, and cancelling the job when the
 caller's ``should_cancel`` says so), then fetch the result. Every failure answer becomes a
 RaylightError carrying the server's status and message.
+
+A job is never left running for nobody: whatever ends ``follow`` early - ``should_cancel``,
+an exception from the caller's ``on_progress`` (ComfyUI's progress hook raises its
+InterruptProcessingException there when the user presses Cancel), KeyboardInterrupt, a lost
+connection - cancels the job on the server before the exception goes on.
 """
 
 import http.client
@@ -69,11 +74,16 @@ class RaylightClient:
     @staticmethod
     def _check(status, data, ok=(200,)):
         if status in ok:
-            return json.loads(data.decode("utf-8")) if data else {}
+            try:
+                return json.loads(data.decode("utf-8")) if data else {}
+            except ValueError:
+                raise RaylightError(status, "the answer is not JSON: this is not a raylight server")
         try:
             message = json.loads(data.decode("utf-8")).get("error", "")
-        except ValueError:
-            message = data[:200].decode("utf-8", "replace")
+        except (ValueError, AttributeError):
+            # Not our server's JSON: say so rather than quote someone else's HTML page.
+            raise RaylightError(status, "the answer is not a raylight server's (HTTP %s, %d bytes that are not "
+                                        "JSON); is another service using this port?" % (status, len(data)))
         if status == 409 and "cancelled" in message:
             raise RaylightCancelled(message)
         raise RaylightError(status, message or "unexpected answer")
@@ -85,9 +95,28 @@ class RaylightClient:
 
     def alive(self):
         try:
-            return self.health().get("status") == "ok"
+            h = self.health()
+            return h.get("service") == "raylight" and h.get("status") == "ok"
         except (OSError, RaylightError, ValueError):
             return False
+
+    def probe(self, timeout=5.0):
+        """What answers at the URL: ("raylight", health), ("foreign", why) for another
+        service, or ("none", why) when nothing answers. A raylight server that refuses
+        (a token is needed, or a wrong one was given) raises its RaylightError."""
+        try:
+            status, headers, data = self.request("GET", "/v1/health", timeout=timeout)
+        except (OSError, http.client.HTTPException) as e:
+            return "none", str(e)
+        try:
+            body = json.loads(data.decode("utf-8"))
+        except ValueError:
+            body = None
+        if status == 200 and isinstance(body, dict) and body.get("service") == "raylight":
+            return "raylight", body
+        if status == 401 and isinstance(body, dict) and "error" in body:
+            raise RaylightError(status, body["error"])
+        return "foreign", "HTTP %s, %s" % (status, headers.get("content-type", "no content type"))
 
     def memory(self):
         return self._json("GET", "/v1/memory")
@@ -132,7 +161,9 @@ class RaylightClient:
         return self._json("POST", "/v1/generate", params, ok=(202,))["id"]
 
     def events(self, job_id, timeout=120.0):
-        """Yields the job's status dicts from its event stream until it finishes."""
+        """Yields the job's status dicts from its event stream until it finishes, and None
+        for each keep-alive (every 2 s while nothing changes, e.g. while the job is queued),
+        so a follower can look at its cancel flag even then."""
         conn = self._connection(timeout)
         try:
             conn.request("GET", "/v1/jobs/%s/events" % job_id, headers=self._headers())
@@ -152,6 +183,8 @@ class RaylightClient:
                         if status.get("state") not in ("queued", "running"):
                             return
                     event, data = None, []
+                elif line.startswith(":"):
+                    yield None
                 elif line.startswith("event:"):
                     event = line[6:].strip()
                 elif line.startswith("data:"):
@@ -166,20 +199,35 @@ class RaylightClient:
             self._check(status, data)
         return headers.get("content-type", ""), data
 
+    def _cancel_quietly(self, job_id):
+        try:
+            self._json("POST", "/v1/jobs/%s/cancel" % job_id, timeout=10.0)
+        except (OSError, http.client.HTTPException, RaylightError, ValueError):
+            pass  # the server is gone or the job already ended: nothing runs on
+
     def follow(self, job_id, on_progress=None, should_cancel=None):
-        """Follows a job to its end, reporting progress and cancelling on request."""
+        """Follows a job to its end, reporting progress and cancelling on request (and on
+        any exception, see the module comment)."""
         cancel_sent = False
         last = None
         try:
             for status in self.events(job_id):
-                last = status
-                if on_progress and status.get("total"):
-                    on_progress(status.get("step", 0), status["total"])
                 if should_cancel and not cancel_sent and should_cancel():
                     self.cancel(job_id)
                     cancel_sent = True
+                if status is None:
+                    continue
+                last = status
+                if on_progress and status.get("total"):
+                    on_progress(status.get("step", 0), status["total"])
         except (socket.timeout, http.client.HTTPException, ConnectionError) as e:
+            if not cancel_sent:
+                self._cancel_quietly(job_id)
             raise RaylightError(0, "lost the connection while following job %s: %s" % (job_id, e))
+        except BaseException:
+            if not cancel_sent:
+                self._cancel_quietly(job_id)
+            raise
         if last is None or last.get("state") in ("queued", "running"):
             raise RaylightError(0, "the server went away while running job %s" % job_id)
         if last.get("state") == "cancelled":

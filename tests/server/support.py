@@ -1,14 +1,22 @@
-"""Shared set-up for the node pack's tests: the pack's import path, the raylight binary
-(RAYLIGHT_BINARY, as CTest sets it, else the repository's build/raylight) and process-tree
-checks, so no test leaves a server running."""
+"""Shared set-up for the node pack's tests: the pack's import path, a private state folder
+for the pack's server, the raylight binary (RAYLIGHT_BINARY, as CTest sets it, else the
+repository's build/raylight) and process-tree checks, so no test leaves a server running."""
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, ROOT)                            # `import comfyui` (the node pack)
 sys.path.insert(0, os.path.join(ROOT, "comfyui"))   # `import raylight_client` (its transport)
+
+# The pack's state folder (its server's port, token, log), private to this test run.
+STATE_DIR = tempfile.mkdtemp(prefix="raylight_state_")
+os.environ["RAYLIGHT_STATE_DIR"] = STATE_DIR
+atexit.register(shutil.rmtree, STATE_DIR, True)
 
 
 def binary():

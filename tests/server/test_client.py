@@ -3,10 +3,15 @@ starts: health, loading, sampling compared byte for byte with `raylight sample`,
 noise, progress callbacks, cancellation, two clients at once, errors, generate, and the
 launcher starting and stopping servers without leaving processes behind."""
 
+import glob
+import http.server
 import os
 import random
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -15,7 +20,7 @@ import unittest
 import support  # noqa: F401  (sets the import path)
 from raylight_client import (RawTensor, RaylightCancelled, RaylightClient, RaylightError, decode, encode,
                              ensure_server, start_server)
-from raylight_client import safetensors_io, schedules
+from raylight_client import launcher, safetensors_io, schedules
 
 SMALL = {"width": 64, "height": 64, "frames": 5, "steps": 4}
 SMALL_FLAGS = ["--width", "64", "--height", "64", "--frames", "5", "--steps", "4"]
@@ -101,7 +106,8 @@ class ClientTest(unittest.TestCase):
 
         def run(seed):
             try:
-                results[seed] = latent_bytes(RaylightClient(server.url).sample({}, dict(SMALL, seed=seed)))
+                results[seed] = latent_bytes(RaylightClient(server.url, token=server.client.token)
+                                             .sample({}, dict(SMALL, seed=seed)))
             except Exception as e:  # reported below
                 errors.append(e)
 
@@ -141,6 +147,75 @@ class ClientTest(unittest.TestCase):
         self.client.unload()
         self.assertIsNone(self.client.model())
         self.assertEqual(self.client.load("tiny")["model"], "tiny")
+
+
+def wait_for(predicate, timeout, step=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
+
+
+def job_with_total(client, total):
+    """The newest job whose status says it has `total` steps."""
+    jobs = [j for j in client.jobs() if j.get("total") == total]
+    return max(jobs, key=lambda j: j["created"]) if jobs else None
+
+
+class InterruptTest(unittest.TestCase):
+    """Whatever ends the wait for a job ends the job: ComfyUI's Interrupt arrives as an
+    exception raised by its progress hook inside on_progress, not through should_cancel."""
+
+    def setUp(self):
+        self.client = server.client
+
+    def final_state(self, total):
+        def done():
+            j = job_with_total(self.client, total)
+            return j if j and j["state"] not in ("queued", "running") else None
+        return wait_for(done, 30)
+
+    def test_an_exception_in_on_progress_cancels_the_job(self):
+        class Interrupted(Exception):
+            pass
+
+        def progress(step, total):
+            if step >= 2:
+                raise Interrupted()
+
+        with self.assertRaises(Interrupted):
+            self.client.sample({}, dict(SMALL, steps=4001), on_progress=progress)
+        job = self.final_state(4001)
+        self.assertIsNotNone(job, "the job ran on after its caller gave up")
+        self.assertEqual(job["state"], "cancelled")
+        self.assertLess(job["step"], 4001)
+        t0 = time.monotonic()
+        self.assertEqual(self.client.sample({}, SMALL)["latent"].shape, (16, 2, 8, 8))
+        self.assertLess(time.monotonic() - t0, 30)
+
+    def test_keyboard_interrupt_cancels_the_job_too(self):
+        def progress(step, total):
+            if step >= 1:
+                raise KeyboardInterrupt()
+
+        with self.assertRaises(KeyboardInterrupt):
+            self.client.sample({}, dict(SMALL, steps=4002), on_progress=progress)
+        self.assertEqual(self.final_state(4002)["state"], "cancelled")
+
+    def test_a_queued_job_is_cancelled_while_it_waits(self):
+        # A long job runs; ours waits behind it and is given up 1.5 s later, before it starts.
+        blocker = self.client.submit_sample({}, dict(SMALL, steps=4003))
+        asked = time.monotonic() + 1.5
+        t0 = time.monotonic()
+        with self.assertRaises(RaylightCancelled):
+            self.client.sample({}, dict(SMALL, steps=4004), should_cancel=lambda: time.monotonic() > asked)
+        self.assertLess(time.monotonic() - t0, 10, "the cancel waited for the job ahead to finish")
+        self.assertEqual(self.client.job(blocker)["state"], "running")
+        self.client.cancel(blocker)
+        self.assertEqual(self.final_state(4003)["state"], "cancelled")
 
 
 class SafetensorsTest(unittest.TestCase):
@@ -192,9 +267,12 @@ class LauncherTest(unittest.TestCase):
         self.assertEqual([p for p in kids if support.alive(p)], [])
 
     def test_ensure_server_uses_what_answers(self):
-        self.assertEqual(ensure_server(url=server.url).url, server.url)
+        self.assertEqual(ensure_server(url=server.url, token=server.client.token).url, server.url)
         with self.assertRaises(RaylightError):
-            ensure_server(url=server.url, ranks=3)  # the running server has 1 rank
+            ensure_server(url=server.url, token=server.client.token, ranks=3)  # the running server has 1 rank
+        with self.assertRaises(RaylightError) as e:  # the pack's server has a token of its own
+            ensure_server(url=server.url)
+        self.assertEqual(e.exception.status, 401)
         with self.assertRaises(RaylightError):
             ensure_server(url="http://127.0.0.1:%d" % free_port())  # explicit URL, nothing there
 
@@ -202,6 +280,120 @@ class LauncherTest(unittest.TestCase):
         with self.assertRaises(RaylightError) as e:
             start_server(extra_args=["--model", "/no/such/model.safetensors"])
         self.assertIn("does not exist", e.exception.message)
+
+
+class PackServerTest(unittest.TestCase):
+    """The server the pack starts for itself: tied to the process that started it, found
+    again through the state file while it lives, cleaned up after, and its death explained."""
+
+    def setUp(self):
+        self.default = launcher.DEFAULT_URL
+        launcher.DEFAULT_URL = "http://127.0.0.1:%d" % free_port()  # nothing answers there
+        os.environ.pop("RAYLIGHT_URL", None)
+        self.files_before = set(os.listdir(support.STATE_DIR))  # the module's server has a folder there
+
+    def new_files(self):
+        return sorted(set(os.listdir(support.STATE_DIR)) - self.files_before)
+
+    def tearDown(self):
+        handle = launcher.started_server()
+        if handle is not None and handle.owned():
+            handle.stop()
+        launcher._started = None
+        launcher.DEFAULT_URL = self.default
+
+    def test_it_ends_with_comfyui_and_is_found_again_while_it_lives(self):
+        script = ("import sys, time\nsys.path.insert(0, %r)\nfrom raylight_client import launcher\n"
+                  "launcher.DEFAULT_URL = %r\nclient = launcher.ensure_server(ranks=2)\n"
+                  "print(launcher.started_server().pid, client.url, flush=True)\ntime.sleep(600)\n"
+                  % (os.path.join(support.ROOT, "comfyui"), launcher.DEFAULT_URL))
+        comfy = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        try:
+            pid, url = comfy.stdout.readline().split()
+            tree = [int(pid)] + support.descendants(int(pid))
+            self.assertGreaterEqual(len(tree), 3)  # mpirun and two ranks
+            # Another process (this one) finds it through the state file: no second server.
+            client = ensure_server(ranks=2)
+            self.assertEqual(client.url, url)
+            self.assertEqual(launcher.started_server().pid, int(pid))
+            self.assertFalse(launcher.started_server().owned())
+            self.assertEqual(client.load("tiny", ulysses=2)["model"], "tiny")
+            # ComfyUI is terminated: no atexit runs, and the server ends by itself.
+            comfy.send_signal(signal.SIGTERM)
+            comfy.wait(30)
+            self.assertTrue(wait_for(lambda: not any(support.alive(p) for p in tree), 60),
+                            "the server outlived the process that started it")
+        finally:
+            if comfy.poll() is None:
+                comfy.kill()
+                comfy.wait()
+            comfy.stdout.close()
+        # The next user removes what it left and starts a fresh server.
+        launcher._started = None
+        client = ensure_server(ranks=2)
+        self.assertNotEqual(client.url, url)
+        handle = launcher.started_server()
+        self.assertTrue(handle.owned())
+        self.assertEqual(self.new_files(), sorted([launcher.STATE_FILE, os.path.basename(handle.workdir)]))
+        self.assertEqual(handle.stop(), 0, handle.log())
+        self.assertEqual(self.new_files(), [])
+
+    def test_a_server_that_dies_says_why_and_leaves_nothing(self):
+        tmp_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "raylight_serve_*")))
+        client = ensure_server(ranks=2)
+        workdir = launcher.started_server().workdir
+        client.load("tiny", ulysses=2)
+        victim = client.memory()["ranks"][1]["pid"]
+
+        def progress(step, total):
+            if step == 1:
+                os.kill(victim, signal.SIGKILL)
+
+        with self.assertRaises(RaylightError) as e:
+            client.sample({}, dict(SMALL, steps=4000), on_progress=progress)
+        explained = launcher.explain(e.exception)
+        self.assertIn("the end of its log", explained.message)
+        self.assertIn("listening on http://127.0.0.1:", explained.message)
+        # The next use starts a new server and removes the dead one's files.
+        self.assertNotEqual(ensure_server(ranks=2).url, client.url)
+        self.assertFalse(os.path.exists(workdir))
+        self.assertEqual(launcher.started_server().stop(), 0)
+        self.assertEqual(self.new_files(), [])
+        self.assertEqual(set(glob.glob(os.path.join(tempfile.gettempdir(), "raylight_serve_*"))), tmp_before)
+
+    def test_a_foreign_service_on_the_port_is_not_taken_for_a_server(self):
+        class NotUs(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = b"<!DOCTYPE HTML><html><body>Not Found</body></html>"
+                self.send_response(404)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        httpd = http.server.HTTPServer(("127.0.0.1", 0), NotUs)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        foreign = "http://127.0.0.1:%d" % httpd.server_address[1]
+        try:
+            with self.assertRaises(RaylightError) as e:
+                ensure_server(url=foreign)
+            self.assertIn("is not a raylight server", e.exception.message)
+            self.assertNotIn("DOCTYPE", e.exception.message)
+            with self.assertRaises(RaylightError) as e:
+                RaylightClient(foreign).health()
+            self.assertIn("another service", e.exception.message)
+            self.assertNotIn("DOCTYPE", e.exception.message)
+            # At the default address it is stepped around: the pack starts its own server.
+            launcher.DEFAULT_URL = foreign
+            client = ensure_server(ranks=1)
+            self.assertNotEqual(client.url, foreign)
+            self.assertEqual(client.health()["service"], "raylight")
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
 
 
 class WorkflowTest(unittest.TestCase):

@@ -132,6 +132,10 @@ TEST(ServerHttpFuzz, TheHeadParserHoldsItsContractOnMutatedInput) {
 TEST(ServerHttpFuzz, ALiveServerAnswersOrClosesAndStaysUp) {
   using namespace server_test;
   const std::string dir = make_temp_dir("server_fuzz");
+  struct RemoveDir {
+    std::string d;
+    ~RemoveDir() { std::filesystem::remove_all(d); }
+  } remove_dir{dir};
   ServerProcess server;
   server.start(dir, {"--idle-timeout", "1", "--head-timeout", "1", "--max-body-mb", "1"});
   ASSERT_TRUE(server.wait_ready()) << server.log();
@@ -163,5 +167,4 @@ TEST(ServerHttpFuzz, ALiveServerAnswersOrClosesAndStaysUp) {
   EXPECT_EQ(http(server.port(), "GET", "/v1/health").status, 200);
   EXPECT_EQ(server.stop(), 0) << server.log();
   EXPECT_TRUE(server.survivors().empty());
-  std::filesystem::remove_all(dir);
 }

@@ -1,0 +1,375 @@
+"""The node pack inside a real ComfyUI: ComfyUI's own server, prompt executor, progress hook
+(which raises InterruptProcessingException when the user interrupts) and /interrupt run
+the Raylight nodes, as a user's ComfyUI does - no stand-ins. Needs a ComfyUI checkout with
+its requirements installed (torch included) in RAYLIGHT_COMFYUI_DIR; CMake registers this
+file only where one is found (see tests/server/CMakeLists.txt and docs/server.md).
+
+ComfyUI is started as `python main.py --cpu --base-directory BASE` with the pack linked into
+BASE/custom_nodes (the first install layout of comfyui/README.md), beside a test-only pack
+that makes conditioning for the tiny model (tests/server/comfyui_test_nodes). Prompts go
+through ComfyUI's HTTP API; the pack's own server is found through its state file. At the
+end ComfyUI is terminated with SIGTERM (its atexit never runs), and a second ComfyUI, with
+the whole repository as the custom node (the second layout), starts clean."""
+
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+import support
+from raylight_client import RaylightClient, launcher
+
+import torch
+from safetensors.torch import load_file
+
+COMFYUI = os.environ.get("RAYLIGHT_COMFYUI_DIR", "")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout, step=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
+
+
+def workflow(steps=4, seed=42, gpus="cpu:1", batch=1, denoise=1.0, cfg=5.0, sampler="euler", prefix="raylight"):
+    """A prompt in ComfyUI's API format: Raylight's three nodes, ComfyUI's Wan latent and
+    SaveLatent, and the test pack's conditioning."""
+    return {
+        "1": {"class_type": "RaylightInitializer",
+              "inputs": {"gpus": gpus, "ulysses_degree": 1, "ring_degree": 1, "cfg_parallel": False,
+                         "fsdp": False, "offload": False}},
+        "2": {"class_type": "RaylightDiffusionModelLoader", "inputs": {"cluster": ["1", 0], "unet_name": "tiny"}},
+        "3": {"class_type": "RaylightTestConditioning", "inputs": {"seed": 1, "tokens": 7, "dim": 64}},
+        "4": {"class_type": "EmptyHunyuanLatentVideo",
+              "inputs": {"width": 64, "height": 64, "length": 5, "batch_size": batch}},
+        "5": {"class_type": "RaylightKSampler",
+              "inputs": {"model": ["2", 0], "seed": seed, "steps": steps, "cfg": cfg, "sampler_name": sampler,
+                         "scheduler": "simple", "positive": ["3", 0], "negative": ["3", 1],
+                         "latent_image": ["4", 0], "denoise": denoise, "shift": 5.0}},
+        "6": {"class_type": "SaveLatent", "inputs": {"samples": ["5", 0], "filename_prefix": prefix}},
+    }
+
+
+class ComfyUI:
+    """A ComfyUI process with its own base directory; `pack` is what custom_nodes/raylight is."""
+
+    def __init__(self, base, pack):
+        self.base = base
+        nodes = os.path.join(base, "custom_nodes")
+        os.makedirs(nodes, exist_ok=True)
+        for name, target in (("raylight", pack), ("raylight_test_nodes", os.path.join(HERE, "comfyui_test_nodes"))):
+            link = os.path.join(nodes, name)
+            if os.path.lexists(link):
+                os.remove(link)
+            os.symlink(target, link)
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.log_path = os.path.join(base, "comfyui-%d.log" % self.port)
+        env = dict(os.environ)
+        env.pop("RAYLIGHT_URL", None)
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+                 "--base-directory", base, "--disable-auto-launch"],
+                cwd=COMFYUI, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def api(self, method, path, payload=None, timeout=30):
+        data = None if payload is None else json.dumps(payload).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"} if data else {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                body = r.read()
+                return r.status, json.loads(body) if body else None
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def wait_ready(self, timeout=300):
+        def ready():
+            if self.process.poll() is not None:
+                raise AssertionError("ComfyUI exited:\n" + self.log()[-5000:])
+            try:
+                return self.api("GET", "/api/system_stats", timeout=5)[0] == 200
+            except OSError:
+                return False
+        if not wait_for(ready, timeout, 0.5):
+            raise AssertionError("ComfyUI did not answer:\n" + self.log()[-5000:])
+
+    def submit(self, graph):
+        status, body = self.api("POST", "/api/prompt", {"prompt": graph, "client_id": "raylight-tests"})
+        assert status == 200, body
+        return body["prompt_id"]
+
+    def wait(self, prompt_id, timeout=180):
+        def done():
+            status, body = self.api("GET", "/api/history/" + prompt_id)
+            entry = body.get(prompt_id) if status == 200 and body else None
+            return entry if entry and entry.get("status", {}).get("completed") is not None and \
+                (entry["status"]["completed"] or entry["status"].get("status_str") == "error") else None
+        entry = wait_for(done, timeout, 0.2)
+        assert entry, "prompt %s did not end within %s s:\n%s" % (prompt_id, timeout, self.log()[-5000:])
+        return entry
+
+    def run(self, graph, timeout=180):
+        return self.wait(self.submit(graph), timeout)
+
+    def terminate(self):
+        """SIGTERM, as a service manager or a closed terminal sends it: Python's atexit does not run."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def messages(entry):
+    return [m[0] for m in entry["status"].get("messages", [])]
+
+
+def error_text(entry):
+    return " ".join(json.dumps(m[1]) for m in entry["status"].get("messages", []) if m[0] == "execution_error")
+
+
+def pack_server():
+    """(state, client) of the server the pack in ComfyUI started (its state file)."""
+    with open(os.path.join(support.STATE_DIR, launcher.STATE_FILE)) as f:
+        state = json.load(f)
+    return state, RaylightClient(state["url"], token=state["token"])
+
+
+def server_tree(state):
+    return [state["pid"]] + support.descendants(state["pid"])
+
+
+class RealComfyUITest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not os.path.isfile(os.path.join(COMFYUI, "main.py")):
+            raise RuntimeError("set RAYLIGHT_COMFYUI_DIR to a ComfyUI checkout with its requirements installed "
+                               "(CMake registers this test only where it finds one)")
+        support.binary()
+        cls.base = tempfile.mkdtemp(prefix="raylight_comfyui_")
+        cls.comfy = ComfyUI(cls.base, os.path.join(support.ROOT, "comfyui"))
+        cls.comfy.wait_ready()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.comfy.terminate()
+        # Whatever a failed test left: no server of the pack's may outlive the tests.
+        try:
+            state, _ = pack_server()
+            for pid in server_tree(state):
+                if support.alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+        except (OSError, ValueError, KeyError):
+            pass
+        shutil.rmtree(cls.base, ignore_errors=True)
+
+    def saved_latent(self, entry):
+        files = entry["outputs"]["6"]["latents"]
+        self.assertEqual(len(files), 1)
+        path = os.path.join(self.base, "output", files[0]["subfolder"], files[0]["filename"])
+        return load_file(path)["latent_tensor"]
+
+    def test_1_a_workflow_samples_on_the_ranks_with_comfyuis_noise(self):
+        entry = self.comfy.run(workflow(steps=4, seed=42))
+        self.assertEqual(entry["status"]["status_str"], "success", entry["status"])
+        got = self.saved_latent(entry)
+        self.assertEqual(tuple(got.shape), (1, 16, 2, 8, 8))
+        # The same request made by hand: ComfyUI's seeded noise and conditioning, the "simple"
+        # schedule, latents out through Wan 2.1's format. ComfyUI computes the schedule in
+        # float32 where Raylight's is double, so the two agree to ~1e-5, not bit for bit; a
+        # wrong noise, conditioning or format would be off by O(1).
+        from raylight_client import safetensors_io as st
+        g = torch.Generator().manual_seed(1)
+        pos, neg = torch.randn(1, 7, 64, generator=g), torch.randn(1, 3, 64, generator=g)
+        noise = torch.randn((1, 16, 2, 8, 8), generator=torch.manual_seed(42))
+        state, client = pack_server()
+        direct = client.sample({"context": st.from_torch(pos[0]), "negative": st.from_torch(neg[0]),
+                                "noise": st.from_torch(noise)},
+                               {"sampler": "euler", "cfg": 5.0, "steps": 4, "shift": 5.0})
+        sys.path.insert(0, COMFYUI)
+        try:
+            import comfy.latent_formats
+        finally:
+            sys.path.remove(COMFYUI)
+        want = comfy.latent_formats.Wan21().process_out(st.to_torch(direct["latent"]))
+        self.assertLess((got - want).abs().max().item(), 1e-3)
+        other = self.saved_latent(self.comfy.run(workflow(steps=4, seed=43)))
+        self.assertGreater((other - want).abs().max().item(), 0.1)
+
+    def test_2_interrupt_cancels_the_job_on_the_ranks(self):
+        self.comfy.run(workflow(steps=2, seed=5))  # the server is up and the model loaded
+        _, client = pack_server()
+        prompt = self.comfy.submit(workflow(steps=900, seed=6))
+
+        def running():
+            jobs = [j for j in client.jobs() if j.get("total") == 900]
+            return jobs[0] if jobs and jobs[0]["state"] == "running" and jobs[0]["step"] >= 2 else None
+
+        self.assertTrue(wait_for(running, 60, 0.05), "the 900-step job never ran")
+        t0 = time.monotonic()
+        self.assertEqual(self.comfy.api("POST", "/api/interrupt", {})[0], 200)
+        entry = self.comfy.wait(prompt, 60)
+        self.assertIn("execution_interrupted", messages(entry))
+
+        def ended():
+            jobs = [j for j in client.jobs() if j.get("total") == 900]
+            return jobs[0] if jobs[0]["state"] not in ("queued", "running") else None
+
+        job = wait_for(ended, 20)
+        self.assertIsNotNone(job, "Interrupt left the job running on the ranks")
+        self.assertEqual(job["state"], "cancelled")
+        self.assertLess(job["step"], 900)
+        self.assertLess(time.monotonic() - t0, 20)
+        # The next prompt does not wait behind the interrupted one.
+        t1 = time.monotonic()
+        entry = self.comfy.run(workflow(steps=2, seed=7), timeout=60)
+        self.assertEqual(entry["status"]["status_str"], "success", entry["status"])
+        self.assertLess(time.monotonic() - t1, 30)
+
+    def test_3_a_lost_model_or_server_comes_back(self):
+        state, client = pack_server()
+        client.unload()
+        entry = self.comfy.run(workflow(steps=2, seed=9))
+        self.assertEqual(entry["status"]["status_str"], "success", entry["status"])
+        self.assertEqual(client.model()["model"], "tiny")
+        # The server goes away (stopped by hand here; a crash is the same to the pack).
+        tree = server_tree(state)
+        client.shutdown()
+        self.assertTrue(wait_for(lambda: not any(support.alive(p) for p in tree), 60))
+        entry = self.comfy.run(workflow(steps=2, seed=10))
+        self.assertEqual(entry["status"]["status_str"], "success", entry["status"])
+        new_state, new_client = pack_server()
+        self.assertNotEqual(new_state["pid"], state["pid"])
+        self.assertEqual(new_client.model()["model"], "tiny")
+        self.assertFalse(os.path.exists(state["workdir"]), "the dead server's files were left behind")
+
+    def test_4_bad_inputs_say_why(self):
+        entry = self.comfy.run(workflow(gpus="0,0", seed=11))
+        self.assertEqual(entry["status"]["status_str"], "error")
+        self.assertIn("distinct", error_text(entry))
+
+    def test_5_the_example_workflow_is_offered_as_a_template(self):
+        status, templates = self.comfy.api("GET", "/api/workflow_templates")
+        self.assertEqual(status, 200)
+        self.assertIn("wan_t2v_raylight", templates.get("raylight", []), templates)
+        status, wf = self.comfy.api("GET", "/api/workflow_templates/raylight/wan_t2v_raylight.json")
+        self.assertEqual(status, 200)
+        self.assertIn("RaylightKSampler", {n["type"] for n in wf["nodes"]})
+
+    def test_6_the_latent_format_follows_the_server(self):
+        # The tiny model reports ComfyUI's Wan21 format: ComfyUI's own class of that name is used.
+        _, client = pack_server()
+        info = client.model()
+        self.assertEqual(info["latent_format"]["comfyui"], "Wan21")
+        self.assertEqual(info["latent_format"]["item_dims"], 4)
+        self.assertEqual([c["name"] for c in info["conditioning"]], ["context"])
+        sys.path.insert(0, COMFYUI)
+        try:
+            import comfy.latent_formats
+            from comfyui import nodes
+            self.assertIsInstance(nodes.latent_format(info), comfy.latent_formats.Wan21)
+        finally:
+            sys.path.remove(COMFYUI)
+        # A format ComfyUI lacks converts with the reported numbers, per channel.
+        unknown = dict(info, latent_format=dict(info["latent_format"], comfyui="NotInComfy"))
+        fmt = nodes.latent_format(unknown)
+        x = torch.randn(1, 16, 2, 3, 3, generator=torch.Generator().manual_seed(3))
+        mean = torch.tensor(info["latent_format"]["mean"]).view(1, -1, 1, 1, 1)
+        std = torch.tensor(info["latent_format"]["std"]).view(1, -1, 1, 1, 1)
+        self.assertTrue(torch.allclose(fmt.process_in(x), (x - mean) / std))
+        self.assertTrue(torch.allclose(fmt.process_out(fmt.process_in(x)), x, atol=1e-6))
+        shifted = nodes.ReportedLatentFormat({"scale_factor": 0.5, "shift_factor": 0.25})
+        self.assertTrue(torch.allclose(shifted.process_in(x), (x - 0.25) * 0.5))
+        self.assertTrue(torch.allclose(shifted.process_out(shifted.process_in(x)), x, atol=1e-6))
+
+    def test_8_an_image_family_samples_through_the_same_nodes(self):
+        # Flux: 4-D latents from ComfyUI's SD3/Flux empty latent, a pooled vector from the
+        # conditioning's options, FluxGuidance's value, ComfyUI's own Flux latent format.
+        models = os.path.join(self.base, "models", "diffusion_models")
+        os.makedirs(models, exist_ok=True)
+        shutil.copy(os.path.join(support.ROOT, "tests", "fixtures", "flux_tiny_dev.safetensors"),
+                    os.path.join(models, "flux1-dev-tiny.safetensors"))
+        graph = workflow(steps=4, seed=7, cfg=1.0)
+        graph["2"]["inputs"]["unet_name"] = "flux1-dev-tiny.safetensors"
+        graph["3"]["inputs"].update({"seed": 4, "tokens": 5, "dim": 32, "pooled": 24, "guidance": 2.5})
+        graph["4"] = {"class_type": "EmptySD3LatentImage", "inputs": {"width": 64, "height": 48, "batch_size": 1}}
+        graph["5"]["inputs"]["shift"] = 1.6
+        entry = self.comfy.run(graph)
+        self.assertEqual(entry["status"]["status_str"], "success", error_text(entry) or entry["status"])
+        got = self.saved_latent(entry)
+        self.assertEqual(tuple(got.shape), (1, 16, 6, 8))
+        _, client = pack_server()
+        info = client.model()
+        self.assertEqual(info["family"], "Flux.1")
+        self.assertEqual(info["latent_format"]["comfyui"], "Flux")
+        from raylight_client import safetensors_io as st
+        g = torch.Generator().manual_seed(4)
+        ctx, pooled = torch.randn(1, 5, 32, generator=g), torch.randn(1, 24, generator=g)
+        noise = torch.randn((1, 16, 6, 8), generator=torch.manual_seed(7))
+        direct = client.sample({"context": st.from_torch(ctx[0]), "pooled": st.from_torch(pooled[0]),
+                                "noise": st.from_torch(noise)},
+                               {"sampler": "euler", "cfg": 1.0, "steps": 4, "shift": 1.6, "guidance": 2.5})
+        # Into ComfyUI's space: x / 0.3611 + 0.1159, the Flux format's process_out (the
+        # schedule in float32 against double, as in test_1).
+        want = st.to_torch(direct["latent"]) / 0.3611 + 0.1159
+        self.assertLess((got - want).abs().max().item(), 1e-3)
+        # A 5-D video latent for an image model says why.
+        graph["4"] = {"class_type": "EmptyHunyuanLatentVideo",
+                      "inputs": {"width": 64, "height": 48, "length": 5, "batch_size": 1}}
+        entry = self.comfy.run(graph)
+        self.assertEqual(entry["status"]["status_str"], "error")
+        self.assertIn("latents of 4 dimensions", error_text(entry))
+
+    def test_9_sigterm_ends_the_server_and_the_next_comfyui_starts_clean(self):
+        self.comfy.run(workflow(steps=2, seed=12))
+        state, _ = pack_server()
+        tree = server_tree(state)
+        self.assertGreaterEqual(len(tree), 1)
+        self.comfy.terminate()
+        self.assertTrue(wait_for(lambda: not any(support.alive(p) for p in tree), 60),
+                        "the pack's server outlived ComfyUI")
+        # The next ComfyUI - the repository itself as the custom node this time, the README's
+        # other layout - removes what the old server left and starts its own.
+        type(self).comfy = ComfyUI(self.base, support.ROOT)
+        self.comfy.wait_ready()
+        entry = self.comfy.run(workflow(steps=2, seed=13))
+        self.assertEqual(entry["status"]["status_str"], "success", entry["status"])
+        new_state, client = pack_server()
+        self.assertNotEqual(new_state["pid"], state["pid"])
+        self.assertFalse(os.path.exists(state["workdir"]))
+        self.assertEqual(sorted(os.listdir(support.STATE_DIR)),
+                         sorted([launcher.STATE_FILE, os.path.basename(new_state["workdir"])]))
+        self.assertEqual(client.health()["ranks"], 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
