@@ -112,8 +112,8 @@ class RaylightClient:
             body = json.loads(data.decode("utf-8"))
         except ValueError:
             body = None
-        if status == 200 and isinstance(body, dict) and body.get("service") == "raylight":
-            return "raylight", body
+        if isinstance(body, dict) and body.get("service") == "raylight":
+            return "raylight", body  # 503 too: stopping, or a rank does not answer (body["status"])
         if status == 401 and isinstance(body, dict) and "error" in body:
             raise RaylightError(status, body["error"])
         return "foreign", "HTTP %s, %s" % (status, headers.get("content-type", "no content type"))

@@ -307,6 +307,8 @@ def ensure_server(url=None, token=None, gpus=None, ranks=None, device=None, extr
     except RaylightError as e:
         raise RaylightError(e.status, "server at %s: %s" % (client.url, e.message))
     if kind == "raylight":
+        if info.get("status") != "ok":
+            raise RaylightError(503, "the server at %s is %s" % (client.url, info.get("status")))
         if wanted is not None and info.get("ranks") != wanted:
             raise RaylightError(0, "the server at %s runs %s ranks but %s were asked for; stop it or ask for %s"
                                 % (client.url, info.get("ranks"), wanted, info.get("ranks")))

@@ -78,14 +78,19 @@ HttpResponse Api::handle(HttpRequest& req) {
   return job(m, p[2], p.size() == 4 ? p[3] : "", req);
 }
 
+bool Api::unresponsive() const { return !board_.busy() && state_.heartbeat_wait_s() > config_.unresponsive_s; }
+
 HttpResponse Api::health() const {
   auto model = state_.model();
-  return json_response(200, {{"status", stopping_() ? "stopping" : "ok"},
-                             {"service", "raylight"},
-                             {"ranks", state_.world_size()},
-                             {"busy", board_.busy()},
-                             {"queued", board_.queued()},
-                             {"model", model ? model->info : nlohmann::json(nullptr)}});
+  const bool silent = unresponsive();
+  const char* status = stopping_() ? "stopping" : silent ? "unresponsive" : "ok";
+  return json_response(silent ? 503 : 200, {{"status", status},
+                                            {"service", "raylight"},
+                                            {"ranks", state_.world_size()},
+                                            {"ranks_answered_s", state_.since_answer_s()},
+                                            {"busy", board_.busy()},
+                                            {"queued", board_.queued()},
+                                            {"model", model ? model->info : nlohmann::json(nullptr)}});
 }
 
 namespace {
@@ -123,6 +128,8 @@ HttpResponse Api::load(HttpRequest& req) {
   try {
     if (j.is_object()) check_paths(j, {"model"}, config_.models_dirs);
     plan_load(j, state_.world_size());
+    if (config_.cpu_ranks && j.contains("gpu_memory_limit_gib") && !j["gpu_memory_limit_gib"].is_null())
+      fail("\"gpu_memory_limit_gib\" caps GPU memory; this server's ranks run on the CPU backend, which has none");
   } catch (const Error& e) {
     return error_response(400, e.what());
   }
@@ -164,7 +171,7 @@ HttpResponse Api::generate(HttpRequest& req) {
     auto model = state_.model();
     if (!model) return error_response(409, "no model is loaded; load one first (POST /v1/models/load)");
     try {
-      parse_generate_request(j, *model->plan.spec);
+      check_generate_parts(parse_generate_request(j, *model->plan.spec));
     } catch (const Error& e) {
       return error_response(400, e.what());
     }
@@ -173,6 +180,11 @@ HttpResponse Api::generate(HttpRequest& req) {
 }
 
 HttpResponse Api::submit(JobKind kind, nlohmann::json params, std::string payload, const HttpRequest& req) {
+  // A job accepted now would only be cancelled, or wait on a rank that does not answer.
+  if (stopping_()) return error_response(503, "the server is shutting down; it takes no new jobs");
+  if (unresponsive())
+    return error_response(503, "a rank has not answered for " + std::to_string(static_cast<int>(state_.heartbeat_wait_s())) +
+                                   " s; the server takes no jobs until it does (or ends at the collective timeout)");
   std::string id;
   try {
     id = board_.submit(kind, std::move(params), std::move(payload));

@@ -25,6 +25,8 @@ struct ApiConfig {
   bool loopback = true;  // listening on loopback: Host must name it (request_gate.h)
   HttpLimits limits;
   std::vector<std::string> models_dirs;  // when set, client-named files must lie inside
+  bool cpu_ranks = false;  // the ranks run on the CPU backend (no GPU memory to cap)
+  double unresponsive_s = 3;  // a heartbeat waiting this long: a rank does not answer
 };
 
 class Api {
@@ -37,6 +39,7 @@ class Api {
 
  private:
   HttpResponse health() const;
+  bool unresponsive() const;
   HttpResponse load(HttpRequest& req);
   HttpResponse unload(HttpRequest& req);
   HttpResponse sample(HttpRequest& req);

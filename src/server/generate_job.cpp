@@ -8,9 +8,11 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "core/error.h"
+#include "models/registry.h"
 #include "server/client_files.h"
 #include "server/safetensors_body.h"
 #include "server/sample_request.h"
@@ -86,6 +88,21 @@ GenerateRequest parse_generate_request(const nlohmann::json& j, const DenoiserSp
   SampleJob job = plan_sample(stand_in, model);
   if (job.batch != 1) fail("generate makes one video at a time");
   return r;
+}
+
+void check_generate_parts(const GenerateRequest& r) {
+  auto check = [](const char* field, const std::string& source, PartKind kind) {
+    if (is_embedded_model(source)) return;
+    const std::optional<Recognition> what = recognise(*open_client_store(field, source, kind), source);
+    if (!what)
+      fail("\"", field, "\" file ", source, " is a safetensors file, but not a ", part_kind_name(kind),
+           " Raylight knows");
+    if (what->part != kind)
+      fail("\"", field, "\" file ", source, " is a ", part_kind_name(what->part), " (", what->variant, "), not a ",
+           part_kind_name(kind));
+  };
+  for (const std::string& e : r.parts.text_encoders) check("text_encoder", e, PartKind::TextEncoder);
+  check("vae", r.parts.codec, PartKind::LatentCodec);
 }
 
 GenerateModels::GenerateModels() = default;

@@ -35,6 +35,11 @@ struct GenerateRequest {
 // would) against the loaded model; an Error says what is wrong.
 GenerateRequest parse_generate_request(const nlohmann::json& j, const DenoiserSpec& model);
 
+// Opens the request's text encoder and VAE files (not their weights) and checks that each
+// is the kind of part its field names, so a wrong path is refused before the job is queued
+// rather than failing minutes later; rank 0 only (the other ranks never read them).
+void check_generate_parts(const GenerateRequest& r);
+
 // Rank 0's text encoders and VAE, loaded on first use and kept for the next job with the
 // same files.
 class GenerateModels {

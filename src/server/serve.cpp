@@ -94,8 +94,13 @@ int run_serve(const ServeOptions& opt) {
   std::atomic<bool> asked_to_stop{false};
   std::optional<ParentWatch> parent;
   auto stopping = [&] { return asked_to_stop.load() || stop_signalled() || (parent && parent->gone()); };
-  Api api({opt.token, is_loopback(opt.http.host), opt.http.limits, opt.models_dirs}, board, state, [&] { asked_to_stop = true; },
-          stopping);
+  ApiConfig api_config;
+  api_config.token = opt.token;
+  api_config.loopback = is_loopback(opt.http.host);
+  api_config.limits = opt.http.limits;
+  api_config.models_dirs = opt.models_dirs;
+  api_config.cpu_ranks = resolves_to_cpu(opt.backend);
+  Api api(api_config, board, state, [&] { asked_to_stop = true; }, stopping);
   HttpServer http(opt.http, [&](HttpRequest& r) { return api.handle(r); },
                   [&](const HttpRequest& r, size_t length) { return api.check_head(r, length); });
   std::optional<PortFile> port_file;
@@ -119,15 +124,19 @@ int run_serve(const ServeOptions& opt) {
   if (opt.preload) board.submit(JobKind::Load, *opt.preload);
 
   const double beat_s = 1.0;
-  channel.send({CommandKind::Heartbeat, {}, {}});
-  exec.heartbeat(base);
+  auto beat = [&] {
+    state.heartbeat_begin();
+    channel.send({CommandKind::Heartbeat, {}, {}});
+    exec.heartbeat(base);
+    state.heartbeat_end();
+  };
+  beat();
   auto last_beat = Clock::now();
   while (!stopping()) {
     std::shared_ptr<Job> job = board.next(std::chrono::milliseconds(100));
     if (!job) {
       if (std::chrono::duration<double>(Clock::now() - last_beat).count() >= beat_s) {
-        channel.send({CommandKind::Heartbeat, {}, {}});
-        exec.heartbeat(base);
+        beat();
         last_beat = Clock::now();
       }
       continue;

@@ -1,7 +1,9 @@
 // What rank 0's HTTP threads may know about the ranks without asking them: the model
-// loaded now (to check requests before queueing them) and the latest memory figures
-// (refreshed by every heartbeat and sampling step). The job worker writes, HTTP threads
-// read; a mutex is all the coordination this needs.
+// loaded now (to check requests before queueing them), the latest memory figures
+// (refreshed by every heartbeat and sampling step), and whether the ranks answer: the job
+// worker marks each heartbeat's collective, so a heartbeat still waiting after a few seconds
+// means a rank has stopped answering, long before the collective timeout ends the server.
+// The job worker writes, HTTP threads read; a mutex is all the coordination this needs.
 #pragma once
 
 #include <chrono>
@@ -35,10 +37,32 @@ class ServerState {
     return model_;
   }
 
+  // The worker, around each idle heartbeat's collective with every rank.
+  void heartbeat_begin() {
+    std::lock_guard<std::mutex> lock(mu_);
+    beat_started_ = std::chrono::steady_clock::now();
+    beating_ = true;
+  }
+  void heartbeat_end() {
+    std::lock_guard<std::mutex> lock(mu_);
+    beating_ = false;
+    last_answer_ = std::chrono::steady_clock::now();
+  }
+  // Seconds the heartbeat in progress has waited for the ranks (0: none in progress).
+  double heartbeat_wait_s() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return beating_ ? std::chrono::duration<double>(std::chrono::steady_clock::now() - beat_started_).count() : 0.0;
+  }
+  // Seconds since every rank last answered a heartbeat (or a sampling step's exchange).
+  double since_answer_s() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - last_answer_).count();
+  }
+
   void set_memory(const std::vector<RankMemory>& m) {
     std::lock_guard<std::mutex> lock(mu_);
     memory_ = m;
-    memory_time_ = std::chrono::steady_clock::now();
+    memory_time_ = last_answer_ = std::chrono::steady_clock::now();
   }
   nlohmann::json memory() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -53,6 +77,8 @@ class ServerState {
   std::optional<Model> model_;
   std::vector<RankMemory> memory_;
   std::chrono::steady_clock::time_point memory_time_{};
+  std::chrono::steady_clock::time_point beat_started_{}, last_answer_ = std::chrono::steady_clock::now();
+  bool beating_ = false;
 };
 
 }  // namespace raylight::server

@@ -393,3 +393,35 @@ TEST_F(ServerApi, GenerateTurnsAPromptIntoAVideo) {
   }
   EXPECT_EQ(job_count(), jobs);
 }
+
+// What would fail on the ranks later is refused at submission, and no job is made.
+TEST_F(ServerApi, RequestsThatWouldFailLaterAreRefusedAtOnce) {
+  const size_t jobs = job_count();
+  // A GPU memory cap on CPU ranks.
+  Reply cap = http(port(), "POST", "/v1/models/load", R"({"model":"tiny","gpu_memory_limit_gib":12})");
+  EXPECT_EQ(cap.status, 400) << cap.body;
+  EXPECT_NE(cap.body.find("caps GPU memory"), std::string::npos) << cap.body;
+  // Text encoder and VAE files that are not one: not safetensors at all, or another part.
+  const std::string junk = dir_ + "/junk.safetensors";
+  std::ofstream(junk, std::ios::binary) << "certainly not a safetensors file";
+  const std::string other = dir_ + "/other.safetensors";
+  raylight::write_safetensors(other, {{"some.weight", Tensor::zeros({4, 4})}});
+  struct Case {
+    nlohmann::json body;
+    std::string words;
+  } cases[] = {
+      {{{"prompt", "x"}, {"vae", junk}}, "is not a safetensors file"},
+      {{{"prompt", "x"}, {"text_encoder", junk}}, "is not a safetensors file"},
+      {{{"prompt", "x"}, {"vae", other}}, "not a"},
+      {{{"prompt", "x"}, {"text_encoder", other}}, "not a"},
+      {{{"prompt", "x"}, {"vae", "/no/such/vae.safetensors"}}, "does not exist"},
+  };
+  for (const Case& c : cases) {
+    Reply r = http(port(), "POST", "/v1/generate", c.body.dump());
+    EXPECT_EQ(r.status, 400) << c.body.dump() << " -> " << r.body;
+    EXPECT_NE(r.json().value("error", "").find(c.words), std::string::npos) << c.body.dump() << " -> " << r.body;
+    EXPECT_EQ(r.body.find("certainly"), std::string::npos) << "the file's bytes leaked: " << r.body;
+  }
+  EXPECT_EQ(job_count(), jobs) << "a request that cannot run was queued";
+  EXPECT_EQ(http(port(), "GET", "/v1/models").json()["model"]["model"], "tiny");
+}

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "server/api.h"
 #include "server/client_files.h"
 #include "server/request_gate.h"
 
@@ -200,4 +201,25 @@ TEST(ServerClientFiles, WhatAFileHoldsNeverReachesTheMessage) {
   EXPECT_EQ(msg.find("root:"), std::string::npos) << msg;
   EXPECT_NE(refusal([&] { open_client_file("vae", "/no/such/file", [] {}); }).find("does not exist"), std::string::npos);
   fs::remove(file);
+}
+
+TEST(ServerSubmission, AServerShuttingDownTakesNoJobs) {
+  JobBoard board(4, 4);
+  ServerState state(1);
+  bool stopping = false;
+  Api api(ApiConfig{}, board, state, [] {}, [&] { return stopping; });
+  auto unload = [&] {
+    HttpRequest r = request("POST", "/v1/models/unload",
+                            {{"host", "127.0.0.1"}, {"content-type", "application/json"}});
+    r.body = "{}";
+    return api.handle(r);
+  };
+  EXPECT_EQ(unload().status, 202);
+  stopping = true;  // POST /v1/shutdown, SIGTERM or the parent's end: jobs now would only be cancelled
+  HttpResponse r = unload();
+  EXPECT_EQ(r.status, 503);
+  EXPECT_NE(r.body.find("shutting down"), std::string::npos) << r.body;
+  EXPECT_EQ(board.list().size(), 1u);
+  HttpRequest health = request("GET", "/v1/health");
+  EXPECT_NE(api.handle(health).body.find("\"stopping\""), std::string::npos);
 }

@@ -167,3 +167,37 @@ TEST_F(ServerRanks, ARankThatDiesEndsTheServer) {
   // Nothing points clients at the dead server.
   EXPECT_FALSE(std::filesystem::exists(server_.port_file())) << "the port file outlived the server";
 }
+
+// A rank that stops answering shows in /v1/health within seconds (not at the collective
+// timeout), and no job is taken meanwhile; once it answers again, all is as before.
+TEST_F(ServerRanks, HealthShowsARankThatDoesNotAnswer) {
+  server_.start(dir_, {"--ranks", "2", "--timeout", "120", "--model", "tiny", "--ulysses", "2"});
+  ASSERT_TRUE(server_.wait_ready()) << server_.log();
+  ASSERT_TRUE(wait_model(server_.port())) << server_.log();
+  const pid_t rank1 = http(server_.port(), "GET", "/v1/memory").json()["ranks"][1]["pid"].get<int>();
+  ASSERT_EQ(::kill(rank1, SIGSTOP), 0);
+  const auto t0 = Clock::now();
+  Reply h;
+  while (std::chrono::duration<double>(Clock::now() - t0).count() < 20) {
+    h = http(server_.port(), "GET", "/v1/health", "", {}, 10);
+    if (h.status == 503) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  const double took = std::chrono::duration<double>(Clock::now() - t0).count();
+  EXPECT_EQ(h.status, 503) << h.body;
+  EXPECT_EQ(h.json().value("status", ""), "unresponsive") << h.body;
+  EXPECT_LT(took, 8.0);
+  Reply refused = http(server_.port(), "POST", "/v1/sample", sample_body(kSmall));
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  EXPECT_NE(refused.body.find("has not answered"), std::string::npos) << refused.body;
+  ASSERT_EQ(::kill(rank1, SIGCONT), 0);
+  Reply back;
+  for (int i = 0; i < 50 && back.status != 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    back = http(server_.port(), "GET", "/v1/health", "", {}, 10);
+  }
+  EXPECT_EQ(back.status, 200) << back.body;
+  EXPECT_EQ(back.json()["status"], "ok");
+  EXPECT_TRUE(latent_of(http(server_.port(), "POST", "/v1/sample?wait=1", sample_body(kSmall)).body).defined());
+  EXPECT_EQ(server_.stop(), 0) << server_.log();
+}
