@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "server/client_files.h"
 #include "server/generate_job.h"
+#include "server/job_estimate.h"
 #include "server/load_request.h"
 #include "server/sample_request.h"
 
@@ -151,7 +152,11 @@ HttpResponse Api::sample(HttpRequest& req) {
     auto model = state_.model();
     if (!board_.model_change_queued()) {
       if (!model) return error_response(409, "no model is loaded; load one first (POST /v1/models/load)");
-      check_layout(plan_sample(in, *model->plan.spec), model->plan.layout);
+      const SampleJob job = plan_sample(in, *model->plan.spec);
+      check_layout(job, model->plan.layout);
+      check_job_memory(estimate_job_memory(job.item_shape, job.batch, *model->plan.spec, model->plan.layout,
+                                           config_.cpu_ranks),
+                       config_.job_memory_bytes);
     }
   } catch (const Error& e) {
     return error_response(400, e.what());
@@ -171,7 +176,10 @@ HttpResponse Api::generate(HttpRequest& req) {
     auto model = state_.model();
     if (!model) return error_response(409, "no model is loaded; load one first (POST /v1/models/load)");
     try {
-      check_generate_parts(parse_generate_request(j, *model->plan.spec));
+      const GenerateRequest g = parse_generate_request(j, *model->plan.spec);
+      check_job_memory(estimate_job_memory(g.item_shape, 1, *model->plan.spec, model->plan.layout, config_.cpu_ranks),
+                       config_.job_memory_bytes);
+      check_generate_parts(g);
     } catch (const Error& e) {
       return error_response(400, e.what());
     }

@@ -27,6 +27,7 @@ struct ApiConfig {
   std::vector<std::string> models_dirs;  // when set, client-named files must lie inside
   bool cpu_ranks = false;  // the ranks run on the CPU backend (no GPU memory to cap)
   double unresponsive_s = 3;  // a heartbeat waiting this long: a rank does not answer
+  double job_memory_bytes = 0;  // a job estimated to need more per rank is refused (0: no check)
 };
 
 class Api {

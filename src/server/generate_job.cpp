@@ -87,6 +87,7 @@ GenerateRequest parse_generate_request(const nlohmann::json& j, const DenoiserSp
   }
   SampleJob job = plan_sample(stand_in, model);
   if (job.batch != 1) fail("generate makes one video at a time");
+  r.item_shape = job.item_shape;
   return r;
 }
 

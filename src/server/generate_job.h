@@ -29,6 +29,7 @@ struct GenerateRequest {
   std::string format = "mp4";
   double fps = 16.0;
   nlohmann::json sample_params = nlohmann::json::object();  // for plan_sample
+  Shape item_shape;  // the latent it samples (for the memory estimate)
 };
 
 // Checks the request (files exist, values in range, sampling parameters as plan_sample

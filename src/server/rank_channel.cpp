@@ -18,6 +18,7 @@ namespace {
 
 constexpr uint32_t kMagic = 0x52594c53;  // "RYLS"
 constexpr int kHeaderTag = 71;
+constexpr int kCancelTag = 72;
 
 struct Header {
   uint32_t magic;
@@ -30,6 +31,8 @@ struct Header {
 
 struct RankChannel::Waiter {
   MPI_Comm comm = MPI_COMM_NULL;
+  int32_t notice = 1;                      // what a cancel notice carries (its arrival is what counts)
+  std::vector<MPI_Request> notice_sends;   // rank 0's, completed when the job settles
   ~Waiter() {
     int finalized = 0;
     MPI_Finalized(&finalized);
@@ -92,6 +95,52 @@ Command RankChannel::receive() {
   cmd.json = payload.substr(0, h.json_bytes);
   cmd.blob = payload.substr(h.json_bytes);
   return cmd;
+}
+
+void RankChannel::post_cancel_notice() {
+  if (notice_posted_) return;
+  notice_posted_ = true;
+  if (!waiter_) return;
+  waiter_->notice_sends.resize(comm_->size() - 1);
+  for (int p = 1; p < comm_->size(); ++p)
+    MPI_Isend(&waiter_->notice, 1, MPI_INT32_T, p, kCancelTag, waiter_->comm, &waiter_->notice_sends[p - 1]);
+}
+
+bool RankChannel::cancel_noticed() {
+  if (comm_->rank() == 0) return notice_posted_;
+  if (notice_received_ || !waiter_) return notice_received_;
+  int arrived = 0;
+  MPI_Iprobe(0, kCancelTag, waiter_->comm, &arrived, MPI_STATUS_IGNORE);
+  if (arrived) {
+    int32_t v = 0;
+    MPI_Recv(&v, 1, MPI_INT32_T, 0, kCancelTag, waiter_->comm, MPI_STATUS_IGNORE);
+    notice_received_ = true;
+  }
+  return notice_received_;
+}
+
+bool RankChannel::settle_cancel_notices() {
+  int32_t posted = notice_posted_ ? 1 : 0;
+  comm_->broadcast(&posted, sizeof posted, 0);
+  if (waiter_ && posted) {
+    if (comm_->rank() == 0) {
+      MPI_Waitall(static_cast<int>(waiter_->notice_sends.size()), waiter_->notice_sends.data(), MPI_STATUSES_IGNORE);
+      waiter_->notice_sends.clear();
+    } else if (!notice_received_) {
+      int32_t v = 0;  // posted, so it is on its way: take it now, not in the next job
+      MPI_Recv(&v, 1, MPI_INT32_T, 0, kCancelTag, waiter_->comm, MPI_STATUS_IGNORE);
+    }
+  }
+  notice_posted_ = notice_received_ = false;
+  return posted != 0;
+}
+
+std::unique_ptr<Communicator> RankChannel::split(int color, const std::string& name) {
+  if (!waiter_) return make_solo_communicator(name);
+  MPI_Comm group;
+  if (MPI_Comm_split(MPI_COMM_WORLD, color, comm_->rank(), &group) != MPI_SUCCESS)
+    fail("could not create the server's ", name, " communicator");
+  return make_mpi_communicator(group, name);
 }
 
 }  // namespace raylight::server

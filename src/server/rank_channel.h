@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dist/communicator.h"
 
@@ -47,10 +48,22 @@ class RankChannel {
   // Every rank, for agreement and per-step exchanges.
   Communicator& comm() { return *comm_; }
 
+  // Cancel notices, for cancellation between transformer blocks (block_cancel.h): rank 0
+  // posts one to every rank, without waiting, when it first sees a job cancelled; the others
+  // look for it between blocks without blocking. At the end of every sampling job all ranks
+  // settle (collective): a posted notice is consumed everywhere, so none leaks into the next
+  // job, and every rank learns whether rank 0 posted one.
+  void post_cancel_notice();              // rank 0; once per job
+  bool cancel_noticed();                  // any rank; true once the notice has arrived (rank 0: posted)
+  bool settle_cancel_notices();           // every rank, collective; whether a notice was posted
+  // Collective: a communicator of the ranks with the same `color` (host messages only).
+  std::unique_ptr<Communicator> split(int color, const std::string& name);
+
  private:
   struct Waiter;
   std::unique_ptr<Communicator> comm_;
   std::unique_ptr<Waiter> waiter_;  // null with a single rank
+  bool notice_posted_ = false, notice_received_ = false;
 };
 
 }  // namespace raylight::server

@@ -44,8 +44,8 @@ std::string agree(Communicator& comm, const std::string& mine) {
 
 }  // namespace
 
-RankExecutor::RankExecutor(Communicator& control, BackendChoice backend, bool verbose)
-    : control_(control), backend_(backend), verbose_(verbose) {}
+RankExecutor::RankExecutor(RankChannel& channel, BackendChoice backend, bool verbose)
+    : channel_(channel), control_(channel.comm()), backend_(backend), verbose_(verbose) {}
 
 RankExecutor::~RankExecutor() = default;
 
@@ -88,7 +88,9 @@ void RankExecutor::heartbeat(const JobHooks& hooks) {
 void RankExecutor::unload(const JobHooks& hooks) {
   if (!model_) return;
   generate_models_.drop();  // they run on the model's backend
+  stoppable_ = nullptr;
   model_.reset();
+  forward_group_.reset();
   if (hooks.model_changed) hooks.model_changed(nullptr, nullptr);
 }
 
@@ -142,8 +144,16 @@ JobResult RankExecutor::load(const Command& cmd, const JobHooks& hooks) {
     auto m = std::make_unique<LoadedModel>(
         load_model(std::move(weights), std::move(backend), plan.layout, plan.placement, plan.model, plan.variant));
     m->weights->set_verbose(verbose_);
+    auto stoppable = std::make_unique<StoppableDenoiser>(std::move(m->denoiser));
+    stoppable_ = stoppable.get();
+    m->denoiser = std::move(stoppable);
     model_ = std::move(m);
   });
+  // The ranks that go block by block together: a sequence-parallel group, or with FSDP
+  // (weights gathered by every rank per block) all of them.
+  const ParallelLayout& layout = model_->groups.layout;
+  const MeshCoords& at = model_->groups.coords;
+  forward_group_ = channel_.split(plan.placement.fsdp ? 0 : at.dp * layout.cfg + at.cfg, "forward");
   JobResult r;
   r.info = describe_model(plan, model_->backend->name());
   if (hooks.model_changed) hooks.model_changed(&plan, r.info);
@@ -164,8 +174,20 @@ Tensor RankExecutor::sample_planned(const SampleJob& job, const JobHooks& hooks)
   };
   const int64_t dp = model_->groups.layout.dp;
   if (hooks.progress) hooks.progress(0, static_cast<int>((job.batch + dp - 1) / dp) * job.steps());
+  BlockCancel blocks(channel_, *forward_group_, hooks.cancelled);
+  stoppable_->reset();
+  stoppable_->inner().set_block_hook([&](int) { blocks.after_block(); });
   Tensor latent;
-  phase(500, [&] { latent = run_sample_job(*model_, job, steps); });
+  try {
+    phase(500, [&] { latent = run_sample_job(*model_, job, steps); });
+  } catch (...) {
+    stoppable_->inner().set_block_hook({});
+    channel_.settle_cancel_notices();  // collective: every rank gets here with the same verdict
+    throw;
+  }
+  stoppable_->inner().set_block_hook({});
+  // A forward stopped in the last step leaves a finished but meaningless result.
+  if (channel_.settle_cancel_notices()) throw JobCancelled{};
   return latent;
 }
 

@@ -6,8 +6,8 @@
 // messages. So each job runs in phases; after each phase the ranks exchange their errors
 // and every rank acts on the same verdict (the first failing rank's message). Checks that
 // can fail run first, in their own phase, so a bad request fails before anything changes.
-// Cancellation is agreed in the hook before every step: rank 0 reads the job's flag and
-// the ranks stop together. What cannot be agreed - a rank that dies or hangs inside the
+// Cancellation is agreed between transformer blocks (block_cancel.h) and in the hook before
+// every step: rank 0 reads the job's flag and the ranks stop together. What cannot be agreed - a rank that dies or hangs inside the
 // model - ends the whole job through the collective timeout, as for `raylight sample`.
 #pragma once
 
@@ -20,6 +20,7 @@
 #include "backend/backend_select.h"
 #include "pipeline/model_loader.h"
 #include "pipeline/sample_job.h"
+#include "server/block_cancel.h"
 #include "server/generate_job.h"
 #include "server/job_board.h"
 #include "server/load_request.h"
@@ -47,7 +48,7 @@ struct JobOutcome {
 
 class RankExecutor {
  public:
-  RankExecutor(Communicator& control, BackendChoice backend, bool verbose = false);
+  RankExecutor(RankChannel& channel, BackendChoice backend, bool verbose = false);
   ~RankExecutor();
   // Runs a command on this rank; every rank calls it with the same command.
   JobOutcome run(const Command& cmd, const JobHooks& hooks);
@@ -66,10 +67,13 @@ class RankExecutor {
   void phase(int status, const std::function<void()>& f);
   std::vector<RankMemory> gather_memory(bool* cancel_from_rank0, bool cancel);
 
+  RankChannel& channel_;
   Communicator& control_;
   BackendChoice backend_;
   bool verbose_;
   std::unique_ptr<LoadedModel> model_;
+  StoppableDenoiser* stoppable_ = nullptr;        // model_'s denoiser (block_cancel.h)
+  std::unique_ptr<Communicator> forward_group_;  // the ranks that run a forward with this one
   GenerateModels generate_models_;  // rank 0; declared after model_ so it goes first
 };
 

@@ -14,6 +14,7 @@
 #include "dist/runtime.h"
 #include "server/api.h"
 #include "server/job_board.h"
+#include "server/job_estimate.h"
 #include "server/listen_address.h"
 #include "server/parent_watch.h"
 #include "server/rank_channel.h"
@@ -86,7 +87,7 @@ int follow_rank0(RankChannel& channel, RankExecutor& exec) {
 int run_serve(const ServeOptions& opt) {
   install_stop_signals();
   RankChannel channel;
-  RankExecutor exec(channel.comm(), opt.backend, opt.verbose);
+  RankExecutor exec(channel, opt.backend, opt.verbose);
   if (Runtime::world_rank() != 0) return follow_rank0(channel, exec);
 
   JobBoard board(opt.max_queue, 16);  // results are latents or videos: keep the last 16
@@ -100,6 +101,7 @@ int run_serve(const ServeOptions& opt) {
   api_config.limits = opt.http.limits;
   api_config.models_dirs = opt.models_dirs;
   api_config.cpu_ranks = resolves_to_cpu(opt.backend);
+  api_config.job_memory_bytes = opt.job_memory_bytes > 0 ? opt.job_memory_bytes : machine_memory_bytes();
   Api api(api_config, board, state, [&] { asked_to_stop = true; }, stopping);
   HttpServer http(opt.http, [&](HttpRequest& r) { return api.handle(r); },
                   [&](const HttpRequest& r, size_t length) { return api.check_head(r, length); });

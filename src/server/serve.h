@@ -22,6 +22,7 @@ struct ServeOptions {
   std::string port_file;           // rank 0 writes the bound port here once listening
   std::vector<std::string> models_dirs;  // client-named files must lie inside (empty: anywhere)
   int parent_pid = 0;              // stop when this process ends (0: never)
+  double job_memory_bytes = 0;     // refuse jobs estimated to need more per rank (0: the machine's memory)
   size_t max_queue = 32;
   BackendChoice backend = BackendChoice::Auto;
   bool verbose = false;            // each rank prints its weight memory after every block

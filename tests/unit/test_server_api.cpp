@@ -422,6 +422,44 @@ TEST_F(ServerApi, RequestsThatWouldFailLaterAreRefusedAtOnce) {
     EXPECT_NE(r.json().value("error", "").find(c.words), std::string::npos) << c.body.dump() << " -> " << r.body;
     EXPECT_EQ(r.body.find("certainly"), std::string::npos) << "the file's bytes leaked: " << r.body;
   }
+  // A size no machine holds: refused by its estimated memory, not at allocation.
+  const nlohmann::json huge = {{"width", 8192}, {"height", 8192}, {"frames", 4097}, {"steps", 1}};
+  Reply big = http(port(), "POST", "/v1/sample", sample_body(huge));
+  EXPECT_EQ(big.status, 400) << big.body;
+  EXPECT_NE(big.body.find("this job needs about"), std::string::npos) << big.body;
+  Reply big_video = http(port(), "POST", "/v1/generate", with(huge, {{"prompt", "x"}}).dump());
+  EXPECT_EQ(big_video.status, 400) << big_video.body;
+  EXPECT_NE(big_video.body.find("this job needs about"), std::string::npos) << big_video.body;
   EXPECT_EQ(job_count(), jobs) << "a request that cannot run was queued";
   EXPECT_EQ(http(port(), "GET", "/v1/models").json()["model"]["model"], "tiny");
+}
+
+// Cancel acts between transformer blocks, not only between steps: a step at 768x768 takes
+// seconds on the CPU; a job cancelled as it starts ends after its first block.
+TEST_F(ServerApi, CancelStopsBetweenBlocksNotOnlyBetweenSteps) {
+  const nlohmann::json big = {{"width", 768}, {"height", 768}, {"frames", 1}, {"cfg", 5}};
+  // One step's length, for the scale of this machine.
+  const auto t_step = Clock::now();
+  ASSERT_EQ(sample(with(big, {{"steps", 1}})).status, 200);
+  const double step_s = std::chrono::duration<double>(Clock::now() - t_step).count();
+  Reply sub = http(port(), "POST", "/v1/sample", sample_body(with(big, {{"steps", 3}})));
+  ASSERT_EQ(sub.status, 202) << sub.body;
+  const std::string id = sub.json()["id"];
+  Clock::time_point asked{};
+  std::vector<nlohmann::json> events = follow_events(port(), id, [&](const nlohmann::json& s) {
+    if (s["state"] == "running" && asked == Clock::time_point{}) {
+      asked = Clock::now();
+      http(port(), "POST", "/v1/jobs/" + id + "/cancel");
+    }
+    return true;
+  });
+  const double took = std::chrono::duration<double>(Clock::now() - asked).count();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back()["state"], "cancelled") << events.back().dump();
+  EXPECT_EQ(events.back()["step"], 0);
+  // Two forwards of two blocks per step (cfg 5): stopping after the first block takes about
+  // a quarter of a step; waiting for the step's end would take all of it.
+  EXPECT_LT(took, 0.6 * step_s) << "cancel took " << took << " s; one step takes " << step_s << " s";
+  EXPECT_TRUE(same_bytes(latent_of(sample(with(kSmall, {{"seed", 3}})).body),
+                         cli_sample(dir_, std::string(kSmallFlags) + " --seed 3", "cli_after_block_cancel")));
 }

@@ -8,7 +8,9 @@
 
 #include "core/error.h"
 #include "server/api.h"
+#include "models/registry.h"
 #include "server/client_files.h"
+#include "server/job_estimate.h"
 #include "server/request_gate.h"
 
 using namespace raylight;
@@ -222,4 +224,25 @@ TEST(ServerSubmission, AServerShuttingDownTakesNoJobs) {
   EXPECT_EQ(board.list().size(), 1u);
   HttpRequest health = request("GET", "/v1/health");
   EXPECT_NE(api.handle(health).body.find("\"stopping\""), std::string::npos);
+}
+
+TEST(ServerJobEstimate, BoundsWhatAJobHoldsAndRefusesWhatCannotFit) {
+  auto spec = denoiser_spec(*open_store("tiny", PartKind::Denoiser), "tiny");
+  ParallelLayout one;
+  const Shape small = spec->latent_shape({64, 64, 5}), huge = spec->latent_shape({8192, 8192, 4097});
+  const JobMemory s = estimate_job_memory(small, 1, *spec, one, true);
+  EXPECT_GT(s.latent_bytes, 16.0 * 2 * 8 * 8 * 4);  // at least the latent itself
+  EXPECT_LT(s.total(), 64.0 * (1 << 20));
+  const JobMemory h = estimate_job_memory(huge, 1, *spec, one, true);
+  EXPECT_GT(h.latent_bytes, 64.0 * (1ull << 30));  // its latent alone is 64 GiB
+  EXPECT_EQ(estimate_job_memory(huge, 1, *spec, one, false).activation_bytes, 0.0);  // on a GPU: not host memory
+  EXPECT_GT(estimate_job_memory(small, 4, *spec, one, true).latent_bytes, 3.9 * s.latent_bytes);
+  ParallelLayout split;
+  split.ulysses = 2;
+  EXPECT_LT(estimate_job_memory(small, 1, *spec, split, true).activation_bytes, 0.51 * s.activation_bytes);
+  EXPECT_EQ(refusal([&] { check_job_memory(s, 1e9); }), "(accepted)");
+  const std::string msg = refusal([&] { check_job_memory(h, 16.0 * (1ull << 30)); });
+  EXPECT_NE(msg.find("this job needs about"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("16.0 GiB this machine has"), std::string::npos) << msg;
+  EXPECT_GT(machine_memory_bytes(), 0.0);
 }

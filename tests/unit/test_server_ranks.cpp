@@ -43,8 +43,9 @@ class ServerRanks : public ::testing::Test {
 
  protected:
   Reply load(const std::string& json) { return http(server_.port(), "POST", "/v1/models/load?wait=1", json); }
-  Tensor sample(const nlohmann::json& params) {
-    Reply r = http(server_.port(), "POST", "/v1/sample?wait=1", sample_body(params));
+  Tensor sample(const nlohmann::json& params) { return sample_on(server_.port(), params); }
+  static Tensor sample_on(int port, const nlohmann::json& params) {
+    Reply r = http(port, "POST", "/v1/sample?wait=1", sample_body(params));
     EXPECT_EQ(r.status, 200) << r.body;
     return latent_of(r.body);
   }
@@ -200,4 +201,48 @@ TEST_F(ServerRanks, HealthShowsARankThatDoesNotAnswer) {
   EXPECT_EQ(back.json()["status"], "ok");
   EXPECT_TRUE(latent_of(http(server_.port(), "POST", "/v1/sample?wait=1", sample_body(kSmall)).body).defined());
   EXPECT_EQ(server_.stop(), 0) << server_.log();
+}
+
+// Between-block cancellation on ranks that run a forward together (Ulysses 2): both stop
+// after the same block - about a quarter of a step at cfg 5 - and are ready for the next job.
+// Under CFG parallel, where rank 1 runs its forward alone and learns of the cancel from rank
+// 0's notice, the job ends cancelled and no notice is left over for the next job.
+TEST_F(ServerRanks, CancelBetweenBlocksStopsEveryRankTogether) {
+  const nlohmann::json big = {{"width", 768}, {"height", 768}, {"frames", 1}, {"cfg", 5}};
+  for (const char* layout : {"--ulysses", "--cfg-parallel"}) {
+    SCOPED_TRACE(layout);
+    ServerProcess server;
+    std::vector<std::string> args = {"--ranks", "2", "--timeout", "120", "--model", "tiny", layout};
+    if (std::string(layout) == "--ulysses") args.push_back("2");
+    server.start(dir_, args);
+    ASSERT_TRUE(server.wait_ready()) << server.log();
+    ASSERT_TRUE(wait_model(server.port())) << server.log();
+    const int port = server.port();
+    const auto t_step = Clock::now();
+    ASSERT_EQ(http(port, "POST", "/v1/sample?wait=1", sample_body(with(big, {{"steps", 1}}))).status, 200);
+    const double step_s = std::chrono::duration<double>(Clock::now() - t_step).count();
+    for (int round = 0; round < 2; ++round) {  // twice: a settled notice does not cancel the next job
+      Reply sub = http(port, "POST", "/v1/sample", sample_body(with(big, {{"steps", 3}})));
+      ASSERT_EQ(sub.status, 202) << sub.body;
+      const std::string id = sub.json()["id"];
+      Clock::time_point asked{};
+      auto events = follow_events(port, id, [&](const nlohmann::json& s) {
+        if (s["state"] == "running" && asked == Clock::time_point{}) {
+          asked = Clock::now();
+          http(port, "POST", "/v1/jobs/" + id + "/cancel");
+        }
+        return true;
+      });
+      const double took = std::chrono::duration<double>(Clock::now() - asked).count();
+      ASSERT_FALSE(events.empty());
+      EXPECT_EQ(events.back()["state"], "cancelled");
+      if (std::string(layout) == "--ulysses")
+        EXPECT_LT(took, 0.6 * step_s) << "cancel took " << took << " s; one step takes " << step_s << " s";
+      EXPECT_EQ(max_diff(sample_on(port, with(kSmall, {{"seed", 3}, {"cfg", 5}})),
+                         cli_sample(dir_, "--width 64 --height 64 --frames 5 --steps 4 --seed 3 --cfg 5", "ref_cfg")),
+                0.0f);
+    }
+    EXPECT_EQ(server.stop(), 0) << server.log();
+    EXPECT_TRUE(server.survivors().empty());
+  }
 }

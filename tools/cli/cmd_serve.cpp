@@ -42,7 +42,9 @@ static constexpr const char* kHelp =
     "                        head, however it drips (10)\n"
     "  --max-connections N   simultaneous connections (64); when all are taken, a new one\n"
     "                        displaces the oldest that has not sent an accepted head\n"
-    "  --max-queue N         jobs waiting behind the running one (32)\n";
+    "  --max-queue N         jobs waiting behind the running one (32)\n"
+    "  --job-memory-gib G    refuse jobs estimated to need more memory per rank (default:\n"
+    "                        this machine's physical memory)\n";
 
 int run_serve(const std::vector<std::string>& args) {
   for (const auto& a : args)
@@ -52,7 +54,7 @@ int run_serve(const std::vector<std::string>& args) {
       return 0;
     }
   std::set<std::string> valued = {"listen", "token-file", "port-file", "model", "max-body-mb",
-                                  "idle-timeout", "request-timeout", "head-timeout", "models-dir", "parent-pid", "max-connections", "max-queue",
+                                  "idle-timeout", "request-timeout", "head-timeout", "models-dir", "parent-pid", "job-memory-gib", "max-connections", "max-queue",
                                   "max-body-total-mb"};
   valued.insert(kParallelValued.begin(), kParallelValued.end());
   Options opt(args, valued, kParallelFlags);
@@ -78,6 +80,9 @@ int run_serve(const std::vector<std::string>& args) {
   const int64_t parent = opt.integer("parent-pid", 0);
   if (parent < 0 || parent > INT32_MAX) fail("--parent-pid must be a process id, got ", parent);
   so.parent_pid = static_cast<int>(parent);
+  const double job_gib = opt.number("job-memory-gib", 0);
+  if (!(job_gib >= 0) || job_gib > 1e6) fail("--job-memory-gib must be a number of GiB (0: this machine's memory)");
+  so.job_memory_bytes = job_gib * 1073741824.0;
   if (opt.has("models-dir")) {
     const std::string dirs = opt.str("models-dir", "");
     for (size_t start = 0; start <= dirs.size();) {
