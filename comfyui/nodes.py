@@ -30,8 +30,12 @@ def _comfy(name):
 
 
 def parse_gpus(text):
-    """"0,1,2" -> ([0, 1, 2], None); "cpu:4" -> (None, 4)."""
+    """"0,1,2" -> ([0, 1, 2], None); "cpu:4" -> (None, 4); "auto" -> every GPU the raylight
+    build can use here, or one CPU rank when it can use none (a CPU-only build)."""
     text = (text or "").strip().lower()
+    if text == "auto":
+        n = launcher.usable_gpus()
+        return (list(range(n)), None) if n > 0 else (None, 1)
     if text.startswith("cpu"):
         n = text.split(":", 1)[1] if ":" in text else "1"
         if not n.strip().isdigit() or int(n) < 1:
@@ -48,17 +52,28 @@ def parse_gpus(text):
 
 def plan_cluster(gpus_text, ulysses, ring, cfg_parallel, fsdp, offload, server_url="", token="",
                  gpu_memory_limit_gb=0.0):
+    """Ranks and layout. ulysses 0 lets the server split the sequence over every rank CFG
+    parallel leaves (Ulysses as far as the model's heads allow, Ring for the rest)."""
     gpus, cpu_ranks = parse_gpus(gpus_text)
     world = len(gpus) if gpus else cpu_ranks
     cfg = 2 if cfg_parallel else 1
-    group = ulysses * ring * cfg
-    if world % group:
-        raise ValueError("%d ranks cannot hold Ulysses %d x Ring %d x CFG %d; the product must divide the ranks"
-                         % (world, ulysses, ring, cfg))
+    if ulysses == 0:
+        if ring != 1:
+            raise ValueError("ulysses_degree 0 (auto) chooses Ring too; set ulysses_degree to give ring_degree %d" % ring)
+        if world % cfg:
+            raise ValueError("%d ranks cannot hold CFG parallel (2 ranks)" % world)
+        ulysses = ring = None  # the server splits what CFG parallel leaves
+        dp = 1
+    else:
+        group = ulysses * ring * cfg
+        if world % group:
+            raise ValueError("%d ranks cannot hold Ulysses %d x Ring %d x CFG %d; the product must divide the ranks"
+                             % (world, ulysses, ring, cfg))
+        dp = world // group
     return {"gpus": gpus, "ranks": world, "device": "cpu" if cpu_ranks else None,
             "server_url": server_url or None, "token": token or None,
             "layout": {"ulysses": ulysses, "ring": ring, "cfg_parallel": bool(cfg_parallel),
-                       "dp": world // group, "fsdp": bool(fsdp), "offload": bool(offload),
+                       "dp": dp, "fsdp": bool(fsdp), "offload": bool(offload),
                        "gpu_memory_limit_gib": float(gpu_memory_limit_gb) if gpu_memory_limit_gb else None}}
 
 
@@ -87,7 +102,8 @@ def ensure_model(handle):
     loaded = client.model()
     want = handle["cluster"]["layout"]
     if not (loaded and loaded.get("model") == handle["path"]
-            and all(loaded["layout"].get(k) == want[k] for k in ("ulysses", "ring", "cfg_parallel", "dp"))
+            and all(loaded["layout"].get(k) == want[k] for k in ("ulysses", "ring", "cfg_parallel", "dp")
+                    if want[k] is not None)
             and all(loaded.get(k) == want.get(k) for k in ("fsdp", "offload", "gpu_memory_limit_gib"))):
         client.load(handle["path"], **want)
     return client
@@ -246,8 +262,10 @@ class RaylightInitializer:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "gpus": ("STRING", {"default": "0,1", "tooltip": "GPU numbers, one rank each (cpu:N for N CPU ranks)"}),
-            "ulysses_degree": ("INT", {"default": 2, "min": 1, "max": 64}),
+            "gpus": ("STRING", {"default": "auto", "tooltip": "GPU numbers, one rank each (cpu:N for N CPU ranks; "
+                                                               "auto: every GPU this build can use, else a CPU rank)"}),
+            "ulysses_degree": ("INT", {"default": 0, "min": 0, "max": 64,
+                                       "tooltip": "0: split the sequence over the ranks automatically"}),
             "ring_degree": ("INT", {"default": 1, "min": 1, "max": 64}),
             "cfg_parallel": ("BOOLEAN", {"default": False}),
             "fsdp": ("BOOLEAN", {"default": False}),

@@ -192,6 +192,16 @@ def find_binary():
     raise RaylightError(0, "cannot find the raylight binary: build it (./run.sh) or set RAYLIGHT_BINARY")
 
 
+def usable_gpus(binary=None):
+    """How many GPUs a server started here could use (0: a CPU-only build, or no GPU visible)."""
+    try:
+        out = subprocess.run([binary or find_binary(), "serve", "--devices"], capture_output=True, text=True,
+                             timeout=60, check=True).stdout
+        return int(json.loads(out)["gpus"])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
+        raise RaylightError(0, "cannot ask the raylight binary which devices it can use: %s" % e)
+
+
 def start_server(gpus=None, ranks=None, device=None, token=None, extra_args=(), timeout=180.0, binary=None,
                  models_dirs=()):
     """Starts `raylight serve` on a free loopback port, tied to this process, and waits until

@@ -26,6 +26,16 @@ bool cuda_usable() {
 #endif
 }
 
+int usable_gpus() {
+#ifdef RAYLIGHT_HAVE_CUDA
+  int count = 0;
+  if (!cuda_device_available() || cudaGetDeviceCount(&count) != cudaSuccess) return 0;
+  return count;
+#else
+  return 0;
+#endif
+}
+
 bool resolves_to_cpu(BackendChoice choice) {
   return choice == BackendChoice::Cpu || (choice == BackendChoice::Auto && !cuda_usable());
 }

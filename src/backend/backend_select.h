@@ -16,6 +16,8 @@ enum class BackendChoice { Auto, Cpu, Cuda };
 bool backend_choice_from_name(const std::string& name, BackendChoice* out);
 // Whether this build has the CUDA backend and a GPU is visible.
 bool cuda_usable();
+// How many GPUs this build can use here (0 without the CUDA backend or a visible GPU).
+int usable_gpus();
 // Whether `choice` gives the CPU backend here (cpu, or auto without a usable GPU).
 bool resolves_to_cpu(BackendChoice choice);
 // `rank` picks the GPU (rank modulo the visible count) when several processes share a host.

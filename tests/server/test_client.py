@@ -431,6 +431,31 @@ class WorkflowTest(unittest.TestCase):
         types = {n["type"] for n in wf["nodes"]}
         self.assertTrue({"RaylightInitializer", "RaylightDiffusionModelLoader", "RaylightKSampler"} <= types)
 
+    def test_the_examples_initializer_fits_this_build(self):
+        # gpus "auto" and ulysses 0: every GPU the build can use (none on a CPU-only build:
+        # one CPU rank), the sequence split left to the server.
+        import json
+        from comfyui import nodes
+        path = os.path.join(support.ROOT, "comfyui", "example_workflows", "wan_t2v_raylight.json")
+        with open(path) as f:
+            node = next(n for n in json.load(f)["nodes"] if n["type"] == "RaylightInitializer")
+        cluster = nodes.plan_cluster(*node["widgets_values"])
+        gpus = launcher.usable_gpus()
+        if gpus:
+            self.assertEqual((cluster["gpus"], cluster["device"]), (list(range(gpus)), None))
+        else:
+            self.assertEqual((cluster["ranks"], cluster["device"]), (1, "cpu"))
+        self.assertIsNone(cluster["layout"]["ulysses"])
+        self.assertEqual(cluster["layout"]["dp"], 1)
+        self.assertEqual(nodes.plan_cluster("cpu:4", 0, 1, True, False, False)["layout"]["cfg_parallel"], True)
+        with self.assertRaises(ValueError):
+            nodes.plan_cluster("cpu:2", 0, 2, False, False, False)  # auto picks Ring too
+        with self.assertRaises(ValueError):
+            nodes.plan_cluster("cpu:3", 0, 1, True, False, False)
+        # The repository cloned as a custom node offers the same example workflows.
+        self.assertEqual(sorted(os.listdir(os.path.join(support.ROOT, "example_workflows"))),
+                         sorted(os.listdir(os.path.join(support.ROOT, "comfyui", "example_workflows"))))
+
 
 if __name__ == "__main__":
     unittest.main()

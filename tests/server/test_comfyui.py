@@ -285,6 +285,21 @@ class RealComfyUITest(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertIn("RaylightKSampler", {n["type"] for n in wf["nodes"]})
 
+    def test_7_the_example_workflows_defaults_run_on_this_build(self):
+        # The example's Initializer, as the user gets it (gpus "auto", ulysses 0): the ranks
+        # this build can use - CPU ranks on a CPU-only build - with the layout the server picks.
+        with open(os.path.join(support.ROOT, "comfyui", "example_workflows", "wan_t2v_raylight.json")) as f:
+            example = json.load(f)
+        node = next(n for n in example["nodes"] if n["type"] == "RaylightInitializer")
+        names = ["gpus", "ulysses_degree", "ring_degree", "cfg_parallel", "fsdp", "offload", "server_url", "token",
+                 "gpu_memory_limit_gb"]
+        graph = workflow(steps=2, seed=14)
+        graph["1"]["inputs"] = dict(zip(names, node["widgets_values"]))
+        self.assertEqual(graph["1"]["inputs"]["gpus"], "auto")
+        entry = self.comfy.run(graph)
+        self.assertEqual(entry["status"]["status_str"], "success", error_text(entry) or entry["status"])
+        self.assertEqual(tuple(self.saved_latent(entry).shape), (1, 16, 2, 8, 8))
+
     def test_6_the_latent_format_follows_the_server(self):
         # The tiny model reports ComfyUI's Wan21 format: ComfyUI's own class of that name is used.
         _, client = pack_server()
@@ -363,6 +378,8 @@ class RealComfyUITest(unittest.TestCase):
         self.comfy.wait_ready()
         entry = self.comfy.run(workflow(steps=2, seed=13))
         self.assertEqual(entry["status"]["status_str"], "success", entry["status"])
+        # The example workflow is offered in this layout too.
+        self.test_5_the_example_workflow_is_offered_as_a_template()
         new_state, client = pack_server()
         self.assertNotEqual(new_state["pid"], state["pid"])
         self.assertFalse(os.path.exists(state["workdir"]))

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "backend/backend_select.h"
 #include "commands.h"
 #include "core/error.h"
 #include "options.h"
@@ -23,6 +24,8 @@ namespace raylight::cli {
 
 static constexpr const char* kHelp =
     "usage: raylight serve [options]\n"
+    "  --devices             print {\"gpus\": N, \"cuda_build\": ...} (the GPUs a server here could\n"
+    "                        use) and exit\n"
     "  --listen HOST:PORT    address to serve HTTP on (127.0.0.1:8690); port 0 picks a free one.\n"
     "                        Addresses other than loopback need a token.\n"
     "  --token-file FILE     clients must send 'Authorization: Bearer <token>' with the token\n"
@@ -53,6 +56,18 @@ int run_serve(const std::vector<std::string>& args) {
       std::fputs(kParallelHelp, stdout);
       return 0;
     }
+  // What a server started here could run on, for clients choosing ranks (the node pack's
+  // "auto"): one JSON line, nothing started.
+  if (args.size() == 1 && args[0] == "--devices") {
+    std::printf("{\"gpus\": %d, \"cuda_build\": %s}\n", usable_gpus(),
+#ifdef RAYLIGHT_HAVE_CUDA
+                "true"
+#else
+                "false"
+#endif
+    );
+    return 0;
+  }
   std::set<std::string> valued = {"listen", "token-file", "port-file", "model", "max-body-mb",
                                   "idle-timeout", "request-timeout", "head-timeout", "models-dir", "parent-pid", "job-memory-gib", "max-connections", "max-queue",
                                   "max-body-total-mb"};
