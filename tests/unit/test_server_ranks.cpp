@@ -208,9 +208,11 @@ TEST_F(ServerRanks, HealthShowsARankThatDoesNotAnswer) {
 // Under CFG parallel, where rank 1 runs its forward alone and learns of the cancel from rank
 // 0's notice, the job ends cancelled and no notice is left over for the next job.
 TEST_F(ServerRanks, CancelBetweenBlocksStopsEveryRankTogether) {
-  const nlohmann::json big = {{"width", 768}, {"height", 768}, {"frames", 1}, {"cfg", 5}};
   for (const char* layout : {"--ulysses", "--cfg-parallel"}) {
     SCOPED_TRACE(layout);
+    // Timed under Ulysses (steps of seconds); under CFG parallel only the outcome counts.
+    const int side = std::string(layout) == "--ulysses" ? 768 : 384;
+    const nlohmann::json big = {{"width", side}, {"height", side}, {"frames", 1}, {"cfg", 5}};
     ServerProcess server;
     std::vector<std::string> args = {"--ranks", "2", "--timeout", "120", "--model", "tiny", layout};
     if (std::string(layout) == "--ulysses") args.push_back("2");
@@ -228,6 +230,8 @@ TEST_F(ServerRanks, CancelBetweenBlocksStopsEveryRankTogether) {
       Clock::time_point asked{};
       auto events = follow_events(port, id, [&](const nlohmann::json& s) {
         if (s["state"] == "running" && asked == Clock::time_point{}) {
+          // Into the first forward (the step starts right after "running"), as a user would.
+          std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(150 * step_s)));
           asked = Clock::now();
           http(port, "POST", "/v1/jobs/" + id + "/cancel");
         }
