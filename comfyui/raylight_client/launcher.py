@@ -216,7 +216,7 @@ def start_server(gpus=None, ranks=None, device=None, token=None, extra_args=(), 
         args += ["--ranks", str(int(ranks))]
     if device:
         args += ["--device", device]
-    dirs = [d for d in models_dirs if os.path.isdir(d)]
+    dirs = [d for d in models_dirs if d and ":" not in d]  # (":" separates them; such a folder cannot be named)
     if dirs:
         args += ["--models-dir", ":".join(dirs)]
     args += list(extra_args)

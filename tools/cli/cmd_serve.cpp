@@ -105,8 +105,10 @@ int run_serve(const std::vector<std::string>& args) {
       if (colon == std::string::npos) colon = dirs.size();
       const std::string dir = dirs.substr(start, colon - start);
       std::error_code ec;
-      if (!dir.empty() && !std::filesystem::is_directory(dir, ec))
+      if (!dir.empty() && std::filesystem::exists(dir, ec) && !std::filesystem::is_directory(dir, ec))
         fail("--models-dir: ", dir, " is not a directory");
+      if (!dir.empty() && !std::filesystem::exists(dir, ec))  // may be made later (ComfyUI's folders are)
+        std::fprintf(stderr, "raylight serve: --models-dir %s does not exist (yet)\n", dir.c_str());
       if (!dir.empty()) so.models_dirs.push_back(dir);
       start = colon + 1;
     }
