@@ -87,9 +87,11 @@ Tensor run_sample_job(LoadedModel& model, const SampleJob& job, const SampleHook
       mine = sample_flow(job.sampler, initial_sample(job, item), job.sigmas, velocity, [&](int step, int) {
         if (hooks.after_step) hooks.after_step(static_cast<int>(r) * steps + step, total);
       });
-    } else {  // nothing left for this group: keep step with the others
-      for (int s = 0; s < steps; ++s)
-        if (hooks.before_step) hooks.before_step();
+    } else {
+      // Nothing left for this group, but its forwards must still meet the others' collectives
+      // (FSDP gathers over every rank, the step hooks agree): it samples the last item again
+      // and drops it.
+      sample_flow(job.sampler, initial_sample(job, job.batch - 1), job.sigmas, velocity);
       mine = Tensor::zeros(job.item_shape);
     }
     if (dp == 1) {

@@ -7,8 +7,9 @@
 // v = v_neg + cfg (v_pos - v_neg) per element in double, stored as fp32.
 //
 // Item i starts from noise seeded with seed + i (or the caller's noise), so a batch of N on
-// N data-parallel groups is N seeds sampled at once. Ranks whose group has no item in the
-// last round still take part in every step's hook, so all ranks make the same collectives.
+// N data-parallel groups is N seeds sampled at once. Groups with no item in the last round
+// sample the last item again and drop it, so every rank makes the same collectives (step
+// hooks, FSDP gathers over all ranks).
 #pragma once
 
 #include <functional>

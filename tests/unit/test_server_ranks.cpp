@@ -87,6 +87,9 @@ TEST_F(ServerRanks, LayoutsChosenPerLoadMatchOneRank) {
   Tensor three = sample(with(kSmall, {{"seed", 3}, {"batch", 3}}));
   ASSERT_EQ(three.shape(), (raylight::Shape{3, 16, 2, 8, 8}));
   EXPECT_EQ(max_diff(three.slice_rows(0, 1).reshape(ref3.shape()), ref3), 0.0f);
+  // With FSDP the idle group still gathers with the busy one: the same three items.
+  ASSERT_EQ(load(R"({"model":"tiny","dp":2,"fsdp":true})").status, 200);
+  EXPECT_EQ(max_diff(sample(with(kSmall, {{"seed", 3}, {"batch", 3}})), three), 0.0f);
 
   // Layouts that do not fit two ranks or the model are refused and change nothing.
   for (const char* bad : {R"({"model":"tiny","ulysses":3})", R"({"model":"tiny","ulysses":1})",
