@@ -15,7 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "backend/cpu/cpu_kernels.h"
+#include "backend/backend.h"
 #include "cuda_test_util.h"
 #include "models/t5/umt5_config.h"
 #include "models/t5/umt5_encoder.h"
@@ -62,11 +62,11 @@ TEST_F(CudaVaeOps, Conv3dMatchesCpu) {
     Tensor past = c.Tp ? rand_bf16({c.Tp, c.C, c.H, c.W}) : Tensor();
     Tensor w = rand_bf16({c.Co, c.C, c.kt, c.kh, c.kw}, 1.0f / std::sqrt(float(K)));
     Tensor b = rand_bf16({c.Co}, 0.1f);
-    Tensor want = cpu::conv3d(x, past, w, b, c.s);
+    Tensor want = cpu_ref().conv3d(x, past, w, b, c.s);
     Tensor got = down(gpu->conv3d(up(x), c.Tp ? up(past) : Tensor(), gpu->weight(w, 1.0f), gpu->weight(b, 1.0f), c.s));
     EXPECT_LT(rel_err(got, want), 1e-2) << "C " << c.C << " " << c.H << "x" << c.W << " Co " << c.Co << " k "
                                         << c.kt << c.kh << c.kw;
-    Tensor want_nb = cpu::conv3d(x, past, w, {}, c.s);
+    Tensor want_nb = cpu_ref().conv3d(x, past, w, {}, c.s);
     Tensor got_nb = down(gpu->conv3d(up(x), c.Tp ? up(past) : Tensor(), gpu->weight(w, 1.0f), {}, c.s));
     EXPECT_LT(rel_err(got_nb, want_nb), 1e-2);
   }
@@ -77,11 +77,11 @@ TEST_F(CudaVaeOps, ChannelRmsNormAndUpsample) {
     Tensor x = rand_bf16({T, C, H, W}, 2.0f, 0.3f), g = rand_bf16({C}, 0.1f, 1.0f);
     for (bool silu : {false, true})
       EXPECT_LT(rel_err(down(gpu->channel_rms_norm(up(x), gpu->weight(g, 1.0f), silu)),
-                        cpu::channel_rms_norm(x, g, silu)),
+                        cpu_ref().channel_rms_norm(x, g, silu)),
                 5e-3)
           << C << " silu " << silu;
     Tensor u = down(gpu->upsample_nearest2x(up(x)));
-    EXPECT_EQ(rel_err(u, cpu::upsample_nearest2x(x)), 0.0);
+    EXPECT_EQ(rel_err(u, cpu_ref().upsample_nearest2x(x)), 0.0);
   }
 }
 
@@ -91,7 +91,7 @@ TEST_F(CudaVaeOps, OneHeadWideAttention) {
     Tensor q = rand_bf16({L, 1, D}), k = rand_bf16({L, 1, D}), v = rand_bf16({L, 1, D});
     Tensor lse;
     Tensor want_lse;
-    Tensor want = cpu::attention(q, k, v, -1, &want_lse);
+    Tensor want = cpu_ref().attention(q, k, v, -1, &want_lse);
     Tensor got = down(gpu->attention(up(q), up(k), up(v), -1, &lse));
     EXPECT_LT(rel_err(got, want), 1e-2) << L << "x" << D;
     EXPECT_LT(rel_err(down(lse), want_lse), 1e-2) << L << "x" << D;
