@@ -115,6 +115,7 @@ Tensor Context::download(const Tensor& t) {
     bf16_to_f32(bp(b), f.data<float>(), b.numel(), stream);
   }
   Tensor out = Tensor::empty(t.shape());
+  if (out.nbytes() == 0) return out;
   RL_CUDA(cudaMemcpyAsync(out.raw(), f.raw(), out.nbytes(), cudaMemcpyDeviceToHost, stream));
   RL_CUDA(cudaStreamSynchronize(stream));
   return out;
