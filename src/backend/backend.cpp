@@ -159,6 +159,12 @@ Tensor Backend::add(const Tensor& a, const Tensor& b) {
   return add_impl(a, b);
 }
 
+Tensor Backend::swiglu(const Tensor& gate, const Tensor& up) {
+  check_same(*this, gate, up, "swiglu");
+  if (gate.numel() == 0) return empty(gate.shape());
+  return swiglu_impl(gate, up);
+}
+
 Tensor Backend::gelu_tanh(const Tensor& x) {
   checks::activation(*this, x, "gelu_tanh", "input");
   return x.numel() == 0 ? empty(x.shape()) : gelu_tanh_impl(x);
@@ -174,7 +180,12 @@ Tensor Backend::silu(const Tensor& x) {
   return x.numel() == 0 ? empty(x.shape()) : silu_impl(x);
 }
 
-void Backend::apply_rope(Tensor& x, const Tensor& table) {
+Tensor Backend::quick_gelu(const Tensor& x) {
+  checks::activation(*this, x, "quick_gelu", "input");
+  return x.numel() == 0 ? empty(x.shape()) : quick_gelu_impl(x);
+}
+
+void Backend::apply_rope(Tensor& x, const Tensor& table, RopePairs pairs, int64_t first_token) {
   checks::activation(*this, x, 3, "[L, heads, head_dim]", "apply_rope", "input");
   if (!table.defined() || !table.is_contiguous()) fail("apply_rope: the table is missing or not contiguous");
   const bool host_f32 = table.device() == Device::CPU && table.dtype() == DType::F32;
@@ -185,29 +196,40 @@ void Backend::apply_rope(Tensor& x, const Tensor& table) {
   if (x.dim(2) % 2 != 0) fail("apply_rope: head_dim ", x.dim(2), " is odd");
   if (table.ndim() != 3 || table.dim(1) * 2 != x.dim(2) || table.dim(2) != 2)
     fail("apply_rope: x ", shape_str(x.shape()), " does not fit table ", shape_str(table.shape()));
-  if (table.dim(0) != x.dim(0))
-    fail("apply_rope: table of ", table.dim(0), " tokens does not fit x ", shape_str(x.shape()));
-  if (x.numel() == 0) return;
-  apply_rope_impl(x, table);
+  if (first_token < 0 || first_token > x.dim(0) || table.dim(0) > x.dim(0) - first_token)
+    fail("apply_rope: a table of ", table.dim(0), " tokens from token ", first_token, " does not fit x ",
+         shape_str(x.shape()));
+  if (table.dim(0) == 0 || x.numel() == 0) return;
+  apply_rope_impl(x, table, pairs, first_token);
 }
 
-Tensor Backend::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse) {
-  const char* op = "attention";
+Tensor Backend::checked_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, bool causal,
+                                  Tensor* lse) {
+  const char* op = causal ? "causal_attention" : "attention";
   checks::activation(*this, q, op, "q");
   checks::activation(*this, k, op, "k");
   checks::activation(*this, v, op, "v");
-  if (q.ndim() != 3 || k.ndim() != 3 || k.shape() != v.shape() || q.dim(1) != k.dim(1) || q.dim(2) != k.dim(2) ||
-      q.dim(2) < 1)
+  if (q.ndim() != 3 || k.ndim() != 3 || k.shape() != v.shape() || q.dim(2) != k.dim(2) || q.dim(2) < 1 ||
+      k.dim(1) < 1 || q.dim(1) % k.dim(1) != 0)
     fail(op, ": q ", shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ", shape_str(v.shape()),
-         " do not fit [L, heads, head_dim]");
+         " do not fit [L, heads, head_dim] (query heads a multiple of key/value heads)");
   const int64_t Lq = q.dim(0), Lk = k.dim(0), H = q.dim(1);
+  if (causal && Lq != Lk) fail(op, ": ", Lq, " queries and ", Lk, " keys; a causal mask needs as many of each");
   if (Lq == 0) {
     if (lse) *lse = empty_f32({H, 0});
     return empty(q.shape());
   }
   const int64_t valid = k_valid < 0 ? Lk : std::min(k_valid, Lk);
   if (valid == 0) fail(op, ": every key is masked");
-  return attention_impl(q, k, v, valid, lse);
+  return attention_impl(q, k, v, AttentionMask{valid, causal}, lse);
+}
+
+Tensor Backend::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse) {
+  return checked_attention(q, k, v, k_valid, false, lse);
+}
+
+Tensor Backend::causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse) {
+  return checked_attention(q, k, v, k_valid, true, lse);
 }
 
 

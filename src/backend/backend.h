@@ -26,6 +26,17 @@
 
 namespace raylight {
 
+// How RoPE pairs the channels of a head: Adjacent rotates (2i, 2i+1) (Wan, Flux,
+// HunyuanVideo, Qwen-Image's DiT); Halves rotates (i, i + D/2), PyTorch's rotate_half
+// (Llama, Qwen2.5-VL). Pair i turns by the table's angle i either way.
+enum class RopePairs { Adjacent, Halves };
+
+// Which keys each query of an attention sees (the public ops resolve it for *_impl).
+struct AttentionMask {
+  int64_t k_valid;  // keys at index >= k_valid are masked out (padding); in [1, Lk]
+  bool causal;      // query i sees keys j <= i only (Lq == Lk)
+};
+
 class Backend : public DitOps, public T5Ops, public VaeOps {
  public:
   virtual ~Backend() = default;
@@ -100,16 +111,27 @@ class Backend : public DitOps, public T5Ops, public VaeOps {
   Tensor gelu_tanh(const Tensor& x);
   Tensor gelu_erf(const Tensor& x);
   Tensor silu(const Tensor& x);
+  // x * sigmoid(1.702 x): CLIP's activation.
+  Tensor quick_gelu(const Tensor& x);
+  // silu(gate) * up, elementwise: the Llama / Qwen MLP between its products.
+  Tensor swiglu(const Tensor& gate, const Tensor& up);
 
-  // Rotates adjacent channel pairs of x [L, H, D] in place by the angles of table
-  // [L, D/2, 2] (cos, sin), the same rotation for every head. The table is host fp32 or
-  // already on this backend's device.
-  void apply_rope(Tensor& x, const Tensor& table);
-  // softmax(q k^T / sqrt(D)) v per head. q [Lq, H, D], k/v [Lk, H, D]; keys at index
-  // >= k_valid are masked out (k_valid < 0: all keys). When lse is given it receives the
-  // natural-log sum of exponentials of the scaled scores, fp32 [H, Lq] on this backend's
-  // device (Ring attention merges by it).
+  // Rotates the channel pairs of tokens [first_token, first_token + n) of x [L, H, D] in
+  // place by the angles of table [n, D/2, 2] (cos, sin), the same rotation for every head;
+  // the other tokens (a joint sequence's text, say) are left as they are. The table is host
+  // fp32 or already on this backend's device.
+  void apply_rope(Tensor& x, const Tensor& table, RopePairs pairs = RopePairs::Adjacent,
+                  int64_t first_token = 0);
+  // softmax(q k^T / sqrt(D)) v per head. q [Lq, Hq, D], k/v [Lk, Hkv, D] with Hq a multiple
+  // of Hkv (grouped-query attention: query head h reads key/value head h / (Hq / Hkv));
+  // keys at index >= k_valid are masked out (k_valid < 0: all keys). When lse is given it
+  // receives the natural-log sum of exponentials of the scaled scores, fp32 [Hq, Lq] on
+  // this backend's device (Ring attention merges by it).
   Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse);
+  // The same with a causal mask as well: query i sees keys j <= i (CLIP's and the LLM text
+  // encoders' self-attention, so Lq == Lk; padding at the end is masked by k_valid).
+  Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid = -1,
+                          Tensor* lse = nullptr);
 
   // Sequence-parallel helpers.
   // x [a, b, ...] -> [b, a, ...] (packs heads per peer for the Ulysses all-to-all).
@@ -133,12 +155,19 @@ class Backend : public DitOps, public T5Ops, public VaeOps {
   virtual Tensor gelu_tanh_impl(const Tensor& x) = 0;
   virtual Tensor gelu_erf_impl(const Tensor& x) = 0;
   virtual Tensor silu_impl(const Tensor& x) = 0;
-  virtual void apply_rope_impl(Tensor& x, const Tensor& table) = 0;
-  // k_valid is resolved to [1, Lk]; lse (or null) receives a tensor [H, Lq].
-  virtual Tensor attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid,
+  virtual Tensor quick_gelu_impl(const Tensor& x) = 0;
+  virtual Tensor swiglu_impl(const Tensor& gate, const Tensor& up) = 0;
+  // table [n, D/2, 2] for tokens [first_token, first_token + n), n >= 1.
+  virtual void apply_rope_impl(Tensor& x, const Tensor& table, RopePairs pairs, int64_t first_token) = 0;
+  // Lq >= 1; lse (or null) receives fp32 [Hq, Lq] on the device.
+  virtual Tensor attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask,
                                 Tensor* lse) = 0;
   virtual Tensor swap_leading_impl(const Tensor& x) = 0;
   virtual void merge_attention_impl(Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse) = 0;
+
+ private:
+  Tensor checked_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, bool causal,
+                           Tensor* lse);
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

@@ -1,7 +1,9 @@
 // Suite cases for attention and what surrounds it: the attention op with key masks and
 // log-sum-exp (head sizes 64 / 128 for the fused kernels, 32 and wide single heads for the
-// fallbacks), the rotary embedding, and the sequence-parallel helpers (Ulysses head
-// packing, Ring merge by log-sum-exp). Tolerance 1e-2 relative L2 (bf16 products).
+// fallbacks), grouped-query heads, causal masks at the text encoders' shapes, the rotary
+// embedding in both pair layouts and over runs of tokens, and the sequence-parallel helpers
+// (Ulysses head packing, Ring merge by log-sum-exp). Tolerance 1e-2 relative L2 (bf16
+// products).
 #include <cmath>
 
 #include "backend/rope_table.h"
@@ -50,6 +52,23 @@ void attention(std::vector<OpCase>& cs) {
       return down(be, {be.attention(be.upload(t[0]), be.upload(t[1]), be.upload(t[2]), a.valid, nullptr)});
     }));
   }
+  // Grouped-query heads without a causal mask (each key/value head serves Hq / Hkv query
+  // heads), through every kernel: head sizes 64 / 128 (fused), 32 (fallback).
+  struct Gqa { int64_t Lq, Lk, Hq, Hkv, D, valid; };
+  for (Gqa g : {Gqa{10, 14, 8, 2, 64, 12}, {37, 300, 28, 4, 128, -1}, {64, 77, 32, 8, 128, 70}, {9, 9, 6, 3, 32, -1}}) {
+    cs.push_back(make("attention",
+                      fmt("Lq=%lld Lk=%lld Hq=%lld Hkv=%lld D=%lld valid=%lld, lse", (long long)g.Lq, (long long)g.Lk,
+                          (long long)g.Hq, (long long)g.Hkv, (long long)g.D, (long long)g.valid),
+                      kReduction,
+                      [g](Inputs& r) {
+                        return Tensors{r.randn({g.Lq, g.Hq, g.D}), r.randn({g.Lk, g.Hkv, g.D}), r.randn({g.Lk, g.Hkv, g.D})};
+                      },
+                      [g](Backend& be, const Tensors& t) {
+                        Tensor lse;
+                        Tensor o = be.attention(be.upload(t[0]), be.upload(t[1]), be.upload(t[2]), g.valid, &lse);
+                        return down(be, {o, lse});
+                      }));
+  }
   OpCase masked_all = make("attention", "refuses a mask that hides every key", 0,
                            [](Inputs& r) { return Tensors{r.randn({4, 1, 64})}; }, [](Backend& be, const Tensors& t) {
                              Tensor q = be.upload(t[0]);
@@ -66,6 +85,46 @@ void attention(std::vector<OpCase>& cs) {
                       });
   heads.refused = true;
   cs.push_back(heads);
+}
+
+// Causal self-attention of the text encoders: CLIP-L (77 tokens, 12 heads of 64),
+// Qwen2.5-VL 7B (28 query / 4 key-value heads of 128), Llama-3 8B (32 / 8), prompts padded
+// at the end (k_valid), odd lengths, one token, none.
+void causal(std::vector<OpCase>& cs) {
+  struct Causal { const char* what; int64_t L, Hq, Hkv, D, valid; };
+  for (Causal c : {Causal{"CLIP-L", 77, 12, 12, 64, -1}, {"Qwen2.5-VL", 37, 28, 4, 128, 30},
+                   {"Llama-3", 256, 32, 8, 128, 200}, {"one token", 1, 2, 1, 64, -1}, {"odd", 45, 3, 3, 80, 44},
+                   {"long", 1100, 2, 1, 64, -1}, {"none", 0, 4, 2, 64, -1}}) {
+    const std::string shape = fmt("%s: L=%lld Hq=%lld Hkv=%lld D=%lld valid=%lld", c.what, (long long)c.L,
+                                  (long long)c.Hq, (long long)c.Hkv, (long long)c.D, (long long)c.valid);
+    auto in = [c](Inputs& r) {
+      return Tensors{r.randn({c.L, c.Hq, c.D}), r.randn({c.L, c.Hkv, c.D}), r.randn({c.L, c.Hkv, c.D})};
+    };
+    cs.push_back(make("causal_attention", shape + ", lse", kReduction, in, [c](Backend& be, const Tensors& t) {
+      Tensor lse;
+      Tensor o = be.causal_attention(be.upload(t[0]), be.upload(t[1]), be.upload(t[2]), c.valid, &lse);
+      return down(be, {o, lse});
+    }));
+    cs.push_back(make("causal_attention", shape, kReduction, in, [c](Backend& be, const Tensors& t) {
+      return down(be, {be.causal_attention(be.upload(t[0]), be.upload(t[1]), be.upload(t[2]), c.valid)});
+    }));
+  }
+  OpCase lengths = make("causal_attention", "refuses more queries than keys", 0,
+                        [](Inputs& r) { return Tensors{r.randn({5, 2, 64}), r.randn({4, 2, 64})}; },
+                        [](Backend& be, const Tensors& t) {
+                          be.causal_attention(be.upload(t[0]), be.upload(t[1]), be.upload(t[1]));
+                          return Tensors{};
+                        });
+  lengths.refused = true;
+  cs.push_back(lengths);
+  OpCase groups = make("attention", "refuses query heads that are not a multiple of key heads", 0,
+                       [](Inputs& r) { return Tensors{r.randn({4, 6, 64}), r.randn({4, 4, 64})}; },
+                       [](Backend& be, const Tensors& t) {
+                         be.attention(be.upload(t[0]), be.upload(t[1]), be.upload(t[1]), -1, nullptr);
+                         return Tensors{};
+                       });
+  groups.refused = true;
+  cs.push_back(groups);
 }
 
 void rope(std::vector<OpCase>& cs) {
@@ -85,8 +144,37 @@ void rope(std::vector<OpCase>& cs) {
                         return down(be, {x});
                       }));
   }
-  OpCase wrong = make("apply_rope", "refuses a table for other tokens", 0,
-                      [](Inputs& r) { return Tensors{r.randn({6, 2, 12}), rope_table_3d(1, 1, 5, wan_rope_axes(12), 1e4, 0, 5)}; },
+  // Llama / Qwen layout (pairs i, i + D/2) with 1-D position tables, over all tokens or a
+  // run of them (a joint sequence's image tokens), and the Wan layout over a run.
+  struct Run { RopePairs pairs; int64_t L, heads, D, first, n; double theta; };
+  for (Run r : {Run{RopePairs::Halves, 37, 28, 128, 0, 37, 1e6}, {RopePairs::Halves, 20, 3, 64, 5, 9, 5e5},
+                {RopePairs::Halves, 9, 2, 6, 8, 1, 1e4}, {RopePairs::Adjacent, 21, 2, 64, 7, 14, 1e4},
+                {RopePairs::Adjacent, 12, 3, 24, 12, 0, 1e4}, {RopePairs::Halves, 0, 2, 64, 0, 0, 1e4}}) {
+    cs.push_back(make("apply_rope",
+                      fmt("%s, tokens [%lld, %lld) of %lld, %lld heads x %lld",
+                          r.pairs == RopePairs::Halves ? "rotate-half" : "adjacent pairs", (long long)r.first,
+                          (long long)(r.first + r.n), (long long)r.L, (long long)r.heads, (long long)r.D),
+                      kPointwise,
+                      [r](Inputs& in) {
+                        return Tensors{in.randn({r.L, r.heads, r.D}), rope_table_1d(3, r.n, int(r.D), r.theta)};
+                      },
+                      [r](Backend& be, const Tensors& t) {
+                        Tensor x = be.upload(t[0]);
+                        be.apply_rope(x, t[1], r.pairs, r.first);
+                        return down(be, {x});
+                      }));
+  }
+  OpCase past_end = make("apply_rope", "refuses a run past the last token", 0,
+                         [](Inputs& r) { return Tensors{r.randn({6, 2, 12}), rope_table_1d(0, 4, 12, 1e4)}; },
+                         [](Backend& be, const Tensors& t) {
+                           Tensor x = be.upload(t[0]);
+                           be.apply_rope(x, t[1], RopePairs::Halves, 3);
+                           return Tensors{};
+                         });
+  past_end.refused = true;
+  cs.push_back(past_end);
+  OpCase wrong = make("apply_rope", "refuses a table for more tokens than x has", 0,
+                      [](Inputs& r) { return Tensors{r.randn({4, 2, 12}), rope_table_3d(1, 1, 5, wan_rope_axes(12), 1e4, 0, 5)}; },
                       [](Backend& be, const Tensors& t) {
                         Tensor x = be.upload(t[0]);
                         be.apply_rope(x, t[1]);
@@ -136,6 +224,7 @@ void sequence_helpers(std::vector<OpCase>& cs) {
 std::vector<OpCase> attention_cases() {
   std::vector<OpCase> cs;
   attention(cs);
+  causal(cs);
   rope(cs);
   sequence_helpers(cs);
   return cs;

@@ -1,5 +1,6 @@
-// Suite cases for the shared ops of backend.h: products, norms, pointwise ops, copies and
-// the byte interface weight stores use. Shapes cover odd sizes (no vector path), the real
+// Suite cases for the shared ops of backend.h: products (q/k/v biases included: they are
+// linear's bias), norms, pointwise ops (the text encoders' quick GELU and SwiGLU too),
+// copies and the byte interface weight stores use. Shapes cover odd sizes (no vector path), the real
 // widths of Wan 1.3B / 14B (1536, 5120, 8960), empty batches, and refused operands.
 //
 // Tolerances (relative L2 on a bf16 backend): bf16 outputs round at 2^-9 relative (about
@@ -135,7 +136,20 @@ void pointwise(std::vector<OpCase>& cs) {
     cs.push_back(make("add", shape, kPointwise, in, [](Backend& be, const Tensors& t) {
       return down(be, {be.add(be.upload(t[0]), be.upload(t[1]))});
     }));
+    cs.push_back(make("quick_gelu", shape, kPointwise, in,
+                      [](Backend& be, const Tensors& t) { return down(be, {be.quick_gelu(be.upload(t[0]))}); }));
+    cs.push_back(make("swiglu", shape, kPointwise, in, [](Backend& be, const Tensors& t) {
+      return down(be, {be.swiglu(be.upload(t[0]), be.upload(t[1]))});
+    }));
   }
+  // The MLP widths of Qwen2.5-VL 7B (18944) and Llama-3 8B (14336), a few tokens.
+  for (auto [M, F] : {std::pair<int64_t, int64_t>{3, 18944}, {5, 14336}}) {
+    cs.push_back(make("swiglu", fmt("%lld tokens x %lld", (long long)M, (long long)F), kPointwise,
+                      [M, F](Inputs& r) { return Tensors{r.randn({M, F}, 2.0f), r.randn({M, F})}; },
+                      [](Backend& be, const Tensors& t) { return down(be, {be.swiglu(be.upload(t[0]), be.upload(t[1]))}); }));
+  }
+  cs.push_back(refuse("swiglu", "different shapes", [](Inputs& r) { return Tensors{r.randn({4, 6}), r.randn({6, 4})}; },
+                      [](Backend& be, const Tensors& t) { be.swiglu(be.upload(t[0]), be.upload(t[1])); }));
   cs.push_back(refuse("add", "different shapes", [](Inputs& r) { return Tensors{r.randn({5}), r.randn({6})}; },
                       [](Backend& be, const Tensors& t) { be.add(be.upload(t[0]), be.upload(t[1])); }));
   // A host tensor in another dtype is never an activation of any backend (wrong dtype on

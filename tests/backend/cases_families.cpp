@@ -1,6 +1,7 @@
 // Suite cases for the family ops: the DiT's modulation and latent <-> token layout
-// (ops/dit_ops.h), T5's offset-biased attention (ops/t5_ops.h), and the VAE's convolutions,
-// norms and upsampling (ops/vae_ops.h). Convolution cases cover the Wan VAE's kinds (1x1,
+// (ops/dit_ops.h), T5's offset-biased attention (ops/t5_ops.h), and the VAEs' convolutions
+// (3-D for Wan, 2-D for the image VAEs), norms (Wan's channel RMS norm, GroupNorm) and
+// upsampling (ops/vae_ops.h). Convolution cases cover the Wan VAE's kinds (1x1,
 // causal 3x3x3 with and without cached frames, spatial and temporal downsampling) and odd
 // geometry; one has enough pixels to need several products on a GPU.
 #include <cmath>
@@ -143,6 +144,81 @@ void vae(std::vector<OpCase>& cs) {
                             [](Inputs& r) { return Tensors{r.randn({1, 4, 5, 5}), r.randn({2, 4, 3, 3, 3})}; },
                             [](Backend& be, const Tensors& t) {
                               be.conv3d(be.upload(t[0]), {}, be.weight(t[1], 1.0f), {}, {});
+                              return Tensors{};
+                            })));
+  // 2-D convolutions of the image VAEs (Flux, Qwen-Image): 3x3 padding 1, the Downsample's
+  // (0, 1, 0, 1) padding with stride 2, 1x1 shortcuts, a batch of images, none.
+  struct Conv2 {
+    const char* what;
+    int64_t N, C, H, W, Co, kh, kw;
+    int stride, top, bottom, left, right;
+  };
+  for (Conv2 c : {Conv2{"3x3 pad 1", 1, 16, 33, 31, 24, 3, 3, 1, 1, 1, 1, 1},
+                  {"downsample", 2, 8, 17, 20, 8, 3, 3, 2, 0, 1, 0, 1},
+                  {"1x1", 3, 12, 5, 7, 20, 1, 1, 1, 0, 0, 0, 0},
+                  {"wide 3x3", 1, 128, 32, 32, 128, 3, 3, 1, 1, 1, 1, 1},
+                  {"no images", 0, 4, 6, 6, 5, 3, 3, 1, 1, 1, 1, 1}}) {
+    Backend::Conv2dSpec s;
+    s.stride_h = s.stride_w = c.stride;
+    s.pad_top = c.top, s.pad_bottom = c.bottom, s.pad_left = c.left, s.pad_right = c.right;
+    cs.push_back(make("conv2d",
+                      std::string(c.what) + fmt(": x [%lld,%lld,%lld,%lld] w [%lld,%lld,%lld,%lld]", (long long)c.N,
+                                                (long long)c.C, (long long)c.H, (long long)c.W, (long long)c.Co,
+                                                (long long)c.C, (long long)c.kh, (long long)c.kw),
+                      kReduction,
+                      [c](Inputs& r) {
+                        return Tensors{r.randn({c.N, c.C, c.H, c.W}),
+                                       r.randn({c.Co, c.C, c.kh, c.kw}, 1.0f / std::sqrt(float(c.C * c.kh * c.kw))),
+                                       r.randn({c.Co}, 0.1f)};
+                      },
+                      [s](Backend& be, const Tensors& t) {
+                        return down(be, {be.conv2d(be.upload(t[0]), be.weight(t[1], 1.0f), be.weight(t[2], 1.0f), s)});
+                      }));
+  }
+  cs.push_back(refused(make("conv2d", "refuses a weight for other channels", 0,
+                            [](Inputs& r) { return Tensors{r.randn({1, 4, 5, 5}), r.randn({2, 3, 3, 3})}; },
+                            [](Backend& be, const Tensors& t) {
+                              be.conv2d(be.upload(t[0]), be.weight(t[1], 1.0f), {}, {});
+                              return Tensors{};
+                            })));
+  // GroupNorm: the Flux VAE's (32 groups, eps 1e-6, affine, then SiLU) per image, a group
+  // of millions of values (many partial blocks on a GPU), HunyuanVideo's over all frames,
+  // odd groups without affine, none.
+  struct Gn {
+    const char* what;
+    int64_t T, C, H, W, groups;
+    bool affine, silu, over_frames;
+  };
+  for (Gn g : {Gn{"Flux resblock", 2, 64, 12, 10, 32, true, true, false},
+               {"big groups", 1, 8, 512, 512, 2, true, false, false},
+               {"over frames", 5, 32, 9, 11, 32, true, true, true},
+               {"over frames, big", 9, 16, 64, 60, 4, false, false, true},
+               {"odd, plain", 3, 12, 7, 3, 4, false, false, false},
+               {"one group", 2, 5, 3, 3, 1, true, false, false},
+               {"no frames", 0, 8, 4, 4, 4, true, true, false}}) {
+    Backend::GroupNormSpec spec;
+    spec.groups = g.groups;
+    spec.silu = g.silu;
+    spec.over_frames = g.over_frames;
+    cs.push_back(make("group_norm",
+                      std::string(g.what) + fmt(": [%lld,%lld,%lld,%lld] %lld groups", (long long)g.T, (long long)g.C,
+                                                (long long)g.H, (long long)g.W, (long long)g.groups),
+                      kPointwise,
+                      [g](Inputs& r) {
+                        return Tensors{r.randn({g.T, g.C, g.H, g.W}, 2.0f, 0.7f), r.randn({g.C}, 0.2f, 1.0f),
+                                       r.randn({g.C}, 0.2f)};
+                      },
+                      [g, spec](Backend& be, const Tensors& t) {
+                        return down(be, {be.group_norm(be.upload(t[0]), g.affine ? be.upload(t[1]) : Tensor(),
+                                                       g.affine ? be.upload(t[2]) : Tensor(), spec)});
+                      }));
+  }
+  cs.push_back(refused(make("group_norm", "refuses channels the groups do not divide", 0,
+                            [](Inputs& r) { return Tensors{r.randn({1, 6, 2, 2})}; },
+                            [](Backend& be, const Tensors& t) {
+                              Backend::GroupNormSpec spec;
+                              spec.groups = 4;
+                              be.group_norm(be.upload(t[0]), {}, {}, spec);
                               return Tensors{};
                             })));
   for (auto [T, C, H, W] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{1, 1, 1, 1}, {2, 3, 5, 7}, {3, 96, 17, 9},

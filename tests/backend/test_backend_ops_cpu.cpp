@@ -1,9 +1,10 @@
 // The op suite in CI: every case on the CPU backend against a second CPU backend (the
 // reference must be deterministic, so outputs are bitwise equal, refusals are refused, and
-// empty shapes run), which also proves the table sound before it costs GPU time. And the
-// suite's coverage: every op a backend implements (each *_impl in src/backend/backend.h
-// and src/backend/ops/*.h) has cases, and the op list in docs/architecture.md is exactly
-// the suite's.
+// empty shapes run), which also proves the table sound before it costs GPU time; the CPU
+// backend against the PyTorch goldens of the new families' ops (an independent reference,
+// relative L2 under 1e-5); and the suite's coverage: every op a backend implements (each
+// *_impl in src/backend/backend.h and src/backend/ops/*.h) has cases, and the op list in
+// docs/architecture.md is exactly the suite's.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "golden_cases.h"
 #include "op_suite.h"
 #include "suite_names.h"
 
@@ -37,6 +39,28 @@ TEST_P(CpuOpSuite, MatchesTheReferenceBitForBit) {
 
 INSTANTIATE_TEST_SUITE_P(Ops, CpuOpSuite, ::testing::Range<size_t>(0, cases().size()),
                          [](const ::testing::TestParamInfo<size_t>& i) { return test_name(i.param, cases()[i.param].name()); });
+
+const std::vector<GoldenCase>& goldens() {
+  static const std::vector<GoldenCase> all = golden_cases();
+  return all;
+}
+
+class CpuGolden : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(CpuGolden, MatchesPyTorch) {
+  static auto be = make_cpu_backend();
+  static auto file = SafetensorsFile::open(golden_path());
+  const GoldenCase& g = goldens()[GetParam()];
+  const auto outputs = g.run(*be, *file);
+  ASSERT_FALSE(outputs.empty());
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    ASSERT_EQ(outputs[i].first.shape(), outputs[i].second.shape()) << g.name << " output " << i;
+    EXPECT_LT(rel_l2(outputs[i].first, outputs[i].second), 1e-5) << g.name << " output " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, CpuGolden, ::testing::Range<size_t>(0, goldens().size()),
+                         [](const ::testing::TestParamInfo<size_t>& i) { return test_name(i.param, goldens()[i.param].name); });
 
 std::string read(const std::filesystem::path& p) {
   std::ifstream f(p);
@@ -84,6 +108,16 @@ TEST(OpSuite, CoversEveryOpOfTheInterface) {
   const std::set<std::string> documented = documented_ops();
   for (const std::string& op : run) EXPECT_TRUE(documented.count(op)) << op << " is not in docs/architecture.md's op table";
   for (const std::string& op : documented) EXPECT_TRUE(run.count(op)) << op << " is documented but has no suite case";
+}
+
+// The ops the coming families need are checked against PyTorch too, not only against the
+// CPU backend they are computed by.
+TEST(OpSuite, NewFamilyOpsHavePyTorchGoldens) {
+  std::set<std::string> golden;
+  for (const GoldenCase& g : goldens()) golden.insert(g.op);
+  for (const char* op : {"quick_gelu", "swiglu", "apply_rope", "causal_attention", "attention", "group_norm", "conv2d",
+                         "upsample_nearest2x"})
+    EXPECT_TRUE(golden.count(op)) << op << " has no PyTorch golden";
 }
 
 TEST(OpSuite, CaseNamesAreUnique) {

@@ -3,11 +3,13 @@
 // our own attention kernel with fp8 weights dequantised per product; fp8 weights made bf16
 // at load). Every fresh device buffer is filled with NaN first, so an output element a
 // kernel forgets to write fails its case. The reference outputs are computed once per case.
+// Also the PyTorch goldens of the new families' ops (relative L2 under 1e-2 in bf16).
 #include <gtest/gtest.h>
 
 #include <map>
 
 #include "backend/cuda/cuda_backend.h"
+#include "golden_cases.h"
 #include "op_suite.h"
 #include "suite_names.h"
 
@@ -87,5 +89,25 @@ INSTANTIATE_TEST_SUITE_P(Ops, CudaOpSuite,
                          ::testing::Combine(::testing::Range<size_t>(0, std::size(kConfigs)),
                                             ::testing::Range<size_t>(0, cases().size())),
                          [](const ::testing::TestParamInfo<Param>& i) { return param_name(i.param); });
+
+class CudaGolden : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(CudaGolden, MatchesPyTorch) {
+  if (!cuda_device_available()) GTEST_FAIL() << "no CUDA device: the gpu-labelled tests run on a GPU machine";
+  static const std::vector<GoldenCase> all = golden_cases();
+  static auto file = SafetensorsFile::open(golden_path());
+  const GoldenCase& g = all[GetParam()];
+  const auto outputs = g.run(backend(0), *file);
+  ASSERT_FALSE(outputs.empty());
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    ASSERT_EQ(outputs[i].first.shape(), outputs[i].second.shape()) << g.name << " output " << i;
+    EXPECT_LT(rel_l2(outputs[i].first, outputs[i].second), 1e-2) << g.name << " output " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, CudaGolden, ::testing::Range<size_t>(0, golden_cases().size()),
+                         [](const ::testing::TestParamInfo<size_t>& i) {
+                           return test_name(i.param, golden_cases()[i.param].name);
+                         });
 
 }  // namespace

@@ -37,9 +37,13 @@ class CpuBackend final : public Backend {
   Tensor gelu_tanh_impl(const Tensor& x) override { return cpu::gelu_tanh(x); }
   Tensor gelu_erf_impl(const Tensor& x) override { return cpu::gelu_erf(x); }
   Tensor silu_impl(const Tensor& x) override { return cpu::silu(x); }
-  void apply_rope_impl(Tensor& x, const Tensor& table) override { cpu::apply_rope(x, table); }
-  Tensor attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse) override {
-    return cpu::attention(q, k, v, k_valid, lse);
+  Tensor quick_gelu_impl(const Tensor& x) override { return cpu::quick_gelu(x); }
+  Tensor swiglu_impl(const Tensor& gate, const Tensor& up) override { return cpu::swiglu(gate, up); }
+  void apply_rope_impl(Tensor& x, const Tensor& table, RopePairs pairs, int64_t first_token) override {
+    cpu::apply_rope(x, table, pairs, first_token);
+  }
+  Tensor attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask, Tensor* lse) override {
+    return cpu::attention(q, k, v, mask, lse);
   }
   Tensor swap_leading_impl(const Tensor& x) override { return cpu::swap_leading(x); }
   void merge_attention_impl(Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse) override {
@@ -71,6 +75,9 @@ class CpuBackend final : public Backend {
   }
   Tensor channel_rms_norm_impl(const Tensor& x, const Tensor& gamma, bool silu) override {
     return cpu::channel_rms_norm(x, gamma, silu);
+  }
+  Tensor group_norm_impl(const Tensor& x, const Tensor& w, const Tensor& b, const GroupNormSpec& spec) override {
+    return cpu::group_norm(x, w, b, spec);
   }
   Tensor upsample_nearest2x_impl(const Tensor& x) override { return cpu::upsample_nearest2x(x); }
 };

@@ -19,10 +19,11 @@ void add_gated(Tensor& x, const Tensor& y, const Tensor& gate);
 Tensor gelu_tanh(const Tensor& x);
 Tensor gelu_erf(const Tensor& x);
 Tensor silu(const Tensor& x);
+Tensor quick_gelu(const Tensor& x);
+Tensor swiglu(const Tensor& gate, const Tensor& up);
 Tensor add(const Tensor& a, const Tensor& b);
-void apply_rope(Tensor& x, const Tensor& table);
-// k_valid in [1, Lk].
-Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse);
+void apply_rope(Tensor& x, const Tensor& table, RopePairs pairs, int64_t first_token);
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask, Tensor* lse);
 Tensor attention_offset_bias(const Tensor& q, const Tensor& k, const Tensor& v,
                              const Tensor& bias_by_offset, float scale);
 Tensor swap_leading(const Tensor& x);
@@ -31,10 +32,11 @@ Tensor patchify(const Tensor& x, PatchSize p);
 Tensor unpatchify(const Tensor& tokens, int64_t gf, int64_t gh, int64_t gw, int64_t channels,
                   PatchSize p);
 
-// Video VAE kernels over frame-major clips [T, C, H, W] (conv3d.cpp, conv_channel_ops.cpp).
+// VAE kernels over frame-major clips [T, C, H, W] (conv3d.cpp, conv_channel_ops.cpp, group_norm.cpp).
 Tensor conv3d(const Tensor& x, const Tensor& past, const Tensor& w, const Tensor& b,
               const Backend::Conv3dSpec& spec);
 Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma, bool silu);
+Tensor group_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Backend::GroupNormSpec& spec);
 Tensor upsample_nearest2x(const Tensor& x);
 
 }  // namespace raylight::cpu

@@ -1,5 +1,6 @@
 // Pointwise activations, written with the same formulas PyTorch documents
-// (GELU tanh: 0.5x(1+tanh(sqrt(2/pi)(x+0.044715x^3)))), evaluated in double.
+// (GELU tanh: 0.5x(1+tanh(sqrt(2/pi)(x+0.044715x^3))); quick GELU, CLIP's:
+// x sigmoid(1.702x); SwiGLU: silu(gate) * up), evaluated in double.
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -37,6 +38,23 @@ Tensor gelu_erf(const Tensor& x) {
 
 Tensor silu(const Tensor& x) {
   return map(x, [](double v) { return v / (1.0 + std::exp(-v)); });
+}
+
+Tensor quick_gelu(const Tensor& x) {
+  return map(x, [](double v) { return v / (1.0 + std::exp(-1.702 * v)); });
+}
+
+Tensor swiglu(const Tensor& gate, const Tensor& up) {
+  Tensor y = Tensor::empty(gate.shape());
+  const float *gp = gate.f32(), *up_ = up.f32();
+  float* yp = y.f32();
+  parallel_for(gate.numel(), 4096, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) {
+      const double g = gp[i];
+      yp[i] = static_cast<float>(g / (1.0 + std::exp(-g)) * up_[i]);
+    }
+  });
+  return y;
 }
 
 Tensor add(const Tensor& a, const Tensor& b) {

@@ -1,5 +1,5 @@
-// Token layout ops: patchify / unpatchify and the rotary embedding, which only move or
-// rotate values and so are exact on every backend.
+// Token layout ops: patchify / unpatchify and the rotary embedding (adjacent pairs or
+// halves, over all tokens or a run of them).
 #include "backend/cpu/cpu_kernels.h"
 #include "core/parallel_for.h"
 
@@ -46,10 +46,12 @@ Tensor unpatchify(const Tensor& tokens, int64_t gf, int64_t gh, int64_t gw, int6
   return out;
 }
 
-void apply_rope(Tensor& x, const Tensor& table) {
-  const int64_t L = x.dim(0), H = x.dim(1), half = table.dim(1);
-  float* xp = x.f32();
+void apply_rope(Tensor& x, const Tensor& table, RopePairs pairs, int64_t first_token) {
+  const int64_t L = table.dim(0), H = x.dim(1), half = table.dim(1);
+  float* xp = x.f32() + first_token * H * half * 2;
   const float* tp = table.f32();
+  // Pair i of a head is (2i, 2i+1) or (i, i + D/2); either way it turns by angle i.
+  const int64_t stride = pairs == RopePairs::Adjacent ? 2 : 1, other = pairs == RopePairs::Adjacent ? 1 : half;
   parallel_for(L, 16, [&](int64_t l0, int64_t l1) {
     for (int64_t l = l0; l < l1; ++l)
       for (int64_t h = 0; h < H; ++h) {
@@ -57,9 +59,11 @@ void apply_rope(Tensor& x, const Tensor& table) {
         const float* cs = tp + l * half * 2;
         for (int64_t i = 0; i < half; ++i) {
           const float c = cs[2 * i], s = cs[2 * i + 1];
-          const float re = v[2 * i], im = v[2 * i + 1];
-          v[2 * i] = re * c - im * s;
-          v[2 * i + 1] = re * s + im * c;
+          float* a = v + i * stride;
+          float* b = a + other;
+          const float re = *a, im = *b;
+          *a = re * c - im * s;
+          *b = re * s + im * c;
         }
       }
   });

@@ -136,9 +136,13 @@ class CudaBackendImpl final : public CudaBackend {
   Tensor gelu_tanh_impl(const Tensor& x) override { return op::gelu_tanh(ctx_, x); }
   Tensor gelu_erf_impl(const Tensor& x) override { return op::gelu_erf(ctx_, x); }
   Tensor silu_impl(const Tensor& x) override { return op::silu(ctx_, x); }
-  void apply_rope_impl(Tensor& x, const Tensor& table) override { op::apply_rope(ctx_, x, table); }
-  Tensor attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse) override {
-    return op::attention(ctx_, q, k, v, k_valid, lse);
+  Tensor quick_gelu_impl(const Tensor& x) override { return op::quick_gelu(ctx_, x); }
+  Tensor swiglu_impl(const Tensor& gate, const Tensor& up) override { return op::swiglu(ctx_, gate, up); }
+  void apply_rope_impl(Tensor& x, const Tensor& table, RopePairs pairs, int64_t first_token) override {
+    op::apply_rope(ctx_, x, table, pairs, first_token);
+  }
+  Tensor attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask, Tensor* lse) override {
+    return op::attention(ctx_, q, k, v, mask, lse);
   }
   Tensor swap_leading_impl(const Tensor& x) override { return op::swap_leading(ctx_, x); }
   void merge_attention_impl(Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse) override {
@@ -164,6 +168,9 @@ class CudaBackendImpl final : public CudaBackend {
   }
   Tensor channel_rms_norm_impl(const Tensor& x, const Tensor& gamma, bool silu) override {
     return op::channel_rms_norm(ctx_, x, gamma, silu);
+  }
+  Tensor group_norm_impl(const Tensor& x, const Tensor& w, const Tensor& b, const GroupNormSpec& spec) override {
+    return op::group_norm(ctx_, x, w, b, spec);
   }
   Tensor upsample_nearest2x_impl(const Tensor& x) override { return op::upsample_nearest2x(ctx_, x); }
 

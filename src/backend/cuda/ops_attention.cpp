@@ -1,8 +1,9 @@
 // Attention on the CUDA backend. cuDNN's fused flash attention when it is chosen and has a
 // plan, else our own mma.sync kernel (head_dim 64 / 128); one head of another size (the VAE's
 // middle attention, D = C) as two cuBLASLt products around a row softmax; anything else on
-// the CPU reference (correct, slow). Also the Ring merge by log-sum-exp and the switch
-// between the kernels.
+// the CPU reference (correct, slow). Causal masks (the text encoders': short sequences) run
+// on the masked-row kernel; grouped-query heads without one are repeated to full heads
+// first. Also the Ring merge by log-sum-exp and the switch between the kernels.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +12,7 @@
 #include "backend/cuda/cudnn_attention.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/masked_attention.h"
 #include "backend/cuda/ops.h"
 #include "backend/cuda/video_kernels.h"
 
@@ -55,9 +57,24 @@ Tensor attention_by_gemm(Context& ctx, const Tensor& q, const Tensor& k, const T
   return o;
 }
 
-}  // namespace
+// Causal masks (and grouped heads under them): the masked-row kernel.
+Tensor masked_attention(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask,
+                        Tensor* lse) {
+  const int64_t Lq = q.dim(0), Lk = k.dim(0), H = q.dim(1), Hkv = k.dim(1), D = q.dim(2);
+  if (Lk > kMaskedAttentionMaxKeys)
+    fail("causal attention on CUDA takes at most ", kMaskedAttentionMaxKeys, " keys, got ", Lk);
+  Context::Scope s(ctx, kAttention, 2.0 * Lq * mask.k_valid * H * D);
+  Tensor o = ctx.alloc(q.shape(), DType::BF16);
+  float* l = nullptr;
+  if (lse) {
+    *lse = ctx.alloc({H, Lq}, DType::F32);
+    l = lse->data<float>();
+  }
+  cuda::masked_attention(bp(q), bp(k), bp(v), bp(o), l, Lq, Lk, H, Hkv, D, mask.k_valid, mask.causal, ctx.stream);
+  return o;
+}
 
-Tensor attention(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, int64_t valid, Tensor* lse) {
+Tensor unmasked_attention(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, int64_t valid, Tensor* lse) {
   const int64_t Lq = q.dim(0), Lk = k.dim(0), H = q.dim(1), D = q.dim(2);
   if (!ctx.cudnn && !flash_attention_supports(D))
     return H == 1 ? attention_by_gemm(ctx, q, k, v, valid, lse) : attention_on_cpu(ctx, q, k, v, valid, lse);
@@ -77,6 +94,20 @@ Tensor attention(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v
   }
   if (H == 1) return attention_by_gemm(ctx, q, k, v, valid, lse);
   return attention_on_cpu(ctx, q, k, v, valid, lse);
+}
+
+}  // namespace
+
+Tensor attention(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask, Tensor* lse) {
+  if (mask.causal) return masked_attention(ctx, q, k, v, mask, lse);
+  const int64_t Hq = q.dim(1), Hkv = k.dim(1);
+  if (Hq == Hkv) return unmasked_attention(ctx, q, k, v, mask.k_valid, lse);
+  // Grouped-query heads without a causal mask: each key/value head repeated for its query
+  // heads, so every kernel below serves it unchanged.
+  Tensor kr = ctx.alloc({k.dim(0), Hq, k.dim(2)}, DType::BF16), vr = ctx.alloc(kr.shape(), DType::BF16);
+  repeat_heads(bp(k), bp(kr), k.dim(0), Hkv, Hq / Hkv, k.dim(2), ctx.stream);
+  repeat_heads(bp(v), bp(vr), v.dim(0), Hkv, Hq / Hkv, v.dim(2), ctx.stream);
+  return unmasked_attention(ctx, q, kr, vr, mask.k_valid, lse);
 }
 
 void merge_attention(Context& ctx, Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse) {

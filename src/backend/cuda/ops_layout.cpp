@@ -1,5 +1,5 @@
 // Ops that move values without arithmetic, plus the rotary embedding (kernels in
-// layout.cu and sequence_ops.cu): copies, row stacking, the Ulysses head packing, and the
+// layout.cu, rope_halves.cu and sequence_ops.cu): copies, row stacking, the Ulysses head packing, and the
 // latent <-> token permutations, which are exact on bf16.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
@@ -32,10 +32,14 @@ Tensor concat_columns(Context& ctx, const Tensor& a, const Tensor& b) {
   return y;
 }
 
-void apply_rope(Context& ctx, Tensor& x, const Tensor& table) {
+// A run of tokens is the same rotation on the tensor from its first token on.
+void apply_rope(Context& ctx, Tensor& x, const Tensor& table, RopePairs pairs, int64_t first_token) {
   const float* t = ctx.device_table(table);
+  const int64_t H = x.dim(1), D = x.dim(2);
+  bf16* first = bp(x) + first_token * H * D;
   Context::Scope s(ctx, kOther);
-  rope(bp(x), t, x.dim(0), x.dim(1), x.dim(2), ctx.stream);
+  if (pairs == RopePairs::Adjacent) rope(first, t, table.dim(0), H, D, ctx.stream);
+  else rope_halves(first, t, table.dim(0), H, D, ctx.stream);
 }
 
 Tensor swap_leading(Context& ctx, const Tensor& x) {

@@ -1,5 +1,5 @@
-// Pointwise ops (kernels in elementwise.cu): activations, adds, gated residuals and the
-// DiT's modulation, bf16 in and out with fp32 arithmetic.
+// Pointwise ops (kernels in elementwise.cu and activations.cu): activations, adds, gated
+// residuals and the DiT's modulation, bf16 in and out with fp32 arithmetic.
 #include <algorithm>
 
 #include "backend/cuda/kernels.h"
@@ -22,6 +22,20 @@ const bf16* maybe(const Tensor& v) { return v.defined() ? bp(v) : nullptr; }
 Tensor gelu_tanh(Context& ctx, const Tensor& x) { return unary_op(ctx, x, Unary::GeluTanh); }
 Tensor gelu_erf(Context& ctx, const Tensor& x) { return unary_op(ctx, x, Unary::GeluErf); }
 Tensor silu(Context& ctx, const Tensor& x) { return unary_op(ctx, x, Unary::Silu); }
+
+Tensor quick_gelu(Context& ctx, const Tensor& x) {
+  Context::Scope s(ctx, kOther);
+  Tensor y = ctx.alloc(x.shape(), DType::BF16);
+  cuda::quick_gelu(bp(x), bp(y), x.numel(), ctx.stream);
+  return y;
+}
+
+Tensor swiglu(Context& ctx, const Tensor& gate, const Tensor& up) {
+  Context::Scope s(ctx, kOther);
+  Tensor y = ctx.alloc(gate.shape(), DType::BF16);
+  cuda::swiglu(bp(gate), bp(up), bp(y), gate.numel(), ctx.stream);
+  return y;
+}
 
 Tensor add(Context& ctx, const Tensor& a, const Tensor& b) {
   Context::Scope s(ctx, kOther);

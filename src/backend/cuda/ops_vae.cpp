@@ -1,4 +1,4 @@
-// The VAE's ops on the CUDA backend (kernels in video_ops.cu).
+// The VAE's ops on the CUDA backend (kernels in video_ops.cu and group_norm.cu).
 //
 // conv3d: per output frame (or band of its rows), a pixel-major im2col scratch [K, pixels]
 // (K = Cin*kt*kh*kw padded to a multiple of 8) multiplied by the weight rows [Cout, K]
@@ -9,6 +9,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemm.h"
+#include "backend/cuda/group_norm.h"
 #include "backend/cuda/ops.h"
 #include "backend/cuda/video_kernels.h"
 
@@ -64,6 +65,16 @@ Tensor channel_rms_norm(Context& ctx, const Tensor& x, const Tensor& gamma, bool
   Context::Scope sc(ctx, kOther);
   Tensor y = ctx.alloc(x.shape(), DType::BF16);
   cuda::channel_rms_norm(bp(x), bp(gamma), bp(y), x.dim(0), x.dim(1), x.dim(2) * x.dim(3), silu, ctx.stream);
+  return y;
+}
+
+Tensor group_norm(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b, const Backend::GroupNormSpec& spec) {
+  const GroupNormGeom g{x.dim(0), x.dim(1), x.dim(2) * x.dim(3), spec.groups, spec.over_frames};
+  Context::Scope sc(ctx, kOther);
+  Tensor scratch = ctx.alloc({group_norm_scratch_floats(g)}, DType::F32);
+  Tensor y = ctx.alloc(x.shape(), DType::BF16);
+  cuda::group_norm(bp(x), w.defined() ? bp(w) : nullptr, b.defined() ? bp(b) : nullptr, bp(y), g, spec.eps, spec.silu,
+                   scratch.data<float>(), ctx.stream);
   return y;
 }
 
