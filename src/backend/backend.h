@@ -1,30 +1,53 @@
 // The op set that model code is written against. A model holds a Backend& and never
 // touches memory layouts or devices itself; the CPU backend is the reference every other
-// backend is tested against.
+// backend is tested against (tests/backend runs every op on every backend).
+//
+// Every op is a public non-virtual function that checks its operands (shapes, device,
+// dtype) once, in backend.cpp or ops/*.cpp, returns at once when its output is empty, and
+// then calls the backend's protected *_impl: a backend implements only the math and may
+// assume well-formed, non-empty operands. Ops of one model family live in mixins with their
+// own headers (ops/dit_ops.h, ops/t5_ops.h, ops/vae_ops.h); this header holds the ops every
+// family shares and the memory interface.
 //
 // Conventions: activations are row-major [tokens, features]; attention tensors are
 // [tokens, heads, head_dim]; an undefined Tensor (default-constructed) means "absent"
-// (no bias, no affine weight).
+// (no bias, no affine weight). Activations live on the backend's device in its
+// compute_dtype(); weights are what weight() made.
 #pragma once
 
 #include <memory>
 #include <string>
 
+#include "backend/ops/dit_ops.h"
+#include "backend/ops/t5_ops.h"
+#include "backend/ops/vae_ops.h"
 #include "core/pending.h"
 #include "core/tensor.h"
 
 namespace raylight {
 
-struct PatchSize {
-  int t = 1, h = 2, w = 2;
-  int volume() const { return t * h * w; }
+// How RoPE pairs the channels of a head: Adjacent rotates (2i, 2i+1) (Wan, Flux,
+// HunyuanVideo, Qwen-Image's DiT); Halves rotates (i, i + D/2), PyTorch's rotate_half
+// (Llama, Qwen2.5-VL). Pair i turns by the table's angle i either way.
+enum class RopePairs { Adjacent, Halves };
+
+// Which keys each query of an attention sees (the public ops resolve it for *_impl).
+struct AttentionMask {
+  int64_t k_valid;  // keys at index >= k_valid are masked out (padding); in [1, Lk]
+  bool causal;      // query i sees keys j <= i only (Lq == Lk)
 };
 
-class Backend {
+class Backend : public DitOps, public T5Ops, public VaeOps {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
   virtual Device device() const = 0;
+  // The dtype activations have on this backend (F32 on the CPU, BF16 on CUDA).
+  virtual DType compute_dtype() const = 0;
+  // Whether a weight() result of this dtype may feed linear and the convolutions (a GPU
+  // backend keeps fp8 codes with their scale); vectors (biases, norm weights) are always
+  // compute_dtype().
+  virtual bool takes_weight_dtype(DType t) const { return t == compute_dtype(); }
   // The device queue ops run on (a cudaStream_t for CUDA), for communicators that must
   // queue behind them; null on the CPU.
   virtual void* native_stream() { return nullptr; }
@@ -39,12 +62,13 @@ class Backend {
   // host_bytes: U8 [n] in host memory the device copies from without staging (page-locked
   // on a GPU when the system allows it; plain memory on the CPU).
   virtual Tensor host_bytes(size_t n);
-  // Copies host bytes into dst at dst_offset now (the source may be reused on return).
-  virtual void write_bytes(const void* src, Tensor& dst, size_t dst_offset, size_t n);
+  // Copies host bytes into dst (this backend's memory) at dst_offset now (the source may be
+  // reused on return).
+  void write_bytes(const void* src, Tensor& dst, size_t dst_offset, size_t n);
   // Starts copying all of `host` (from host_bytes, kept alive by the caller until the copy
   // has run) into dst at dst_offset on a transfer queue beside compute, after the work
   // queued so far; wait() orders later compute after the copy. The CPU copies at once.
-  virtual std::unique_ptr<Pending> start_upload(const Tensor& host, Tensor& dst, size_t dst_offset);
+  std::unique_ptr<Pending> start_upload(const Tensor& host, Tensor& dst, size_t dst_offset);
   // The transfer queue (a cudaStream_t), so a communicator can queue gathers behind its
   // uploads; null on the CPU.
   virtual void* native_transfer_stream() { return nullptr; }
@@ -60,89 +84,90 @@ class Backend {
   // Whether weights made by weight() should be kept (device memory) rather than remade on
   // each use (the CPU converts from the memory map each time and holds nothing).
   virtual bool keeps_weights() const = 0;
-  virtual Tensor copy(const Tensor& x) = 0;
-  // Uninitialised activation storage of this backend (compute dtype when dtype is F32).
+  // Uninitialised activation storage of this backend (compute dtype), and fp32 storage on
+  // its device (log-sum-exp).
   virtual Tensor empty(const Shape& shape);
-  // Rows of a above rows of b (same trailing size).
-  virtual Tensor concat_rows(const Tensor& a, const Tensor& b) = 0;
+  virtual Tensor empty_f32(const Shape& shape);
+
+  // --- Ops ------------------------------------------------------------------------------
+  // A copy of x (any dtype, on this backend's device).
+  Tensor copy(const Tensor& x);
+  // Rows of a above rows of b (2-D, same trailing size).
+  Tensor concat_rows(const Tensor& a, const Tensor& b);
   // a [M, Na] beside b [M, Nb] -> [M, Na + Nb] (Flux's single-stream blocks join the
-  // attention output and the MLP activation for one product). The default is a host round
-  // trip through the CPU kernel.
-  virtual Tensor concat_columns(const Tensor& a, const Tensor& b);
-
-  // y = x W^T + b; x [M, K], w [N, K] (PyTorch Linear layout), b [N] or undefined.
-  virtual Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) = 0;
-  // Normalises each row of x [M, D]; weight/bias [D] or undefined.
-  virtual Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                            float eps) = 0;
-  virtual Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) = 0;
-  // x * (1 + scale) + shift with shift/scale [D] broadcast over rows.
-  virtual Tensor modulate(const Tensor& x, const Tensor& shift, const Tensor& scale) = 0;
-  // x += y * gate, gate [D] broadcast over rows, or undefined for a plain residual add.
-  virtual void add_gated(Tensor& x, const Tensor& y, const Tensor& gate) = 0;
-  virtual Tensor gelu_tanh(const Tensor& x) = 0;
-  virtual Tensor gelu_erf(const Tensor& x) = 0;
-  virtual Tensor silu(const Tensor& x) = 0;
-  virtual Tensor add(const Tensor& a, const Tensor& b) = 0;
-
-  // Rotates adjacent channel pairs of x [L, H, D] in place by the angles of
-  // table [L, D/2, 2] (cos, sin), the same rotation for every head.
-  virtual void apply_rope(Tensor& x, const Tensor& table) = 0;
-  // softmax(q k^T / sqrt(D)) v per head. q [Lq, H, D], k/v [Lk, H, D]; keys at index
-  // >= k_valid are masked out (k_valid < 0: all keys). When lse is given it receives the
-  // natural-log sum of exponentials of the scaled scores, [H, Lq] (Ring attention merges by it).
-  virtual Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid,
-                           Tensor* lse) = 0;
-  // softmax(q k^T * scale + bias) v with an additive bias that depends only on the offset
-  // between key and query (T5's relative position bias): bias_by_offset is host fp32
-  // [H, Lq + Lk - 1] and query i / key j read entry j - i + Lq - 1. The default runs the CPU
-  // kernel on host copies; a device backend overrides it to stay on the device.
-  virtual Tensor attention_offset_bias(const Tensor& q, const Tensor& k, const Tensor& v,
-                                       const Tensor& bias_by_offset, float scale);
-
-  // Fused ops. Each has a default composed from the ops above (backend.cpp), so a backend
-  // only overrides the ones it can do in fewer passes over memory.
-  // modulate(layer_norm(x, {}, {}, eps), shift, scale): the DiT's adaLN.
-  virtual Tensor layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale,
-                                     float eps);
+  // attention output and the MLP activation for one product).
+  Tensor concat_columns(const Tensor& a, const Tensor& b);
+  // y = x W^T + b; x [M, K], w [N, K] (PyTorch Linear layout), b [N] or undefined. (The
+  // q/k/v biases of Qwen and CLIP are this bias: no op of their own.)
+  Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
   // gelu_tanh(linear(x, w, b)): the FFN's first product with its activation.
-  virtual Tensor linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor& b);
+  Tensor linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor& b);
+  // Normalises each row of x [.., D]; weight/bias [D] or undefined.
+  Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
+  Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
+  // x += y * gate, gate [D] broadcast over rows, or undefined for a plain residual add.
+  void add_gated(Tensor& x, const Tensor& y, const Tensor& gate);
+  Tensor add(const Tensor& a, const Tensor& b);
+  Tensor gelu_tanh(const Tensor& x);
+  Tensor gelu_erf(const Tensor& x);
+  Tensor silu(const Tensor& x);
+  // x * sigmoid(1.702 x): CLIP's activation.
+  Tensor quick_gelu(const Tensor& x);
+  // silu(gate) * up, elementwise: the Llama / Qwen MLP between its products.
+  Tensor swiglu(const Tensor& gate, const Tensor& up);
 
-  // [C, F, H, W] -> [tokens, C*pt*ph*pw], features ordered (c, pt, ph, pw) like a Conv3d
-  // weight, tokens ordered (f, h, w).
-  virtual Tensor patchify(const Tensor& x, PatchSize p) = 0;
-  // [tokens, pt*ph*pw*C] (features ordered (pt, ph, pw, c)) -> [C, F*pt, H*ph, W*pw] for a
-  // token grid (F, H, W).
-  virtual Tensor unpatchify(const Tensor& tokens, int64_t grid_f, int64_t grid_h,
-                            int64_t grid_w, int64_t channels, PatchSize p) = 0;
+  // Rotates the channel pairs of tokens [first_token, first_token + n) of x [L, H, D] in
+  // place by the angles of table [n, D/2, 2] (cos, sin), the same rotation for every head;
+  // the other tokens (a joint sequence's text, say) are left as they are. The table is host
+  // fp32 or already on this backend's device.
+  void apply_rope(Tensor& x, const Tensor& table, RopePairs pairs = RopePairs::Adjacent,
+                  int64_t first_token = 0);
+  // softmax(q k^T / sqrt(D)) v per head. q [Lq, Hq, D], k/v [Lk, Hkv, D] with Hq a multiple
+  // of Hkv (grouped-query attention: query head h reads key/value head h / (Hq / Hkv));
+  // keys at index >= k_valid are masked out (k_valid < 0: all keys). When lse is given it
+  // receives the natural-log sum of exponentials of the scaled scores, fp32 [Hq, Lq] on
+  // this backend's device (Ring attention merges by it).
+  Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse);
+  // The same with a causal mask as well: query i sees keys j <= i (CLIP's and the LLM text
+  // encoders' self-attention, so Lq == Lk; padding at the end is masked by k_valid).
+  Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid = -1,
+                          Tensor* lse = nullptr);
 
-  // Sequence-parallel helpers. The defaults run the CPU kernels on a host copy, which is
-  // correct on every backend; device backends override them to stay on the device.
-  // x [a, b, c] -> [b, a, c] (packs heads per peer for the Ulysses all-to-all).
-  virtual Tensor swap_leading(const Tensor& x);
+  // Sequence-parallel helpers.
+  // x [a, b, ...] -> [b, a, ...] (packs heads per peer for the Ulysses all-to-all).
+  Tensor swap_leading(const Tensor& x);
   // Folds a partial attention result over some keys into an accumulator over others:
-  // out [L, H, D] and lse [H, L] are updated in place, weighted by exp(lse).
-  virtual void merge_attention(Tensor& out, Tensor& lse, const Tensor& part,
-                               const Tensor& part_lse);
+  // out [L, H, D] and lse [H, L] (fp32) are updated in place, weighted by exp(lse).
+  void merge_attention(Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse);
 
-  // Video VAE ops. A clip is frame-major [T, C, H, W], so frames are rows of [T, C*H*W]
-  // (slice_rows / concat_rows move them). The defaults (backend_video_ops.cpp) run the CPU
-  // kernels on a host copy; device backends override them to stay on the device.
-  struct Conv3dSpec {
-    int stride_t = 1, stride_h = 1, stride_w = 1;
-    int pad_t = 0;  // zero frames in front of (past, x); never any behind (causal)
-    int pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;  // zeros around each frame
-  };
-  // Cross-correlation (PyTorch Conv3d) of the frames (pad_t zeros, past, x) with
-  // w [Cout, Cin, kt, kh, kw] plus b [Cout] (or undefined): x [T, Cin, H, W], past
-  // [Tp, Cin, H, W] or undefined (earlier frames, e.g. a causal conv's cache) -> [T', Cout, H', W'].
-  virtual Tensor conv3d(const Tensor& x, const Tensor& past, const Tensor& w, const Tensor& b,
-                        const Conv3dSpec& spec);
-  // x [T, C, H, W]: each pixel's C-vector divided by its L2 norm (at least 1e-12), times
-  // sqrt(C) * gamma [C] (the Wan VAE's RMS_norm); then SiLU when `silu`.
-  virtual Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma, bool silu);
-  // x [T, C, H, W] -> [T, C, 2H, 2W], every pixel repeated 2x2 (nearest / nearest-exact).
-  virtual Tensor upsample_nearest2x(const Tensor& x);
+ protected:
+  virtual void write_bytes_impl(const void* src, Tensor& dst, size_t dst_offset, size_t n);
+  virtual std::unique_ptr<Pending> start_upload_impl(const Tensor& host, Tensor& dst, size_t dst_offset);
+  virtual Tensor copy_impl(const Tensor& x) = 0;
+  virtual Tensor concat_rows_impl(const Tensor& a, const Tensor& b) = 0;
+  virtual Tensor concat_columns_impl(const Tensor& a, const Tensor& b) = 0;
+  virtual Tensor linear_impl(const Tensor& x, const Tensor& w, const Tensor& b) = 0;
+  virtual Tensor linear_gelu_tanh_impl(const Tensor& x, const Tensor& w, const Tensor& b) = 0;
+  virtual Tensor layer_norm_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) = 0;
+  virtual Tensor rms_norm_impl(const Tensor& x, const Tensor& weight, float eps) = 0;
+  virtual void add_gated_impl(Tensor& x, const Tensor& y, const Tensor& gate) = 0;
+  virtual Tensor add_impl(const Tensor& a, const Tensor& b) = 0;
+  virtual Tensor gelu_tanh_impl(const Tensor& x) = 0;
+  virtual Tensor gelu_erf_impl(const Tensor& x) = 0;
+  virtual Tensor silu_impl(const Tensor& x) = 0;
+  virtual Tensor quick_gelu_impl(const Tensor& x) = 0;
+  virtual Tensor swiglu_impl(const Tensor& gate, const Tensor& up) = 0;
+  // table [n, D/2, 2] for tokens [first_token, first_token + n), n >= 1.
+  virtual void apply_rope_impl(Tensor& x, const Tensor& table, RopePairs pairs, int64_t first_token) = 0;
+  // Lq >= 1; lse (or null) receives fp32 [Hq, Lq] on the device.
+  virtual Tensor attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask,
+                                Tensor* lse) = 0;
+  virtual Tensor swap_leading_impl(const Tensor& x) = 0;
+  virtual void merge_attention_impl(Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse) = 0;
+
+ private:
+  Tensor checked_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, bool causal,
+                           Tensor* lse);
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

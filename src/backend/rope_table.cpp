@@ -38,4 +38,20 @@ Tensor rope_table_3d(int64_t frames, int64_t height, int64_t width, RopeAxes axe
   return table;
 }
 
+Tensor rope_table_1d(int64_t first, int64_t count, int head_dim, double theta) {
+  if (head_dim % 2 != 0 || head_dim < 2) fail("RoPE needs an even head_dim >= 2, got ", head_dim);
+  if (first < 0 || count < 0) fail("RoPE table positions [", first, ", ", first + count, ") are negative");
+  if (!(theta > 1.0) || !std::isfinite(theta)) fail("RoPE theta ", theta, " must be a finite value above 1");
+  const int half = head_dim / 2;
+  Tensor table = Tensor::empty({count, half, 2});
+  float* out = table.f32();
+  for (int64_t t = 0; t < count; ++t)
+    for (int i = 0; i < half; ++i) {
+      const double angle = static_cast<double>(first + t) * std::pow(theta, -2.0 * i / head_dim);
+      out[(t * half + i) * 2 + 0] = static_cast<float>(std::cos(angle));
+      out[(t * half + i) * 2 + 1] = static_cast<float>(std::sin(angle));
+    }
+  return table;
+}
+
 }  // namespace raylight

@@ -13,6 +13,12 @@
 
 namespace raylight::test {
 
+// The CPU reference backend (operands checked like every backend's).
+inline Backend& cpu_ref() {
+  static std::unique_ptr<Backend> be = make_cpu_backend();
+  return *be;
+}
+
 inline uint64_t next_seed() {
   static uint64_t s = 0x5eed0000ull ^ static_cast<uint64_t>(::testing::UnitTest::GetInstance()->random_seed());
   return ++s * 0x9E3779B97F4A7C15ull;

@@ -1,6 +1,6 @@
-// cuDNN fused attention (backend graph API) against the CPU reference: called directly, so
-// a shape cuDNN has no plan for fails here instead of silently falling back, and through the
-// backend with each kernel choice. Odd lengths, Lq != Lk (cross-attention to 512 text
+// cuDNN fused attention (backend graph API) against the CPU reference, called directly, so
+// a shape cuDNN has no plan for fails here instead of silently falling back (through the
+// backend, both attention kernels are in the op suite, tests/backend). Odd lengths, Lq != Lk (cross-attention to 512 text
 // tokens), key masks down to one valid key, head_dim 64 and 128, and the lse (natural log
 // of the scaled scores' sum of exponentials). Outputs are poisoned (NaN) before each run.
 // Also a probe of cuBLASLt's fp8 products (which variants it accepts), printed, not judged.
@@ -12,7 +12,7 @@
 #include <cstring>
 #include <vector>
 
-#include "backend/cpu/cpu_kernels.h"
+#include "backend/backend.h"
 #include "backend/cuda/cudnn_attention.h"
 #include "core/error.h"
 #include "cuda_test_util.h"
@@ -47,7 +47,7 @@ TEST_F(CudnnAttentionTest, DirectAgainstCpuReference) {
     for (bool with_lse : {true, false}) {
       Tensor q = rand_bf16({c.Lq, c.H, c.D}), k = rand_bf16({c.Lk, c.H, c.D}), v = rand_bf16({c.Lk, c.H, c.D});
       Tensor lse_ref;
-      Tensor ref = cpu::attention(q, k, v, c.valid, &lse_ref);
+      Tensor ref = cpu_ref().attention(q, k, v, c.valid, &lse_ref);
       Tensor gq = gpu->upload(q), gk = gpu->upload(k), gv = gpu->upload(v), go = gpu->empty({c.Lq, c.H, c.D});
       float* lse = nullptr;
       const size_t lse_bytes = size_t(c.H * c.Lq) * sizeof(float);
@@ -81,46 +81,10 @@ TEST_F(CudnnAttentionTest, ValidKeysChangeWithoutReplanning) {
   gpu->set_attention_kernel(AttentionKernel::Cudnn);
   for (int64_t valid : {512, 13, 300, 1, 511}) {
     Tensor lse_ref, lse;
-    Tensor ref = cpu::attention(q, k, v, valid, &lse_ref);
+    Tensor ref = cpu_ref().attention(q, k, v, valid, &lse_ref);
     EXPECT_LT(rel_err(gpu->download(gpu->attention(gq, gk, gv, valid, &lse)), ref), 1e-2) << valid;
     EXPECT_LT(max_abs(gpu->download(lse), lse_ref), 2e-2) << valid;
   }
-}
-
-TEST_F(CudnnAttentionTest, BackendBothKernelsAgainstCpuReference) {
-  for (AttentionKernel kernel : {AttentionKernel::Cudnn, AttentionKernel::Own}) {
-    gpu->set_attention_kernel(kernel);
-    const std::string which = gpu->attention_kernel();
-    std::printf("[ kernel   ] %s\n", which.c_str());
-    for (Case c : kCases) {
-      Tensor q = rand_bf16({c.Lq, c.H, c.D}), k = rand_bf16({c.Lk, c.H, c.D}), v = rand_bf16({c.Lk, c.H, c.D});
-      Tensor lse_ref, lse;
-      Tensor ref = cpu::attention(q, k, v, c.valid, &lse_ref);
-      Tensor out = gpu->download(gpu->attention(gpu->upload(q), gpu->upload(k), gpu->upload(v), c.valid, &lse));
-      EXPECT_LT(rel_err(out, ref), 1e-2) << which << " " << name(c);
-      EXPECT_LT(max_abs(gpu->download(lse), lse_ref), 2e-2) << which << " " << name(c);
-    }
-    // head_dim 32: cuDNN serves it, our kernel hands it to the CPU.
-    Tensor q = rand_bf16({45, 2, 32}), k = rand_bf16({33, 2, 32}), v = rand_bf16({33, 2, 32});
-    Tensor lse_ref, lse;
-    Tensor ref = cpu::attention(q, k, v, 20, &lse_ref);
-    EXPECT_LT(rel_err(gpu->download(gpu->attention(gpu->upload(q), gpu->upload(k), gpu->upload(v), 20, &lse)), ref),
-              1e-2) << which;
-    EXPECT_LT(max_abs(gpu->download(lse), lse_ref), 2e-2) << which;
-  }
-}
-
-// Ring attention merges partial results by lse: cuDNN's stats must merge like ours.
-TEST_F(CudnnAttentionTest, LseMergesAcrossKeyBlocks) {
-  gpu->set_attention_kernel(AttentionKernel::Cudnn);
-  const int64_t L = 130, H = 3, D = 128;
-  Tensor q = rand_bf16({L, H, D}), k = rand_bf16({300, H, D}), v = rand_bf16({300, H, D});
-  Tensor full = cpu::attention(q, k, v, -1, nullptr);
-  Tensor l1, l2;
-  Tensor o1 = gpu->attention(gpu->upload(q), gpu->upload(k.slice_rows(0, 170)), gpu->upload(v.slice_rows(0, 170)), -1, &l1);
-  Tensor o2 = gpu->attention(gpu->upload(q), gpu->upload(k.slice_rows(170, 300)), gpu->upload(v.slice_rows(170, 300)), -1, &l2);
-  gpu->merge_attention(o1, l1, o2, l2);
-  EXPECT_LT(rel_err(gpu->download(o1), full), 1e-2);
 }
 
 // cuBLASLt fp8: which of several descriptor variants run (M = N = K = 256, fresh aligned

@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "backend/cpu/cpu_kernels.h"
+#include "backend/backend.h"
 #include "backend/rope_table.h"
 #include "core/error.h"
 #include "sampling/noise.h"
@@ -13,6 +13,12 @@
 using namespace raylight;
 
 namespace {
+
+// The CPU reference backend (operands checked like every backend's).
+inline Backend& cpu_ref() {
+  static std::unique_ptr<Backend> be = make_cpu_backend();
+  return *be;
+}
 
 Tensor randn(Shape s, uint64_t seed) { return gaussian_noise(s, seed); }
 
@@ -28,8 +34,8 @@ float max_diff(const Tensor& a, const Tensor& b) {
 TEST(CpuOps, LinearMatchesNaiveProductAtOddShapes) {
   for (auto [M, K, N] : {std::tuple{1, 1, 1}, {7, 13, 5}, {33, 64, 517}, {3, 200, 9}}) {
     Tensor x = randn({M, K}, 1), w = randn({N, K}, 2), b = randn({N}, 3);
-    Tensor y = cpu::linear(x, w, b);
-    Tensor y_nobias = cpu::linear(x, w, {});
+    Tensor y = cpu_ref().linear(x, w, b);
+    Tensor y_nobias = cpu_ref().linear(x, w, {});
     for (int m = 0; m < M; ++m)
       for (int n = 0; n < N; ++n) {
         double acc = 0;
@@ -38,12 +44,12 @@ TEST(CpuOps, LinearMatchesNaiveProductAtOddShapes) {
         EXPECT_NEAR(y_nobias.f32()[m * N + n], acc, 1e-4);
       }
   }
-  EXPECT_THROW(cpu::linear(randn({2, 3}, 1), randn({4, 5}, 2), {}), raylight::Error);
+  EXPECT_THROW(cpu_ref().linear(randn({2, 3}, 1), randn({4, 5}, 2), {}), raylight::Error);
 }
 
 TEST(CpuOps, LayerNormAndRmsNorm) {
   Tensor x = randn({5, 37}, 4), w = randn({37}, 5), b = randn({37}, 6);
-  Tensor plain = cpu::layer_norm(x, {}, {}, 1e-6f);
+  Tensor plain = cpu_ref().layer_norm(x, {}, {}, 1e-6f);
   for (int r = 0; r < 5; ++r) {
     double mean = 0, var = 0;
     for (int i = 0; i < 37; ++i) mean += plain.f32()[r * 37 + i];
@@ -51,10 +57,10 @@ TEST(CpuOps, LayerNormAndRmsNorm) {
     EXPECT_NEAR(mean / 37, 0.0, 1e-6);
     EXPECT_NEAR(var / 37, 1.0, 1e-4);
   }
-  Tensor affine = cpu::layer_norm(x, w, b, 1e-6f);
+  Tensor affine = cpu_ref().layer_norm(x, w, b, 1e-6f);
   for (int i = 0; i < 5 * 37; ++i)
     EXPECT_NEAR(affine.f32()[i], plain.f32()[i] * w.f32()[i % 37] + b.f32()[i % 37], 1e-5);
-  Tensor rms = cpu::rms_norm(x, w, 1e-6f);
+  Tensor rms = cpu_ref().rms_norm(x, w, 1e-6f);
   for (int r = 0; r < 5; ++r) {
     double ss = 0;
     for (int i = 0; i < 37; ++i) ss += std::pow(x.f32()[r * 37 + i], 2);
@@ -62,12 +68,12 @@ TEST(CpuOps, LayerNormAndRmsNorm) {
     for (int i = 0; i < 37; ++i)
       EXPECT_NEAR(rms.f32()[r * 37 + i], x.f32()[r * 37 + i] * inv * w.f32()[i], 1e-5);
   }
-  EXPECT_THROW(cpu::rms_norm(x, randn({36}, 1), 1e-6f), raylight::Error);
+  EXPECT_THROW(cpu_ref().rms_norm(x, randn({36}, 1), 1e-6f), raylight::Error);
 }
 
 TEST(CpuOps, ActivationsMatchKnownValues) {
   Tensor x = Tensor::from_vector({4}, {-2.0f, 0.0f, 1.0f, 3.0f});
-  Tensor gt = cpu::gelu_tanh(x), ge = cpu::gelu_erf(x), s = cpu::silu(x);
+  Tensor gt = cpu_ref().gelu_tanh(x), ge = cpu_ref().gelu_erf(x), s = cpu_ref().silu(x);
   // Values from the defining formulas (PyTorch gives the same to fp32 precision).
   EXPECT_NEAR(gt.f32()[0], -0.04540230591222, 1e-6);
   EXPECT_NEAR(gt.f32()[2], 0.84119199060827, 1e-6);
@@ -80,9 +86,9 @@ TEST(CpuOps, ActivationsMatchKnownValues) {
 
 TEST(CpuOps, ModulateAndGatedResidual) {
   Tensor x = randn({3, 8}, 7), shift = randn({8}, 8), scale = randn({8}, 9), gate = randn({8}, 10);
-  Tensor m = cpu::modulate(x, shift, scale);
+  Tensor m = cpu_ref().modulate(x, shift, scale);
   Tensor acc = x.clone();
-  cpu::add_gated(acc, m, gate);
+  cpu_ref().add_gated(acc, m, gate);
   for (int i = 0; i < 24; ++i) {
     float expect_m = x.f32()[i] * (1 + scale.f32()[i % 8]) + shift.f32()[i % 8];
     EXPECT_FLOAT_EQ(m.f32()[i], expect_m);
@@ -94,7 +100,7 @@ TEST(CpuOps, AttentionMatchesSoftmaxFormula) {
   const int Lq = 5, Lk = 9, H = 3, D = 8;
   Tensor q = randn({Lq, H, D}, 11), k = randn({Lk, H, D}, 12), v = randn({Lk, H, D}, 13);
   Tensor lse;
-  Tensor o = cpu::attention(q, k, v, -1, &lse);
+  Tensor o = cpu_ref().attention(q, k, v, -1, &lse);
   for (int h = 0; h < H; ++h)
     for (int i = 0; i < Lq; ++i) {
       std::vector<double> s(Lk);
@@ -118,10 +124,10 @@ TEST(CpuOps, AttentionMatchesSoftmaxFormula) {
 TEST(CpuOps, MaskedKeysEqualTruncatedKeys) {
   const int Lq = 4, Lk = 11, valid = 6, H = 2, D = 16;
   Tensor q = randn({Lq, H, D}, 21), k = randn({Lk, H, D}, 22), v = randn({Lk, H, D}, 23);
-  Tensor masked = cpu::attention(q, k, v, valid, nullptr);
-  Tensor trunc = cpu::attention(q, k.slice_rows(0, valid), v.slice_rows(0, valid), -1, nullptr);
+  Tensor masked = cpu_ref().attention(q, k, v, valid, nullptr);
+  Tensor trunc = cpu_ref().attention(q, k.slice_rows(0, valid), v.slice_rows(0, valid), -1, nullptr);
   EXPECT_EQ(max_diff(masked, trunc), 0.0f);
-  EXPECT_THROW(cpu::attention(q, k, v, 0, nullptr), raylight::Error);
+  EXPECT_THROW(cpu_ref().attention(q, k, v, 0, nullptr), raylight::Error);
 }
 
 TEST(CpuOps, LogSumExpMergesKeyBlocks) {
@@ -130,9 +136,9 @@ TEST(CpuOps, LogSumExpMergesKeyBlocks) {
   const int Lq = 6, H = 2, D = 8;
   Tensor q = randn({Lq, H, D}, 31), k = randn({10, H, D}, 32), v = randn({10, H, D}, 33);
   Tensor lse_a, lse_b;
-  Tensor full = cpu::attention(q, k, v, -1, nullptr);
-  Tensor a = cpu::attention(q, k.slice_rows(0, 4), v.slice_rows(0, 4), -1, &lse_a);
-  Tensor b = cpu::attention(q, k.slice_rows(4, 10), v.slice_rows(4, 10), -1, &lse_b);
+  Tensor full = cpu_ref().attention(q, k, v, -1, nullptr);
+  Tensor a = cpu_ref().attention(q, k.slice_rows(0, 4), v.slice_rows(0, 4), -1, &lse_a);
+  Tensor b = cpu_ref().attention(q, k.slice_rows(4, 10), v.slice_rows(4, 10), -1, &lse_b);
   for (int i = 0; i < Lq; ++i)
     for (int h = 0; h < H; ++h) {
       double la = lse_a.f32()[h * Lq + i], lb = lse_b.f32()[h * Lq + i];
@@ -148,7 +154,7 @@ TEST(CpuOps, LogSumExpMergesKeyBlocks) {
 TEST(CpuOps, PatchifyInvertsUnpatchify) {
   Tensor x = randn({3, 2, 6, 10}, 41);
   PatchSize p{1, 2, 2};
-  Tensor t = cpu::patchify(x, p);
+  Tensor t = cpu_ref().patchify(x, p);
   ASSERT_EQ(t.shape(), (Shape{2 * 3 * 5, 12}));
   // Token (f=1,h=2,w=3), feature (c=2, kh=1, kw=0) is x[2, 1, 5, 6].
   EXPECT_EQ(t.f32()[(1 * 15 + 2 * 5 + 3) * 12 + (2 * 4 + 1 * 2 + 0)], x.f32()[((2 * 2 + 1) * 6 + 5) * 10 + 6]);
@@ -157,8 +163,8 @@ TEST(CpuOps, PatchifyInvertsUnpatchify) {
   for (int tok = 0; tok < 30; ++tok)
     for (int c = 0; c < 3; ++c)
       for (int q = 0; q < 4; ++q) re.f32()[tok * 12 + q * 3 + c] = t.f32()[tok * 12 + c * 4 + q];
-  EXPECT_EQ(max_diff(cpu::unpatchify(re, 2, 3, 5, 3, p), x), 0.0f);
-  EXPECT_THROW(cpu::patchify(randn({3, 2, 5, 10}, 1), p), raylight::Error);
+  EXPECT_EQ(max_diff(cpu_ref().unpatchify(re, 2, 3, 5, 3, p), x), 0.0f);
+  EXPECT_THROW(cpu_ref().patchify(randn({3, 2, 5, 10}, 1), p), raylight::Error);
 }
 
 TEST(CpuOps, RopeRotatesPairsByPositionAngles) {
@@ -179,7 +185,7 @@ TEST(CpuOps, RopeRotatesPairsByPositionAngles) {
   // Rotation keeps each pair's length and leaves token 0 unchanged.
   Tensor x = randn({60, 2, 12}, 51);
   Tensor y = x.clone();
-  cpu::apply_rope(y, table);
+  cpu_ref().apply_rope(y, table);
   for (int i = 0; i < 24; ++i) EXPECT_FLOAT_EQ(y.f32()[i], x.f32()[i]);
   for (int p = 0; p < 60 * 2 * 6; ++p) {
     double n0 = std::hypot(x.f32()[2 * p], x.f32()[2 * p + 1]);
@@ -192,18 +198,18 @@ TEST(CpuOps, OffsetBiasedAttentionAddsTheBiasOfEachOffset) {
   const int L = 7, H = 2, D = 8;
   Tensor q = randn({L, H, D}, 61), k = randn({L, H, D}, 62), v = randn({L, H, D}, 63);
   // A zero bias with scale 1/sqrt(D) is plain attention.
-  Tensor plain = cpu::attention(q, k, v, -1, nullptr);
-  Tensor zero = cpu::attention_offset_bias(q, k, v, Tensor::zeros({H, 2 * L - 1}), 1.0f / std::sqrt(8.0f));
+  Tensor plain = cpu_ref().attention(q, k, v, -1, nullptr);
+  Tensor zero = cpu_ref().attention_offset_bias(q, k, v, Tensor::zeros({H, 2 * L - 1}), 1.0f / std::sqrt(8.0f));
   EXPECT_LT(max_diff(plain, zero), 1e-6f);
   // A large bias on offset +2 (key = query + 2) makes each query copy that key's value.
   Tensor bias = Tensor::zeros({H, 2 * L - 1});
   for (int h = 0; h < H; ++h) bias.f32()[h * (2 * L - 1) + (L - 1) + 2] = 60.0f;
-  Tensor picked = cpu::attention_offset_bias(q, k, v, bias, 0.0f);
+  Tensor picked = cpu_ref().attention_offset_bias(q, k, v, bias, 0.0f);
   for (int i = 0; i + 2 < L; ++i)
     for (int h = 0; h < H; ++h)
       for (int d = 0; d < D; ++d)
         EXPECT_NEAR(picked.f32()[(i * H + h) * D + d], v.f32()[((i + 2) * H + h) * D + d], 1e-5);
-  EXPECT_THROW(cpu::attention_offset_bias(q, k, v, Tensor::zeros({H, L}), 1.0f), raylight::Error);
+  EXPECT_THROW(cpu_ref().attention_offset_bias(q, k, v, Tensor::zeros({H, L}), 1.0f), raylight::Error);
 }
 
 TEST(CpuOps, ConcatColumnsPlacesRowsSideBySide) {

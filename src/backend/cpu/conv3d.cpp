@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "backend/cpu/cpu_kernels.h"
-#include "core/error.h"
 #include "core/parallel_for.h"
 
 namespace raylight::cpu {
@@ -153,30 +152,12 @@ RowFn pick_row(const Geometry& g, bool wide) {
   return &conv_row<0, 0>;
 }
 
-void check_clip(const Tensor& t, const char* what) {
-  if (t.ndim() != 4) fail("conv3d: ", what, " has shape ", shape_str(t.shape()), ", expected [T, C, H, W]");
-}
-
 }  // namespace
 
 Tensor conv3d(const Tensor& x, const Tensor& past, const Tensor& w, const Tensor& b,
               const Backend::Conv3dSpec& s) {
-  check_clip(x, "input");
   const int64_t T = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
   const int64_t Tp = past.defined() ? past.dim(0) : 0;
-  if (past.defined()) {
-    check_clip(past, "past");
-    if (past.dim(1) != C || past.dim(2) != H || past.dim(3) != W)
-      fail("conv3d: past frames ", shape_str(past.shape()), " do not match input ", shape_str(x.shape()));
-  }
-  if (w.ndim() != 5 || w.dim(1) != C)
-    fail("conv3d: weight ", shape_str(w.shape()), " does not fit input ", shape_str(x.shape()),
-         " (expected [Cout, ", C, ", kt, kh, kw])");
-  if (b.defined() && b.numel() != w.dim(0))
-    fail("conv3d: bias ", shape_str(b.shape()), " does not match weight ", shape_str(w.shape()));
-  if (s.stride_t < 1 || s.stride_h < 1 || s.stride_w < 1 || s.pad_t < 0 || s.pad_top < 0 ||
-      s.pad_bottom < 0 || s.pad_left < 0 || s.pad_right < 0)
-    fail("conv3d: strides must be >= 1 and paddings >= 0");
 
   Geometry g;
   g.frames = Tp + T;
@@ -186,9 +167,6 @@ Tensor conv3d(const Tensor& x, const Tensor& past, const Tensor& w, const Tensor
   g.st = s.stride_t, g.sh = s.stride_h, g.sw = s.stride_w, g.pad_t = s.pad_t;
   const int64_t tin = s.pad_t + g.frames, hin = H + s.pad_top + s.pad_bottom,
                 win = W + s.pad_left + s.pad_right;
-  if (tin < g.kt || hin < g.kh || win < g.kw)
-    fail("conv3d: kernel ", shape_str(w.shape()), " is larger than the padded input (", tin, " frames, ",
-         hin, "x", win, ")");
   g.to = (tin - g.kt) / g.st + 1;
   g.ho = (hin - g.kh) / g.sh + 1;
   g.wo = (win - g.kw) / g.sw + 1;

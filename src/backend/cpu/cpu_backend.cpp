@@ -1,4 +1,5 @@
-// CpuBackend: the Backend interface over the reference kernels in cpu_kernels.h.
+// CpuBackend: the Backend interface over the reference kernels in cpu_kernels.h. Operands
+// arrive checked (backend.cpp, ops/*.cpp); each *_impl is one call into a kernel.
 #include "backend/cpu/cpu_kernels.h"
 #include "core/error.h"
 
@@ -9,48 +10,76 @@ class CpuBackend final : public Backend {
  public:
   std::string name() const override { return "cpu"; }
   Device device() const override { return Device::CPU; }
+  DType compute_dtype() const override { return DType::F32; }
   Tensor upload(const Tensor& host) override {
+    if (host.device() != Device::CPU) fail("upload: the CPU backend takes host tensors");
     return host.dtype() == DType::F32 ? host.clone() : host.to_f32();
   }
   Tensor download(const Tensor& t) override { return t.clone(); }
   Tensor weight(const Tensor& stored, float scale) override { return cpu::dequantize(stored, scale); }
   bool keeps_weights() const override { return false; }
-  Tensor copy(const Tensor& x) override { return x.clone(); }
   Tensor empty(const Shape& shape) override { return Tensor::empty(shape); }
-  Tensor swap_leading(const Tensor& x) override { return cpu::swap_leading(x); }
-  void merge_attention(Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse) override {
-    cpu::merge_attention(out, lse, part, part_lse);
+
+ protected:
+  Tensor copy_impl(const Tensor& x) override { return x.clone(); }
+  Tensor concat_rows_impl(const Tensor& a, const Tensor& b) override { return cpu::concat_rows(a, b); }
+  Tensor concat_columns_impl(const Tensor& a, const Tensor& b) override { return cpu::concat_columns(a, b); }
+  Tensor linear_impl(const Tensor& x, const Tensor& w, const Tensor& b) override { return cpu::linear(x, w, b); }
+  Tensor linear_gelu_tanh_impl(const Tensor& x, const Tensor& w, const Tensor& b) override {
+    return cpu::gelu_tanh(cpu::linear(x, w, b));
   }
-  Tensor concat_rows(const Tensor& a, const Tensor& b) override { return cpu::concat_rows(a, b); }
-  Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) override {
-    return cpu::linear(x, w, b);
-  }
-  Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps) override {
+  Tensor layer_norm_impl(const Tensor& x, const Tensor& w, const Tensor& b, float eps) override {
     return cpu::layer_norm(x, w, b, eps);
   }
-  Tensor rms_norm(const Tensor& x, const Tensor& w, float eps) override {
-    return cpu::rms_norm(x, w, eps);
+  Tensor rms_norm_impl(const Tensor& x, const Tensor& w, float eps) override { return cpu::rms_norm(x, w, eps); }
+  void add_gated_impl(Tensor& x, const Tensor& y, const Tensor& gate) override { cpu::add_gated(x, y, gate); }
+  Tensor add_impl(const Tensor& a, const Tensor& b) override { return cpu::add(a, b); }
+  Tensor gelu_tanh_impl(const Tensor& x) override { return cpu::gelu_tanh(x); }
+  Tensor gelu_erf_impl(const Tensor& x) override { return cpu::gelu_erf(x); }
+  Tensor silu_impl(const Tensor& x) override { return cpu::silu(x); }
+  Tensor quick_gelu_impl(const Tensor& x) override { return cpu::quick_gelu(x); }
+  Tensor swiglu_impl(const Tensor& gate, const Tensor& up) override { return cpu::swiglu(gate, up); }
+  void apply_rope_impl(Tensor& x, const Tensor& table, RopePairs pairs, int64_t first_token) override {
+    cpu::apply_rope(x, table, pairs, first_token);
   }
-  Tensor modulate(const Tensor& x, const Tensor& shift, const Tensor& scale) override {
+  Tensor attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask, Tensor* lse) override {
+    return cpu::attention(q, k, v, mask, lse);
+  }
+  Tensor swap_leading_impl(const Tensor& x) override { return cpu::swap_leading(x); }
+  void merge_attention_impl(Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse) override {
+    cpu::merge_attention(out, lse, part, part_lse);
+  }
+
+  // DitOps
+  Tensor modulate_impl(const Tensor& x, const Tensor& shift, const Tensor& scale) override {
     return cpu::modulate(x, shift, scale);
   }
-  void add_gated(Tensor& x, const Tensor& y, const Tensor& gate) override {
-    cpu::add_gated(x, y, gate);
+  Tensor layer_norm_modulate_impl(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps) override {
+    return cpu::modulate(cpu::layer_norm(x, {}, {}, eps), shift, scale);
   }
-  Tensor gelu_tanh(const Tensor& x) override { return cpu::gelu_tanh(x); }
-  Tensor gelu_erf(const Tensor& x) override { return cpu::gelu_erf(x); }
-  Tensor silu(const Tensor& x) override { return cpu::silu(x); }
-  Tensor add(const Tensor& a, const Tensor& b) override { return cpu::add(a, b); }
-  void apply_rope(Tensor& x, const Tensor& table) override { cpu::apply_rope(x, table); }
-  Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid,
-                   Tensor* lse) override {
-    return cpu::attention(q, k, v, k_valid, lse);
-  }
-  Tensor patchify(const Tensor& x, PatchSize p) override { return cpu::patchify(x, p); }
-  Tensor unpatchify(const Tensor& t, int64_t gf, int64_t gh, int64_t gw, int64_t c,
-                    PatchSize p) override {
+  Tensor patchify_impl(const Tensor& x, PatchSize p) override { return cpu::patchify(x, p); }
+  Tensor unpatchify_impl(const Tensor& t, int64_t gf, int64_t gh, int64_t gw, int64_t c, PatchSize p) override {
     return cpu::unpatchify(t, gf, gh, gw, c, p);
   }
+
+  // T5Ops
+  Tensor attention_offset_bias_impl(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias,
+                                    float scale) override {
+    return cpu::attention_offset_bias(q, k, v, bias, scale);
+  }
+
+  // VaeOps
+  Tensor conv3d_impl(const Tensor& x, const Tensor& past, const Tensor& w, const Tensor& b,
+                     const Conv3dSpec& spec) override {
+    return cpu::conv3d(x, past, w, b, spec);
+  }
+  Tensor channel_rms_norm_impl(const Tensor& x, const Tensor& gamma, bool silu) override {
+    return cpu::channel_rms_norm(x, gamma, silu);
+  }
+  Tensor group_norm_impl(const Tensor& x, const Tensor& w, const Tensor& b, const GroupNormSpec& spec) override {
+    return cpu::group_norm(x, w, b, spec);
+  }
+  Tensor upsample_nearest2x_impl(const Tensor& x) override { return cpu::upsample_nearest2x(x); }
 };
 
 }  // namespace

@@ -1,5 +1,6 @@
-// The CPU reference kernels, plain functions over contiguous fp32 tensors. CpuBackend
-// forwards to these; keeping them free functions lets tests and tools call them directly.
+// The CPU reference kernels, plain functions over contiguous fp32 host tensors, private to
+// the CPU backend (cpu_backend.cpp forwards its *_impl functions to them). Operands are
+// already checked by the public ops (backend.cpp, ops/*.cpp): kernels do only the math.
 #pragma once
 
 #include "backend/backend.h"
@@ -18,9 +19,11 @@ void add_gated(Tensor& x, const Tensor& y, const Tensor& gate);
 Tensor gelu_tanh(const Tensor& x);
 Tensor gelu_erf(const Tensor& x);
 Tensor silu(const Tensor& x);
+Tensor quick_gelu(const Tensor& x);
+Tensor swiglu(const Tensor& gate, const Tensor& up);
 Tensor add(const Tensor& a, const Tensor& b);
-void apply_rope(Tensor& x, const Tensor& table);
-Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse);
+void apply_rope(Tensor& x, const Tensor& table, RopePairs pairs, int64_t first_token);
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask, Tensor* lse);
 Tensor attention_offset_bias(const Tensor& q, const Tensor& k, const Tensor& v,
                              const Tensor& bias_by_offset, float scale);
 Tensor swap_leading(const Tensor& x);
@@ -29,14 +32,11 @@ Tensor patchify(const Tensor& x, PatchSize p);
 Tensor unpatchify(const Tensor& tokens, int64_t gf, int64_t gh, int64_t gw, int64_t channels,
                   PatchSize p);
 
-}  // namespace raylight::cpu
-
-// Video VAE kernels over frame-major clips [T, C, H, W] (conv3d.cpp, conv_channel_ops.cpp).
-namespace raylight::cpu {
-
+// VAE kernels over frame-major clips [T, C, H, W] (conv3d.cpp, conv_channel_ops.cpp, group_norm.cpp).
 Tensor conv3d(const Tensor& x, const Tensor& past, const Tensor& w, const Tensor& b,
               const Backend::Conv3dSpec& spec);
 Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma, bool silu);
+Tensor group_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Backend::GroupNormSpec& spec);
 Tensor upsample_nearest2x(const Tensor& x);
 
 }  // namespace raylight::cpu

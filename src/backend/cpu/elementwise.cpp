@@ -1,5 +1,6 @@
 // Pointwise activations, written with the same formulas PyTorch documents
-// (GELU tanh: 0.5x(1+tanh(sqrt(2/pi)(x+0.044715x^3)))), evaluated in double.
+// (GELU tanh: 0.5x(1+tanh(sqrt(2/pi)(x+0.044715x^3))); quick GELU, CLIP's:
+// x sigmoid(1.702x); SwiGLU: silu(gate) * up), evaluated in double.
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -39,9 +40,24 @@ Tensor silu(const Tensor& x) {
   return map(x, [](double v) { return v / (1.0 + std::exp(-v)); });
 }
 
+Tensor quick_gelu(const Tensor& x) {
+  return map(x, [](double v) { return v / (1.0 + std::exp(-1.702 * v)); });
+}
+
+Tensor swiglu(const Tensor& gate, const Tensor& up) {
+  Tensor y = Tensor::empty(gate.shape());
+  const float *gp = gate.f32(), *up_ = up.f32();
+  float* yp = y.f32();
+  parallel_for(gate.numel(), 4096, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) {
+      const double g = gp[i];
+      yp[i] = static_cast<float>(g / (1.0 + std::exp(-g)) * up_[i]);
+    }
+  });
+  return y;
+}
+
 Tensor add(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape())
-    fail("add: shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()), " differ");
   Tensor y = Tensor::empty(a.shape());
   const float *ap = a.f32(), *bp = b.f32();
   float* yp = y.f32();
@@ -65,22 +81,18 @@ Tensor dequantize(const Tensor& stored, float scale) {
 }
 
 Tensor concat_rows(const Tensor& a, const Tensor& b) {
-  if (a.ndim() != 2 || b.ndim() != 2 || a.dim(1) != b.dim(1))
-    fail("concat_rows: ", shape_str(a.shape()), " and ", shape_str(b.shape()), " do not stack");
   Tensor out = Tensor::empty({a.dim(0) + b.dim(0), a.dim(1)});
-  std::memcpy(out.f32(), a.f32(), a.nbytes());
-  std::memcpy(out.f32() + a.numel(), b.f32(), b.nbytes());
+  if (a.numel()) std::memcpy(out.f32(), a.f32(), a.nbytes());
+  if (b.numel()) std::memcpy(out.f32() + a.numel(), b.f32(), b.nbytes());
   return out;
 }
 
 Tensor concat_columns(const Tensor& a, const Tensor& b) {
-  if (a.ndim() != 2 || b.ndim() != 2 || a.dim(0) != b.dim(0))
-    fail("concat_columns: ", shape_str(a.shape()), " and ", shape_str(b.shape()), " do not stand side by side");
   const int64_t rows = a.dim(0), na = a.dim(1), nb = b.dim(1);
   Tensor out = Tensor::empty({rows, na + nb});
   for (int64_t r = 0; r < rows; ++r) {
-    std::memcpy(out.f32() + r * (na + nb), a.f32() + r * na, na * sizeof(float));
-    std::memcpy(out.f32() + r * (na + nb) + na, b.f32() + r * nb, nb * sizeof(float));
+    if (na) std::memcpy(out.f32() + r * (na + nb), a.f32() + r * na, na * sizeof(float));
+    if (nb) std::memcpy(out.f32() + r * (na + nb) + na, b.f32() + r * nb, nb * sizeof(float));
   }
   return out;
 }

@@ -1,17 +1,12 @@
-// Token layout ops: patchify / unpatchify and the rotary embedding, which only move or
-// rotate values and so are exact on every backend.
+// Token layout ops: patchify / unpatchify and the rotary embedding (adjacent pairs or
+// halves, over all tokens or a run of them).
 #include "backend/cpu/cpu_kernels.h"
-#include "core/error.h"
 #include "core/parallel_for.h"
 
 namespace raylight::cpu {
 
 Tensor patchify(const Tensor& x, PatchSize p) {
-  if (x.ndim() != 4) fail("patchify: expected [C, F, H, W], got ", shape_str(x.shape()));
   const int64_t C = x.dim(0), F = x.dim(1), H = x.dim(2), W = x.dim(3);
-  if (F % p.t || H % p.h || W % p.w)
-    fail("patchify: latent ", shape_str(x.shape()), " is not divisible by the patch (", p.t,
-         ", ", p.h, ", ", p.w, ")");
   const int64_t gf = F / p.t, gh = H / p.h, gw = W / p.w, feat = C * p.volume();
   Tensor out = Tensor::empty({gf * gh * gw, feat});
   const float* xp = x.f32();
@@ -33,9 +28,6 @@ Tensor patchify(const Tensor& x, PatchSize p) {
 Tensor unpatchify(const Tensor& tokens, int64_t gf, int64_t gh, int64_t gw, int64_t C,
                   PatchSize p) {
   const int64_t feat = C * p.volume();
-  if (tokens.ndim() != 2 || tokens.dim(0) != gf * gh * gw || tokens.dim(1) != feat)
-    fail("unpatchify: tokens ", shape_str(tokens.shape()), " do not fit a grid ", gf, "x", gh,
-         "x", gw, " with ", feat, " features");
   const int64_t F = gf * p.t, H = gh * p.h, W = gw * p.w;
   Tensor out = Tensor::empty({C, F, H, W});
   const float* tp = tokens.f32();
@@ -54,13 +46,12 @@ Tensor unpatchify(const Tensor& tokens, int64_t gf, int64_t gh, int64_t gw, int6
   return out;
 }
 
-void apply_rope(Tensor& x, const Tensor& table) {
-  if (x.ndim() != 3 || table.ndim() != 3 || table.dim(0) != x.dim(0) ||
-      table.dim(1) * 2 != x.dim(2) || table.dim(2) != 2)
-    fail("apply_rope: x ", shape_str(x.shape()), " does not fit table ", shape_str(table.shape()));
-  const int64_t L = x.dim(0), H = x.dim(1), half = table.dim(1);
-  float* xp = x.f32();
+void apply_rope(Tensor& x, const Tensor& table, RopePairs pairs, int64_t first_token) {
+  const int64_t L = table.dim(0), H = x.dim(1), half = table.dim(1);
+  float* xp = x.f32() + first_token * H * half * 2;
   const float* tp = table.f32();
+  // Pair i of a head is (2i, 2i+1) or (i, i + D/2); either way it turns by angle i.
+  const int64_t stride = pairs == RopePairs::Adjacent ? 2 : 1, other = pairs == RopePairs::Adjacent ? 1 : half;
   parallel_for(L, 16, [&](int64_t l0, int64_t l1) {
     for (int64_t l = l0; l < l1; ++l)
       for (int64_t h = 0; h < H; ++h) {
@@ -68,9 +59,11 @@ void apply_rope(Tensor& x, const Tensor& table) {
         const float* cs = tp + l * half * 2;
         for (int64_t i = 0; i < half; ++i) {
           const float c = cs[2 * i], s = cs[2 * i + 1];
-          const float re = v[2 * i], im = v[2 * i + 1];
-          v[2 * i] = re * c - im * s;
-          v[2 * i + 1] = re * s + im * c;
+          float* a = v + i * stride;
+          float* b = a + other;
+          const float re = *a, im = *b;
+          *a = re * c - im * s;
+          *b = re * s + im * c;
         }
       }
   });

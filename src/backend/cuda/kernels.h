@@ -36,6 +36,12 @@ void random_bf16(bf16* y, int64_t n, uint64_t seed, float mean, float std, cudaS
 // fp8 codes of std * N(0, 1) / scale (saturating).
 void random_e4m3(uint8_t* y, int64_t n, uint64_t seed, float std, float scale, cudaStream_t s);
 
+// --- activations.cu ----------------------------------------------------------------
+// y = x * sigmoid(1.702 x)
+void quick_gelu(const bf16* x, bf16* y, int64_t n, cudaStream_t s);
+// y = silu(gate) * up
+void swiglu(const bf16* gate, const bf16* up, bf16* y, int64_t n, cudaStream_t s);
+
 // --- norm.cu ---------------------------------------------------------------------
 // Row-wise LayerNorm (rms == false) or RMSNorm (rms == true) over `cols`, then optional
 // affine (weight, bias) and optional modulation (* (1 + scale) + shift). Null = absent.
@@ -44,8 +50,10 @@ void row_norm(const bf16* x, const bf16* weight, const bf16* bias, const bf16* s
               cudaStream_t s);
 
 // --- layout.cu -------------------------------------------------------------------
-// x [L, H, D] rotated in place by table [L, D/2, 2] fp32 (cos, sin).
+// x [L, H, D] rotated in place by table [L, D/2, 2] fp32 (cos, sin): pairs (2i, 2i+1).
 void rope(bf16* x, const float* table, int64_t L, int64_t H, int64_t D, cudaStream_t s);
+// The same with pairs (i, i + D/2) (rope_halves.cu).
+void rope_halves(bf16* x, const float* table, int64_t L, int64_t H, int64_t D, cudaStream_t s);
 void patchify(const bf16* x, bf16* y, int64_t C, int64_t F, int64_t H, int64_t W, int pt,
               int ph, int pw, cudaStream_t s);
 void unpatchify(const bf16* t, bf16* y, int64_t gf, int64_t gh, int64_t gw, int64_t C, int pt,

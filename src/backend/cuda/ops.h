@@ -1,0 +1,59 @@
+// The CUDA backend's ops, one group per file, each a function of the shared Context (see
+// context.h). cuda_backend.cpp routes the Backend interface here; operands arrive checked.
+#pragma once
+
+#include <string>
+
+#include "backend/cuda/context.h"
+
+namespace raylight::cuda::op {
+
+// ops_matmul.cpp: cuBLASLt products (bf16 or fp8 weights), GELU fused in the epilogue.
+Tensor linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b);
+Tensor linear_gelu_tanh(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b);
+
+// ops_pointwise.cpp: activations, adds, the DiT's modulation.
+Tensor gelu_tanh(Context& ctx, const Tensor& x);
+Tensor gelu_erf(Context& ctx, const Tensor& x);
+Tensor silu(Context& ctx, const Tensor& x);
+Tensor quick_gelu(Context& ctx, const Tensor& x);
+Tensor swiglu(Context& ctx, const Tensor& gate, const Tensor& up);
+Tensor add(Context& ctx, const Tensor& a, const Tensor& b);
+void add_gated(Context& ctx, Tensor& x, const Tensor& y, const Tensor& gate);
+Tensor modulate(Context& ctx, const Tensor& x, const Tensor& shift, const Tensor& scale);
+
+// ops_norm.cpp: row norms (LayerNorm, RMSNorm, LayerNorm fused with the DiT's modulation).
+Tensor layer_norm(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b, float eps);
+Tensor rms_norm(Context& ctx, const Tensor& x, const Tensor& w, float eps);
+Tensor layer_norm_modulate(Context& ctx, const Tensor& x, const Tensor& shift, const Tensor& scale, float eps);
+
+// ops_layout.cpp: copies, row stacking, rotary embedding, the Ulysses head packing,
+// latent <-> token layout.
+Tensor copy(Context& ctx, const Tensor& x);
+Tensor concat_rows(Context& ctx, const Tensor& a, const Tensor& b);
+Tensor concat_columns(Context& ctx, const Tensor& a, const Tensor& b);
+void apply_rope(Context& ctx, Tensor& x, const Tensor& table, RopePairs pairs, int64_t first_token);
+Tensor swap_leading(Context& ctx, const Tensor& x);
+Tensor patchify(Context& ctx, const Tensor& x, PatchSize p);
+Tensor unpatchify(Context& ctx, const Tensor& t, int64_t gf, int64_t gh, int64_t gw, int64_t c, PatchSize p);
+
+// ops_attention.cpp: attention (cuDNN, our flash kernel, GEMMs for one wide head, the
+// masked-row kernel for causal masks, the CPU for the rest), the Ring merge by log-sum-exp,
+// and the choice of kernel.
+Tensor attention(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask, Tensor* lse);
+void merge_attention(Context& ctx, Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse);
+void set_attention_kernel(Context& ctx, AttentionKernel k);
+std::string attention_kernel(const Context& ctx);
+
+// ops_t5_attention.cpp: T5's offset-biased attention.
+Tensor attention_offset_bias(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias,
+                             float scale);
+
+// ops_vae.cpp: the VAE's convolutions, norms and upsampling.
+Tensor conv3d(Context& ctx, const Tensor& x, const Tensor& past, const Tensor& w, const Tensor& b,
+              const Backend::Conv3dSpec& spec);
+Tensor channel_rms_norm(Context& ctx, const Tensor& x, const Tensor& gamma, bool silu);
+Tensor group_norm(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b, const Backend::GroupNormSpec& spec);
+Tensor upsample_nearest2x(Context& ctx, const Tensor& x);
+
+}  // namespace raylight::cuda::op

@@ -1,0 +1,145 @@
+// Attention on the CUDA backend. cuDNN's fused flash attention when it is chosen and has a
+// plan, else our own mma.sync kernel (head_dim 64 / 128); one head of another size (the VAE's
+// middle attention, D = C) as two cuBLASLt products around a row softmax; anything else on
+// the CPU reference (correct, slow). Causal masks (the text encoders': short sequences) run
+// on the masked-row kernel; grouped-query heads without one are repeated to full heads
+// first. Also the Ring merge by log-sum-exp and the switch between the kernels.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cudnn_attention.h"
+#include "backend/cuda/gemm.h"
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/masked_attention.h"
+#include "backend/cuda/ops.h"
+#include "backend/cuda/video_kernels.h"
+
+namespace raylight::cuda::op {
+namespace {
+
+// Head sizes the kernels do not cover run on the CPU reference.
+Tensor attention_on_cpu(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid,
+                        Tensor* lse) {
+  Backend& cpu = ctx.host_reference();
+  Tensor host_lse;
+  Tensor o = cpu.attention(cpu.upload(ctx.download(q)), cpu.upload(ctx.download(k)), cpu.upload(ctx.download(v)),
+                           k_valid, lse ? &host_lse : nullptr);
+  if (lse) {
+    *lse = ctx.alloc(host_lse.shape(), DType::F32);
+    ctx.stage(host_lse.raw(), lse->raw(), host_lse.nbytes());
+  }
+  return ctx.upload(o);
+}
+
+// One head of a size neither fused kernel covers (the VAE's middle attention, D = C):
+// S = q k^T / sqrt(D) (cuBLASLt, bf16 scores), row softmax in place, o = P v.
+Tensor attention_by_gemm(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, int64_t valid, Tensor* lse) {
+  const int64_t Lq = q.dim(0), Lk = k.dim(0), D = q.dim(2);
+  Context::Scope sc(ctx, kAttention, 4.0 * Lq * valid * D);
+  Tensor s = ctx.alloc({Lq, Lk}, DType::BF16);
+  if (!ctx.gemm->run(q.raw(), DType::BF16, nullptr, k.raw(), DType::BF16, 1.0f / std::sqrt(float(D)), nullptr,
+                     s.raw(), Lq, Lk, D, Epilogue::None))
+    return attention_on_cpu(ctx, q, k, v, valid, lse);
+  float* l = nullptr;
+  if (lse) {
+    *lse = ctx.alloc({1, Lq}, DType::F32);
+    l = lse->data<float>();
+  }
+  softmax_rows(bp(s), l, Lq, Lk, valid, ctx.stream);
+  Tensor vt = ctx.alloc({D, Lk}, DType::BF16);
+  cuda::swap_leading(bp(v), bp(vt), Lk, D, 1, ctx.stream);
+  Tensor o = ctx.alloc(q.shape(), DType::BF16);
+  if (!ctx.gemm->run(s.raw(), DType::BF16, nullptr, vt.raw(), DType::BF16, 1.0f, nullptr, o.raw(), Lq, D, Lk,
+                     Epilogue::None))
+    fail("attention: cuBLASLt has no algorithm for ", Lq, "x", D, "x", Lk);
+  return o;
+}
+
+// Causal masks (and grouped heads under them): the masked-row kernel.
+Tensor masked_attention(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask,
+                        Tensor* lse) {
+  const int64_t Lq = q.dim(0), Lk = k.dim(0), H = q.dim(1), Hkv = k.dim(1), D = q.dim(2);
+  if (Lk > kMaskedAttentionMaxKeys)
+    fail("causal attention on CUDA takes at most ", kMaskedAttentionMaxKeys, " keys, got ", Lk);
+  Context::Scope s(ctx, kAttention, 2.0 * Lq * mask.k_valid * H * D);
+  Tensor o = ctx.alloc(q.shape(), DType::BF16);
+  float* l = nullptr;
+  if (lse) {
+    *lse = ctx.alloc({H, Lq}, DType::F32);
+    l = lse->data<float>();
+  }
+  cuda::masked_attention(bp(q), bp(k), bp(v), bp(o), l, Lq, Lk, H, Hkv, D, mask.k_valid, mask.causal, ctx.stream);
+  return o;
+}
+
+Tensor unmasked_attention(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, int64_t valid, Tensor* lse) {
+  const int64_t Lq = q.dim(0), Lk = k.dim(0), H = q.dim(1), D = q.dim(2);
+  if (!ctx.cudnn && !flash_attention_supports(D))
+    return H == 1 ? attention_by_gemm(ctx, q, k, v, valid, lse) : attention_on_cpu(ctx, q, k, v, valid, lse);
+  Tensor o = ctx.alloc(q.shape(), DType::BF16);
+  float* l = nullptr;
+  if (lse) {
+    *lse = ctx.alloc({H, Lq}, DType::F32);
+    l = lse->data<float>();
+  }
+  {
+    Context::Scope s(ctx, kAttention, 4.0 * Lq * valid * H * D);
+    if (ctx.cudnn && ctx.cudnn->run(bp(q), bp(k), bp(v), bp(o), l, Lq, Lk, H, D, valid)) return o;
+    if (flash_attention_supports(D)) {
+      flash_attention(bp(q), bp(k), bp(v), bp(o), l, Lq, Lk, H, D, valid, ctx.stream);
+      return o;
+    }
+  }
+  if (H == 1) return attention_by_gemm(ctx, q, k, v, valid, lse);
+  return attention_on_cpu(ctx, q, k, v, valid, lse);
+}
+
+}  // namespace
+
+Tensor attention(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask, Tensor* lse) {
+  if (mask.causal) return masked_attention(ctx, q, k, v, mask, lse);
+  const int64_t Hq = q.dim(1), Hkv = k.dim(1);
+  if (Hq == Hkv) return unmasked_attention(ctx, q, k, v, mask.k_valid, lse);
+  // Grouped-query heads without a causal mask: each key/value head repeated for its query
+  // heads, so every kernel below serves it unchanged.
+  Tensor kr = ctx.alloc({k.dim(0), Hq, k.dim(2)}, DType::BF16), vr = ctx.alloc(kr.shape(), DType::BF16);
+  repeat_heads(bp(k), bp(kr), k.dim(0), Hkv, Hq / Hkv, k.dim(2), ctx.stream);
+  repeat_heads(bp(v), bp(vr), v.dim(0), Hkv, Hq / Hkv, v.dim(2), ctx.stream);
+  return unmasked_attention(ctx, q, kr, vr, mask.k_valid, lse);
+}
+
+void merge_attention(Context& ctx, Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse) {
+  Context::Scope s(ctx, kAttention);
+  cuda::merge_attention(bp(out), lse.data<float>(), bp(part), part_lse.data<float>(), out.dim(0), out.dim(1),
+                        out.dim(2), ctx.stream);
+}
+
+void set_attention_kernel(Context& ctx, AttentionKernel k) {
+  if (k == AttentionKernel::Default) {
+    const char* e = std::getenv("RAYLIGHT_ATTENTION");
+    const std::string v = e ? e : "";
+    if (v == "own") k = AttentionKernel::Own;
+    else if (v.empty() || v == "cudnn") k = AttentionKernel::Cudnn;
+    else fail("RAYLIGHT_ATTENTION must be cudnn or own, got '", v, "'");
+  }
+  if (k == AttentionKernel::Own) {
+    ctx.cudnn.reset();
+    return;
+  }
+  if (ctx.cudnn) return;
+  ctx.cudnn = std::make_unique<CudnnAttention>(ctx.stream);
+  if (!ctx.cudnn->available()) {
+    static bool noted = false;
+    if (!noted) std::fprintf(stderr, "raylight: %s; attention uses raylight's own kernel\n", ctx.cudnn->describe().c_str());
+    noted = true;
+    ctx.cudnn.reset();
+  }
+}
+
+std::string attention_kernel(const Context& ctx) {
+  return ctx.cudnn ? ctx.cudnn->describe() + " fused attention" : "own mma.sync flash-attention kernel";
+}
+
+}  // namespace raylight::cuda::op

@@ -1,0 +1,61 @@
+// Linear layers through cuBLASLt. bf16 weights multiply directly; fp8 weights use the fp8
+// tensor-core product with the activation quantised per tensor on the fly (or, when that
+// is off or refused, are dequantised to bf16 scratch first). GELU rides in the epilogue.
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/gemm.h"
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/ops.h"
+
+namespace raylight::cuda::op {
+namespace {
+
+bool try_linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b, Epilogue ep, Tensor* out) {
+  const int64_t M = x.dim(0), K = x.dim(1), N = w.dim(0);
+  const bf16* bias = b.defined() ? bp(b) : nullptr;
+  Context::Scope s(ctx, kMatmul, 2.0 * M * N * K);
+  Tensor y = ctx.alloc({M, N}, DType::BF16);
+  bool ok = false;
+  if (w.dtype() == DType::BF16) {
+    ok = ctx.gemm->run(x.raw(), DType::BF16, nullptr, w.raw(), DType::BF16, 1.0f, bias, y.raw(), M, N, K, ep);
+  } else {
+    if (ctx.opt.fp8_gemm && K % 16 == 0 && N % 16 == 0) {
+      Tensor xq = ctx.alloc({M, K}, DType::F8E4M3);
+      // amax at [0], the activation's scale at [4]: each on its own 16 bytes. cuBLASLt
+      // (13.x, H200) refuses every fp8 algorithm with NOT_SUPPORTED when a scale pointer is
+      // only 4-byte aligned, as the scale at [1] was (tests/cuda CudaProbe.Fp8GemmVariants).
+      Tensor sc = ctx.alloc({8}, DType::F32);
+      float* amax = sc.data<float>();
+      absmax(bp(x), M * K, amax, ctx.stream);
+      quantize_e4m3(bp(x), M * K, amax, xq.data<uint8_t>(), amax + 4, ctx.stream);
+      ok = ctx.gemm->run(xq.raw(), DType::F8E4M3, amax + 4, w.raw(), DType::F8E4M3, w.scale(), bias, y.raw(), M, N,
+                         K, ep);
+    }
+    if (!ok) {
+      Tensor wb = ctx.alloc(w.shape(), DType::BF16);
+      convert_to_bf16(w.raw(), DType::F8E4M3, w.scale(), bp(wb), w.numel(), ctx.stream);
+      ok = ctx.gemm->run(x.raw(), DType::BF16, nullptr, wb.raw(), DType::BF16, 1.0f, bias, y.raw(), M, N, K, ep);
+    }
+  }
+  if (ok) *out = y;
+  return ok;
+}
+
+}  // namespace
+
+Tensor linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b) {
+  Tensor y;
+  if (!try_linear(ctx, x, w, b, Epilogue::None, &y))
+    fail("linear: cuBLASLt has no algorithm for x ", shape_str(x.shape()), " w ", shape_str(w.shape()));
+  return y;
+}
+
+Tensor linear_gelu_tanh(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b) {
+  Tensor y;
+  if (try_linear(ctx, x, w, b, Epilogue::Gelu, &y)) return y;
+  y = linear(ctx, x, w, b);
+  Context::Scope sc(ctx, kOther);
+  unary(Unary::GeluTanh, bp(y), bp(y), y.numel(), ctx.stream);
+  return y;
+}
+
+}  // namespace raylight::cuda::op
