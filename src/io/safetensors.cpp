@@ -52,7 +52,9 @@ void check_mapped_files_intact() {
 
 std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
   auto f = std::make_shared<SafetensorsFile>(Private{}, path);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO for reading would wait for a writer forever; it is refused
+  // below as not a regular file (for regular files the flag changes nothing).
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) fail("safetensors ", path, ": cannot open: ", std::strerror(errno));
   struct stat st {};
   if (fstat(fd, &st) != 0) {
@@ -62,7 +64,7 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    fail("safetensors ", path, ": not a regular file");
+    fail("safetensors ", path, ": is ", describe_file_type(st.st_mode), ", not a regular file");
   }
   if (st.st_size < 8) {
     ::close(fd);

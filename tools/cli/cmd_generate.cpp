@@ -11,6 +11,7 @@
 #include "options.h"
 #include "parallel_options.h"
 #include "sample_options.h"
+#include "io/video/video_writer.h"
 #include "pipeline/comfyui_files.h"
 #include "pipeline/generate.h"
 
@@ -82,6 +83,7 @@ int run_generate(const std::vector<std::string>& args) {
   request.prompt = opt.str("prompt", "a red fox running through fresh snow, morning light");
   request.negative_prompt = opt.str("negative-prompt", "");
   check_output_path(request.out);  // an unsupported extension fails before any work
+  if (lead) check_video_output(request.out);  // so does a folder, device or socket as --out
   // Every file must open before the DiT loads (a missing VAE should not cost a 14B load).
   for (const auto& f : files.parts.text_encoders) open_store(f, PartKind::TextEncoder);
   open_store(files.parts.codec, PartKind::LatentCodec);

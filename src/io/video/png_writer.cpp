@@ -97,8 +97,9 @@ void encode_frames(const RgbFrames& rgb, const PngNaming& n, const std::string& 
   check_mapped_files_intact();
 }
 
-// The "dir/" form: the folder is replaced as a whole.
-void write_png_folder(const RgbFrames& rgb, const PngNaming& n) {
+// The folder a "dir/" output goes to (a link's target), after checking that it may be
+// replaced: absent in an existing folder, or a folder holding only frames.
+std::string checked_png_folder(const PngNaming& n) {
   std::string dir = n.dir;
   struct stat st {};
   if (::lstat(dir.c_str(), &st) == 0) {
@@ -120,7 +121,12 @@ void write_png_folder(const RgbFrames& rgb, const PngNaming& n) {
   } else if (!fs::is_directory(parent_dir(dir))) {
     fail("cannot write ", n.dir, "/: folder ", parent_dir(dir), " does not exist");
   }
+  return dir;
+}
 
+// The "dir/" form: the folder is replaced as a whole.
+void write_png_folder(const RgbFrames& rgb, const PngNaming& n) {
+  const std::string dir = checked_png_folder(n);
   sweep_stale_temporaries(dir);
   TemporaryPath tmp(staging_path(dir));
   PngNaming staged = n;
@@ -189,6 +195,18 @@ void encode_png(const uint8_t* rgb, int64_t width, int64_t height, const std::st
   const std::string message = image.message;
   png_image_free(&image);
   if (!ok) fail("libpng cannot write ", file, ": ", message);
+}
+
+void check_png_output(const std::string& path) {
+  const PngNaming n = png_naming(path);
+  if (n.directory) {
+    checked_png_folder(n);
+    return;
+  }
+  // One frame goes to `path` itself, several to its numbered siblings: only the folder is
+  // known to be needed before the frame count is.
+  const std::string dir = parent_dir(path);
+  if (!fs::is_directory(dir)) fail("cannot write ", path, ": folder ", dir, " does not exist");
 }
 
 void write_png_output(const RgbFrames& rgb, const std::string& path) {

@@ -13,6 +13,15 @@
 
 namespace raylight {
 
+void check_video_output(const std::string& path) {
+  try {
+    if (video::video_format_of(path) == video::VideoFormat::Png) video::check_png_output(path);
+    else check_output_file(path);
+  } catch (const Error& e) {
+    fail("write_video ", path, ": ", e.what());
+  }
+}
+
 void write_video(const std::string& path, const Tensor& video, double fps) {
   try {
     const video::VideoFormat format = video::video_format_of(path);
