@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "io/output_file.h"
 #include "io/safetensors.h"
 #include "models/registry.h"
 #include "dist/runtime.h"
@@ -24,7 +25,8 @@ static constexpr const char* kHelp =
     "  --variant NAME        which variant a checkpoint is, where its tensors cannot tell\n"
     "  --context FILE        conditioning: safetensors with the model's inputs, e.g. 'context'\n"
     "                        [tokens, 4096] (and 'clip_fea', 'y' for image-to-video models);\n"
-    "                        default with tiny: built-in embeddings\n"
+    "                        [tokens, 64] for tiny, whose default is built-in embeddings;\n"
+    "                        required with a checkpoint\n"
     "  --negative FILE       negative-prompt conditioning, same names (needed when cfg != 1)\n"
     "  --width W --height H  size in pixels (the model's default: 832x480; tiny: 128x128)\n"
     "  --frames F            frames of a video model (81; tiny: 9)\n"
@@ -53,6 +55,7 @@ int run_sample(const std::vector<std::string>& args) {
   const bool lead = Runtime::world_rank() == 0;  // rank 0 talks to the user and writes files
   const std::string model_arg = opt.str("model", "tiny"), variant = opt.str("variant", "");
   const std::string out = opt.str("out", "latents.safetensors");
+  if (lead) check_output_file(out);  // a bad --out fails now, not after sampling
 
   // Every input is checked before the model loads, so mistakes fail fast.
   auto t0 = std::chrono::steady_clock::now();
@@ -95,6 +98,7 @@ int run_sample(const std::vector<std::string>& args) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   report_peak_memory(model);
   if (!lead) return 0;
+  check_finite(latent, "the sampled latent");
   write_safetensors(out, {{"latent", latent}},
                     {{"raylight.model", spec->variant()},
                      {"raylight.sampler", sampler_name(so.sampler)},
