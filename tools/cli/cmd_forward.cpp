@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "core/finite.h"
 #include "io/output_file.h"
 #include "io/safetensors.h"
 #include "models/registry.h"
@@ -68,7 +69,7 @@ int run_forward(const std::vector<std::string>& args) {
   model.weights->set_verbose(opt.flag("verbose"));
   Tensor v = model.denoiser->predict(latent, timestep, *model.denoiser->prepare(conditioning));
   if (Runtime::world_rank() != 0) return 0;
-  check_finite(v, "the predicted velocity");
+  finite_f32(v, "the predicted velocity");
   write_safetensors(out, {{"velocity", v}}, {{"raylight.model", spec->variant()}});
   std::fprintf(stderr, "wrote %s: velocity %s\n", out.c_str(), shape_str(v.shape()).c_str());
   return 0;

@@ -22,8 +22,7 @@ int run_serve(const std::vector<std::string>& args);
 Tensor read_input_tensor(const std::string& path, const std::string& name, bool required = true);
 // Error unless `path` is an existing regular file ("<what> <path> does not exist", ...).
 void check_input_file(const std::string& path, const std::string& what);
-// Error naming `what` when `t` holds NaN or an infinity (outputs are checked before writing).
-void check_finite(const Tensor& t, const std::string& what);
+
 // The family's conditioning inputs found in a safetensors file: the per-prompt ones (the
 // required ones must be there) and/or the shared ones (image-to-video's clip_fea, y, ...).
 Conditioning read_conditioning(const std::string& path, const DenoiserSpec& spec, bool per_prompt, bool shared);

@@ -7,21 +7,13 @@
 
 #include <sys/stat.h>
 
-#include <cmath>
-
 #include "core/error.h"
+#include "core/finite.h"
 #include "io/output_file.h"
 #include "io/safetensors.h"
 
 namespace raylight::cli {
 
-void check_finite(const Tensor& t, const std::string& what) {
-  const Tensor f = t.to_f32();
-  const float* p = f.f32();
-  for (int64_t i = 0; i < f.numel(); ++i)
-    if (!std::isfinite(p[i]))
-      fail(what, " ", shape_str(t.shape()), " is not finite: element ", i, " is ", p[i]);
-}
 
 void check_input_file(const std::string& path, const std::string& what) {
   struct stat st {};
@@ -38,13 +30,10 @@ Tensor read_input_tensor(const std::string& path, const std::string& name, bool 
     fail("input file ", path, " has no tensor named '", name, "'");
   }
   const TensorInfo& info = file->info(name);
-  const std::string what = "input file " + path + ": tensor '" + name + "'";
-  if (!dtype_is_float(info.dtype))
-    fail(what, " is ", dtype_name(info.dtype), "; it must hold floating-point values");
-  if (shape_numel(info.shape) == 0) fail(what, " of shape ", shape_str(info.shape), " is empty");
-  Tensor t = file->tensor(name).to_f32();
+  const std::string what = "input file " + path + ": tensor '" + name + "' " + shape_str(info.shape);
+  if (shape_numel(info.shape) == 0) fail(what, " is empty");
+  Tensor t = finite_f32(file->tensor(name), what);
   file->check_intact();
-  check_finite(t, what);
   return t;
 }
 
