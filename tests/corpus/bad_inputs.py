@@ -303,6 +303,10 @@ def option_cases():
     return [
         Case("opt/steps-wrap", s("--steps", "4294967297"), says="--steps", why="issue 21 item 8: ran 1 step"),
         Case("opt/steps-zero", s("--steps", "0"), says="--steps"),
+        Case("opt/steps-billion", s("--steps", "1000000000"), says="--steps",
+             why="issue 21 item 8: started without an estimate"),
+        Case("opt/beyond-memory", s("--frames", "1048573", "--width", "16384", "--height", "16384"),
+             says="this run needs about", why="issue 21 item 8: refuse what cannot fit in memory"),
         Case("opt/steps-negative", s("--steps", "-3"), says="--steps"),
         Case("opt/steps-float", s("--steps", "2.5"), says="--steps"),
         Case("opt/steps-empty", s("--steps", ""), says="--steps"),

@@ -68,12 +68,14 @@ TEST_F(CliHardening, NonFiniteValuesAreRefusedWithTheTensorNamed) {  // item 4
   ctx.f32()[5] = std::nanf("");
   write_safetensors(path("c.safetensors"), {{"context", ctx}});
   EXPECT_EQ(run("sample" + fast + "--context " + path("c.safetensors") + " --out " + path("o.safetensors")), 2);
-  EXPECT_NE(err_.find("tensor 'context' [4, 64] is not finite: element 5"), std::string::npos) << err_;
+  EXPECT_NE(err_.find("tensor 'context' [4, 64] has a NaN or infinite value at element 5"), std::string::npos)
+      << err_;
   Tensor lat = Tensor::zeros({16, 1, 4, 4});
   lat.f32()[0] = INFINITY;
   write_safetensors(path("l.safetensors"), {{"latent", lat}});
   EXPECT_EQ(run("forward --latent " + path("l.safetensors") + " --out " + path("o.safetensors")), 2);
-  EXPECT_NE(err_.find("tensor 'latent' [16, 1, 4, 4] is not finite"), std::string::npos) << err_;
+  EXPECT_NE(err_.find("tensor 'latent' [16, 1, 4, 4] has a NaN or infinite value at element 0"), std::string::npos)
+      << err_;
   EXPECT_FALSE(fs::exists(path("o.safetensors")));
 }
 
@@ -103,7 +105,7 @@ TEST_F(CliHardening, SigtermWhileWritingLeavesNoTemporary) {  // item 6
 
 TEST_F(CliHardening, QuietlyAcceptedInputsAreRefusedOrWarned) {  // item 8
   EXPECT_EQ(run("sample --steps 4294967297 --out " + path("o.safetensors")), 2);
-  EXPECT_NE(err_.find("--steps must be between 1 and 2147483647"), std::string::npos) << err_;
+  EXPECT_NE(err_.find("--steps must be between 1 and 1000000"), std::string::npos) << err_;
   write_safetensors(path("zero.safetensors"), {{"context", Tensor::zeros({0, 64})}});
   EXPECT_EQ(run("sample" + fast + "--context " + path("zero.safetensors") + " --out " + path("o.safetensors")), 2);
   EXPECT_NE(err_.find("is empty"), std::string::npos) << err_;
@@ -158,5 +160,25 @@ TEST_F(CliHardening, WhatTheReadmeAndHelpPromise) {  // item 9
   EXPECT_NE(err_.find("weights used in place"), std::string::npos) << err_;
   // With a checkpoint, a missing --model file is named before a missing --context.
   EXPECT_EQ(run("sample --model " + path("nowhere.safetensors") + " --out " + path("o.safetensors")), 2);
-  EXPECT_NE(err_.find("--model " + path("nowhere.safetensors") + " does not exist"), std::string::npos) << err_;
+  EXPECT_NE(err_.find(path("nowhere.safetensors") + " does not exist"), std::string::npos) << err_;
+  EXPECT_EQ(err_.find("--context"), std::string::npos) << err_;
+}
+
+TEST_F(CliHardening, RunsSayWhatTheyCostAndRefuseWhatCannotFit) {  // item 8
+  // Before the model loads: the size of the run; after the first step: the time it will take.
+  ASSERT_EQ(run("sample --steps 3 --width 32 --height 32 --frames 1 --out " + path("o.safetensors")), 0) << err_;
+  EXPECT_NE(err_.find("estimate: 4 tokens, 6 forwards of"), std::string::npos) << err_;
+  EXPECT_NE(err_.find("host memory about"), std::string::npos) << err_;
+  EXPECT_NE(err_.find("step 1 took"), std::string::npos) << err_;
+  EXPECT_NE(err_.find("for 3 steps"), std::string::npos) << err_;
+  // 2^18 latent frames of 2048x2048 tokens: no machine holds that; refused before loading.
+  EXPECT_EQ(run("sample --frames 1048573 --width 16384 --height 16384 --out " + path("o.safetensors")), 2);
+  EXPECT_NE(err_.find("this run needs about"), std::string::npos) << err_;
+  EXPECT_NE(err_.find("of host memory per rank (274877906944 tokens per forward)"), std::string::npos) << err_;
+  EXPECT_EQ(err_.find("model:"), std::string::npos) << "refused only after loading:\n" << err_;
+  EXPECT_EQ(run("generate --frames 1048573 --width 16384 --height 16384 --out " + path("v.mp4")), 2);
+  EXPECT_NE(err_.find("this run needs about"), std::string::npos) << err_;
+  EXPECT_EQ(run("sample --steps 1000000000 --out " + path("o.safetensors")), 2);
+  EXPECT_NE(err_.find("--steps must be between 1 and 1000000"), std::string::npos) << err_;
+  EXPECT_FALSE(fs::exists(path("v.mp4")));
 }

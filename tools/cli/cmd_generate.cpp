@@ -95,6 +95,7 @@ int run_generate(const std::vector<std::string>& args) {
   if (!(request.fps > 0)) fail("--fps must be positive, got ", request.fps);
   if (layout.cfg == 2 && request.options.cfg == 1.0) fail("--cfg-parallel needs guidance (--cfg other than 1)");
   spec->latent_shape(request.options.size);
+  check_run_estimate(opt, *spec, *weights, request.options, layout);
 
   LoadedModel model = load_model(std::move(weights), make_backend(parse_device(opt), Runtime::world_rank()), layout,
                                  parse_placement(opt), files.model, variant);
@@ -107,8 +108,12 @@ int run_generate(const std::vector<std::string>& args) {
     std::fprintf(stderr, "model: %s on %s, %d steps, %lldx%lldx%lld, %d rank(s): %s\n", spec->variant().c_str(),
                  model.backend->name().c_str(), so.steps, (long long)so.size.width, (long long)so.size.height,
                  (long long)so.size.frames, Runtime::world_size(), model.groups.layout.describe().c_str());
-  GenerateTimings t =
-      generate(model, parts.get(), request, [&](int step, int total) { if (lead) show_progress(step, total); });
+  auto step_start = std::chrono::steady_clock::now();
+  GenerateTimings t = generate(model, parts.get(), request, [&](int step, int total) {
+    if (step == 1)
+      report_first_step(std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count(), total);
+    if (lead) show_progress(step, total);
+  });
   report_peak_memory(model);
   if (!lead) return 0;
   std::fprintf(stderr, "wrote %s\ntiming: load %.2f s, encode %.2f s, sample %.2f s, decode %.2f s, write %.2f s\n",

@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "core/finite.h"
 #include "io/output_file.h"
 #include "io/safetensors.h"
 #include "models/registry.h"
@@ -63,6 +64,7 @@ int run_sample(const std::vector<std::string>& args) {
   const auto spec = denoiser_spec(*weights, model_arg, variant);
   const SampleOptions so = parse_sample_options(opt, *spec);
   if (layout.cfg == 2 && so.cfg == 1.0) fail("--cfg-parallel needs guidance (--cfg other than 1)");
+  check_run_estimate(opt, *spec, *weights, so, layout);
   // The positive file also holds the shared inputs (image-to-video's clip_fea, y); the
   // negative prompt's inputs come with them.
   const Conditioning positive = opt.has("context") ? read_conditioning(opt.str("context", ""), *spec, true, true)
@@ -90,6 +92,7 @@ int run_sample(const std::vector<std::string>& args) {
   SampleHooks hooks;
   hooks.after_step = [&](int step, int total) {
     step_ends.push_back(std::chrono::steady_clock::now());
+    if (step == 1) report_first_step(std::chrono::duration<double>(step_ends[1] - step_ends[0]).count(), total);
     if (!lead) return;
     std::fprintf(stderr, tty ? "\rstep %d/%d" : "step %d/%d\n", step, total);
     if (tty && step == total) std::fputc('\n', stderr);
@@ -98,7 +101,7 @@ int run_sample(const std::vector<std::string>& args) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   report_peak_memory(model);
   if (!lead) return 0;
-  check_finite(latent, "the sampled latent");
+  finite_f32(latent, "the sampled latent");
   write_safetensors(out, {{"latent", latent}},
                     {{"raylight.model", spec->variant()},
                      {"raylight.sampler", sampler_name(so.sampler)},

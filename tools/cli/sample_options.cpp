@@ -3,9 +3,15 @@
 // to run one step), and sizes beyond 2^20 cannot be meant (they only overflow later).
 #include "sample_options.h"
 
-#include <climits>
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
 
+#include "backend/backend_select.h"
 #include "core/error.h"
+#include "dist/runtime.h"
+#include "parallel_options.h"
+#include "pipeline/run_estimate.h"
 
 namespace raylight::cli {
 namespace {
@@ -21,7 +27,8 @@ SampleOptions parse_sample_options(const Options& opt, const DenoiserSpec& spec)
   so.size.width = opt.integer_in("width", d.size.width, 1, kMaxSize);
   so.size.height = opt.integer_in("height", d.size.height, 1, kMaxSize);
   so.size.frames = opt.integer_in("frames", d.size.frames, 1, kMaxSize);
-  so.steps = static_cast<int>(opt.integer_in("steps", d.steps, 1, INT_MAX));
+  // A million steps is 8 MB of schedule and more than any flow sampler can use.
+  so.steps = static_cast<int>(opt.integer_in("steps", d.steps, 1, 1000000));
   so.cfg = opt.number("cfg", d.cfg);
   if (opt.has("shift")) {
     so.shift = opt.number("shift", 0);
@@ -33,6 +40,22 @@ SampleOptions parse_sample_options(const Options& opt, const DenoiserSpec& spec)
   if (!sampler_from_name(sampler, &so.sampler))
     fail("unknown sampler '", sampler, "'; choose euler, unipc or dpmpp2m");
   return so;
+}
+
+void check_run_estimate(const Options& opt, const DenoiserSpec& spec, const WeightStore& weights,
+                        const SampleOptions& so, const ParallelLayout& layout) {
+  const int world = Runtime::world_size();
+  const int sequence =
+      layout.auto_sequence ? std::max(1, world / std::max(1, layout.cfg * layout.dp)) : layout.sequence();
+  const RunEstimate e = estimate_run(spec, weights, so, sequence, layout.cfg, layout.dp, resolves_to_cpu(parse_device(opt)));
+  const double available = available_host_bytes();
+  if (Runtime::world_rank() == 0) std::fprintf(stderr, "%s\n", describe(e, available).c_str());
+  refuse_if_unfit(e, available);
+}
+
+void report_first_step(double seconds, int total) {
+  if (Runtime::world_rank() != 0 || total < 2) return;
+  std::fprintf(stderr, "step 1 took %.2f s: %s\n", seconds, step_time_projection(seconds, total).c_str());
 }
 
 }  // namespace raylight::cli
