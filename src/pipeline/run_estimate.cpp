@@ -14,7 +14,7 @@ namespace {
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 // fp32 activations kept at once per token, in model widths (see the header).
-constexpr double kActivationWidths = 24;
+constexpr double kActivationWidths = 16;
 // Latent-sized fp32 tensors a sampler holds: the state, the noise, velocities (two with
 // guidance), its history (up to three), the output.
 constexpr double kLatentCopies = 8;
@@ -40,11 +40,22 @@ std::string gib(double bytes) {
 
 }  // namespace
 
+double sampler_state_bytes(const Shape& item, int64_t batch) {
+  double elements = 1;
+  for (int64_t d : item) elements *= static_cast<double>(d);
+  return elements * static_cast<double>(std::max<int64_t>(1, batch)) * 4.0 * kLatentCopies;
+}
+
+double forward_activation_bytes(const DenoiserSpec& spec, const Shape& item, int sequence_split) {
+  const double tokens = static_cast<double>(spec.sequence_tokens(item));
+  const double width = static_cast<double>(spec.attention_heads()) * static_cast<double>(spec.head_dim());
+  return std::ceil(tokens / std::max(1, sequence_split)) * width * 4.0 * kActivationWidths;
+}
+
 RunEstimate estimate_run(const DenoiserSpec& spec, const WeightStore& weights, const SampleOptions& o,
                          int sequence_ranks, int cfg_split, int dp, bool activations_on_host) {
   RunEstimate e;
   const Shape item = spec.latent_shape(o.size);  // the size rules first, with their message
-  const double item_bytes = static_cast<double>(shape_numel(item)) * 4.0;
   e.tokens = spec.sequence_tokens(item);
   const int split = std::max(1, sequence_ranks);
   e.tokens_per_rank = (e.tokens + split - 1) / split;
@@ -52,11 +63,12 @@ RunEstimate estimate_run(const DenoiserSpec& spec, const WeightStore& weights, c
   e.forwards = static_cast<int64_t>(o.steps) * (guided && cfg_split < 2 ? 2 : 1);
   const double width = static_cast<double>(spec.attention_heads()) * static_cast<double>(spec.head_dim());
   const double context = static_cast<double>(spec.context_tokens());
-  e.activation_bytes = (static_cast<double>(e.tokens_per_rank) + context) * width * 4.0 * kActivationWidths;
+  e.activation_bytes = forward_activation_bytes(spec, item, split);
   e.activations_on_host = activations_on_host;
-  // Rank 0 gathers the dp items at the end; the schedule is steps + 1 doubles, twice.
-  e.host_bytes = item_bytes * (kLatentCopies + std::max(1, dp)) + 16.0 * (o.steps + 1.0) +
-                 (activations_on_host ? e.activation_bytes : 0.0);
+  // A rank samples one item at a time; rank 0 gathers the dp items at the end. The schedule
+  // is steps + 1 doubles, twice.
+  e.host_bytes = sampler_state_bytes(item, 1) + sampler_state_bytes(item, std::max(1, dp)) / kLatentCopies +
+                 16.0 * (o.steps + 1.0) + (activations_on_host ? e.activation_bytes : 0.0);
   double block_params = 0;
   int blocks = 0;
   for (const auto& name : weights.names()) {

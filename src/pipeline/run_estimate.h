@@ -3,9 +3,10 @@
 // A --frames 100001 or a --width of 2^20 used to start a run that could never finish (or
 // that the kernel would kill mid-way). From the header alone (the spec) and the options, the
 // run's size is known: the joint sequence's tokens, the forwards it takes, and the host
-// memory each rank needs. The memory figure is an estimate, deliberately on the high side
-// for activations (fp32 on the CPU backend: the hidden state, its norm and modulation, q, k,
-// v, the attention output and the FFN's hidden layer, about 24 model-widths per token); the
+// memory each rank needs. The memory model is written once here (the server's job check
+// uses it too) and is deliberately on the high side: the latent-sized tensors a sampler
+// holds, and one forward's fp32 activations on the CPU backend (the hidden state, q, k, v,
+// the attention output, the FFN's hidden layer, norms: 16 model widths per token); the
 // latent-codec (VAE) decode is not counted. A run whose estimate exceeds the memory this
 // process may use (MemAvailable, and a cgroup's limit in a container) is refused with the
 // numbers; any other run prints them, with the compute per forward (2 x tokens x block
@@ -32,6 +33,12 @@ struct RunEstimate {
   bool activations_on_host = true;
   double flops_per_forward = 0;  // per rank: block weights x tokens, plus attention
 };
+
+// Bytes of the latent-sized fp32 tensors a sampler holds for `batch` items (the noise, the
+// start, the sample, the prediction, its history, the output).
+double sampler_state_bytes(const Shape& item, int64_t batch);
+// Bytes of one forward's fp32 activations on a rank holding 1/`sequence_split` of the tokens.
+double forward_activation_bytes(const DenoiserSpec& spec, const Shape& item, int sequence_split);
 
 // `sequence_ranks` is ulysses x ring (the sequence split), `cfg_split` 2 with --cfg-parallel.
 // `weights` (the checkpoint's, read from its header) give the block count and parameters.
