@@ -1,3 +1,6 @@
+// Tensor bookkeeping. Shapes come from files and options, so every product of dims and
+// every byte count is overflow-checked here, once: a shape whose element count or byte size
+// does not fit is an Error naming the shape, never a wrapped number that allocates too little.
 #include "core/tensor.h"
 
 #include <cstdlib>
@@ -17,9 +20,29 @@ std::string shape_str(const Shape& s) {
 }
 
 int64_t shape_numel(const Shape& s) {
+  // The product of the non-zero dims must fit too, so that strides (which skip zero dims'
+  // effect only at the end) never overflow either.
   int64_t n = 1;
-  for (int64_t d : s) n *= d;
-  return n;
+  bool zero = false;
+  for (int64_t d : s) {
+    if (d < 0) fail("negative dimension in shape ", shape_str(s));
+    if (d == 0) {
+      zero = true;
+      continue;
+    }
+    if (__builtin_mul_overflow(n, d, &n)) fail("shape ", shape_str(s), " has too many elements");
+  }
+  return zero ? 0 : n;
+}
+
+size_t shape_nbytes(const Shape& s, DType dtype) {
+  const int64_t n = shape_numel(s);
+  size_t bytes = 0;
+  if (__builtin_mul_overflow(static_cast<size_t>(n), dtype_size(dtype), &bytes) ||
+      bytes > static_cast<size_t>(INT64_MAX))
+    fail("shape ", shape_str(s), " of ", dtype_name(dtype), " is too large (", n,
+         " elements do not fit in memory)");
+  return bytes;
 }
 
 static std::vector<int64_t> contiguous_strides(const Shape& s) {
@@ -27,20 +50,20 @@ static std::vector<int64_t> contiguous_strides(const Shape& s) {
   int64_t acc = 1;
   for (size_t i = s.size(); i-- > 0;) {
     st[i] = acc;
-    acc *= s[i];
+    if (s[i] > 0) acc *= s[i];  // cannot overflow: shape_numel checked the product
   }
   return st;
 }
 
 Tensor Tensor::empty(Shape shape, DType dtype) {
-  for (int64_t d : shape)
-    if (d < 0) fail("negative dimension in shape ", shape_str(shape));
+  const size_t bytes = shape_nbytes(shape, dtype);  // checks dims and overflow
   Tensor t;
   t.shape_ = std::move(shape);
   t.strides_ = contiguous_strides(t.shape_);
+  t.numel_ = shape_numel(t.shape_);
   t.dtype_ = dtype;
-  size_t bytes = t.nbytes();
   // 64-byte alignment keeps vector loads aligned; size rounded up as aligned_alloc requires.
+  // bytes <= INT64_MAX, so the rounding cannot wrap.
   void* p = std::aligned_alloc(64, ((bytes + 63) / 64) * 64 + 64);
   if (!p) fail("out of host memory allocating ", bytes, " bytes for a tensor of shape ",
                shape_str(t.shape_));
@@ -56,9 +79,11 @@ Tensor Tensor::zeros(Shape shape, DType dtype) {
 }
 
 Tensor Tensor::view(void* data, Shape shape, DType dtype, std::shared_ptr<void> owner) {
+  shape_nbytes(shape, dtype);  // a view of an impossible shape is refused like an allocation
   Tensor t;
   t.shape_ = std::move(shape);
   t.strides_ = contiguous_strides(t.shape_);
+  t.numel_ = shape_numel(t.shape_);
   t.dtype_ = dtype;
   t.data_ = data;
   t.owner_ = std::move(owner);
@@ -74,8 +99,8 @@ Tensor Tensor::device_view(void* data, Shape shape, DType dtype, Device device,
 
 Tensor Tensor::bytes_view(size_t offset, Shape shape, DType dtype) const {
   if (!is_contiguous()) fail("bytes_view of a non-contiguous tensor");
-  const size_t n = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
-  if (offset + n > nbytes())
+  const size_t n = shape_nbytes(shape, dtype);
+  if (offset > nbytes() || n > nbytes() - offset)
     fail("bytes_view: ", n, " bytes at ", offset, " overrun a buffer of ", nbytes(), " bytes");
   return device_view(static_cast<uint8_t*>(data_) + offset, std::move(shape), dtype, device_, owner_);
 }
@@ -106,8 +131,8 @@ Tensor Tensor::reshape(Shape shape) const {
     if (shape[i] == -1) {
       if (infer >= 0) fail("reshape: more than one -1 in ", shape_str(shape));
       infer = static_cast<int>(i);
-    } else {
-      known *= shape[i];
+    } else if (shape[i] < 0 || __builtin_mul_overflow(known, shape[i], &known)) {
+      fail("cannot reshape ", shape_str(shape_), " to ", shape_str(shape));
     }
   }
   if (infer >= 0 && known != 0) shape[infer] = numel() / known;
@@ -116,6 +141,7 @@ Tensor Tensor::reshape(Shape shape) const {
   Tensor t = *this;
   t.shape_ = std::move(shape);
   t.strides_ = contiguous_strides(t.shape_);
+  t.numel_ = shape_numel(t.shape_);
   return t;
 }
 
@@ -124,6 +150,7 @@ Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
     fail("slice_rows [", begin, ", ", end, ") out of range for ", shape_str(shape_));
   Tensor t = *this;
   t.shape_[0] = end - begin;
+  t.numel_ = shape_numel(t.shape_);
   size_t row_bytes = shape_[0] ? nbytes() / shape_[0] : 0;
   t.data_ = static_cast<char*>(data_) + begin * row_bytes;
   return t;

@@ -21,7 +21,11 @@ enum class Device : uint8_t { CPU, CUDA };
 using Shape = std::vector<int64_t>;
 
 std::string shape_str(const Shape& s);
+// Element count; an Error for a negative dim or a count that does not fit in int64 (the
+// product of the non-zero dims is checked too, so strides fit as well).
 int64_t shape_numel(const Shape& s);
+// Bytes of a contiguous tensor of `s` x `dtype`; an Error when they do not fit in int64.
+size_t shape_nbytes(const Shape& s, DType dtype);
 
 class Tensor {
  public:
@@ -42,7 +46,8 @@ class Tensor {
   const std::vector<int64_t>& strides() const { return strides_; }
   DType dtype() const { return dtype_; }
   Device device() const { return device_; }
-  int64_t numel() const { return shape_numel(shape_); }
+  int64_t numel() const { return numel_; }
+  // Cannot overflow: every constructor checked shape_nbytes.
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
   bool is_contiguous() const;
 
@@ -81,6 +86,7 @@ class Tensor {
  private:
   Shape shape_;
   std::vector<int64_t> strides_;
+  int64_t numel_ = 1;  // shape_numel(shape_), checked when the shape was set
   DType dtype_ = DType::F32;
   Device device_ = Device::CPU;
   void* data_ = nullptr;

@@ -1,13 +1,23 @@
+// MPI communicator: point-to-point requests polled against a deadline (see the header).
+//
+// When a wait times out, the rank it waits for may itself be waiting for another one: in a
+// ring, the ranks after a stopped rank all starve, and the first to time out would blame its
+// innocent neighbour. So every poll loop also answers "whom are you waiting for?" probes
+// (tag kTagProbe on the world communicator), and a rank that times out follows that chain
+// until it reaches a rank that does not answer: that one is named as the cause.
 #include "dist/mpi_communicator.h"
 
 #include <chrono>
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <deque>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "core/error.h"
+#include "dist/runtime.h"
 
 namespace raylight {
 namespace {
@@ -18,6 +28,9 @@ double g_timeout_seconds = 300.0;
 constexpr size_t kMaxMessage = size_t{1} << 30;
 
 class MpiCommunicator;
+
+// Tags on MPI_COMM_WORLD for the blame probes (collectives use their own communicators).
+constexpr int kTagProbe = 31001, kTagProbeReply = 31002;
 
 // Requests of one operation and which peer each one belongs to.
 struct Requests {
@@ -48,6 +61,100 @@ struct Requests {
     }
   }
 };
+
+// What this rank is waiting for right now (set while complete() polls).
+struct WaitState {
+  const Requests* requests = nullptr;
+  const std::vector<int>* world_ranks = nullptr;  // group rank -> world rank
+};
+WaitState g_wait;
+
+// The world rank this rank waits to hear from (a pending receive first, else a pending
+// send), or -1 when it waits for nobody.
+int waiting_for() {
+  const Requests* r = g_wait.requests;
+  if (!r) return -1;
+  for (int want_recv : {1, 0})
+    for (size_t i = 0; i < r->reqs.size(); ++i)
+      if (r->reqs[i] != MPI_REQUEST_NULL && r->is_recv[i] == bool(want_recv))
+        return (*g_wait.world_ranks)[r->peer[i]];
+  return -1;
+}
+
+// Answers every probe that has arrived with waiting_for().
+void answer_probes() {
+  static std::deque<int> replies;  // send buffers must outlive the freed requests
+  for (;;) {
+    int flag = 0;
+    MPI_Status st;
+    MPI_Iprobe(MPI_ANY_SOURCE, kTagProbe, MPI_COMM_WORLD, &flag, &st);
+    if (!flag) return;
+    int asker = 0;
+    MPI_Recv(&asker, 1, MPI_INT, st.MPI_SOURCE, kTagProbe, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    replies.push_back(waiting_for());
+    MPI_Request req;
+    MPI_Isend(&replies.back(), 1, MPI_INT, st.MPI_SOURCE, kTagProbeReply, MPI_COMM_WORLD, &req);
+    MPI_Request_free(&req);
+  }
+}
+
+// Asks world rank `rank` whom it waits for; false when it does not answer within `grace`.
+bool ask_whom(int rank, double grace, int* reply) {
+  static std::deque<int> tokens;
+  int me = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &me);
+  tokens.push_back(me);
+  MPI_Request send, recv;
+  MPI_Isend(&tokens.back(), 1, MPI_INT, rank, kTagProbe, MPI_COMM_WORLD, &send);
+  MPI_Request_free(&send);
+  MPI_Irecv(reply, 1, MPI_INT, rank, kTagProbeReply, MPI_COMM_WORLD, &recv);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(grace);
+  for (;;) {
+    int done = 0;
+    MPI_Test(&recv, &done, MPI_STATUS_IGNORE);
+    if (done) return true;
+    if (std::chrono::steady_clock::now() > deadline) {
+      MPI_Cancel(&recv);
+      MPI_Request_free(&recv);
+      return false;
+    }
+    answer_probes();  // others may be following a chain through this rank
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+// Follows "waits for" from world rank `first` to the rank that does not answer, and says so.
+std::string find_cause(int first) {
+  int me = 0, world = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &me);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  const double grace = std::min(10.0, std::max(1.0, collective_timeout() / 2));
+  std::ostringstream why;
+  std::set<int> seen{me};
+  int cur = first;
+  for (int hop = 0; hop < world; ++hop) {
+    int next = -1;
+    if (!ask_whom(cur, grace, &next)) {
+      why << "rank " << cur << " does not answer (stopped, hung, or busy for over " << grace << " s)";
+      return why.str();
+    }
+    if (next < 0) {
+      why << "rank " << cur << " answers but waits for nobody (it is behind the others)";
+      return why.str();
+    }
+    why << "rank " << cur << " waits for rank " << next << "; ";
+    if (seen.count(next)) {
+      why << "these ranks all run and wait for each other: their data is slow rather than "
+             "missing (an overloaded machine or a --timeout too short for this size), or they "
+             "are in different collectives";
+      return why.str();
+    }
+    seen.insert(cur);
+    cur = next;
+  }
+  why << "no rank at the end of the chain";
+  return why.str();
+}
 
 class MpiCommunicator final : public Communicator {
  public:
@@ -117,36 +224,50 @@ class MpiCommunicator final : public Communicator {
   void complete(Requests& r, const char* op) const {
     const auto deadline = std::chrono::steady_clock::now() +
                           std::chrono::duration<double>(g_timeout_seconds);
-    for (;;) {
-      int done = 0;
-      MPI_Testall(static_cast<int>(r.reqs.size()), r.reqs.data(), &done, MPI_STATUSES_IGNORE);
-      if (done) return;
+    const WaitState outer = g_wait;
+    g_wait = {&r, &world_ranks_};
+    std::vector<int> done_index(r.reqs.size());
+    for (int polls = 0;; ++polls) {
+      // Testsome sets each completed request to MPI_REQUEST_NULL, so what is still pending
+      // says exactly which peers have not sent yet.
+      int count = 0;
+      MPI_Testsome(static_cast<int>(r.reqs.size()), r.reqs.data(), &count, done_index.data(),
+                   MPI_STATUSES_IGNORE);
+      if (count == MPI_UNDEFINED) break;  // no active request left
+      if (polls % 64 == 63) answer_probes();
       if (std::chrono::steady_clock::now() > deadline) timed_out(r, op);
       std::this_thread::sleep_for(std::chrono::microseconds(20));
     }
+    g_wait = outer;
   }
 
  private:
   [[noreturn]] void timed_out(Requests& r, const char* op) const {
-    std::ostringstream missing;
-    bool first = true;
+    // Peers whose data has not arrived; if every receive is done, peers not yet receiving.
+    std::ostringstream missing, unsent;
+    bool any_missing = false, any_unsent = false;
     for (size_t i = 0; i < r.reqs.size(); ++i) {
-      if (r.reqs[i] == MPI_REQUEST_NULL || !r.is_recv[i]) continue;
-      missing << (first ? "" : ", ") << world_ranks_[r.peer[i]];
-      first = false;
+      if (r.reqs[i] == MPI_REQUEST_NULL) continue;
+      std::ostringstream& list = r.is_recv[i] ? missing : unsent;
+      bool& any = r.is_recv[i] ? any_missing : any_unsent;
+      list << (any ? ", " : "") << world_ranks_[r.peer[i]];
+      any = true;
     }
+    const std::string stuck = any_missing ? "no data from rank(s) " + missing.str()
+                                          : "rank(s) " + unsent.str() + " did not take this rank's data";
     std::ostringstream members;
     for (int i = 0; i < size_; ++i) members << (i ? "," : "") << world_ranks_[i];
     int me = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &me);
+    const int suspect = waiting_for();
+    const std::string cause = suspect >= 0 ? "; " + find_cause(suspect) : std::string();
     std::fprintf(stderr,
                  "raylight [rank %d]: error: %s in group '%s' (ranks %s) timed out after %g s; "
-                 "no data from rank(s) %s. Ending the job.\n",
-                 me, op, name_.c_str(), members.str().c_str(), g_timeout_seconds,
-                 first ? "(sends pending)" : missing.str().c_str());
+                 "%s%s. Ending the job.\n",
+                 me, op, name_.c_str(), members.str().c_str(), g_timeout_seconds, stuck.c_str(),
+                 cause.c_str());
     std::fflush(stderr);
-    MPI_Abort(MPI_COMM_WORLD, 4);
-    std::abort();
+    Runtime::abort_job(kExitTimeout);
   }
 
   Requests post_all_gather(const void* send, void* recv, size_t bytes, int tag) {

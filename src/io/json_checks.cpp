@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <set>
+#include <vector>
 
 namespace raylight {
 
@@ -23,6 +25,25 @@ int json_nesting_depth(std::string_view s, int limit) {
     }
   }
   return deepest;
+}
+
+bool json_parse_unique_keys(std::string_view text, nlohmann::json* out, std::string* duplicate) {
+  std::vector<std::set<std::string>> keys;  // one set per open object
+  duplicate->clear();
+  auto on_event = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    using E = nlohmann::json::parse_event_t;
+    if (event == E::object_start) {
+      keys.emplace_back();
+    } else if (event == E::object_end) {
+      if (!keys.empty()) keys.pop_back();
+    } else if (event == E::key && !keys.empty() && duplicate->empty() &&
+               !keys.back().insert(parsed.get<std::string>()).second) {
+      *duplicate = parsed.get<std::string>();
+    }
+    return true;
+  };
+  *out = nlohmann::json::parse(text.begin(), text.end(), on_event);
+  return duplicate->empty();
 }
 
 bool json_as_count(const nlohmann::json& j, uint64_t* out) {

@@ -16,6 +16,8 @@
 
 #include "core/error.h"
 #include "io/json_checks.h"
+#include "io/mapping_faults.h"
+#include "io/output_file.h"
 
 namespace raylight {
 namespace {
@@ -28,12 +30,31 @@ constexpr int kMaxDepth = 16;                  // a valid header nests 3 deep
 SafetensorsFile::SafetensorsFile(Private, std::string path) : path_(std::move(path)) {}
 
 SafetensorsFile::~SafetensorsFile() {
+  unregister_mapping(mapping_slot_);
   if (base_) munmap(const_cast<uint8_t*>(base_), size_);
+}
+
+void SafetensorsFile::check_intact() const {
+  if (!mapping_faulted(mapping_slot_)) return;
+  struct stat st {};
+  const bool now = ::stat(path_.c_str(), &st) == 0;
+  fail("safetensors ", path_, ": the file was cut short while in use (",
+       now ? std::to_string(st.st_size) + " bytes now, " : std::string(), size_,
+       " when it was opened): another program truncated or rewrote it; load it again");
+}
+
+void check_mapped_files_intact() {
+  const std::string path = first_faulted_mapping();
+  if (!path.empty())
+    fail("safetensors ", path, ": the file was cut short while in use (another program "
+         "truncated or rewrote it); nothing was written from it");
 }
 
 std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
   auto f = std::make_shared<SafetensorsFile>(Private{}, path);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO for reading would wait for a writer forever; it is refused
+  // below as not a regular file (for regular files the flag changes nothing).
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) fail("safetensors ", path, ": cannot open: ", std::strerror(errno));
   struct stat st {};
   if (fstat(fd, &st) != 0) {
@@ -43,7 +64,7 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    fail("safetensors ", path, ": not a regular file");
+    fail("safetensors ", path, ": is ", describe_file_type(st.st_mode), ", not a regular file");
   }
   if (st.st_size < 8) {
     ::close(fd);
@@ -56,6 +77,7 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   if (p == MAP_FAILED) fail("safetensors ", path, ": cannot mmap: ", std::strerror(e));
   f->base_ = static_cast<const uint8_t*>(p);
   f->size_ = static_cast<uint64_t>(st.st_size);
+  f->mapping_slot_ = register_mapping(p, f->size_, path);
   f->parse();  // on error `f` is destroyed and unmaps
   return f;
 }
@@ -85,11 +107,14 @@ void SafetensorsFile::parse() {
     fail("safetensors ", P, ": invalid JSON header: nested deeper than ", kMaxDepth, " levels");
 
   nlohmann::json header;
+  std::string duplicate;
+  bool unique = true;
   try {
-    header = nlohmann::json::parse(text, text + n);
+    unique = json_parse_unique_keys(std::string_view(text, n), &header, &duplicate);
   } catch (const nlohmann::json::exception& ex) {
     fail("safetensors ", P, ": invalid JSON header: ", ex.what());
   }
+  if (!unique) fail("safetensors ", P, ": the header names '", duplicate, "' twice");
   if (!header.is_object()) fail("safetensors ", P, ": header is not a JSON object");
 
   try {
@@ -125,17 +150,19 @@ void SafetensorsFile::parse() {
 
       for (const auto& d : *sh) {
         uint64_t v = 0;
-        if (!json_as_count(d, &v)) bad("shape ", sh->dump(), " has a negative or non-integer dim");
+        if (!json_as_count(d, &v) || v > static_cast<uint64_t>(INT64_MAX))
+          bad("shape ", sh->dump(), " has a negative, non-integer or too large dim");
         t.shape.push_back(static_cast<int64_t>(v));
       }
-      // Bytes needed, overflow-checked; any zero dim makes the tensor empty.
-      uint64_t nbytes = dtype_size(t.dtype);
-      bool zero = std::find(t.shape.begin(), t.shape.end(), 0) != t.shape.end();
-      if (zero) nbytes = 0;
-      for (size_t i = 0; i < t.shape.size() && !zero; ++i)
-        if (__builtin_mul_overflow(nbytes, static_cast<uint64_t>(t.shape[i]), &nbytes) ||
-            nbytes > static_cast<uint64_t>(INT64_MAX))
-          bad("shape ", shape_str(t.shape), " is too large");
+      // Bytes needed, overflow-checked (the non-zero dims of an empty tensor too).
+      uint64_t nbytes = 0;
+      bool fits = true;
+      try {
+        nbytes = shape_nbytes(t.shape, t.dtype);
+      } catch (const Error&) {
+        fits = false;
+      }
+      if (!fits) bad("shape ", shape_str(t.shape), " is too large");
 
       if (off->size() != 2 || !json_as_count((*off)[0], &t.begin) || !json_as_count((*off)[1], &t.end))
         bad("data_offsets ", off->dump(), " is not two non-negative integers");
@@ -232,35 +259,22 @@ void write_safetensors(const std::string& path,
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(uint64_t(json.size()) >> (8 * i));
 
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail("write_safetensors ", path, ": cannot create ", tmp, ": ", std::strerror(errno));
-  try {
-    write_all(fd, len, 8, tmp);
-    write_all(fd, json.data(), json.size(), tmp);
-    for (size_t i : order) {
-      const Tensor& t = tensors[i].second;
-      if (t.nbytes()) write_all(fd, t.raw(), t.nbytes(), tmp);
+  write_output_file(path, [&](const std::string& tmp) {
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) fail("write_safetensors ", path, ": cannot create ", tmp, ": ", std::strerror(errno));
+    try {
+      write_all(fd, len, 8, tmp);
+      write_all(fd, json.data(), json.size(), tmp);
+      for (size_t i : order) {
+        const Tensor& t = tensors[i].second;
+        if (t.nbytes()) write_all(fd, t.raw(), t.nbytes(), tmp);
+      }
+    } catch (const Error& ex) {
+      ::close(fd);
+      fail("write_safetensors ", path, ": ", ex.what());
     }
-    if (::fsync(fd) != 0) fail("cannot fsync ", tmp, ": ", std::strerror(errno));
-    int rc = ::close(fd);
-    fd = -1;
-    if (rc != 0) fail("cannot close ", tmp, ": ", std::strerror(errno));
-    if (std::rename(tmp.c_str(), path.c_str()) != 0)
-      fail("cannot rename ", tmp, " to ", path, ": ", std::strerror(errno));
-  } catch (const Error& ex) {
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    fail("write_safetensors ", path, ": ", ex.what());
-  }
-  // Best effort: make the rename itself durable.
-  const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
+    if (::close(fd) != 0) fail("write_safetensors ", path, ": cannot close ", tmp, ": ", std::strerror(errno));
+  });
 }
 
 }  // namespace raylight

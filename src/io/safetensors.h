@@ -5,7 +5,11 @@
 // so the mapping lives as long as any tensor taken from it. Headers come from untrusted
 // downloads, so open() validates everything (types, offsets, sizes, overlaps) up front and
 // reports any problem as a raylight::Error naming the file and tensor; after open() no
-// accessor can read outside the mapping.
+// accessor can read outside the mapping. Duplicate keys are refused, as the format's
+// reference reader does (a JSON parser would silently keep the last one).
+// A file truncated by another program while mapped does not kill the process (see
+// io/mapping_faults.h): reads past the new end see zeros and check_intact() fails from then
+// on, so whoever read the bytes reports the file instead of using them.
 #pragma once
 
 #include <cstdint>
@@ -50,6 +54,9 @@ class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
   // valid: a later read faults the page in from the file again. Ranges outside the mapping
   // are ignored.
   void release_pages(const void* p, size_t n) const;
+  // Error naming the file when a read of its mapping found the file cut short (after open()
+  // validated it); readers call it after reading mapped bytes and before using them.
+  void check_intact() const;
 
  private:
   struct Private {};
@@ -64,14 +71,20 @@ class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
   const uint8_t* base_ = nullptr;  // whole file mapping
   uint64_t size_ = 0;
   uint64_t data_offset_ = 0;
+  int mapping_slot_ = -1;  // in the SIGBUS registry
   std::vector<TensorInfo> tensors_;
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
 };
 
-// Writes contiguous host tensors (any dtype) and metadata to `path` atomically: the bytes go
-// to `path`.tmp-<pid>, which is fsynced and renamed over `path`; on any error the temporary
-// file is removed and an Error is thrown. The data region starts 8-byte aligned, and tensors
+// Error naming the first mapped safetensors file (still open) whose mapping faulted; every
+// output writer calls it before it commits, so no output is made from a file cut short.
+void check_mapped_files_intact();
+
+// Writes contiguous host tensors (any dtype) and metadata to `path` by the output policy of
+// io/output_file.h: staged as `path`.tmp-<pid>, fsynced and renamed into place (or copied
+// into a pipe); a path that is a folder, device or socket is refused; on any error the
+// temporary file is removed and an Error is thrown. The data region starts 8-byte aligned, and tensors
 // are laid out by decreasing element size (stable otherwise), so every tensor is naturally
 // aligned. Tensors are packed without gaps, as other safetensors readers require.
 void write_safetensors(const std::string& path,

@@ -11,6 +11,7 @@
 //    their series for small |z| where the closed forms cancel catastrophically.
 #include "sampling/samplers.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <limits>
@@ -286,12 +287,33 @@ Tensor sample_flow(SamplerKind kind, const Tensor& x, const std::vector<double>&
   if (!model) fail("sample_flow: no model callback");
   if (!x.defined()) fail("sample_flow: undefined input sample");
   Tensor x32 = x.to_f32();
+  // A non-finite velocity poisons every later step: stop at the first one and say where
+  // (a huge --cfg used to run to the end and write an all-NaN latent with exit 0).
+  const VelocityFn checked = [&](const Tensor& xt, double sigma) {
+    Tensor v = model(xt, sigma).to_f32();
+    const float* p = v.f32();
+    for (int64_t i = 0; i < v.numel(); ++i)
+      if (!std::isfinite(p[i])) {
+        const size_t step = std::find(sigmas.begin(), sigmas.end(), sigma) - sigmas.begin();
+        fail("sampling: the velocity at step ", step + 1, " of ", sigmas.size() - 1, " (sigma ",
+             sigma, ") is not finite (element ", i, " is ", p[i],
+             "): the guidance scale, shift or inputs are too extreme");
+      }
+    return v;
+  };
+  Tensor out;
   switch (kind) {
-    case SamplerKind::Euler: return run_euler(x32, sigmas, model, on_step);
-    case SamplerKind::UniPC: return run_unipc(x32, sigmas, model, on_step);
-    case SamplerKind::DPMpp2M: return run_dpmpp2m(x32, sigmas, model, on_step);
+    case SamplerKind::Euler: out = run_euler(x32, sigmas, checked, on_step); break;
+    case SamplerKind::UniPC: out = run_unipc(x32, sigmas, checked, on_step); break;
+    case SamplerKind::DPMpp2M: out = run_dpmpp2m(x32, sigmas, checked, on_step); break;
+    default: fail("sample_flow: unknown sampler kind ", static_cast<int>(kind));
   }
-  fail("sample_flow: unknown sampler kind ", static_cast<int>(kind));
+  const float* p = out.f32();
+  for (int64_t i = 0; i < out.numel(); ++i)
+    if (!std::isfinite(p[i]))
+      fail("sampling: the sampled latent is not finite (element ", i, " is ", p[i],
+           "): the guidance scale, shift or inputs are too extreme");
+  return out;
 }
 
 }  // namespace raylight

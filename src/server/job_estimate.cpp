@@ -1,5 +1,5 @@
-// Job memory estimates (see job_estimate.h). The factors are deliberately generous: a
-// refusal costs a client a smaller request, an allocation failure costs it the wait.
+// Job memory estimates (see job_estimate.h). The factors are the pipeline's and deliberately
+// generous: a refusal costs a client a smaller request, an allocation failure costs it the wait.
 #include "server/job_estimate.h"
 
 #include <unistd.h>
@@ -7,12 +7,10 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "pipeline/run_estimate.h"
 
 namespace raylight::server {
 namespace {
-
-constexpr double kLatentCopies = 8;       // noise, start, sample, prediction, sampler history, output
-constexpr double kActivationWidths = 16;  // hidden state, q/k/v, attention out, FFN (several widths), norms
 
 std::string gib(double bytes) {
   char buf[32];
@@ -22,18 +20,12 @@ std::string gib(double bytes) {
 
 }  // namespace
 
+// The memory model is the pipeline's (pipeline/run_estimate.h), shared with the CLI's runs.
 JobMemory estimate_job_memory(const Shape& item, int64_t batch, const DenoiserSpec& spec, const ParallelLayout& layout,
                               bool activations_on_host) {
-  double item_elems = 1;
-  for (int64_t d : item) item_elems *= static_cast<double>(d);
   JobMemory m;
-  m.latent_bytes = item_elems * static_cast<double>(batch) * 4.0 * kLatentCopies;
-  if (activations_on_host) {
-    const double tokens = static_cast<double>(spec.sequence_tokens(item));
-    const double width = static_cast<double>(spec.attention_heads() * spec.head_dim());
-    const double split = static_cast<double>(std::max(1, layout.ulysses * layout.ring));
-    m.activation_bytes = tokens * width * 4.0 * kActivationWidths / split;
-  }
+  m.latent_bytes = sampler_state_bytes(item, batch);
+  if (activations_on_host) m.activation_bytes = forward_activation_bytes(spec, item, layout.ulysses * layout.ring);
   return m;
 }
 

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "io/json_checks.h"
+#include "io/safetensors.h"
 
 namespace raylight::server {
 namespace {
@@ -80,11 +81,14 @@ TensorBundle decode_safetensors(std::string_view body, const BodyLimits& limits)
   if (json_nesting_depth(text, kMaxDepth) > kMaxDepth)
     fail("body: safetensors header nests deeper than ", kMaxDepth, " levels");
   nlohmann::json header;
+  std::string duplicate;
+  bool unique = true;
   try {
-    header = nlohmann::json::parse(text.begin(), text.end());
+    unique = json_parse_unique_keys(text, &header, &duplicate);
   } catch (const nlohmann::json::exception& e) {
     fail("body: safetensors header is not valid JSON: ", e.what());
   }
+  if (!unique) fail("body: safetensors header names '", duplicate, "' twice");
   if (!header.is_object()) fail("body: safetensors header is not a JSON object");
 
   TensorBundle out;
@@ -128,6 +132,8 @@ TensorBundle decode_safetensors(std::string_view body, const BodyLimits& limits)
 
 std::string encode_safetensors(const std::vector<std::pair<std::string, Tensor>>& tensors,
                                const std::map<std::string, std::string>& metadata) {
+  // A result computed while a mapped checkpoint was cut short holds zeros: not sent.
+  check_mapped_files_intact();
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/finite.h"
 #include "sampling/schedule.h"
 
 namespace raylight::server {
@@ -32,14 +33,8 @@ int64_t integer(const nlohmann::json& p, const char* name, int64_t fallback, int
   return v.get<int64_t>();
 }
 
-// fp32 copy of a request tensor, finite-checked.
-Tensor finite_f32(const std::string& name, const Tensor& t) {
-  Tensor f = t.to_f32();
-  const float* p = f.f32();
-  for (int64_t i = 0; i < f.numel(); ++i)
-    if (!std::isfinite(p[i])) fail("tensor '", name, "' has a NaN or infinite value at element ", i);
-  return f;
-}
+// fp32 copy of a request tensor: floats, finite (core/finite.h).
+Tensor finite_f32(const std::string& name, const Tensor& t) { return raylight::finite_f32(t, "tensor '" + name + "'"); }
 
 // One item or a batch of at most 64 -> [B, item...]; `batched` tells which was given.
 Tensor latent_tensor(const std::string& name, const Tensor& t, const DenoiserSpec& spec, bool* batched) {

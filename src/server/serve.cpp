@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "dist/runtime.h"
+#include "io/output_file.h"
 #include "server/api.h"
 #include "server/job_board.h"
 #include "server/job_estimate.h"
@@ -44,19 +45,13 @@ class PortFile {
  public:
   PortFile(const std::string& path, int port) : path_(path) {
     if (path_.empty()) return;
-    const std::string tmp = path_ + ".tmp-" + std::to_string(::getpid());
-    {
+    // By the output policy of every file the engine writes (io/output_file.h).
+    write_output_file(path_, [&](const std::string& tmp) {
       std::ofstream f(tmp);
       f << port << "\n";
-      if (!f) {
-        std::remove(tmp.c_str());
-        fail("cannot write the port file ", tmp);
-      }
-    }
-    if (std::rename(tmp.c_str(), path_.c_str()) != 0) {
-      std::remove(tmp.c_str());
-      fail("cannot rename ", tmp, " to ", path_);
-    }
+      f.close();
+      if (!f) fail("cannot write the port file ", tmp);
+    });
     unlink_on_stop_signal(path_);
   }
   ~PortFile() { remove(); }

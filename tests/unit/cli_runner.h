@@ -31,7 +31,12 @@ class CliTest : public ::testing::Test {
     err_ = read(log);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
   }
-  static std::string binary() { return RAYLIGHT_BINARY; }
+  // RAYLIGHT_TEST_BINARY runs the same tests against another build (e.g. to show that a
+  // regression test fails on an older one).
+  static std::string binary() {
+    const char* other = std::getenv("RAYLIGHT_TEST_BINARY");
+    return other && *other ? other : RAYLIGHT_BINARY;
+  }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
   static std::string read(const std::string& file) {
     std::ifstream in(file, std::ios::binary);

@@ -404,7 +404,8 @@ TEST(VideoErrors, FailedCommitRemovesTemporaries) {
   for (const std::string name : {"clip.mp4", "anim.webp", "one.png"}) {
     fs::create_directories(tmp.dir / name / "keep");
     const std::string path = tmp.file(name);
-    expect_error([&] { write_video(path, pattern(1, 8, 8)); }, {"write_video", path, "rename"});
+    // Refused before anything is encoded: a folder is never replaced by a file.
+    expect_error([&] { write_video(path, pattern(1, 8, 8)); }, {"write_video", path, "is a folder"});
   }
   fs::create_directories(tmp.dir / "seq_00001.png" / "keep");  // blocks the 2nd frame
   expect_error([&] { write_video(tmp.file("seq.png"), pattern(2, 8, 8)); }, {"seq.png"});

@@ -4,6 +4,8 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "core/finite.h"
+#include "io/output_file.h"
 #include "io/safetensors.h"
 #include "models/registry.h"
 #include "dist/runtime.h"
@@ -47,6 +49,7 @@ int run_forward(const std::vector<std::string>& args) {
   const double timestep = opt.number("timestep", 500.0);
   if (timestep < 0 || timestep > 1000) fail("--timestep must be within 0..1000, got ", timestep);
   const std::string out = opt.str("out", "velocity.safetensors");
+  if (Runtime::world_rank() == 0) check_output_file(out);  // fails now, not after the forward
 
   std::unique_ptr<WeightStore> weights = open_store(model_arg, PartKind::Denoiser);
   const auto spec = denoiser_spec(*weights, model_arg, variant);
@@ -66,6 +69,7 @@ int run_forward(const std::vector<std::string>& args) {
   model.weights->set_verbose(opt.flag("verbose"));
   Tensor v = model.denoiser->predict(latent, timestep, *model.denoiser->prepare(conditioning));
   if (Runtime::world_rank() != 0) return 0;
+  finite_f32(v, "the predicted velocity");
   write_safetensors(out, {{"velocity", v}}, {{"raylight.model", spec->variant()}});
   std::fprintf(stderr, "wrote %s: velocity %s\n", out.c_str(), shape_str(v.shape()).c_str());
   return 0;

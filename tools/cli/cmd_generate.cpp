@@ -11,6 +11,7 @@
 #include "options.h"
 #include "parallel_options.h"
 #include "sample_options.h"
+#include "io/video/video_writer.h"
 #include "pipeline/comfyui_files.h"
 #include "pipeline/generate.h"
 
@@ -82,6 +83,7 @@ int run_generate(const std::vector<std::string>& args) {
   request.prompt = opt.str("prompt", "a red fox running through fresh snow, morning light");
   request.negative_prompt = opt.str("negative-prompt", "");
   check_output_path(request.out);  // an unsupported extension fails before any work
+  if (lead) check_video_output(request.out);  // so does a folder, device or socket as --out
   // Every file must open before the DiT loads (a missing VAE should not cost a 14B load).
   for (const auto& f : files.parts.text_encoders) open_store(f, PartKind::TextEncoder);
   open_store(files.parts.codec, PartKind::LatentCodec);
@@ -93,6 +95,7 @@ int run_generate(const std::vector<std::string>& args) {
   if (!(request.fps > 0)) fail("--fps must be positive, got ", request.fps);
   if (layout.cfg == 2 && request.options.cfg == 1.0) fail("--cfg-parallel needs guidance (--cfg other than 1)");
   spec->latent_shape(request.options.size);
+  check_run_estimate(opt, *spec, *weights, request.options, layout);
 
   LoadedModel model = load_model(std::move(weights), make_backend(parse_device(opt), Runtime::world_rank()), layout,
                                  parse_placement(opt), files.model, variant);
@@ -105,8 +108,12 @@ int run_generate(const std::vector<std::string>& args) {
     std::fprintf(stderr, "model: %s on %s, %d steps, %lldx%lldx%lld, %d rank(s): %s\n", spec->variant().c_str(),
                  model.backend->name().c_str(), so.steps, (long long)so.size.width, (long long)so.size.height,
                  (long long)so.size.frames, Runtime::world_size(), model.groups.layout.describe().c_str());
-  GenerateTimings t =
-      generate(model, parts.get(), request, [&](int step, int total) { if (lead) show_progress(step, total); });
+  auto step_start = std::chrono::steady_clock::now();
+  GenerateTimings t = generate(model, parts.get(), request, [&](int step, int total) {
+    if (step == 1)
+      report_first_step(std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count(), total);
+    if (lead) show_progress(step, total);
+  });
   report_peak_memory(model);
   if (!lead) return 0;
   std::fprintf(stderr, "wrote %s\ntiming: load %.2f s, encode %.2f s, sample %.2f s, decode %.2f s, write %.2f s\n",

@@ -28,7 +28,7 @@ int run_inspect(const std::vector<std::string>& args) {
       std::puts("usage: raylight inspect FILE [--variant NAME]   (a .safetensors checkpoint)");
       return 0;
     }
-  Options opt(args, {"variant"});
+  Options opt(args, {"variant"}, {}, 1);
   if (opt.positional().size() != 1) fail("inspect takes exactly one file, got ", opt.positional().size());
   const std::string path = opt.positional()[0];
   if (!std::filesystem::exists(path)) fail("file ", path, " does not exist");

@@ -7,6 +7,8 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "core/finite.h"
+#include "io/output_file.h"
 #include "io/safetensors.h"
 #include "models/registry.h"
 #include "dist/runtime.h"
@@ -24,7 +26,8 @@ static constexpr const char* kHelp =
     "  --variant NAME        which variant a checkpoint is, where its tensors cannot tell\n"
     "  --context FILE        conditioning: safetensors with the model's inputs, e.g. 'context'\n"
     "                        [tokens, 4096] (and 'clip_fea', 'y' for image-to-video models);\n"
-    "                        default with tiny: built-in embeddings\n"
+    "                        [tokens, 64] for tiny, whose default is built-in embeddings;\n"
+    "                        required with a checkpoint\n"
     "  --negative FILE       negative-prompt conditioning, same names (needed when cfg != 1)\n"
     "  --width W --height H  size in pixels (the model's default: 832x480; tiny: 128x128)\n"
     "  --frames F            frames of a video model (81; tiny: 9)\n"
@@ -53,6 +56,7 @@ int run_sample(const std::vector<std::string>& args) {
   const bool lead = Runtime::world_rank() == 0;  // rank 0 talks to the user and writes files
   const std::string model_arg = opt.str("model", "tiny"), variant = opt.str("variant", "");
   const std::string out = opt.str("out", "latents.safetensors");
+  if (lead) check_output_file(out);  // a bad --out fails now, not after sampling
 
   // Every input is checked before the model loads, so mistakes fail fast.
   auto t0 = std::chrono::steady_clock::now();
@@ -60,6 +64,7 @@ int run_sample(const std::vector<std::string>& args) {
   const auto spec = denoiser_spec(*weights, model_arg, variant);
   const SampleOptions so = parse_sample_options(opt, *spec);
   if (layout.cfg == 2 && so.cfg == 1.0) fail("--cfg-parallel needs guidance (--cfg other than 1)");
+  check_run_estimate(opt, *spec, *weights, so, layout);
   // The positive file also holds the shared inputs (image-to-video's clip_fea, y); the
   // negative prompt's inputs come with them.
   const Conditioning positive = opt.has("context") ? read_conditioning(opt.str("context", ""), *spec, true, true)
@@ -87,6 +92,7 @@ int run_sample(const std::vector<std::string>& args) {
   SampleHooks hooks;
   hooks.after_step = [&](int step, int total) {
     step_ends.push_back(std::chrono::steady_clock::now());
+    if (step == 1) report_first_step(std::chrono::duration<double>(step_ends[1] - step_ends[0]).count(), total);
     if (!lead) return;
     std::fprintf(stderr, tty ? "\rstep %d/%d" : "step %d/%d\n", step, total);
     if (tty && step == total) std::fputc('\n', stderr);
@@ -95,6 +101,7 @@ int run_sample(const std::vector<std::string>& args) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   report_peak_memory(model);
   if (!lead) return 0;
+  finite_f32(latent, "the sampled latent");
   write_safetensors(out, {{"latent", latent}},
                     {{"raylight.model", spec->variant()},
                      {"raylight.sampler", sampler_name(so.sampler)},

@@ -9,7 +9,9 @@
 #include "commands.h"
 #include "core/error.h"
 #include "dist/launcher.h"
+#include "dist/mpi_communicator.h"
 #include "dist/runtime.h"
+#include "io/temporaries.h"
 #include "models/registry.h"
 
 namespace {
@@ -87,6 +89,9 @@ int main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);
+  // Ctrl-C or kill while an output is staged removes the temporary (`serve` replaces these
+  // handlers with its clean stop).
+  raylight::install_temporary_cleanup();
   using raylight::Runtime;
   // Where the rank of a failure is worth knowing, messages carry it.
   auto where = [&] {
@@ -98,6 +103,12 @@ int main(int argc, char** argv) {
     if (int ranks = requested_ranks(args); ranks > 1 && !raylight::started_by_mpirun())
       raylight::exec_under_mpirun(ranks, std::vector<std::string>(argv, argv + argc));
     pin_gpu(gpu_list(args));
+    // --timeout bounds MPI start-up and shutdown too, so it is known before MPI starts.
+    if (std::string t = option_value(args, "timeout"); !t.empty()) {
+      char* end = nullptr;
+      const double s = std::strtod(t.c_str(), &end);
+      if (*end == '\0' && s > 0 && s < 1e9) raylight::set_collective_timeout(s);
+    }
     Runtime::init(&argc, &argv);
     if (command == "sample") code = raylight::cli::run_sample(args);
     else if (command == "generate") code = raylight::cli::run_generate(args);
@@ -108,17 +119,17 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr, "raylight: unknown command '%s'\n", command.c_str());
       print_usage(stderr);
-      code = 2;
+      code = raylight::kExitError;
     }
   } catch (const raylight::Error& e) {
     std::fprintf(stderr, "raylight %s%s: error: %s\n", command.c_str(), where().c_str(), e.what());
-    code = 2;
+    code = raylight::kExitError;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "raylight %s%s: internal error: %s\n", command.c_str(), where().c_str(), e.what());
-    code = 3;
+    code = raylight::kExitInternal;
   }
   // A failing rank ends the whole job so no other rank waits for it.
   if (code != 0 && Runtime::distributed()) Runtime::abort_job(code);
-  Runtime::finalize();
+  Runtime::finalize(code);
   return code;
 }

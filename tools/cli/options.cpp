@@ -1,3 +1,4 @@
+// Parsing of `--name value` options; see options.h for what is refused and why.
 #include "options.h"
 
 #include <cerrno>
@@ -9,10 +10,17 @@
 namespace raylight::cli {
 
 Options::Options(const std::vector<std::string>& args, std::set<std::string> valued,
-                 std::set<std::string> flags) {
+                 std::set<std::string> flags, size_t max_positional) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a.rfind("--", 0) != 0) {
+      if (positional_.size() >= max_positional) {
+        if (max_positional == 0)
+          fail("unexpected word '", a, "': this command takes only --options (quote text with "
+               "spaces as one value, e.g. --prompt \"a fox in the snow\")");
+        fail("unexpected word '", a, "': this command takes ", max_positional,
+             " argument(s) besides --options");
+      }
       positional_.push_back(a);
       continue;
     }
@@ -29,9 +37,12 @@ Options::Options(const std::vector<std::string>& args, std::set<std::string> val
     } else if (valued.count(name)) {
       if (!inline_value) {
         if (i + 1 >= args.size()) fail("option --", name, " needs a value");
+        if (args[i + 1].rfind("--", 0) == 0)
+          fail("option --", name, " needs a value, but the next word is the option ", args[i + 1],
+               " (write --", name, "=", args[i + 1], " if that is really the value)");
         value = args[++i];
       }
-      values_[name] = value;
+      values_[name] = value;  // the last one wins, so wrappers can override a default
     } else {
       std::string known;
       for (const auto& v : valued) known += " --" + v;
@@ -59,10 +70,19 @@ int64_t Options::integer(const std::string& name, int64_t fallback) const {
   return v;
 }
 
+int64_t Options::integer_in(const std::string& name, int64_t fallback, int64_t lo,
+                            int64_t hi) const {
+  const int64_t v = integer(name, fallback);
+  if (v < lo || v > hi)
+    fail("option --", name, " must be between ", lo, " and ", hi, ", got ", str(name, ""));
+  return v;
+}
+
 double Options::number(const std::string& name, double fallback) const {
   auto it = values_.find(name);
   if (it == values_.end()) return fallback;
   char* end = nullptr;
+  errno = 0;
   double v = std::strtod(it->second.c_str(), &end);
   if (it->second.empty() || *end != '\0' || !std::isfinite(v))
     fail("option --", name, " expects a number, got '", it->second, "'");

@@ -97,8 +97,13 @@ void report_peak_memory(const LoadedModel& model) {
   for (size_t r = 0; r < all.size(); ++r) {
     char gpu[64] = "";
     if (all[r].device > 0) std::snprintf(gpu, sizeof gpu, ", peak GPU memory %.2f GiB", all[r].device / (1 << 30));
-    std::fprintf(stderr, "rank %zu: peak weight memory %.2f MiB (%.0f bytes), peak process memory %.1f MiB%s\n",
-                 r, all[r].weights / (1 << 20), all[r].weights, all[r].rss / (1 << 20), gpu);
+    // A store that reads weights in place (a memory map, the embedded model) holds no copy.
+    char weights[96] = "weights used in place (no copy held)";
+    if (all[r].weights > 0)
+      std::snprintf(weights, sizeof weights, "peak weight memory %.2f MiB (%.0f bytes)",
+                    all[r].weights / (1 << 20), all[r].weights);
+    std::fprintf(stderr, "rank %zu: %s, peak process memory %.1f MiB%s\n", r, weights,
+                 all[r].rss / (1 << 20), gpu);
   }
 }
 

@@ -18,6 +18,8 @@ void encode_png(const uint8_t* rgb, int64_t width, int64_t height, const std::st
 // The whole PNG output for `path` (single file, numbered sequence or directory),
 // staged and committed as described in video_writer.h.
 void write_png_output(const RgbFrames& rgb, const std::string& path);
+// The checks write_png_output makes on `path` before encoding (see video_writer.h).
+void check_png_output(const std::string& path);
 
 struct DecodedVideo {
   VideoInfo info;

@@ -8,10 +8,19 @@
 #include "core/error.h"
 #include "io/video/codecs.h"
 #include "io/video/rgb_frames.h"
-#include "io/video/staging.h"
+#include "io/output_file.h"
 #include "io/video/video_format.h"
 
 namespace raylight {
+
+void check_video_output(const std::string& path) {
+  try {
+    if (video::video_format_of(path) == video::VideoFormat::Png) video::check_png_output(path);
+    else check_output_file(path);
+  } catch (const Error& e) {
+    fail("write_video ", path, ": ", e.what());
+  }
+}
 
 void write_video(const std::string& path, const Tensor& video, double fps) {
   try {
@@ -20,12 +29,10 @@ void write_video(const std::string& path, const Tensor& video, double fps) {
     const video::RgbFrames rgb = video::rgb_from_tensor(video);
     switch (format) {
       case video::VideoFormat::Mp4:
-        video::write_file_atomically(
-            path, [&](const std::string& tmp) { video::encode_mp4(rgb, fps, tmp); });
+        write_output_file(path, [&](const std::string& tmp) { video::encode_mp4(rgb, fps, tmp); });
         break;
       case video::VideoFormat::Webp:
-        video::write_file_atomically(
-            path, [&](const std::string& tmp) { video::encode_webp(rgb, fps, tmp); });
+        write_output_file(path, [&](const std::string& tmp) { video::encode_webp(rgb, fps, tmp); });
         break;
       case video::VideoFormat::Png:
         video::write_png_output(rgb, path);

@@ -21,6 +21,9 @@
 // A .png or dir/ write replaces the previous output at that path: numbered frames left
 // over from a longer sequence, and the other form (out.png vs out_NNNNN.png), are removed.
 //
+// Outputs follow io/output_file.h: a folder, device or socket where a file goes is refused, a
+// symbolic link is followed, a pipe is written through. A "dir/" folder is replaced as a
+// whole (so two runs never mix frames), and only when it holds nothing but frames.
 // Nothing half-written is ever visible: the encoder writes `<path>.tmp-<pid>` (for PNG
 // sequences, a temporary directory next to the output) and the result is renamed into
 // place only after it finished; on any failure the temporaries are removed and a
@@ -35,5 +38,9 @@
 namespace raylight {
 
 void write_video(const std::string& path, const Tensor& video, double fps = 16.0);
+
+// The checks write_video makes on `path` (format, output policy of io/output_file.h, a frame
+// folder's contents) without writing: commands call it before long work.
+void check_video_output(const std::string& path);
 
 }  // namespace raylight

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/finite.h"
 #include "models/flux/flux_model.h"
 #include "sampling/noise.h"
 
@@ -32,10 +33,7 @@ std::vector<VariantName> variant_names(const FluxConfig& c) {
 
 // [1, a...] -> [a...]; finite values only.
 Tensor checked(const std::string& name, const Tensor& given) {
-  Tensor t = given.to_f32();
-  const float* p = t.f32();
-  for (int64_t i = 0; i < t.numel(); ++i)
-    if (!std::isfinite(p[i])) fail("tensor '", name, "' has a NaN or infinite value at element ", i);
+  Tensor t = finite_f32(given, "tensor '" + name + "'");
   if (t.ndim() >= 2 && t.dim(0) == 1) t = t.reshape(Shape(t.shape().begin() + 1, t.shape().end()));
   return t;
 }

@@ -83,11 +83,13 @@ T5Tokenizer T5Tokenizer::from_safetensors(const std::string& path) {
   return from_safetensors(*SafetensorsFile::open(path));
 }
 
-std::vector<int> T5Tokenizer::encode(const std::string& text, int max_length) const {
+std::vector<int> T5Tokenizer::encode(const std::string& text, int max_length,
+                                     size_t* uncut) const {
   if (max_length < 1) fail("tokenizer: max_length must be at least 1, got ", max_length);
   std::vector<int> ids;
   const auto status = sp_->Encode(text, &ids);
   if (!status.ok()) fail("tokenizer ", source_, ": cannot encode text (", status.ToString(), ")");
+  if (uncut) *uncut = ids.size() + 1;
   if (ids.size() > static_cast<size_t>(max_length - 1)) ids.resize(max_length - 1);
   ids.push_back(sp_->eos_id());
   return ids;

@@ -43,8 +43,10 @@ class T5Tokenizer {
   T5Tokenizer& operator=(T5Tokenizer&&) noexcept;
   ~T5Tokenizer();
 
-  // Ids of `text` with EOS appended; at most max_length ids (EOS kept when cut).
-  std::vector<int> encode(const std::string& text, int max_length = kMaxLength) const;
+  // Ids of `text` with EOS appended; at most max_length ids (EOS kept when cut). `uncut`
+  // receives how many ids there would be without the cut (so callers can warn).
+  std::vector<int> encode(const std::string& text, int max_length = kMaxLength,
+                          size_t* uncut = nullptr) const;
   std::string decode(const std::vector<int>& ids) const;
   int vocab_size() const;
   int eos_id() const;

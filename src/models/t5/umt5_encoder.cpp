@@ -3,6 +3,7 @@
 #include "models/t5/umt5_encoder.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "core/error.h"
@@ -119,7 +120,14 @@ Tensor UMT5Encoder::encode(const std::vector<int>& ids) {
 }
 
 Tensor UMT5Encoder::encode_prompt(const std::string& text) {
-  return encode(tokenizer().encode(text));
+  size_t uncut = 0;
+  std::vector<int> ids = tokenizer().encode(text, T5Tokenizer::kMaxLength, &uncut);
+  // Cutting is what the reference pipeline does too, but silently losing the end of a long
+  // prompt surprises people.
+  if (uncut > ids.size())
+    std::fprintf(stderr, "raylight: warning: the prompt is %zu tokens; the text encoder keeps "
+                 "the first %zu (the rest is ignored)\n", uncut, ids.size());
+  return encode(ids);
 }
 
 }  // namespace raylight

@@ -93,6 +93,10 @@ WanConfig detect_wan_config(const WeightStore& w) {
   Shape patch = need("patch_embedding.weight", 5);
   c.dim = patch[0];
   c.in_dim = patch[1];
+  for (int i = 2; i < 5; ++i)
+    if (patch[i] < 1 || patch[i] > 64)
+      fail("Wan checkpoint patch_embedding.weight ", shape_str(patch), " has a patch size of ",
+           patch[i], " (1 to 64 expected)");
   c.patch = {static_cast<int>(patch[2]), static_cast<int>(patch[3]), static_cast<int>(patch[4])};
   c.text_dim = need("text_embedding.0.weight", 2)[1];
   c.freq_dim = need("time_embedding.0.weight", 2)[1];
@@ -114,19 +118,45 @@ WanConfig detect_wan_config(const WeightStore& w) {
   if (c.num_layers == 0 || *blocks.rbegin() != c.num_layers - 1)
     fail("Wan checkpoint blocks are not numbered 0..N-1 (found ", blocks.size(), " blocks)");
 
+  // Sizes the forward divides by or builds tables from: refused here, with the tensor that
+  // gave them, rather than as an internal error (or a crash) in the first forward.
+  auto positive = [&](int64_t v, const char* what, const char* tensor) {
+    if (v <= 0) fail("Wan checkpoint has ", what, " ", v, " (from ", tensor, "): not a usable model");
+  };
+  positive(c.dim, "model width (dim)", "patch_embedding.weight");
+  positive(c.in_dim, "latent channels", "patch_embedding.weight");
+  positive(c.text_dim, "text width", "text_embedding.0.weight");
+  positive(c.freq_dim, "time embedding width", "time_embedding.0.weight");
+  positive(c.ffn_dim, "FFN width", "blocks.0.ffn.0.weight");
+  positive(c.out_dim, "output channels", "head.head.weight");
+  if (w.shape("head.head.weight")[0] % c.patch.volume() != 0)
+    fail("Wan checkpoint head.head.weight has ", w.shape("head.head.weight")[0],
+         " rows, not a multiple of the patch volume ", c.patch.volume());
+  if (c.freq_dim % 2 != 0)
+    fail("Wan checkpoint time embedding width ", c.freq_dim, " (time_embedding.0.weight) is odd");
+  if (w.has("img_emb.proj.1.weight")) positive(c.clip_dim, "image feature width", "img_emb.proj.1.weight");
+
   auto meta = w.metadata();
   auto it = meta.find("raylight.num_heads");
   if (it != meta.end()) {
+    const std::string& v = it->second;
+    size_t used = 0;
     try {
-      c.num_heads = std::stoll(it->second);
+      c.num_heads = std::stoll(v, &used);
     } catch (const std::exception&) {
-      fail("metadata raylight.num_heads is not a number: ", it->second);
+      used = 0;
     }
+    if (used == 0 || used != v.size())
+      fail("Wan checkpoint metadata raylight.num_heads is not a whole number: '", v, "'");
   } else {
     c.num_heads = c.dim / 128;
   }
-  if (c.num_heads <= 0 || c.dim % c.num_heads != 0 || c.head_dim() % 2 != 0)
+  if (c.num_heads <= 0 || c.dim % c.num_heads != 0)
     fail("Wan checkpoint dim ", c.dim, " cannot be split into ", c.num_heads, " heads");
+  // 3-D RoPE splits each head into frame, height and width parts of even size.
+  if (c.head_dim() % 2 != 0 || c.head_dim() < 6)
+    fail("Wan checkpoint dim ", c.dim, " in ", c.num_heads, " heads gives a head size of ",
+         c.head_dim(), "; the model's 3-D rotary embedding needs an even head size of at least 6");
 
   for (const auto& [name, shape] : wan_expected_tensors(c)) {
     if (!w.has(name))

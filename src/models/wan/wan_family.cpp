@@ -3,11 +3,11 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cmath>
 #include <cstring>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/finite.h"
 #include "models/vae/wan_vae_config.h"
 #include "models/wan/wan_model.h"
 #include "models/wan/wan_tiny.h"
@@ -113,10 +113,7 @@ class WanSpec final : public DenoiserSpec {
         fail("tensor '", name, "' is not an input of ", c_.variant(),
              c_.image_to_video() ? " (it takes context, clip_fea, y)" : " (it takes context; y and clip_fea are for image-to-video models)");
       if (!t.defined()) fail("tensor '", name, "' is empty");
-      const Tensor f = t.to_f32();
-      const float* p = f.f32();
-      for (int64_t i = 0; i < f.numel(); ++i)
-        if (!std::isfinite(p[i])) fail("tensor '", name, "' has a NaN or infinite value at element ", i);
+      finite_f32(t, "tensor '" + name + "'");
     }
     auto it = given.find("context");
     if (it == given.end()) fail("tensor 'context' (the text embeddings) is required");

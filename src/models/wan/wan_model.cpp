@@ -41,6 +41,7 @@ WanContext WanModel::embed_context(const Tensor& context, const Tensor& clip_fea
   const auto& c = config_;
   if (context.ndim() != 2 || context.dim(1) != c.text_dim)
     fail("text context has shape ", shape_str(context.shape()), ", expected [tokens, ", c.text_dim, "]");
+  if (context.dim(0) == 0) fail("text context has 0 tokens; it needs at least one");
   if (context.dim(0) > c.text_len)
     fail("text context has ", context.dim(0), " tokens, more than the model's ", c.text_len);
   Tensor padded = Tensor::zeros({c.text_len, c.text_dim});
@@ -132,6 +133,14 @@ Tensor WanModel::head(const Tensor& x, const TimeEmbedding& t) {
 Tensor WanModel::forward(const Tensor& latent_in, double timestep, const WanContext& ctx,
                          const Tensor& y) {
   const auto& c = config_;
+  // An empty or unpatchable latent is the caller's mistake, said here in its words (an empty
+  // one used to reach the blocks and crash).
+  const Shape& ls = latent_in.shape();
+  if (ls.size() != 4 || ls[1] <= 0 || ls[2] <= 0 || ls[3] <= 0 || ls[1] % c.patch.t ||
+      ls[2] % c.patch.h || ls[3] % c.patch.w)
+    fail("latent has shape ", shape_str(ls), ", expected [", c.image_to_video() ? c.out_dim : c.in_dim,
+         ", F, H, W] with F, H, W positive multiples of the patch size ", c.patch.t, "x", c.patch.h,
+         "x", c.patch.w);
   Tensor latent = latent_in.to_f32();
   if (c.image_to_video()) {
     if (!y.defined() || y.ndim() != 4 || y.dim(0) != c.in_dim - latent.dim(0) ||

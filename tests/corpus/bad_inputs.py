@@ -1,0 +1,432 @@
+"""The bad-input corpus: every malformed file, option and output path we have thought of,
+each paired with what `raylight` must do with it.
+
+`build(inputs_dir)` writes the input files into `inputs_dir` and returns the cases. A case
+is a command line (paths relative to the work folder the runner gives it) and the outcome it
+must have: "error" (exit 2 with a message), "ok" (exit 0), or "any" (either, when both are
+reasonable). Whatever the outcome, the runner (run_corpus.py) also checks that the process
+did not die by a signal or hang, that no non-regular file was replaced, and that no
+"*.tmp-<pid>" temporary survived.
+
+To add a case (do it for every bug found, with the bug's issue number in `why`):
+  - a malformed safetensors file: add a line to MALFORMED_FILES (a name and the bytes); it is
+    then tried as every kind of input (inspect, --context, --latent, --model);
+  - a checkpoint that parses but does not make a usable model: add to BAD_CHECKPOINTS;
+  - anything else: append a Case to the list in `other_cases` (or `output_cases`).
+Standard library only: CI has no numpy or torch.
+"""
+
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+# Fast settings for commands that run the tiny model: one step on one 32x32 frame.
+FAST = ["--steps", "1", "--width", "32", "--height", "32", "--frames", "1"]
+
+
+@dataclass
+class Case:
+    name: str
+    args: List[str]                 # after the binary; paths relative to the work folder
+    expect: str = "error"           # "error" | "ok" | "any" | "signal"
+    says: Optional[str] = None      # a fragment the error message must contain
+    why: str = ""                   # the issue that added it, or what it guards
+    reader: Optional[str] = None    # a FIFO the runner reads while the case runs
+    stall: Optional[str] = None     # a FIFO the runner opens but never reads
+    interrupt: Optional[int] = None # signal sent once a temporary exists (expect "signal")
+    stale: List[str] = field(default_factory=list)  # stale temporaries made before the run
+    timeout: float = 60.0
+
+
+# ---------------------------------------------------------------------------------------
+# safetensors bytes
+
+def tensor_bytes(dtype, shape, values=None):
+    """Little-endian bytes of a tensor; zeros unless `values` (floats) are given."""
+    n = math.prod(shape)
+    fmt = {"F32": "f", "F64": "d", "I32": "i", "I64": "q", "U8": "B", "F16": "e"}[dtype]
+    vals = values if values is not None else [0] * n
+    if fmt in "iqB":
+        vals = [int(v) for v in vals]
+    return struct.pack("<%d%s" % (n, fmt), *vals)
+
+
+def safetensors(tensors, metadata=None, header=None, length=None, tail=b""):
+    """A file from [(name, dtype, shape, data_bytes)]; `header` replaces the JSON text and
+    `length` the 8-byte header length, to build malformed files."""
+    entries, data, offset = {}, b"", 0
+    if metadata is not None:
+        entries["__metadata__"] = metadata
+    for name, dtype, shape, raw in tensors:
+        entries[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
+        data += raw
+        offset += len(raw)
+    text = header if header is not None else json.dumps(entries)
+    text = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+    text += b" " * ((8 - len(text) % 8) % 8)
+    n = len(text) if length is None else length
+    return struct.pack("<Q", n & 0xFFFFFFFFFFFFFFFF) + text + data + tail
+
+
+def one(dtype, shape, entry_overrides=None, data=None):
+    """A header with a single tensor 'latent' (also named context), entry fields overridable."""
+    raw = data if data is not None else tensor_bytes(dtype, shape)
+    entry = {"dtype": dtype, "shape": shape, "data_offsets": [0, len(raw)]}
+    entry.update(entry_overrides or {})
+    names = {"latent": entry, "context": entry}
+    return json.dumps(names), raw
+
+
+def with_header(text, data=b"", length=None):
+    return safetensors([], header=text, length=length, tail=data)
+
+
+LATENT = [16, 1, 4, 4]  # the tiny model's latent for a 32x32 frame
+
+
+def good_latent():
+    return safetensors([("latent", "F32", LATENT, tensor_bytes("F32", LATENT)),
+                        ("context", "F32", [4, 64], tensor_bytes("F32", [4, 64]))])
+
+
+def malformed_files():
+    """(name, bytes, why): files no reader may crash on; each must be refused."""
+    good = good_latent()
+    h, raw = one("F32", LATENT)
+    files = [
+        ("empty", b"", "shorter than the length field"),
+        ("seven_bytes", b"\x01" * 7, "shorter than the length field"),
+        ("length_zero", struct.pack("<Q", 0) + b"{}", "header length 0"),
+        ("length_past_end", struct.pack("<Q", 4096) + b"{}", "length beyond the file"),
+        ("length_max", struct.pack("<Q", 2**64 - 1) + b"{}" * 8, "length 2^64-1"),
+        ("length_int64_min", struct.pack("<Q", 2**63) + b"{}" * 8, "length wraps negative"),
+        ("length_200mib", struct.pack("<Q", 200 << 20) + b"{}" * 8, "over the 100 MiB limit"),
+        ("not_json", with_header("{not json"), "header is not JSON"),
+        ("json_array", with_header("[]"), "header is an array"),
+        ("json_string", with_header('"latent"'), "header is a string"),
+        ("json_deep", with_header('{"a":' + "[" * 5000 + "]" * 5000 + "}"), "nesting bomb"),
+        ("json_bad_utf8", with_header(b'{"lat\xff\xfeent":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', b"\0" * 4),
+         "key is not UTF-8"),
+        ("json_nul", with_header('{"latent\u0000":1}'), "NUL in a key"),
+        ("no_tensors", with_header("{}"), "no tensors at all"),
+        ("entry_not_object", with_header('{"latent":5,"context":5}'), "entry is a number"),
+        ("missing_dtype", with_header(json.dumps({"latent": {"shape": LATENT, "data_offsets": [0, len(raw)]}}), raw), ""),
+        ("missing_shape", with_header(json.dumps({"latent": {"dtype": "F32", "data_offsets": [0, len(raw)]}}), raw), ""),
+        ("missing_offsets", with_header(json.dumps({"latent": {"dtype": "F32", "shape": LATENT}}), raw), ""),
+        ("dtype_number", with_header(*one("F32", LATENT, {"dtype": 1})), ""),
+        ("dtype_unknown", with_header(*one("F32", LATENT, {"dtype": "F128"})), ""),
+        ("extra_field", with_header(*one("F32", LATENT, {"strides": [1]})), ""),
+        ("shape_not_array", with_header(*one("F32", LATENT, {"shape": 16})), ""),
+        ("shape_negative", with_header(*one("F32", LATENT, {"shape": [16, -1, 4, 4]})), ""),
+        ("shape_float", with_header(*one("F32", LATENT, {"shape": [16, 1.5, 4, 4]})), ""),
+        ("shape_string", with_header(*one("F32", LATENT, {"shape": ["16", 1, 4, 4]})), ""),
+        ("shape_overflow", with_header(*one("F32", LATENT, {"shape": [2**40, 2**40, 16, 1]})), "bytes wrap"),
+        ("shape_huge_dim", with_header(*one("F32", LATENT, {"shape": [2**64, 1, 4, 4]})), "dim > int64"),
+        ("shape_empty_overflow", with_header(*one("F32", LATENT, {"shape": [0, 2**62, 2**62, 4], "data_offsets": [0, 0]}, data=b"")),
+         "zero dim beside dims whose product overflows"),
+        ("offsets_one", with_header(*one("F32", LATENT, {"data_offsets": [0]})), ""),
+        ("offsets_negative", with_header(*one("F32", LATENT, {"data_offsets": [-4, len(raw) - 4]})), ""),
+        ("offsets_reversed", with_header(*one("F32", LATENT, {"data_offsets": [len(raw), 0]})), ""),
+        ("offsets_past_data", with_header(*one("F32", LATENT, {"data_offsets": [0, len(raw) + 4096]})), ""),
+        ("offsets_huge", with_header(*one("F32", LATENT, {"data_offsets": [2**63, 2**63 + len(raw)]})), ""),
+        ("offsets_span_mismatch", with_header(*one("F32", LATENT, {"data_offsets": [0, len(raw) - 4]})), ""),
+        ("overlap", with_header(json.dumps({
+            "latent": {"dtype": "F32", "shape": LATENT, "data_offsets": [0, len(raw)]},
+            "context": {"dtype": "F32", "shape": [4, 64], "data_offsets": [8, 8 + 1024]}}), b"\0" * 2048), ""),
+        ("duplicate_key", with_header(
+            '{"latent":{"dtype":"F32","shape":[16,1,4,4],"data_offsets":[0,1024]},'
+            '"context":{"dtype":"F32","shape":[4,64],"data_offsets":[0,1024]},'
+            '"latent":{"dtype":"F32","shape":[16,1,4,4],"data_offsets":[0,1024]}}', b"\0" * 1024),
+         "issue 21 item 8: duplicate keys were taken silently"),
+        ("duplicate_metadata_key", with_header(
+            '{"__metadata__":{"k":"1","k":"2"},'
+            '"latent":{"dtype":"F32","shape":[16,1,4,4],"data_offsets":[0,1024]}}', b"\0" * 1024),
+         "issue 21 item 8"),
+        ("metadata_not_object", with_header('{"__metadata__":[1]}'), ""),
+        ("metadata_number", with_header('{"__metadata__":{"k":1}}'), ""),
+        ("cut_in_length", good[:5], "truncated in the length field"),
+        ("cut_in_header", good[:40], "truncated in the header"),
+        ("cut_in_data", good[:len(good) - 100], "truncated in the data"),
+        ("cut_to_header", good[:8 + struct.unpack("<Q", good[:8])[0]], "header only"),
+    ]
+    return files
+
+
+# ---------------------------------------------------------------------------------------
+# Wan checkpoints that parse but are not usable models
+
+def wan_tensors(dim=64, heads=2, ffn=128, layers=1, text_dim=32, freq_dim=256, in_dim=16,
+                out_dim=16, patch=(1, 2, 2), rows=None):
+    """(name, shape) of a Wan 2.1 T2V checkpoint, as models/wan/wan_config.cpp expects."""
+    d, vol = dim, patch[0] * patch[1] * patch[2]
+    t = [("patch_embedding.weight", [d, in_dim, *patch]), ("patch_embedding.bias", [d]),
+         ("text_embedding.0.weight", [d, text_dim]), ("text_embedding.0.bias", [d]),
+         ("text_embedding.2.weight", [d, d]), ("text_embedding.2.bias", [d]),
+         ("time_embedding.0.weight", [d, freq_dim]), ("time_embedding.0.bias", [d]),
+         ("time_embedding.2.weight", [d, d]), ("time_embedding.2.bias", [d]),
+         ("time_projection.1.weight", [6 * d, d]), ("time_projection.1.bias", [6 * d]),
+         ("head.head.weight", [rows if rows is not None else out_dim * vol, d]),
+         ("head.head.bias", [rows if rows is not None else out_dim * vol]),
+         ("head.modulation", [1, 2, d])]
+    for i in range(layers):
+        b = "blocks.%d." % i
+        for attn in ("self_attn.", "cross_attn."):
+            for l in ("q", "k", "v", "o"):
+                t += [(b + attn + l + ".weight", [d, d]), (b + attn + l + ".bias", [d])]
+            t += [(b + attn + "norm_q.weight", [d]), (b + attn + "norm_k.weight", [d])]
+        t += [(b + "norm3.weight", [d]), (b + "norm3.bias", [d]),
+              (b + "ffn.0.weight", [ffn, d]), (b + "ffn.0.bias", [ffn]),
+              (b + "ffn.2.weight", [d, ffn]), (b + "ffn.2.bias", [d]), (b + "modulation", [1, 6, d])]
+    return t
+
+
+def wan_file(tensors, heads="2"):
+    meta = None if heads is None else {"raylight.num_heads": heads}
+    return safetensors([(n, "F32", s, tensor_bytes("F32", s)) for n, s in tensors], metadata=meta)
+
+
+def bad_checkpoints():
+    """(name, bytes, says, why): Wan checkpoints `inspect` and `sample` must refuse."""
+    ok = wan_tensors()
+    renamed = ok + [("blocks.x.norm3.weight", [64])]
+    gap = ok + [(n.replace("blocks.0.", "blocks.2."), s) for n, s in ok if n.startswith("blocks.0.")]
+    huge_index = ok + [("blocks.99999999999999999999.norm3.weight", [64])]
+    wrong = [(n, [64, 63] if n == "blocks.0.self_attn.q.weight" else s) for n, s in ok]
+    missing = [(n, s) for n, s in ok if n != "blocks.0.cross_attn.norm_k.weight"]
+    return [
+        ("dim_zero", wan_file(wan_tensors(dim=0, ffn=0)), "model width", "issue 21 item 8: dim 0 passed inspect"),
+        ("heads_32_of_64", wan_file(ok, heads="32"), "head size of 2", "issue 21 item 8: 64-head checkpoint"),
+        ("heads_64_of_64", wan_file(ok, heads="64"), "head size", "issue 21 item 8"),
+        ("heads_3", wan_file(ok, heads="3"), "3 heads", ""),
+        ("heads_zero", wan_file(ok, heads="0"), "0 heads", ""),
+        ("heads_negative", wan_file(ok, heads="-2"), "heads", ""),
+        ("heads_text", wan_file(ok, heads="2x"), "not a whole number", ""),
+        ("heads_empty", wan_file(ok, heads=""), "not a whole number", ""),
+        ("heads_overflow", wan_file(ok, heads="99999999999999999999"), "not a whole number", ""),
+        ("no_heads_small_dim", wan_file(ok, heads=None), "heads", "dim 64 / 128 = 0 heads"),
+        ("ffn_zero", wan_file(wan_tensors(ffn=0)), "FFN width", ""),
+        ("text_dim_zero", wan_file(wan_tensors(text_dim=0)), "text width", ""),
+        ("freq_dim_zero", wan_file(wan_tensors(freq_dim=0)), "time embedding width", ""),
+        ("freq_dim_odd", wan_file(wan_tensors(freq_dim=255)), "odd", ""),
+        ("in_dim_zero", wan_file(wan_tensors(in_dim=0)), "latent channels", ""),
+        ("patch_zero", wan_file(wan_tensors(patch=(1, 0, 2), rows=16)), "patch size", ""),
+        ("patch_too_large", wan_file(wan_tensors(patch=(1, 65, 2), rows=16)), "patch size", ""),
+        ("head_rows_odd", wan_file(wan_tensors(rows=63)), "patch volume", ""),
+        ("block_name_text", wan_file(renamed), "block", ""),
+        ("block_gap", wan_file(gap), "numbered 0..N-1", ""),
+        ("block_index_overflow", wan_file(huge_index), "block", ""),
+        ("tensor_wrong_shape", wan_file(wrong), "blocks.0.self_attn.q.weight", ""),
+        ("tensor_missing", wan_file(missing), "blocks.0.cross_attn.norm_k.weight", ""),
+    ]
+
+
+# ---------------------------------------------------------------------------------------
+# Inputs that parse but are wrong for the command
+
+def bad_tensors():
+    """(name, bytes, usage, expect, says, why) for --latent and --context inputs."""
+    lat = lambda shape, dtype="F32", values=None: safetensors(
+        [("latent", dtype, shape, tensor_bytes(dtype, shape, values))])
+    ctx = lambda shape, dtype="F32", values=None: safetensors(
+        [("context", dtype, shape, tensor_bytes(dtype, shape, values))])
+    nan_lat = [float("nan")] + [0.0] * (math.prod(LATENT) - 1)
+    inf_ctx = [float("inf")] + [0.0] * (4 * 64 - 1)
+    return [
+        ("latent_zero_frames", lat([16, 0, 4, 4]), "latent", "error", "latent",
+         "issue 21 item 2: [16, 0, 16, 16] crashed forward with SIGSEGV"),
+        ("latent_zero_all", lat([0, 0, 0, 0]), "latent", "error", "latent", ""),
+        ("latent_3d", lat([16, 4, 4]), "latent", "error", "latent", ""),
+        ("latent_5d", lat([1, 16, 1, 4, 4]), "latent", "error", "latent", ""),
+        ("latent_channels", lat([15, 1, 4, 4]), "latent", "error", "latent", ""),
+        ("latent_odd_height", lat([16, 1, 3, 4]), "latent", "error", "latent", ""),
+        ("latent_i32", lat(LATENT, "I32"), "latent", "error", "latent", "integer-typed inputs"),
+        ("latent_u8", lat(LATENT, "U8"), "latent", "error", "latent", ""),
+        ("latent_nan", lat(LATENT, values=nan_lat), "latent", "error", "latent", "issue 21 item 4"),
+        ("context_zero_tokens", ctx([0, 64]), "context", "error", "context", "issue 21 item 8"),
+        ("context_i64", ctx([4, 64], "I64"), "context", "error", "context", "issue 21 item 8"),
+        ("context_width", ctx([4, 63]), "context", "error", "[4, 63]", ""),
+        ("context_1d", ctx([64]), "context", "error", "context", ""),
+        ("context_513", ctx([513, 64]), "context", "error", "513", ""),
+        ("context_inf", ctx([4, 64], values=inf_ctx), "context", "error", "context", "issue 21 item 4"),
+        ("context_f64", ctx([4, 64], "F64"), "context", "ok", None, "any float dtype is accepted"),
+        ("context_f16", ctx([4, 64], "F16"), "context", "ok", None, ""),
+    ]
+
+
+# ---------------------------------------------------------------------------------------
+# The cases
+
+def input_cases(inputs):
+    cases = []
+    ctx_ok = os.path.join(inputs, "ctx_ok.safetensors")
+    for name, _, why in malformed_files():
+        f = os.path.join(inputs, "bad_" + name + ".safetensors")
+        # An empty file is a valid safetensors file; inspect may describe it.
+        cases += [
+            Case("inspect/" + name, ["inspect", f], expect="any" if name == "no_tensors" else "error", why=why),
+            Case("context/" + name, ["sample", "--context", f] + FAST + ["--out", "o.safetensors"], why=why),
+            Case("latent/" + name, ["forward", "--latent", f, "--out", "o.safetensors"], why=why),
+            Case("model/" + name, ["sample", "--model", f, "--context", ctx_ok, "--cfg", "1"] + FAST +
+                 ["--out", "o.safetensors"], why=why),
+        ]
+    ctx32 = os.path.join(inputs, "ctx32.safetensors")
+    for name, _, says, why in bad_checkpoints():
+        f = os.path.join(inputs, "ck_" + name + ".safetensors")
+        cases += [
+            Case("checkpoint-inspect/" + name, ["inspect", f], says=says, why=why),
+            Case("checkpoint-sample/" + name, ["sample", "--model", f, "--context", ctx32, "--cfg", "1"] + FAST +
+                 ["--out", "o.safetensors"], says=says, why=why),
+        ]
+    for name, _, usage, expect, says, why in bad_tensors():
+        f = os.path.join(inputs, "t_" + name + ".safetensors")
+        if usage == "latent":
+            args = ["forward", "--latent", f, "--out", "o.safetensors"]
+        else:
+            args = ["sample", "--context", f, "--negative", f] + FAST + ["--out", "o.safetensors"]
+        cases.append(Case("tensor/" + name, args, expect=expect, says=says, why=why))
+    # The good files work, so the failures above are about what is wrong in them.
+    cases += [Case("good/inspect", ["inspect", os.path.join(inputs, "ck_good.safetensors")], expect="ok"),
+              Case("good/sample-checkpoint", ["sample", "--model", os.path.join(inputs, "ck_good.safetensors"),
+                                              "--context", ctx32, "--cfg", "1"] + FAST + ["--out", "o.safetensors"],
+                   expect="ok"),
+              Case("good/forward", ["forward", "--latent", os.path.join(inputs, "latent_ok.safetensors"),
+                                    "--out", "o.safetensors"], expect="ok")]
+    return cases
+
+
+def option_cases():
+    s = lambda *a: ["sample"] + list(a) + ["--out", "o.safetensors"]
+    fast = lambda *a: s(*(FAST + list(a)))  # the last of a repeated option wins
+    return [
+        Case("opt/steps-wrap", s("--steps", "4294967297"), says="--steps", why="issue 21 item 8: ran 1 step"),
+        Case("opt/steps-zero", s("--steps", "0"), says="--steps"),
+        Case("opt/steps-billion", s("--steps", "1000000000"), says="--steps",
+             why="issue 21 item 8: started without an estimate"),
+        Case("opt/beyond-memory", s("--frames", "1048573", "--width", "16384", "--height", "16384"),
+             says="this run needs about", why="issue 21 item 8: refuse what cannot fit in memory"),
+        Case("opt/steps-negative", s("--steps", "-3"), says="--steps"),
+        Case("opt/steps-float", s("--steps", "2.5"), says="--steps"),
+        Case("opt/steps-empty", s("--steps", ""), says="--steps"),
+        Case("opt/steps-int64-overflow", s("--steps", "99999999999999999999"), says="--steps"),
+        Case("opt/width-huge", s("--width", "4611686018427387904", "--height", "4611686018427387904"),
+             says="--width", why="issue 21 item 2: the element count wrapped to 0 and crashed"),
+        Case("opt/width-zero", s("--width", "0"), says="--width"),
+        Case("opt/width-negative", s("--width", "-16"), says="--width"),
+        Case("opt/width-odd", s("--width", "100"), says="multiples of 16"),
+        Case("opt/frames-even", s("--frames", "8"), says="4k+1"),
+        Case("opt/frames-zero", s("--frames", "0"), says="--frames"),
+        Case("opt/cfg-nan", s("--cfg", "nan"), says="--cfg"),
+        Case("opt/cfg-inf", s("--cfg", "inf"), says="--cfg"),
+        Case("opt/cfg-huge", fast("--cfg", "1e308", "--steps", "2"), says="not finite",
+             why="issue 21 item 4: wrote an all-NaN latent with exit 0"),
+        Case("opt/shift-zero", s("--shift", "0"), says="--shift"),
+        Case("opt/shift-negative", s("--shift", "-1"), says="--shift"),
+        Case("opt/shift-tiny", fast("--shift", "1e-300"), expect="ok",
+             why="issue 21 item 8: 'sigma 0 = inf is outside [0,1]'"),
+        Case("opt/shift-huge", fast("--shift", "1e300", "--steps", "3"), says="shift 1e+300 is too extreme"),
+        Case("opt/seed-negative", s("--seed", "-1"), says="--seed"),
+        Case("opt/seed-overflow", s("--seed", "18446744073709551616"), says="--seed"),
+        Case("opt/sampler-unknown", s("--sampler", "heun"), says="unknown sampler"),
+        Case("opt/timeout-zero", fast("--timeout", "0"), says="timeout"),
+        Case("opt/timeout-text", fast("--timeout", "soon"), says="--timeout"),
+        Case("opt/ranks-zero", s("--ranks", "0"), says="--ranks"),
+        Case("opt/ranks-text", s("--ranks", "two"), says="--ranks"),
+        Case("opt/ranks-huge", s("--ranks", "100000"), says="--ranks"),
+        Case("opt/ulysses-misfit", s("--ulysses", "3"), says="ulysses"),
+        Case("opt/unknown", s("--bogus", "1"), says="unknown option --bogus"),
+        Case("opt/single-dash", s("-steps", "2"), says="-steps"),
+        Case("opt/missing-value", ["sample", "--steps"], says="needs a value"),
+        Case("opt/option-as-value", ["sample", "--out", "--steps", "2"], says="needs a value",
+             why="issue 21 item 5: wrote a file named --steps"),
+        Case("opt/stray-words", ["generate", "a", "fox", "in", "the", "snow"], says="unexpected word 'a'",
+             why="issue 21 item 5: used the default prompt and exited 0"),
+        Case("opt/stray-word-sample", s("fast"), says="unexpected word"),
+        Case("opt/inspect-two-files", ["inspect", "a", "b"], says="unexpected word"),
+        Case("opt/inspect-none", ["inspect"], says="exactly one file"),
+        Case("opt/flag-with-value", s("--fsdp=1"), says="takes no value"),
+        Case("opt/unknown-command", ["frobnicate"], why="usage and exit 2"),
+        Case("opt/no-command", [], why="usage and exit 2"),
+        Case("opt/model-missing", ["sample", "--model", "nowhere.safetensors", "--out", "o.safetensors"],
+             says="nowhere.safetensors", why="issue 21 item 9: a missing --model is named first"),
+        Case("opt/model-folder", ["sample", "--model", "sentinel_dir", "--context", "inputs/ctx32.safetensors",
+                                  "--out", "o.safetensors"], says="sentinel_dir"),
+        Case("opt/model-fifo", ["sample", "--model", "sentinel_fifo", "--context", "inputs/ctx32.safetensors",
+                                "--out", "o.safetensors"], says="sentinel_fifo", why="opening a FIFO blocked"),
+        Case("opt/context-fifo", s("--context", "sentinel_fifo"), says="sentinel_fifo"),
+        Case("opt/latent-fifo", ["forward", "--latent", "sentinel_fifo"], says="sentinel_fifo"),
+        Case("opt/inspect-fifo", ["inspect", "sentinel_fifo"], says="sentinel_fifo"),
+        Case("opt/inspect-folder", ["inspect", "sentinel_dir"], says="sentinel_dir"),
+        Case("opt/inspect-device", ["inspect", "sentinel_node"], says="sentinel_node"),
+        Case("opt/tokenizer-fifo", ["generate", "--tokenizer", "sentinel_fifo", "--text-encoder", "inputs/ck_good.safetensors"]
+             + FAST + ["--out", "o.mp4"], why="a FIFO where a file is read"),
+        Case("opt/help", ["sample", "--help"], expect="ok"),
+    ]
+
+
+def output_cases():
+    """Odd --out paths; the sentinels (sentinel_*) are made and checked by the runner."""
+    sample = lambda out, *a: ["sample"] + FAST + list(a) + ["--out", out]
+    gen = lambda out: ["generate"] + FAST + ["--out", out]
+    fwd = lambda out: ["forward", "--latent", "inputs/latent_ok.safetensors", "--out", out]
+    cases = []
+    for target, says in [("sentinel_node", "character device"), ("sentinel_dir", "folder"),
+                         ("sentinel_fifo", "no process is reading"), ("sentinel_dangling", "missing file"),
+                         ("sentinel_socket", "socket"), ("sentinel_link_to_node", "character device")]:
+        why = "issue 21 item 1: the output was replaced by a regular file"
+        cases += [Case("out-sample/" + target, sample(target), says=says, why=why),
+                  Case("out-forward/" + target, fwd(target), says=says, why=why)]
+        for ext in (".mp4", ".webp", ".png"):
+            cases.append(Case("out-generate/" + target + ext, gen(target + ext), says=says, why=why))
+    cases += [
+        Case("out/empty", sample(""), says="empty"),
+        Case("out/no-folder", sample("nowhere/o.safetensors"), says="does not exist"),
+        Case("out/trailing-slash", sample("o_dir/"), says="folder"),
+        Case("out/symlink-followed", sample("sentinel_link"), expect="ok",
+             why="a link to a regular file: the file is written, the link stays"),
+        Case("out/generate-unknown-ext", gen("o.gif"), says="unsupported extension"),
+        Case("out/generate-no-ext", gen("o"), says="extension"),
+        Case("out/generate-folder-of-other-files", gen("sentinel_full_dir/"), says="notes.txt",
+             why="issue 21 item 6: frames of two runs could mix in one folder"),
+        Case("out/generate-device-as-folder", gen("sentinel_node/"), says="character device"),
+        Case("out/generate-frames-folder", gen("frames/"), expect="ok"),
+        Case("out/generate-frames-again", gen("frames/"), expect="ok"),
+        Case("out/pipe-with-reader", sample("reader_fifo"), expect="ok", reader="reader_fifo"),
+        Case("out/pipe-with-reader-mp4", gen("reader_fifo.mp4"), expect="ok", reader="reader_fifo.mp4"),
+        Case("out/stale-temporaries-swept", sample("swept.safetensors"), expect="ok",
+             stale=["swept.safetensors.tmp-{dead}"],
+             why="issue 21 item 6: kill -9 left out.tmp-PID behind for good"),
+        Case("out/stale-frame-folder-swept", gen("frames_swept/"), expect="ok",
+             stale=["frames_swept.tmp-{dead}/"], why="issue 21 item 6"),
+        Case("out/sigterm-while-writing", ["sample", "--steps", "1", "--width", "256", "--height", "256",
+                                           "--frames", "17", "--out", "stall_fifo"],
+             expect="signal", stall="stall_fifo", interrupt=15,
+             why="issue 21 item 6: Ctrl-C or kill during the write left the temporary"),
+        Case("out/sigint-while-writing", ["sample", "--steps", "1", "--width", "256", "--height", "256",
+                                          "--frames", "17", "--out", "stall_fifo"],
+             expect="signal", stall="stall_fifo", interrupt=2, why="issue 21 item 6"),
+    ]
+    return cases
+
+
+def build(inputs):
+    """Writes every input file into `inputs` and returns all cases."""
+    os.makedirs(inputs, exist_ok=True)
+
+    def put(name, data):
+        with open(os.path.join(inputs, name), "wb") as f:
+            f.write(data)
+
+    for name, data, _ in malformed_files():
+        put("bad_" + name + ".safetensors", data)
+    for name, data, _, _ in bad_checkpoints():
+        put("ck_" + name + ".safetensors", data)
+    for name, data, *_ in bad_tensors():
+        put("t_" + name + ".safetensors", data)
+    put("ck_good.safetensors", wan_file(wan_tensors()))
+    put("ctx32.safetensors", safetensors([("context", "F32", [4, 32], tensor_bytes("F32", [4, 32]))]))
+    put("ctx_ok.safetensors", safetensors([("context", "F32", [4, 64], tensor_bytes("F32", [4, 64]))]))
+    put("latent_ok.safetensors", good_latent())
+    return input_cases(inputs) + option_cases() + output_cases()
