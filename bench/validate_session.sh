@@ -33,7 +33,9 @@ fi
 forward_ms() { grep -oE "forward: median [0-9.]+ ms" "$1" | grep -oE "[0-9.]+" | head -1; }
 if want bench; then
   for cfg in "wan-1.3b --dtype bf16" "wan-14b --dtype fp8 --runs 3"; do
-    for bin in base new base new; do
+    order="base new base new"
+    [[ $cfg == wan-14b* ]] && order="base new"
+    for bin in $order; do
       log="$out/bench_${cfg%% *}_${bin}_$RANDOM.log"
       timeout 150 ${!bin} bench --model $cfg >"$log" 2>&1
       summary+=("$cfg [$bin]: $(forward_ms "$log") ms")
