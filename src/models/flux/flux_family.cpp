@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/finite.h"
+#include "models/common/variant_choice.h"
 #include "models/flux/flux_model.h"
 #include "sampling/noise.h"
 
@@ -17,12 +18,6 @@ namespace raylight {
 namespace {
 
 constexpr int64_t kMaxTextTokens = 512;
-
-struct VariantName {
-  std::string name;                     // for --variant
-  std::string description;              // "Flux.1 Kontext dev"
-  std::vector<std::string> name_parts;  // lower-case pieces of file names
-};
 
 std::vector<VariantName> variant_names(const FluxConfig& c) {
   if (!c.guidance_embed) return {{"flux1-schnell", "Flux.1 schnell", {"schnell"}}};
@@ -171,12 +166,6 @@ class FluxSpec final : public DenoiserSpec {
   std::string note_;
 };
 
-std::string lower_file_name(const std::string& path) {
-  std::string name = path.substr(path.find_last_of('/') + 1);
-  for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return name;
-}
-
 }  // namespace
 
 bool flux_matches(const WeightStore& weights) { return looks_like_flux(weights); }
@@ -185,38 +174,11 @@ std::shared_ptr<const DenoiserSpec> flux_spec(const WeightStore& weights, const 
                                               const std::string& variant) {
   const FluxConfig config = detect_flux_config(weights);
   const std::vector<VariantName> names = variant_names(config);
-  std::string list;
-  for (const auto& v : names) list += (list.empty() ? "" : ", ") + v.name;
-  const VariantName* chosen = &names[0];
-  std::string how = "default";
-  if (!variant.empty()) {
-    chosen = nullptr;
-    for (const auto& v : names)
-      if (v.name == variant) chosen = &v;
-    if (!chosen) fail("--variant ", variant, " does not fit ", source, " (", config.variant(), "); it can be: ", list);
-    how = "--variant";
-  } else {
-    const std::string file = lower_file_name(source);
-    for (auto it = names.rbegin(); it != names.rend(); ++it) {  // the specific names before "dev"
-      bool all = true;
-      for (const auto& part : it->name_parts) all = all && file.find(part) != std::string::npos;
-      if (all) {
-        chosen = &*it;
-        how = "the file name";
-        break;
-      }
-    }
-  }
+  const VariantChoice choice = choose_variant(names, source, variant, config.variant());
   // A released shape is named by its variant; a custom one keeps its shape in the name.
   const bool custom = config.variant().find("custom") != std::string::npos;
-  const std::string name = custom ? config.variant() : chosen->description;
-  std::string note;
-  if (names.size() > 1) {
-    std::string alike;
-    for (const auto& v : names) alike += (alike.empty() ? "" : "; ") + v.description + " (" + v.name + ")";
-    note = "tensors alike for: " + alike + ". Chosen: " + chosen->name + " by " + how + " (--variant NAME decides)";
-  }
-  return std::make_shared<FluxSpec>(config, name, note);
+  const std::string name = custom ? config.variant() : choice.chosen->description;
+  return std::make_shared<FluxSpec>(config, name, choice.note);
 }
 
 std::vector<std::pair<std::string, FluxConfig>> flux_bench_presets() {

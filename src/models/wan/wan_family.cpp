@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/finite.h"
+#include "models/common/variant_choice.h"
 #include "models/vae/wan_vae_config.h"
 #include "models/wan/wan_model.h"
 #include "models/wan/wan_tiny.h"
@@ -173,13 +174,6 @@ class WanSpec final : public DenoiserSpec {
 
 // Checkpoints whose tensors are alike (Wan 2.1 14B and the Wan 2.2 A14B experts), with the
 // file-name pieces that tell them apart.
-struct VariantName {
-  std::string name;                     // for --variant: "wan2.1-t2v-14b", ...
-  std::string description;              // "Wan 2.2 T2V A14B high-noise expert"
-  std::vector<std::string> name_parts;  // lower-case pieces of ComfyUI's file names
-  bool supported;                       // runs in this build
-};
-
 std::vector<VariantName> variant_names(const WanConfig& c) {
   if (c.in_dim > c.out_dim && !c.image_to_video())  // image channels but no CLIP branch
     return {{"wan2.2-i2v-a14b-high", "Wan 2.2 I2V A14B high-noise expert", {"wan2.2", "high"}, false},
@@ -191,12 +185,6 @@ std::vector<VariantName> variant_names(const WanConfig& c) {
   return {{"wan2.1-t2v-14b", "Wan 2.1 T2V 14B", {"wan2.1"}, true},
           {"wan2.2-t2v-a14b-high", "Wan 2.2 T2V A14B high-noise expert", {"wan2.2", "high"}, false},
           {"wan2.2-t2v-a14b-low", "Wan 2.2 T2V A14B low-noise expert", {"wan2.2", "low"}, false}};
-}
-
-std::string lower_file_name(const std::string& path) {
-  std::string name = path.substr(path.find_last_of('/') + 1);
-  for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return name;
 }
 
 }  // namespace
@@ -215,40 +203,8 @@ std::shared_ptr<const DenoiserSpec> wan_spec(const WeightStore& weights, const s
   auto it = meta.find("raylight.embedded");
   const std::string embedded = it == meta.end() ? "" : it->second;
   const std::vector<VariantName> names = variant_names(config);
-  std::string list;
-  for (const auto& v : names) list += (list.empty() ? "" : ", ") + v.name;
-  // --variant first, else the first name whose pieces the file name holds, else the first.
-  const VariantName* chosen = names.empty() ? nullptr : &names[0];
-  std::string how = "the first of those";
-  if (!variant.empty()) {
-    chosen = nullptr;
-    for (const auto& v : names)
-      if (v.name == variant) chosen = &v;
-    if (!chosen)
-      fail("--variant ", variant, " does not fit ", source, " (", config.variant(), "); ",
-           names.empty() ? std::string("it has no named variants") : "it can be: " + list);
-    how = "--variant";
-  } else {
-    const std::string file = lower_file_name(source);
-    for (const auto& v : names) {
-      bool all = true;
-      for (const auto& part : v.name_parts) all = all && file.find(part) != std::string::npos;
-      if (all) {
-        chosen = &v;
-        how = "the file name";
-        break;
-      }
-    }
-  }
-  if (chosen && !chosen->supported)
-    fail(source, " is a ", chosen->description, " (by ", how, "), which this build cannot run yet");
-  std::string note;
-  if (names.size() > 1) {
-    std::string alike;
-    for (const auto& v : names) alike += (alike.empty() ? "" : "; ") + v.description + " (" + v.name + ")";
-    note = "tensors alike for: " + alike + ". Chosen: " + chosen->name + " by " + how +
-           " (--variant NAME decides)";
-  }
+  const VariantChoice choice = choose_variant(names, source, variant, config.variant());
+  const std::string note = choice.note;
   return wan_spec(config, embedded, note);
 }
 
