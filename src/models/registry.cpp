@@ -68,7 +68,7 @@ struct PartFamily {
 
 const std::vector<PartFamily>& part_families() {
   static const std::vector<PartFamily> list = {
-      {PartKind::TextEncoder, "umT5", umt5_matches,
+      {PartKind::TextEncoder, "T5", umt5_matches,
        [](const WeightStore& w, const std::string&) { return umt5_variant(w); }, make_umt5_text_encoder, nullptr},
       {PartKind::LatentCodec, "Wan 2.1", wan_vae_matches, wan_vae_variant, nullptr, make_wan_vae_codec},
   };
@@ -123,7 +123,7 @@ const PartFamily* find_part(const WeightStore& weights, PartKind kind) {
   return nullptr;
 }
 
-// "a Wan 2.1 DiT", "a umT5 text encoder", or "" when nothing matches.
+// "a Wan 2.1 DiT", "a T5 text encoder", or "" when nothing matches.
 std::string what_it_is(const WeightStore& weights) {
   std::string prefix;
   if (const DenoiserFamily* f = find_denoiser(weights, &prefix)) return "a " + f->name + " DiT";
@@ -235,8 +235,8 @@ std::vector<BenchModel> bench_models() {
 }
 
 std::string family_list() {
-  return "Wan 2.1 DiTs (T2V 1.3B and 14B, I2V 14B), Flux.1 DiTs (dev, schnell, Kontext, Krea), umT5 text "
-         "encoders, Wan 2.1 VAEs";
+  return "Wan 2.1 DiTs (T2V 1.3B and 14B, I2V 14B), Flux.1 DiTs (dev, schnell, Kontext, Krea), T5 text "
+         "encoders (umT5-XXL, T5-XXL v1.1), Wan 2.1 VAEs";
 }
 
 }  // namespace raylight

@@ -62,7 +62,7 @@ TEST(Registry, RecognisesEveryPartItKnows) {
   auto enc = recognise(*open_store(fixture("umt5_tiny_scaled_fp8.safetensors"), PartKind::TextEncoder), "enc");
   ASSERT_TRUE(enc.has_value());
   EXPECT_EQ(enc->part, PartKind::TextEncoder);
-  EXPECT_EQ(enc->family, "umT5");
+  EXPECT_EQ(enc->family, "T5");
   auto vae = recognise(*open_store(fixture("wan_vae_tiny.safetensors"), PartKind::LatentCodec), "vae");
   ASSERT_TRUE(vae.has_value());
   EXPECT_EQ(vae->part, PartKind::LatentCodec);
@@ -72,7 +72,7 @@ TEST(Registry, RecognisesEveryPartItKnows) {
   EXPECT_FALSE(recognise(other, "other").has_value());
   // The embedded models: one per part, the same family as the files.
   EXPECT_EQ(recognise(*open_store("tiny", PartKind::Denoiser), "tiny")->family, "Wan 2.1");
-  EXPECT_EQ(recognise(*open_store("tiny", PartKind::TextEncoder), "tiny")->family, "umT5");
+  EXPECT_EQ(recognise(*open_store("tiny", PartKind::TextEncoder), "tiny")->family, "T5");
   EXPECT_EQ(recognise(*open_store("tiny", PartKind::LatentCodec), "tiny")->family, "Wan 2.1");
   EXPECT_NE(error_of([] { open_store("/no/such/file.safetensors", PartKind::LatentCodec); }).find("does not exist"),
             std::string::npos);

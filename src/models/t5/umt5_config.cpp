@@ -104,11 +104,11 @@ std::string UMT5Names::final_norm() const {
 }
 
 std::string UMT5Config::variant() const {
-  if (vocab == 256384 && d_model == 4096 && num_layers == 24 && num_heads == 64 && d_kv == 64 &&
-      d_ff == 10240)
-    return "umT5-XXL";
-  return "umT5 custom (d_model " + std::to_string(d_model) + ", " + std::to_string(num_layers) +
-         " layers)";
+  const bool xxl = d_model == 4096 && num_layers == 24 && num_heads == 64 && d_kv == 64 && d_ff == 10240;
+  if (xxl && !shared_position_bias && vocab == 256384) return "umT5-XXL";
+  if (xxl && shared_position_bias && vocab == 32128) return "T5-XXL v1.1";
+  return std::string(shared_position_bias ? "T5" : "umT5") + " custom (d_model " + std::to_string(d_model) + ", " +
+         std::to_string(num_layers) + " layers)";
 }
 
 std::vector<std::pair<std::string, Shape>> umt5_expected_tensors(const UMT5Config& c) {
@@ -119,7 +119,8 @@ std::vector<std::pair<std::string, Shape>> umt5_expected_tensors(const UMT5Confi
     for (UMT5Tensor p : {UMT5Tensor::Q, UMT5Tensor::K, UMT5Tensor::V})
       t.push_back({n.layer(p, i), {inner, d}});
     t.push_back({n.layer(UMT5Tensor::O, i), {d, inner}});
-    t.push_back({n.layer(UMT5Tensor::RelativeBias, i), {c.num_buckets, c.num_heads}});
+    if (i == 0 || !c.shared_position_bias)
+      t.push_back({n.layer(UMT5Tensor::RelativeBias, i), {c.num_buckets, c.num_heads}});
     t.push_back({n.layer(UMT5Tensor::AttnNorm, i), {d}});
     t.push_back({n.layer(UMT5Tensor::FfnGate, i), {c.d_ff, d}});
     t.push_back({n.layer(UMT5Tensor::FfnUp, i), {c.d_ff, d}});
@@ -178,13 +179,18 @@ UMT5Config detect_umt5_config(const WeightStore& w) {
   c.num_layers = static_cast<int64_t>(blocks.size());
   if (c.num_layers == 0 || *blocks.rbegin() != c.num_layers - 1)
     fail("umT5 encoder blocks are not numbered 0..N-1 (found ", blocks.size(), " blocks)");
+  c.shared_position_bias = c.num_layers > 1 && !w.has(c.names.layer(UMT5Tensor::RelativeBias, 1));
+  if (c.shared_position_bias)
+    for (int64_t i = 2; i < c.num_layers; ++i)
+      if (w.has(c.names.layer(UMT5Tensor::RelativeBias, i)))
+        fail("T5 encoder tensor ", c.names.layer(UMT5Tensor::RelativeBias, 1), " is missing but layer ", i,
+             " has its own position bias: neither umT5 (one per layer) nor T5 v1.1 (layer 0's, shared)");
 
   for (const auto& [name, shape] : umt5_expected_tensors(c)) {
     if (!w.has(name)) {
       if (name.find("relative_attention_bias") != std::string::npos)
         fail("umT5 encoder (", c.variant(), ") is missing tensor ", name,
-             ": umT5 has a position bias in every layer (a T5 encoder, which shares layer 0's, "
-             "is not supported)");
+             ": umT5 has a position bias in every layer (T5 v1.1 has one, in layer 0, only)");
       fail("umT5 encoder (", c.variant(), ") is missing tensor ", name);
     }
     if (w.shape(name) != shape)

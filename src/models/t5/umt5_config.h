@@ -35,11 +35,14 @@ struct UMT5Names {
 struct UMT5Config {
   int64_t vocab = 0, d_model = 0, num_layers = 0, num_heads = 0, d_kv = 0, d_ff = 0;
   int64_t num_buckets = 32, max_distance = 128;  // max_distance is not stored; 128 in umT5
+  // T5 v1.1 (Flux's T5-XXL) stores one relative position bias, in layer 0, which every
+  // layer uses; umT5 stores one per layer. Everything else is the same architecture.
+  bool shared_position_bias = false;
   float eps = 1e-6f;
   UMT5Names names;
 
   int64_t inner_dim() const { return num_heads * d_kv; }
-  // "umT5-XXL" or "umT5 custom (d_model 64, 2 layers)".
+  // "umT5-XXL", "T5-XXL v1.1", or "umT5 custom (d_model 64, 2 layers)" / "T5 custom (...)".
   std::string variant() const;
 };
 

@@ -98,7 +98,8 @@ Tensor UMT5Encoder::layer(int64_t index, const Tensor& x_in) {
   Tensor q = ops_.linear(h, weight(UMT5Tensor::Q, index), {}).reshape(heads);
   Tensor k = ops_.linear(h, weight(UMT5Tensor::K, index), {}).reshape(heads);
   Tensor v = ops_.linear(h, weight(UMT5Tensor::V, index), {}).reshape(heads);
-  Tensor bias = umt5_position_bias(host_weight(c.names.layer(UMT5Tensor::RelativeBias, index)), L,
+  const int64_t bias_layer = c.shared_position_bias ? 0 : index;
+  Tensor bias = umt5_position_bias(host_weight(c.names.layer(UMT5Tensor::RelativeBias, bias_layer)), L,
                                    c.max_distance);
   Tensor a = ops_.attention_offset_bias(q, k, v, bias, 1.0f).reshape({L, c.inner_dim()});
   Tensor x = ops_.add(x_in, ops_.linear(a, weight(UMT5Tensor::O, index), {}));
