@@ -31,7 +31,17 @@ SafetensorsFile::SafetensorsFile(Private, std::string path) : path_(std::move(pa
 
 SafetensorsFile::~SafetensorsFile() {
   unregister_mapping(mapping_slot_);
-  if (base_) munmap(const_cast<uint8_t*>(base_), size_);
+  if (base_ && mapped_) munmap(const_cast<uint8_t*>(base_), size_);
+}
+
+std::shared_ptr<SafetensorsFile> SafetensorsFile::view(const std::string& name, const void* data, size_t size) {
+  auto f = std::make_shared<SafetensorsFile>(Private{}, name);
+  if (!data || size < 8)
+    fail("safetensors ", name, ": ", size, " bytes, shorter than the 8-byte header length");
+  f->base_ = static_cast<const uint8_t*>(data);
+  f->size_ = size;
+  f->parse();
+  return f;
 }
 
 void SafetensorsFile::check_intact() const {
@@ -78,13 +88,14 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   f->base_ = static_cast<const uint8_t*>(p);
   f->size_ = static_cast<uint64_t>(st.st_size);
   f->mapping_slot_ = register_mapping(p, f->size_, path);
+  f->mapped_ = true;
   f->parse();  // on error `f` is destroyed and unmaps
   return f;
 }
 
 void SafetensorsFile::release_pages(const void* p, size_t n) const {
   const auto at = reinterpret_cast<uintptr_t>(p), base = reinterpret_cast<uintptr_t>(base_);
-  if (at < base || at + n > base + size_ || n == 0) return;
+  if (!mapped_ || at < base || at + n > base + size_ || n == 0) return;
   const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   const uintptr_t first = (at + page - 1) / page * page, last = (at + n) / page * page;
   // The mapping is private and never written, so dropped pages are re-read from the file.

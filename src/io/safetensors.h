@@ -34,6 +34,9 @@ class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
  public:
   // Maps `path` read-only and parses and validates its header.
   static std::shared_ptr<SafetensorsFile> open(const std::string& path);
+  // The same over bytes that outlive every tensor taken from it (a model embedded in the
+  // binary); `name` stands for the path in messages. Validated like a file.
+  static std::shared_ptr<SafetensorsFile> view(const std::string& name, const void* data, size_t size);
   ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
@@ -68,8 +71,9 @@ class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
   void parse();
 
   std::string path_;
-  const uint8_t* base_ = nullptr;  // whole file mapping
+  const uint8_t* base_ = nullptr;  // whole file mapping (or the viewed bytes)
   uint64_t size_ = 0;
+  bool mapped_ = false;            // base_ is our mapping: unmap it, may drop its pages
   uint64_t data_offset_ = 0;
   int mapping_slot_ = -1;  // in the SIGBUS registry
   std::vector<TensorInfo> tensors_;
