@@ -184,6 +184,13 @@ class DenoiserSpec {
   // The embedded model's stand-in conditioning for prompt slot 0 (positive) or 1
   // (negative); empty for checkpoints, which need real embeddings.
   virtual Conditioning builtin_conditioning(int /*slot*/) const { return {}; }
+  // A prompt that shows what the model makes (`generate`'s default prompt).
+  virtual std::string example_prompt() const { return "a red fox running through fresh snow, morning light"; }
+  // For a model trained on a closed set of prompts (the demo model): that vocabulary as a
+  // few lines of help text, and a note naming the words of `prompt` outside it. Both are ""
+  // for models that take any prompt.
+  virtual std::string prompt_help() const { return ""; }
+  virtual std::string prompt_note(const std::string& /*prompt*/) const { return ""; }
   // The name of the embedded model this is ("tiny"), or "" for a checkpoint: the other
   // parts default to the embedded ones of the same name.
   virtual std::string embedded_name() const { return ""; }

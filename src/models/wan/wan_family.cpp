@@ -33,8 +33,8 @@ Tensor tokens_tensor(const std::string& name, const Tensor& given, int64_t width
 
 class WanSpec final : public DenoiserSpec {
  public:
-  WanSpec(WanConfig c, std::string embedded, std::string note)
-      : c_(std::move(c)), embedded_(std::move(embedded)), note_(std::move(note)) {}
+  WanSpec(WanConfig c, std::string embedded, std::string note, ModelCard card)
+      : c_(std::move(c)), embedded_(std::move(embedded)), note_(std::move(note)), card_(std::move(card)) {}
   std::string variant_note() const override { return note_; }
 
   std::string family() const override { return "Wan 2.1"; }
@@ -65,7 +65,25 @@ class WanSpec final : public DenoiserSpec {
     d.shift = 5.0;
     d.sampler = SamplerKind::UniPC;
     d.fps = 16.0;
-    return d;
+    return card_.apply(d);
+  }
+
+  std::string example_prompt() const override {
+    return card_.vocabulary && !card_.vocabulary->example.empty() ? card_.vocabulary->example
+                                                                   : DenoiserSpec::example_prompt();
+  }
+  std::string prompt_help() const override { return card_.vocabulary ? card_.vocabulary->describe() : ""; }
+  std::string prompt_note(const std::string& prompt) const override {
+    if (!card_.vocabulary) return "";
+    const std::vector<std::string> unknown = card_.vocabulary->unknown_words(prompt);
+    if (unknown.empty()) return "";
+    std::string list;
+    for (size_t i = 0; i < unknown.size() && i < 8; ++i) list += (i ? ", " : "") + ("'" + unknown[i] + "'");
+    if (unknown.size() > 8) list += ", ...";
+    const std::string model = embedded_.empty() ? "this model" : "the " + embedded_ + " model";
+    return list + (unknown.size() == 1 ? " is" : " are") + " outside the vocabulary " + model +
+           " was trained on (see `raylight generate --help`); it still runs, but cannot show " +
+           (unknown.size() == 1 ? "it" : "them");
   }
 
   LatentFormat latent_format() const override {
@@ -170,6 +188,7 @@ class WanSpec final : public DenoiserSpec {
   WanConfig c_;
   std::string embedded_;
   std::string note_;
+  ModelCard card_;
 };
 
 // Checkpoints whose tensors are alike (Wan 2.1 14B and the Wan 2.2 A14B experts), with the
@@ -192,8 +211,8 @@ std::vector<VariantName> variant_names(const WanConfig& c) {
 bool wan_matches(const WeightStore& weights) { return looks_like_wan(weights); }
 
 std::shared_ptr<const DenoiserSpec> wan_spec(const WanConfig& config, const std::string& embedded,
-                                             const std::string& note) {
-  return std::make_shared<WanSpec>(config, embedded, note);
+                                             const std::string& note, ModelCard card) {
+  return std::make_shared<WanSpec>(config, embedded, note, std::move(card));
 }
 
 std::shared_ptr<const DenoiserSpec> wan_spec(const WeightStore& weights, const std::string& source,
@@ -205,7 +224,7 @@ std::shared_ptr<const DenoiserSpec> wan_spec(const WeightStore& weights, const s
   const std::vector<VariantName> names = variant_names(config);
   const VariantChoice choice = choose_variant(names, source, variant, config.variant());
   const std::string note = choice.note;
-  return wan_spec(config, embedded, note);
+  return wan_spec(config, embedded, note, read_model_card(meta, source));
 }
 
 std::vector<std::pair<std::string, WanConfig>> wan_bench_presets() {

@@ -9,15 +9,17 @@
 #include <vector>
 
 #include "models/family.h"
+#include "models/model_card.h"
 #include "models/wan/wan_config.h"
 
 namespace raylight {
 
 // True when the store holds a Wan DiT (cheap: three anchor tensors).
 bool wan_matches(const WeightStore& weights);
-// The spec of a Wan DiT config; `embedded` is the embedded model's name ("tiny") or "".
+// The spec of a Wan DiT config; `embedded` is the embedded model's name ("tiny") or "";
+// `card` what the checkpoint's metadata says about its defaults and prompts.
 std::shared_ptr<const DenoiserSpec> wan_spec(const WanConfig& config, const std::string& embedded = "",
-                                             const std::string& note = "");
+                                             const std::string& note = "", ModelCard card = {});
 // The spec of a Wan DiT store: every tensor is checked (errors name the first that does not
 // fit). Where tensors cannot tell variants apart (Wan 2.1 14B and the Wan 2.2 A14B experts
 // have the same tensors) `variant` (--variant) or else the file name of `source` decides;
