@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "io/checkpoint.h"
+#include "models/demo/demo_model.h"
 #include "models/flux/flux_family.h"
 #include "models/t5/umt5_text_encoder.h"
 #include "models/t5/umt5_tiny.h"
@@ -32,6 +33,9 @@ const std::vector<EmbeddedModel>& embedded_models() {
       {"tiny", PartKind::Denoiser, [] { return std::unique_ptr<WeightStore>(wan_tiny_weights()); }},
       {"tiny", PartKind::TextEncoder, [] { return std::unique_ptr<WeightStore>(umt5_tiny_weights()); }},
       {"tiny", PartKind::LatentCodec, [] { return std::unique_ptr<WeightStore>(wan_vae_tiny_weights()); }},
+      {"demo", PartKind::Denoiser, demo_dit_weights},
+      {"demo", PartKind::TextEncoder, demo_text_encoder_weights},
+      {"demo", PartKind::LatentCodec, demo_vae_weights},
   };
   return list;
 }
@@ -161,7 +165,7 @@ std::unique_ptr<WeightStore> open_store(const std::string& source, PartKind part
   }
   std::error_code ec;
   if (!std::filesystem::exists(source, ec))
-    fail(part_kind_name(part), " file ", source, " does not exist (\"tiny\" names the embedded one)");
+    fail(part_kind_name(part), " file ", source, " does not exist (\"tiny\" and \"demo\" name the embedded ones)");
   if (!std::filesystem::is_regular_file(source, ec))
     fail(part_kind_name(part), " file ", source, " is not a regular file");
   return std::make_unique<CheckpointWeights>(Checkpoint::open(source));

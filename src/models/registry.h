@@ -3,8 +3,9 @@
 // pipeline, server and CLI never name a family (adding one: docs/architecture.md).
 //
 // Sources are a safetensors path or the name of an embedded model ("tiny": random weights
-// in the real architectures, made in code, for tests and the CPU demo). Models receive a
-// weight store, never a path: open_store() is the one way to open weights.
+// in the real architectures, made in code, for tests; "demo": small trained weights compiled
+// into the binary, the default of `generate`). Models receive a weight store, never a path:
+// open_store() is the one way to open weights.
 #pragma once
 
 #include <map>
@@ -26,9 +27,9 @@ struct Recognition {
   std::string note;     // where tensors cannot tell variants apart: what decides, else ""
 };
 
-// True for the names of embedded models ("tiny").
+// True for the names of embedded models ("tiny", "demo").
 bool is_embedded_model(const std::string& source);
-// Names of the embedded models, for help text ("tiny").
+// Names of the embedded models, for help text ("tiny", "demo").
 std::vector<std::string> embedded_model_names();
 // The weights of `source` for a part: an embedded model's, or a memory-mapped safetensors
 // file (errors say when it does not exist, is not a regular file or is malformed).

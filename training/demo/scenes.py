@@ -42,13 +42,13 @@ STYLES = ["", "gradient", "striped", "checkered", "dotted"]
 # Every word a grammar prompt can hold.
 FILLER = ["a", "an", "on", "background"]
 
+# The layout src/models/model_card.h reads ("raylight.vocabulary" metadata).
 VOCABULARY = {
     "grammar": "a|an <colour> <shape> <motion> on a|an <colour> [<style>] background",
-    "colour": list(COLOURS),
-    "shape": SHAPES,
-    "motion": MOTIONS,
-    "style": [s for s in STYLES if s],
-    "example": "a red circle moving left on a blue background",
+    "words": {"colour": list(COLOURS), "shape": SHAPES, "motion": MOTIONS,
+              "style": [s for s in STYLES if s]},
+    "fillers": FILLER,
+    "example": "a white circle growing on a purple gradient background",
 }
 
 
