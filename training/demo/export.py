@@ -124,6 +124,7 @@ def main():
     save_file({k: v.contiguous() for k, v in case.items()}, os.path.join(FIXTURES, "demo_case.safetensors"))
     for path in (os.path.join(DEMO_DIR, "demo_dit.safetensors"), os.path.join(DEMO_DIR, "demo_vae.safetensors"),
                  os.path.join(FIXTURES, "demo_case.safetensors")):
+        os.chmod(path, 0o644)
         print(f"wrote {os.path.relpath(path, REPO)} ({os.path.getsize(path)} bytes)")
     print(f"velocity max {v.abs().max().item():.3f}, video max {video.abs().max().item():.3f}, "
           f"mu max {mu.abs().max().item():.3f}")
