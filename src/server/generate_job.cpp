@@ -31,7 +31,7 @@ std::string text(const nlohmann::json& j, const char* name, const std::string& f
 void require_file(const std::string& what, const std::string& path) {
   check_client_path(what, path, {});
   std::error_code ec;
-  if (path != "tiny" && !std::filesystem::is_regular_file(path, ec))
+  if (!is_embedded_model(path) && !std::filesystem::is_regular_file(path, ec))
     fail(what, " file ", path, " does not exist or is not a file");
 }
 

@@ -1,4 +1,5 @@
-// raylight generate end to end on the embedded tiny encoder, DiT and VAE: real files come
+// raylight generate end to end on the embedded tiny encoder, DiT and VAE (--model tiny: the
+// default, demo, has its own tests in test_demo_model.cpp): real files come
 // out (read back for frame count and size), the same seed gives the same frames, parallel
 // layouts give the frames one rank gives, and mismatched or missing files fail first.
 #include <cmath>
@@ -28,24 +29,24 @@ class Generate : public CliTest {
 
 }  // namespace
 
-TEST_F(Generate, TinyDefaultWritesEveryFormat) {
-  ASSERT_EQ(run("generate --steps 3 --out " + path("v.mp4")), 0) << err_;
+TEST_F(Generate, TinyWritesEveryFormat) {
+  ASSERT_EQ(run("generate --model tiny --steps 3 --out " + path("v.mp4")), 0) << err_;
   VideoInfo mp4 = probe_video(path("v.mp4"));
   EXPECT_EQ(mp4.frames, 9);
   EXPECT_EQ(mp4.width, 128);
   EXPECT_EQ(mp4.height, 128);
   EXPECT_NE(err_.find("timing: load"), std::string::npos) << err_;
   EXPECT_NE(err_.find("step 3/3"), std::string::npos) << err_;
-  ASSERT_EQ(run("generate --steps 2 --width 64 --height 48 --frames 5 --out " + path("v.webp")), 0) << err_;
+  ASSERT_EQ(run("generate --model tiny --steps 2 --width 64 --height 48 --frames 5 --out " + path("v.webp")), 0) << err_;
   VideoInfo webp = probe_video(path("v.webp"));
   EXPECT_EQ(webp.width, 64);
   EXPECT_EQ(webp.height, 48);
-  ASSERT_EQ(run("generate --steps 2 --width 64 --height 48 --frames 5 --out " + path("frames/")), 0) << err_;
+  ASSERT_EQ(run("generate --model tiny --steps 2 --width 64 --height 48 --frames 5 --out " + path("frames/")), 0) << err_;
   EXPECT_EQ(probe_video(path("frames/")).frames, 5);
 }
 
 TEST_F(Generate, SameSeedSameFramesAndLayoutsAgree) {
-  const std::string base = "generate --steps 3 --width 80 --height 48 --frames 5 --prompt 'a boat' ";
+  const std::string base = "generate --model tiny --steps 3 --width 80 --height 48 --frames 5 --prompt 'a boat' ";
   ASSERT_EQ(run(base + "--out " + path("a/")), 0) << err_;
   ASSERT_EQ(run(base + "--out " + path("b/")), 0) << err_;
   ASSERT_EQ(run(base + "--seed 3 --out " + path("c/")), 0) << err_;

@@ -1,5 +1,6 @@
 // raylight generate: a prompt in, a video (or picture) out. With no model flags everything
-// is the embedded tiny model (text encoder, DiT, VAE), so it runs in seconds on a CPU.
+// is the embedded demo model (text encoder, DiT, VAE: small trained weights), so it runs in
+// seconds on a CPU and shows what the prompt says, within the demo's vocabulary.
 #include <chrono>
 #include <cstdio>
 #include <unistd.h>
@@ -17,21 +18,27 @@
 
 namespace raylight::cli {
 
+// The model `generate` uses without --model or --comfyui-dir.
+static constexpr const char* kDefaultModel = "demo";
+
 static constexpr const char* kHelp =
     "usage: raylight generate [options]\n"
-    "  --prompt TEXT            what to make (default: a short demo prompt)\n"
+    "  --prompt TEXT            what to make (default: an example prompt of the model)\n"
     "  --negative-prompt TEXT   what to steer away from (empty)\n"
-    "  --model FILE|tiny        DiT safetensors (tiny); families: see `raylight --help`\n"
+    "  --model FILE|demo|tiny   DiT safetensors, or an embedded model (demo: small trained weights;\n"
+    "                           tiny: random weights, for tests) (demo); families: `raylight --help`\n"
     "  --variant NAME           which variant a checkpoint is, where its tensors cannot tell\n"
-    "  --text-encoder FILE|tiny the model's text encoder (ComfyUI's models/text_encoders) (tiny)\n"
+    "  --text-encoder FILE|NAME the model's text encoder (ComfyUI's models/text_encoders)\n"
+    "                           (an embedded model's own; else tiny)\n"
     "  --tokenizer FILE         SentencePiece .model when the encoder file has no tokenizer inside\n"
-    "  --vae FILE|tiny          the model's VAE (ComfyUI's models/vae) (tiny)\n"
+    "  --vae FILE|NAME          the model's VAE (ComfyUI's models/vae) (as --text-encoder)\n"
     "  --comfyui-dir DIR        find the files under DIR/models/... (flags above win)\n"
-    "  --width W --height H --frames F   (the model's default: 832x480x81; tiny: 128x128x9)\n"
-    "  --steps N --cfg G --shift S --seed K --sampler euler|unipc|dpmpp2m   (the model's: 30, 5, 5, 0, unipc)\n"
+    "  --width W --height H --frames F   (the model's default: 832x480x81; demo, tiny: 128x128x9)\n"
+    "  --steps N --cfg G --shift S --seed K --sampler euler|unipc|dpmpp2m\n"
+    "                           (the model's defaults: 30, 5, 5, 0, unipc; demo: 10, 4, 3, 0, unipc)\n"
     "  --guidance G             distilled guidance of models that take it (Flux dev: 3.5)\n"
     "  --out FILE               .mp4 (H.264), .webp (animated), .png or dir/ (frames) (video.mp4)\n"
-    "  --fps N                  frames per second of the file (the model's default, 16)\n";
+    "  --fps N                  frames per second of the file (the model's default: 16; demo: 8)\n";
 
 namespace {
 
@@ -54,6 +61,12 @@ int run_generate(const std::vector<std::string>& args) {
     if (a == "--help" || a == "-h") {
       std::fputs(kHelp, stdout);
       std::fputs(kParallelHelp, stdout);
+      // A model trained on a closed set of prompts lists them (read from its model card).
+      const std::string vocabulary =
+          denoiser_spec(*open_store(kDefaultModel, PartKind::Denoiser), kDefaultModel)->prompt_help();
+      if (!vocabulary.empty())
+        std::printf("\nThe %s model knows these words (other prompts run, but it cannot show them):\n%s",
+                    kDefaultModel, vocabulary.c_str());
       return 0;
     }
   std::set<std::string> valued = {"prompt", "negative-prompt", "model", "variant", "text-encoder", "tokenizer",
@@ -73,23 +86,30 @@ int run_generate(const std::vector<std::string>& args) {
     files.parts.codec = opt.str("vae", "");
     files = find_comfyui_files(opt.str("comfyui-dir", ""), files, variant);
   } else {
-    files.model = opt.str("model", "tiny");
-    files.parts.text_encoders = {opt.str("text-encoder", "tiny")};
-    files.parts.codec = opt.str("vae", "tiny");
+    files.model = opt.str("model", kDefaultModel);
   }
   files.parts.tokenizer = opt.str("tokenizer", "");
   GenerateRequest request;
   request.out = opt.str("out", "video.mp4");
-  request.prompt = opt.str("prompt", "a red fox running through fresh snow, morning light");
   request.negative_prompt = opt.str("negative-prompt", "");
   check_output_path(request.out);  // an unsupported extension fails before any work
   if (lead) check_video_output(request.out);  // so does a folder, device or socket as --out
+
+  // The DiT's header says what it is (its weights load later); an embedded model's other
+  // parts default to the embedded ones of the same name.
+  std::unique_ptr<WeightStore> weights = open_store(files.model, PartKind::Denoiser);
+  const auto spec = denoiser_spec(*weights, files.model, variant);
+  if (!opt.has("comfyui-dir")) {
+    const std::string same = spec->embedded_name().empty() ? "tiny" : spec->embedded_name();
+    files.parts.text_encoders = {opt.str("text-encoder", same)};
+    files.parts.codec = opt.str("vae", same);
+  }
+  request.prompt = opt.str("prompt", spec->example_prompt());
+  const std::string note = spec->prompt_note(request.prompt);
+  if (lead && !note.empty()) std::fprintf(stderr, "note: %s\n", note.c_str());
   // Every file must open before the DiT loads (a missing VAE should not cost a 14B load).
   for (const auto& f : files.parts.text_encoders) open_store(f, PartKind::TextEncoder);
   open_store(files.parts.codec, PartKind::LatentCodec);
-
-  std::unique_ptr<WeightStore> weights = open_store(files.model, PartKind::Denoiser);
-  const auto spec = denoiser_spec(*weights, files.model, variant);
   request.options = parse_sample_options(opt, *spec);
   request.fps = opt.number("fps", spec->defaults().fps);
   if (!(request.fps > 0)) fail("--fps must be positive, got ", request.fps);
