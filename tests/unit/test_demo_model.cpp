@@ -4,22 +4,14 @@
 // was conditioned on (there regenerated from the documented noise generator), a DiT velocity
 // and a VAE decode and encode. We compute in fp32, so the tolerances are fp32 rounding (the
 // Wan golden tests' 5e-5 on velocities, 1e-5 on the video, 2e-5 on text); a weight under the
-// wrong name, a transposed tensor or a missed metadata field moves outputs by O(1).
-//
-// Then the command as a user runs it: parallel layouts give the video one rank gives; the
-// server gives the command line's video; prompts outside the vocabulary still run and say
-// so; the model card sets the defaults and the help text.
+// wrong name, a transposed tensor or a missed metadata field moves outputs by O(1). And the
+// model card sets the defaults, the vocabulary and the out-of-vocabulary note.
+// What the generated videos show is test_demo_generate.cpp's.
 #include <gtest/gtest.h>
 
-#include <cmath>
-#include <filesystem>
-
 #include "backend/backend_select.h"
-#include "cli_runner.h"
 #include "io/safetensors.h"
-#include "io/video/video_probe.h"
 #include "models/registry.h"
-#include "test_server_support.h"
 #include "../part_loaders.h"
 #include "../wan_cases.h"
 
@@ -74,9 +66,14 @@ TEST(DemoModel, CardGivesDefaultsAndVocabulary) {
   EXPECT_EQ(d.width, 128);
   EXPECT_EQ(d.height, 128);
   EXPECT_EQ(d.frames, 9);
-  EXPECT_GT(d.steps, 0);
+  // The defaults training/demo/README.md chose with a sweep (and `generate --help` states).
+  EXPECT_EQ(d.steps, 10);
+  EXPECT_EQ(d.cfg, 4.0);
+  EXPECT_EQ(d.shift, 3.0);
+  EXPECT_EQ(d.sampler, SamplerKind::UniPC);
+  EXPECT_EQ(d.fps, 8.0);
   const std::string example = spec->example_prompt();
-  EXPECT_NE(example.find("background"), std::string::npos) << example;
+  EXPECT_EQ(example, "a white circle growing on a purple gradient background");
   EXPECT_EQ(spec->prompt_note(example), "");
   EXPECT_EQ(spec->prompt_note("An orange star bouncing on a purple dotted background."), "");
   const std::string note = spec->prompt_note("a red fox running through snow");
@@ -90,59 +87,4 @@ TEST(DemoModel, CardGivesDefaultsAndVocabulary) {
   EXPECT_EQ(tiny->prompt_note("a red fox"), "");
   EXPECT_EQ(tiny->defaults().steps, 10);
   EXPECT_EQ(tiny->defaults().cfg, 5.0);
-}
-
-namespace {
-
-class DemoGenerate : public CliTest {
- protected:
-  Tensor generate(const std::string& prompt, const std::string& extra, const std::string& name) {
-    const std::string out = path(name + "/");
-    EXPECT_EQ(run("generate --prompt '" + prompt + "' " + extra + " --out " + out), 0) << err_;
-    return read_video_frames(out);
-  }
-  static float max_diff(const Tensor& a, const Tensor& b) { return max_abs_diff(a, b); }
-};
-
-}  // namespace
-
-TEST_F(DemoGenerate, OtherPromptsRunAndSaySo) {
-  Tensor frames = generate("a red fox running through fresh snow", "--steps 2", "fox");
-  EXPECT_EQ(frames.dim(1), 9);
-  EXPECT_NE(err_.find("note: 'fox', 'running', 'through', 'fresh', 'snow' are outside"), std::string::npos) << err_;
-  generate("a red circle moving right on a blue background", "--steps 2", "circle");
-  EXPECT_EQ(err_.find("note:"), std::string::npos) << err_;
-  ASSERT_EQ(shell(binary() + " generate --help >" + path("help.txt")), 0);
-  const std::string help = read(path("help.txt"));
-  EXPECT_NE(help.find("moving left, moving right"), std::string::npos) << help;
-}
-
-TEST_F(DemoGenerate, ParallelLayoutsGiveTheSameVideo) {
-  const std::string prompt = "a green star bouncing on a white background";
-  Tensor one = generate(prompt, "--steps 4", "one");
-  // CFG parallel moves data without arithmetic: the same bytes. Ring attention merges
-  // partial softmaxes in another order (latents within ~1e-5), which may move a pixel by one
-  // of its 255 levels after decoding.
-  EXPECT_EQ(max_diff(one, generate(prompt, "--steps 4 --ranks 2 --cfg-parallel", "cfg")), 0.0f);
-  EXPECT_LE(max_diff(one, generate(prompt, "--steps 4 --ranks 2 --ring 2", "ring")), 2.0f / 127.5f + 1e-6f);
-}
-
-TEST_F(DemoGenerate, ServerMakesTheCommandLinesVideo) {
-  const std::string prompt = "a purple triangle growing on a yellow gradient background";
-  Tensor cli = generate(prompt, "--steps 4 --seed 3", "cli");
-  const std::string dir = server_test::make_temp_dir("demo_server");
-  server_test::ServerProcess server;
-  server.start(dir, {"--model", "demo"});
-  ASSERT_TRUE(server.wait_ready() && server_test::wait_model(server.port())) << server.log();
-  const nlohmann::json request = {{"prompt", prompt}, {"steps", 4}, {"seed", 3}};
-  server_test::Reply mp4 = server_test::http(server.port(), "POST", "/v1/generate?wait=1", request.dump());
-  ASSERT_EQ(mp4.status, 200) << mp4.body.substr(0, 300);
-  const std::string file = dir + "/server.mp4";
-  std::ofstream(file, std::ios::binary) << mp4.body;
-  // The command line wrote PNG frames, the server an MP4: compare through the MP4 codec.
-  ASSERT_EQ(run("generate --prompt '" + prompt + "' --steps 4 --seed 3 --out " + path("cli.mp4")), 0) << err_;
-  EXPECT_EQ(max_diff(read_video_frames(file), read_video_frames(path("cli.mp4"))), 0.0f);
-  EXPECT_EQ(read_video_frames(file).shape(), cli.shape());
-  EXPECT_EQ(server.stop(), 0) << server.log();
-  std::filesystem::remove_all(dir);
 }
