@@ -82,8 +82,10 @@ Tensor Backend::concat_columns(const Tensor& a, const Tensor& b) {
 
 namespace {
 
-void check_linear(const Backend& be, const Tensor& x, const Tensor& w, const Tensor& b, const char* op) {
-  checks::activation(be, x, op, "input");
+void check_linear(const Backend& be, const Tensor& x, const Tensor& w, const Tensor& b, const char* op,
+                  bool precise_input = false) {
+  if (precise_input) checks::precise_activation(be, x, op, "input");
+  else checks::activation(be, x, op, "input");
   checks::weight(be, w, op);
   if (x.ndim() != 2 || w.ndim() != 2 || x.dim(1) != w.dim(1))
     fail(op, ": input ", shape_str(x.shape()), " does not match weight ", shape_str(w.shape()));
@@ -96,8 +98,9 @@ void check_linear(const Backend& be, const Tensor& x, const Tensor& w, const Ten
 }  // namespace
 
 Tensor Backend::linear(const Tensor& x, const Tensor& w, const Tensor& b) {
-  check_linear(*this, x, w, b, "linear");
-  if (x.dim(0) == 0 || w.dim(0) == 0) return empty({x.dim(0), w.dim(0)});
+  check_linear(*this, x, w, b, "linear", true);
+  if (x.dim(0) == 0 || w.dim(0) == 0)
+    return x.dtype() == compute_dtype() ? empty({x.dim(0), w.dim(0)}) : empty_f32({x.dim(0), w.dim(0)});
   return linear_impl(x, w, b);
 }
 
@@ -109,9 +112,9 @@ Tensor Backend::linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor&
 
 namespace {
 
-// Rows of x [.., D] with D >= 1; returns D.
+// Rows of x [.., D] with D >= 1 (compute dtype or fp32); returns D.
 int64_t check_rows(const Backend& be, const Tensor& x, const char* op) {
-  checks::activation(be, x, op, "input");
+  checks::precise_activation(be, x, op, "input");
   if (x.ndim() < 1 || x.dim(-1) < 1) fail(op, ": input ", shape_str(x.shape()), " has no features");
   return x.dim(-1);
 }
@@ -135,10 +138,10 @@ Tensor Backend::rms_norm(const Tensor& x, const Tensor& weight, float eps) {
 
 void Backend::add_gated(Tensor& x, const Tensor& y, const Tensor& gate) {
   const int64_t D = check_rows(*this, x, "add_gated");
-  checks::activation(*this, y, "add_gated", "addend");
+  checks::precise_activation(*this, y, "add_gated", "addend");
   if (x.shape() != y.shape())
     fail("add_gated: shapes ", shape_str(x.shape()), " and ", shape_str(y.shape()), " differ");
-  checks::vector(*this, gate, D, "add_gated", "gate");
+  checks::precise_vector(*this, gate, D, "add_gated", "gate");
   if (x.numel() == 0) return;
   add_gated_impl(x, y, gate);
 }
@@ -154,9 +157,35 @@ void check_same(const Backend& be, const Tensor& a, const Tensor& b, const char*
 }  // namespace
 
 Tensor Backend::add(const Tensor& a, const Tensor& b) {
-  check_same(*this, a, b, "add");
-  if (a.numel() == 0) return empty(a.shape());
+  checks::precise_activation(*this, a, "add", "first operand");
+  checks::precise_activation(*this, b, "add", "second operand");
+  if (a.shape() != b.shape()) fail("add: shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()), " differ");
+  const bool f32 = a.dtype() == DType::F32 || b.dtype() == DType::F32;
+  if (a.numel() == 0) return f32 ? empty_f32(a.shape()) : empty(a.shape());
   return add_impl(a, b);
+}
+
+Tensor Backend::to_f32(const Tensor& x) {
+  checks::precise_activation(*this, x, "to_f32", "input");
+  if (x.dtype() == DType::F32) return x;
+  if (x.numel() == 0) return empty_f32(x.shape());
+  return to_f32_impl(x);
+}
+
+Tensor Backend::upload_f32(const Tensor& host) {
+  if (!host.defined() || host.device() != Device::CPU || !host.is_contiguous())
+    fail("upload_f32: expected a contiguous host tensor, got ", shape_str(host.shape()));
+  return upload_f32_impl(host.to_f32());
+}
+
+Tensor Backend::to_f32_impl(const Tensor& x) {
+  fail("to_f32: backend ", name(), " keeps activations in ", dtype_name(compute_dtype()), " and cannot widen ",
+       dtype_name(x.dtype()));
+}
+
+Tensor Backend::upload_f32_impl(const Tensor& host) {
+  if (compute_dtype() != DType::F32) fail("upload_f32: backend ", name(), " has no fp32 upload");
+  return upload(host);
 }
 
 Tensor Backend::swiglu(const Tensor& gate, const Tensor& up) {
@@ -176,8 +205,9 @@ Tensor Backend::gelu_erf(const Tensor& x) {
 }
 
 Tensor Backend::silu(const Tensor& x) {
-  checks::activation(*this, x, "silu", "input");
-  return x.numel() == 0 ? empty(x.shape()) : silu_impl(x);
+  checks::precise_activation(*this, x, "silu", "input");
+  if (x.numel() == 0) return x.dtype() == compute_dtype() ? empty(x.shape()) : empty_f32(x.shape());
+  return silu_impl(x);
 }
 
 Tensor Backend::quick_gelu(const Tensor& x) {

@@ -90,6 +90,18 @@ class Backend : public DitOps, public T5Ops, public VaeOps {
   virtual Tensor empty_f32(const Shape& shape);
 
   // --- Ops ------------------------------------------------------------------------------
+  // Precise operands: a DiT keeps its residual stream, time embedding and modulation in
+  // fp32 as the reference code does (autocast(float32) regions), while products and
+  // attention run in the compute dtype. So linear, add, silu, the row norms (layer_norm,
+  // rms_norm, layer_norm_modulate) and add_gated also take fp32 operands on the device:
+  // linear, add and silu of an fp32 operand give fp32; the norms always give the compute
+  // dtype (the next product's operand); add_gated adds into x of either dtype. On the CPU
+  // every activation is fp32 already and these are the ordinary ops.
+  // x widened to fp32 on this device (x itself when it is fp32 already).
+  Tensor to_f32(const Tensor& x);
+  // Host tensor -> fp32 tensor on this device, no rounding to the compute dtype on the way.
+  Tensor upload_f32(const Tensor& host);
+
   // A copy of x (any dtype, on this backend's device).
   Tensor copy(const Tensor& x);
   // Rows of a above rows of b (2-D, same trailing size).
@@ -146,6 +158,8 @@ class Backend : public DitOps, public T5Ops, public VaeOps {
   virtual Tensor copy_impl(const Tensor& x) = 0;
   virtual Tensor concat_rows_impl(const Tensor& a, const Tensor& b) = 0;
   virtual Tensor concat_columns_impl(const Tensor& a, const Tensor& b) = 0;
+  virtual Tensor to_f32_impl(const Tensor& x);
+  virtual Tensor upload_f32_impl(const Tensor& host);
   virtual Tensor linear_impl(const Tensor& x, const Tensor& w, const Tensor& b) = 0;
   virtual Tensor linear_gelu_tanh_impl(const Tensor& x, const Tensor& w, const Tensor& b) = 0;
   virtual Tensor layer_norm_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) = 0;

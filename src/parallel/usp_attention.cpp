@@ -93,6 +93,11 @@ Tensor UspAttention::scatter_tokens(const Tensor& tokens, int segment) {
 }
 
 Tensor UspAttention::gather_tokens(const Tensor& local, int segment) {
+  // The gathered rows keep the local rows' dtype: a model's fp32 result (a head kept in fp32)
+  // is gathered as fp32.
+  auto like = [&](const Tensor& t, const Shape& shape) {
+    return t.dtype() == DType::F32 ? backend_.empty_f32(shape) : backend_.empty(shape);
+  };
   const Split& sp = split(segment);
   if (local.dim(0) != sp.local) fail("gather_tokens: ", local.dim(0), " rows, expected ", sp.local);
   // Groups of one are skipped rather than copied through: their communicator works on host
@@ -100,12 +105,12 @@ Tensor UspAttention::gather_tokens(const Tensor& local, int segment) {
   // Ulysses groups first (chunks of one ring position are adjacent), then the ring.
   Tensor group = local;
   if (ulysses_.size() > 1) {
-    group = backend_.empty({ulysses_.size() * sp.local, local.dim(1)});
+    group = like(local, {ulysses_.size() * sp.local, local.dim(1)});
     ulysses_.all_gather(local.raw(), group.raw(), local.nbytes());
   }
   Tensor all = group;
   if (ring_.size() > 1) {
-    all = backend_.empty({ring_.size() * group.dim(0), local.dim(1)});
+    all = like(local, {ring_.size() * group.dim(0), local.dim(1)});
     ring_.all_gather(group.raw(), all.raw(), group.nbytes());
   }
   return all.slice_rows(0, sp.tokens);

@@ -126,7 +126,7 @@ CaseResult run_case(const OpCase& c, Backend& target, Backend& reference, uint64
 
 std::vector<OpCase> all_cases() {
   std::vector<OpCase> all;
-  for (auto group : {core_cases, attention_cases, family_cases}) {
+  for (auto group : {core_cases, attention_cases, family_cases, precise_cases}) {
     std::vector<OpCase> g = group();
     all.insert(all.end(), g.begin(), g.end());
   }

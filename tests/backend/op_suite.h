@@ -53,6 +53,7 @@ std::vector<OpCase> all_cases();
 std::vector<OpCase> core_cases();       // cases_core.cpp: products, norms, pointwise, memory
 std::vector<OpCase> attention_cases();  // cases_attention.cpp: attention, RoPE, sequence helpers
 std::vector<OpCase> family_cases();     // cases_families.cpp: DiT, T5, VAE ops
+std::vector<OpCase> precise_cases();    // cases_precise.cpp: fp32 operands (residual stream)
 
 // The outcome of one case on a target backend.
 struct CaseResult {

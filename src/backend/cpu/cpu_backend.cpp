@@ -54,7 +54,9 @@ class CpuBackend final : public Backend {
   Tensor modulate_impl(const Tensor& x, const Tensor& shift, const Tensor& scale) override {
     return cpu::modulate(x, shift, scale);
   }
-  Tensor layer_norm_modulate_impl(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps) override {
+  // Activations are fp32 here, so f32_out changes nothing.
+  Tensor layer_norm_modulate_impl(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
+                                  bool /*f32_out*/) override {
     return cpu::modulate(cpu::layer_norm(x, {}, {}, eps), shift, scale);
   }
   Tensor patchify_impl(const Tensor& x, PatchSize p) override { return cpu::patchify(x, p); }

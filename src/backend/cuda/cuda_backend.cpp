@@ -34,6 +34,17 @@ class CudaBackendImpl final : public CudaBackend {
 
   // --- Memory ---------------------------------------------------------------------------
   Tensor upload(const Tensor& host) override { return ctx_.upload(host); }
+  Tensor upload_f32_impl(const Tensor& host) override {
+    Tensor y = ctx_.alloc(host.shape(), DType::F32);
+    if (y.nbytes()) ctx_.stage(host.raw(), y.raw(), host.nbytes());
+    return y;
+  }
+  Tensor to_f32_impl(const Tensor& x) override {
+    Tensor b = x.dtype() == DType::BF16 ? x : ctx_.to_bf16(x);
+    Tensor y = ctx_.alloc(x.shape(), DType::F32);
+    cuda::bf16_to_f32(cuda::bp(b), y.data<float>(), b.numel(), ctx_.stream);
+    return y;
+  }
   Tensor download(const Tensor& t) override { return ctx_.download(t); }
   Tensor empty(const Shape& shape) override { return ctx_.alloc(shape, DType::BF16); }
   Tensor empty_f32(const Shape& shape) override { return ctx_.alloc(shape, DType::F32); }
@@ -151,8 +162,9 @@ class CudaBackendImpl final : public CudaBackend {
   Tensor modulate_impl(const Tensor& x, const Tensor& shift, const Tensor& scale) override {
     return op::modulate(ctx_, x, shift, scale);
   }
-  Tensor layer_norm_modulate_impl(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps) override {
-    return op::layer_norm_modulate(ctx_, x, shift, scale, eps);
+  Tensor layer_norm_modulate_impl(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
+                                  bool f32_out) override {
+    return op::layer_norm_modulate(ctx_, x, shift, scale, eps, f32_out);
   }
   Tensor patchify_impl(const Tensor& x, PatchSize p) override { return op::patchify(ctx_, x, p); }
   Tensor unpatchify_impl(const Tensor& t, int64_t gf, int64_t gh, int64_t gw, int64_t c, PatchSize p) override {

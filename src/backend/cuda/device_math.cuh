@@ -1,4 +1,4 @@
-// Device helpers shared by the kernel files: bf16 vector loads/stores (8 values = one
+// Device helpers shared by the kernel files: bf16 and fp32 vector loads/stores (8 values = one
 // 16-byte access when aligned, else scalar), block reductions, a counter-based Gaussian.
 #pragma once
 
@@ -37,6 +37,31 @@ __device__ __forceinline__ void store_v(__nv_bfloat16* p, const float* in) {
   } else {
 #pragma unroll
     for (int i = 0; i < V; ++i) p[i] = __float2bfloat16_rn(in[i]);
+  }
+}
+
+// fp32 rows (the residual stream and modulation vectors kept at full precision): 8
+// values = two 16-byte accesses when aligned.
+template <int V>
+__device__ __forceinline__ void load_v(const float* p, float* out) {
+  if constexpr (V == 8) {
+    const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+    out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w;
+    out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
+  } else {
+#pragma unroll
+    for (int i = 0; i < V; ++i) out[i] = p[i];
+  }
+}
+
+template <int V>
+__device__ __forceinline__ void store_v(float* p, const float* in) {
+  if constexpr (V == 8) {
+    reinterpret_cast<float4*>(p)[0] = make_float4(in[0], in[1], in[2], in[3]);
+    reinterpret_cast<float4*>(p)[1] = make_float4(in[4], in[5], in[6], in[7]);
+  } else {
+#pragma unroll
+    for (int i = 0; i < V; ++i) p[i] = in[i];
   }
 }
 

@@ -45,9 +45,29 @@ void swiglu(const bf16* gate, const bf16* up, bf16* y, int64_t n, cudaStream_t s
 // --- norm.cu ---------------------------------------------------------------------
 // Row-wise LayerNorm (rms == false) or RMSNorm (rms == true) over `cols`, then optional
 // affine (weight, bias) and optional modulation (* (1 + scale) + shift). Null = absent.
-void row_norm(const bf16* x, const bf16* weight, const bf16* bias, const bf16* shift,
-              const bf16* scale, bf16* y, int64_t rows, int64_t cols, float eps, bool rms,
+// x is fp32 when x_f32 (else bf16); shift and scale are fp32 when mod_f32 (else bf16); y
+// is bf16, or fp32 when y_f32 (then x and the modulation must be fp32 too).
+void row_norm(const void* x, bool x_f32, const bf16* weight, const bf16* bias, const void* shift,
+              const void* scale, bool mod_f32, void* y, bool y_f32, int64_t rows, int64_t cols, float eps, bool rms,
               cudaStream_t s);
+
+// --- precise.cu: fp32 operands (the DiT residual stream, modulation, time embedding) -----
+// A value of either activation type: fp32 or bf16.
+struct AnyRow {
+  const void* p = nullptr;
+  bool f32 = false;
+};
+// y = a + b (y fp32 when y_f32, else bf16).
+void add_mixed(AnyRow a, AnyRow b, void* y, bool y_f32, int64_t n, cudaStream_t s);
+// x[r, c] += y[r, c] * gate[c] (gate.p may be null) with x fp32 or bf16.
+void add_gated_mixed(void* x, bool x_f32, AnyRow y, AnyRow gate, int64_t rows, int64_t cols, cudaStream_t s);
+// y = silu(x), fp32.
+void silu_f32(const float* x, float* y, int64_t n, cudaStream_t s);
+// y[M, N] = x[M, K] w[N, K]^T (+ bias) with fp32 x, y and arithmetic; w bf16, fp32, or fp8
+// e4m3 codes times w_scale; bias bf16 or null. A tiled kernel for the small products that
+// stay in fp32 (time embedding, the DiT head), not a substitute for cuBLASLt.
+void linear_f32(const float* x, const void* w, DType w_type, float w_scale, const bf16* bias, float* y, int64_t M,
+                int64_t N, int64_t K, cudaStream_t s);
 
 // --- layout.cu -------------------------------------------------------------------
 // x [L, H, D] rotated in place by table [L, D/2, 2] fp32 (cos, sin): pairs (2i, 2i+1).
@@ -56,7 +76,8 @@ void rope(bf16* x, const float* table, int64_t L, int64_t H, int64_t D, cudaStre
 void rope_halves(bf16* x, const float* table, int64_t L, int64_t H, int64_t D, cudaStream_t s);
 void patchify(const bf16* x, bf16* y, int64_t C, int64_t F, int64_t H, int64_t W, int pt,
               int ph, int pw, cudaStream_t s);
-void unpatchify(const bf16* t, bf16* y, int64_t gf, int64_t gh, int64_t gw, int64_t C, int pt,
+// Tokens and result both fp32 when f32, else bf16.
+void unpatchify(const void* t, void* y, bool f32, int64_t gf, int64_t gh, int64_t gw, int64_t C, int pt,
                 int ph, int pw, cudaStream_t s);
 
 // --- attention.cu ----------------------------------------------------------------

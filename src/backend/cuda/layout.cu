@@ -43,7 +43,8 @@ __global__ void patchify_kernel(const bf16* x, bf16* y, int64_t C, int64_t F, in
   }
 }
 
-__global__ void unpatchify_kernel(const bf16* tok, bf16* y, int64_t gf, int64_t gh, int64_t gw,
+template <typename T>
+__global__ void unpatchify_kernel(const T* tok, T* y, int64_t gf, int64_t gh, int64_t gw,
                                   int64_t C, int pt, int ph, int pw) {
   const int64_t F = gf * pt, H = gh * ph, W = gw * pw, n = C * F * H * W;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
@@ -72,9 +73,15 @@ void patchify(const bf16* x, bf16* y, int64_t C, int64_t F, int64_t H, int64_t W
   RL_CUDA_LAUNCH();
 }
 
-void unpatchify(const bf16* t, bf16* y, int64_t gf, int64_t gh, int64_t gw, int64_t C, int pt,
+void unpatchify(const void* t, void* y, bool f32, int64_t gf, int64_t gh, int64_t gw, int64_t C, int pt,
                 int ph, int pw, cudaStream_t s) {
-  unpatchify_kernel<<<grid_for(gf * gh * gw * C * pt * ph * pw), 256, 0, s>>>(t, y, gf, gh, gw, C, pt, ph, pw);
+  const int grid = grid_for(gf * gh * gw * C * pt * ph * pw);
+  if (f32)
+    unpatchify_kernel<<<grid, 256, 0, s>>>(static_cast<const float*>(t), static_cast<float*>(y), gf, gh, gw, C, pt,
+                                           ph, pw);
+  else
+    unpatchify_kernel<<<grid, 256, 0, s>>>(static_cast<const bf16*>(t), static_cast<bf16*>(y), gf, gh, gw, C, pt, ph,
+                                           pw);
   RL_CUDA_LAUNCH();
 }
 

@@ -2,6 +2,9 @@
 // and bias, and the optional DiT modulation x * (1 + scale) + shift, in one pass over the
 // row. One block per row; the row is read once from global memory into shared memory as
 // fp32, so mean and variance are two exact passes (no E[x^2] - E[x]^2 cancellation).
+// The row (X) and the modulation vectors (M) may be bf16 or fp32: a DiT keeps its residual
+// stream and modulation in fp32, as the reference code does, and the norm writes the bf16
+// operand of the next product in the same pass.
 #include <algorithm>
 
 #include "backend/cuda/cuda_check.h"
@@ -11,15 +14,15 @@
 namespace raylight::cuda {
 namespace {
 
-template <int V>
-__global__ void row_norm_kernel(const bf16* __restrict__ x, const bf16* __restrict__ w,
-                                const bf16* __restrict__ b, const bf16* __restrict__ shift,
-                                const bf16* __restrict__ scale, bf16* __restrict__ y, int cols,
+template <int V, typename X, typename M, typename Y>
+__global__ void row_norm_kernel(const X* __restrict__ x, const bf16* __restrict__ w,
+                                const bf16* __restrict__ b, const M* __restrict__ shift,
+                                const M* __restrict__ scale, Y* __restrict__ y, int cols,
                                 float eps, bool rms) {
   extern __shared__ float row[];
   __shared__ float scratch[32];
   const int64_t r = blockIdx.x;
-  const bf16* xr = x + r * cols;
+  const X* xr = x + r * cols;
   float sum = 0.f;
   for (int c = threadIdx.x * V; c < cols; c += blockDim.x * V) {
     float a[V];
@@ -39,7 +42,7 @@ __global__ void row_norm_kernel(const bf16* __restrict__ x, const bf16* __restri
       ss += d * d;
     }
   const float inv = rsqrtf(block_sum(ss, scratch) / cols + eps);
-  bf16* yr = y + r * cols;
+  Y* yr = y + r * cols;
   for (int c = threadIdx.x * V; c < cols; c += blockDim.x * V) {
     float o[V], t[V];
 #pragma unroll
@@ -70,28 +73,55 @@ __global__ void row_norm_kernel(const bf16* __restrict__ x, const bf16* __restri
 
 bool al16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-}  // namespace
-
-void row_norm(const bf16* x, const bf16* weight, const bf16* bias, const bf16* shift,
-              const bf16* scale, bf16* y, int64_t rows, int64_t cols, float eps, bool rms,
-              cudaStream_t s) {
-  if (rows == 0) return;
-  const bool vec = cols % 8 == 0 && al16(x) && al16(y) && (!weight || al16(weight)) &&
-                   (!bias || al16(bias)) && (!shift || al16(shift)) && (!scale || al16(scale));
-  const int per = vec ? 8 : 1;
-  const int threads = static_cast<int>(std::clamp<int64_t>((cols / per + 31) / 32 * 32, 32, 256));
+template <int V, typename X, typename M, typename Y>
+void launch_row_norm(const X* x, const bf16* weight, const bf16* bias, const M* shift, const M* scale, Y* y,
+                     int64_t rows, int64_t cols, float eps, bool rms, cudaStream_t s) {
+  const int threads = static_cast<int>(std::clamp<int64_t>((cols / V + 31) / 32 * 32, 32, 256));
   const size_t smem = static_cast<size_t>(cols) * sizeof(float);
   if (smem > 48 * 1024) {
-    static bool raised = false;
+    static bool raised = false;  // one flag per instantiation
     if (!raised) {
-      RL_CUDA(cudaFuncSetAttribute(row_norm_kernel<8>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
-      RL_CUDA(cudaFuncSetAttribute(row_norm_kernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
+      RL_CUDA(cudaFuncSetAttribute(row_norm_kernel<V, X, M, Y>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   200 * 1024));
       raised = true;
     }
   }
-  if (vec) row_norm_kernel<8><<<rows, threads, smem, s>>>(x, weight, bias, shift, scale, y, cols, eps, rms);
-  else row_norm_kernel<1><<<rows, threads, smem, s>>>(x, weight, bias, shift, scale, y, cols, eps, rms);
+  row_norm_kernel<V, X, M, Y><<<rows, threads, smem, s>>>(x, weight, bias, shift, scale, y, static_cast<int>(cols),
+                                                        eps, rms);
   RL_CUDA_LAUNCH();
+}
+
+template <typename X, typename M, typename Y>
+void row_norm_typed(const void* xv, const bf16* weight, const bf16* bias, const void* shiftv, const void* scalev,
+                    void* yv, int64_t rows, int64_t cols, float eps, bool rms, cudaStream_t s) {
+  const X* x = static_cast<const X*>(xv);
+  Y* y = static_cast<Y*>(yv);
+  const M* shift = static_cast<const M*>(shiftv);
+  const M* scale = static_cast<const M*>(scalev);
+  const bool vec = cols % 8 == 0 && al16(x) && al16(y) && (!weight || al16(weight)) && (!bias || al16(bias)) &&
+                   (!shift || al16(shift)) && (!scale || al16(scale));
+  if (vec) launch_row_norm<8>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, s);
+  else launch_row_norm<1>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, s);
+}
+
+}  // namespace
+
+void row_norm(const void* x, bool x_f32, const bf16* weight, const bf16* bias, const void* shift,
+              const void* scale, bool mod_f32, void* y, bool y_f32, int64_t rows, int64_t cols, float eps, bool rms,
+              cudaStream_t s) {
+  if (rows == 0) return;
+  // Every combination the ops use: bf16 throughout; an fp32 residual row and/or fp32
+  // modulation into the bf16 operand of a product; all fp32 for a head computed in fp32.
+  if (y_f32) {
+    if (!x_f32 || (!mod_f32 && (shift || scale))) fail("row_norm: an fp32 result needs fp32 operands");
+    row_norm_typed<float, float, float>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, s);
+  } else if (x_f32) {
+    if (mod_f32) row_norm_typed<float, float, bf16>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, s);
+    else row_norm_typed<float, bf16, bf16>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, s);
+  } else {
+    if (mod_f32) row_norm_typed<bf16, float, bf16>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, s);
+    else row_norm_typed<bf16, bf16, bf16>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, s);
+  }
 }
 
 }  // namespace raylight::cuda

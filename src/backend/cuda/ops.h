@@ -25,7 +25,8 @@ Tensor modulate(Context& ctx, const Tensor& x, const Tensor& shift, const Tensor
 // ops_norm.cpp: row norms (LayerNorm, RMSNorm, LayerNorm fused with the DiT's modulation).
 Tensor layer_norm(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b, float eps);
 Tensor rms_norm(Context& ctx, const Tensor& x, const Tensor& w, float eps);
-Tensor layer_norm_modulate(Context& ctx, const Tensor& x, const Tensor& shift, const Tensor& scale, float eps);
+Tensor layer_norm_modulate(Context& ctx, const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
+                           bool f32_out);
 
 // ops_layout.cpp: copies, row stacking, rotary embedding, the Ulysses head packing,
 // latent <-> token layout.

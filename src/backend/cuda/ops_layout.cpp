@@ -62,8 +62,8 @@ Tensor patchify(Context& ctx, const Tensor& x, PatchSize p) {
 
 Tensor unpatchify(Context& ctx, const Tensor& t, int64_t gf, int64_t gh, int64_t gw, int64_t C, PatchSize p) {
   Context::Scope s(ctx, kOther);
-  Tensor y = ctx.alloc({C, gf * p.t, gh * p.h, gw * p.w}, DType::BF16);
-  cuda::unpatchify(bp(t), bp(y), gf, gh, gw, C, p.t, p.h, p.w, ctx.stream);
+  Tensor y = ctx.alloc({C, gf * p.t, gh * p.h, gw * p.w}, t.dtype());
+  cuda::unpatchify(t.raw(), y.raw(), t.dtype() == DType::F32, gf, gh, gw, C, p.t, p.h, p.w, ctx.stream);
   return y;
 }
 

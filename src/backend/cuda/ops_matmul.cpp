@@ -1,6 +1,7 @@
 // Linear layers through cuBLASLt. bf16 weights multiply directly; fp8 weights use the fp8
 // tensor-core product with the activation quantised per tensor on the fly (or, when that
 // is off or refused, are dequantised to bf16 scratch first). GELU rides in the epilogue.
+// fp32 activations take an fp32 tiled product instead (precise.cu): small products only.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
@@ -42,7 +43,22 @@ bool try_linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b,
 
 }  // namespace
 
+namespace {
+
+// fp32 activations (time embedding, a DiT head) get an fp32 product and result.
+Tensor linear_f32_op(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b) {
+  const int64_t M = x.dim(0), K = x.dim(1), N = w.dim(0);
+  Context::Scope s(ctx, kMatmul, 2.0 * M * N * K);
+  Tensor y = ctx.alloc({M, N}, DType::F32);
+  cuda::linear_f32(x.data<float>(), w.raw(), w.dtype(), w.scale(), b.defined() ? bp(b) : nullptr, y.data<float>(), M,
+                   N, K, ctx.stream);
+  return y;
+}
+
+}  // namespace
+
 Tensor linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b) {
+  if (x.dtype() == DType::F32) return linear_f32_op(ctx, x, w, b);
   Tensor y;
   if (!try_linear(ctx, x, w, b, Epilogue::None, &y))
     fail("linear: cuBLASLt has no algorithm for x ", shape_str(x.shape()), " w ", shape_str(w.shape()));

@@ -19,14 +19,21 @@ Tensor DitOps::modulate(const Tensor& x, const Tensor& shift, const Tensor& scal
   return modulate_impl(x, shift, scale);
 }
 
-Tensor DitOps::layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps) {
+Tensor DitOps::layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
+                                   bool f32_out) {
   Backend& be = backend();
-  checks::activation(be, x, "layer_norm_modulate", "input");
+  checks::precise_activation(be, x, "layer_norm_modulate", "input");
   if (x.ndim() < 1 || x.dim(-1) < 1) fail("layer_norm_modulate: input ", shape_str(x.shape()), " has no features");
-  checks::vector(be, shift, x.dim(-1), "layer_norm_modulate", "shift", true);
-  checks::vector(be, scale, x.dim(-1), "layer_norm_modulate", "scale", true);
-  if (x.numel() == 0) return be.empty(x.shape());
-  return layer_norm_modulate_impl(x, shift, scale, eps);
+  checks::precise_vector(be, shift, x.dim(-1), "layer_norm_modulate", "shift", true);
+  checks::precise_vector(be, scale, x.dim(-1), "layer_norm_modulate", "scale", true);
+  if (shift.dtype() != scale.dtype())
+    fail("layer_norm_modulate: shift is ", dtype_name(shift.dtype()), " and scale ", dtype_name(scale.dtype()),
+         "; they must match");
+  if (f32_out && (x.dtype() != DType::F32 || shift.dtype() != DType::F32))
+    fail("layer_norm_modulate: an fp32 result needs an fp32 input and modulation, got ", dtype_name(x.dtype()),
+         " and ", dtype_name(shift.dtype()));
+  if (x.numel() == 0) return f32_out ? be.empty_f32(x.shape()) : be.empty(x.shape());
+  return layer_norm_modulate_impl(x, shift, scale, eps, f32_out);
 }
 
 namespace {
@@ -53,13 +60,17 @@ Tensor DitOps::patchify(const Tensor& x, PatchSize p) {
 Tensor DitOps::unpatchify(const Tensor& tokens, int64_t gf, int64_t gh, int64_t gw, int64_t C, PatchSize p) {
   Backend& be = backend();
   check_patch(p, "unpatchify");
-  checks::activation(be, tokens, 2, "[tokens, features]", "unpatchify", "tokens");
+  checks::precise_activation(be, tokens, "unpatchify", "tokens");
+  if (tokens.ndim() != 2) fail("unpatchify: tokens have shape ", shape_str(tokens.shape()), ", expected [tokens, features]");
   if (gf < 0 || gh < 0 || gw < 0 || C < 0) fail("unpatchify: negative grid or channel count");
   const int64_t n = checks::mul(checks::mul(gf, gh, "unpatchify"), gw, "unpatchify");
   if (tokens.dim(0) != n || tokens.dim(1) != checks::mul(C, p.volume(), "unpatchify"))
     fail("unpatchify: tokens ", shape_str(tokens.shape()), " do not fit a grid ", gf, "x", gh, "x", gw, " with ",
          C * p.volume(), " features");
-  if (tokens.numel() == 0) return be.empty({C, gf * p.t, gh * p.h, gw * p.w});
+  if (tokens.numel() == 0) {
+    const Shape out{C, gf * p.t, gh * p.h, gw * p.w};
+    return tokens.dtype() == DType::F32 ? be.empty_f32(out) : be.empty(out);
+  }
   return unpatchify_impl(tokens, gf, gh, gw, C, p);
 }
 

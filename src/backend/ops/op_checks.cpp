@@ -42,6 +42,22 @@ void vector(const Backend& be, const Tensor& v, int64_t n, const char* op, const
   if (v.numel() != n) fail(op, ": ", what, " has shape ", shape_str(v.shape()), ", expected ", n, " elements");
 }
 
+void precise_activation(const Backend& be, const Tensor& t, const char* op, const char* what) {
+  placed(be, t, op, what);
+  if (t.dtype() != be.compute_dtype() && t.dtype() != DType::F32)
+    fail(op, ": ", what, " is ", dtype_name(t.dtype()), ", expected ", dtype_name(be.compute_dtype()),
+         " or F32 (backend ", be.name(), ")");
+}
+
+void precise_vector(const Backend& be, const Tensor& v, int64_t n, const char* op, const char* what, bool required) {
+  if (!v.defined()) {
+    if (required) fail(op, ": ", what, " is missing");
+    return;
+  }
+  precise_activation(be, v, op, what);
+  if (v.numel() != n) fail(op, ": ", what, " has shape ", shape_str(v.shape()), ", expected ", n, " elements");
+}
+
 void weight(const Backend& be, const Tensor& w, const char* op) {
   placed(be, w, op, "weight");
   if (!be.takes_weight_dtype(w.dtype()))

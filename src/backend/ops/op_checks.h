@@ -21,6 +21,11 @@ void activation(const Backend& be, const Tensor& t, int ndim, const char* layout
 // v is absent (allowed unless `required`) or an activation of n elements (any shape).
 void vector(const Backend& be, const Tensor& v, int64_t n, const char* op, const char* what,
             bool required = false);
+// The same checks where the op also takes fp32 operands on the device (a residual stream,
+// modulation vectors or a time embedding kept at full precision; see Backend::to_f32).
+void precise_activation(const Backend& be, const Tensor& t, const char* op, const char* what);
+void precise_vector(const Backend& be, const Tensor& v, int64_t n, const char* op, const char* what,
+                    bool required = false);
 // w is a weight made by be.weight(): defined, contiguous, on be's device, in a dtype be
 // takes for products.
 void weight(const Backend& be, const Tensor& w, const char* op);
