@@ -95,14 +95,24 @@ class Denoiser {
   // Called between transformer blocks with the index of the block just done: where a job
   // can stop mid-forward (the hook may throw). Families call between_blocks() in their loop.
   void set_block_hook(std::function<void(int block)> hook) { block_hook_ = std::move(hook); }
+  // Named intermediates, as llama.cpp's cb(cur, name, layer): when set, the family hands
+  // chosen intermediates (this rank's rows, on the backend's device) to the trace, e.g.
+  // `raylight forward --dump DIR`, to compare a GPU forward with the CPU or PyTorch block
+  // by block. layer -1: outside the blocks.
+  using Trace = std::function<void(const std::string& name, int layer, const Tensor& t)>;
+  void set_trace(Trace trace) { trace_ = std::move(trace); }
 
  protected:
   void between_blocks(int block) {
     if (block_hook_) block_hook_(block);
   }
+  void trace(const char* name, int layer, const Tensor& t) const {
+    if (trace_) trace_(name, layer, t);
+  }
 
  private:
   std::function<void(int)> block_hook_;
+  Trace trace_;
 };
 
 // Prompt -> named conditioning tensors.

@@ -1,6 +1,9 @@
 // raylight forward: one prediction on given inputs, for comparing against other
 // implementations. Tensor names are documented in the help text and README.
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <set>
 
 #include "commands.h"
 #include "core/error.h"
@@ -29,7 +32,43 @@ static constexpr const char* kHelp =
     "                      latent file, else the model's default; Flux dev: 3.5)\n"
     "  --context FILE      safetensors with the prompt's inputs, e.g. 'context' [tokens, text_dim]\n"
     "                      (tiny: built-in)\n"
-    "  --out FILE          writes 'velocity', the latent's shape, fp32 (velocity.safetensors)\n";
+    "  --out FILE          writes 'velocity', the latent's shape, fp32 (velocity.safetensors)\n"
+    "  --dump DIR          also writes the model's named intermediates, one safetensors file\n"
+    "                      each: DIR/NAME.BLOCK.safetensors (NAME.safetensors outside the\n"
+    "                      blocks; .rankN before the suffix on several ranks: each rank's rows).\n"
+    "                      Wan: x (the residual stream), self_attn, cross_attn, ffn per block;\n"
+    "                      time_e0, context, head\n"
+    "  --dump-names LIST   only these names (comma-separated)\n";
+
+namespace {
+
+// --dump: each traced intermediate downloaded and written as its own file.
+void trace_into(const std::string& dir, const std::string& names_arg, LoadedModel& model) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (dir.empty()) fail("--dump needs a folder");
+  if (fs::exists(fs::symlink_status(dir, ec)) && !fs::is_directory(dir, ec))
+    fail("--dump ", dir, " exists and is not a folder");
+  if (!fs::exists(dir, ec) && !fs::create_directory(dir, ec))
+    fail("--dump: cannot make folder ", dir, ": ", ec.message());
+  std::set<std::string> names;
+  for (size_t b = 0; b <= names_arg.size();) {
+    const size_t e = std::min(names_arg.find(',', b), names_arg.size());
+    if (e > b) names.insert(names_arg.substr(b, e - b));
+    b = e + 1;
+  }
+  const int rank = Runtime::world_rank(), world = Runtime::world_size();
+  Backend& be = *model.backend;
+  model.denoiser->set_trace([=, &be](const std::string& name, int layer, const Tensor& t) {
+    if (!names.empty() && !names.count(name)) return;
+    std::string file = dir + "/" + name;
+    if (layer >= 0) file += "." + std::to_string(layer);
+    if (world > 1) file += ".rank" + std::to_string(rank);
+    write_safetensors(file + ".safetensors", {{name, be.download(t)}}, {});
+  });
+}
+
+}  // namespace
 
 int run_forward(const std::vector<std::string>& args) {
   for (const auto& a : args)
@@ -38,7 +77,8 @@ int run_forward(const std::vector<std::string>& args) {
       std::fputs(kParallelHelp, stdout);
       return 0;
     }
-  std::set<std::string> valued = {"model", "variant", "latent", "timestep", "guidance", "context", "out"};
+  std::set<std::string> valued = {"model", "variant", "latent", "timestep", "guidance", "context", "out", "dump",
+                                  "dump-names"};
   valued.insert(kParallelValued.begin(), kParallelValued.end());
   Options opt(args, valued, kParallelFlags);
   ParallelLayout layout = parse_parallel(opt);
@@ -67,6 +107,7 @@ int run_forward(const std::vector<std::string>& args) {
   LoadedModel model = load_model(std::move(weights), make_backend(parse_device(opt), Runtime::world_rank()), layout,
                                  parse_placement(opt), model_arg, variant);
   model.weights->set_verbose(opt.flag("verbose"));
+  if (opt.has("dump")) trace_into(opt.str("dump", ""), opt.str("dump-names", ""), model);
   Tensor v = model.denoiser->predict(latent, timestep, *model.denoiser->prepare(conditioning));
   if (Runtime::world_rank() != 0) return 0;
   finite_f32(v, "the predicted velocity");

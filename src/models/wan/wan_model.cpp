@@ -66,8 +66,12 @@ WanContext WanModel::embed_context(const Tensor& context, const Tensor& clip_fea
   return {ops_.concat_rows(img, text)};
 }
 
+// The time embedding, the modulation vectors and the residual stream stay fp32 on every
+// backend, as the reference keeps them (its autocast(float32) regions); products and
+// attention take the compute dtype. Holding them in bf16 on the GPU doubled the error
+// against the reference (issue 24).
 WanModel::TimeEmbedding WanModel::embed_time(double timestep) {
-  Tensor e = linear(ops_.silu(linear(ops_.upload(sinusoidal_embedding(config_.freq_dim, timestep)),
+  Tensor e = linear(ops_.silu(linear(ops_.upload_f32(sinusoidal_embedding(config_.freq_dim, timestep)),
                                      "time_embedding.0")),
                     "time_embedding.2");
   Tensor e0 = linear(ops_.silu(e), "time_projection.1").reshape({6, config_.dim});
@@ -112,21 +116,27 @@ Tensor WanModel::block(int index, const Tensor& x_in, const TimeEmbedding& t,
   Tensor m = ops_.add(weights_.get(b + "modulation").reshape({6, c.dim}), t.e0);
   Tensor x = ops_.copy(x_in);
   Tensor h = ops_.layer_norm_modulate(x, row(m, 0), row(m, 1), c.eps);
-  ops_.add_gated(x, self_attention(b + "self_attn.", h), row(m, 2));
+  const Tensor sa = self_attention(b + "self_attn.", h);
+  trace("self_attn", index, sa);
+  ops_.add_gated(x, sa, row(m, 2));
   Tensor n3 = ops_.layer_norm(x, weights_.get(b + "norm3.weight"), weights_.get(b + "norm3.bias"), c.eps);
-  ops_.add_gated(x, cross_attention(b + "cross_attn.", n3, ctx), {});
+  const Tensor ca = cross_attention(b + "cross_attn.", n3, ctx);
+  trace("cross_attn", index, ca);
+  ops_.add_gated(x, ca, {});
   h = ops_.layer_norm_modulate(x, row(m, 3), row(m, 4), c.eps);
   Tensor ffn = linear(linear_gelu(h, b + "ffn.0"), b + "ffn.2");
+  trace("ffn", index, ffn);
   ops_.add_gated(x, ffn, row(m, 5));
   weights_.end_block(index);
+  trace("x", index, x);
   return x;
 }
 
+// All fp32, as the reference's head: its norm, modulation and product.
 Tensor WanModel::head(const Tensor& x, const TimeEmbedding& t) {
-  Tensor e = t.e.reshape({1, config_.dim});
-  Tensor m = ops_.add(weights_.get("head.modulation").reshape({2, config_.dim}),
-                      ops_.concat_rows(e, e));
-  Tensor h = ops_.layer_norm_modulate(x, row(m, 0), row(m, 1), config_.eps);
+  Tensor m = weights_.get("head.modulation").reshape({2, config_.dim});
+  Tensor shift = ops_.add(row(m, 0), t.e), scale = ops_.add(row(m, 1), t.e);
+  Tensor h = ops_.layer_norm_modulate(x, shift, scale, config_.eps, /*f32_out=*/true);
   return linear(h, "head.head");
 }
 
@@ -160,13 +170,18 @@ Tensor WanModel::forward(const Tensor& latent_in, double timestep, const WanCont
   Tensor x = ops_.linear(patches, patch_w, weights_.get("patch_embedding.bias"));
 
   attn_.prepare(SequenceLayout::single(grid, wan_rope_axes(static_cast<int>(c.head_dim())), c.rope_theta));
-  x = attn_.scatter_tokens(x);
+  x = ops_.to_f32(attn_.scatter_tokens(x));
   const TimeEmbedding t = embed_time(timestep);
+  trace("x", -1, x);
+  trace("time_e0", -1, t.e0);
+  trace("context", -1, ctx.tokens);
   for (int i = 0; i < c.num_layers; ++i) {
     x = block(i, x, t, ctx);
     between_blocks(i);
   }
-  Tensor out = attn_.gather_tokens(head(x, t));
+  const Tensor h = head(x, t);
+  trace("head", -1, h);
+  Tensor out = attn_.gather_tokens(h);
   return ops_.download(ops_.unpatchify(out, grid.frames, grid.height, grid.width, c.out_dim, c.patch));
 }
 

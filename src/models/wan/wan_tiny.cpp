@@ -24,8 +24,14 @@ WanConfig wan_tiny_config() {
 }
 
 std::unique_ptr<MemoryWeights> wan_tiny_weights() {
-  auto w = std::make_unique<MemoryWeights>();
   const WanConfig c = wan_tiny_config();
+  auto w = wan_random_weights(c);
+  w->set_metadata({{"raylight.num_heads", std::to_string(c.num_heads)}, {"raylight.embedded", "tiny"}});
+  return w;
+}
+
+std::unique_ptr<MemoryWeights> wan_random_weights(const WanConfig& c) {
+  auto w = std::make_unique<MemoryWeights>();
   for (const auto& [name, shape] : wan_expected_tensors(c)) {
     Tensor t = gaussian_noise(shape, name_seed(name));
     float* p = t.f32();
@@ -40,7 +46,6 @@ std::unique_ptr<MemoryWeights> wan_tiny_weights() {
     for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<float>(offset + scale * p[i]);
     w->put(name, t);
   }
-  w->set_metadata({{"raylight.num_heads", std::to_string(c.num_heads)}, {"raylight.embedded", "tiny"}});
   return w;
 }
 
