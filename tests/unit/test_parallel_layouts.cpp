@@ -113,15 +113,22 @@ int disturb_rank(CliTest& t, const std::string& flags, int signal, double* secon
   const std::string out = t.path("long.safetensors");
   const std::string job = t.binary() + " sample --width 256 --height 256 --frames 9 --steps 2000 " +
                           flags + " --out " + out;
-  // Wait (up to 20 s) until rank 1 exists and has run a second, then signal it.
+  // Wait (up to 60 s: a loaded machine starts MPI slowly) until rank 1 exists and the job is
+  // past start-up, then signal it. No rank 1 by then: the job is ended and the test fails at once
+  // (exit 97) rather than waiting out 2000 steps.
   const std::string line =
-      job + " & pid=$!; victim=; for i in $(seq 100); do "
+      job + " & pid=$!; victim=; for i in $(seq 300); do "
       "for p in $(pgrep -f -- '--out " + out + "'); do "
       "if tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1; then victim=$p; fi; done; "
-      "[ -n \"$victim\" ] && break; sleep 0.2; done; sleep 1; "
+      "[ -n \"$victim\" ] && break; sleep 0.2; done; "
+      "if [ -z \"$victim\" ]; then pkill -KILL -f -- '--out " + out + "'; wait $pid; exit 97; fi; "
+      // Past MPI start-up (rank 0 has printed the model line), so the signal lands in the
+      // sampling, not in the start-up that --timeout also bounds.
+      "for i in $(seq 600); do grep -q '^model:' " + t.path("stderr.txt") + " && break; sleep 0.1; done; sleep 1; "
       "kill -" + std::to_string(signal) + " $victim; wait $pid";
   auto start = std::chrono::steady_clock::now();
   int rc = t.shell(line);
+  EXPECT_NE(rc, 97) << "rank 1 of the job never appeared";
   *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return rc;
 }
