@@ -14,17 +14,6 @@ namespace {
 
 constexpr double kPointwise = 5e-3, kReduction = 1e-2;
 
-OpCase make(std::string op, std::string shape, double tol, std::function<Tensors(Inputs&)> in,
-            std::function<Tensors(Backend&, const Tensors&)> run) {
-  OpCase c;
-  c.op = std::move(op);
-  c.shape = std::move(shape);
-  c.tolerance = tol;
-  c.inputs = std::move(in);
-  c.run = std::move(run);
-  return c;
-}
-
 struct Attn {
   int64_t Lq, Lk, H, D, valid;
 };

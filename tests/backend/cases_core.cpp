@@ -17,17 +17,6 @@ namespace {
 
 constexpr double kPointwise = 5e-3, kReduction = 1e-2, kFp8 = 5e-2;
 
-OpCase make(std::string op, std::string shape, double tol, std::function<Tensors(Inputs&)> in,
-            std::function<Tensors(Backend&, const Tensors&)> run) {
-  OpCase c;
-  c.op = std::move(op);
-  c.shape = std::move(shape);
-  c.tolerance = tol;
-  c.inputs = std::move(in);
-  c.run = std::move(run);
-  return c;
-}
-
 OpCase refuse(std::string op, std::string what, std::function<Tensors(Inputs&)> in,
               std::function<void(Backend&, const Tensors&)> run) {
   OpCase c = make(std::move(op), "refuses " + what, 0, std::move(in), [run](Backend& be, const Tensors& t) {
@@ -36,13 +25,6 @@ OpCase refuse(std::string op, std::string what, std::function<Tensors(Inputs&)> 
   });
   c.refused = true;
   return c;
-}
-
-// fp8 e4m3 codes of N(0, 1/K) values with a per-tensor scale, as checkpoints store them.
-Tensor fp8_codes(const Tensor& w, float scale) {
-  Tensor codes = Tensor::empty(w.shape(), DType::F8E4M3);
-  for (int64_t i = 0; i < w.numel(); ++i) codes.data<uint8_t>()[i] = f32_to_e4m3(w.f32()[i] / scale);
-  return codes;
 }
 
 void products(std::vector<OpCase>& cs) {

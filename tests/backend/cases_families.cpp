@@ -13,17 +13,6 @@ namespace {
 
 constexpr double kPointwise = 5e-3, kReduction = 1e-2;
 
-OpCase make(std::string op, std::string shape, double tol, std::function<Tensors(Inputs&)> in,
-            std::function<Tensors(Backend&, const Tensors&)> run) {
-  OpCase c;
-  c.op = std::move(op);
-  c.shape = std::move(shape);
-  c.tolerance = tol;
-  c.inputs = std::move(in);
-  c.run = std::move(run);
-  return c;
-}
-
 OpCase refused(OpCase c) {
   c.refused = true;
   return c;

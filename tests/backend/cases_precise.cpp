@@ -14,17 +14,6 @@ namespace {
 
 constexpr double kExact = 0, kF32Pointwise = 1e-6, kF32Product = 1e-5, kPointwise = 5e-3;
 
-OpCase make(std::string op, std::string shape, double tol, std::function<Tensors(Inputs&)> in,
-            std::function<Tensors(Backend&, const Tensors&)> run) {
-  OpCase c;
-  c.op = std::move(op);
-  c.shape = std::move(shape);
-  c.tolerance = tol;
-  c.inputs = std::move(in);
-  c.run = std::move(run);
-  return c;
-}
-
 // t with bits below bf16's precision (the suite's inputs are bf16-rounded).
 Tensor fine(const Tensor& t) {
   Tensor out = t.clone();
@@ -124,10 +113,7 @@ void products(std::vector<OpCase>& cs) {
   cs.push_back(make("linear", "M=1 K=256 N=96, fp32 input, fp8 weight", kF32Product, in8,
                     [](Backend& be, const Tensors& t) {
                       const float scale = 1.0f / 512.0f;  // a power of two: code x scale is exact in bf16 too
-                      Tensor codes = Tensor::empty(t[1].shape(), DType::F8E4M3);
-                      for (int64_t i = 0; i < t[1].numel(); ++i)
-                        codes.data<uint8_t>()[i] = f32_to_e4m3(t[1].f32()[i] / scale);
-                      return down(be, {be.linear(f32(be, t[0]), be.weight(codes, scale), {})});
+                      return down(be, {be.linear(f32(be, t[0]), be.weight(fp8_codes(t[1], scale), scale), {})});
                     }));
 }
 

@@ -124,6 +124,23 @@ CaseResult run_case(const OpCase& c, Backend& target, Backend& reference, uint64
   return r;
 }
 
+OpCase make(std::string op, std::string shape, double tol, std::function<Tensors(Inputs&)> in,
+            std::function<Tensors(Backend&, const Tensors&)> run) {
+  OpCase c;
+  c.op = std::move(op);
+  c.shape = std::move(shape);
+  c.tolerance = tol;
+  c.inputs = std::move(in);
+  c.run = std::move(run);
+  return c;
+}
+
+Tensor fp8_codes(const Tensor& w, float scale) {
+  Tensor codes = Tensor::empty(w.shape(), DType::F8E4M3);
+  for (int64_t i = 0; i < w.numel(); ++i) codes.data<uint8_t>()[i] = f32_to_e4m3(w.f32()[i] / scale);
+  return codes;
+}
+
 std::vector<OpCase> all_cases() {
   std::vector<OpCase> all;
   for (auto group : {core_cases, attention_cases, family_cases, precise_cases}) {

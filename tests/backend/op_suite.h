@@ -48,6 +48,12 @@ struct OpCase {
   std::string name() const { return op + " " + shape; }
 };
 
+// A case that runs `run` on the inputs `in` makes, compared within `tol` (the groups' builder).
+OpCase make(std::string op, std::string shape, double tol, std::function<Tensors(Inputs&)> in,
+            std::function<Tensors(Backend&, const Tensors&)> run);
+// fp8 e4m3 codes of w / scale (saturating), as checkpoints store them.
+Tensor fp8_codes(const Tensor& w, float scale);
+
 // Every case of every group.
 std::vector<OpCase> all_cases();
 std::vector<OpCase> core_cases();       // cases_core.cpp: products, norms, pointwise, memory

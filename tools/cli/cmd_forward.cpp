@@ -35,9 +35,8 @@ static constexpr const char* kHelp =
     "  --out FILE          writes 'velocity', the latent's shape, fp32 (velocity.safetensors)\n"
     "  --dump DIR          also writes the model's named intermediates, one safetensors file\n"
     "                      each: DIR/NAME.BLOCK.safetensors (NAME.safetensors outside the\n"
-    "                      blocks; .rankN before the suffix on several ranks: each rank's rows).\n"
-    "                      Wan: x (the residual stream), self_attn, cross_attn, ffn per block;\n"
-    "                      time_e0, context, head\n"
+    "                      blocks; .rankN before the suffix on several ranks: each rank's rows;\n"
+    "                      the names are the family's, listed in the README)\n"
     "  --dump-names LIST   only these names (comma-separated)\n";
 
 namespace {
