@@ -47,8 +47,11 @@ TEST_F(RankFaults, TheStoppedRankIsNamedNotItsNeighbour) {
   const std::string job = binary() +
                           " sample --width 256 --height 256 --frames 9 --steps 2000 --ranks 4 --ring 4"
                           " --timeout 8 --out " + out;
+  // Stopped past MPI start-up (rank 0 printed the model line): on a loaded machine start-up
+  // can outlast --timeout, and then the start-up check, not the ring, would time out.
   const int rc = shell(job + " & pid=$!; " + find_victim(out, 1) +
-                       "sleep 1; kill -STOP $victim; wait $pid");
+                       "for i in $(seq 600); do grep -q '^model:' " + path("stderr.txt") +
+                       " && break; sleep 0.1; done; sleep 1; kill -STOP $victim; wait $pid");
   kill_all(out);
   EXPECT_EQ(rc, 4) << err_;
   EXPECT_NE(err_.find("timed out after 8 s"), std::string::npos) << err_;
