@@ -20,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,17 @@ struct SamplingDefaults {
   double guidance = 0.0;  // distilled guidance (Flux dev's 3.5); 0 when the model takes none
   SamplerKind sampler = SamplerKind::Euler;
   double fps = 16.0;
+};
+
+// Models sampled as two experts split by noise level (Wan 2.2 A14B): the high-noise expert
+// predicts while the timestep 1000 * sigma is at or above `boundary`, the low-noise one
+// after. Both files of a pair carry the same role except `high_noise`; the pair's guidance
+// defaults differ per expert, as the official configs.
+struct ExpertRole {
+  bool high_noise = false;
+  std::string pair;   // names the pair ("Wan 2.2 T2V A14B"): the two files must agree
+  double boundary = 0;
+  double cfg_high = 1.0, cfg_low = 1.0;
 };
 
 // The size of an output in pixels (frames 1 for images).
@@ -194,6 +206,8 @@ class DenoiserSpec {
   // The embedded model's stand-in conditioning for prompt slot 0 (positive) or 1
   // (negative); empty for checkpoints, which need real embeddings.
   virtual Conditioning builtin_conditioning(int /*slot*/) const { return {}; }
+  // Set for one expert of a two-expert model (the loader then wants its partner).
+  virtual std::optional<ExpertRole> expert() const { return std::nullopt; }
   // A prompt that shows what the model makes (`generate`'s default prompt).
   virtual std::string example_prompt() const { return "a red fox running through fresh snow, morning light"; }
   // For a model trained on a closed set of prompts (the demo model): that vocabulary as a

@@ -113,6 +113,43 @@ std::string PromptVocabulary::describe() const {
   return s;
 }
 
+namespace {
+
+ExpertRole read_expert(const nlohmann::ordered_json& j, const std::string& source) {
+  if (!j.is_object()) fail(source, ": raylight.expert must be a JSON object");
+  ExpertRole r;
+  bool has_role = false, has_pair = false, has_boundary = false;
+  for (const auto& [key, value] : j.items()) {
+    if (key == "role" || key == "pair") {
+      if (!value.is_string()) fail(source, ": raylight.expert '", key, "' must be a string");
+      const std::string v = value.get<std::string>();
+      if (key == "role") {
+        if (v != "high" && v != "low") fail(source, ": raylight.expert 'role' must be \"high\" or \"low\"");
+        r.high_noise = v == "high";
+        has_role = true;
+      } else {
+        if (v.empty() || v.size() > 200) fail(source, ": raylight.expert 'pair' must be a name of 1 to 200 characters");
+        r.pair = v;
+        has_pair = true;
+      }
+      continue;
+    }
+    double* target = key == "boundary" ? &r.boundary : key == "cfg_high" ? &r.cfg_high : key == "cfg_low" ? &r.cfg_low : nullptr;
+    if (!target) fail(source, ": raylight.expert has an unknown field '", key, "'");
+    if (!value.is_number()) fail(source, ": raylight.expert '", key, "' is not a number");
+    const double x = value.get<double>();
+    const double hi = key == "boundary" ? 1000.0 : 100.0;
+    if (!std::isfinite(x) || x < 0 || x > hi)
+      fail(source, ": raylight.expert '", key, "' is ", value.dump(), "; expected a number in [0, ", hi, "]");
+    *target = x;
+    has_boundary = has_boundary || key == "boundary";
+  }
+  if (!has_role || !has_pair || !has_boundary) fail(source, ": raylight.expert needs 'role', 'pair' and 'boundary'");
+  return r;
+}
+
+}  // namespace
+
 SamplingDefaults ModelCard::apply(SamplingDefaults d) const {
   for (const auto& [name, value] : numbers) {
     if (name == "width") d.width = static_cast<int64_t>(value);
@@ -151,6 +188,7 @@ ModelCard read_model_card(const std::map<std::string, std::string>& metadata, co
       card.numbers[key] = x;
     }
   }
+  if (metadata.count("raylight.expert")) card.expert = read_expert(parse(metadata, "raylight.expert", source), source);
   if (metadata.count("raylight.vocabulary"))
     card.vocabulary = read_vocabulary(parse(metadata, "raylight.vocabulary", source), source);
   return card;

@@ -6,6 +6,8 @@
 //
 //   raylight.defaults    {"width": 128, "height": 128, "frames": 9, "steps": 12, "cfg": 4,
 //                         "shift": 3, "sampler": "unipc", "fps": 8}   (any subset)
+//   raylight.expert      {"role": "high", "pair": "tiny A14B", "boundary": 875,
+//                         "cfg_high": 4, "cfg_low": 3}   (one of a two-expert pair)
 //   raylight.vocabulary  {"grammar": "a <colour> <shape> ...",
 //                         "words": {"colour": ["red", ...], "motion": ["moving left", ...]},
 //                         "fillers": ["a", "an", "on", "background"],
@@ -43,6 +45,7 @@ struct ModelCard {
   std::map<std::string, double> numbers;  // width, height, frames, steps, cfg, shift, fps
   std::optional<SamplerKind> sampler;
   std::optional<PromptVocabulary> vocabulary;
+  std::optional<ExpertRole> expert;
 
   // The family's defaults with this card's fields applied.
   SamplingDefaults apply(SamplingDefaults d) const;

@@ -10,6 +10,17 @@
 #include "parallel/usp_attention.h"
 
 namespace raylight {
+namespace {
+
+// Resident weights on a device are placed now, so loading costs what it costs at load (and
+// a memory cap refuses the model here) rather than in the first step.
+void place_resident(std::unique_ptr<WeightStore>& weights, const WeightPlacement& placement, Backend& backend) {
+  if (placement.fsdp || placement.offload || !backend.keeps_weights()) return;
+  for (const auto& name : weights->names())
+    if (dtype_is_float(weights->stored_dtype(name)) && shape_numel(weights->shape(name)) > 0) weights->get(name);
+}
+
+}  // namespace
 
 LoadedModel load_model(const std::string& source, const ParallelLayout& layout, BackendChoice backend,
                        WeightPlacement placement, const std::string& variant) {
@@ -58,16 +69,54 @@ LoadedModel load_model(std::unique_ptr<WeightStore> weights, std::unique_ptr<Bac
   const BlockOf block_of = [&spec](const std::string& name) { return spec.block_of(name); };
   if (placement.fsdp) m.weights = std::make_unique<ShardedWeights>(*m.weights, block_of, *shards, *m.backend, placement.offload);
   else if (placement.offload) m.weights = std::make_unique<OffloadWeights>(std::move(m.weights), block_of, *m.backend);
+  m.placement = placement;
   m.weights->bind(*m.backend);
   m.attention = std::make_unique<UspAttention>(*m.backend, *ulysses, *ring);
   m.denoiser = m.spec->make(*m.weights, *m.backend, *m.attention);
-  // Resident weights on a device are placed now, so loading costs what it costs at load
-  // (and a memory cap refuses the model here) rather than in the first step.
-  if (!placement.fsdp && !placement.offload && m.backend->keeps_weights())
-    for (const auto& name : m.weights->names())
-      if (dtype_is_float(m.weights->stored_dtype(name)) && shape_numel(m.weights->shape(name)) > 0)
-        m.weights->get(name);
+  place_resident(m.weights, placement, *m.backend);
   return m;
+}
+
+void add_low_noise_expert(LoadedModel& m, const std::string& source, const std::string& variant) {
+  std::unique_ptr<WeightStore> weights = open_store(source, PartKind::Denoiser);
+  DenoiserWeights d = as_denoiser(std::move(weights), source, variant);
+  add_low_noise_expert(m, std::move(d.weights), d.spec, source);
+}
+
+void add_low_noise_expert(LoadedModel& m, std::unique_ptr<WeightStore> weights,
+                          std::shared_ptr<const DenoiserSpec> spec, const std::string& source) {
+  const auto high = m.spec->expert();
+  if (!high) fail(m.source, " (", m.spec->variant(), ") is not one of two experts; it takes no low-noise model");
+  if (!high->high_noise)
+    fail(m.source, " is the low-noise expert (", m.spec->variant(), "); give the high-noise one as --model and ",
+         "this one as --model-low");
+  const auto low = spec->expert();
+  if (!low || low->high_noise || low->pair != high->pair)
+    fail(source, " (", spec->variant(), ") is not the low-noise expert of ", high->pair, " that ", m.source,
+         " pairs with", low && low->high_noise ? " (it is a high-noise expert: check the file names or --variant)" : "");
+  if (spec->attention_heads() != m.spec->attention_heads() || spec->latent_format().channels != m.spec->latent_format().channels)
+    fail(source, " does not fit ", m.source, ": the two experts differ in heads or latent channels");
+  auto e = std::make_unique<LowNoiseExpert>();
+  e->source = source;
+  e->spec = spec;
+  e->weights = std::move(weights);
+  const BlockOf block_of = [s = spec.get()](const std::string& name) { return s->block_of(name); };
+  Communicator* shards = m.device_fsdp ? m.device_fsdp.get() : m.groups.world.get();
+  if (m.placement.fsdp)
+    e->weights = std::make_unique<ShardedWeights>(*e->weights, block_of, *shards, *m.backend, m.placement.offload);
+  else if (m.placement.offload)
+    e->weights = std::make_unique<OffloadWeights>(std::move(e->weights), block_of, *m.backend);
+  e->weights->bind(*m.backend);
+  e->denoiser = spec->make(*e->weights, *m.backend, *m.attention);
+  place_resident(e->weights, m.placement, *m.backend);
+  m.low_noise = std::move(e);
+}
+
+std::string missing_expert(const LoadedModel& m) {
+  const auto role = m.spec->expert();
+  if (!role || m.low_noise) return "";
+  return m.source + " is the " + (role->high_noise ? "high" : "low") + "-noise expert of " + role->pair +
+         ", which samples with two models: give the high-noise one as --model and the low-noise one as --model-low";
 }
 
 }  // namespace raylight

@@ -26,6 +26,16 @@ struct WeightPlacement {
   size_t gpu_memory_limit = 0;
 };
 
+// The low-noise expert of a two-expert model (Wan 2.2 A14B): its own weights (placed as the
+// high-noise expert's) and network, on the high-noise expert's backend, rank groups and
+// attention layer.
+struct LowNoiseExpert {
+  std::string source;
+  std::shared_ptr<const DenoiserSpec> spec;
+  std::unique_ptr<WeightStore> weights;
+  std::unique_ptr<Denoiser> denoiser;
+};
+
 // Members are destroyed bottom-up: everything holding device memory or queued work goes
 // before the backend that owns the device.
 struct LoadedModel {
@@ -38,6 +48,9 @@ struct LoadedModel {
   std::unique_ptr<WeightStore> weights;
   std::unique_ptr<SequenceAttention> attention;
   std::unique_ptr<Denoiser> denoiser;
+  WeightPlacement placement;
+  // Set for a two-expert model: `denoiser` is then the high-noise expert.
+  std::unique_ptr<LowNoiseExpert> low_noise;
 };
 
 // Opens `source` (a safetensors path or an embedded model's name), recognises its family
@@ -52,5 +65,14 @@ LoadedModel load_model(const std::string& source, const ParallelLayout& layout =
 LoadedModel load_model(std::unique_ptr<WeightStore> weights, std::unique_ptr<Backend> backend,
                        const ParallelLayout& layout = {}, WeightPlacement placement = {},
                        const std::string& source = "the weights", const std::string& variant = "");
+
+// Adds the low-noise expert to a loaded high-noise expert (every rank must call it): the
+// two must name the same pair, and `model` must be the high-noise one. Its weights are placed
+// as `model`'s (resident, FSDP shards, offload); `low_spec` is the spec of `weights`.
+void add_low_noise_expert(LoadedModel& model, const std::string& source, const std::string& variant = "");
+void add_low_noise_expert(LoadedModel& model, std::unique_ptr<WeightStore> weights,
+                          std::shared_ptr<const DenoiserSpec> low_spec, const std::string& source);
+// Where a loaded model needs its partner expert: the message naming what is missing, or "".
+std::string missing_expert(const LoadedModel& model);
 
 }  // namespace raylight

@@ -39,10 +39,23 @@ Tensor initial_sample(const SampleJob& job, int64_t i) {
 }  // namespace
 
 Tensor run_sample_job(LoadedModel& model, const SampleJob& job, const SampleHooks& hooks) {
-  Denoiser& denoiser = *model.denoiser;
   Communicator* cfg_group = model.groups.cfg.get();
   Communicator* dp_group = model.groups.dp.get();
-  const bool guided = job.cfg != 1.0;
+  // One expert, or two split by noise level (the high-noise one while t >= boundary).
+  struct Expert {
+    Denoiser* denoiser;
+    double cfg;
+    std::unique_ptr<PreparedConditioning> cond, uncond;
+  };
+  std::vector<Expert> experts;
+  experts.push_back({model.denoiser.get(), job.cfg, nullptr, nullptr});
+  double boundary = 0;
+  if (model.low_noise) {
+    boundary = model.spec->expert()->boundary;
+    experts.push_back({model.low_noise->denoiser.get(), job.cfg_low.value_or(job.cfg), nullptr, nullptr});
+  }
+  bool guided = false;
+  for (const Expert& e : experts) guided = guided || e.cfg != 1.0;
   const bool cfg_split = cfg_group && cfg_group->size() == 2;
   if (cfg_group && cfg_group->size() > 2) fail("CFG parallel uses exactly 2 ranks");
   if (cfg_split && !guided)
@@ -52,22 +65,25 @@ Tensor run_sample_job(LoadedModel& model, const SampleJob& job, const SampleHook
   // With CFG parallel each rank embeds and runs only its own condition.
   const bool runs_cond = !cfg_split || cfg_group->rank() == 0;
   const bool runs_uncond = guided && (!cfg_split || cfg_group->rank() == 1);
-  const auto cond = runs_cond ? denoiser.prepare(job.positive) : nullptr;
-  const auto uncond = runs_uncond ? denoiser.prepare(job.negative) : nullptr;
+  for (Expert& e : experts) {
+    if (runs_cond) e.cond = e.denoiser->prepare(job.positive);
+    if (runs_uncond) e.uncond = e.denoiser->prepare(job.negative);
+  }
 
   auto velocity = [&](const Tensor& x, double sigma) {
     if (hooks.before_step) hooks.before_step();
     const double t = 1000.0 * sigma;
+    const Expert& e = experts.size() == 2 && t < boundary ? experts[1] : experts[0];
     if (cfg_split) {
-      Tensor mine = denoiser.predict(x, t, runs_cond ? *cond : *uncond);
+      Tensor mine = e.denoiser->predict(x, t, runs_cond ? *e.cond : *e.uncond);
       Tensor both = Tensor::empty({2, mine.numel()});
       cfg_group->all_gather(mine.raw(), both.raw(), mine.nbytes());
       Tensor v = both.slice_rows(0, 1).reshape(mine.shape()).clone();
-      combine_guidance(v, both.slice_rows(1, 2).reshape(mine.shape()), job.cfg);
+      combine_guidance(v, both.slice_rows(1, 2).reshape(mine.shape()), e.cfg);
       return v;
     }
-    Tensor v = denoiser.predict(x, t, *cond);
-    if (guided) combine_guidance(v, denoiser.predict(x, t, *uncond), job.cfg);
+    Tensor v = e.denoiser->predict(x, t, *e.cond);
+    if (e.cfg != 1.0) combine_guidance(v, e.denoiser->predict(x, t, *e.uncond), e.cfg);
     return v;
   };
 
@@ -113,6 +129,7 @@ SampleOptions sample_defaults(const DenoiserSpec& spec) {
   o.steps = d.steps;
   o.cfg = d.cfg;
   o.sampler = d.sampler;
+  if (const auto role = spec.expert()) o.cfg_low = role->cfg_low;
   return o;
 }
 
@@ -136,7 +153,7 @@ SampleJob make_sample_job(const DenoiserSpec& spec, const SampleOptions& o, cons
   SampleJob job;
   job.item_shape = spec.latent_shape(o.size);
   job.positive = spec.check_conditioning(with_guidance(spec, positive, o.guidance), job.item_shape);
-  if (o.cfg != 1.0) {
+  if (o.cfg != 1.0 || o.cfg_low.value_or(1.0) != 1.0) {
     if (negative.empty()) fail("cfg ", o.cfg, " needs a negative prompt's conditioning");
     job.negative = spec.check_conditioning(with_guidance(spec, negative, o.guidance), job.item_shape);
   }
@@ -144,6 +161,11 @@ SampleJob make_sample_job(const DenoiserSpec& spec, const SampleOptions& o, cons
   job.batched_output = batch > 1;
   job.sigmas = flow_sigmas(o.steps, o.shift.value_or(spec.default_shift(job.item_shape)));
   job.cfg = o.cfg;
+  if (o.cfg_low) {
+    if (!spec.expert()) fail("a low-noise guidance (cfg_low) is for two-expert models; ", spec.variant(), " is one model");
+    if (!std::isfinite(*o.cfg_low)) fail("cfg_low must be a finite number, got ", *o.cfg_low);
+    job.cfg_low = o.cfg_low;
+  }
   job.sampler = o.sampler;
   job.seed = o.seed;
   return job;

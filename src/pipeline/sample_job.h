@@ -30,6 +30,8 @@ struct SampleJob {
   bool batched_output = false;      // answer [batch, item...] rather than [item...]
   std::vector<double> sigmas;
   double cfg = 5.0;
+  // A two-expert model's guidance while the low-noise expert runs (unset: cfg).
+  std::optional<double> cfg_low;
   SamplerKind sampler = SamplerKind::UniPC;
   uint64_t seed = 0;
 
@@ -45,6 +47,8 @@ struct SampleHooks {
 };
 
 // Latents [batch, item...] (or [item...] when not batched_output), fp32, on every rank.
+// A model with a low-noise expert switches to it once 1000 * sigma falls below the pair's
+// boundary (guidance cfg_low from then on).
 Tensor run_sample_job(LoadedModel& model, const SampleJob& job, const SampleHooks& hooks = {});
 
 // The options a person gives: a size, steps, guidance, shift, seed and sampler; the
@@ -53,6 +57,7 @@ struct SampleOptions {
   OutputSize size;
   int steps = 30;
   double cfg = 5.0;
+  std::optional<double> cfg_low;   // two-expert models: the low-noise expert's guidance
   std::optional<double> shift;     // unset: the family's rule for the size
   std::optional<double> guidance;  // unset: the family's default (models that take it)
   uint64_t seed = 0;

@@ -40,7 +40,7 @@ void require_file(const std::string& what, const std::string& path) {
 GenerateRequest parse_generate_request(const nlohmann::json& j, const DenoiserSpec& model) {
   if (!j.is_object()) fail("a generate request is a JSON object like {\"prompt\": \"...\"}");
   static const char* own[] = {"prompt", "negative_prompt", "text_encoder", "tokenizer", "vae", "format", "fps"};
-  static const char* sampling[] = {"width", "height", "frames", "steps", "cfg", "shift", "seed", "sampler"};
+  static const char* sampling[] = {"width", "height", "frames", "steps", "cfg", "shift", "seed", "sampler", "cfg_low"};
   GenerateRequest r;
   for (const auto& [k, v] : j.items()) {
     if (std::find(std::begin(sampling), std::end(sampling), k) != std::end(sampling)) r.sample_params[k] = v;

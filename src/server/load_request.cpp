@@ -52,12 +52,12 @@ nlohmann::json latent_format_json(const LatentFormat& f) {
 LoadPlan plan_load(const nlohmann::json& j, int world) {
   if (!j.is_object()) fail("a load request is a JSON object like {\"model\": \"tiny\"}");
   static const char* known[] = {"model", "variant", "ulysses", "ring", "cfg_parallel", "dp", "fsdp", "offload",
-                                "gpu_memory_limit_gib"};
+                                "gpu_memory_limit_gib", "model_low", "variant_low"};
   for (const auto& [k, v] : j.items()) {
     (void)v;
     if (std::find(std::begin(known), std::end(known), k) == std::end(known))
       fail("unknown field \"", k, "\" in the load request (known: model, variant, ulysses, ring, cfg_parallel, dp, "
-           "fsdp, offload, gpu_memory_limit_gib)");
+           "fsdp, offload, gpu_memory_limit_gib, model_low, variant_low)");
   }
   auto m = j.find("model");
   if (m == j.end() || !m->is_string() || m->get<std::string>().empty())
@@ -82,6 +82,22 @@ LoadPlan plan_load(const nlohmann::json& j, int world) {
   p.placement.offload = flag(j, "offload");
   p.placement.gpu_memory_limit = memory_limit(j, "gpu_memory_limit_gib");
   p.spec = denoiser_spec(*open_client_store("model", p.model, PartKind::Denoiser), p.model, p.variant);
+  for (const char* key : {"model_low", "variant_low"})
+    if (auto v = j.find(key); v != j.end() && !v->is_null()) {
+      if (!v->is_string() || v->get<std::string>().empty()) fail("\"", key, "\" must be a non-empty string");
+      (std::string(key) == "model_low" ? p.model_low : p.variant_low) = v->get<std::string>();
+    }
+  if (!p.variant_low.empty() && p.model_low.empty()) fail("\"variant_low\" is given without \"model_low\"");
+  if (!p.model_low.empty()) {
+    const auto role = p.spec->expert();
+    if (!role || !role->high_noise)
+      fail("\"model_low\" is for the high-noise expert of a two-expert model; ", p.model, " is ", p.spec->variant());
+    const auto low = denoiser_spec(*open_client_store("model_low", p.model_low, PartKind::Denoiser), p.model_low,
+                                   p.variant_low);
+    const auto low_role = low->expert();
+    if (!low_role || low_role->high_noise || low_role->pair != role->pair)
+      fail("\"model_low\" ", p.model_low, " (", low->variant(), ") is not the low-noise expert of ", role->pair);
+  }
   p.layout = resolve_layout(p.layout, world, p.spec->attention_heads());
   validate_layout(p.layout, world, p.spec->attention_heads());
   return p;
@@ -99,6 +115,7 @@ nlohmann::json describe_model(const LoadPlan& p, const std::string& backend) {
                       {"shape", in.shape}});
   const SamplingDefaults d = s.defaults();
   return {{"model", p.model},
+          {"model_low", p.model_low.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.model_low)},
           {"family", s.family()},
           {"variant", s.variant()},
           {"heads", s.attention_heads()},

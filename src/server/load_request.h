@@ -7,7 +7,10 @@
 // JSON: {"model": "tiny" | "/path/to/dit.safetensors", "variant": NAME (where tensors cannot
 //        tell), "ulysses": N, "ring": N, "cfg_parallel": bool, "dp": N, "fsdp": bool,
 //        "offload": bool, "gpu_memory_limit_gib": number (a cap on each rank's GPU memory, as
-//        --gpu-memory-limit)}
+//        --gpu-memory-limit), "model_low": the low-noise expert of a two-expert model (Wan 2.2
+//        A14B; the high-noise one is "model"), "variant_low"}
+// A high-noise expert may load alone (ComfyUI splits the steps between two samplers, one
+// model each); with "model_low" the server samples the pair, switching at its boundary.
 // Without "ulysses" and "ring" the loader splits the sequence itself (Ulysses as far as the
 // heads allow, Ring for the rest), as the command line does.
 #pragma once
@@ -27,6 +30,7 @@ struct LoadPlan {
   ParallelLayout layout;  // resolved: no automatic split left
   WeightPlacement placement;
   std::shared_ptr<const DenoiserSpec> spec;
+  std::string model_low, variant_low;  // a two-expert model's low-noise expert, or ""
 };
 
 // Checks a request against `world_size` ranks and the model's heads (reading only the

@@ -89,6 +89,7 @@ void RankExecutor::unload(const JobHooks& hooks) {
   if (!model_) return;
   generate_models_.drop();  // they run on the model's backend
   stoppable_ = nullptr;
+  stoppable_low_ = nullptr;
   model_.reset();
   forward_group_.reset();
   if (hooks.model_changed) hooks.model_changed(nullptr, nullptr);
@@ -144,6 +145,15 @@ JobResult RankExecutor::load(const Command& cmd, const JobHooks& hooks) {
     auto m = std::make_unique<LoadedModel>(
         load_model(std::move(weights), std::move(backend), plan.layout, plan.placement, plan.model, plan.variant));
     m->weights->set_verbose(verbose_);
+    if (!plan.model_low.empty()) {
+      DenoiserWeights low = as_denoiser(open_client_store("model_low", plan.model_low, PartKind::Denoiser),
+                                        plan.model_low, plan.variant_low);
+      add_low_noise_expert(*m, std::move(low.weights), low.spec, plan.model_low);
+      m->low_noise->weights->set_verbose(verbose_);
+      auto stoppable_low = std::make_unique<StoppableDenoiser>(std::move(m->low_noise->denoiser));
+      stoppable_low_ = stoppable_low.get();
+      m->low_noise->denoiser = std::move(stoppable_low);
+    }
     auto stoppable = std::make_unique<StoppableDenoiser>(std::move(m->denoiser));
     stoppable_ = stoppable.get();
     m->denoiser = std::move(stoppable);
@@ -175,17 +185,24 @@ Tensor RankExecutor::sample_planned(const SampleJob& job, const JobHooks& hooks)
   const int64_t dp = model_->groups.layout.dp;
   if (hooks.progress) hooks.progress(0, static_cast<int>((job.batch + dp - 1) / dp) * job.steps());
   BlockCancel blocks(channel_, *forward_group_, hooks.cancelled);
-  stoppable_->reset();
-  stoppable_->inner().set_block_hook([&](int) { blocks.after_block(); });
+  std::vector<StoppableDenoiser*> experts = {stoppable_};
+  if (stoppable_low_) experts.push_back(stoppable_low_);
+  for (StoppableDenoiser* s : experts) {
+    s->reset();
+    s->inner().set_block_hook([&](int) { blocks.after_block(); });
+  }
+  auto unhook = [&] {
+    for (StoppableDenoiser* s : experts) s->inner().set_block_hook({});
+  };
   Tensor latent;
   try {
     phase(500, [&] { latent = run_sample_job(*model_, job, steps); });
   } catch (...) {
-    stoppable_->inner().set_block_hook({});
+    unhook();
     channel_.settle_cancel_notices();  // collective: every rank gets here with the same verdict
     throw;
   }
-  stoppable_->inner().set_block_hook({});
+  unhook();
   // A forward stopped in the last step leaves a finished but meaningless result.
   if (channel_.settle_cancel_notices()) throw JobCancelled{};
   return latent;
@@ -227,7 +244,10 @@ JobResult RankExecutor::generate(const Command& cmd, const JobHooks& hooks) {
     Generator& parts = generate_models_.parts(req, spec, model_->source, *model_->backend);
     std::vector<std::pair<std::string, Tensor>> t;
     for (const auto& [name, tensor] : parts.encode(req.prompt)) t.emplace_back(name, tensor);
-    if (req.sample_params.value("cfg", spec.defaults().cfg) != 1.0)
+    const auto role = spec.expert();
+    const double cfg = req.sample_params.value("cfg", spec.defaults().cfg);
+    const double cfg_low = role ? req.sample_params.value("cfg_low", req.sample_params.contains("cfg") ? cfg : role->cfg_low) : 1.0;
+    if (cfg != 1.0 || cfg_low != 1.0)
       for (const auto& [name, tensor] : parts.encode(req.negative_prompt)) t.emplace_back(negative_name(name), tensor);
     body = encode_safetensors(t, {{"request", req.sample_params.dump()}});
   });

@@ -73,6 +73,7 @@ class RankExecutor {
   bool verbose_;
   std::unique_ptr<LoadedModel> model_;
   StoppableDenoiser* stoppable_ = nullptr;        // model_'s denoiser (block_cancel.h)
+  StoppableDenoiser* stoppable_low_ = nullptr;    // its low-noise expert's, for a pair
   std::unique_ptr<Communicator> forward_group_;  // the ranks that run a forward with this one
   GenerateModels generate_models_;  // rank 0; declared after model_ so it goes first
 };

@@ -14,7 +14,7 @@ namespace raylight::server {
 namespace {
 
 const char* const kParamNames[] = {"sampler", "cfg", "seed", "sigmas", "steps", "shift",
-                                   "denoise", "width", "height", "frames", "batch", "guidance"};
+                                   "denoise", "width", "height", "frames", "batch", "guidance", "cfg_low"};
 
 bool has(const nlohmann::json& p, const char* name) { return p.contains(name) && !p[name].is_null(); }
 
@@ -86,7 +86,7 @@ SampleInputs parse_sample_body(std::string_view body) {
     (void)v;
     if (std::find(std::begin(kParamNames), std::end(kParamNames), k) == std::end(kParamNames))
       fail("unknown parameter \"", k, "\" (known: sampler, cfg, seed, sigmas, steps, shift, denoise, "
-           "width, height, frames, batch, guidance)");
+           "width, height, frames, batch, guidance, cfg_low)");
   }
   return in;
 }
@@ -110,6 +110,9 @@ SampleJob plan_sample(const SampleInputs& in, const DenoiserSpec& spec) {
   if (!sampler_from_name(sampler, &job.sampler))
     fail("unknown sampler ", has(p, "sampler") ? p["sampler"].dump() : sampler, "; choose euler, unipc or dpmpp2m");
   job.cfg = number(p, "cfg", d.cfg);
+  // A two-expert model: "cfg_low" for the low-noise expert, else "cfg" for both, else the pair's.
+  if (const auto role = spec.expert()) job.cfg_low = number(p, "cfg_low", has(p, "cfg") ? job.cfg : role->cfg_low);
+  else if (has(p, "cfg_low")) fail("\"cfg_low\" is for two-expert models; ", spec.variant(), " is one model");
   if (has(p, "seed")) {
     const auto& s = p["seed"];
     if (s.is_number_unsigned()) job.seed = s.get<uint64_t>();
@@ -160,7 +163,7 @@ SampleJob plan_sample(const SampleInputs& in, const DenoiserSpec& spec) {
   for (const auto& [name, t] : shared) positive.emplace(name, t);
   const std::optional<double> guidance = has(p, "guidance") ? std::optional<double>(number(p, "guidance", 0)) : std::nullopt;
   job.positive = spec.check_conditioning(with_guidance(spec, positive, guidance), job.item_shape);
-  if (job.cfg != 1.0) {
+  if (job.cfg != 1.0 || job.cfg_low.value_or(1.0) != 1.0) {
     if (negative.empty()) negative = spec.builtin_conditioning(1);
     if (negative.empty())
       for (const auto& input : spec.conditioning_inputs())
@@ -213,7 +216,7 @@ SampleJob plan_sample(const SampleInputs& in, const DenoiserSpec& spec) {
 }
 
 void check_layout(const SampleJob& job, const ParallelLayout& layout) {
-  if (layout.cfg == 2 && job.cfg == 1.0)
+  if (layout.cfg == 2 && job.cfg == 1.0 && job.cfg_low.value_or(1.0) == 1.0)
     fail("the model is loaded with cfg_parallel, which needs guidance: cfg must not be 1 (reload without "
          "cfg_parallel to sample with cfg 1)");
 }
@@ -224,6 +227,7 @@ nlohmann::json describe_job(const SampleJob& job) {
   return {{"sampler", sampler_name(job.sampler)},
           {"steps", job.steps()},
           {"cfg", job.cfg},
+          {"cfg_low", job.cfg_low ? nlohmann::json(*job.cfg_low) : nlohmann::json(nullptr)},
           {"first_sigma", job.sigmas.front()},
           {"seed", job.noise.defined() ? nlohmann::json(nullptr) : nlohmann::json(job.seed)},
           {"caller_noise", job.noise.defined()},

@@ -11,6 +11,7 @@
 #include "models/registry.h"
 #include "options.h"
 #include "parallel_options.h"
+#include "expert_options.h"
 #include "sample_options.h"
 #include "io/video/video_writer.h"
 #include "pipeline/comfyui_files.h"
@@ -60,6 +61,7 @@ int run_generate(const std::vector<std::string>& args) {
   for (const auto& a : args)
     if (a == "--help" || a == "-h") {
       std::fputs(kHelp, stdout);
+      std::fputs(kExpertHelp, stdout);
       std::fputs(kParallelHelp, stdout);
       // A model trained on a closed set of prompts lists them (read from its model card).
       const std::string vocabulary =
@@ -72,6 +74,7 @@ int run_generate(const std::vector<std::string>& args) {
   std::set<std::string> valued = {"prompt", "negative-prompt", "model", "variant", "text-encoder", "tokenizer",
                                   "vae", "comfyui-dir", "out", "fps"};
   valued.insert(kSampleValued.begin(), kSampleValued.end());
+  valued.insert(kExpertValued.begin(), kExpertValued.end());
   valued.insert(kParallelValued.begin(), kParallelValued.end());
   Options opt(args, valued, kParallelFlags);
   const ParallelLayout layout = parse_parallel(opt);
@@ -110,6 +113,7 @@ int run_generate(const std::vector<std::string>& args) {
   // Every file must open before the DiT loads (a missing VAE should not cost a 14B load).
   for (const auto& f : files.parts.text_encoders) open_store(f, PartKind::TextEncoder);
   open_store(files.parts.codec, PartKind::LatentCodec);
+  const LowExpertFile low_expert = check_low_expert(opt, *spec, files.model);
   request.options = parse_sample_options(opt, *spec);
   request.fps = opt.number("fps", spec->defaults().fps);
   if (!(request.fps > 0)) fail("--fps must be positive, got ", request.fps);
@@ -119,6 +123,7 @@ int run_generate(const std::vector<std::string>& args) {
 
   LoadedModel model = load_model(std::move(weights), make_backend(parse_device(opt), Runtime::world_rank()), layout,
                                  parse_placement(opt), files.model, variant);
+  load_low_expert(model, low_expert);
   model.weights->set_verbose(opt.flag("verbose"));
   std::unique_ptr<Generator> parts;
   if (lead) parts = std::make_unique<Generator>(*spec, files.model, *model.backend, files.parts);

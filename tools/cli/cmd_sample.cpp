@@ -14,6 +14,7 @@
 #include "dist/runtime.h"
 #include "options.h"
 #include "parallel_options.h"
+#include "expert_options.h"
 #include "sample_options.h"
 #include "pipeline/model_loader.h"
 #include "pipeline/sample_job.h"
@@ -45,11 +46,13 @@ int run_sample(const std::vector<std::string>& args) {
   for (const auto& a : args)
     if (a == "--help" || a == "-h") {
       std::fputs(kHelp, stdout);
+      std::fputs(kExpertHelp, stdout);
       std::fputs(kParallelHelp, stdout);
       return 0;
     }
   std::set<std::string> valued = {"model", "variant", "context", "negative", "out"};
   valued.insert(kSampleValued.begin(), kSampleValued.end());
+  valued.insert(kExpertValued.begin(), kExpertValued.end());
   valued.insert(kParallelValued.begin(), kParallelValued.end());
   Options opt(args, valued, kParallelFlags);
   const ParallelLayout layout = parse_parallel(opt);
@@ -62,6 +65,7 @@ int run_sample(const std::vector<std::string>& args) {
   auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<WeightStore> weights = open_store(model_arg, PartKind::Denoiser);
   const auto spec = denoiser_spec(*weights, model_arg, variant);
+  const LowExpertFile low_expert = check_low_expert(opt, *spec, model_arg);
   const SampleOptions so = parse_sample_options(opt, *spec);
   if (layout.cfg == 2 && so.cfg == 1.0) fail("--cfg-parallel needs guidance (--cfg other than 1)");
   check_run_estimate(opt, *spec, *weights, so, layout);
@@ -78,6 +82,7 @@ int run_sample(const std::vector<std::string>& args) {
 
   LoadedModel model = load_model(std::move(weights), make_backend(parse_device(opt), Runtime::world_rank()), layout,
                                  parse_placement(opt), model_arg, variant);
+  load_low_expert(model, low_expert);
   model.weights->set_verbose(opt.flag("verbose"));
   const double load_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (lead)

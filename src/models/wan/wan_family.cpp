@@ -33,12 +33,28 @@ Tensor tokens_tensor(const std::string& name, const Tensor& given, int64_t width
 
 class WanSpec final : public DenoiserSpec {
  public:
-  WanSpec(WanConfig c, std::string embedded, std::string note, ModelCard card)
-      : c_(std::move(c)), embedded_(std::move(embedded)), note_(std::move(note)), card_(std::move(card)) {}
+  WanSpec(WanConfig c, std::string embedded, std::string note, ModelCard card, std::string chosen = "",
+          std::string chosen_description = "")
+      : c_(std::move(c)), embedded_(std::move(embedded)), note_(std::move(note)), card_(std::move(card)),
+        chosen_(std::move(chosen)), chosen_description_(std::move(chosen_description)) {}
   std::string variant_note() const override { return note_; }
 
-  std::string family() const override { return "Wan 2.1"; }
-  std::string variant() const override { return c_.variant(); }
+  std::string family() const override { return wan22() ? "Wan 2.2" : "Wan 2.1"; }
+  std::string variant() const override { return wan22() ? chosen_description_ : c_.variant(); }
+
+  // The Wan 2.2 T2V A14B experts (text2video.py and the t2v-A14B config): the high-noise
+  // expert while t >= 875, guidance 4.0 then 3.0.
+  std::optional<ExpertRole> expert() const override {
+    if (card_.expert) return card_.expert;  // a test pair names itself
+    if (!wan22() || c_.image_to_video() || c_.in_dim != c_.out_dim) return std::nullopt;
+    ExpertRole r;
+    r.high_noise = chosen_.find("-high") != std::string::npos;
+    r.pair = "Wan 2.2 T2V A14B";
+    r.boundary = 875.0;
+    r.cfg_high = 4.0;
+    r.cfg_low = 3.0;
+    return r;
+  }
   std::string summary() const override {
     std::ostringstream os;
     os << "dim " << c_.dim << ", " << c_.num_heads << " heads x " << c_.head_dim() << ", ffn " << c_.ffn_dim
@@ -65,6 +81,10 @@ class WanSpec final : public DenoiserSpec {
     d.shift = 5.0;
     d.sampler = SamplerKind::UniPC;
     d.fps = 16.0;
+    if (const auto role = expert()) {
+      d.cfg = role->high_noise ? role->cfg_high : role->cfg_low;
+      if (wan22()) d.steps = 40, d.shift = 12.0;  // the official A14B T2V settings
+    }
     return card_.apply(d);
   }
 
@@ -176,6 +196,9 @@ class WanSpec final : public DenoiserSpec {
             {PartKind::LatentCodec, "Wan VAE", "vae", {"wan", "vae"}}};
   }
   PartSlot denoiser_slot() const override {
+    if (const auto role = expert())
+      return {PartKind::Denoiser, std::string("Wan 2.2 T2V A14B ") + (role->high_noise ? "high" : "low") + "-noise expert",
+              "diffusion_models", {"wan2.2", "t2v", role->high_noise ? "high" : "low"}};
     return {PartKind::Denoiser, c_.image_to_video() ? "Wan 2.1 I2V model" : "Wan 2.1 T2V model", "diffusion_models",
             {"wan2.1", c_.image_to_video() ? "i2v" : "t2v"}};
   }
@@ -185,10 +208,13 @@ class WanSpec final : public DenoiserSpec {
   }
 
  private:
+  bool wan22() const { return chosen_.rfind("wan2.2", 0) == 0; }
+
   WanConfig c_;
   std::string embedded_;
   std::string note_;
   ModelCard card_;
+  std::string chosen_, chosen_description_;  // the variant chosen among alike ones, if any
 };
 
 // Checkpoints whose tensors are alike (Wan 2.1 14B and the Wan 2.2 A14B experts), with the
@@ -202,8 +228,8 @@ std::vector<VariantName> variant_names(const WanConfig& c) {
   if (!(c.dim == 5120 && c.num_layers == 40 && c.ffn_dim == 13824)) return {};
   if (c.image_to_video()) return {{"wan2.1-i2v-14b", "Wan 2.1 I2V 14B", {"wan2.1"}, true}};
   return {{"wan2.1-t2v-14b", "Wan 2.1 T2V 14B", {"wan2.1"}, true},
-          {"wan2.2-t2v-a14b-high", "Wan 2.2 T2V A14B high-noise expert", {"wan2.2", "high"}, false},
-          {"wan2.2-t2v-a14b-low", "Wan 2.2 T2V A14B low-noise expert", {"wan2.2", "low"}, false}};
+          {"wan2.2-t2v-a14b-high", "Wan 2.2 T2V A14B high-noise expert", {"wan2.2", "high"}, true},
+          {"wan2.2-t2v-a14b-low", "Wan 2.2 T2V A14B low-noise expert", {"wan2.2", "low"}, true}};
 }
 
 }  // namespace
@@ -223,8 +249,10 @@ std::shared_ptr<const DenoiserSpec> wan_spec(const WeightStore& weights, const s
   const std::string embedded = it == meta.end() ? "" : it->second;
   const std::vector<VariantName> names = variant_names(config);
   const VariantChoice choice = choose_variant(names, source, variant, config.variant());
-  const std::string note = choice.note;
-  return wan_spec(config, embedded, note, read_model_card(meta, source));
+  auto spec = std::make_shared<WanSpec>(config, embedded, choice.note, read_model_card(meta, source),
+                                        choice.chosen ? choice.chosen->name : "",
+                                        choice.chosen ? choice.chosen->description : "");
+  return spec;
 }
 
 std::vector<std::pair<std::string, WanConfig>> wan_bench_presets() {
