@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "io/checkpoint.h"
+#include "models/clip/clip_text_encoder.h"
 #include "models/demo/demo_model.h"
 #include "models/flux/flux_family.h"
 #include "models/t5/umt5_text_encoder.h"
@@ -76,6 +77,8 @@ const std::vector<PartFamily>& part_families() {
       {PartKind::TextEncoder, "T5", umt5_matches,
        [](const WeightStore& w, const std::string&) { return umt5_variant(w); }, make_umt5_text_encoder, nullptr},
       {PartKind::LatentCodec, "Wan 2.1", wan_vae_matches, wan_vae_variant, nullptr, make_wan_vae_codec},
+      {PartKind::TextEncoder, "CLIP", clip_text_matches,
+       [](const WeightStore& w, const std::string&) { return clip_text_variant(w); }, make_clip_text_encoder, nullptr},
       {PartKind::LatentCodec, "Flux", flux_vae_matches, flux_vae_variant, nullptr, make_flux_vae_codec},
   };
   return list;
@@ -242,7 +245,7 @@ std::vector<BenchModel> bench_models() {
 
 std::string family_list() {
   return "Wan 2.1 DiTs (T2V 1.3B and 14B, I2V 14B), Flux.1 DiTs (dev, schnell, Kontext, Krea), T5 text "
-         "encoders (umT5-XXL, T5-XXL v1.1), Wan 2.1 and Flux VAEs";
+         "encoders (umT5-XXL, T5-XXL v1.1), CLIP text encoders (CLIP-L), Wan 2.1 and Flux VAEs";
 }
 
 }  // namespace raylight
