@@ -28,6 +28,7 @@ class FluxVaeCodec final : public LatentCodec {
       : c_(std::move(c)), w_(std::move(w)), ops_(ops) {}
   std::string variant() const override { return describe(c_); }
   int64_t latent_channels() const override { return c_.z_channels; }
+  int item_rank() const override { return 3; }
 
   // latent [z, h, w] -> picture [3, 8h, 8w] in [-1, 1] (clamped).
   Tensor decode(const Tensor& given, const Progress& progress) override {
