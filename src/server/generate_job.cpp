@@ -93,15 +93,19 @@ GenerateRequest parse_generate_request(const nlohmann::json& j, const DenoiserSp
       fail("\"fps\" must be a number in (0, 240]");
     r.fps = j["fps"].get<double>();
   }
-  // The sampling parameters, checked now with one-token stand-ins for what the prompts make.
+  // The sampling parameters, checked now with the family's example conditioning standing in
+  // for what the prompts make (its shapes fit the family's checks: tokens, pooled vectors).
   SampleInputs stand_in;
   stand_in.params = r.sample_params;
+  const SamplingDefaults d = model.defaults();
+  const Conditioning example = model.example_conditioning(model.latent_shape({d.width, d.height, d.frames}), 0);
   for (const auto& in : model.conditioning_inputs()) {
     if (in.required && !in.per_prompt && in.name != "guidance")  // guidance: a sampling parameter
       fail("generate makes a model's inputs from a prompt; ", model.variant(), " also needs '", in.name,
            "' (an image-to-video model?)");
     if (!in.per_prompt || in.width <= 0) continue;
-    const Tensor one = Tensor::zeros({1, in.width});
+    const auto it = example.find(in.name);
+    const Tensor one = it != example.end() ? it->second : Tensor::zeros({1, in.width});
     stand_in.tensors.tensors.emplace_back(in.name, one);
     stand_in.tensors.tensors.emplace_back(negative_name(in.name), one);
   }
