@@ -5,7 +5,9 @@
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config nlohmann-json3-dev libgtest-dev
   libopenmpi-dev openmpi-bin libsentencepiece-dev libavcodec-dev libavformat-dev libavutil-dev
-  libswscale-dev libwebp-dev libpng-dev python3)
+  libswscale-dev libwebp-dev libpng-dev python3
+  libpcre2-dev libunistring-dev
+  libjpeg62-turbo-dev)  # the last for -DRAYLIGHT_JPEG=ON (JPEG pictures)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,6 @@
 #include "models/family.h"
 
+#include "core/error.h"
 
 namespace raylight {
 
@@ -11,6 +12,10 @@ const char* part_kind_name(PartKind kind) {
     case PartKind::ImageEncoder: return "image encoder";
   }
   return "part";
+}
+
+void TextEncoder::set_padding(int64_t tokens) {
+  if (tokens != 0) fail("text encoder ", variant(), " cannot pad prompts to ", tokens, " tokens");
 }
 
 std::string negative_name(const std::string& input) { return input == "context" ? "negative" : "negative_" + input; }

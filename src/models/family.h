@@ -46,6 +46,10 @@ struct ConditioningInput {
   bool required = true;
   int64_t width = 0;       // last dimension where fixed (text features), else 0
   std::string shape;       // for messages and help: "[tokens <= 512, 4096]"
+  // Text inputs read at a fixed length: the text encoder pads every prompt to this many
+  // tokens with its pad token and keeps their outputs (Flux's T5: 512 dev, 256 schnell, as
+  // the official code); 0: as many tokens as the prompt has.
+  int64_t pad_tokens = 0;
 };
 
 // The name a negative prompt's tensor travels under in files and requests: "negative" for
@@ -136,6 +140,9 @@ class TextEncoder {
   // the denoiser's inputs before any work starts.
   virtual std::vector<std::pair<std::string, int64_t>> outputs() const = 0;
   virtual Conditioning encode(const std::string& prompt) = 0;
+  // Pad prompts to `tokens` tokens (ConditioningInput::pad_tokens); 0: unpadded. Encoders
+  // that cannot pad refuse any other value.
+  virtual void set_padding(int64_t tokens);
 };
 
 // Latents <-> pixels. Pixels are host fp32 in [-1, 1]: [3, F, H, W] (video) or [3, H, W].
@@ -145,6 +152,9 @@ class LatentCodec {
   virtual ~LatentCodec() = default;
   virtual std::string variant() const = 0;
   virtual int64_t latent_channels() const = 0;
+  // Dimensions of one latent item it decodes: 4 video [C, F, H, W], 3 picture [C, H, W]
+  // (LatentFormat::item_rank of the denoisers it fits).
+  virtual int item_rank() const { return 4; }
   virtual Tensor decode(const Tensor& latent, const Progress& progress = {}) = 0;
   virtual Tensor encode(const Tensor& pixels, const Progress& progress = {}) = 0;
 };

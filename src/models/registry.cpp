@@ -8,10 +8,14 @@
 
 #include "core/error.h"
 #include "io/checkpoint.h"
+#include "models/clip/clip_text_encoder.h"
 #include "models/demo/demo_model.h"
 #include "models/flux/flux_family.h"
+#include "models/flux/flux_tiny.h"
 #include "models/t5/umt5_text_encoder.h"
 #include "models/t5/umt5_tiny.h"
+#include "models/vae/flux_vae_codec.h"
+#include "models/vae/flux_vae_tiny.h"
 #include "models/vae/wan_vae_codec.h"
 #include "models/vae/wan_vae_tiny.h"
 #include "models/wan/wan_family.h"
@@ -26,6 +30,7 @@ struct EmbeddedModel {
   std::string name;
   PartKind part;
   std::function<std::unique_ptr<WeightStore>()> make;
+  std::string model = "";  // the embedded model this part belongs to, when not `name`
 };
 
 const std::vector<EmbeddedModel>& embedded_models() {
@@ -36,6 +41,11 @@ const std::vector<EmbeddedModel>& embedded_models() {
       {"demo", PartKind::Denoiser, demo_dit_weights},
       {"demo", PartKind::TextEncoder, demo_text_encoder_weights},
       {"demo", PartKind::LatentCodec, demo_vae_weights},
+      {"tiny-flux", PartKind::Denoiser, [] { return std::unique_ptr<WeightStore>(flux_tiny_weights()); }},
+      {"tiny-flux", PartKind::TextEncoder, [] { return std::unique_ptr<WeightStore>(umt5_tiny_weights()); }},
+      {"tiny-flux-clip", PartKind::TextEncoder, [] { return std::unique_ptr<WeightStore>(flux_tiny_clip_weights()); },
+       "tiny-flux"},
+      {"tiny-flux", PartKind::LatentCodec, [] { return std::unique_ptr<WeightStore>(flux_vae_tiny_weights()); }},
   };
   return list;
 }
@@ -75,6 +85,9 @@ const std::vector<PartFamily>& part_families() {
       {PartKind::TextEncoder, "T5", umt5_matches,
        [](const WeightStore& w, const std::string&) { return umt5_variant(w); }, make_umt5_text_encoder, nullptr},
       {PartKind::LatentCodec, "Wan 2.1", wan_vae_matches, wan_vae_variant, nullptr, make_wan_vae_codec},
+      {PartKind::TextEncoder, "CLIP", clip_text_matches,
+       [](const WeightStore& w, const std::string&) { return clip_text_variant(w); }, make_clip_text_encoder, nullptr},
+      {PartKind::LatentCodec, "Flux", flux_vae_matches, flux_vae_variant, nullptr, make_flux_vae_codec},
   };
   return list;
 }
@@ -153,7 +166,14 @@ bool is_embedded_model(const std::string& source) {
 std::vector<std::string> embedded_model_names() {
   std::vector<std::string> out;
   for (const auto& e : embedded_models())
-    if (std::find(out.begin(), out.end(), e.name) == out.end()) out.push_back(e.name);
+    if (e.part == PartKind::Denoiser && std::find(out.begin(), out.end(), e.name) == out.end()) out.push_back(e.name);
+  return out;
+}
+
+std::vector<std::string> embedded_parts(const std::string& model, PartKind part) {
+  std::vector<std::string> out;
+  for (const auto& e : embedded_models())
+    if (e.part == part && (e.model.empty() ? e.name : e.model) == model) out.push_back(e.name);
   return out;
 }
 
@@ -240,7 +260,7 @@ std::vector<BenchModel> bench_models() {
 
 std::string family_list() {
   return "Wan 2.1 DiTs (T2V 1.3B and 14B, I2V 14B), Flux.1 DiTs (dev, schnell, Kontext, Krea), T5 text "
-         "encoders (umT5-XXL, T5-XXL v1.1), Wan 2.1 VAEs";
+         "encoders (umT5-XXL, T5-XXL v1.1), CLIP text encoders (CLIP-L), Wan 2.1 and Flux VAEs";
 }
 
 }  // namespace raylight

@@ -29,8 +29,11 @@ struct Recognition {
 
 // True for the names of embedded models ("tiny", "demo").
 bool is_embedded_model(const std::string& source);
-// Names of the embedded models, for help text ("tiny", "demo").
+// Names of the embedded models, for help text ("tiny", "demo", "tiny-flux").
 std::vector<std::string> embedded_model_names();
+// The embedded sources of `model`'s parts of one kind, in the order of the family's part
+// slots (tiny-flux's text encoders: "tiny-flux" (T5), "tiny-flux-clip" (CLIP)).
+std::vector<std::string> embedded_parts(const std::string& model, PartKind part);
 // The weights of `source` for a part: an embedded model's, or a memory-mapped safetensors
 // file (errors say when it does not exist, is not a regular file or is malformed).
 std::unique_ptr<WeightStore> open_store(const std::string& source, PartKind part);

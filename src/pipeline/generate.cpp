@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "dist/runtime.h"
+#include "io/image/image_writer.h"
 #include "io/video/video_format.h"
 #include "io/video/video_writer.h"
 #include "models/registry.h"
@@ -36,7 +37,7 @@ Generator::Generator(const DenoiserSpec& spec, const std::string& model, Backend
   for (const PartSlot& slot : spec.parts()) {
     if (slot.kind == PartKind::TextEncoder) {
       if (next_encoder >= files.text_encoders.size() || files.text_encoders[next_encoder].empty())
-        fail(model, " needs a ", slot.what, " (--text-encoder FILE)");
+        fail(model, " needs a ", slot.what, next_encoder == 0 ? " (--text-encoder FILE)" : " (--text-encoder-2 FILE)");
       const std::string& file = files.text_encoders[next_encoder++];
       encoders_.push_back(make_text_encoder(open_store(file, PartKind::TextEncoder), backend, file, files.tokenizer));
       for (const auto& [name, width] : encoders_.back()->outputs()) {
@@ -45,11 +46,20 @@ Generator::Generator(const DenoiserSpec& spec, const std::string& model, Backend
         if (in->width && in->width != width)
           fail("text encoder ", file, " outputs ", width, " features but the DiT ", model, " reads ", in->width,
                " ('", name, "')");
+        if (in->pad_tokens) encoders_.back()->set_padding(in->pad_tokens);
+        // Two encoders making the same input: one of them is in the wrong slot.
+        if (std::find(made.begin(), made.end(), name) != made.end())
+          fail("text encoder ", file, " (", encoders_.back()->variant(), ") makes '", name, "' again; ", model,
+               " needs a ", slot.what, " in this place");
         made.push_back(name);
       }
     } else if (slot.kind == PartKind::LatentCodec) {
       if (files.codec.empty()) fail(model, " needs a ", slot.what, " (--vae FILE)");
       codec_ = make_latent_codec(open_store(files.codec, PartKind::LatentCodec), backend, files.codec);
+      if (codec_->item_rank() != spec.latent_format().item_rank)
+        fail("VAE ", files.codec, " (", codec_->variant(), ") decodes ",
+             codec_->item_rank() == 3 ? "pictures" : "videos", " but the DiT ", model, " makes ",
+             spec.latent_format().item_rank == 3 ? "pictures" : "videos");
       const int64_t channels = spec.latent_format().channels;
       if (codec_->latent_channels() != channels)
         fail("VAE ", files.codec, " has ", codec_->latent_channels(), " latent channels but the DiT ", model,
@@ -61,7 +71,8 @@ Generator::Generator(const DenoiserSpec& spec, const std::string& model, Backend
   if (!codec_) fail(model, " has no VAE to decode its latents with");
   std::string missing;
   for (const auto& in : inputs)
-    if (in.required && std::find(made.begin(), made.end(), in.name) == made.end())
+    // "guidance" comes from the sampling options (with_guidance), not from a part.
+    if (in.required && in.name != "guidance" && std::find(made.begin(), made.end(), in.name) == made.end())
       missing += (missing.empty() ? "" : ", ") + in.name;
   if (!missing.empty())
     fail("generate makes its inputs from a prompt; ", model, " (", spec.variant(), ") also needs ", missing,
@@ -80,10 +91,32 @@ Conditioning Generator::encode(const std::string& prompt) {
 Tensor Generator::decode(const Tensor& latent) { return codec_->decode(latent); }
 
 void Generator::write(const Tensor& latent, const std::string& path, double fps) {
-  write_video(path, decode(latent), fps);
+  write_output(path, decode(latent), fps);
 }
 
-void check_output_path(const std::string& path) { video::video_format_of(path); }
+namespace {
+
+bool makes_pictures(const DenoiserSpec& spec) { return spec.latent_format().item_rank == 3; }
+
+}  // namespace
+
+void check_output_path(const std::string& path, const DenoiserSpec& spec) {
+  if (!makes_pictures(spec)) {
+    video::video_format_of(path);
+  } else if (!is_image_path(path)) {
+    check_image_output(path);  // throws, naming the picture formats
+  }
+}
+
+void check_output_target(const std::string& path, const DenoiserSpec& spec) {
+  if (makes_pictures(spec)) check_image_output(path);
+  else check_video_output(path);
+}
+
+void write_output(const std::string& path, const Tensor& pixels, double fps) {
+  if (pixels.ndim() == 3) write_image(path, pixels);
+  else write_video(path, pixels, fps);
+}
 
 void broadcast_conditioning(Communicator& group, Conditioning& c, int root) {
   if (group.size() == 1) return;
@@ -114,8 +147,8 @@ void broadcast_conditioning(Communicator& group, Conditioning& c, int root) {
 }
 
 GenerateTimings generate(LoadedModel& model, Generator* parts, const GenerateRequest& r, const StepCallback& on_step) {
-  check_output_path(r.out);
   const DenoiserSpec& spec = *model.spec;
+  check_output_path(r.out, spec);
   spec.latent_shape(r.options.size);  // a size that does not fit fails before any work
   const bool lead = Runtime::world_rank() == 0;
   if (lead && !parts) fail("generate: rank 0 needs the text encoders and the VAE");
@@ -153,7 +186,7 @@ GenerateTimings generate(LoadedModel& model, Generator* parts, const GenerateReq
     Tensor pixels = parts->decode(item);
     t.decode_s += seconds_since(t0);
     t0 = std::chrono::steady_clock::now();
-    write_video(path, pixels, r.fps);
+    write_output(path, pixels, r.fps);
     t.write_s += seconds_since(t0);
   }
   return t;

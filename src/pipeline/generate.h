@@ -20,6 +20,7 @@ namespace raylight {
 // The files of the parts besides the denoiser (paths or embedded names like "tiny").
 struct PartFiles {
   std::vector<std::string> text_encoders;  // one per text-encoder slot of the family, in order
+                                           // (Flux: T5-XXL, then CLIP-L)
   std::string tokenizer;                   // optional, for a text encoder without one inside
   std::string codec;
 };
@@ -34,7 +35,8 @@ class Generator {
   Conditioning encode(const std::string& prompt);
   // A latent item -> pixels in [-1, 1], [3, F, H, W] (or [3, H, W]).
   Tensor decode(const Tensor& latent);
-  // decode() and the file at `path` (format from its extension), written whole or not at all.
+  // decode() and the file at `path` (format from its extension), written whole or not at all:
+  // a picture (io/image) or a video (io/video) as the codec's output is [3, H, W] or [3, F, H, W].
   void write(const Tensor& latent, const std::string& path, double fps);
 
  private:
@@ -42,8 +44,14 @@ class Generator {
   std::unique_ptr<LatentCodec> codec_;
 };
 
-// Fails unless `path` has an output format this build writes (before any work).
-void check_output_path(const std::string& path);
+// Fails unless `path` has an output format this build writes for `spec`'s outputs
+// (pictures for image families, videos otherwise), before any work.
+void check_output_path(const std::string& path, const DenoiserSpec& spec);
+// Also applies the output file policy (io/output_file.h: no folder, device or socket as the
+// output): the rank that writes calls it.
+void check_output_target(const std::string& path, const DenoiserSpec& spec);
+// Decoded pixels into the file at `path`: a picture for [3, H, W], a video for [3, F, H, W].
+void write_output(const std::string& path, const Tensor& pixels, double fps);
 
 // The root's conditioning on every rank of `group` (fp32 host tensors).
 void broadcast_conditioning(Communicator& group, Conditioning& conditioning, int root = 0);

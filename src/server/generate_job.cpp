@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "io/image/image_writer.h"
 #include "models/registry.h"
 #include "server/client_files.h"
 #include "server/safetensors_body.h"
@@ -39,8 +40,10 @@ void require_file(const std::string& what, const std::string& path) {
 
 GenerateRequest parse_generate_request(const nlohmann::json& j, const DenoiserSpec& model) {
   if (!j.is_object()) fail("a generate request is a JSON object like {\"prompt\": \"...\"}");
-  static const char* own[] = {"prompt", "negative_prompt", "text_encoder", "tokenizer", "vae", "format", "fps"};
-  static const char* sampling[] = {"width", "height", "frames", "steps", "cfg", "shift", "seed", "sampler", "cfg_low"};
+  static const char* own[] = {"prompt", "negative_prompt", "text_encoder", "text_encoder_2", "tokenizer", "vae",
+                              "format", "fps"};
+  static const char* sampling[] = {"width", "height", "frames", "steps", "cfg", "shift", "seed", "sampler", "guidance",
+                                   "cfg_low"};
   GenerateRequest r;
   for (const auto& [k, v] : j.items()) {
     if (std::find(std::begin(sampling), std::end(sampling), k) != std::end(sampling)) r.sample_params[k] = v;
@@ -51,42 +54,64 @@ GenerateRequest parse_generate_request(const nlohmann::json& j, const DenoiserSp
   if (r.prompt.empty()) fail("\"prompt\" must be a non-empty string");
   r.negative_prompt = text(j, "negative_prompt", "");
   const std::string embedded = model.embedded_name();
-  std::string encoder_what = "text encoder", vae_what = "VAE";
+  std::vector<std::string> encoder_what;
+  std::string vae_what = "VAE";
   for (const PartSlot& slot : model.parts()) {
-    if (slot.kind == PartKind::TextEncoder) encoder_what = slot.what;
+    if (slot.kind == PartKind::TextEncoder) encoder_what.push_back(slot.what);
     if (slot.kind == PartKind::LatentCodec) vae_what = slot.what;
   }
-  r.parts.text_encoders = {text(j, "text_encoder", embedded)};
+  // One field per text-encoder slot of the family: "text_encoder", "text_encoder_2".
+  const std::vector<std::string> own_encoders = embedded_parts(embedded, PartKind::TextEncoder);
+  if (encoder_what.size() < 2 && j.contains("text_encoder_2"))
+    fail("\"text_encoder_2\" is for models with two text encoders; ", model.variant(), " has one");
+  for (size_t i = 0; i < encoder_what.size() && i < 2; ++i) {
+    const char* field = i == 0 ? "text_encoder" : "text_encoder_2";
+    const std::string fallback = i < own_encoders.size() ? own_encoders[i] : (i == 0 ? embedded : "");
+    r.parts.text_encoders.push_back(text(j, field, fallback));
+    if (r.parts.text_encoders[i].empty())
+      fail("\"", field, "\" (the ", encoder_what[i], "'s file) is required with this model");
+    require_file(field, r.parts.text_encoders[i]);
+  }
   r.parts.codec = text(j, "vae", embedded);
   r.parts.tokenizer = text(j, "tokenizer", "");
-  if (r.parts.text_encoders[0].empty()) fail("\"text_encoder\" (the ", encoder_what, "'s file) is required with this model");
   if (r.parts.codec.empty()) fail("\"vae\" (the ", vae_what, "'s file) is required with this model");
-  require_file("text_encoder", r.parts.text_encoders[0]);
   require_file("vae", r.parts.codec);
   if (!r.parts.tokenizer.empty()) require_file("tokenizer", r.parts.tokenizer);
-  r.format = text(j, "format", "mp4");
-  if (r.format != "mp4" && r.format != "webp" && r.format != "latent")
-    fail("\"format\" must be mp4, webp or latent, got \"", r.format, "\"");
+  // Pictures for image families (png, webp, jpeg where built), videos for the others.
+  if (model.latent_format().item_rank == 3) {
+    r.format = text(j, "format", "png");
+    if (r.format != "latent" && !is_image_path("picture." + r.format))
+      fail("\"format\" must be png, webp", is_image_path("p.jpeg") ? ", jpeg" : "", " or latent for ", model.variant(),
+           " (it makes pictures), got \"", r.format, "\"");
+  } else {
+    r.format = text(j, "format", "mp4");
+    if (r.format != "mp4" && r.format != "webp" && r.format != "latent")
+      fail("\"format\" must be mp4, webp or latent, got \"", r.format, "\"");
+  }
   r.fps = model.defaults().fps;
   if (j.contains("fps") && !j["fps"].is_null()) {
     if (!j["fps"].is_number() || !(j["fps"].get<double>() > 0 && j["fps"].get<double>() <= 240))
       fail("\"fps\" must be a number in (0, 240]");
     r.fps = j["fps"].get<double>();
   }
-  // The sampling parameters, checked now with one-token stand-ins for what the prompts make.
+  // The sampling parameters, checked now with the family's example conditioning standing in
+  // for what the prompts make (its shapes fit the family's checks: tokens, pooled vectors).
   SampleInputs stand_in;
   stand_in.params = r.sample_params;
+  const SamplingDefaults d = model.defaults();
+  const Conditioning example = model.example_conditioning(model.latent_shape({d.width, d.height, d.frames}), 0);
   for (const auto& in : model.conditioning_inputs()) {
-    if (in.required && !in.per_prompt)
+    if (in.required && !in.per_prompt && in.name != "guidance")  // guidance: a sampling parameter
       fail("generate makes a model's inputs from a prompt; ", model.variant(), " also needs '", in.name,
            "' (an image-to-video model?)");
     if (!in.per_prompt || in.width <= 0) continue;
-    const Tensor one = Tensor::zeros({1, in.width});
+    const auto it = example.find(in.name);
+    const Tensor one = it != example.end() ? it->second : Tensor::zeros({1, in.width});
     stand_in.tensors.tensors.emplace_back(in.name, one);
     stand_in.tensors.tensors.emplace_back(negative_name(in.name), one);
   }
   SampleJob job = plan_sample(stand_in, model);
-  if (job.batch != 1) fail("generate makes one video at a time");
+  if (job.batch != 1) fail("generate makes one output at a time");
   r.item_shape = job.item_shape;
   return r;
 }
@@ -145,7 +170,7 @@ std::string GenerateModels::render(const GenerateRequest& r, const Tensor& laten
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
-  *content_type = r.format == "mp4" ? "video/mp4" : "image/webp";
+  *content_type = r.format == "mp4" ? "video/mp4" : r.format == "png" ? "image/png" : r.format == "jpeg" ? "image/jpeg" : "image/webp";
   return ss.str();
 }
 

@@ -416,6 +416,37 @@ def output_cases():
     return cases
 
 
+def picture_cases():
+    """Image families (the embedded tiny Flux): picture outputs, and parts in the wrong
+    places, refused before any sampling (issue 14)."""
+    gen = lambda out, *a: ["generate", "--model", "tiny-flux"] + FAST + list(a) + ["--out", out]
+    why = "issue 14: pictures follow the output policy of videos"
+    cases = []
+    for target, says in [("sentinel_node", "character device"), ("sentinel_dir", "folder"),
+                         ("sentinel_fifo", "no process is reading"), ("sentinel_socket", "socket")]:
+        for ext in (".png", ".webp"):
+            cases.append(Case("picture-out/" + target + ext, gen(target + ext), says=says, why=why))
+    cases += [
+        Case("picture/video-extension", gen("o.mp4"), says="'.mp4'", why="issue 14: a picture model asked for a video"),
+        Case("picture/frames-folder", gen("frames/"), says="picture", why="issue 14"),
+        Case("picture/gif", gen("o.gif"), says="'.gif'", why="issue 14"),
+        Case("picture/jpeg-not-built", gen("o.jpg"), expect="any", why="issue 14: JPEG only with RAYLIGHT_JPEG"),
+        Case("picture/t5-as-clip", gen("o.png", "--text-encoder-2", "tiny"), says="makes 'context' again",
+             why="issue 14: mismatched encoders"),
+        Case("picture/clip-as-t5", gen("o.png", "--text-encoder", "tiny-flux-clip"), says="'pooled'",
+             why="issue 14: mismatched encoders"),
+        Case("picture/video-vae", gen("o.png", "--vae", "tiny"), says="decodes videos",
+             why="issue 14: a Wan VAE given to Flux"),
+        Case("picture/dit-as-vae", gen("o.png", "--vae", "inputs/ck_good.safetensors"), says="not a VAE",
+             why="issue 14: wrong-family parts"),
+        Case("picture/vae-as-encoder", gen("o.png", "--text-encoder-2", "inputs/ck_good.safetensors"),
+             says="not a text encoder", why="issue 14: wrong-family parts"),
+        Case("picture/guidance-nan", gen("o.png", "--guidance", "nan"), says="guidance", why="issue 14"),
+        Case("picture/ok", gen("o.png"), expect="ok", why="issue 14: the tiny Flux makes a picture"),
+    ]
+    return cases
+
+
 def build(inputs):
     """Writes every input file into `inputs` and returns all cases."""
     os.makedirs(inputs, exist_ok=True)
@@ -434,4 +465,4 @@ def build(inputs):
     put("ctx32.safetensors", safetensors([("context", "F32", [4, 32], tensor_bytes("F32", [4, 32]))]))
     put("ctx_ok.safetensors", safetensors([("context", "F32", [4, 64], tensor_bytes("F32", [4, 64]))]))
     put("latent_ok.safetensors", good_latent())
-    return input_cases(inputs) + option_cases() + output_cases()
+    return input_cases(inputs) + option_cases() + output_cases() + picture_cases()

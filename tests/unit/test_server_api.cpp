@@ -465,3 +465,22 @@ TEST_F(ServerApi, CancelStopsBetweenBlocksNotOnlyBetweenSteps) {
   EXPECT_TRUE(same_bytes(latent_of(sample(with(kSmall, {{"seed", 3}})).body),
                          cli_sample(dir_, std::string(kSmallFlags) + " --seed 3", "cli_after_block_cancel")));
 }
+
+TEST_F(ServerApi, GenerateMakesPicturesForImageFamilies) {
+  ASSERT_EQ(http(port(), "POST", "/v1/models/load?wait=1", R"({"model":"tiny-flux"})").status, 200);
+  Reply png = http(port(), "POST", "/v1/generate?wait=1",
+                   R"({"prompt":"a red fox","width":32,"height":32,"steps":2,"guidance":2.5})");
+  EXPECT_EQ(png.status, 200) << png.body.substr(0, 300);
+  EXPECT_EQ(png.headers["content-type"], "image/png");
+  EXPECT_EQ(png.body.substr(0, 4), "\x89PNG");
+  Reply webp = http(port(), "POST", "/v1/generate?wait=1",
+                    R"({"prompt":"a red fox","width":32,"height":32,"steps":1,"format":"webp"})");
+  EXPECT_EQ(webp.status, 200) << webp.body.substr(0, 300);
+  EXPECT_EQ(webp.headers["content-type"], "image/webp");
+  for (const char* bad : {R"({"prompt":"x","format":"mp4"})", R"({"prompt":"x","text_encoder_2":"/no/clip"})",
+                          R"({"prompt":"x","guidance":"high"})"}) {
+    Reply r = http(port(), "POST", "/v1/generate", bad);
+    EXPECT_EQ(r.status, 400) << bad << " -> " << r.body;
+  }
+  ASSERT_EQ(http(port(), "POST", "/v1/models/load?wait=1", R"({"model":"tiny"})").status, 200);
+}

@@ -13,7 +13,6 @@
 #include "parallel_options.h"
 #include "expert_options.h"
 #include "sample_options.h"
-#include "io/video/video_writer.h"
 #include "pipeline/comfyui_files.h"
 #include "pipeline/generate.h"
 
@@ -26,11 +25,13 @@ static constexpr const char* kHelp =
     "usage: raylight generate [options]\n"
     "  --prompt TEXT            what to make (default: an example prompt of the model)\n"
     "  --negative-prompt TEXT   what to steer away from (empty)\n"
-    "  --model FILE|demo|tiny   DiT safetensors, or an embedded model (demo: small trained weights;\n"
-    "                           tiny: random weights, for tests) (demo); families: `raylight --help`\n"
+    "  --model FILE|demo|tiny|tiny-flux   DiT safetensors, or an embedded model (demo: small trained\n"
+    "                           weights; tiny, tiny-flux: random Wan / Flux weights, for tests) (demo);\n"
+    "                           families: `raylight --help`\n"
     "  --variant NAME           which variant a checkpoint is, where its tensors cannot tell\n"
     "  --text-encoder FILE|NAME the model's text encoder (ComfyUI's models/text_encoders)\n"
     "                           (an embedded model's own; else tiny)\n"
+    "  --text-encoder-2 FILE|NAME  the second text encoder of models with two (Flux: CLIP-L)\n"
     "  --tokenizer FILE         SentencePiece .model when the encoder file has no tokenizer inside\n"
     "  --vae FILE|NAME          the model's VAE (ComfyUI's models/vae) (as --text-encoder)\n"
     "  --comfyui-dir DIR        find the files under DIR/models/... (flags above win)\n"
@@ -38,7 +39,8 @@ static constexpr const char* kHelp =
     "  --steps N --cfg G --shift S --seed K --sampler euler|unipc|dpmpp2m\n"
     "                           (the model's defaults: 30, 5, 5, 0, unipc; demo: 10, 4, 3, 0, unipc)\n"
     "  --guidance G             distilled guidance of models that take it (Flux dev: 3.5)\n"
-    "  --out FILE               .mp4 (H.264), .webp (animated), .png or dir/ (frames) (video.mp4)\n"
+    "  --out FILE               videos: .mp4 (H.264), .webp (animated), .png or dir/ (frames) (video.mp4);\n"
+    "                           pictures: .png, .webp, .jpg where built with JPEG (picture.png)\n"
     "  --fps N                  frames per second of the file (the model's default: 16; demo: 8)\n";
 
 namespace {
@@ -72,7 +74,7 @@ int run_generate(const std::vector<std::string>& args) {
       return 0;
     }
   std::set<std::string> valued = {"prompt", "negative-prompt", "model", "variant", "text-encoder", "tokenizer",
-                                  "vae", "comfyui-dir", "out", "fps"};
+                                  "vae", "comfyui-dir", "out", "fps", "text-encoder-2"};
   valued.insert(kSampleValued.begin(), kSampleValued.end());
   valued.insert(kExpertValued.begin(), kExpertValued.end());
   valued.insert(kParallelValued.begin(), kParallelValued.end());
@@ -86,6 +88,10 @@ int run_generate(const std::vector<std::string>& args) {
   if (opt.has("comfyui-dir")) {
     files.model = opt.str("model", "");
     if (opt.has("text-encoder")) files.parts.text_encoders = {opt.str("text-encoder", "")};
+    if (opt.has("text-encoder-2")) {
+      files.parts.text_encoders.resize(2);
+      files.parts.text_encoders[1] = opt.str("text-encoder-2", "");
+    }
     files.parts.codec = opt.str("vae", "");
     files = find_comfyui_files(opt.str("comfyui-dir", ""), files, variant);
   } else {
@@ -93,18 +99,28 @@ int run_generate(const std::vector<std::string>& args) {
   }
   files.parts.tokenizer = opt.str("tokenizer", "");
   GenerateRequest request;
-  request.out = opt.str("out", "video.mp4");
   request.negative_prompt = opt.str("negative-prompt", "");
-  check_output_path(request.out);  // an unsupported extension fails before any work
-  if (lead) check_video_output(request.out);  // so does a folder, device or socket as --out
 
   // The DiT's header says what it is (its weights load later); an embedded model's other
   // parts default to the embedded ones of the same name.
   std::unique_ptr<WeightStore> weights = open_store(files.model, PartKind::Denoiser);
   const auto spec = denoiser_spec(*weights, files.model, variant);
+  // Pictures or videos as the family makes them; an unsupported extension, a folder, device or
+  // socket as --out fail before any work.
+  request.out = opt.str("out", spec->latent_format().item_rank == 3 ? "picture.png" : "video.mp4");
+  check_output_path(request.out, *spec);
+  if (lead) check_output_target(request.out, *spec);
   if (!opt.has("comfyui-dir")) {
     const std::string same = spec->embedded_name().empty() ? "tiny" : spec->embedded_name();
-    files.parts.text_encoders = {opt.str("text-encoder", same)};
+    // An embedded model's own text encoders, one per slot of its family; flags override.
+    std::vector<std::string> own = embedded_parts(same, PartKind::TextEncoder);
+    if (own.empty()) own = {same};
+    files.parts.text_encoders = own;
+    if (opt.has("text-encoder")) files.parts.text_encoders[0] = opt.str("text-encoder", "");
+    if (opt.has("text-encoder-2")) {
+      files.parts.text_encoders.resize(2);
+      files.parts.text_encoders[1] = opt.str("text-encoder-2", "");
+    }
     files.parts.codec = opt.str("vae", same);
   }
   request.prompt = opt.str("prompt", spec->example_prompt());

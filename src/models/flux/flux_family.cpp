@@ -35,8 +35,8 @@ Tensor checked(const std::string& name, const Tensor& given) {
 
 class FluxSpec final : public DenoiserSpec {
  public:
-  FluxSpec(FluxConfig c, std::string variant, std::string note)
-      : c_(std::move(c)), variant_(std::move(variant)), note_(std::move(note)) {}
+  FluxSpec(FluxConfig c, std::string variant, std::string note, std::string embedded)
+      : c_(std::move(c)), variant_(std::move(variant)), note_(std::move(note)), embedded_(std::move(embedded)) {}
 
   std::string family() const override { return "Flux.1"; }
   std::string variant() const override { return variant_; }
@@ -102,6 +102,7 @@ class FluxSpec final : public DenoiserSpec {
     std::vector<ConditioningInput> in = {
         {"context", true, true, c_.context_in, shape_str({kMaxTextTokens, c_.context_in}).insert(1, "tokens <= ")},
         {"pooled", true, true, c_.vec_in, shape_str({c_.vec_in})}};
+    in[0].pad_tokens = c_.guidance_embed ? 512 : 256;  // T5 padded as the official sampling code pads
     if (c_.guidance_embed) in.push_back({"guidance", false, true, 1, "[1]"});
     return in;
   }
@@ -152,6 +153,7 @@ class FluxSpec final : public DenoiserSpec {
             {PartKind::TextEncoder, "CLIP-L text encoder", "text_encoders", {"clip_l"}},
             {PartKind::LatentCodec, "Flux VAE", "vae", {"ae.safetensors"}}};
   }
+  std::string embedded_name() const override { return embedded_; }
   PartSlot denoiser_slot() const override {
     return {PartKind::Denoiser, variant_ + " model", "diffusion_models", {"flux1"}};
   }
@@ -164,6 +166,7 @@ class FluxSpec final : public DenoiserSpec {
   FluxConfig c_;
   std::string variant_;
   std::string note_;
+  std::string embedded_;
 };
 
 }  // namespace
@@ -178,7 +181,9 @@ std::shared_ptr<const DenoiserSpec> flux_spec(const WeightStore& weights, const 
   // A released shape is named by its variant; a custom one keeps its shape in the name.
   const bool custom = config.variant().find("custom") != std::string::npos;
   const std::string name = custom ? config.variant() : choice.chosen->description;
-  return std::make_shared<FluxSpec>(config, name, choice.note);
+  const auto meta = weights.metadata();
+  const auto embedded = meta.find("raylight.embedded");
+  return std::make_shared<FluxSpec>(config, name, choice.note, embedded == meta.end() ? "" : embedded->second);
 }
 
 std::vector<std::pair<std::string, FluxConfig>> flux_bench_presets() {
