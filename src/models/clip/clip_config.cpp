@@ -68,6 +68,34 @@ std::string ClipConfig::variant() const {
          std::to_string(patch) + ", image " + std::to_string(image_size) + ")";
 }
 
+ClipConfig clip_l_text_config() {
+  ClipConfig c;
+  c.tower = ClipTower::Text;
+  c.prefix = "text_model.";
+  c.width = 768;
+  c.layers = 12;
+  c.heads = 12;
+  c.mlp = 3072;
+  c.positions = 77;
+  c.vocab = 49408;
+  c.quick_gelu = true;
+  return c;
+}
+
+ClipConfig clip_vit_h_config() {
+  ClipConfig c;
+  c.tower = ClipTower::Vision;
+  c.prefix = "vision_model.";
+  c.width = 1280;
+  c.layers = 32;
+  c.heads = 16;
+  c.mlp = 5120;
+  c.patch = 14;
+  c.image_size = 224;
+  c.positions = 257;
+  return c;
+}
+
 std::vector<std::pair<std::string, Shape>> clip_expected_tensors(const ClipConfig& c) {
   const int64_t d = c.width;
   std::vector<std::pair<std::string, Shape>> t;
