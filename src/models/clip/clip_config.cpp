@@ -1,5 +1,6 @@
 #include "models/clip/clip_config.h"
 
+#include <cmath>
 #include <optional>
 #include <set>
 
@@ -158,7 +159,8 @@ ClipConfig detect_clip_config(const WeightStore& w, ClipTower tower) {
     c.channels = patch[1];
     c.patch = patch[2];
     // tokens = (image / patch)^2 + 1: the image side from the position count.
-    int64_t side = 0;
+    int64_t side = static_cast<int64_t>(std::sqrt(static_cast<double>(c.positions - 1)));
+    while (side > 0 && side * side > c.positions - 1) --side;
     while ((side + 1) * (side + 1) <= c.positions - 1) ++side;
     if (side == 0 || side * side != c.positions - 1)
       fail(what, " tensor ", c.name("embeddings.position_embedding.weight"), " has ", c.positions,
