@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "io/checkpoint.h"
 #include "models/clip/clip_text_encoder.h"
+#include "models/clip/clip_vision_encoder.h"
 #include "models/demo/demo_model.h"
 #include "models/flux/flux_family.h"
 #include "models/flux/flux_tiny.h"
@@ -78,6 +79,8 @@ struct PartFamily {
                                              const std::string& tokenizer)>
       text_encoder;
   std::function<std::unique_ptr<LatentCodec>(std::unique_ptr<WeightStore>, Backend&, const std::string& source)> codec;
+  std::function<std::unique_ptr<ImageEncoder>(std::unique_ptr<WeightStore>, Backend&, const std::string& source)>
+      image_encoder = nullptr;
 };
 
 const std::vector<PartFamily>& part_families() {
@@ -88,6 +91,9 @@ const std::vector<PartFamily>& part_families() {
       {PartKind::TextEncoder, "CLIP", clip_text_matches,
        [](const WeightStore& w, const std::string&) { return clip_text_variant(w); }, make_clip_text_encoder, nullptr},
       {PartKind::LatentCodec, "Flux", flux_vae_matches, flux_vae_variant, nullptr, make_flux_vae_codec},
+      {PartKind::ImageEncoder, "CLIP", clip_vision_matches,
+       [](const WeightStore& w, const std::string&) { return clip_vision_variant(w); }, nullptr, nullptr,
+       make_clip_vision_encoder},
   };
   return list;
 }
@@ -242,6 +248,13 @@ std::unique_ptr<LatentCodec> make_latent_codec(std::unique_ptr<WeightStore> weig
   return f->codec(std::move(weights), backend, source);
 }
 
+std::unique_ptr<ImageEncoder> make_image_encoder(std::unique_ptr<WeightStore> weights, Backend& backend,
+                                                 const std::string& source) {
+  const PartFamily* f = find_part(*weights, PartKind::ImageEncoder);
+  if (!f) refuse_part(*weights, source, PartKind::ImageEncoder);
+  return f->image_encoder(std::move(weights), backend, source);
+}
+
 std::shared_ptr<const DenoiserSpec> default_denoiser_spec() { return wan_spec(wan_bench_presets().front().second); }
 
 std::vector<BenchModel> bench_models() {
@@ -260,7 +273,7 @@ std::vector<BenchModel> bench_models() {
 
 std::string family_list() {
   return "Wan 2.1 DiTs (T2V 1.3B and 14B, I2V 14B), Flux.1 DiTs (dev, schnell, Kontext, Krea), T5 text "
-         "encoders (umT5-XXL, T5-XXL v1.1), CLIP text encoders (CLIP-L), Wan 2.1 and Flux VAEs";
+         "encoders (umT5-XXL, T5-XXL v1.1), CLIP text encoders (CLIP-L), CLIP vision encoders (ViT-H/14), Wan 2.1 and Flux VAEs";
 }
 
 }  // namespace raylight

@@ -62,6 +62,8 @@ std::unique_ptr<TextEncoder> make_text_encoder(std::unique_ptr<WeightStore> weig
                                                const std::string& source, const std::string& tokenizer = "");
 std::unique_ptr<LatentCodec> make_latent_codec(std::unique_ptr<WeightStore> weights, Backend& backend,
                                                const std::string& source);
+std::unique_ptr<ImageEncoder> make_image_encoder(std::unique_ptr<WeightStore> weights, Backend& backend,
+                                                 const std::string& source);
 
 // The denoiser family used when none is named yet (ComfyUI folder search without --model).
 std::shared_ptr<const DenoiserSpec> default_denoiser_spec();

@@ -444,6 +444,89 @@ def picture_cases():
         Case("picture/guidance-nan", gen("o.png", "--guidance", "nan"), says="guidance", why="issue 14"),
         Case("picture/ok", gen("o.png"), expect="ok", why="issue 14: the tiny Flux makes a picture"),
     ]
+# ---------------------------------------------------------------------------------------
+# CLIP text / vision towers and the CLIP tokenizer's files
+
+def clip_tensors(vision=False, width=64, layers=1, mlp=128, vocab=600, positions=8, patch=4):
+    p = "vision_model." if vision else "text_model."
+    t = []
+    if vision:
+        t += [(p + "embeddings.patch_embedding.weight", [width, 3, patch, patch]),
+              (p + "embeddings.class_embedding", [width]),
+              (p + "embeddings.position_embedding.weight", [positions, width]),
+              (p + "pre_layrnorm.weight", [width]), (p + "pre_layrnorm.bias", [width])]
+    else:
+        t += [(p + "embeddings.token_embedding.weight", [vocab, width]),
+              (p + "embeddings.position_embedding.weight", [positions, width])]
+    for i in range(layers):
+        b = f"{p}encoder.layers.{i}."
+        for n in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            t += [(b + f"self_attn.{n}.weight", [width, width]), (b + f"self_attn.{n}.bias", [width])]
+        for n in ("layer_norm1", "layer_norm2"):
+            t += [(b + f"{n}.weight", [width]), (b + f"{n}.bias", [width])]
+        t += [(b + "mlp.fc1.weight", [mlp, width]), (b + "mlp.fc1.bias", [mlp]),
+              (b + "mlp.fc2.weight", [width, mlp]), (b + "mlp.fc2.bias", [width])]
+    final = "post_layernorm" if vision else "final_layer_norm"
+    return t + [(p + final + ".weight", [width]), (p + final + ".bias", [width])]
+
+
+def clip_file(tensors, heads=None):
+    meta = None if heads is None else {"raylight.clip_heads": heads}
+    return safetensors([(n, "F32", s, tensor_bytes("F32", s)) for n, s in tensors], metadata=meta)
+
+
+def bad_clip_checkpoints():
+    """(name, bytes, says): CLIP towers `inspect` must refuse, naming what does not fit."""
+    ok = clip_tensors()
+    v_ok = clip_tensors(vision=True, layers=2, positions=17)
+    return [
+        ("text_missing", clip_file([x for x in ok if "layers.0.mlp.fc2.bias" not in x[0]]),
+         "text_model.encoder.layers.0.mlp.fc2.bias"),
+        ("text_wrong_shape", clip_file([(n, [64, 63] if n.endswith("k_proj.weight") else s) for n, s in ok]),
+         "k_proj.weight has shape [64, 63]"),
+        ("text_width_not_64", clip_file(clip_tensors(width=48, mlp=96)), "not a multiple of 64"),
+        ("text_heads_text", clip_file(ok, heads="four"), "not a number"),
+        ("text_heads_not_dividing", clip_file(ok, heads="5"), "does not divide"),
+        ("text_layer_name", clip_file(ok + [("text_model.encoder.layers.1x.mlp.fc1.bias", [128])]), "malformed"),
+        ("text_layer_gap", clip_file(ok + [(n.replace("layers.0.", "layers.2."), s) for n, s in ok if "layers.0." in n]),
+         "numbered 0..N-1"),
+        ("text_empty_dim", clip_file(clip_tensors(positions=0)), "empty dimension"),
+        ("vision_not_square", clip_file(clip_tensors(vision=True, layers=2, positions=18)), "square"),
+        ("vision_one_layer", clip_file(clip_tensors(vision=True, layers=1, positions=17)), "at least 2"),
+        ("vision_missing", clip_file([x for x in v_ok if "pre_layrnorm.bias" not in x[0]]), "pre_layrnorm.bias"),
+    ]
+
+
+def bad_clip_tokenizers():
+    """(name, vocab.json bytes or None, merges.txt bytes or None, says)."""
+    vocab = json.dumps({**{c: i for i, c in enumerate("abcdefgh")}, "<|startoftext|>": 8,
+                        "<|endoftext|>": 9}).encode()
+    merges = b"#version: 0.2\na b\n"
+    return [
+        ("vocab_truncated", vocab[:20], merges, "not valid JSON"),
+        ("vocab_array", b"[1, 2, 3]", merges, "not a non-empty object"),
+        ("vocab_string_id", b'{"a": "1"}', merges, "not an integer id"),
+        ("vocab_huge_id", b'{"a": 99999999999}', merges, "outside"),
+        ("vocab_no_specials", b'{"a": 1}', merges, "<|startoftext|>"),
+        ("merges_missing", vocab, None, "no CLIP tokenizer in"),
+        ("merges_empty", vocab, b"", "no merges"),
+        ("merges_header_only", vocab, b"#version: 0.2\n", "no merges"),
+        ("merges_three_pieces", vocab, b"#version: 0.2\na b c\n", "line 2"),
+    ]
+
+
+def clip_cases(inputs):
+    cases = []
+    for name, _, says in bad_clip_checkpoints():
+        cases.append(Case("clip-inspect/" + name, ["inspect", os.path.join(inputs, "clip_" + name + ".safetensors")],
+                          says=says, why="CLIP towers (issue 14, 16)"))
+    clip = os.path.join(inputs, "clip_good.safetensors")
+    cases.append(Case("clip-inspect/good", ["inspect", clip], expect="ok"))
+    for name, _, _, says in bad_clip_tokenizers():
+        cases.append(Case("clip-tokenizer/" + name,
+                          ["generate", "--model", "tiny", "--text-encoder", clip, "--tokenizer",
+                           os.path.join(inputs, "cliptok_" + name)] + FAST + ["--out", "o.mp4"],
+                          says=says, why="CLIP tokenizer files (issue 14)"))
     return cases
 
 
@@ -465,4 +548,13 @@ def build(inputs):
     put("ctx32.safetensors", safetensors([("context", "F32", [4, 32], tensor_bytes("F32", [4, 32]))]))
     put("ctx_ok.safetensors", safetensors([("context", "F32", [4, 64], tensor_bytes("F32", [4, 64]))]))
     put("latent_ok.safetensors", good_latent())
-    return input_cases(inputs) + option_cases() + output_cases() + picture_cases()
+    for name, data, _ in bad_clip_checkpoints():
+        put("clip_" + name + ".safetensors", data)
+    put("clip_good.safetensors", clip_file(clip_tensors()))
+    for name, vocab, merges, _ in bad_clip_tokenizers():
+        os.makedirs(os.path.join(inputs, "cliptok_" + name), exist_ok=True)
+        if vocab is not None:
+            put(os.path.join("cliptok_" + name, "vocab.json"), vocab)
+        if merges is not None:
+            put(os.path.join("cliptok_" + name, "merges.txt"), merges)
+    return input_cases(inputs) + option_cases() + output_cases() + picture_cases() + clip_cases(inputs)

@@ -16,6 +16,7 @@
 #include "models/clip/clip_text_model.h"
 #include "models/clip/clip_tiny.h"
 #include "models/registry.h"
+#include "core/dtype.h"
 
 using namespace raylight;
 
@@ -170,4 +171,49 @@ TEST(ClipTextModel, RandomTinyConfigRunsAndIsRecognised) {
   const ClipTextOutput out = model.encode({3, 4, 5, 6}, 6);
   EXPECT_EQ(out.hidden.shape(), (Shape{4, 32}));
   for (int64_t i = 0; i < out.hidden.numel(); ++i) ASSERT_TRUE(std::isfinite(out.hidden.f32()[i]));
+}
+
+TEST(ClipTextModel, ComfyScaledFp8FileMatchesItsDequantisedWeights) {
+  // ComfyUI's scaled fp8 layout: products and the token embedding as F8_E4M3 of w / s with
+  // s = max|w| / 448 as `<name>.scale_weight`, the rest kept; marker `scaled_fp8`.
+  auto backend = make_cpu_backend();
+  auto src = fixture_weights();
+  auto deq = std::make_unique<MemoryWeights>();
+  std::vector<std::pair<std::string, Tensor>> stored;
+  for (const auto& [name, t] : src->tensors()) {
+    const bool quantise = t.shape().size() == 2 && name.find("position_embedding") == std::string::npos;
+    if (!quantise) {
+      stored.push_back({name, t});
+      deq->put(name, t);
+      continue;
+    }
+    float amax = 0;
+    for (int64_t i = 0; i < t.numel(); ++i) amax = std::max(amax, std::fabs(t.f32()[i]));
+    const float s = amax / 448.0f;
+    Tensor q = Tensor::empty(t.shape(), DType::F8E4M3);
+    Tensor d = Tensor::empty(t.shape());
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      const uint8_t code = f32_to_e4m3(t.f32()[i] / s);
+      static_cast<uint8_t*>(q.raw())[i] = code;
+      d.f32()[i] = e4m3_to_f32(code) * s;
+    }
+    Tensor scale = Tensor::empty({});
+    scale.f32()[0] = s;
+    stored.push_back({name, q});
+    stored.push_back({name.substr(0, name.size() - 7) + ".scale_weight", scale});
+    deq->put(name, d);
+  }
+  stored.push_back({"scaled_fp8", Tensor::empty({0}, DType::F8E4M3)});
+  deq->set_metadata({{"raylight.clip_heads", "4"}});
+  const std::string file = ::testing::TempDir() + "/clip_text_tiny_scaled_fp8.safetensors";
+  write_safetensors(file, stored, {{"raylight.clip_heads", "4"}});
+
+  auto c = SafetensorsFile::open(fixture("clip_text_tiny_case.safetensors"));
+  const std::vector<int> ids = ids_of(c->tensor("ids_1"));
+  ClipTextModel fp8(open_store(file, PartKind::TextEncoder), *backend);
+  ClipTextModel reference(std::move(deq), *backend);
+  const ClipTextOutput a = fp8.encode(ids, tiny_eos()), b = reference.encode(ids, tiny_eos());
+  EXPECT_LT(max_abs_diff(a.hidden, b.hidden), 1e-5f);
+  // And the fp8 rounding itself is visible against the fp16 goldens (the test can fail).
+  EXPECT_GT(max_abs_diff(a.hidden, c->tensor("hidden_1").to_f32()), 1e-3f);
 }

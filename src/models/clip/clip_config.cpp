@@ -1,5 +1,6 @@
 #include "models/clip/clip_config.h"
 
+#include <cmath>
 #include <optional>
 #include <set>
 
@@ -68,6 +69,34 @@ std::string ClipConfig::variant() const {
          std::to_string(patch) + ", image " + std::to_string(image_size) + ")";
 }
 
+ClipConfig clip_l_text_config() {
+  ClipConfig c;
+  c.tower = ClipTower::Text;
+  c.prefix = "text_model.";
+  c.width = 768;
+  c.layers = 12;
+  c.heads = 12;
+  c.mlp = 3072;
+  c.positions = 77;
+  c.vocab = 49408;
+  c.quick_gelu = true;
+  return c;
+}
+
+ClipConfig clip_vit_h_config() {
+  ClipConfig c;
+  c.tower = ClipTower::Vision;
+  c.prefix = "vision_model.";
+  c.width = 1280;
+  c.layers = 32;
+  c.heads = 16;
+  c.mlp = 5120;
+  c.patch = 14;
+  c.image_size = 224;
+  c.positions = 257;
+  return c;
+}
+
 std::vector<std::pair<std::string, Shape>> clip_expected_tensors(const ClipConfig& c) {
   const int64_t d = c.width;
   std::vector<std::pair<std::string, Shape>> t;
@@ -130,7 +159,8 @@ ClipConfig detect_clip_config(const WeightStore& w, ClipTower tower) {
     c.channels = patch[1];
     c.patch = patch[2];
     // tokens = (image / patch)^2 + 1: the image side from the position count.
-    int64_t side = 0;
+    int64_t side = static_cast<int64_t>(std::sqrt(static_cast<double>(c.positions - 1)));
+    while (side > 0 && side * side > c.positions - 1) --side;
     while ((side + 1) * (side + 1) <= c.positions - 1) ++side;
     if (side == 0 || side * side != c.positions - 1)
       fail(what, " tensor ", c.name("embeddings.position_embedding.weight"), " has ", c.positions,

@@ -40,6 +40,12 @@ struct ClipConfig {
   std::string name(const std::string& rest) const { return prefix + rest; }
 };
 
+// The real shapes (names under "text_model." / "vision_model."): OpenAI CLIP-L's text tower
+// (12 x 768, 12 heads, 77 positions, vocab 49408, quick_gelu) and OpenCLIP ViT-H/14's vision
+// tower (32 x 1280, 16 heads, patch 14 on 224 x 224), for benchmarks and GPU tests.
+ClipConfig clip_l_text_config();
+ClipConfig clip_vit_h_config();
+
 // Every tensor a tower of this config holds, with its shape (visual_projection excluded:
 // it is optional and unused by the encoders here).
 std::vector<std::pair<std::string, Shape>> clip_expected_tensors(const ClipConfig& c);

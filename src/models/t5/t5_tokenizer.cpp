@@ -5,9 +5,12 @@
 #include <sentencepiece_processor.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "models/t5/t5_tokenizer_json.h"
 #include "parallel/weight_store.h"
 
 namespace raylight {
@@ -42,9 +45,36 @@ T5Tokenizer T5Tokenizer::from_bytes(std::string_view serialized, const std::stri
   return T5Tokenizer(checked(std::move(sp), status, source), source);
 }
 
-T5Tokenizer T5Tokenizer::from_file(const std::string& path) {
+T5Tokenizer T5Tokenizer::from_tokenizer_json(std::string_view json, const std::string& source) {
+  return from_bytes(spiece_model_from_tokenizer_json(json, source), source);
+}
+
+T5Tokenizer T5Tokenizer::from_file(const std::string& path_in) {
+  namespace fs = std::filesystem;
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) fail("tokenizer ", path, ": no such file");
+  std::string path = path_in;
+  if (fs::is_directory(path, ec)) {
+    for (const char* inside : {"spiece.model", "tokenizer.json", "comfy/text_encoders/t5_tokenizer/tokenizer.json"})
+      if (fs::is_regular_file(fs::path(path_in) / inside, ec)) {
+        path = (fs::path(path_in) / inside).string();
+        break;
+      }
+    if (path == path_in)
+      fail("tokenizer ", path, ": a folder with no spiece.model, tokenizer.json or "
+           "comfy/text_encoders/t5_tokenizer/tokenizer.json");
+  }
+  if (!fs::is_regular_file(path, ec)) fail("tokenizer ", path, ": no such file");
+  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0) {
+    const auto size = fs::file_size(path, ec);
+    if (ec) fail("tokenizer ", path, ": cannot read its size");
+    if (size > kMaxTokenizerJsonBytes)
+      fail("tokenizer ", path, " is ", size, " bytes; at most ", kMaxTokenizerJsonBytes, " are read");
+    std::ifstream in(path, std::ios::binary);
+    if (!in) fail("tokenizer ", path, ": cannot be opened");
+    std::ostringstream text;
+    text << in.rdbuf();
+    return from_tokenizer_json(text.str(), path);
+  }
   auto sp = std::make_unique<sentencepiece::SentencePieceProcessor>();
   const auto status = sp->Load(path);
   return T5Tokenizer(checked(std::move(sp), status, path), path);

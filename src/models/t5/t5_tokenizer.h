@@ -29,7 +29,12 @@ class T5Tokenizer {
   // Name of the tensor holding the serialized model in ComfyUI text-encoder files.
   static constexpr const char* kSpieceTensor = "spiece_model";
 
+  // A SentencePiece .model file, an HF tokenizer.json of the T5 kind (t5_tokenizer_json.h),
+  // or a folder holding either (spiece.model first), or a ComfyUI folder (its
+  // comfy/text_encoders/t5_tokenizer/).
   static T5Tokenizer from_file(const std::string& path);
+  // The text of a tokenizer.json; `source` names it in errors.
+  static T5Tokenizer from_tokenizer_json(std::string_view json, const std::string& source);
   // A serialized ModelProto; `source` names it in errors ("file.safetensors: spiece_model").
   static T5Tokenizer from_bytes(std::string_view serialized, const std::string& source);
   // The `spiece_model` tensor (uint8, 1-D) of a safetensors file.
