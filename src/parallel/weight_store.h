@@ -41,6 +41,13 @@ class WeightStore {
   // copies); stores that only view a memory map hold none.
   virtual size_t held_bytes() const { return 0; }
   virtual size_t peak_held_bytes() const { return 0; }
+  // A LoRA side term of a weight: y += (x down^T) up^T, factors in compute form (strength
+  // and scale folded into up); undefined when the weight has none (parallel/lora/).
+  struct LowRank {
+    Tensor down, up;
+    bool defined() const { return down.raw() != nullptr; }
+  };
+  virtual LowRank low_rank(const std::string& /*weight*/) { return {}; }
   // Print held bytes after every block (the CLI's --verbose).
   void set_verbose(bool on) { verbose_ = on; }
 

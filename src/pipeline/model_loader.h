@@ -10,6 +10,7 @@
 #include "backend/backend_select.h"
 #include "dist/runtime.h"
 #include "models/family.h"
+#include "parallel/lora/lora_plan.h"
 #include "parallel/sequence_attention.h"
 #include "parallel/weight_store.h"
 
@@ -24,6 +25,8 @@ struct WeightPlacement {
   // Device memory cap in bytes (0: none), set before any weight is placed, so weights and
   // activations together stay under it (--gpu-memory-limit).
   size_t gpu_memory_limit = 0;
+  // LoRAs applied over the weights wherever they live (--lora; parallel/lora/).
+  LoraOptions loras;
 };
 
 // Members are destroyed bottom-up: everything holding device memory or queued work goes
@@ -35,6 +38,11 @@ struct LoadedModel {
   std::unique_ptr<Backend> backend;
   // Device communicators for the sequence-parallel and FSDP groups (GPU backends only).
   std::unique_ptr<Communicator> device_ulysses, device_ring, device_fsdp;
+  // The weights as opened, never changed (LoRAs are applied above them), and where they
+  // are placed: apply_loras builds the placement again from these.
+  std::shared_ptr<const WeightStore> base;
+  WeightPlacement placement;
+  Communicator* shard_group = nullptr;
   std::unique_ptr<WeightStore> weights;
   std::unique_ptr<SequenceAttention> attention;
   std::unique_ptr<Denoiser> denoiser;
@@ -52,5 +60,11 @@ LoadedModel load_model(const std::string& source, const ParallelLayout& layout =
 LoadedModel load_model(std::unique_ptr<WeightStore> weights, std::unique_ptr<Backend> backend,
                        const ParallelLayout& layout = {}, WeightPlacement placement = {},
                        const std::string& source = "the weights", const std::string& variant = "");
+
+// Replaces the model's LoRAs (none: the base model) on every rank together: the placement
+// and the denoiser are made again from the base weights (re-read, never un-merged), so a
+// model whose LoRAs were removed computes bit for bit what it did before any was applied.
+// Lines describing what was applied go to `notes` when given.
+void apply_loras(LoadedModel& model, const LoraOptions& loras, std::vector<std::string>* notes = nullptr);
 
 }  // namespace raylight

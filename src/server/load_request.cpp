@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "models/registry.h"
 #include "server/client_files.h"
+#include "server/lora_request.h"
 
 namespace raylight::server {
 namespace {
@@ -52,12 +53,12 @@ nlohmann::json latent_format_json(const LatentFormat& f) {
 LoadPlan plan_load(const nlohmann::json& j, int world) {
   if (!j.is_object()) fail("a load request is a JSON object like {\"model\": \"tiny\"}");
   static const char* known[] = {"model", "variant", "ulysses", "ring", "cfg_parallel", "dp", "fsdp", "offload",
-                                "gpu_memory_limit_gib"};
+                                "gpu_memory_limit_gib", "loras", "lora_merge", "lora_skip_unmatched"};
   for (const auto& [k, v] : j.items()) {
     (void)v;
     if (std::find(std::begin(known), std::end(known), k) == std::end(known))
       fail("unknown field \"", k, "\" in the load request (known: model, variant, ulysses, ring, cfg_parallel, dp, "
-           "fsdp, offload, gpu_memory_limit_gib)");
+           "fsdp, offload, gpu_memory_limit_gib, loras, lora_merge, lora_skip_unmatched)");
   }
   auto m = j.find("model");
   if (m == j.end() || !m->is_string() || m->get<std::string>().empty())
@@ -81,6 +82,7 @@ LoadPlan plan_load(const nlohmann::json& j, int world) {
   p.placement.fsdp = flag(j, "fsdp");
   p.placement.offload = flag(j, "offload");
   p.placement.gpu_memory_limit = memory_limit(j, "gpu_memory_limit_gib");
+  p.placement.loras = parse_lora_fields(j);
   p.spec = denoiser_spec(*open_client_store("model", p.model, PartKind::Denoiser), p.model, p.variant);
   p.layout = resolve_layout(p.layout, world, p.spec->attention_heads());
   validate_layout(p.layout, world, p.spec->attention_heads());
@@ -119,6 +121,7 @@ nlohmann::json describe_model(const LoadPlan& p, const std::string& backend) {
           {"gpu_memory_limit_gib", p.placement.gpu_memory_limit
                                        ? nlohmann::json(p.placement.gpu_memory_limit / 1073741824.0)
                                        : nlohmann::json(nullptr)},
+          {"loras", describe_loras(p.placement.loras)},
           {"backend", backend}};
 }
 

@@ -7,7 +7,8 @@
 // JSON: {"model": "tiny" | "/path/to/dit.safetensors", "variant": NAME (where tensors cannot
 //        tell), "ulysses": N, "ring": N, "cfg_parallel": bool, "dp": N, "fsdp": bool,
 //        "offload": bool, "gpu_memory_limit_gib": number (a cap on each rank's GPU memory, as
-//        --gpu-memory-limit)}
+//        --gpu-memory-limit), "loras": [{"path": FILE, "strength": S}], "lora_merge": bool,
+//        "lora_skip_unmatched": bool (server/lora_request.h)}
 // Without "ulysses" and "ring" the loader splits the sequence itself (Ulysses as far as the
 // heads allow, Ring for the rest), as the command line does.
 #pragma once
