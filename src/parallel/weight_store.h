@@ -34,6 +34,8 @@ class WeightStore {
   void bind(Backend& backend) { backend_ = &backend; }
   // The weight in compute form. Backends that keep weights get each one made once.
   virtual Tensor get(const std::string& name);
+  // Drops a weight get() kept (a LoRA now makes it elsewhere: no second copy stays).
+  void forget(const std::string& name) { kept_.erase(name); }
   // Block lifecycle: where gathering, prefetching and releasing happen.
   virtual void begin_block(int /*index*/) {}
   virtual void end_block(int /*index*/) {}

@@ -58,7 +58,7 @@ LoadedModel load_model(std::unique_ptr<WeightStore> weights, std::unique_ptr<Bac
     fail("this build has no NCCL: sequence parallel and FSDP on GPUs need it");
 #endif
   }
-  m.base = std::shared_ptr<const WeightStore>(std::move(m.weights));
+  m.base = std::shared_ptr<WeightStore>(std::move(m.weights));
   m.placement = placement;
   m.shard_group = shards;
   m.attention = std::make_unique<UspAttention>(*m.backend, *ulysses, *ring);
@@ -86,6 +86,8 @@ void apply_loras(LoadedModel& m, const LoraOptions& loras, std::vector<std::stri
   const LoraPlan plan = loras.empty() ? LoraPlan{} : plan_loras(loras, lora_stems(*m.spec, *m.base), *m.base, m.spec->family());
   m.denoiser.reset();
   m.weights.reset();
+  m.base->bind(*m.backend);
+  for (const auto& [name, patches] : plan.patches) m.base->forget(name);
   m.placement.loras = loras;
   const WeightPlacement& placement = m.placement;
   std::unique_ptr<WeightStore> source;

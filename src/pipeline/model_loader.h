@@ -40,7 +40,7 @@ struct LoadedModel {
   std::unique_ptr<Communicator> device_ulysses, device_ring, device_fsdp;
   // The weights as opened, never changed (LoRAs are applied above them), and where they
   // are placed: apply_loras builds the placement again from these.
-  std::shared_ptr<const WeightStore> base;
+  std::shared_ptr<WeightStore> base;
   WeightPlacement placement;
   Communicator* shard_group = nullptr;
   std::unique_ptr<WeightStore> weights;

@@ -91,7 +91,7 @@ LoadedModel load_with(const std::string& model, const LoraOptions& l) {
 
 TEST(LoraGolden, MergedWanWeightsFollowComfyFormulaForEveryKindAndKeyStyle) {
   DenoiserWeights d = as_denoiser(open_store(fixture("wan_tiny_t2v.safetensors"), PartKind::Denoiser), "wan");
-  std::shared_ptr<const WeightStore> base(std::move(d.weights));
+  std::shared_ptr<WeightStore> base(std::move(d.weights));
   const LoraPlan plan = plan_loras(loras({{fixture("lora_wan_mixed.safetensors"), 0.7},
                                           {fixture("lora_wan_second.safetensors"), -0.5}}),
                                    stems_of(*d.spec, *base), *base, d.spec->family());
@@ -105,7 +105,7 @@ TEST(LoraGolden, MergedWanWeightsFollowComfyFormulaForEveryKindAndKeyStyle) {
 
 TEST(LoraGolden, MergedFluxWeightsFollowComfyFormula) {
   DenoiserWeights d = as_denoiser(open_store(fixture("flux_tiny_dev.safetensors"), PartKind::Denoiser), "flux");
-  std::shared_ptr<const WeightStore> base(std::move(d.weights));
+  std::shared_ptr<WeightStore> base(std::move(d.weights));
   const LoraPlan plan = plan_loras(loras({{fixture("lora_flux_kohya.safetensors"), 1.0}}), stems_of(*d.spec, *base),
                                    *base, d.spec->family());
   MergedLoraWeights merged(base, plan, false);
@@ -115,7 +115,7 @@ TEST(LoraGolden, MergedFluxWeightsFollowComfyFormula) {
 TEST(LoraGolden, Fp8WeightsKeepTheirCodesAndMergeIntoBf16OnRequest) {
   DenoiserWeights d =
       as_denoiser(open_store(fixture("wan_tiny_t2v_scaled_fp8.safetensors"), PartKind::Denoiser), "fp8");
-  std::shared_ptr<const WeightStore> base(std::move(d.weights));
+  std::shared_ptr<WeightStore> base(std::move(d.weights));
   const LoraPlan plan = plan_loras(loras({{fixture("lora_wan_side.safetensors"), 0.8}}), stems_of(*d.spec, *base),
                                    *base, d.spec->family());
   MergedLoraWeights side(base, plan, false);

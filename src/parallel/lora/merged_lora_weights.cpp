@@ -12,7 +12,7 @@ bool is_fp8(DType t) { return t == DType::F8E4M3 || t == DType::F8E5M2; }
 
 }  // namespace
 
-MergedLoraWeights::MergedLoraWeights(std::shared_ptr<const WeightStore> base, const LoraPlan& plan, bool merge_fp8)
+MergedLoraWeights::MergedLoraWeights(std::shared_ptr<WeightStore> base, const LoraPlan& plan, bool merge_fp8)
     : base_(std::move(base)) {
   for (const auto& [weight, patches] : plan.patches) {
     bool low_rank_only = true;
@@ -61,6 +61,10 @@ WeightStore::Stored MergedLoraWeights::stored(const std::string& name) const {
   Tensor bytes = out == DType::F32 ? w : w.to_dtype(out);
   made_[name] = bytes;
   return {bytes, 1.0f};
+}
+
+Tensor MergedLoraWeights::get(const std::string& name) {
+  return merged_.count(name) ? WeightStore::get(name) : base_->get(name);
 }
 
 void MergedLoraWeights::release_stored(const std::string& name) const {

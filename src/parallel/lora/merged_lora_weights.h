@@ -24,7 +24,7 @@ namespace raylight {
 
 class MergedLoraWeights final : public WeightStore {
  public:
-  MergedLoraWeights(std::shared_ptr<const WeightStore> base, const LoraPlan& plan, bool merge_fp8);
+  MergedLoraWeights(std::shared_ptr<WeightStore> base, const LoraPlan& plan, bool merge_fp8);
   bool has(const std::string& name) const override { return base_->has(name); }
   Shape shape(const std::string& name) const override { return base_->shape(name); }
   DType stored_dtype(const std::string& name) const override;
@@ -32,6 +32,9 @@ class MergedLoraWeights final : public WeightStore {
   std::map<std::string, std::string> metadata() const override { return base_->metadata(); }
   Stored stored(const std::string& name) const override;
   void release_stored(const std::string& name) const override;
+  // Weights no LoRA merges into are the base's own (kept there once); merged ones are made
+  // and kept here, so dropping this store drops them.
+  Tensor get(const std::string& name) override;
 
   // fp8 weights patched by side products: weight -> its stacked factors.
   const std::map<std::string, SideFactors>& side() const { return side_; }
@@ -39,7 +42,7 @@ class MergedLoraWeights final : public WeightStore {
   size_t merged_count() const { return merged_.size(); }
 
  private:
-  std::shared_ptr<const WeightStore> base_;
+  std::shared_ptr<WeightStore> base_;
   std::map<std::string, std::vector<WeightPatch>> merged_;  // weight -> patches merged in
   std::map<std::string, SideFactors> side_;
   mutable std::mutex mutex_;
