@@ -199,7 +199,11 @@ int run_bench(const std::vector<std::string>& args) {
     }
     return 0;
   }
-  LoadedModel loaded = load_model(std::move(weights), std::move(owned), layout, {}, model);
+  // --lora files apply as side products (fp8 block matrices); random weights have no stored
+  // bytes to merge into.
+  WeightPlacement placement;
+  placement.loras = parse_placement(opt).loras;
+  LoadedModel loaded = load_model(std::move(weights), std::move(owned), layout, placement, model);
   if (lead) std::printf("layout: %d rank(s), %s\n", Runtime::world_size(), loaded.groups.layout.describe().c_str());
   if (const int64_t rank = opt.integer_in("lora-rank", 0, 0, 4096)) {
     const size_t n = add_random_side_lora(loaded, *chosen, rank);
