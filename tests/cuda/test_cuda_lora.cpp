@@ -9,6 +9,7 @@
 
 #include "cuda_test_util.h"
 #include "io/safetensors.h"
+#include "models/registry.h"
 #include "parallel/lora/lora_linear.h"
 #include "pipeline/model_loader.h"
 #include "../wan_cases.h"
