@@ -179,11 +179,13 @@ JobResult RankExecutor::loras(const Command& cmd, const JobHooks& hooks) {
   std::vector<std::string> notes;
   try {
     phase(400, [&] {
+      StoppableDenoiser* before = stoppable_;
       stoppable_ = nullptr;
       try {
         apply_loras(*model_, options, &notes);
       } catch (...) {
-        if (model_->denoiser) wrap_denoiser();  // refused before the model changed
+        // Refused before the model changed: the wrapped denoiser is still the one loaded.
+        if (model_->denoiser.get() == before) stoppable_ = before;
         throw;
       }
       wrap_denoiser();
