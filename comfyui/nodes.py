@@ -83,7 +83,7 @@ def model_folders():
     if folder_paths is None:
         return []
     dirs = []
-    for kind in ("diffusion_models", "text_encoders", "vae"):
+    for kind in ("diffusion_models", "text_encoders", "vae", "loras"):
         try:
             dirs += folder_paths.get_folder_paths(kind)
         except (KeyError, AttributeError):
@@ -105,7 +105,12 @@ def ensure_model(handle):
             and all(loaded["layout"].get(k) == want[k] for k in ("ulysses", "ring", "cfg_parallel", "dp")
                     if want[k] is not None)
             and all(loaded.get(k) == want.get(k) for k in ("fsdp", "offload", "gpu_memory_limit_gib"))):
-        client.load(handle["path"], **want)
+        loaded = client.load(handle["path"], **want)
+    # LoRAs change without loading the model again; the server re-reads the base weights.
+    want_loras = [{"path": l["path"], "strength": float(l["strength"])} for l in handle.get("loras", [])]
+    have_loras = [{"path": l["path"], "strength": float(l["strength"])} for l in (loaded or {}).get("loras", [])]
+    if want_loras != have_loras:
+        client.set_loras(want_loras)
     return client
 
 
@@ -382,13 +387,51 @@ class RaylightKSampler:
         return (result,)
 
 
+def lora_names():
+    folder_paths = _comfy("folder_paths")
+    return list(folder_paths.get_filename_list("loras")) if folder_paths is not None else []
+
+
+def lora_path(name):
+    folder_paths = _comfy("folder_paths")
+    path = folder_paths.get_full_path("loras", name) if folder_paths is not None else None
+    if not path:
+        raise FileNotFoundError("LoRA %r not found in ComfyUI's loras folders" % name)
+    return path
+
+
+class RaylightLoraLoader:
+    """Adds a LoRA (ComfyUI's loras folders: kohya, diffusers/PEFT, LyCORIS LoHa/LoKr, diff
+    files) to a Raylight model; chain several. The server applies the list to the loaded
+    model without loading it again (merged into bf16 weights, a side product on fp8 ones)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("RAYLIGHT_MODEL",), "lora_name": (lora_names(),),
+                             "strength_model": ("FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01})}}
+
+    RETURN_TYPES = ("RAYLIGHT_MODEL",)
+    FUNCTION = "load_lora"
+    CATEGORY = "Raylight"
+
+    def load_lora(self, model, lora_name, strength_model):
+        handle = dict(model)
+        handle["loras"] = list(model.get("loras", [])) + [{"path": lora_path(lora_name), "strength": strength_model}]
+        if strength_model == 0:
+            handle["loras"].pop()
+        ensure_model(handle)
+        return (handle,)
+
+
 NODE_CLASS_MAPPINGS = {
     "RaylightInitializer": RaylightInitializer,
     "RaylightDiffusionModelLoader": RaylightDiffusionModelLoader,
     "RaylightKSampler": RaylightKSampler,
+    "RaylightLoraLoader": RaylightLoraLoader,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "RaylightInitializer": "Raylight Initializer",
     "RaylightDiffusionModelLoader": "Raylight Load Diffusion Model",
     "RaylightKSampler": "Raylight KSampler",
+    "RaylightLoraLoader": "Raylight Load LoRA",
 }

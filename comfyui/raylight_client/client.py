@@ -142,6 +142,16 @@ class RaylightClient:
                 req[k] = int(v)
         return self._json("POST", "/v1/models/load?wait=1", req, timeout=timeout)
 
+    def set_loras(self, loras, merge=False, skip_unmatched=False, timeout=3600.0):
+        """Replaces the loaded model's LoRAs (a list of {"path", "strength"}; [] removes them)
+        without loading the model again; returns the model's description."""
+        req = {"loras": [{"path": l["path"], "strength": float(l.get("strength", 1.0))} for l in loras]}
+        if loras and merge:
+            req["lora_merge"] = True
+        if loras and skip_unmatched:
+            req["lora_skip_unmatched"] = True
+        return self._json("POST", "/v1/models/loras?wait=1", req, timeout=timeout)
+
     def unload(self, timeout=600.0):
         return self._json("POST", "/v1/models/unload?wait=1", {}, timeout=timeout)
 

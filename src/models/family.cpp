@@ -20,4 +20,16 @@ void TextEncoder::set_padding(int64_t tokens) {
 
 std::string negative_name(const std::string& input) { return input == "context" ? "negative" : "negative_" + input; }
 
+std::vector<std::string> DenoiserSpec::lora_stems(const std::string& weight) const {
+  const std::string suffix = ".weight";
+  const bool is_weight = weight.size() > suffix.size() &&
+                         weight.compare(weight.size() - suffix.size(), suffix.size(), suffix) == 0;
+  if (!is_weight) return {weight, "diffusion_model." + weight};
+  const std::string stem = weight.substr(0, weight.size() - suffix.size());
+  std::string flat = stem;
+  for (char& ch : flat)
+    if (ch == '.') ch = '_';
+  return {stem, "diffusion_model." + stem, "model.diffusion_model." + stem, "lora_unet_" + flat};
+}
+
 }  // namespace raylight

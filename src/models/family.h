@@ -213,6 +213,10 @@ class DenoiserSpec {
   // Which transformer block a weight belongs to (-1: outside the blocks): where FSDP
   // gathers and offload streams, one block at a time.
   virtual int block_of(const std::string& weight) const = 0;
+  // The key stems a LoRA file may name `weight` by (parallel/lora/): ComfyUI's generic
+  // forms ("<stem>", "diffusion_model.<stem>", "lora_unet_<stem with _>"; the whole name for
+  // tensors not ending in ".weight"); families add their trainers' names (diffusers, ...).
+  virtual std::vector<std::string> lora_stems(const std::string& weight) const;
   // The embedded model's stand-in conditioning for prompt slot 0 (positive) or 1
   // (negative); empty for checkpoints, which need real embeddings.
   virtual Conditioning builtin_conditioning(int /*slot*/) const { return {}; }

@@ -34,6 +34,8 @@ class WeightStore {
   void bind(Backend& backend) { backend_ = &backend; }
   // The weight in compute form. Backends that keep weights get each one made once.
   virtual Tensor get(const std::string& name);
+  // Drops a weight get() kept (a LoRA now makes it elsewhere: no second copy stays).
+  void forget(const std::string& name) { kept_.erase(name); }
   // Block lifecycle: where gathering, prefetching and releasing happen.
   virtual void begin_block(int /*index*/) {}
   virtual void end_block(int /*index*/) {}
@@ -41,6 +43,13 @@ class WeightStore {
   // copies); stores that only view a memory map hold none.
   virtual size_t held_bytes() const { return 0; }
   virtual size_t peak_held_bytes() const { return 0; }
+  // A LoRA side term of a weight: y += (x down^T) up^T, factors in compute form (strength
+  // and scale folded into up); undefined when the weight has none (parallel/lora/).
+  struct LowRank {
+    Tensor down, up;
+    bool defined() const { return down.raw() != nullptr; }
+  };
+  virtual LowRank low_rank(const std::string& /*weight*/) { return {}; }
   // Print held bytes after every block (the CLI's --verbose).
   void set_verbose(bool on) { verbose_ = on; }
 

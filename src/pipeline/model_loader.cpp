@@ -1,11 +1,16 @@
 #include "pipeline/model_loader.h"
 
+#include <cstdio>
+
 #include "core/error.h"
 #include "models/registry.h"
+#include "parallel/lora/merged_lora_weights.h"
+#include "parallel/lora/side_lora_weights.h"
 #include "parallel/offload_weights.h"
 #ifdef RAYLIGHT_HAVE_NCCL
 #include "dist/nccl/nccl_communicator.h"
 #endif
+#include "parallel/shared_weights.h"
 #include "parallel/sharded_weights.h"
 #include "parallel/usp_attention.h"
 
@@ -64,17 +69,66 @@ LoadedModel load_model(std::unique_ptr<WeightStore> weights, std::unique_ptr<Bac
     fail("this build has no NCCL: sequence parallel and FSDP on GPUs need it");
 #endif
   }
+  m.base = std::shared_ptr<WeightStore>(std::move(m.weights));
+  m.placement = placement;
+  m.shard_group = shards;
+  m.attention = std::make_unique<UspAttention>(*m.backend, *ulysses, *ring);
+  std::vector<std::string> notes;
+  apply_loras(m, placement.loras, &notes);
+  if (Runtime::world_rank() == 0)
+    for (const auto& n : notes) std::fprintf(stderr, "raylight: %s\n", n.c_str());
+  return m;
+}
+
+namespace {
+
+// Every LoRA key stem the family accepts -> the weight it names.
+std::map<std::string, std::string> lora_stems(const DenoiserSpec& spec, const WeightStore& weights) {
+  std::map<std::string, std::string> stems;
+  for (const auto& name : weights.names())
+    for (const auto& stem : spec.lora_stems(name)) stems.emplace(stem, name);
+  return stems;
+}
+
+}  // namespace
+
+void apply_loras(LoadedModel& m, const LoraOptions& loras, std::vector<std::string>* notes) {
+  if (m.low_noise && !loras.empty())
+    fail("LoRAs on two-expert models are not supported yet (each expert needs its own)");
+  // Plan first: a bad LoRA file leaves the loaded model as it was.
+  const LoraPlan plan = loras.empty() ? LoraPlan{} : plan_loras(loras, lora_stems(*m.spec, *m.base), *m.base, m.spec->family());
+  m.denoiser.reset();
+  m.weights.reset();
+  m.base->bind(*m.backend);
+  for (const auto& [name, patches] : plan.patches) m.base->forget(name);
+  m.placement.loras = loras;
+  const WeightPlacement& placement = m.placement;
+  std::unique_ptr<WeightStore> source;
+  std::map<std::string, SideFactors> side;
+  if (plan.patches.empty()) {
+    source = std::make_unique<SharedWeights>(m.base);
+  } else {
+    auto merged = std::make_unique<MergedLoraWeights>(m.base, plan, loras.merge_fp8);
+    side = merged->side();
+    if (notes) {
+      notes->push_back(std::to_string(loras.files.size()) + " LoRA file(s): " + std::to_string(merged->merged_count()) +
+                       " weights merged, " + std::to_string(side.size()) + " fp8 weights with a low-rank side product");
+      for (const auto& s : plan.skipped) notes->push_back("skipped (matches no weight): " + s);
+    }
+    source = std::move(merged);
+  }
   // Each rank reads only its shards; the full source (a memory map) is dropped after.
   const DenoiserSpec& spec = *m.spec;
   const BlockOf block_of = [&spec](const std::string& name) { return spec.block_of(name); };
-  if (placement.fsdp) m.weights = std::make_unique<ShardedWeights>(*m.weights, block_of, *shards, *m.backend, placement.offload);
-  else if (placement.offload) m.weights = std::make_unique<OffloadWeights>(std::move(m.weights), block_of, *m.backend);
-  m.placement = placement;
+  if (placement.fsdp) m.weights = std::make_unique<ShardedWeights>(*source, block_of, *m.shard_group, *m.backend, placement.offload);
+  else if (placement.offload) m.weights = std::make_unique<OffloadWeights>(std::move(source), block_of, *m.backend);
+  else m.weights = std::move(source);
   m.weights->bind(*m.backend);
-  m.attention = std::make_unique<UspAttention>(*m.backend, *ulysses, *ring);
+  if (!side.empty())
+    m.weights = std::make_unique<LoraSideWeights>(std::move(m.weights), std::move(side), block_of, *m.backend,
+                                                  placement.fsdp || placement.offload);
   m.denoiser = m.spec->make(*m.weights, *m.backend, *m.attention);
   place_resident(m.weights, placement, *m.backend);
-  return m;
 }
 
 void add_low_noise_expert(LoadedModel& m, const std::string& source, const std::string& variant) {
@@ -90,6 +144,9 @@ void add_low_noise_expert(LoadedModel& m, std::unique_ptr<WeightStore> weights,
   if (!high->high_noise)
     fail(m.source, " is the low-noise expert (", m.spec->variant(), "); give the high-noise one as --model and ",
          "this one as --model-low");
+  if (!m.placement.loras.empty())
+    fail("LoRAs on two-expert models are not supported yet (each expert needs its own); load ", m.source,
+         " without --lora");
   const auto low = spec->expert();
   if (!low || low->high_noise || low->pair != high->pair)
     fail(source, " (", spec->variant(), ") is not the low-noise expert of ", high->pair, " that ", m.source,
@@ -101,9 +158,8 @@ void add_low_noise_expert(LoadedModel& m, std::unique_ptr<WeightStore> weights,
   e->spec = spec;
   e->weights = std::move(weights);
   const BlockOf block_of = [s = spec.get()](const std::string& name) { return s->block_of(name); };
-  Communicator* shards = m.device_fsdp ? m.device_fsdp.get() : m.groups.world.get();
   if (m.placement.fsdp)
-    e->weights = std::make_unique<ShardedWeights>(*e->weights, block_of, *shards, *m.backend, m.placement.offload);
+    e->weights = std::make_unique<ShardedWeights>(*e->weights, block_of, *m.shard_group, *m.backend, m.placement.offload);
   else if (m.placement.offload)
     e->weights = std::make_unique<OffloadWeights>(std::move(e->weights), block_of, *m.backend);
   e->weights->bind(*m.backend);

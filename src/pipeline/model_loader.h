@@ -10,6 +10,7 @@
 #include "backend/backend_select.h"
 #include "dist/runtime.h"
 #include "models/family.h"
+#include "parallel/lora/lora_plan.h"
 #include "parallel/sequence_attention.h"
 #include "parallel/weight_store.h"
 
@@ -24,6 +25,8 @@ struct WeightPlacement {
   // Device memory cap in bytes (0: none), set before any weight is placed, so weights and
   // activations together stay under it (--gpu-memory-limit).
   size_t gpu_memory_limit = 0;
+  // LoRAs applied over the weights wherever they live (--lora; parallel/lora/).
+  LoraOptions loras;
 };
 
 // The low-noise expert of a two-expert model (Wan 2.2 A14B): its own weights (placed as the
@@ -45,10 +48,14 @@ struct LoadedModel {
   std::unique_ptr<Backend> backend;
   // Device communicators for the sequence-parallel and FSDP groups (GPU backends only).
   std::unique_ptr<Communicator> device_ulysses, device_ring, device_fsdp;
+  // The weights as opened, never changed (LoRAs are applied above them), and where they
+  // are placed: apply_loras builds the placement again from these.
+  std::shared_ptr<WeightStore> base;
+  WeightPlacement placement;
+  Communicator* shard_group = nullptr;
   std::unique_ptr<WeightStore> weights;
   std::unique_ptr<SequenceAttention> attention;
   std::unique_ptr<Denoiser> denoiser;
-  WeightPlacement placement;
   // Set for a two-expert model: `denoiser` is then the high-noise expert.
   std::unique_ptr<LowNoiseExpert> low_noise;
 };
@@ -74,5 +81,10 @@ void add_low_noise_expert(LoadedModel& model, std::unique_ptr<WeightStore> weigh
                           std::shared_ptr<const DenoiserSpec> low_spec, const std::string& source);
 // Where a loaded model needs its partner expert: the message naming what is missing, or "".
 std::string missing_expert(const LoadedModel& model);
+// Replaces the model's LoRAs (none: the base model) on every rank together: the placement
+// and the denoiser are made again from the base weights (re-read, never un-merged), so a
+// model whose LoRAs were removed computes bit for bit what it did before any was applied.
+// Lines describing what was applied go to `notes` when given.
+void apply_loras(LoadedModel& model, const LoraOptions& loras, std::vector<std::string>* notes = nullptr);
 
 }  // namespace raylight

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "server/client_files.h"
+#include "server/lora_request.h"
 #include "server/generate_job.h"
 #include "server/job_estimate.h"
 #include "server/load_request.h"
@@ -30,7 +31,7 @@ bool truthy(const std::optional<std::string>& v) {
 
 const char* const kEndpoints[] = {
     "GET /v1/health", "GET /v1/memory", "GET /v1/models", "POST /v1/models/load",
-    "POST /v1/models/unload", "POST /v1/sample", "POST /v1/generate", "GET /v1/jobs",
+    "POST /v1/models/unload", "POST /v1/models/loras", "POST /v1/sample", "POST /v1/generate", "GET /v1/jobs",
     "GET /v1/jobs/{id}", "GET /v1/jobs/{id}/events", "GET /v1/jobs/{id}/result",
     "POST /v1/jobs/{id}/cancel", "DELETE /v1/jobs/{id}", "POST /v1/shutdown"};
 
@@ -67,6 +68,7 @@ HttpResponse Api::handle(HttpRequest& req) {
   }
   if (is({"v1", "models", "load"})) return load(req);
   if (is({"v1", "models", "unload"})) return unload(req);
+  if (is({"v1", "models", "loras"})) return loras(req);
   if (is({"v1", "sample"})) return sample(req);
   if (is({"v1", "generate"})) return generate(req);
   if (is({"v1", "jobs"})) return json_response(200, {{"jobs", board_.list()}});
@@ -128,13 +130,33 @@ HttpResponse Api::load(HttpRequest& req) {
   if (auto bad = read_json(req, config_.limits, &j)) return *bad;
   try {
     if (j.is_object()) check_paths(j, {"model"}, config_.models_dirs);
-    plan_load(j, state_.world_size());
+    for (const auto& path : lora_paths(plan_load(j, state_.world_size()).placement.loras))
+      check_client_path("loras", path, config_.models_dirs);
     if (config_.cpu_ranks && j.contains("gpu_memory_limit_gib") && !j["gpu_memory_limit_gib"].is_null())
       fail("\"gpu_memory_limit_gib\" caps GPU memory; this server's ranks run on the CPU backend, which has none");
   } catch (const Error& e) {
     return error_response(400, e.what());
   }
   return submit(JobKind::Load, std::move(j), {}, req);
+}
+
+HttpResponse Api::loras(HttpRequest& req) {
+  nlohmann::json j;
+  if (auto bad = read_json(req, config_.limits, &j)) return *bad;
+  try {
+    for (const auto& [k, v] : j.items()) {
+      (void)v;
+      if (k != "loras" && k != "lora_merge" && k != "lora_skip_unmatched")
+        fail("unknown field \"", k, "\" (known: loras, lora_merge, lora_skip_unmatched)");
+    }
+    if (!j.contains("loras")) fail("\"loras\" is required: the list of LoRAs to apply ([] removes them all)");
+    for (const auto& path : lora_paths(parse_lora_fields(j))) check_client_path("loras", path, config_.models_dirs);
+  } catch (const Error& e) {
+    return error_response(400, e.what());
+  }
+  if (!state_.model() && !board_.model_change_queued())
+    return error_response(409, "no model is loaded; load one first (POST /v1/models/load)");
+  return submit(JobKind::Loras, std::move(j), {}, req);
 }
 
 HttpResponse Api::unload(HttpRequest& req) {

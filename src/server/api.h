@@ -43,6 +43,7 @@ class Api {
   bool unresponsive() const;
   HttpResponse load(HttpRequest& req);
   HttpResponse unload(HttpRequest& req);
+  HttpResponse loras(HttpRequest& req);
   HttpResponse sample(HttpRequest& req);
   HttpResponse generate(HttpRequest& req);
   HttpResponse job(const std::string& method, const std::string& id, const std::string& what,

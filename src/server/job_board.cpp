@@ -33,6 +33,7 @@ const char* job_kind_name(JobKind k) {
     case JobKind::Unload: return "unload";
     case JobKind::Sample: return "sample";
     case JobKind::Generate: return "generate";
+    case JobKind::Loras: return "loras";
   }
   return "?";
 }

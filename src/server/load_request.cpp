@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "models/registry.h"
 #include "server/client_files.h"
+#include "server/lora_request.h"
 
 namespace raylight::server {
 namespace {
@@ -52,12 +53,13 @@ nlohmann::json latent_format_json(const LatentFormat& f) {
 LoadPlan plan_load(const nlohmann::json& j, int world) {
   if (!j.is_object()) fail("a load request is a JSON object like {\"model\": \"tiny\"}");
   static const char* known[] = {"model", "variant", "ulysses", "ring", "cfg_parallel", "dp", "fsdp", "offload",
-                                "gpu_memory_limit_gib", "model_low", "variant_low"};
+                                "gpu_memory_limit_gib", "loras", "lora_merge", "lora_skip_unmatched", "model_low",
+                                "variant_low"};
   for (const auto& [k, v] : j.items()) {
     (void)v;
     if (std::find(std::begin(known), std::end(known), k) == std::end(known))
       fail("unknown field \"", k, "\" in the load request (known: model, variant, ulysses, ring, cfg_parallel, dp, "
-           "fsdp, offload, gpu_memory_limit_gib, model_low, variant_low)");
+           "fsdp, offload, gpu_memory_limit_gib, loras, lora_merge, lora_skip_unmatched, model_low, variant_low)");
   }
   auto m = j.find("model");
   if (m == j.end() || !m->is_string() || m->get<std::string>().empty())
@@ -81,6 +83,7 @@ LoadPlan plan_load(const nlohmann::json& j, int world) {
   p.placement.fsdp = flag(j, "fsdp");
   p.placement.offload = flag(j, "offload");
   p.placement.gpu_memory_limit = memory_limit(j, "gpu_memory_limit_gib");
+  p.placement.loras = parse_lora_fields(j);
   p.spec = denoiser_spec(*open_client_store("model", p.model, PartKind::Denoiser), p.model, p.variant);
   for (const char* key : {"model_low", "variant_low"})
     if (auto v = j.find(key); v != j.end() && !v->is_null()) {
@@ -136,6 +139,7 @@ nlohmann::json describe_model(const LoadPlan& p, const std::string& backend) {
           {"gpu_memory_limit_gib", p.placement.gpu_memory_limit
                                        ? nlohmann::json(p.placement.gpu_memory_limit / 1073741824.0)
                                        : nlohmann::json(nullptr)},
+          {"loras", describe_loras(p.placement.loras)},
           {"backend", backend}};
 }
 

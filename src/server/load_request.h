@@ -7,8 +7,10 @@
 // JSON: {"model": "tiny" | "/path/to/dit.safetensors", "variant": NAME (where tensors cannot
 //        tell), "ulysses": N, "ring": N, "cfg_parallel": bool, "dp": N, "fsdp": bool,
 //        "offload": bool, "gpu_memory_limit_gib": number (a cap on each rank's GPU memory, as
-//        --gpu-memory-limit), "model_low": the low-noise expert of a two-expert model (Wan 2.2
-//        A14B; the high-noise one is "model"), "variant_low"}
+//        --gpu-memory-limit), "loras": [{"path": FILE, "strength": S}], "lora_merge": bool,
+//        "lora_skip_unmatched": bool (server/lora_request.h),
+//        "model_low": the low-noise expert of a two-expert model (Wan 2.2 A14B; the high-noise
+//        one is "model"), "variant_low"}
 // A high-noise expert may load alone (ComfyUI splits the steps between two samplers, one
 // model each); with "model_low" the server samples the pair, switching at its boundary.
 // Without "ulysses" and "ring" the loader splits the sequence itself (Ulysses as far as the

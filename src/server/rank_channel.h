@@ -24,7 +24,8 @@
 
 namespace raylight::server {
 
-enum class CommandKind : uint32_t { Heartbeat = 1, Exit = 2, Load = 3, Unload = 4, Sample = 5, Generate = 6 };
+enum class CommandKind : uint32_t { Heartbeat = 1, Exit = 2, Load = 3, Unload = 4, Sample = 5, Generate = 6,
+                                  Loras = 7 };
 
 struct Command {
   CommandKind kind = CommandKind::Heartbeat;

@@ -10,6 +10,7 @@
 #include "models/registry.h"
 #include "pipeline/sample_job.h"
 #include "server/client_files.h"
+#include "server/lora_request.h"
 
 namespace raylight::server {
 namespace {
@@ -106,6 +107,7 @@ JobOutcome RankExecutor::run(const Command& cmd, const JobHooks& hooks) {
         break;
       case CommandKind::Sample: out.result = sample(cmd, hooks); break;
       case CommandKind::Generate: out.result = generate(cmd, hooks); break;
+      case CommandKind::Loras: out.result = loras(cmd, hooks); break;
       default: throw JobFailure{501, "this server cannot run that kind of job"};
     }
     if (out.result.body.empty() && !out.result.info.empty()) {
@@ -144,7 +146,6 @@ JobResult RankExecutor::load(const Command& cmd, const JobHooks& hooks) {
   phase(500, [&] {
     auto m = std::make_unique<LoadedModel>(
         load_model(std::move(weights), std::move(backend), plan.layout, plan.placement, plan.model, plan.variant));
-    m->weights->set_verbose(verbose_);
     if (!plan.model_low.empty()) {
       DenoiserWeights low = as_denoiser(open_client_store("model_low", plan.model_low, PartKind::Denoiser),
                                         plan.model_low, plan.variant_low);
@@ -154,11 +155,10 @@ JobResult RankExecutor::load(const Command& cmd, const JobHooks& hooks) {
       stoppable_low_ = stoppable_low.get();
       m->low_noise->denoiser = std::move(stoppable_low);
     }
-    auto stoppable = std::make_unique<StoppableDenoiser>(std::move(m->denoiser));
-    stoppable_ = stoppable.get();
-    m->denoiser = std::move(stoppable);
     model_ = std::move(m);
+    wrap_denoiser();
   });
+  plan_ = plan;
   // The ranks that go block by block together: a sequence-parallel group, or with FSDP
   // (weights gathered by every rank per block) all of them.
   const ParallelLayout& layout = model_->groups.layout;
@@ -167,6 +167,48 @@ JobResult RankExecutor::load(const Command& cmd, const JobHooks& hooks) {
   JobResult r;
   r.info = describe_model(plan, model_->backend->name());
   if (hooks.model_changed) hooks.model_changed(&plan, r.info);
+  return r;
+}
+
+void RankExecutor::wrap_denoiser() {
+  model_->weights->set_verbose(verbose_);
+  auto stoppable = std::make_unique<StoppableDenoiser>(std::move(model_->denoiser));
+  stoppable_ = stoppable.get();
+  model_->denoiser = std::move(stoppable);
+}
+
+JobResult RankExecutor::loras(const Command& cmd, const JobHooks& hooks) {
+  if (!model_) throw JobFailure{409, "no model is loaded; load one first (POST /v1/models/load)"};
+  LoraOptions options;
+  phase(400, [&] {
+    options = parse_lora_fields(nlohmann::json::parse(cmd.json));
+    for (const auto& path : lora_paths(options)) check_client_path("loras", path, {});
+  });
+  // A file that does not fit is refused before anything changes (apply_loras plans first);
+  // every rank reads the files itself, as each reads its own weights.
+  std::vector<std::string> notes;
+  try {
+    phase(400, [&] {
+      StoppableDenoiser* before = stoppable_;
+      stoppable_ = nullptr;
+      try {
+        apply_loras(*model_, options, &notes);
+      } catch (...) {
+        // Refused before the model changed: the wrapped denoiser is still the one loaded.
+        if (model_->denoiser.get() == before) stoppable_ = before;
+        throw;
+      }
+      wrap_denoiser();
+    });
+  } catch (const JobFailure&) {
+    if (!model_->denoiser || !stoppable_) unload(hooks);  // failed half-way: nothing half-made stays loaded
+    throw;
+  }
+  plan_.placement.loras = options;
+  JobResult r;
+  r.info = describe_model(plan_, model_->backend->name());
+  r.info["lora_notes"] = notes;
+  if (hooks.model_changed) hooks.model_changed(&plan_, r.info);
   return r;
 }
 

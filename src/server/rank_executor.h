@@ -59,6 +59,10 @@ class RankExecutor {
 
  private:
   JobResult load(const Command& cmd, const JobHooks& hooks);
+  // Replaces the loaded model's LoRAs from the same base weights (model_loader's apply_loras).
+  JobResult loras(const Command& cmd, const JobHooks& hooks);
+  // Wraps model_'s denoiser so a job can stop it between blocks.
+  void wrap_denoiser();
   JobResult sample(const Command& cmd, const JobHooks& hooks);
   JobResult generate(const Command& cmd, const JobHooks& hooks);
   // Samples a checked request with the agreed step hooks; the latent on every rank.
@@ -72,6 +76,7 @@ class RankExecutor {
   BackendChoice backend_;
   bool verbose_;
   std::unique_ptr<LoadedModel> model_;
+  LoadPlan plan_;                                 // what model_ was loaded from
   StoppableDenoiser* stoppable_ = nullptr;        // model_'s denoiser (block_cancel.h)
   StoppableDenoiser* stoppable_low_ = nullptr;    // its low-noise expert's, for a pair
   std::unique_ptr<Communicator> forward_group_;  // the ranks that run a forward with this one

@@ -63,7 +63,8 @@ std::optional<Endpoint> find_endpoint(const std::vector<std::string>& p) {
     if (p[1] == "generate") return Endpoint{"POST", BodyKind::Json};
     if (p[1] == "shutdown") return post;
   }
-  if (n == 3 && p[1] == "models" && (p[2] == "load" || p[2] == "unload")) return Endpoint{"POST", BodyKind::Json};
+  if (n == 3 && p[1] == "models" && (p[2] == "load" || p[2] == "unload" || p[2] == "loras"))
+    return Endpoint{"POST", BodyKind::Json};
   if (n >= 3 && n <= 4 && p[1] == "jobs") {  // the job's id is looked up later (404 "no job")
     if (n == 3) return Endpoint{"GET, HEAD, DELETE", BodyKind::None};
     if (p[3] == "cancel") return post;

@@ -34,6 +34,7 @@ CommandKind command_of(JobKind k) {
     case JobKind::Unload: return CommandKind::Unload;
     case JobKind::Sample: return CommandKind::Sample;
     case JobKind::Generate: return CommandKind::Generate;
+    case JobKind::Loras: return CommandKind::Loras;
   }
   return CommandKind::Heartbeat;
 }

@@ -257,6 +257,75 @@ def bad_tensors():
 
 
 # ---------------------------------------------------------------------------------------
+# LoRA files (issue 20), applied to ck_good (Wan, dim 64) with `sample --lora`
+
+def lora_file(tensors, alpha=None):
+    """A LoRA from [(key, shape, values or None)] (F32); `alpha` adds '<stem>.alpha' entries."""
+    out = [(k, "F32", s, tensor_bytes("F32", s, v)) for k, s, v in tensors]
+    return safetensors(out + (alpha or []))
+
+
+def bad_loras():
+    """(name, bytes, expect, says, why) tried as `sample --model ck_good --lora FILE`."""
+    q = "diffusion_model.blocks.0.self_attn.q"
+    small = lambda n: [0.01] * n
+    good = [(q + ".lora_down.weight", [2, 64], small(128)), (q + ".lora_up.weight", [64, 2], small(128))]
+    nan = [float("nan")] + small(127)
+    good_bytes = lora_file(good)
+    return [
+        ("good", good_bytes, "ok", None, "the cases below fail for what is wrong in them"),
+        ("shape_mismatch", lora_file([(q + ".lora_down.weight", [2, 32], small(64)),
+                                      (q + ".lora_up.weight", [64, 2], small(128))]), "error", "[64, 64]",
+         "issue 20: a LoRA for another size"),
+        ("rank_mismatch", lora_file([(q + ".lora_down.weight", [3, 64], small(192)),
+                                     (q + ".lora_up.weight", [64, 2], small(128))]), "error", "rank", ""),
+        ("nan", lora_file([(q + ".lora_down.weight", [2, 64], nan), (q + ".lora_up.weight", [64, 2], small(128))]),
+         "error", "lora_down", "non-finite values are refused"),
+        ("half_pair", lora_file([(q + ".lora_up.weight", [64, 2], small(128))]), "error", "no down", ""),
+        ("other_family", lora_file([("lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight", [2, 64], small(128)),
+                                    ("lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight", [192, 2], small(384))]),
+         "error", "another model family", "issue 20: a Flux LoRA on Wan"),
+        ("unmatched_key", lora_file(good + [("diffusion_model.blocks.0.self_attn.qq.lora_up.weight", [64, 2], small(128)),
+                                            ("diffusion_model.blocks.0.self_attn.qq.lora_down.weight", [2, 64], small(128))]),
+         "error", "self_attn.qq", "issue 20: unmatched keys are named, never ignored"),
+        ("conv_mid", lora_file(good + [(q + ".lora_mid.weight", [2, 2], small(4))]), "error", "lora_mid", ""),
+        ("alpha_vector", lora_file(good, [(q + ".alpha", "F32", [3], tensor_bytes("F32", [3]))]), "error", "alpha", ""),
+        ("matrix_3d", lora_file([(q + ".lora_down.weight", [2, 64, 1], small(128)),
+                                 (q + ".lora_up.weight", [64, 2], small(128))]), "error", "matrices", ""),
+        ("integer", safetensors([(q + ".lora_down.weight", "I32", [2, 64], tensor_bytes("I32", [2, 64])),
+                                 (q + ".lora_up.weight", "F32", [64, 2], tensor_bytes("F32", [64, 2]))]),
+         "error", "lora_down", ""),
+        ("no_lora_keys", lora_file([("something.else", [3], None)]), "error", "no LoRA tensors", ""),
+        ("truncated", good_bytes[:-200], "error", None, "a file cut short"),
+    ]
+
+
+def lora_cases(inputs):
+    ck = os.path.join(inputs, "ck_good.safetensors")
+    ctx32 = os.path.join(inputs, "ctx32.safetensors")
+    run = lambda *a: ["sample", "--model", ck, "--context", ctx32, "--cfg", "1"] + FAST + list(a) + ["--out", "o.safetensors"]
+    cases = [Case("lora/" + name, run("--lora", os.path.join(inputs, "lora_" + name + ".safetensors")), expect=expect,
+                  says=says, why=why) for name, _, expect, says, why in bad_loras()]
+    # Every malformed safetensors file is refused as a LoRA too.
+    for name, _, why in malformed_files():
+        cases.append(Case("lora-file/" + name, run("--lora", os.path.join(inputs, "bad_" + name + ".safetensors")), why=why))
+    good = os.path.join(inputs, "lora_good.safetensors")
+    cases += [
+        Case("lora-opt/strength-nan", run("--lora", good + ":nan"), says="strength"),
+        Case("lora-opt/strength-huge", run("--lora", good + ":1e9"), says="strength"),
+        Case("lora-opt/empty", run("--lora", ""), says="--lora"),
+        Case("lora-opt/only-strength", run("--lora", ":0.5"), says="--lora"),
+        Case("lora-opt/merge-alone", run("--lora-merge"), says="--lora"),
+        Case("lora-opt/missing", run("--lora", "nowhere.safetensors"), says="nowhere.safetensors"),
+        Case("lora-opt/fifo", run("--lora", "sentinel_fifo"), says="sentinel_fifo"),
+        Case("lora-opt/strength-ok", run("--lora", good + ":0.5", "--lora", good + ":-0.25"), expect="ok"),
+        Case("lora-opt/skip-unmatched", run("--lora", os.path.join(inputs, "lora_unmatched_key.safetensors"),
+                                            "--lora-skip-unmatched"), expect="ok"),
+    ]
+    return cases
+
+
+# ---------------------------------------------------------------------------------------
 # The cases
 
 def input_cases(inputs):
@@ -557,4 +626,7 @@ def build(inputs):
             put(os.path.join("cliptok_" + name, "vocab.json"), vocab)
         if merges is not None:
             put(os.path.join("cliptok_" + name, "merges.txt"), merges)
-    return input_cases(inputs) + option_cases() + output_cases() + picture_cases() + clip_cases(inputs)
+    for name, data, *_ in bad_loras():
+        put("lora_" + name + ".safetensors", data)
+    return (input_cases(inputs) + option_cases() + output_cases() + picture_cases() + clip_cases(inputs) +
+            lora_cases(inputs))

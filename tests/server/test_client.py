@@ -4,6 +4,7 @@ noise, progress callbacks, cancellation, two clients at once, errors, generate, 
 launcher starting and stopping servers without leaving processes behind."""
 
 import glob
+import json
 import http.server
 import os
 import random
@@ -140,6 +141,43 @@ class ClientTest(unittest.TestCase):
         kind, data = self.client.generate(dict(SMALL, prompt="a lighthouse at dusk"))
         self.assertEqual(kind, "video/mp4")
         self.assertEqual(data[4:8], b"ftyp")
+
+    def test_loras_change_without_reloading_and_removing_restores_the_bytes(self):
+        rng = random.Random(20)
+        q = "diffusion_model.blocks.0.self_attn.q"
+        lora = {q + ".lora_down.weight": RawTensor.from_floats((2, 128), [rng.gauss(0, 0.3) for _ in range(256)]),
+                q + ".lora_up.weight": RawTensor.from_floats((128, 2), [rng.gauss(0, 0.3) for _ in range(256)])}
+        path = os.path.join(tmp, "tiny_lora.safetensors")
+        with open(path, "wb") as f:
+            f.write(encode(lora))
+        base = self.client.sample({}, dict(SMALL, seed=9))
+        try:
+            info = self.client.set_loras([{"path": path, "strength": 1.5}])
+            self.assertEqual(info["loras"], [{"path": path, "strength": 1.5}])
+            self.assertEqual(self.client.model()["loras"], info["loras"])
+            self.assertEqual(self.client.memory()["ranks"][0]["pid"], server.process.pid)
+            self.assertNotEqual(latent_bytes(self.client.sample({}, dict(SMALL, seed=9))), latent_bytes(base))
+            # A file that does not fit is refused by name and changes nothing.
+            extra = dict(lora)
+            extra["diffusion_model.blocks.0.self_attn.qq.lora_up.weight"] = lora[q + ".lora_up.weight"]
+            extra["diffusion_model.blocks.0.self_attn.qq.lora_down.weight"] = lora[q + ".lora_down.weight"]
+            bad = os.path.join(tmp, "tiny_lora_extra.safetensors")
+            with open(bad, "wb") as f:
+                f.write(encode(extra))
+            with self.assertRaises(RaylightError) as e:
+                self.client.set_loras([{"path": bad}])
+            self.assertEqual(e.exception.status, 400)
+            self.assertIn("self_attn.qq", str(e.exception))
+            self.assertEqual(self.client.model()["loras"], info["loras"])
+            for body in ({"loras": "x"}, {"loras": [{"path": path, "strength": "1"}]}, {"loras": [{"file": path}]},
+                         {"lora": []}, {"loras": [], "lora_merge": True}):
+                status, _, data = self.client.request("POST", "/v1/models/loras", json.dumps(body).encode(),
+                                                   "application/json")
+                self.assertEqual(status, 400, (body, data))
+        finally:
+            self.client.set_loras([])
+        self.assertEqual(self.client.model()["loras"], [])
+        self.assertEqual(latent_bytes(self.client.sample({}, dict(SMALL, seed=9))), latent_bytes(base))
 
     def test_load_and_unload(self):
         info = self.client.load("tiny", fsdp=True)

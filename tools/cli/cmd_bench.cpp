@@ -19,6 +19,7 @@
 #include "models/registry.h"
 #ifdef RAYLIGHT_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
+#include "parallel/lora/side_lora_weights.h"
 #include "pipeline/model_loader.h"
 #include "sampling/noise.h"
 #endif
@@ -40,6 +41,7 @@ static constexpr const char* kHelp =
     "  --frames F --height H --width W   size (the model's default, e.g. 81, 480, 832)\n"
     "  --runs N --warmup N        timed forwards and warm-up forwards (5, 2)\n"
     "  --attention-only           time the attention kernels alone (cuDNN and ours, self and cross)\n"
+    "  --lora-rank R              a random rank-R LoRA as side products on every block matrix (0)\n"
     "  with --gpus LIST and --ulysses/--ring, the forward runs sequence-parallel over the GPUs\n";
 
 #ifdef RAYLIGHT_HAVE_CUDA
@@ -87,6 +89,33 @@ class RandomDeviceWeights final : public WeightStore {
   std::map<std::string, Tensor> made_;
 };
 
+// A random rank-r LoRA on every block matrix, as side products (what an fp8 model runs):
+// the per-step cost of a LoRA without a file. Factors scaled like a trained LoRA's delta.
+size_t add_random_side_lora(LoadedModel& m, const BenchModel& model, int64_t rank) {
+  std::map<std::string, SideFactors> side;
+  uint64_t state = 0x9e3779b97f4a7c15ull;
+  auto fill = [&](Shape s, float sd) {
+    Tensor t = Tensor::empty(std::move(s));
+    float* p = t.f32();
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      p[i] = sd * (static_cast<float>(state >> 40) / 16777216.0f - 0.5f);
+    }
+    return t;
+  };
+  for (const auto& [name, shape] : model.tensors)
+    if (model.is_block_matrix(name) && shape.size() == 2)
+      side[name] = {fill({rank, shape[1]}, 0.02f), fill({shape[0], rank}, 0.02f)};
+  const size_t n = side.size();
+  const DenoiserSpec& spec = *m.spec;
+  m.denoiser.reset();
+  m.weights = std::make_unique<LoraSideWeights>(std::move(m.weights), std::move(side),
+                                                [&spec](const std::string& w) { return spec.block_of(w); },
+                                                *m.backend, false);
+  m.denoiser = m.spec->make(*m.weights, *m.backend, *m.attention);
+  return n;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
@@ -119,7 +148,8 @@ int run_bench(const std::vector<std::string>& args) {
       std::printf("models: %s\n", bench_model_names().c_str());
       return 0;
     }
-  std::set<std::string> valued = {"model", "dtype", "fp8-gemm", "attention", "frames", "height", "width", "runs", "warmup"};
+  std::set<std::string> valued = {"model", "dtype", "fp8-gemm", "attention", "frames", "height", "width", "runs", "warmup",
+                                  "lora-rank"};
   valued.insert(kParallelValued.begin(), kParallelValued.end());
   std::set<std::string> flags = {"attention-only"};
   flags.insert(kParallelFlags.begin(), kParallelFlags.end());
@@ -169,8 +199,16 @@ int run_bench(const std::vector<std::string>& args) {
     }
     return 0;
   }
-  LoadedModel loaded = load_model(std::move(weights), std::move(owned), layout, {}, model);
+  // --lora files apply as side products (fp8 block matrices); random weights have no stored
+  // bytes to merge into.
+  WeightPlacement placement;
+  placement.loras = parse_placement(opt).loras;
+  LoadedModel loaded = load_model(std::move(weights), std::move(owned), layout, placement, model);
   if (lead) std::printf("layout: %d rank(s), %s\n", Runtime::world_size(), loaded.groups.layout.describe().c_str());
+  if (const int64_t rank = opt.integer_in("lora-rank", 0, 0, 4096)) {
+    const size_t n = add_random_side_lora(loaded, *chosen, rank);
+    if (lead) std::printf("lora: rank %lld side products on %zu block matrices\n", (long long)rank, n);
+  }
   Tensor latent = gaussian_noise(item, 1);
   const auto prepared = loaded.denoiser->prepare(spec->example_conditioning(item, 2));
   auto forward = [&] { return loaded.denoiser->predict(latent, 500.0, *prepared); };

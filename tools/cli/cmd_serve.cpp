@@ -148,8 +148,18 @@ int run_serve(const std::vector<std::string>& args) {
     if (opt.has("ring")) load["ring"] = opt.integer("ring", 1);
     if (opt.has("dp")) load["dp"] = opt.integer("dp", 1);
     if (opt.has("gpu-memory-limit")) load["gpu_memory_limit_gib"] = opt.number("gpu-memory-limit", 0);
+    // --lora FILE[:S] (repeatable), --lora-merge, --lora-skip-unmatched: the load request's fields.
+    const LoraOptions loras = parse_placement(opt).loras;
+    if (!loras.empty()) {
+      load["loras"] = nlohmann::json::array();
+      for (const auto& f : loras.files) load["loras"].push_back({{"path", f.path}, {"strength", f.strength}});
+      load["lora_merge"] = loras.merge_fp8;
+      load["lora_skip_unmatched"] = loras.skip_unmatched;
+    }
     server::plan_load(load, Runtime::world_size());  // a model that cannot load fails here, at once
     so.preload = load;
+  } else if (opt.has("lora") || opt.flag("lora-merge") || opt.flag("lora-skip-unmatched")) {
+    fail("--lora applies to --model; without --model, send \"loras\" in the load request or POST /v1/models/loras");
   } else if (layout_flags) {
     fail("--ulysses, --ring, --cfg-parallel, --dp, --fsdp, --offload and --gpu-memory-limit describe how --model is loaded; "
          "without --model, send them in the load request");

@@ -43,6 +43,7 @@ Options::Options(const std::vector<std::string>& args, std::set<std::string> val
         value = args[++i];
       }
       values_[name] = value;  // the last one wins, so wrappers can override a default
+      all_[name].push_back(value);
     } else {
       std::string known;
       for (const auto& v : valued) known += " --" + v;
@@ -53,6 +54,11 @@ Options::Options(const std::vector<std::string>& args, std::set<std::string> val
 }
 
 bool Options::has(const std::string& name) const { return values_.count(name) != 0; }
+
+std::vector<std::string> Options::all(const std::string& name) const {
+  auto it = all_.find(name);
+  return it == all_.end() ? std::vector<std::string>{} : it->second;
+}
 
 std::string Options::str(const std::string& name, const std::string& fallback) const {
   auto it = values_.find(name);

@@ -29,11 +29,14 @@ class Options {
   double number(const std::string& name, double fallback) const;
   bool flag(const std::string& name) const { return flags_set_.count(name) != 0; }
   const std::vector<std::string>& positional() const { return positional_; }
+  // Every value given for a repeatable option (--lora A --lora B), in order.
+  std::vector<std::string> all(const std::string& name) const;
 
  private:
   std::map<std::string, std::string> values_;
   std::set<std::string> flags_set_;
   std::vector<std::string> positional_;
+  std::map<std::string, std::vector<std::string>> all_;
 };
 
 }  // namespace raylight::cli

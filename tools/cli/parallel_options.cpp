@@ -24,9 +24,9 @@ size_t peak_rss_bytes() {
 }  // namespace
 
 const std::set<std::string> kParallelValued = {"ranks", "gpus", "device", "ulysses", "ring", "dp",
-                                               "timeout", "gpu-memory-limit"};
+                                               "timeout", "gpu-memory-limit", "lora"};
 const std::set<std::string> kParallelFlags = {"cfg-parallel", "fsdp", "offload", "verbose",
-                                              "nccl-pcie-safe"};
+                                              "nccl-pcie-safe", "lora-skip-unmatched", "lora-merge"};
 const char* const kParallelHelp =
     "parallel options:\n"
     "  --device D            cpu | cuda | auto (auto: CUDA when a GPU is visible)\n"
@@ -41,7 +41,11 @@ const char* const kParallelHelp =
     "  --fsdp                shard weights over all ranks; gather each block before it runs\n"
     "  --offload             keep weights in host memory, make one block ahead on the device\n"
     "  --verbose             print each rank's weight memory after every block\n"
-    "  --gpu-memory-limit G  never hold more than G GiB of GPU memory per rank\n";
+    "  --gpu-memory-limit G  never hold more than G GiB of GPU memory per rank\n"
+    "  --lora FILE[:S]       apply a LoRA at strength S (default 1; repeat for several): merged\n"
+    "                        into bf16/fp16 weights, a low-rank side product on fp8 weights\n"
+    "  --lora-merge          merge LoRAs into bf16 copies of fp8 weights instead\n"
+    "  --lora-skip-unmatched apply the keys that match and list the others (else refused)\n";
 
 BackendChoice parse_device(const Options& opt) {
   BackendChoice c = BackendChoice::Auto;
@@ -83,6 +87,11 @@ WeightPlacement parse_placement(const Options& opt) {
     if (!(gib > 0)) fail("--gpu-memory-limit expects a positive number of GiB, got ", gib);
     p.gpu_memory_limit = static_cast<size_t>(gib * 1073741824.0);
   }
+  for (const auto& arg : opt.all("lora")) p.loras.files.push_back(parse_lora_argument(arg));
+  p.loras.skip_unmatched = opt.flag("lora-skip-unmatched");
+  p.loras.merge_fp8 = opt.flag("lora-merge");
+  if ((p.loras.skip_unmatched || p.loras.merge_fp8) && p.loras.empty())
+    fail("--lora-merge and --lora-skip-unmatched apply to LoRAs; give them with --lora FILE");
   return p;
 }
 

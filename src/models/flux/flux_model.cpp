@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "models/common/sinusoidal.h"
+#include "parallel/lora/lora_linear.h"
 
 namespace raylight {
 namespace {
@@ -31,7 +32,7 @@ FluxModel::FluxModel(FluxConfig config, WeightStore& weights, Backend& backend, 
     : config_(std::move(config)), weights_(weights), ops_(backend), attn_(attn) {}
 
 Tensor FluxModel::linear(const Tensor& x, const std::string& name) {
-  return ops_.linear(x, weights_.get(name + ".weight"), weights_.get(name + ".bias"));
+  return lora_linear(ops_, weights_, x, name + ".weight", weights_.get(name + ".bias"));
 }
 
 Tensor FluxModel::mlp_embedder(const Tensor& x, const std::string& name) {
@@ -72,14 +73,14 @@ FluxModel::Streams FluxModel::double_block(int index, const Streams& s, const Te
   Streams out{ops_.copy(s.txt), ops_.copy(s.img)};
   ops_.add_gated(out.img, linear(a.slice_rows(lt, lt + li), b + "img_attn.proj"), row(im, 2));
   Tensor h = ops_.layer_norm_modulate(out.img, row(im, 3), row(im, 4), c.eps);
-  ops_.add_gated(out.img, linear(ops_.linear_gelu_tanh(h, weights_.get(b + "img_mlp.0.weight"),
-                                                       weights_.get(b + "img_mlp.0.bias")),
+  ops_.add_gated(out.img, linear(lora_linear_gelu(ops_, weights_, h, b + "img_mlp.0.weight",
+                                                  weights_.get(b + "img_mlp.0.bias")),
                                  b + "img_mlp.2"),
                  row(im, 5));
   ops_.add_gated(out.txt, linear(a.slice_rows(0, lt), b + "txt_attn.proj"), row(tm, 2));
   h = ops_.layer_norm_modulate(out.txt, row(tm, 3), row(tm, 4), c.eps);
-  ops_.add_gated(out.txt, linear(ops_.linear_gelu_tanh(h, weights_.get(b + "txt_mlp.0.weight"),
-                                                       weights_.get(b + "txt_mlp.0.bias")),
+  ops_.add_gated(out.txt, linear(lora_linear_gelu(ops_, weights_, h, b + "txt_mlp.0.weight",
+                                                  weights_.get(b + "txt_mlp.0.bias")),
                                  b + "txt_mlp.2"),
                  row(tm, 5));
   weights_.end_block(index);
@@ -95,11 +96,22 @@ Tensor FluxModel::single_block(int index, const Tensor& x, const Tensor& silu_ve
   const Tensor h = ops_.layer_norm_modulate(x, row(m, 0), row(m, 1), c.eps);
   const int64_t d = c.hidden, rows = x.dim(0);
   const Tensor w1 = weights_.get(b + "linear1.weight"), b1 = weights_.get(b + "linear1.bias");
-  const Tensor mlp = ops_.linear_gelu_tanh(h, w1.slice_rows(3 * d, 3 * d + c.mlp_hidden),
-                                           b1.slice_rows(3 * d, 3 * d + c.mlp_hidden));
+  // A LoRA side term of linear1 is cut by the same rows as the weight.
+  const WeightStore::LowRank lr = weights_.low_rank(b + "linear1.weight");
+  auto lr_rows = [&](int64_t r0, int64_t r1) {
+    return lr.defined() ? WeightStore::LowRank{lr.down, lr.up.slice_rows(r0, r1)} : lr;
+  };
+  const Tensor mlp =
+      lr.defined()
+          ? ops_.gelu_tanh(add_low_rank(ops_, lr_rows(3 * d, 3 * d + c.mlp_hidden), h,
+                                        ops_.linear(h, w1.slice_rows(3 * d, 3 * d + c.mlp_hidden),
+                                                    b1.slice_rows(3 * d, 3 * d + c.mlp_hidden))))
+          : ops_.linear_gelu_tanh(h, w1.slice_rows(3 * d, 3 * d + c.mlp_hidden),
+                                  b1.slice_rows(3 * d, 3 * d + c.mlp_hidden));
   const int64_t H = c.num_heads, D = c.head_dim();
-  const Tensor fused = ops_.swap_leading(ops_.linear(h, w1.slice_rows(0, 3 * d), b1.slice_rows(0, 3 * d))
-                                             .reshape({rows, 3, d}));
+  const Tensor fused = ops_.swap_leading(
+      add_low_rank(ops_, lr_rows(0, 3 * d), h, ops_.linear(h, w1.slice_rows(0, 3 * d), b1.slice_rows(0, 3 * d)))
+          .reshape({rows, 3, d}));
   auto part = [&](int i) { return fused.slice_rows(i, i + 1).reshape({rows * H, D}); };
   const Tensor q = ops_.rms_norm(part(0), weights_.get(b + "norm.query_norm.scale"), c.eps).reshape({rows, H, D});
   const Tensor k = ops_.rms_norm(part(1), weights_.get(b + "norm.key_norm.scale"), c.eps).reshape({rows, H, D});

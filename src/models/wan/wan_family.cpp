@@ -31,6 +31,39 @@ Tensor tokens_tensor(const std::string& name, const Tensor& given, int64_t width
   return t;
 }
 
+// The diffusers name of a Wan layer ("blocks.0.self_attn.q" -> "blocks.0.attn1.to_q"), or "".
+std::string wan_diffusers_name(const std::string& stem) {
+  static const std::pair<const char*, const char*> kBlock[] = {
+      {"self_attn.q", "attn1.to_q"},        {"self_attn.k", "attn1.to_k"},
+      {"self_attn.v", "attn1.to_v"},        {"self_attn.o", "attn1.to_out.0"},
+      {"self_attn.norm_q", "attn1.norm_q"}, {"self_attn.norm_k", "attn1.norm_k"},
+      {"cross_attn.q", "attn2.to_q"},       {"cross_attn.k", "attn2.to_k"},
+      {"cross_attn.v", "attn2.to_v"},       {"cross_attn.o", "attn2.to_out.0"},
+      {"cross_attn.k_img", "attn2.add_k_proj"}, {"cross_attn.v_img", "attn2.add_v_proj"},
+      {"cross_attn.norm_q", "attn2.norm_q"}, {"cross_attn.norm_k", "attn2.norm_k"},
+      {"cross_attn.norm_k_img", "attn2.norm_added_k"}, {"ffn.0", "ffn.net.0.proj"},
+      {"ffn.2", "ffn.net.2"},               {"norm3", "norm2"},
+      {"modulation", "scale_shift_table"}};
+  static const std::pair<const char*, const char*> kTop[] = {
+      {"patch_embedding", "patch_embedding"},
+      {"text_embedding.0", "condition_embedder.text_embedder.linear_1"},
+      {"text_embedding.2", "condition_embedder.text_embedder.linear_2"},
+      {"time_embedding.0", "condition_embedder.time_embedder.linear_1"},
+      {"time_embedding.2", "condition_embedder.time_embedder.linear_2"},
+      {"time_projection.1", "condition_embedder.time_proj"},
+      {"img_emb.proj.1", "condition_embedder.image_embedder.ff.net.0.proj"},
+      {"img_emb.proj.3", "condition_embedder.image_embedder.ff.net.2"},
+      {"head.head", "proj_out"}};
+  for (const auto& [ours, theirs] : kTop)
+    if (stem == ours) return theirs;
+  if (numbered_block(stem, "blocks.") < 0) return "";
+  const size_t dot = stem.find('.', 7);
+  const std::string head = stem.substr(0, dot + 1), rest = stem.substr(dot + 1);
+  for (const auto& [ours, theirs] : kBlock)
+    if (rest == ours) return head + theirs;
+  return "";
+}
+
 class WanSpec final : public DenoiserSpec {
  public:
   WanSpec(WanConfig c, std::string embedded, std::string note, ModelCard card, std::string chosen = "",
@@ -184,6 +217,27 @@ class WanSpec final : public DenoiserSpec {
   }
 
   int block_of(const std::string& weight) const override { return numbered_block(weight, "blocks."); }
+
+  // ComfyUI's Wan forms ("transformer.<stem>", SimpleTuner's "lycoris_<stem with _>") and
+  // the diffusers names of the same layers (PEFT LoRAs trained on diffusers' Wan).
+  std::vector<std::string> lora_stems(const std::string& weight) const override {
+    std::vector<std::string> out = DenoiserSpec::lora_stems(weight);
+    const std::string stem = weight.size() > 7 && weight.compare(weight.size() - 7, 7, ".weight") == 0
+                                 ? weight.substr(0, weight.size() - 7)
+                                 : weight;
+    std::string flat = stem;
+    for (char& ch : flat)
+      if (ch == '.') ch = '_';
+    out.push_back("transformer." + stem);
+    out.push_back("lycoris_" + flat);
+    const std::string d = wan_diffusers_name(stem);
+    if (!d.empty()) {
+      out.push_back(d);
+      out.push_back("transformer." + d);
+      out.push_back("diffusion_model." + d);
+    }
+    return out;
+  }
 
   Conditioning builtin_conditioning(int slot) const override {
     if (embedded_.empty()) return {};

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "models/common/sinusoidal.h"
+#include "parallel/lora/lora_linear.h"
 
 namespace raylight {
 namespace {
@@ -30,11 +31,11 @@ WanModel::WanModel(WanConfig config, WeightStore& weights, Backend& backend,
     : config_(std::move(config)), weights_(weights), ops_(backend), attn_(attn) {}
 
 Tensor WanModel::linear(const Tensor& x, const std::string& name) {
-  return ops_.linear(x, weights_.get(name + ".weight"), weights_.get(name + ".bias"));
+  return lora_linear(ops_, weights_, x, name + ".weight", weights_.get(name + ".bias"));
 }
 
 Tensor WanModel::linear_gelu(const Tensor& x, const std::string& name) {
-  return ops_.linear_gelu_tanh(x, weights_.get(name + ".weight"), weights_.get(name + ".bias"));
+  return lora_linear_gelu(ops_, weights_, x, name + ".weight", weights_.get(name + ".bias"));
 }
 
 WanContext WanModel::embed_context(const Tensor& context, const Tensor& clip_fea) {

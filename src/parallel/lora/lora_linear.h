@@ -1,0 +1,23 @@
+// A product with its LoRA side term: y = x W^T + b + (x down^T) up^T, where the store has
+// low-rank factors for W (fp8 weights with side-product LoRAs; none otherwise, and then this
+// is exactly Backend::linear). The side term takes x as given, so an fp32 ("precise") x
+// keeps the whole term in fp32; the two small products reuse Backend::linear and add, so
+// every backend that has them runs it.
+#pragma once
+
+#include <string>
+
+#include "backend/backend.h"
+#include "parallel/weight_store.h"
+
+namespace raylight {
+
+// y plus the side term of `lr` for input x (y returned unchanged when lr has none).
+Tensor add_low_rank(Backend& ops, const WeightStore::LowRank& lr, const Tensor& x, const Tensor& y);
+// Backend::linear with the store's side term for `weight` (the layer's "<name>.weight").
+Tensor lora_linear(Backend& ops, WeightStore& weights, const Tensor& x, const std::string& weight, const Tensor& bias);
+// gelu_tanh of the same (fused by the backend when there is no side term).
+Tensor lora_linear_gelu(Backend& ops, WeightStore& weights, const Tensor& x, const std::string& weight,
+                        const Tensor& bias);
+
+}  // namespace raylight
