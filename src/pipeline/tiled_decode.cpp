@@ -9,6 +9,7 @@ namespace raylight {
 namespace {
 
 constexpr int64_t kMaxTilePixels = 1 << 16;
+constexpr double kSpreadShare = 0.75;  // the most of the latent one rank's tile may decode
 constexpr double kDecodeMargin = 256.0 * 1024 * 1024;  // staging, cuBLAS workspaces
 
 int64_t tile_side(const std::string& text, const std::string& option, const std::string& whole) {
@@ -64,7 +65,13 @@ std::optional<TilePlan> vae_tile_plan(const LatentCodec& codec, const Shape& ite
         best_area = area;
       }
     }
-    if (best) plan = std::move(best);
+    // Spread only where it pays: each rank's share (with its context) must be well under
+    // the whole latent; a latent smaller than the context decodes whole on rank 0.
+    if (best) {
+      double most = 0;
+      for (const auto& t : best->tiles) most = std::max(most, static_cast<double>(t.decoded.height()) * t.decoded.width());
+      if (plan || most <= kSpreadShare * static_cast<double>(h) * static_cast<double>(w)) plan = std::move(best);
+    }
   }
   return plan;
 }

@@ -33,7 +33,8 @@ VaeTileRequest parse_vae_tile(const std::string& text, const std::string& option
 
 // The plan for a latent item, or none when the decode runs whole: tiles of the requested
 // size (multiples of the codec's scale), or the largest the memory limit allows, split
-// further so that every rank has a tile.
+// further so that every rank has a tile where that pays (each rank's tile with its context
+// at most 3/4 of the latent; a small latent decodes whole on rank 0).
 std::optional<TilePlan> vae_tile_plan(const LatentCodec& codec, const Shape& item, const VaeTileRequest& request);
 
 // Every rank of `group` calls it with its own codec; rank 0's latent is decoded (the others'

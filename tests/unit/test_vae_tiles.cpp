@@ -250,6 +250,10 @@ TEST_F(VaeTiles, TileSizeFromTheMemoryLimit) {
     ASSERT_TRUE(plan.has_value());
     EXPECT_EQ(plan->tiles.size(), static_cast<size_t>(ranks));
   }
+  // A latent within the context of its tiles gains nothing from more ranks: it decodes whole.
+  VaeTileRequest two;
+  two.ranks = 2;
+  EXPECT_FALSE(vae_tile_plan(codec, {16, 3, 16, 16}, two).has_value());
   // A codec that cannot tile decodes whole whatever the limit; --vae-tile is refused.
   struct Whole final : LatentCodec {
     std::string variant() const override { return "whole"; }
