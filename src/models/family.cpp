@@ -1,6 +1,8 @@
 #include "models/family.h"
 
 #include "core/error.h"
+#include "models/common/latent_tiles.h"
+
 
 namespace raylight {
 
@@ -16,6 +18,26 @@ const char* part_kind_name(PartKind kind) {
 
 void TextEncoder::set_padding(int64_t tokens) {
   if (tokens != 0) fail("text encoder ", variant(), " cannot pad prompts to ", tokens, " tokens");
+}
+
+namespace {
+
+// Crops the latent and decodes the crop: exact for codecs whose layers are all local.
+class CroppingRegionDecoder final : public RegionDecoder {
+ public:
+  CroppingRegionDecoder(LatentCodec& codec, Tensor latent) : codec_(codec), latent_(std::move(latent)) {}
+  Tensor decode(const LatentRegion& r) override { return codec_.decode(crop_latent(latent_, r)); }
+
+ private:
+  LatentCodec& codec_;
+  Tensor latent_;
+};
+
+}  // namespace
+
+std::unique_ptr<RegionDecoder> LatentCodec::region_decoder(const Tensor& latent) {
+  if (tiling().scale <= 0) fail("this VAE (", variant(), ") cannot decode by tiles");
+  return std::make_unique<CroppingRegionDecoder>(*this, latent.to_f32());
 }
 
 std::string negative_name(const std::string& input) { return input == "context" ? "negative" : "negative_" + input; }

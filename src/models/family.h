@@ -145,6 +145,34 @@ class TextEncoder {
   virtual void set_padding(int64_t tokens);
 };
 
+// Decoding by spatial tiles (models/common/latent_tiles.h splits, blends and bounds it; the
+// pipeline spreads the tiles over ranks). A codec that can decode a region of a latent
+// says how here; every codec decodes whole latents.
+struct LatentTiling {
+  int64_t scale = 0;          // pixels per latent pixel along each spatial axis; 0: not tileable
+  // Latent pixels of context around a region that make its decode exact (everything that
+  // reaches further has been computed over the whole latent first); 0 when no context does
+  // (attention over the whole image inside): tiles then overlap and blend.
+  int64_t exact_context = 0;
+};
+
+// A latent rectangle in latent pixels: rows [y0, y1), columns [x0, x1).
+struct LatentRegion {
+  int64_t y0 = 0, y1 = 0, x0 = 0, x1 = 0;
+  int64_t height() const { return y1 - y0; }
+  int64_t width() const { return x1 - x0; }
+};
+
+// Decodes regions of one latent (made once per latent, on each rank that decodes tiles).
+class RegionDecoder {
+ public:
+  virtual ~RegionDecoder() = default;
+  // Pixels of region r: [3, F, h * scale, w * scale] (video) or [3, h * scale, w * scale],
+  // clamped to [-1, 1] as decode() is. Pixels near an edge of r that is not the latent's
+  // edge lack context; the tiler asks for regions with their context and keeps the middle.
+  virtual Tensor decode(const LatentRegion& r) = 0;
+};
+
 // Latents <-> pixels. Pixels are host fp32 in [-1, 1]: [3, F, H, W] (video) or [3, H, W].
 class LatentCodec {
  public:
@@ -157,6 +185,19 @@ class LatentCodec {
   virtual int item_rank() const { return 4; }
   virtual Tensor decode(const Tensor& latent, const Progress& progress = {}) = 0;
   virtual Tensor encode(const Tensor& pixels, const Progress& progress = {}) = 0;
+  // Tiling (above). A codec is tileable when tiling().scale > 0; the default region decoder
+  // then crops the latent and decodes the crop (right for codecs without global layers).
+  virtual LatentTiling tiling() const { return {}; }
+  virtual std::unique_ptr<RegionDecoder> region_decoder(const Tensor& latent);
+  // The codec's memory model: device bytes to decode a region of h x w latent pixels
+  // (context included, `frames` latent frames; 1 for images) in bf16 activations, weights
+  // not counted; 0 when unknown. The tile size under --gpu-memory-limit comes from it.
+  virtual double region_decode_bytes(int64_t /*h*/, int64_t /*w*/, int64_t /*frames*/) const { return 0; }
+  // Device bytes of the work a tiled decode does over the whole latent before its tiles
+  // (Wan: the decoder up to its middle attention); 0 when none or unknown.
+  virtual double shared_decode_bytes(int64_t /*h*/, int64_t /*w*/, int64_t /*frames*/) const { return 0; }
+  // Device bytes of the weights in bf16 (0 when unknown).
+  virtual double weight_bytes() const { return 0; }
 };
 
 // Image -> named conditioning tensors (CLIP vision for image-to-video, ...).

@@ -54,16 +54,7 @@ Generator::Generator(const DenoiserSpec& spec, const std::string& model, Backend
         made.push_back(name);
       }
     } else if (slot.kind == PartKind::LatentCodec) {
-      if (files.codec.empty()) fail(model, " needs a ", slot.what, " (--vae FILE)");
-      codec_ = make_latent_codec(open_store(files.codec, PartKind::LatentCodec), backend, files.codec);
-      if (codec_->item_rank() != spec.latent_format().item_rank)
-        fail("VAE ", files.codec, " (", codec_->variant(), ") decodes ",
-             codec_->item_rank() == 3 ? "pictures" : "videos", " but the DiT ", model, " makes ",
-             spec.latent_format().item_rank == 3 ? "pictures" : "videos");
-      const int64_t channels = spec.latent_format().channels;
-      if (codec_->latent_channels() != channels)
-        fail("VAE ", files.codec, " has ", codec_->latent_channels(), " latent channels but the DiT ", model,
-             " makes ", channels);
+      open_codec(spec, model, backend, files);
     }
   }
   if (next_encoder < files.text_encoders.size())
@@ -79,6 +70,26 @@ Generator::Generator(const DenoiserSpec& spec, const std::string& model, Backend
          " (an image-to-video model?)");
 }
 
+Generator::Generator(DecodeOnly, const DenoiserSpec& spec, const std::string& model, Backend& backend,
+                     const PartFiles& files) {
+  for (const PartSlot& slot : spec.parts())
+    if (slot.kind == PartKind::LatentCodec) open_codec(spec, model, backend, files);
+  if (!codec_) fail(model, " has no VAE to decode its latents with");
+}
+
+void Generator::open_codec(const DenoiserSpec& spec, const std::string& model, Backend& backend,
+                           const PartFiles& files) {
+  if (files.codec.empty()) fail(model, " needs a VAE (--vae FILE)");
+  codec_ = make_latent_codec(open_store(files.codec, PartKind::LatentCodec), backend, files.codec);
+  if (codec_->item_rank() != spec.latent_format().item_rank)
+    fail("VAE ", files.codec, " (", codec_->variant(), ") decodes ", codec_->item_rank() == 3 ? "pictures" : "videos",
+         " but the DiT ", model, " makes ", spec.latent_format().item_rank == 3 ? "pictures" : "videos");
+  const int64_t channels = spec.latent_format().channels;
+  if (codec_->latent_channels() != channels)
+    fail("VAE ", files.codec, " has ", codec_->latent_channels(), " latent channels but the DiT ", model,
+         " makes ", channels);
+}
+
 Generator::~Generator() = default;
 
 Conditioning Generator::encode(const std::string& prompt) {
@@ -89,6 +100,27 @@ Conditioning Generator::encode(const std::string& prompt) {
 }
 
 Tensor Generator::decode(const Tensor& latent) { return codec_->decode(latent); }
+
+Tensor Generator::decode(const Tensor& latent, const Shape& item, const VaeTileRequest& tiles, Communicator& group) {
+  // Rank 0 plans (its held bytes decide under a memory limit); the others follow its tile size.
+  int64_t tile[3] = {0, 0, 0};  // tiled?, tile_h, tile_w in latent pixels
+  if (group.rank() == 0)
+    if (const auto plan = vae_tile_plan(*codec_, item, tiles)) {
+      tile[0] = 1;
+      tile[1] = plan->rows > 1 ? plan->tiles.front().core.height() : 0;
+      tile[2] = plan->columns > 1 ? plan->tiles.front().core.width() : 0;
+    }
+  if (tiles.ranks > 1) group.broadcast(tile, sizeof tile, 0);
+  if (!tile[0]) {
+    if (group.rank() == 0) return codec_->decode(latent);
+    return {};
+  }
+  const TilePlan plan = plan_tiles(codec_->tiling(), item[item.size() - 2], item[item.size() - 1], tile[1], tile[2]);
+  if (tiles.ranks > 1) return decode_tiles_on_ranks(*codec_, latent, plan, group);
+  return decode_tiles(*codec_, latent, plan);
+}
+
+bool decode_on_every_rank(const GenerateRequest& r) { return r.vae_tiles.ranks > 1; }
 
 void Generator::write(const Tensor& latent, const std::string& path, double fps) {
   write_output(path, decode(latent), fps);
@@ -154,7 +186,7 @@ GenerateTimings generate(LoadedModel& model, Generator* parts, const GenerateReq
   if (lead && !parts) fail("generate: rank 0 needs the text encoders and the VAE");
   GenerateTimings t;
   auto t0 = std::chrono::steady_clock::now();
-  const bool guided = r.options.cfg != 1.0;
+  const bool guided = r.options.cfg != 1.0 || r.options.cfg_low.value_or(1.0) != 1.0;
   Conditioning positive, negative;
   if (lead) {
     positive = parts->encode(r.prompt);
@@ -171,20 +203,27 @@ GenerateTimings generate(LoadedModel& model, Generator* parts, const GenerateReq
   if (on_step) hooks.after_step = [&](int done, int total) { on_step(done, total); };
   Tensor latent = run_sample_job(model, job, hooks);
   t.sample_s = seconds_since(t0);
-  if (!lead) return t;
+  const bool every_rank = decode_on_every_rank(r);
+  if (every_rank && r.vae_tiles.ranks != model.groups.world->size())
+    fail("generate: the decode is spread over ", r.vae_tiles.ranks, " ranks but the job has ",
+         model.groups.world->size());
+  if (every_rank && !parts) fail("generate: rank ", Runtime::world_rank(), " needs the VAE to decode tiles");
+  if (!lead && !every_rank) return t;
 
   // Data parallel gives one latent per seed: each becomes its own file, out_<i>.ext.
   const int64_t n = shape_numel(job.item_shape);
   for (int64_t i = 0; i < seeds; ++i) {
-    Tensor item = seeds == 1 ? latent : latent.reshape({seeds, n}).slice_rows(i, i + 1).reshape(job.item_shape);
+    Tensor item;  // rank 0's counts; the others take part in its decode
+    if (lead) item = seeds == 1 ? latent : latent.reshape({seeds, n}).slice_rows(i, i + 1).reshape(job.item_shape);
     std::string path = r.out;
     if (seeds > 1) {
       const fs::path p(r.out);
       path = (p.parent_path() / (p.stem().string() + "_" + std::to_string(i) + p.extension().string())).string();
     }
     t0 = std::chrono::steady_clock::now();
-    Tensor pixels = parts->decode(item);
+    Tensor pixels = parts->decode(item, job.item_shape, r.vae_tiles, *model.groups.world);
     t.decode_s += seconds_since(t0);
+    if (!lead) continue;
     t0 = std::chrono::steady_clock::now();
     write_output(path, pixels, r.fps);
     t.write_s += seconds_since(t0);

@@ -14,6 +14,7 @@
 #include "models/family.h"
 #include "pipeline/model_loader.h"
 #include "pipeline/sample_job.h"
+#include "pipeline/tiled_decode.h"
 
 namespace raylight {
 
@@ -30,16 +31,25 @@ class Generator {
   // Opens and checks the parts `spec` needs on `backend`; `model` names the denoiser in
   // messages. Errors name the file at fault and what does not fit.
   Generator(const DenoiserSpec& spec, const std::string& model, Backend& backend, const PartFiles& files);
+  // Only the codec (the other ranks of a job whose decode is spread over its ranks).
+  struct DecodeOnly {};
+  Generator(DecodeOnly, const DenoiserSpec& spec, const std::string& model, Backend& backend, const PartFiles& files);
   ~Generator();
   // One prompt's conditioning tensors, from every text encoder.
   Conditioning encode(const std::string& prompt);
   // A latent item -> pixels in [-1, 1], [3, F, H, W] (or [3, H, W]).
   Tensor decode(const Tensor& latent);
+  // The same, by tiles where `tiles` asks for them, on every rank of `group` (each with its
+  // Generator; rank 0's latent counts, and rank 0 gets the pixels, the others nothing).
+  // Rank 0 decides the tile plan and tells the others.
+  Tensor decode(const Tensor& latent, const Shape& item, const VaeTileRequest& tiles, Communicator& group);
+  LatentCodec& codec() { return *codec_; }
   // decode() and the file at `path` (format from its extension), written whole or not at all:
   // a picture (io/image) or a video (io/video) as the codec's output is [3, H, W] or [3, F, H, W].
   void write(const Tensor& latent, const std::string& path, double fps);
 
  private:
+  void open_codec(const DenoiserSpec& spec, const std::string& model, Backend& backend, const PartFiles& files);
   std::vector<std::unique_ptr<TextEncoder>> encoders_;
   std::unique_ptr<LatentCodec> codec_;
 };
@@ -61,13 +71,20 @@ struct GenerateRequest {
   SampleOptions options;
   std::string out;
   double fps = 16.0;
+  // --vae-tile / --gpu-memory-limit; with `ranks` > 1 the decode is spread over the job's
+  // ranks, and every rank passes its Generator (DecodeOnly on ranks other than 0).
+  VaeTileRequest vae_tiles;
 };
+
+// Whether a job's decode runs on every rank (so every rank needs a DecodeOnly Generator).
+bool decode_on_every_rank(const GenerateRequest& request);
 
 struct GenerateTimings {
   double encode_s = 0, sample_s = 0, decode_s = 0, write_s = 0;
 };
 
-// The whole job; every rank calls it, rank 0 with its Generator (others pass null). With
+// The whole job; every rank calls it, rank 0 with its Generator (others pass null, or
+// their DecodeOnly one when decode_on_every_rank). With
 // data parallel each seed's output is its own file, out_<i>.ext.
 GenerateTimings generate(LoadedModel& model, Generator* parts, const GenerateRequest& request,
                          const StepCallback& on_step = {});

@@ -432,6 +432,24 @@ def option_cases():
         Case("opt/tokenizer-fifo", ["generate", "--tokenizer", "sentinel_fifo", "--text-encoder", "inputs/ck_good.safetensors"]
              + FAST + ["--out", "o.mp4"], why="a FIFO where a file is read"),
         Case("opt/help", ["sample", "--help"], expect="ok"),
+    ] + vae_tile_cases()
+
+
+def vae_tile_cases():
+    """--vae-tile HxW (issue 18): pixels, multiples of the VAE's 8, refused before any work."""
+    gen = lambda v: ["generate", "--model", "tiny"] + FAST + ["--vae-tile", v, "--out", "o.png"]
+    return [
+        Case("opt/vae-tile-no-x", gen("256"), says="takes HxW"),
+        Case("opt/vae-tile-empty", gen(""), says="--vae-tile"),
+        Case("opt/vae-tile-zero", gen("0x64"), says="1..65536"),
+        Case("opt/vae-tile-negative", gen("-8x64"), says="takes HxW"),
+        Case("opt/vae-tile-float", gen("64.5x64"), says="takes HxW"),
+        Case("opt/vae-tile-huge", gen("99999999999999999999x64"), says="takes HxW"),
+        Case("opt/vae-tile-beyond", gen("131072x64"), says="1..65536"),
+        Case("opt/vae-tile-three", gen("64x64x64"), says="takes HxW"),
+        Case("opt/vae-tile-not-multiple", gen("60x64"), says="multiples of 8"),
+        Case("opt/vae-tile-larger-than-picture", gen("512x512"), expect="ok"),
+        Case("opt/vae-tile-small", gen("8x16"), expect="ok"),
     ]
 
 

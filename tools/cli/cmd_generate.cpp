@@ -42,7 +42,10 @@ static constexpr const char* kHelp =
     "  --guidance G             distilled guidance of models that take it (Flux dev: 3.5)\n"
     "  --out FILE               videos: .mp4 (H.264), .webp (animated), .png or dir/ (frames) (video.mp4);\n"
     "                           pictures: .png, .webp, .jpg where built with JPEG (picture.png)\n"
-    "  --fps N                  frames per second of the file (the model's default: 16; demo: 8)\n";
+    "  --fps N                  frames per second of the file (the model's default: 16; demo: 8)\n"
+    "  --vae-tile HxW           decode by tiles of HxW pixels (multiples of the VAE's 8); without it\n"
+    "                           tiles come from --gpu-memory-limit, and with several ranks the tiles\n"
+    "                           are spread over them (exact: the same pixels as one decode)\n";
 
 namespace {
 
@@ -75,7 +78,7 @@ int run_generate(const std::vector<std::string>& args) {
       return 0;
     }
   std::set<std::string> valued = {"prompt", "negative-prompt", "model", "variant", "text-encoder", "tokenizer",
-                                  "vae", "comfyui-dir", "out", "fps", "text-encoder-2"};
+                                  "vae", "comfyui-dir", "out", "fps", "text-encoder-2", "vae-tile"};
   valued.insert(kSampleValued.begin(), kSampleValued.end());
   valued.insert(kExpertValued.begin(), kExpertValued.end());
   valued.insert(kParallelValued.begin(), kParallelValued.end());
@@ -137,13 +140,21 @@ int run_generate(const std::vector<std::string>& args) {
   if (layout.cfg == 2 && request.options.cfg == 1.0) fail("--cfg-parallel needs guidance (--cfg other than 1)");
   spec->latent_shape(request.options.size);
   check_run_estimate(opt, *spec, *weights, request.options, layout);
+  if (opt.has("vae-tile")) request.vae_tiles = parse_vae_tile(opt.str("vae-tile", ""));
 
   LoadedModel model = load_model(std::move(weights), make_backend(parse_device(opt), Runtime::world_rank()), layout,
                                  parse_placement(opt), files.model, variant);
   load_low_expert(model, low_expert);
   model.weights->set_verbose(opt.flag("verbose"));
+  request.vae_tiles.gpu_memory_limit = static_cast<double>(parse_placement(opt).gpu_memory_limit);
+  request.vae_tiles.held_bytes = static_cast<double>(model.weights->held_bytes());
+  request.vae_tiles.ranks = Runtime::world_size();
   std::unique_ptr<Generator> parts;
   if (lead) parts = std::make_unique<Generator>(*spec, files.model, *model.backend, files.parts);
+  else if (decode_on_every_rank(request))
+    parts = std::make_unique<Generator>(Generator::DecodeOnly{}, *spec, files.model, *model.backend, files.parts);
+  // A tile size the VAE cannot take fails now, not after sampling.
+  if (parts) vae_tile_plan(parts->codec(), spec->latent_shape(request.options.size), request.vae_tiles);
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const SampleOptions& so = request.options;
   if (lead)

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "backend/backend.h"
+#include "models/family.h"
 #include "models/vae/wan_vae_config.h"
 #include "parallel/weight_store.h"
 
@@ -43,6 +44,16 @@ class WanVae {
   // [16, 1 + k, H/8, W/8]. The first frame is encoded alone, then `frames_per_chunk` frames
   // at a time (a multiple of 4; 4 = the official schedule).
   Tensor encode(const Tensor& video, const Progress& progress = {}, int64_t frames_per_chunk = 4);
+
+  // Regions of one latent, for the tiled decode (models/common/latent_tiles.h): the
+  // decoder's prefix, through the middle attention (global over each frame), runs here over
+  // the whole latent, chunk by chunk, and its output waits on the host ([384, F', H', W']
+  // fp32 for the released VAE: 460 MB at 720p81); each region then streams through a fresh
+  // copy of the local suffix, chunk by chunk, so the causal caches are exact across chunks.
+  // A region decoded with region_context() latent pixels around it equals the whole
+  // decode in its middle (wan_vae_net.h).
+  std::unique_ptr<RegionDecoder> regions(const Tensor& latent, int64_t frames_per_chunk = 1);
+  int64_t region_context() const;
 
  private:
   WanVae(WanVaeConfig config, std::unique_ptr<WeightStore> weights, Backend& backend)

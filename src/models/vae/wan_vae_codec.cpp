@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "models/vae/wan_vae_memory.h"
+
 namespace raylight {
 namespace {
 
@@ -19,6 +21,15 @@ class WanVaeCodec final : public LatentCodec {
   int64_t latent_channels() const override { return vae_->config().z_dim; }
   Tensor decode(const Tensor& latent, const Progress& progress) override { return vae_->decode(latent, progress); }
   Tensor encode(const Tensor& pixels, const Progress& progress) override { return vae_->encode(pixels, progress); }
+  LatentTiling tiling() const override { return {8, vae_->region_context()}; }
+  std::unique_ptr<RegionDecoder> region_decoder(const Tensor& latent) override { return vae_->regions(latent); }
+  double region_decode_bytes(int64_t h, int64_t w, int64_t) const override {
+    return wan_vae_region_decode_bytes(vae_->config(), h, w);
+  }
+  double shared_decode_bytes(int64_t h, int64_t w, int64_t) const override {
+    return wan_vae_shared_decode_bytes(vae_->config(), h, w);
+  }
+  double weight_bytes() const override { return wan_vae_weight_bytes(vae_->config()); }
 
  private:
   std::unique_ptr<WanVae> vae_;

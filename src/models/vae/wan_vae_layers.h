@@ -125,6 +125,11 @@ class VaeStack {
     for (auto& l : layers_) x = l->forward(c, x);
     return x;
   }
+  // other's layers after this one's (other is left empty).
+  void append(VaeStack&& other) {
+    for (auto& l : other.layers_) layers_.push_back(std::move(l));
+    other.layers_.clear();
+  }
 
  private:
   std::vector<std::unique_ptr<VaeLayer>> layers_;
