@@ -26,10 +26,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FIX = os.path.join(HERE, "..", "tests", "fixtures")
 
 
+DEV = "cuda" if torch.cuda.is_available() else "cpu"  # the GPU draws 20 GB of noise in seconds
+
+
 def rnd(shape, dtype, fan_in=None, offset=0.0, scale=0.02):
-    t = torch.randn(shape, dtype=torch.float32)
+    t = torch.randn(shape, dtype=torch.float32, device=DEV)
     t = t * (1.0 / fan_in ** 0.5 if fan_in else scale) + offset
-    return t.to(dtype)
+    return t.to(dtype).cpu()
 
 
 def dit_tensors(hidden=3072, mlp=12288, depth=19, single=38, ctx=4096, vec=768):
@@ -58,10 +61,10 @@ def write_dit(path):
         key = "model.diffusion_model." + name
         block = name.startswith(("double_blocks.", "single_blocks.")) and name.endswith(".weight") and len(shape) == 2
         if block:
-            w = torch.randn(shape) / shape[1] ** 0.5
+            w = torch.randn(shape, device=DEV) / shape[1] ** 0.5
             s = w.abs().max() / 448.0
-            out[key] = (w / s).to(torch.float8_e4m3fn)
-            out[key[:-len("weight")] + "scale_weight"] = s.reshape(1).float()
+            out[key] = (w / s).to(torch.float8_e4m3fn).cpu()
+            out[key[:-len("weight")] + "scale_weight"] = s.reshape(1).float().cpu()
         elif name.endswith(".scale"):
             out[key] = rnd(shape, torch.bfloat16, offset=1.0, scale=0.1)
         elif len(shape) == 2:

@@ -531,6 +531,9 @@ def picture_cases():
         Case("picture/guidance-nan", gen("o.png", "--guidance", "nan"), says="guidance", why="issue 14"),
         Case("picture/ok", gen("o.png"), expect="ok", why="issue 14: the tiny Flux makes a picture"),
     ]
+    return cases
+
+
 # ---------------------------------------------------------------------------------------
 # CLIP text / vision towers and the CLIP tokenizer's files
 
