@@ -39,7 +39,7 @@ if want tests; then
   grep -E "FAILED|rel L2" "$out/cuda_tests.log" | head -20 | tee -a "$out/summary.txt"
 fi
 if want generate; then
-  timeout 420 "$build/raylight" generate --comfyui-dir $root --width 1024 --height 1024 --steps 28 \
+  timeout 420 "$build/raylight" generate --comfyui-dir $root --model $m/diffusion_models/flux1-dev-fp8.safetensors --width 1024 --height 1024 --steps 28 \
     --prompt "a red fox running through fresh snow" --out "$out/flux_1024.png" >"$out/generate.log" 2>&1
   note "generate 1024x1024 28 steps fp8: exit $?"
   grep -E "^model:|^timing:|error|peak" "$out/generate.log" | tee -a "$out/summary.txt"
