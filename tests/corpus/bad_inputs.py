@@ -372,6 +372,11 @@ def option_cases():
     return [
         Case("opt/steps-wrap", s("--steps", "4294967297"), says="--steps", why="issue 21 item 8: ran 1 step"),
         Case("opt/steps-zero", s("--steps", "0"), says="--steps"),
+        Case("opt/model-low-one-model", s("--model-low", "inputs/ck_good.safetensors"), says="is one model",
+             why="issue 17: a partner for a model that samples alone"),
+        Case("opt/cfg-low-one-model", s("--cfg-low", "3"), says="is one model", why="issue 17"),
+        Case("opt/variant-low-one-model", s("--variant-low", "wan2.2-t2v-a14b-low"), says="is one model",
+             why="issue 17"),
         Case("opt/steps-billion", s("--steps", "1000000000"), says="--steps",
              why="issue 21 item 8: started without an estimate"),
         Case("opt/beyond-memory", s("--frames", "1048573", "--width", "16384", "--height", "16384"),

@@ -13,6 +13,7 @@
 #include "pipeline/sample_job.h"
 #include "sampling/noise.h"
 #include "sampling/schedule.h"
+#include "test_server_support.h"
 
 using namespace raylight;
 
@@ -226,4 +227,33 @@ TEST(WanExperts, TheWan22NamesSampleAsAPairWithTheOfficialSettings) {
   EXPECT_EQ(low->defaults().cfg, 3.0);
   EXPECT_FALSE(old->expert());
   EXPECT_EQ(old->family(), "Wan 2.1");
+}
+
+TEST_F(TwoExperts, TheServerLoadsThePairAndSamplesAsTheCommandLine) {
+  server_test::ServerProcess server;
+  server.start(dir_.string(), {"--model", "tiny"});
+  ASSERT_TRUE(server.wait_ready() && server_test::wait_model(server.port())) << server.log();
+  const int port = server.port();
+  // A partner that is not the pair's low-noise expert is refused and the model stays.
+  server_test::Reply bad = server_test::http(port, "POST", "/v1/models/load?wait=1",
+                                             nlohmann::json{{"model", high_}, {"model_low", high_}}.dump());
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_NE(bad.body.find("is not the low-noise expert of tiny pair"), std::string::npos) << bad.body;
+  server_test::Reply load = server_test::http(port, "POST", "/v1/models/load?wait=1",
+                                              nlohmann::json{{"model", high_}, {"model_low", low_}}.dump());
+  ASSERT_EQ(load.status, 200) << load.body;
+  const nlohmann::json params = {{"width", 80}, {"height", 48}, {"frames", 5}, {"steps", 6}, {"seed", 0}};
+  server_test::Reply r = server_test::http(port, "POST", "/v1/sample?wait=1", server_test::sample_body(params));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const Tensor got = server_test::latent_of(r.body);
+  ASSERT_TRUE(got.defined());
+  EXPECT_EQ(max_diff(got.to_f32(), sample("", "cli")), 0.0f);
+  // The low expert's guidance travels as cfg_low.
+  nlohmann::json low_cfg = params;
+  low_cfg["cfg_low"] = 1.5;
+  server_test::Reply other =
+      server_test::http(port, "POST", "/v1/sample?wait=1", server_test::sample_body(low_cfg));
+  ASSERT_EQ(other.status, 200) << other.body;
+  EXPECT_GT(max_diff(server_test::latent_of(other.body).to_f32(), got.to_f32()), 1e-4f);
+  EXPECT_EQ(server.stop(), 0) << server.log();
 }
