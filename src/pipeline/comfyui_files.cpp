@@ -41,19 +41,46 @@ std::string pick(const fs::path& models, const PartSlot& slot, const char* flag)
   fail("several ", slot.what, " files in ", dir.string(), ", choose one with ", flag, ":", list);
 }
 
+// The DiT in models/diffusion_models when --model is not given: the one file there that is a
+// denoiser this build runs (of any family), or among several the one named as the default
+// family's; otherwise the error lists them.
+std::string pick_denoiser(const fs::path& models, const std::string& variant) {
+  const fs::path dir = models / "diffusion_models";
+  std::vector<std::string> found;
+  for (const auto& path : candidates(dir, {})) {
+    try {
+      const auto r = recognise(*open_store(path, PartKind::Denoiser), path, variant);
+      if (r && r->part == PartKind::Denoiser) found.push_back(path);
+    } catch (const Error&) {
+      // Damaged or foreign files are not candidates; naming one with --model reports why.
+    }
+  }
+  if (found.size() == 1) return found[0];
+  if (found.size() > 1) {
+    const auto named = candidates(dir, default_denoiser_spec()->denoiser_slot().name_parts);
+    if (named.size() == 1) return named[0];
+  }
+  std::string list;
+  for (const auto& f : found) list += "\n  " + f;
+  if (found.empty())
+    fail("no DiT this build runs found in ", dir.string(), " (", family_list(), "); pass --model");
+  fail("several DiT files in ", dir.string(), ", choose one with --model:", list);
+}
+
 }  // namespace
 
 ModelFiles find_comfyui_files(const std::string& root, ModelFiles f, const std::string& variant) {
   const fs::path models = fs::path(root) / "models";
   std::error_code ec;
   if (!fs::is_directory(models, ec)) fail("--comfyui-dir ", root, " has no models/ folder");
-  if (f.model.empty()) f.model = pick(models, default_denoiser_spec()->denoiser_slot(), "--model");
+  if (f.model.empty()) f.model = pick_denoiser(models, variant);
   const auto spec = denoiser_spec(*open_store(f.model, PartKind::Denoiser), f.model, variant);
   size_t encoder = 0;
   for (const PartSlot& slot : spec->parts()) {
     if (slot.kind == PartKind::TextEncoder) {
       if (f.parts.text_encoders.size() <= encoder) f.parts.text_encoders.resize(encoder + 1);
-      if (f.parts.text_encoders[encoder].empty()) f.parts.text_encoders[encoder] = pick(models, slot, "--text-encoder");
+      if (f.parts.text_encoders[encoder].empty())
+        f.parts.text_encoders[encoder] = pick(models, slot, encoder == 0 ? "--text-encoder" : "--text-encoder-2");
       ++encoder;
     } else if (slot.kind == PartKind::LatentCodec && f.parts.codec.empty()) {
       f.parts.codec = pick(models, slot, "--vae");

@@ -99,6 +99,17 @@ TEST_F(Generate, FindsComfyUiFiles) {
   EXPECT_NE(err_.find("wan_2.1_vae_copy.safetensors"), std::string::npos) << err_;
   EXPECT_EQ(run("generate --comfyui-dir " + path("nowhere") + flags), 2);
   EXPECT_NE(err_.find("has no models/ folder"), std::string::npos) << err_;
+  fs::remove(root / "models/vae/wan_2.1_vae_copy.safetensors");
+  // A DiT of another family beside it: the one named as the default family's is taken; alone,
+  // the Flux DiT is found (whatever its name) and its own parts are looked for.
+  fs::copy_file(fixture("flux_tiny_dev.safetensors"), root / "models/diffusion_models/my_model.safetensors");
+  ASSERT_EQ(run("generate --comfyui-dir " + root.string() + flags), 0) << err_;
+  fs::remove(root / "models/diffusion_models/wan2.1_t2v_tiny.safetensors");
+  EXPECT_EQ(run("generate --comfyui-dir " + root.string() + flags), 2);
+  EXPECT_NE(err_.find("T5"), std::string::npos) << err_;
+  fs::remove(root / "models/diffusion_models/my_model.safetensors");
+  EXPECT_EQ(run("generate --comfyui-dir " + root.string() + flags), 2);
+  EXPECT_NE(err_.find("no DiT this build runs found in"), std::string::npos) << err_;
 }
 
 // Issue 18: the decode by tiles (--vae-tile) and spread over the ranks gives the frames of
