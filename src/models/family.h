@@ -87,6 +87,9 @@ struct ExpertRole {
   std::string pair;   // names the pair ("Wan 2.2 T2V A14B"): the two files must agree
   double boundary = 0;
   double cfg_high = 1.0, cfg_low = 1.0;
+  // How the two files' names differ where people keep them ("high_noise" / "low_noise" in
+  // ComfyUI's), so the partner can be found beside a file; empty when they do not.
+  std::string high_name, low_name;
 };
 
 // The size of an output in pixels (frames 1 for images).

@@ -168,11 +168,4 @@ void add_low_noise_expert(LoadedModel& m, std::unique_ptr<WeightStore> weights,
   m.low_noise = std::move(e);
 }
 
-std::string missing_expert(const LoadedModel& m) {
-  const auto role = m.spec->expert();
-  if (!role || m.low_noise) return "";
-  return m.source + " is the " + (role->high_noise ? "high" : "low") + "-noise expert of " + role->pair +
-         ", which samples with two models: give the high-noise one as --model and the low-noise one as --model-low";
-}
-
 }  // namespace raylight

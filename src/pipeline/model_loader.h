@@ -79,8 +79,6 @@ LoadedModel load_model(std::unique_ptr<WeightStore> weights, std::unique_ptr<Bac
 void add_low_noise_expert(LoadedModel& model, const std::string& source, const std::string& variant = "");
 void add_low_noise_expert(LoadedModel& model, std::unique_ptr<WeightStore> weights,
                           std::shared_ptr<const DenoiserSpec> low_spec, const std::string& source);
-// Where a loaded model needs its partner expert: the message naming what is missing, or "".
-std::string missing_expert(const LoadedModel& model);
 // Replaces the model's LoRAs (none: the base model) on every rank together: the placement
 // and the denoiser are made again from the base weights (re-read, never un-merged), so a
 // model whose LoRAs were removed computes bit for bit what it did before any was applied.

@@ -122,6 +122,18 @@ Tensor run_sample_job(LoadedModel& model, const SampleJob& job, const SampleHook
   return job.batched_output ? out : out.reshape(job.item_shape);
 }
 
+std::optional<double> low_noise_cfg(const DenoiserSpec& spec, std::optional<double> cfg,
+                                    std::optional<double> cfg_low) {
+  const auto role = spec.expert();
+  if (!role) {
+    if (cfg_low) fail("a low-noise guidance (cfg_low) is for two-expert models; ", spec.variant(), " is one model");
+    return std::nullopt;
+  }
+  const double g = cfg_low ? *cfg_low : cfg ? *cfg : role->cfg_low;
+  if (!std::isfinite(g)) fail("cfg_low must be a finite number, got ", g);
+  return g;
+}
+
 SampleOptions sample_defaults(const DenoiserSpec& spec) {
   const SamplingDefaults d = spec.defaults();
   SampleOptions o;
@@ -129,7 +141,7 @@ SampleOptions sample_defaults(const DenoiserSpec& spec) {
   o.steps = d.steps;
   o.cfg = d.cfg;
   o.sampler = d.sampler;
-  if (const auto role = spec.expert()) o.cfg_low = role->cfg_low;
+  o.cfg_low = low_noise_cfg(spec, std::nullopt, std::nullopt);
   return o;
 }
 
@@ -161,11 +173,7 @@ SampleJob make_sample_job(const DenoiserSpec& spec, const SampleOptions& o, cons
   job.batched_output = batch > 1;
   job.sigmas = flow_sigmas(o.steps, o.shift.value_or(spec.default_shift(job.item_shape)));
   job.cfg = o.cfg;
-  if (o.cfg_low) {
-    if (!spec.expert()) fail("a low-noise guidance (cfg_low) is for two-expert models; ", spec.variant(), " is one model");
-    if (!std::isfinite(*o.cfg_low)) fail("cfg_low must be a finite number, got ", *o.cfg_low);
-    job.cfg_low = o.cfg_low;
-  }
+  if (o.cfg_low) job.cfg_low = low_noise_cfg(spec, o.cfg, o.cfg_low);
   job.sampler = o.sampler;
   job.seed = o.seed;
   return job;

@@ -71,6 +71,10 @@ SampleOptions sample_defaults(const DenoiserSpec& spec);
 // tensor; guidance given to a model without one is refused.
 SampleJob make_sample_job(const DenoiserSpec& spec, const SampleOptions& options, const Conditioning& positive,
                           const Conditioning& negative, int64_t batch = 1);
+// A two-expert model's low-noise guidance: `cfg_low` when given, else `cfg` when given (one
+// value for both), else the pair's default; unset for a one-model family, which refuses a
+// given `cfg_low`.
+std::optional<double> low_noise_cfg(const DenoiserSpec& spec, std::optional<double> cfg, std::optional<double> cfg_low);
 // `conditioning` with the guidance input set where the model has one; `given` overrides the
 // family's default. Errors when guidance is given to a model without the input.
 Conditioning with_guidance(const DenoiserSpec& spec, Conditioning conditioning, std::optional<double> given);

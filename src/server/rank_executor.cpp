@@ -286,10 +286,12 @@ JobResult RankExecutor::generate(const Command& cmd, const JobHooks& hooks) {
     Generator& parts = generate_models_.parts(req, spec, model_->source, *model_->backend);
     std::vector<std::pair<std::string, Tensor>> t;
     for (const auto& [name, tensor] : parts.encode(req.prompt)) t.emplace_back(name, tensor);
-    const auto role = spec.expert();
     const double cfg = req.sample_params.value("cfg", spec.defaults().cfg);
-    const double cfg_low = role ? req.sample_params.value("cfg_low", req.sample_params.contains("cfg") ? cfg : role->cfg_low) : 1.0;
-    if (cfg != 1.0 || cfg_low != 1.0)
+    const auto given = [&](const char* k) {
+      const bool has = req.sample_params.contains(k) && !req.sample_params[k].is_null();
+      return has ? std::optional<double>(req.sample_params[k].get<double>()) : std::nullopt;
+    };
+    if (cfg != 1.0 || low_noise_cfg(spec, given("cfg"), given("cfg_low")).value_or(1.0) != 1.0)
       for (const auto& [name, tensor] : parts.encode(req.negative_prompt)) t.emplace_back(negative_name(name), tensor);
     body = encode_safetensors(t, {{"request", req.sample_params.dump()}});
   });

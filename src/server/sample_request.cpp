@@ -111,8 +111,8 @@ SampleJob plan_sample(const SampleInputs& in, const DenoiserSpec& spec) {
     fail("unknown sampler ", has(p, "sampler") ? p["sampler"].dump() : sampler, "; choose euler, unipc or dpmpp2m");
   job.cfg = number(p, "cfg", d.cfg);
   // A two-expert model: "cfg_low" for the low-noise expert, else "cfg" for both, else the pair's.
-  if (const auto role = spec.expert()) job.cfg_low = number(p, "cfg_low", has(p, "cfg") ? job.cfg : role->cfg_low);
-  else if (has(p, "cfg_low")) fail("\"cfg_low\" is for two-expert models; ", spec.variant(), " is one model");
+  job.cfg_low = low_noise_cfg(spec, has(p, "cfg") ? std::optional<double>(job.cfg) : std::nullopt,
+                              has(p, "cfg_low") ? std::optional<double>(number(p, "cfg_low", 0)) : std::nullopt);
   if (has(p, "seed")) {
     const auto& s = p["seed"];
     if (s.is_number_unsigned()) job.seed = s.get<uint64_t>();

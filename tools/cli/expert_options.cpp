@@ -10,12 +10,12 @@ namespace raylight::cli {
 const std::set<std::string> kExpertValued = {"model-low", "variant-low", "cfg-low"};
 
 const char* const kExpertHelp =
-    "two-expert models (Wan 2.2 A14B: the high-noise expert as --model):\n"
+    "two-expert models (the high-noise expert as --model):\n"
     "  --model-low FILE      the low-noise expert, which samples once 1000*sigma < the\n"
-    "                        pair's boundary (875 for T2V); default: the file beside\n"
-    "                        --model named low_noise where it says high_noise\n"
+    "                        pair's boundary; default: the file beside --model named as\n"
+    "                        its partner (ComfyUI: low_noise where it says high_noise)\n"
     "  --variant-low NAME    its variant, where the file name cannot tell\n"
-    "  --cfg-low G           its guidance (the pair's: 3; --cfg alone sets both)\n";
+    "  --cfg-low G           its guidance (the pair's default; --cfg alone sets both)\n";
 
 LowExpertFile check_low_expert(const Options& opt, const DenoiserSpec& spec, const std::string& model_path) {
   const auto role = spec.expert();
@@ -30,12 +30,12 @@ LowExpertFile check_low_expert(const Options& opt, const DenoiserSpec& spec, con
   if (!role->high_noise)
     fail("--model names the low-noise expert of ", role->pair, " (", spec.variant(),
          "); give the high-noise one as --model and this one as --model-low");
-  if (f.path.empty()) {
-    // ComfyUI's pair differs only there: wan2.2_t2v_high_noise_14B_* / wan2.2_t2v_low_noise_14B_*.
-    const size_t at = model_path.rfind("high_noise");
+  if (f.path.empty() && !role->high_name.empty()) {
+    const size_t at = model_path.rfind(role->high_name);
     const size_t slash = model_path.find_last_of('/');
     if (at != std::string::npos && (slash == std::string::npos || at > slash)) {
-      const std::string partner = model_path.substr(0, at) + "low_noise" + model_path.substr(at + 10);
+      const std::string partner =
+          model_path.substr(0, at) + role->low_name + model_path.substr(at + role->high_name.size());
       if (std::filesystem::is_regular_file(partner)) f.path = partner;
     }
   }

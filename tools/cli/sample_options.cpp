@@ -31,8 +31,8 @@ SampleOptions parse_sample_options(const Options& opt, const DenoiserSpec& spec)
   so.steps = static_cast<int>(opt.integer_in("steps", d.steps, 1, 1000000));
   so.cfg = opt.number("cfg", d.cfg);
   // A two-expert model: --cfg-low for the low-noise expert, else --cfg for both, else the pair's.
-  if (opt.has("cfg-low")) so.cfg_low = opt.number("cfg-low", 0);
-  else if (d.cfg_low) so.cfg_low = opt.has("cfg") ? so.cfg : *d.cfg_low;
+  so.cfg_low = low_noise_cfg(spec, opt.has("cfg") ? std::optional<double>(so.cfg) : std::nullopt,
+                             opt.has("cfg-low") ? std::optional<double>(opt.number("cfg-low", 0)) : std::nullopt);
   if (opt.has("shift")) {
     so.shift = opt.number("shift", 0);
     if (!(*so.shift > 0)) fail("option --shift must be a positive number, got ", opt.str("shift", ""));

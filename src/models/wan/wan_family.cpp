@@ -78,7 +78,7 @@ class WanSpec final : public DenoiserSpec {
   // The Wan 2.2 T2V A14B experts (text2video.py and the t2v-A14B config): the high-noise
   // expert while t >= 875, guidance 4.0 then 3.0.
   std::optional<ExpertRole> expert() const override {
-    if (card_.expert) return card_.expert;  // a test pair names itself
+    if (card_.expert) return with_comfyui_names(*card_.expert);  // a test pair names itself
     if (!wan22() || c_.image_to_video() || c_.in_dim != c_.out_dim) return std::nullopt;
     ExpertRole r;
     r.high_noise = chosen_.find("-high") != std::string::npos;
@@ -86,6 +86,12 @@ class WanSpec final : public DenoiserSpec {
     r.boundary = 875.0;
     r.cfg_high = 4.0;
     r.cfg_low = 3.0;
+    return with_comfyui_names(r);
+  }
+  // ComfyUI's pair differs only there: wan2.2_t2v_high_noise_14B_* / wan2.2_t2v_low_noise_14B_*.
+  static ExpertRole with_comfyui_names(ExpertRole r) {
+    r.high_name = "high_noise";
+    r.low_name = "low_noise";
     return r;
   }
   std::string summary() const override {
