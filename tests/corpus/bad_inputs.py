@@ -220,7 +220,20 @@ def bad_checkpoints():
         ("block_index_overflow", wan_file(huge_index), "block", ""),
         ("tensor_wrong_shape", wan_file(wrong), "blocks.0.self_attn.q.weight", ""),
         ("tensor_missing", wan_file(missing), "blocks.0.cross_attn.norm_k.weight", ""),
-    ]
+    ] + [("expert_" + name, expert_file(ok, card), "raylight.expert", "issue 17: a two-expert role in metadata")
+         for name, card in [("not_object", "[]"), ("bad_json", "{\"role\": "),
+                            ("role_middle", '{"role": "middle", "pair": "p", "boundary": 1}'),
+                            ("boundary_huge", '{"role": "low", "pair": "p", "boundary": 1e9}'),
+                            ("boundary_nan", '{"role": "low", "pair": "p", "boundary": NaN}'),
+                            ("no_boundary", '{"role": "low", "pair": "p"}'),
+                            ("pair_empty", '{"role": "high", "pair": "", "boundary": 5}'),
+                            ("unknown_field", '{"role": "low", "pair": "p", "boundary": 5, "x": 1}')]]
+
+
+def expert_file(tensors, card):
+    """A Wan checkpoint whose raylight.expert metadata is `card`."""
+    return safetensors([(n, "F32", s, tensor_bytes("F32", s)) for n, s in tensors],
+                       metadata={"raylight.num_heads": "2", "raylight.expert": card})
 
 
 # ---------------------------------------------------------------------------------------
