@@ -90,63 +90,119 @@ std::map<std::string, std::string> lora_stems(const DenoiserSpec& spec, const We
   return stems;
 }
 
-}  // namespace
+LoraPlan plan_for(const DenoiserSpec& spec, const WeightStore& base, const LoraOptions& loras) {
+  return loras.empty() ? LoraPlan{} : plan_loras(loras, lora_stems(spec, base), base, spec.family());
+}
 
-void apply_loras(LoadedModel& m, const LoraOptions& loras, std::vector<std::string>* notes) {
-  if (m.low_noise && !loras.empty())
-    fail("LoRAs on two-expert models are not supported yet (each expert needs its own)");
-  // Plan first: a bad LoRA file leaves the loaded model as it was.
-  const LoraPlan plan = loras.empty() ? LoraPlan{} : plan_loras(loras, lora_stems(*m.spec, *m.base), *m.base, m.spec->family());
-  m.denoiser.reset();
-  m.weights.reset();
-  m.base->bind(*m.backend);
-  for (const auto& [name, patches] : plan.patches) m.base->forget(name);
-  m.placement.loras = loras;
+struct PlacedDenoiser {
+  std::unique_ptr<WeightStore> weights;
+  std::unique_ptr<Denoiser> denoiser;
+};
+
+// `base` with the planned LoRAs applied above it (merged, or as side products on fp8
+// weights), placed as `placement` says, and the network over it. The caller has dropped the
+// previous placement of `base` (weights a LoRA patches are read again from the file).
+PlacedDenoiser place_denoiser(const std::shared_ptr<WeightStore>& base, const DenoiserSpec& spec, const LoraPlan& plan,
+                              const LoraOptions& loras, const LoadedModel& m, const std::string& who,
+                              std::vector<std::string>* notes) {
+  base->bind(*m.backend);
+  for (const auto& [name, patches] : plan.patches) base->forget(name);
   const WeightPlacement& placement = m.placement;
   std::unique_ptr<WeightStore> source;
   std::map<std::string, SideFactors> side;
   if (plan.patches.empty()) {
-    source = std::make_unique<SharedWeights>(m.base);
+    source = std::make_unique<SharedWeights>(base);
   } else {
-    auto merged = std::make_unique<MergedLoraWeights>(m.base, plan, loras.merge_fp8);
+    auto merged = std::make_unique<MergedLoraWeights>(base, plan, loras.merge_fp8);
     side = merged->side();
     if (notes) {
-      notes->push_back(std::to_string(loras.files.size()) + " LoRA file(s): " + std::to_string(merged->merged_count()) +
-                       " weights merged, " + std::to_string(side.size()) + " fp8 weights with a low-rank side product");
-      for (const auto& s : plan.skipped) notes->push_back("skipped (matches no weight): " + s);
+      notes->push_back(who + std::to_string(loras.files.size()) + " LoRA file(s): " +
+                       std::to_string(merged->merged_count()) + " weights merged, " + std::to_string(side.size()) +
+                       " fp8 weights with a low-rank side product");
+      for (const auto& s : plan.skipped) notes->push_back(who + "skipped (matches no weight): " + s);
     }
     source = std::move(merged);
   }
   // Each rank reads only its shards; the full source (a memory map) is dropped after.
-  const DenoiserSpec& spec = *m.spec;
   const BlockOf block_of = [&spec](const std::string& name) { return spec.block_of(name); };
-  if (placement.fsdp) m.weights = std::make_unique<ShardedWeights>(*source, block_of, *m.shard_group, *m.backend, placement.offload);
-  else if (placement.offload) m.weights = std::make_unique<OffloadWeights>(std::move(source), block_of, *m.backend);
-  else m.weights = std::move(source);
-  m.weights->bind(*m.backend);
+  PlacedDenoiser out;
+  if (placement.fsdp)
+    out.weights = std::make_unique<ShardedWeights>(*source, block_of, *m.shard_group, *m.backend, placement.offload);
+  else if (placement.offload)
+    out.weights = std::make_unique<OffloadWeights>(std::move(source), block_of, *m.backend);
+  else
+    out.weights = std::move(source);
+  out.weights->bind(*m.backend);
   if (!side.empty())
-    m.weights = std::make_unique<LoraSideWeights>(std::move(m.weights), std::move(side), block_of, *m.backend,
-                                                  placement.fsdp || placement.offload);
-  m.denoiser = m.spec->make(*m.weights, *m.backend, *m.attention);
-  place_resident(m.weights, placement, *m.backend);
+    out.weights = std::make_unique<LoraSideWeights>(std::move(out.weights), std::move(side), block_of, *m.backend,
+                                                    placement.fsdp || placement.offload);
+  out.denoiser = spec.make(*out.weights, *m.backend, *m.attention);
+  place_resident(out.weights, placement, *m.backend);
+  return out;
 }
 
-void add_low_noise_expert(LoadedModel& m, const std::string& source, const std::string& variant) {
+const char* const kLowWho = "low-noise expert: ";
+
+void apply_planned(LoadedModel& m, const LoraPlan& plan, const LoraOptions& loras, std::vector<std::string>* notes) {
+  m.denoiser.reset();
+  m.weights.reset();
+  m.placement.loras = loras;
+  PlacedDenoiser p = place_denoiser(m.base, *m.spec, plan, loras, m, m.low_noise ? "high-noise expert: " : "", notes);
+  m.weights = std::move(p.weights);
+  m.denoiser = std::move(p.denoiser);
+}
+
+void apply_planned_low(LoadedModel& m, const LoraPlan& plan, const LoraOptions& loras, std::vector<std::string>* notes) {
+  LowNoiseExpert& e = *m.low_noise;
+  e.denoiser.reset();
+  e.weights.reset();
+  e.loras = loras;
+  PlacedDenoiser p = place_denoiser(e.base, *e.spec, plan, loras, m, kLowWho, notes);
+  e.weights = std::move(p.weights);
+  e.denoiser = std::move(p.denoiser);
+}
+
+void refuse_low_on_one_model(const LoadedModel& m, const LoraOptions& low) {
+  if (!m.low_noise && !low.empty())
+    fail(m.source, " is one model; low-noise expert LoRAs are for two-expert models");
+}
+
+}  // namespace
+
+void apply_loras(LoadedModel& m, const LoraOptions& loras, std::vector<std::string>* notes) {
+  // Plan first: a bad LoRA file leaves the loaded model as it was.
+  apply_planned(m, plan_for(*m.spec, *m.base, loras), loras, notes);
+}
+
+void apply_low_noise_loras(LoadedModel& m, const LoraOptions& loras, std::vector<std::string>* notes) {
+  refuse_low_on_one_model(m, loras);
+  if (m.low_noise) apply_planned_low(m, plan_for(*m.low_noise->spec, *m.low_noise->base, loras), loras, notes);
+}
+
+void apply_pair_loras(LoadedModel& m, const LoraOptions& high, const LoraOptions& low, std::vector<std::string>* notes) {
+  refuse_low_on_one_model(m, low);
+  // Both planned before either changes: a file that does not fit one expert leaves both.
+  const LoraPlan high_plan = plan_for(*m.spec, *m.base, high);
+  const LoraPlan low_plan = m.low_noise ? plan_for(*m.low_noise->spec, *m.low_noise->base, low) : LoraPlan{};
+  apply_planned(m, high_plan, high, notes);
+  if (m.low_noise) apply_planned_low(m, low_plan, low, notes);
+}
+
+void add_low_noise_expert(LoadedModel& m, const std::string& source, const std::string& variant,
+                          const LoraOptions& loras) {
   std::unique_ptr<WeightStore> weights = open_store(source, PartKind::Denoiser);
   DenoiserWeights d = as_denoiser(std::move(weights), source, variant);
-  add_low_noise_expert(m, std::move(d.weights), d.spec, source);
+  add_low_noise_expert(m, std::move(d.weights), d.spec, source, loras);
 }
 
 void add_low_noise_expert(LoadedModel& m, std::unique_ptr<WeightStore> weights,
-                          std::shared_ptr<const DenoiserSpec> spec, const std::string& source) {
+                          std::shared_ptr<const DenoiserSpec> spec, const std::string& source,
+                          const LoraOptions& loras) {
   const auto high = m.spec->expert();
   if (!high) fail(m.source, " (", m.spec->variant(), ") is not one of two experts; it takes no low-noise model");
   if (!high->high_noise)
     fail(m.source, " is the low-noise expert (", m.spec->variant(), "); give the high-noise one as --model and ",
          "this one as --model-low");
-  if (!m.placement.loras.empty())
-    fail("LoRAs on two-expert models are not supported yet (each expert needs its own); load ", m.source,
-         " without --lora");
   const auto low = spec->expert();
   if (!low || low->high_noise || low->pair != high->pair)
     fail(source, " (", spec->variant(), ") is not the low-noise expert of ", high->pair, " that ", m.source,
@@ -156,16 +212,16 @@ void add_low_noise_expert(LoadedModel& m, std::unique_ptr<WeightStore> weights,
   auto e = std::make_unique<LowNoiseExpert>();
   e->source = source;
   e->spec = spec;
-  e->weights = std::move(weights);
-  const BlockOf block_of = [s = spec.get()](const std::string& name) { return s->block_of(name); };
-  if (m.placement.fsdp)
-    e->weights = std::make_unique<ShardedWeights>(*e->weights, block_of, *m.shard_group, *m.backend, m.placement.offload);
-  else if (m.placement.offload)
-    e->weights = std::make_unique<OffloadWeights>(std::move(e->weights), block_of, *m.backend);
-  e->weights->bind(*m.backend);
-  e->denoiser = spec->make(*e->weights, *m.backend, *m.attention);
-  place_resident(e->weights, m.placement, *m.backend);
+  e->base = std::shared_ptr<WeightStore>(std::move(weights));
+  const LoraPlan plan = plan_for(*spec, *e->base, loras);
+  e->loras = loras;
+  std::vector<std::string> notes;
+  PlacedDenoiser p = place_denoiser(e->base, *spec, plan, loras, m, kLowWho, &notes);
+  e->weights = std::move(p.weights);
+  e->denoiser = std::move(p.denoiser);
   m.low_noise = std::move(e);
+  if (Runtime::world_rank() == 0)
+    for (const auto& n : notes) std::fprintf(stderr, "raylight: %s\n", n.c_str());
 }
 
 }  // namespace raylight

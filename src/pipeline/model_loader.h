@@ -35,6 +35,8 @@ struct WeightPlacement {
 struct LowNoiseExpert {
   std::string source;
   std::shared_ptr<const DenoiserSpec> spec;
+  std::shared_ptr<WeightStore> base;  // as opened, never changed (as LoadedModel::base)
+  LoraOptions loras;                  // its own LoRAs (--lora-low), applied above `base`
   std::unique_ptr<WeightStore> weights;
   std::unique_ptr<Denoiser> denoiser;
 };
@@ -75,14 +77,24 @@ LoadedModel load_model(std::unique_ptr<WeightStore> weights, std::unique_ptr<Bac
 
 // Adds the low-noise expert to a loaded high-noise expert (every rank must call it): the
 // two must name the same pair, and `model` must be the high-noise one. Its weights are placed
-// as `model`'s (resident, FSDP shards, offload); `low_spec` is the spec of `weights`.
-void add_low_noise_expert(LoadedModel& model, const std::string& source, const std::string& variant = "");
+// as `model`'s (resident, FSDP shards, offload) with its own `loras` above them (the
+// high-noise expert's are placement.loras); `low_spec` is the spec of `weights`.
+void add_low_noise_expert(LoadedModel& model, const std::string& source, const std::string& variant = "",
+                          const LoraOptions& loras = {});
 void add_low_noise_expert(LoadedModel& model, std::unique_ptr<WeightStore> weights,
-                          std::shared_ptr<const DenoiserSpec> low_spec, const std::string& source);
+                          std::shared_ptr<const DenoiserSpec> low_spec, const std::string& source,
+                          const LoraOptions& loras = {});
 // Replaces the model's LoRAs (none: the base model) on every rank together: the placement
 // and the denoiser are made again from the base weights (re-read, never un-merged), so a
 // model whose LoRAs were removed computes bit for bit what it did before any was applied.
 // Lines describing what was applied go to `notes` when given.
+// On a two-expert model this is the high-noise expert's list; the low-noise expert has its own.
 void apply_loras(LoadedModel& model, const LoraOptions& loras, std::vector<std::string>* notes = nullptr);
+// The low-noise expert's LoRAs (refused on a one-model family unless empty).
+void apply_low_noise_loras(LoadedModel& model, const LoraOptions& loras, std::vector<std::string>* notes = nullptr);
+// Both experts' lists, each planned before either changes (a file that does not fit one
+// expert leaves both as they were); `low` must be empty for a one-model family.
+void apply_pair_loras(LoadedModel& model, const LoraOptions& high, const LoraOptions& low,
+                      std::vector<std::string>* notes = nullptr);
 
 }  // namespace raylight

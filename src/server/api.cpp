@@ -130,8 +130,9 @@ HttpResponse Api::load(HttpRequest& req) {
   if (auto bad = read_json(req, config_.limits, &j)) return *bad;
   try {
     if (j.is_object()) check_paths(j, {"model"}, config_.models_dirs);
-    for (const auto& path : lora_paths(plan_load(j, state_.world_size()).placement.loras))
-      check_client_path("loras", path, config_.models_dirs);
+    const LoadPlan plan = plan_load(j, state_.world_size());
+    for (const auto& path : lora_paths(plan.placement.loras)) check_client_path("loras", path, config_.models_dirs);
+    for (const auto& path : lora_paths(plan.loras_low)) check_client_path("loras_low", path, config_.models_dirs);
     if (config_.cpu_ranks && j.contains("gpu_memory_limit_gib") && !j["gpu_memory_limit_gib"].is_null())
       fail("\"gpu_memory_limit_gib\" caps GPU memory; this server's ranks run on the CPU backend, which has none");
   } catch (const Error& e) {
@@ -146,11 +147,13 @@ HttpResponse Api::loras(HttpRequest& req) {
   try {
     for (const auto& [k, v] : j.items()) {
       (void)v;
-      if (k != "loras" && k != "lora_merge" && k != "lora_skip_unmatched")
-        fail("unknown field \"", k, "\" (known: loras, lora_merge, lora_skip_unmatched)");
+      if (k != "loras" && k != "lora_merge" && k != "lora_skip_unmatched" && k != "loras_low")
+        fail("unknown field \"", k, "\" (known: loras, loras_low, lora_merge, lora_skip_unmatched)");
     }
     if (!j.contains("loras")) fail("\"loras\" is required: the list of LoRAs to apply ([] removes them all)");
     for (const auto& path : lora_paths(parse_lora_fields(j))) check_client_path("loras", path, config_.models_dirs);
+    for (const auto& path : lora_paths(parse_lora_fields(j, "loras_low")))
+      check_client_path("loras_low", path, config_.models_dirs);
   } catch (const Error& e) {
     return error_response(400, e.what());
   }

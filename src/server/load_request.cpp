@@ -54,12 +54,13 @@ LoadPlan plan_load(const nlohmann::json& j, int world) {
   if (!j.is_object()) fail("a load request is a JSON object like {\"model\": \"tiny\"}");
   static const char* known[] = {"model", "variant", "ulysses", "ring", "cfg_parallel", "dp", "fsdp", "offload",
                                 "gpu_memory_limit_gib", "loras", "lora_merge", "lora_skip_unmatched", "model_low",
-                                "variant_low"};
+                                "variant_low", "loras_low"};
   for (const auto& [k, v] : j.items()) {
     (void)v;
     if (std::find(std::begin(known), std::end(known), k) == std::end(known))
       fail("unknown field \"", k, "\" in the load request (known: model, variant, ulysses, ring, cfg_parallel, dp, "
-           "fsdp, offload, gpu_memory_limit_gib, loras, lora_merge, lora_skip_unmatched, model_low, variant_low)");
+           "fsdp, offload, gpu_memory_limit_gib, loras, lora_merge, lora_skip_unmatched, model_low, variant_low, "
+           "loras_low)");
   }
   auto m = j.find("model");
   if (m == j.end() || !m->is_string() || m->get<std::string>().empty())
@@ -84,6 +85,7 @@ LoadPlan plan_load(const nlohmann::json& j, int world) {
   p.placement.offload = flag(j, "offload");
   p.placement.gpu_memory_limit = memory_limit(j, "gpu_memory_limit_gib");
   p.placement.loras = parse_lora_fields(j);
+  p.loras_low = parse_lora_fields(j, "loras_low");
   p.spec = denoiser_spec(*open_client_store("model", p.model, PartKind::Denoiser), p.model, p.variant);
   for (const char* key : {"model_low", "variant_low"})
     if (auto v = j.find(key); v != j.end() && !v->is_null()) {
@@ -91,6 +93,8 @@ LoadPlan plan_load(const nlohmann::json& j, int world) {
       (std::string(key) == "model_low" ? p.model_low : p.variant_low) = v->get<std::string>();
     }
   if (!p.variant_low.empty() && p.model_low.empty()) fail("\"variant_low\" is given without \"model_low\"");
+  if (!p.loras_low.empty() && p.model_low.empty())
+    fail("\"loras_low\" is for the low-noise expert given as \"model_low\" (\"loras\" applies to \"model\")");
   if (!p.model_low.empty()) {
     const auto role = p.spec->expert();
     if (!role || !role->high_noise)
@@ -140,6 +144,7 @@ nlohmann::json describe_model(const LoadPlan& p, const std::string& backend) {
                                        ? nlohmann::json(p.placement.gpu_memory_limit / 1073741824.0)
                                        : nlohmann::json(nullptr)},
           {"loras", describe_loras(p.placement.loras)},
+          {"loras_low", describe_loras(p.loras_low)},
           {"backend", backend}};
 }
 

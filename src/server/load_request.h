@@ -33,6 +33,7 @@ struct LoadPlan {
   WeightPlacement placement;
   std::shared_ptr<const DenoiserSpec> spec;
   std::string model_low, variant_low;  // a two-expert model's low-noise expert, or ""
+  LoraOptions loras_low;               // its LoRAs ("loras_low"; placement.loras: the model's)
 };
 
 // Checks a request against `world_size` ranks and the model's heads (reading only the

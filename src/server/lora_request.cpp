@@ -6,7 +6,8 @@
 
 namespace raylight::server {
 
-LoraOptions parse_lora_fields(const nlohmann::json& j) {
+LoraOptions parse_lora_fields(const nlohmann::json& j, const char* field) {
+  const std::string list = field;
   LoraOptions o;
   auto flag = [&](const char* name) {
     auto it = j.find(name);
@@ -16,19 +17,27 @@ LoraOptions parse_lora_fields(const nlohmann::json& j) {
   };
   o.merge_fp8 = flag("lora_merge");
   o.skip_unmatched = flag("lora_skip_unmatched");
-  auto it = j.find("loras");
+  // The flags are shared by a pair's two lists: they need LoRAs in either.
+  auto listed = [&](const char* name) {
+    auto l = j.find(name);
+    return l != j.end() && l->is_array() && !l->empty();
+  };
+  if ((o.merge_fp8 || o.skip_unmatched) && !listed("loras") && !listed("loras_low"))
+    fail("\"lora_merge\" and \"lora_skip_unmatched\" apply to LoRAs; list them in \"loras\"");
+  auto it = j.find(list);
   if (it == j.end() || it->is_null()) return o;
-  if (!it->is_array()) fail("\"loras\" must be a list of {\"path\": FILE, \"strength\": S}, got ", it->dump());
-  if (it->size() > 64) fail("\"loras\" lists ", it->size(), " files; at most 64 apply at once");
+  if (!it->is_array()) fail("\"", list, "\" must be a list of {\"path\": FILE, \"strength\": S}, got ", it->dump());
+  if (it->size() > 64) fail("\"", list, "\" lists ", it->size(), " files; at most 64 apply at once");
   for (const auto& e : *it) {
-    if (!e.is_object()) fail("each entry of \"loras\" must be an object like {\"path\": \"x.safetensors\"}");
+    if (!e.is_object()) fail("each entry of \"", list, "\" must be an object like {\"path\": \"x.safetensors\"}");
     for (const auto& [k, v] : e.items()) {
       (void)v;
-      if (k != "path" && k != "strength") fail("unknown field \"", k, "\" in a \"loras\" entry (known: path, strength)");
+      if (k != "path" && k != "strength")
+        fail("unknown field \"", k, "\" in a \"", list, "\" entry (known: path, strength)");
     }
     auto p = e.find("path");
     if (p == e.end() || !p->is_string() || p->get<std::string>().empty())
-      fail("each entry of \"loras\" needs a \"path\" naming a LoRA file");
+      fail("each entry of \"", list, "\" needs a \"path\" naming a LoRA file");
     LoraRequest r{p->get<std::string>(), 1.0};
     if (auto s = e.find("strength"); s != e.end() && !s->is_null()) {
       if (!s->is_number() || !std::isfinite(s->get<double>()) || std::fabs(s->get<double>()) > 100)
@@ -37,8 +46,6 @@ LoraOptions parse_lora_fields(const nlohmann::json& j) {
     }
     o.files.push_back(r);
   }
-  if ((o.merge_fp8 || o.skip_unmatched) && o.files.empty())
-    fail("\"lora_merge\" and \"lora_skip_unmatched\" apply to LoRAs; list them in \"loras\"");
   return o;
 }
 

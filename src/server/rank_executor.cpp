@@ -149,11 +149,7 @@ JobResult RankExecutor::load(const Command& cmd, const JobHooks& hooks) {
     if (!plan.model_low.empty()) {
       DenoiserWeights low = as_denoiser(open_client_store("model_low", plan.model_low, PartKind::Denoiser),
                                         plan.model_low, plan.variant_low);
-      add_low_noise_expert(*m, std::move(low.weights), low.spec, plan.model_low);
-      m->low_noise->weights->set_verbose(verbose_);
-      auto stoppable_low = std::make_unique<StoppableDenoiser>(std::move(m->low_noise->denoiser));
-      stoppable_low_ = stoppable_low.get();
-      m->low_noise->denoiser = std::move(stoppable_low);
+      add_low_noise_expert(*m, std::move(low.weights), low.spec, plan.model_low, plan.loras_low);
     }
     model_ = std::move(m);
     wrap_denoiser();
@@ -175,14 +171,24 @@ void RankExecutor::wrap_denoiser() {
   auto stoppable = std::make_unique<StoppableDenoiser>(std::move(model_->denoiser));
   stoppable_ = stoppable.get();
   model_->denoiser = std::move(stoppable);
+  stoppable_low_ = nullptr;
+  if (LowNoiseExpert* low = model_->low_noise.get()) {
+    low->weights->set_verbose(verbose_);
+    auto stoppable_low = std::make_unique<StoppableDenoiser>(std::move(low->denoiser));
+    stoppable_low_ = stoppable_low.get();
+    low->denoiser = std::move(stoppable_low);
+  }
 }
 
 JobResult RankExecutor::loras(const Command& cmd, const JobHooks& hooks) {
   if (!model_) throw JobFailure{409, "no model is loaded; load one first (POST /v1/models/load)"};
-  LoraOptions options;
+  LoraOptions options, low;
   phase(400, [&] {
-    options = parse_lora_fields(nlohmann::json::parse(cmd.json));
+    const nlohmann::json j = nlohmann::json::parse(cmd.json);
+    options = parse_lora_fields(j);
+    low = parse_lora_fields(j, "loras_low");
     for (const auto& path : lora_paths(options)) check_client_path("loras", path, {});
+    for (const auto& path : lora_paths(low)) check_client_path("loras_low", path, {});
   });
   // A file that does not fit is refused before anything changes (apply_loras plans first);
   // every rank reads the files itself, as each reads its own weights.
@@ -192,9 +198,9 @@ JobResult RankExecutor::loras(const Command& cmd, const JobHooks& hooks) {
       StoppableDenoiser* before = stoppable_;
       stoppable_ = nullptr;
       try {
-        apply_loras(*model_, options, &notes);
+        apply_pair_loras(*model_, options, low, &notes);
       } catch (...) {
-        // Refused before the model changed: the wrapped denoiser is still the one loaded.
+        // Refused before the model changed: the wrapped denoisers are still the ones loaded.
         if (model_->denoiser.get() == before) stoppable_ = before;
         throw;
       }
@@ -205,6 +211,7 @@ JobResult RankExecutor::loras(const Command& cmd, const JobHooks& hooks) {
     throw;
   }
   plan_.placement.loras = options;
+  plan_.loras_low = low;
   JobResult r;
   r.info = describe_model(plan_, model_->backend->name());
   r.info["lora_notes"] = notes;

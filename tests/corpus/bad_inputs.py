@@ -332,6 +332,8 @@ def lora_cases(inputs):
         Case("lora-opt/missing", run("--lora", "nowhere.safetensors"), says="nowhere.safetensors"),
         Case("lora-opt/fifo", run("--lora", "sentinel_fifo"), says="sentinel_fifo"),
         Case("lora-opt/strength-ok", run("--lora", good + ":0.5", "--lora", good + ":-0.25"), expect="ok"),
+        Case("lora-opt/low-on-one-model", run("--lora-low", good), says="two-expert",
+             why="issue 17: a low-noise expert LoRA given to a one-model family"),
         Case("lora-opt/skip-unmatched", run("--lora", os.path.join(inputs, "lora_unmatched_key.safetensors"),
                                             "--lora-skip-unmatched"), expect="ok"),
     ]

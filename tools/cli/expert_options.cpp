@@ -7,7 +7,7 @@
 
 namespace raylight::cli {
 
-const std::set<std::string> kExpertValued = {"model-low", "variant-low", "cfg-low"};
+const std::set<std::string> kExpertValued = {"model-low", "variant-low", "cfg-low", "lora-low"};
 
 const char* const kExpertHelp =
     "two-expert models (the high-noise expert as --model):\n"
@@ -15,7 +15,10 @@ const char* const kExpertHelp =
     "                        pair's boundary; default: the file beside --model named as\n"
     "                        its partner (ComfyUI: low_noise where it says high_noise)\n"
     "  --variant-low NAME    its variant, where the file name cannot tell\n"
-    "  --cfg-low G           its guidance (the pair's default; --cfg alone sets both)\n";
+    "  --cfg-low G           its guidance (the pair's default; --cfg alone sets both)\n"
+    "  --lora-low FILE[:S]   a LoRA for the low-noise expert (repeat for several); --lora\n"
+    "                        applies to the high-noise one (--lora-merge and\n"
+    "                        --lora-skip-unmatched apply to both)\n";
 
 LowExpertFile check_low_expert(const Options& opt, const DenoiserSpec& spec, const std::string& model_path) {
   const auto role = spec.expert();
@@ -23,10 +26,13 @@ LowExpertFile check_low_expert(const Options& opt, const DenoiserSpec& spec, con
   f.path = opt.str("model-low", "");
   f.variant = opt.str("variant-low", "");
   if (!role) {
-    if (opt.has("model-low") || opt.has("variant-low") || opt.has("cfg-low"))
-      fail(spec.variant(), " is one model; --model-low, --variant-low and --cfg-low are for two-expert models");
+    if (opt.has("model-low") || opt.has("variant-low") || opt.has("cfg-low") || opt.has("lora-low"))
+      fail(spec.variant(), " is one model; --model-low, --variant-low, --cfg-low and --lora-low are for two-expert models");
     return f;
   }
+  for (const auto& arg : opt.all("lora-low")) f.loras.files.push_back(parse_lora_argument(arg));
+  f.loras.skip_unmatched = opt.flag("lora-skip-unmatched");
+  f.loras.merge_fp8 = opt.flag("lora-merge");
   if (!role->high_noise)
     fail("--model names the low-noise expert of ", role->pair, " (", spec.variant(),
          "); give the high-noise one as --model and this one as --model-low");
@@ -51,7 +57,7 @@ LowExpertFile check_low_expert(const Options& opt, const DenoiserSpec& spec, con
 }
 
 void load_low_expert(LoadedModel& model, const LowExpertFile& file) {
-  if (!file.path.empty()) add_low_noise_expert(model, file.path, file.variant);
+  if (!file.path.empty()) add_low_noise_expert(model, file.path, file.variant, file.loras);
 }
 
 }  // namespace raylight::cli

@@ -17,6 +17,7 @@ extern const char* const kExpertHelp;
 
 struct LowExpertFile {
   std::string path, variant;  // path empty: a one-model family
+  LoraOptions loras;          // --lora-low (with --lora-merge / --lora-skip-unmatched)
 };
 
 // Fails when a two-expert model lacks its partner, a one-model family is given one, or the

@@ -90,7 +90,7 @@ WeightPlacement parse_placement(const Options& opt) {
   for (const auto& arg : opt.all("lora")) p.loras.files.push_back(parse_lora_argument(arg));
   p.loras.skip_unmatched = opt.flag("lora-skip-unmatched");
   p.loras.merge_fp8 = opt.flag("lora-merge");
-  if ((p.loras.skip_unmatched || p.loras.merge_fp8) && p.loras.empty())
+  if ((p.loras.skip_unmatched || p.loras.merge_fp8) && p.loras.empty() && !opt.has("lora-low"))
     fail("--lora-merge and --lora-skip-unmatched apply to LoRAs; give them with --lora FILE");
   return p;
 }
