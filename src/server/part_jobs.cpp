@@ -168,9 +168,14 @@ CodecRequest parse_vae_encode_body(std::string_view body, const DenoiserSpec& mo
   r.items = as_items(the_tensor(b, "pixels"), fmt.item_rank, "pixels", &r.batched);
   const Shape item = item_shape(r.items);
   if (item[0] != 3) fail("tensor 'pixels' has ", item[0], " channels; send RGB (3) first: ", shape_str(item));
-  // The size must make a latent the model samples (Wan: multiples of 16, 4k+1 frames).
-  const OutputSize size{item.back(), item[item.size() - 2], fmt.item_rank == 4 ? item[1] : 1};
-  model.latent_shape(size);
+  // What the VAEs take: sides in multiples of 8 (a latent pixel; the codec checks its own
+  // factor too) and 4k+1 frames for the causal video VAEs. A latent the DiT samples needs
+  // multiples of 16: ComfyUI's nodes crop to that.
+  const int64_t h = item[item.size() - 2], w = item.back();
+  if (h < 8 || w < 8 || h % 8 || w % 8)
+    fail("tensor 'pixels' is ", w, "x", h, " pixels; width and height must be multiples of 8");
+  if (fmt.item_rank == 4 && (item[1] - 1) % 4)
+    fail("tensor 'pixels' has ", item[1], " frames; the video VAE takes 4k+1 (1, 5, 9, ...)");
   const float* v = r.items.f32();
   for (int64_t i = 0; i < r.items.numel(); ++i)
     if (v[i] < -1.001f || v[i] > 1.001f)
