@@ -171,12 +171,12 @@ Generator& GenerateModels::codec(const PartFiles& files, const DenoiserSpec& spe
   return *codec_;
 }
 
-std::string GenerateModels::render(const GenerateRequest& r, const Tensor& latent, std::string* content_type) {
+std::string GenerateModels::render(const GenerateRequest& r, const Tensor& latent, const Tensor& pixels,
+                                   std::string* content_type) {
   if (r.format == "latent") {
     *content_type = "application/octet-stream";
     return encode_safetensors({{"latent", latent}});
   }
-  if (!codec_) fail("generate: the VAE is not loaded");
   static std::atomic<int> counter{0};
   const std::string path = (std::filesystem::temp_directory_path() /
                             ("raylight_serve_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "." + r.format))
@@ -185,7 +185,7 @@ std::string GenerateModels::render(const GenerateRequest& r, const Tensor& laten
     std::string p;
     ~Remove() { std::filesystem::remove(p); }
   } cleanup{path};
-  codec_->write(latent, path, r.fps);
+  write_output(path, pixels, r.fps);
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();

@@ -56,8 +56,9 @@ class GenerateModels {
   // (part_jobs.h) and generate share them, so each file is loaded once.
   Generator& text(const PartFiles& files, const DenoiserSpec& spec, const std::string& model, Backend& backend);
   Generator& codec(const PartFiles& files, const DenoiserSpec& spec, const std::string& model, Backend& backend);
-  // The finished file's bytes and content type (or the latent as a safetensors body).
-  std::string render(const GenerateRequest& r, const Tensor& latent, std::string* content_type);
+  // The finished file's bytes and content type (or the latent as a safetensors body);
+  // `pixels` are the decoded latent (unused for the latent format).
+  std::string render(const GenerateRequest& r, const Tensor& latent, const Tensor& pixels, std::string* content_type);
 
  private:
   std::unique_ptr<Generator> text_, codec_;

@@ -313,8 +313,20 @@ JobResult RankExecutor::generate(const Command& cmd, const JobHooks& hooks) {
   const auto t0 = std::chrono::steady_clock::now();
   Tensor latent = sample_planned(job, hooks);
   JobResult r;
+  // The decode's tiles over every rank, each with its copy of the VAE (as `raylight
+  // generate` on several ranks), rank 0 blending them; bit for bit one rank's tiled decode.
+  const bool spread = req.format != "latent" && control_.size() > 1;
   phase(500, [&] {
-    if (lead) r.body = generate_models_.render(req, latent, &r.content_type);
+    Tensor pixels;
+    if (req.format != "latent" && (lead || spread)) {
+      Generator& codec = generate_models_.codec(req.parts, spec, model_->source, *model_->backend);
+      VaeTileRequest tiles;
+      tiles.ranks = spread ? control_.size() : 1;
+      tiles.gpu_memory_limit = static_cast<double>(plan_.placement.gpu_memory_limit);
+      tiles.held_bytes = static_cast<double>(model_->weights->held_bytes());
+      pixels = codec.decode(latent, job.item_shape, tiles, *model_->groups.world);
+    }
+    if (lead) r.body = generate_models_.render(req, latent, pixels, &r.content_type);
   });
   if (!lead) return JobResult{};
   r.info = describe_job(job);

@@ -111,6 +111,13 @@ class VaeTest(unittest.TestCase):
         whole = one.client.vae_decode(g["latent"], vae=VAE)
         self.assertLess(max_diff(one.client.vae_decode(g["latent"], vae=VAE, tile="16x16"), whole), 0.25)
 
+    def test_generate_on_two_ranks_decodes_on_both(self):
+        # Its decode deals the tiles over both ranks (the collective path of the endpoint
+        # above); the video comes back whole.
+        kind, data = two.client.generate(dict(SMALL, prompt="a red fox", format="webp"))
+        self.assertEqual(kind, "image/webp")
+        self.assertEqual(data[:4], b"RIFF")
+
     def test_decode_of_a_sampled_latent_gives_the_video_size(self):
         c = one.client
         latent = c.sample({}, dict(SMALL, seed=1))["latent"]
