@@ -374,8 +374,8 @@ class RealComfyUITest(unittest.TestCase):
         save_file({q + ".lora_down.weight": torch.randn(2, 128, generator=g) * 0.3,
                    q + ".lora_up.weight": torch.randn(128, 2, generator=g) * 0.3},
                   os.path.join(loras, "tiny_query.safetensors"))
-        base_graph = workflow(steps=3, seed=21, prefix="lora_base")
-        lora_graph = workflow(steps=3, seed=21, prefix="lora_on")
+        base_graph = workflow(steps=4, seed=21, prefix="lora_base")
+        lora_graph = workflow(steps=4, seed=21, prefix="lora_on")
         lora_graph["7"] = {"class_type": "RaylightLoraLoader",
                            "inputs": {"model": ["2", 0], "lora_name": "tiny_query.safetensors", "strength_model": 1.5}}
         lora_graph["5"]["inputs"]["model"] = ["7", 0]
@@ -395,7 +395,7 @@ class RealComfyUITest(unittest.TestCase):
         noise = torch.randn((1, 16, 2, 8, 8), generator=torch.manual_seed(21))
         direct = client.sample({"context": st.from_torch(pos[0]), "negative": st.from_torch(neg[0]),
                                 "noise": st.from_torch(noise)},
-                               {"sampler": "euler", "cfg": 5.0, "steps": 3, "shift": 5.0})
+                               {"sampler": "euler", "cfg": 5.0, "steps": 4, "shift": 5.0})
         sys.path.insert(0, COMFYUI)
         try:
             import comfy.latent_formats
@@ -405,7 +405,7 @@ class RealComfyUITest(unittest.TestCase):
         self.assertLess((with_lora - want).abs().max().item(), 1e-3)
         # Without the loader node again: the server drops the LoRA and the result is the
         # first one, bit for bit.
-        again = self.saved_latent(self.comfy.run(workflow(steps=3, seed=21, prefix="lora_off")))
+        again = self.saved_latent(self.comfy.run(workflow(steps=4, seed=21, prefix="lora_off")))
         self.assertTrue(torch.equal(again, base))
         self.assertEqual(client.model().get("loras", []), [])
 
@@ -414,7 +414,7 @@ class RealComfyUITest(unittest.TestCase):
         os.makedirs(vaes, exist_ok=True)
         shutil.copy(os.path.join(support.ROOT, "tests", "fixtures", "wan_vae_tiny.safetensors"),
                     os.path.join(vaes, "wan_vae_tiny.safetensors"))
-        graph = workflow(steps=3, seed=31, prefix="parts")
+        graph = workflow(steps=4, seed=31, prefix="parts")
         graph["3"] = {"class_type": "RaylightTextEncode",
                       "inputs": {"model": ["2", 0], "text": "a red fox in the snow", "text_encoder": "default"}}
         graph["8"] = {"class_type": "RaylightTextEncode",
@@ -460,7 +460,7 @@ class RealComfyUITest(unittest.TestCase):
         noise = torch.randn((1, 16, 2, 8, 8), generator=torch.manual_seed(31))
         direct = client.sample({"context": st.from_torch(context), "negative": st.from_torch(negative),
                                 "noise": st.from_torch(noise)},
-                               {"sampler": "euler", "cfg": 5.0, "steps": 3, "shift": 5.0})
+                               {"sampler": "euler", "cfg": 5.0, "steps": 4, "shift": 5.0})
         sys.path.insert(0, COMFYUI)
         try:
             import comfy.latent_formats
