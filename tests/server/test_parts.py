@@ -1,11 +1,10 @@
 """The part endpoints (POST /v1/text/encode, /v1/vae/decode, /v1/vae/encode) through the
 node pack's client against the real server: text encoding then sampling equals generate
 byte for byte, the VAE against the PyTorch goldens (tests/fixtures/make_wan_vae_golden.py),
-the decode spread over two CPU ranks equal to one rank bit for bit, the text encoder held by
-rank 0 alone, and the bad requests each refused at once with a message and no job queued.
+the decode spread over two CPU ranks equal to one rank bit for bit, generate on two ranks,
+and the bad requests each refused at once with a message and no job queued.
 Standard library only (no torch), like test_client."""
 
-import array
 import json
 import os
 import shutil
