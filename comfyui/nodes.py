@@ -423,15 +423,171 @@ class RaylightLoraLoader:
         return (handle,)
 
 
+def part_names(folder):
+    """"default" (an embedded model's own part) and the files of one of ComfyUI's model folders."""
+    folder_paths = _comfy("folder_paths")
+    try:
+        names = list(folder_paths.get_filename_list(folder)) if folder_paths is not None else []
+    except KeyError:
+        names = []
+    return ["default"] + names
+
+
+def part_path(folder, name):
+    if not name or name == "default":
+        return None
+    folder_paths = _comfy("folder_paths")
+    path = folder_paths.get_full_path(folder, name) if folder_paths is not None else None
+    if not path:
+        raise FileNotFoundError("%r not found in ComfyUI's %s folders" % (name, folder))
+    return path
+
+
+def run_on_server(call):
+    """A part job on the server, ComfyUI's interrupt cancelling it, a dead server explained."""
+    mm = _comfy("comfy.model_management")
+    try:
+        return call(mm.processing_interrupted if mm is not None else None)
+    except RaylightCancelled:
+        if mm is not None:
+            mm.throw_exception_if_processing_interrupted()
+        raise
+    except (RaylightError, OSError) as e:
+        err = e if isinstance(e, RaylightError) else RaylightError(0, str(e))
+        raise launcher.explain(err) from e
+
+
+def checked_latent(info, latent):
+    fmt_info = info.get("latent_format") or {}
+    dims = fmt_info.get("item_dims", 4) + 1
+    channels = fmt_info.get("channels")
+    if latent.dim() != dims or (channels and latent.shape[1] != channels):
+        raise ValueError("the loaded %s model takes latents of %d dimensions with %s channels (batch, channels, ...); "
+                         "got %s" % (info.get("family", "Raylight"), dims, channels, tuple(latent.shape)))
+    return latent
+
+
+# Conditioning the server makes -> where ComfyUI's CONDITIONING keeps it (CONDITIONING_SOURCES
+# read the other way): the token tensor itself, or an entry of its options.
+def conditioning_from_tensors(tensors):
+    main, options = None, {}
+    for name, raw in tensors.items():
+        t = st.to_torch(raw).unsqueeze(0)  # ComfyUI's batch of one
+        key = CONDITIONING_SOURCES.get(name, name)
+        if key is None:
+            main = t
+        else:
+            options[key] = t
+    if main is None:
+        raise RuntimeError("the server's text encoders made no token conditioning (got %s)" % sorted(tensors))
+    return [[main, options]]
+
+
+class RaylightTextEncode:
+    """CLIPTextEncode on the server's ranks: the loaded model's text encoders (umT5-XXL for
+    Wan, T5-XXL and CLIP-L for Flux) run there, so ComfyUI's process never holds them. The
+    CONDITIONING works with Raylight's sampler and ComfyUI's conditioning nodes alike."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("RAYLIGHT_MODEL",), "text": ("STRING", {"multiline": True, "dynamicPrompts": True}),
+                             "text_encoder": (part_names("text_encoders"),
+                                              {"tooltip": "default: the model's own (embedded models)"})},
+                "optional": {"text_encoder_2": (part_names("text_encoders"),
+                                                {"tooltip": "the second text encoder (Flux: CLIP-L)"})}}
+
+    RETURN_TYPES = ("CONDITIONING",)
+    FUNCTION = "encode"
+    CATEGORY = "Raylight"
+
+    def encode(self, model, text, text_encoder="default", text_encoder_2="default"):
+        client = ensure_model(model)
+        tensors = run_on_server(lambda cancel: client.text_encode(
+            text, should_cancel=cancel, text_encoder=part_path("text_encoders", text_encoder),
+            text_encoder_2=part_path("text_encoders", text_encoder_2)))
+        return (conditioning_from_tensors(tensors),)
+
+
+class RaylightVAEDecode:
+    """VAEDecode on the server's ranks: the latent's tiles are spread over every rank (the
+    same pixels as one rank decoding them); takes ComfyUI's LATENT from any node."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("RAYLIGHT_MODEL",), "samples": ("LATENT",),
+                             "vae_name": (part_names("vae"), {"tooltip": "default: the model's own (embedded models)"})},
+                "optional": {"tile_size": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 8,
+                                                   "tooltip": "tile side in pixels (0: as the server's memory needs)"}),
+                             "spread": ("BOOLEAN", {"default": True, "tooltip": "decode the tiles on every rank"})}}
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "decode"
+    CATEGORY = "Raylight"
+
+    def decode(self, model, samples, vae_name="default", tile_size=0, spread=True):
+        client = ensure_model(model)
+        info = client.model() or {}
+        latent = checked_latent(info, samples["samples"])
+        fmt = latent_format(info)
+        raw = run_on_server(lambda cancel: client.vae_decode(
+            st.from_torch(fmt.process_in(latent.float())), vae=part_path("vae", vae_name),
+            tile="%dx%d" % (tile_size, tile_size) if tile_size else None, spread=bool(spread), should_cancel=cancel))
+        pixels = ((st.to_torch(raw) + 1.0) / 2.0).clamp(0.0, 1.0)  # [B, 3, (F,) H, W]
+        if pixels.dim() == 5:  # a video's frames, one after another, as ComfyUI's VAEDecode gives them
+            return (pixels.permute(0, 2, 3, 4, 1).reshape(-1, pixels.shape[3], pixels.shape[4], 3),)
+        return (pixels.permute(0, 2, 3, 1).contiguous(),)
+
+
+class RaylightVAEEncode:
+    """VAEEncode on the server's ranks: ComfyUI's IMAGE (a video's frames for video
+    models) -> LATENT, cropped as the model needs (sides to multiples of 16, 4k+1 frames)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("RAYLIGHT_MODEL",), "pixels": ("IMAGE",),
+                             "vae_name": (part_names("vae"), {"tooltip": "default: the model's own (embedded models)"})}}
+
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "encode"
+    CATEGORY = "Raylight"
+
+    def encode(self, model, pixels, vae_name="default"):
+        client = ensure_model(model)
+        info = client.model() or {}
+        fmt = latent_format(info)
+        x = pixels[..., :3].float()  # [N, H, W, 3] in [0, 1]
+        h, w = (x.shape[1] // 16) * 16, (x.shape[2] // 16) * 16
+        if h == 0 or w == 0:
+            raise ValueError("the image is %dx%d; the model needs at least 16x16 pixels" % (x.shape[2], x.shape[1]))
+        top, left = (x.shape[1] - h) // 2, (x.shape[2] - w) // 2  # centred, as ComfyUI's VAEEncode crops
+        x = x[:, top:top + h, left:left + w, :] * 2.0 - 1.0
+        if (info.get("latent_format") or {}).get("item_dims", 4) == 4:
+            frames = (x.shape[0] - 1) // 4 * 4 + 1  # the video models take 4k+1 frames
+            if frames != x.shape[0]:
+                log.warning("raylight: encoding the first %d of %d frames (4k+1)", frames, x.shape[0])
+            x = x[:frames].permute(3, 0, 1, 2).unsqueeze(0)  # one video [1, 3, F, H, W]
+        else:
+            x = x.permute(0, 3, 1, 2)  # pictures [N, 3, H, W]
+        raw = run_on_server(lambda cancel: client.vae_encode(st.from_torch(x), vae=part_path("vae", vae_name),
+                                                             should_cancel=cancel))
+        return ({"samples": fmt.process_out(st.to_torch(raw))},)
+
+
 NODE_CLASS_MAPPINGS = {
     "RaylightInitializer": RaylightInitializer,
     "RaylightDiffusionModelLoader": RaylightDiffusionModelLoader,
     "RaylightKSampler": RaylightKSampler,
     "RaylightLoraLoader": RaylightLoraLoader,
+    "RaylightTextEncode": RaylightTextEncode,
+    "RaylightVAEDecode": RaylightVAEDecode,
+    "RaylightVAEEncode": RaylightVAEEncode,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "RaylightInitializer": "Raylight Initializer",
     "RaylightDiffusionModelLoader": "Raylight Load Diffusion Model",
     "RaylightKSampler": "Raylight KSampler",
     "RaylightLoraLoader": "Raylight Load LoRA",
+    "RaylightTextEncode": "Raylight Text Encode",
+    "RaylightVAEDecode": "Raylight VAE Decode",
+    "RaylightVAEEncode": "Raylight VAE Encode",
 }

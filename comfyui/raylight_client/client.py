@@ -170,6 +170,38 @@ class RaylightClient:
     def submit_generate(self, params):
         return self._json("POST", "/v1/generate", params, ok=(202,))["id"]
 
+    def submit_tensors(self, path, tensors, params):
+        """Queues a job whose body is tensors (``/v1/sample``, ``/v1/vae/decode``,
+        ``/v1/vae/encode``) with ``params`` as its request; returns the job id."""
+        body = safetensors_io.encode(tensors, {"request": json.dumps(params)})
+        status, _, data = self.request("POST", path, body, "application/octet-stream")
+        return self._check(status, data, ok=(202,))["id"]
+
+    def _tensor_job(self, job_id, on_progress=None, should_cancel=None):
+        self.follow(job_id, on_progress, should_cancel)
+        _, data = self.result(job_id)
+        return safetensors_io.decode(data)[0]
+
+    def text_encode(self, prompt, should_cancel=None, **files):
+        """The loaded model's conditioning tensors for ``prompt``, made by its text encoders on
+        the server's ranks ({"context": RawTensor, ...}); ``files``: text_encoder,
+        text_encoder_2, tokenizer (default: an embedded model's own)."""
+        params = dict({k: v for k, v in files.items() if v}, prompt=prompt)
+        job_id = self._json("POST", "/v1/text/encode", params, ok=(202,))["id"]
+        return self._tensor_job(job_id, should_cancel=should_cancel)
+
+    def vae_decode(self, latent, vae=None, tile=None, spread=None, should_cancel=None):
+        """Pixels in [-1, 1] ([B,] 3, F, H, W) of a latent in the model's space."""
+        params = {k: v for k, v in (("vae", vae), ("tile", tile), ("spread", spread)) if v is not None}
+        job_id = self.submit_tensors("/v1/vae/decode", {"latent": latent}, params)
+        return self._tensor_job(job_id, should_cancel=should_cancel)["pixels"]
+
+    def vae_encode(self, pixels, vae=None, should_cancel=None):
+        """The latent (model's space) of pixels in [-1, 1] ([B,] 3, F, H, W)."""
+        params = {"vae": vae} if vae else {}
+        job_id = self.submit_tensors("/v1/vae/encode", {"pixels": pixels}, params)
+        return self._tensor_job(job_id, should_cancel=should_cancel)["latent"]
+
     def events(self, job_id, timeout=120.0):
         """Yields the job's status dicts from its event stream until it finishes, and None
         for each keep-alive (every 2 s while nothing changes, e.g. while the job is queued),

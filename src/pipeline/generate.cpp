@@ -32,6 +32,31 @@ const ConditioningInput* input_named(const std::vector<ConditioningInput>& input
 
 Generator::Generator(const DenoiserSpec& spec, const std::string& model, Backend& backend, const PartFiles& files) {
   const std::vector<ConditioningInput> inputs = spec.conditioning_inputs();
+  const std::vector<std::string> made = open_encoders(spec, model, backend, files);
+  for (const PartSlot& slot : spec.parts())
+    if (slot.kind == PartKind::LatentCodec) open_codec(spec, model, backend, files);
+  if (!codec_) fail(model, " has no VAE to decode its latents with");
+  std::string missing;
+  for (const auto& in : inputs)
+    // "guidance" comes from the sampling options (with_guidance), not from a part.
+    if (in.required && in.name != "guidance" && std::find(made.begin(), made.end(), in.name) == made.end())
+      missing += (missing.empty() ? "" : ", ") + in.name;
+  if (!missing.empty())
+    fail("generate makes its inputs from a prompt; ", model, " (", spec.variant(), ") also needs ", missing,
+         " (an image-to-video model?)");
+  warm_encoders(backend);
+}
+
+Generator::Generator(EncodeOnly, const DenoiserSpec& spec, const std::string& model, Backend& backend,
+                     const PartFiles& files) {
+  open_encoders(spec, model, backend, files);
+  if (encoders_.empty()) fail(model, " (", spec.variant(), ") has no text encoder");
+  warm_encoders(backend);
+}
+
+std::vector<std::string> Generator::open_encoders(const DenoiserSpec& spec, const std::string& model,
+                                                  Backend& backend, const PartFiles& files) {
+  const std::vector<ConditioningInput> inputs = spec.conditioning_inputs();
   size_t next_encoder = 0;
   std::vector<std::string> made;  // conditioning names the parts make
   for (const PartSlot& slot : spec.parts()) {
@@ -53,21 +78,14 @@ Generator::Generator(const DenoiserSpec& spec, const std::string& model, Backend
                " needs a ", slot.what, " in this place");
         made.push_back(name);
       }
-    } else if (slot.kind == PartKind::LatentCodec) {
-      open_codec(spec, model, backend, files);
     }
   }
   if (next_encoder < files.text_encoders.size())
     fail(model, " takes ", next_encoder, " text encoder(s); ", files.text_encoders.size(), " were given");
-  if (!codec_) fail(model, " has no VAE to decode its latents with");
-  std::string missing;
-  for (const auto& in : inputs)
-    // "guidance" comes from the sampling options (with_guidance), not from a part.
-    if (in.required && in.name != "guidance" && std::find(made.begin(), made.end(), in.name) == made.end())
-      missing += (missing.empty() ? "" : ", ") + in.name;
-  if (!missing.empty())
-    fail("generate makes its inputs from a prompt; ", model, " (", spec.variant(), ") also needs ", missing,
-         " (an image-to-video model?)");
+  return made;
+}
+
+void Generator::warm_encoders(Backend& backend) {
   // On a device that keeps weights, the encoders' weights go there now (they are placed on
   // first use): one empty prompt, so loading pays the upload (T5-XXL: 9.5 GB at fp16), not
   // the first prompt.

@@ -34,6 +34,9 @@ class Generator {
   // Only the codec (the other ranks of a job whose decode is spread over its ranks).
   struct DecodeOnly {};
   Generator(DecodeOnly, const DenoiserSpec& spec, const std::string& model, Backend& backend, const PartFiles& files);
+  // Only the text encoders (the server's text-encode endpoint).
+  struct EncodeOnly {};
+  Generator(EncodeOnly, const DenoiserSpec& spec, const std::string& model, Backend& backend, const PartFiles& files);
   ~Generator();
   // One prompt's conditioning tensors, from every text encoder.
   Conditioning encode(const std::string& prompt);
@@ -50,6 +53,10 @@ class Generator {
 
  private:
   void open_codec(const DenoiserSpec& spec, const std::string& model, Backend& backend, const PartFiles& files);
+  // Opens the text encoders of `files` and checks them against `spec`; the names they make.
+  std::vector<std::string> open_encoders(const DenoiserSpec& spec, const std::string& model, Backend& backend,
+                                         const PartFiles& files);
+  void warm_encoders(Backend& backend);
   std::vector<std::unique_ptr<TextEncoder>> encoders_;
   std::unique_ptr<LatentCodec> codec_;
 };

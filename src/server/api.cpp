@@ -13,6 +13,7 @@
 #include "server/generate_job.h"
 #include "server/job_estimate.h"
 #include "server/load_request.h"
+#include "server/part_jobs.h"
 #include "server/sample_request.h"
 
 namespace raylight::server {
@@ -31,7 +32,7 @@ bool truthy(const std::optional<std::string>& v) {
 
 const char* const kEndpoints[] = {
     "GET /v1/health", "GET /v1/memory", "GET /v1/models", "POST /v1/models/load",
-    "POST /v1/models/unload", "POST /v1/models/loras", "POST /v1/sample", "POST /v1/generate", "GET /v1/jobs",
+    "POST /v1/models/unload", "POST /v1/models/loras", "POST /v1/sample", "POST /v1/generate", "POST /v1/text/encode", "POST /v1/vae/decode", "POST /v1/vae/encode", "GET /v1/jobs",
     "GET /v1/jobs/{id}", "GET /v1/jobs/{id}/events", "GET /v1/jobs/{id}/result",
     "POST /v1/jobs/{id}/cancel", "DELETE /v1/jobs/{id}", "POST /v1/shutdown"};
 
@@ -71,6 +72,9 @@ HttpResponse Api::handle(HttpRequest& req) {
   if (is({"v1", "models", "loras"})) return loras(req);
   if (is({"v1", "sample"})) return sample(req);
   if (is({"v1", "generate"})) return generate(req);
+  if (is({"v1", "text", "encode"})) return text_encode(req);
+  if (is({"v1", "vae", "decode"})) return vae_job(req, true);
+  if (is({"v1", "vae", "encode"})) return vae_job(req, false);
   if (is({"v1", "jobs"})) return json_response(200, {{"jobs", board_.list()}});
   if (is({"v1", "shutdown"})) {
     request_shutdown_();
@@ -210,6 +214,50 @@ HttpResponse Api::generate(HttpRequest& req) {
     }
   }
   return submit(JobKind::Generate, std::move(j), {}, req);
+}
+
+HttpResponse Api::text_encode(HttpRequest& req) {
+  nlohmann::json j;
+  if (auto bad = read_json(req, config_.limits, &j)) return *bad;
+  try {
+    check_paths(j, {"text_encoder", "text_encoder_2", "tokenizer"}, config_.models_dirs);
+  } catch (const Error& e) {
+    return error_response(400, e.what());
+  }
+  if (!board_.model_change_queued()) {
+    auto model = state_.model();
+    if (!model) return error_response(409, "no model is loaded; load one first (POST /v1/models/load)");
+    try {
+      check_part_files(parse_text_encode_request(j, *model->plan.spec).parts);
+    } catch (const Error& e) {
+      return error_response(400, e.what());
+    }
+  }
+  return submit(JobKind::TextEncode, std::move(j), {}, req);
+}
+
+HttpResponse Api::vae_job(HttpRequest& req, bool decode) {
+  const char* path = decode ? "/v1/vae/decode" : "/v1/vae/encode";
+  if (req.body.empty())
+    return error_response(411, std::string("POST ") + path + " needs a safetensors body (Content-Length); see docs/server.md");
+  try {
+    // The VAE file is checked against --models-dir here, where the folders are known.
+    const TensorBundle b = decode_safetensors(req.body);
+    if (auto it = b.metadata.find("request"); it != b.metadata.end()) {
+      const nlohmann::json j = nlohmann::json::parse(it->second, nullptr, false);
+      if (j.is_object()) check_paths(j, {"vae"}, config_.models_dirs);
+    }
+    if (!board_.model_change_queued()) {
+      auto model = state_.model();
+      if (!model) return error_response(409, "no model is loaded; load one first (POST /v1/models/load)");
+      const CodecRequest r = decode ? parse_vae_decode_body(req.body, *model->plan.spec)
+                                    : parse_vae_encode_body(req.body, *model->plan.spec);
+      check_part_files(r.parts);
+    }
+  } catch (const Error& e) {
+    return error_response(400, e.what());
+  }
+  return submit(decode ? JobKind::VaeDecode : JobKind::VaeEncode, nlohmann::json::object(), std::move(req.body), req);
 }
 
 HttpResponse Api::submit(JobKind kind, nlohmann::json params, std::string payload, const HttpRequest& req) {

@@ -46,6 +46,9 @@ class Api {
   HttpResponse loras(HttpRequest& req);
   HttpResponse sample(HttpRequest& req);
   HttpResponse generate(HttpRequest& req);
+  // The part endpoints (part_jobs.h).
+  HttpResponse text_encode(HttpRequest& req);
+  HttpResponse vae_job(HttpRequest& req, bool decode);
   HttpResponse job(const std::string& method, const std::string& id, const std::string& what,
                    const HttpRequest& req);
   HttpResponse submit(JobKind kind, nlohmann::json params, std::string payload, const HttpRequest& req);

@@ -135,29 +135,48 @@ GenerateModels::GenerateModels() = default;
 GenerateModels::~GenerateModels() = default;
 
 void GenerateModels::drop() {
-  generator_.reset();
-  key_.clear();
+  text_.reset();
+  codec_.reset();
+  text_key_.clear();
+  codec_key_.clear();
 }
 
 Generator& GenerateModels::parts(const GenerateRequest& r, const DenoiserSpec& spec, const std::string& model,
                                  Backend& backend) {
-  std::string key = r.parts.codec + "\n" + r.parts.tokenizer;
-  for (const auto& e : r.parts.text_encoders) key += "\n" + e;
-  if (!generator_ || key_ != key) {
-    generator_.reset();
-    key_.clear();
-    generator_ = std::make_unique<Generator>(spec, model, backend, r.parts);
-    key_ = key;
-  }
-  return *generator_;
+  codec(r.parts, spec, model, backend);
+  return text(r.parts, spec, model, backend);
 }
 
-std::string GenerateModels::render(const GenerateRequest& r, const Tensor& latent, std::string* content_type) {
+Generator& GenerateModels::text(const PartFiles& files, const DenoiserSpec& spec, const std::string& model,
+                                Backend& backend) {
+  std::string key = files.tokenizer;
+  for (const auto& e : files.text_encoders) key += "\n" + e;
+  if (!text_ || text_key_ != key) {
+    text_.reset();  // the old encoders go before the new ones load
+    text_key_.clear();
+    text_ = std::make_unique<Generator>(Generator::EncodeOnly{}, spec, model, backend, files);
+    text_key_ = key;
+  }
+  return *text_;
+}
+
+Generator& GenerateModels::codec(const PartFiles& files, const DenoiserSpec& spec, const std::string& model,
+                                 Backend& backend) {
+  if (!codec_ || codec_key_ != files.codec) {
+    codec_.reset();
+    codec_key_.clear();
+    codec_ = std::make_unique<Generator>(Generator::DecodeOnly{}, spec, model, backend, files);
+    codec_key_ = files.codec;
+  }
+  return *codec_;
+}
+
+std::string GenerateModels::render(const GenerateRequest& r, const Tensor& latent, const Tensor& pixels,
+                                   std::string* content_type) {
   if (r.format == "latent") {
     *content_type = "application/octet-stream";
     return encode_safetensors({{"latent", latent}});
   }
-  if (!generator_) fail("generate: the VAE is not loaded");
   static std::atomic<int> counter{0};
   const std::string path = (std::filesystem::temp_directory_path() /
                             ("raylight_serve_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "." + r.format))
@@ -166,7 +185,7 @@ std::string GenerateModels::render(const GenerateRequest& r, const Tensor& laten
     std::string p;
     ~Remove() { std::filesystem::remove(p); }
   } cleanup{path};
-  generator_->write(latent, path, r.fps);
+  write_output(path, pixels, r.fps);
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();

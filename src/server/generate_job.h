@@ -49,14 +49,20 @@ class GenerateModels {
   ~GenerateModels();
   // Drops them (before the backend they run on goes away).
   void drop();
-  // The parts for a request, checked against the model (made again when the files change).
+  // The parts for a request, checked against the model (made again when the files change):
+  // the text encoders (the Generator returned) and the codec.
   Generator& parts(const GenerateRequest& r, const DenoiserSpec& spec, const std::string& model, Backend& backend);
-  // The finished file's bytes and content type (or the latent as a safetensors body).
-  std::string render(const GenerateRequest& r, const Tensor& latent, std::string* content_type);
+  // The text encoders alone, and the codec alone, of `files`: the part endpoints
+  // (part_jobs.h) and generate share them, so each file is loaded once.
+  Generator& text(const PartFiles& files, const DenoiserSpec& spec, const std::string& model, Backend& backend);
+  Generator& codec(const PartFiles& files, const DenoiserSpec& spec, const std::string& model, Backend& backend);
+  // The finished file's bytes and content type (or the latent as a safetensors body);
+  // `pixels` are the decoded latent (unused for the latent format).
+  std::string render(const GenerateRequest& r, const Tensor& latent, const Tensor& pixels, std::string* content_type);
 
  private:
-  std::unique_ptr<Generator> generator_;
-  std::string key_;
+  std::unique_ptr<Generator> text_, codec_;
+  std::string text_key_, codec_key_;
 };
 
 }  // namespace raylight::server

@@ -34,6 +34,9 @@ const char* job_kind_name(JobKind k) {
     case JobKind::Sample: return "sample";
     case JobKind::Generate: return "generate";
     case JobKind::Loras: return "loras";
+    case JobKind::TextEncode: return "text_encode";
+    case JobKind::VaeDecode: return "vae_decode";
+    case JobKind::VaeEncode: return "vae_encode";
   }
   return "?";
 }

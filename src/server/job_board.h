@@ -19,7 +19,7 @@
 
 namespace raylight::server {
 
-enum class JobKind { Load, Unload, Sample, Generate, Loras };
+enum class JobKind { Load, Unload, Sample, Generate, Loras, TextEncode, VaeDecode, VaeEncode };
 enum class JobState { Queued, Running, Succeeded, Failed, Cancelled };
 const char* job_kind_name(JobKind k);
 const char* job_state_name(JobState s);

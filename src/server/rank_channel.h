@@ -25,7 +25,7 @@
 namespace raylight::server {
 
 enum class CommandKind : uint32_t { Heartbeat = 1, Exit = 2, Load = 3, Unload = 4, Sample = 5, Generate = 6,
-                                  Loras = 7 };
+                                  Loras = 7, TextEncode = 8, VaeDecode = 9, VaeEncode = 10 };
 
 struct Command {
   CommandKind kind = CommandKind::Heartbeat;

@@ -11,6 +11,8 @@
 #include "pipeline/sample_job.h"
 #include "server/client_files.h"
 #include "server/lora_request.h"
+#include "server/part_jobs.h"
+#include "server/safetensors_body.h"
 
 namespace raylight::server {
 namespace {
@@ -108,6 +110,9 @@ JobOutcome RankExecutor::run(const Command& cmd, const JobHooks& hooks) {
       case CommandKind::Sample: out.result = sample(cmd, hooks); break;
       case CommandKind::Generate: out.result = generate(cmd, hooks); break;
       case CommandKind::Loras: out.result = loras(cmd, hooks); break;
+      case CommandKind::TextEncode: out.result = text_encode(cmd); break;
+      case CommandKind::VaeDecode: out.result = vae_decode(cmd); break;
+      case CommandKind::VaeEncode: out.result = vae_encode(cmd); break;
       default: throw JobFailure{501, "this server cannot run that kind of job"};
     }
     if (out.result.body.empty() && !out.result.info.empty()) {
@@ -315,8 +320,20 @@ JobResult RankExecutor::generate(const Command& cmd, const JobHooks& hooks) {
   const auto t0 = std::chrono::steady_clock::now();
   Tensor latent = sample_planned(job, hooks);
   JobResult r;
+  // The decode's tiles over every rank, each with its copy of the VAE (as `raylight
+  // generate` on several ranks), rank 0 blending them; bit for bit one rank's tiled decode.
+  const bool spread = req.format != "latent" && control_.size() > 1;
   phase(500, [&] {
-    if (lead) r.body = generate_models_.render(req, latent, &r.content_type);
+    Tensor pixels;
+    if (req.format != "latent" && (lead || spread)) {
+      Generator& codec = generate_models_.codec(req.parts, spec, model_->source, *model_->backend);
+      VaeTileRequest tiles;
+      tiles.ranks = spread ? control_.size() : 1;
+      tiles.gpu_memory_limit = static_cast<double>(plan_.placement.gpu_memory_limit);
+      tiles.held_bytes = static_cast<double>(model_->weights->held_bytes());
+      pixels = codec.decode(latent, job.item_shape, tiles, *model_->groups.world);
+    }
+    if (lead) r.body = generate_models_.render(req, latent, pixels, &r.content_type);
   });
   if (!lead) return JobResult{};
   r.info = describe_job(job);
@@ -324,6 +341,121 @@ JobResult RankExecutor::generate(const Command& cmd, const JobHooks& hooks) {
   r.info["format"] = req.format;
   r.info["bytes"] = r.body.size();
   return r;
+}
+
+namespace {
+
+// Items [1, ...] each -> one tensor [B, ...] (or the one item when the request had no batch).
+Tensor stack_items(const std::vector<Tensor>& items, bool batched) {
+  if (!batched) return items.at(0);
+  Shape shape = items.at(0).shape();
+  shape.insert(shape.begin(), static_cast<int64_t>(items.size()));
+  Tensor out = Tensor::empty(shape);
+  char* dst = static_cast<char*>(out.raw());
+  for (const Tensor& t : items) {
+    const Tensor f = t.to_f32();
+    if (f.shape() != items[0].shape()) fail("internal error: items of different shapes");
+    std::memcpy(dst, f.raw(), f.nbytes());
+    dst += f.nbytes();
+  }
+  return out;
+}
+
+Tensor item_at(const Tensor& items, int64_t i) {
+  return items.slice_rows(i, i + 1).reshape(Shape(items.shape().begin() + 1, items.shape().end()));
+}
+
+JobResult tensor_result(const char* name, const Tensor& t, const std::string& model, nlohmann::json info) {
+  JobResult r;
+  info["model"] = model;
+  info["shape"] = t.shape();
+  r.body = encode_safetensors({{name, t}}, {{"raylight.model", model}, {"raylight.request", info.dump()}});
+  r.content_type = "application/octet-stream";
+  r.info = std::move(info);
+  return r;
+}
+
+}  // namespace
+
+JobResult RankExecutor::text_encode(const Command& cmd) {
+  if (!model_) throw JobFailure{409, "no model is loaded; load one first (POST /v1/models/load)"};
+  const bool lead = Runtime::world_rank() == 0;
+  const DenoiserSpec& spec = *model_->spec;
+  TextEncodeRequest req;
+  phase(400, [&] { req = parse_text_encode_request(nlohmann::json::parse(cmd.json), spec); });
+  // Rank 0 alone holds the text encoders (the other ranks never load them).
+  JobResult r;
+  const auto t0 = std::chrono::steady_clock::now();
+  phase(500, [&] {
+    if (!lead) return;
+    Generator& parts = generate_models_.text(req.parts, spec, model_->source, *model_->backend);
+    std::vector<std::pair<std::string, Tensor>> t;
+    nlohmann::json names = nlohmann::json::array();
+    for (const auto& [name, tensor] : parts.encode(req.prompt)) {
+      t.emplace_back(name, tensor.to_f32());
+      names.push_back(name);
+    }
+    nlohmann::json info = {{"model", spec.variant()}, {"tensors", names}};
+    info["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.body = encode_safetensors(t, {{"raylight.model", spec.variant()}, {"raylight.request", info.dump()}});
+    r.content_type = "application/octet-stream";
+    r.info = info;
+  });
+  return lead ? r : JobResult{};
+}
+
+JobResult RankExecutor::vae_decode(const Command& cmd) {
+  if (!model_) throw JobFailure{409, "no model is loaded; load one first (POST /v1/models/load)"};
+  const bool lead = Runtime::world_rank() == 0;
+  const DenoiserSpec& spec = *model_->spec;
+  CodecRequest req;
+  phase(400, [&] { req = parse_vae_decode_body(cmd.blob, spec); });
+  // Spread: every rank holds the codec and decodes its share of the tiles, bit for bit the
+  // single-rank tiled decode (tiled_decode.h); otherwise rank 0 decodes alone.
+  const bool spread = req.spread && control_.size() > 1;
+  req.tiles.ranks = spread ? control_.size() : 1;
+  req.tiles.gpu_memory_limit = static_cast<double>(plan_.placement.gpu_memory_limit);
+  req.tiles.held_bytes = static_cast<double>(model_->weights->held_bytes());
+  Generator* parts = nullptr;
+  phase(500, [&] {
+    if (lead || spread) parts = &generate_models_.codec(req.parts, spec, model_->source, *model_->backend);
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<Tensor> pixels;
+  const Shape item(req.items.shape().begin() + 1, req.items.shape().end());
+  phase(500, [&] {
+    for (int64_t i = 0; i < req.items.dim(0); ++i) {
+      if (!lead && !spread) break;
+      Tensor px = parts->decode(item_at(req.items, i), item, req.tiles, *model_->groups.world);
+      if (lead) pixels.push_back(px);
+    }
+  });
+  if (!lead) return JobResult{};
+  nlohmann::json info = {{"ranks", req.tiles.ranks}};
+  info["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return tensor_result("pixels", stack_items(pixels, req.batched), spec.variant(), info);
+}
+
+JobResult RankExecutor::vae_encode(const Command& cmd) {
+  if (!model_) throw JobFailure{409, "no model is loaded; load one first (POST /v1/models/load)"};
+  const bool lead = Runtime::world_rank() == 0;
+  const DenoiserSpec& spec = *model_->spec;
+  CodecRequest req;
+  phase(400, [&] { req = parse_vae_encode_body(cmd.blob, spec); });
+  // Rank 0 encodes: the causal video encoder runs its chunks in order (each needs the last
+  // one's caches) and its middle attention sees the whole frame, so neither frames nor
+  // tiles split exactly; see docs/server.md.
+  std::vector<Tensor> latents;
+  const auto t0 = std::chrono::steady_clock::now();
+  phase(500, [&] {
+    if (!lead) return;
+    Generator& parts = generate_models_.codec(req.parts, spec, model_->source, *model_->backend);
+    for (int64_t i = 0; i < req.items.dim(0); ++i) latents.push_back(parts.codec().encode(item_at(req.items, i)));
+  });
+  if (!lead) return JobResult{};
+  nlohmann::json info = {{"ranks", 1}};
+  info["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return tensor_result("latent", stack_items(latents, req.batched), spec.variant(), info);
 }
 
 }  // namespace raylight::server

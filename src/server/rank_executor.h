@@ -65,6 +65,11 @@ class RankExecutor {
   void wrap_denoiser();
   JobResult sample(const Command& cmd, const JobHooks& hooks);
   JobResult generate(const Command& cmd, const JobHooks& hooks);
+  // The part endpoints (part_jobs.h): text encoders on rank 0; the VAE decode by tiles over
+  // every rank (each with the codec) or on rank 0; the VAE encode on rank 0.
+  JobResult text_encode(const Command& cmd);
+  JobResult vae_decode(const Command& cmd);
+  JobResult vae_encode(const Command& cmd);
   // Samples a checked request with the agreed step hooks; the latent on every rank.
   Tensor sample_planned(const SampleJob& job, const JobHooks& hooks);
   // Runs `f`; then all ranks compare errors and throw the same failure with `status`.

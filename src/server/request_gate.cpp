@@ -65,6 +65,9 @@ std::optional<Endpoint> find_endpoint(const std::vector<std::string>& p) {
   }
   if (n == 3 && p[1] == "models" && (p[2] == "load" || p[2] == "unload" || p[2] == "loras"))
     return Endpoint{"POST", BodyKind::Json};
+  // The part endpoints (part_jobs.h).
+  if (n == 3 && p[1] == "text" && p[2] == "encode") return Endpoint{"POST", BodyKind::Json};
+  if (n == 3 && p[1] == "vae" && (p[2] == "decode" || p[2] == "encode")) return Endpoint{"POST", BodyKind::Tensors};
   if (n >= 3 && n <= 4 && p[1] == "jobs") {  // the job's id is looked up later (404 "no job")
     if (n == 3) return Endpoint{"GET, HEAD, DELETE", BodyKind::None};
     if (p[3] == "cancel") return post;

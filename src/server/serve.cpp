@@ -35,6 +35,9 @@ CommandKind command_of(JobKind k) {
     case JobKind::Sample: return CommandKind::Sample;
     case JobKind::Generate: return CommandKind::Generate;
     case JobKind::Loras: return CommandKind::Loras;
+    case JobKind::TextEncode: return CommandKind::TextEncode;
+    case JobKind::VaeDecode: return CommandKind::VaeDecode;
+    case JobKind::VaeEncode: return CommandKind::VaeEncode;
   }
   return CommandKind::Heartbeat;
 }

@@ -364,6 +364,112 @@ class RealComfyUITest(unittest.TestCase):
         self.assertEqual(entry["status"]["status_str"], "error")
         self.assertIn("latents of 4 dimensions", error_text(entry))
 
+    def test_10_a_lora_through_the_loader_node_is_the_servers_lora_and_removing_restores(self):
+        # A kohya-style LoRA on the tiny model's first query projection, in ComfyUI's loras folder.
+        loras = os.path.join(self.base, "models", "loras")
+        os.makedirs(loras, exist_ok=True)
+        g = torch.Generator().manual_seed(20)
+        q = "diffusion_model.blocks.0.self_attn.q"
+        from safetensors.torch import save_file
+        save_file({q + ".lora_down.weight": torch.randn(2, 128, generator=g) * 0.3,
+                   q + ".lora_up.weight": torch.randn(128, 2, generator=g) * 0.3},
+                  os.path.join(loras, "tiny_query.safetensors"))
+        base_graph = workflow(steps=4, seed=21, prefix="lora_base")
+        lora_graph = workflow(steps=4, seed=21, prefix="lora_on")
+        lora_graph["7"] = {"class_type": "RaylightLoraLoader",
+                           "inputs": {"model": ["2", 0], "lora_name": "tiny_query.safetensors", "strength_model": 1.5}}
+        lora_graph["5"]["inputs"]["model"] = ["7", 0]
+        base = self.saved_latent(self.comfy.run(base_graph))
+        entry = self.comfy.run(lora_graph)
+        self.assertEqual(entry["status"]["status_str"], "success", error_text(entry) or entry["status"])
+        with_lora = self.saved_latent(entry)
+        self.assertGreater((with_lora - base).abs().max().item(), 1e-2, "the LoRA changed nothing")
+        # The same LoRA applied on the server by hand gives the node's result (the schedule in
+        # float32 against double, as in test_1).
+        from raylight_client import safetensors_io as st
+        state, client = pack_server()
+        lora_path = client.model()["loras"][0]["path"]
+        self.assertEqual(os.path.realpath(lora_path), os.path.realpath(os.path.join(loras, "tiny_query.safetensors")))
+        gen = torch.Generator().manual_seed(1)
+        pos, neg = torch.randn(1, 7, 64, generator=gen), torch.randn(1, 3, 64, generator=gen)
+        noise = torch.randn((1, 16, 2, 8, 8), generator=torch.manual_seed(21))
+        direct = client.sample({"context": st.from_torch(pos[0]), "negative": st.from_torch(neg[0]),
+                                "noise": st.from_torch(noise)},
+                               {"sampler": "euler", "cfg": 5.0, "steps": 4, "shift": 5.0})
+        sys.path.insert(0, COMFYUI)
+        try:
+            import comfy.latent_formats
+        finally:
+            sys.path.remove(COMFYUI)
+        want = comfy.latent_formats.Wan21().process_out(st.to_torch(direct["latent"]))
+        self.assertLess((with_lora - want).abs().max().item(), 1e-3)
+        # Without the loader node again: the server drops the LoRA and the result is the
+        # first one, bit for bit.
+        again = self.saved_latent(self.comfy.run(workflow(steps=4, seed=21, prefix="lora_off")))
+        self.assertTrue(torch.equal(again, base))
+        self.assertEqual(client.model().get("loras", []), [])
+
+    def test_11_text_and_vae_nodes_run_on_the_server_and_mix_with_comfyuis_own(self):
+        vaes = os.path.join(self.base, "models", "vae")
+        os.makedirs(vaes, exist_ok=True)
+        shutil.copy(os.path.join(support.ROOT, "tests", "fixtures", "wan_vae_tiny.safetensors"),
+                    os.path.join(vaes, "wan_vae_tiny.safetensors"))
+        graph = workflow(steps=4, seed=31, prefix="parts")
+        graph["3"] = {"class_type": "RaylightTextEncode",
+                      "inputs": {"model": ["2", 0], "text": "a red fox in the snow", "text_encoder": "default"}}
+        graph["8"] = {"class_type": "RaylightTextEncode",
+                      "inputs": {"model": ["2", 0], "text": "", "text_encoder": "default"}}
+        graph["5"]["inputs"]["positive"] = ["3", 0]
+        graph["5"]["inputs"]["negative"] = ["8", 0]
+        # Ours and ComfyUI's own decoder on the same latent; ComfyUI's encoder on our pictures
+        # into our decoder; our encoder on them beside ComfyUI's.
+        graph["10"] = {"class_type": "RaylightVAEDecode",
+                       "inputs": {"model": ["2", 0], "samples": ["5", 0], "vae_name": "wan_vae_tiny.safetensors"}}
+        graph["11"] = {"class_type": "VAELoader", "inputs": {"vae_name": "wan_vae_tiny.safetensors"}}
+        graph["12"] = {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["11", 0]}}
+        graph["13"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["10", 0], "vae": ["11", 0]}}
+        graph["14"] = {"class_type": "RaylightVAEDecode",
+                       "inputs": {"model": ["2", 0], "samples": ["13", 0], "vae_name": "wan_vae_tiny.safetensors"}}
+        graph["15"] = {"class_type": "RaylightVAEEncode",
+                       "inputs": {"model": ["2", 0], "pixels": ["10", 0], "vae_name": "wan_vae_tiny.safetensors"}}
+        graph["16"] = {"class_type": "VAEDecode", "inputs": {"samples": ["15", 0], "vae": ["11", 0]}}
+        for node, source in (("20", ["10", 0]), ("21", ["12", 0]), ("22", ["14", 0]), ("23", ["16", 0])):
+            graph[node] = {"class_type": "RaylightTestSaveTensors", "inputs": {"filename": "img" + node, "image": source}}
+        graph["24"] = {"class_type": "RaylightTestSaveTensors",
+                       "inputs": {"filename": "cond", "conditioning": ["3", 0]}}
+        t0 = time.monotonic()
+        entry = self.comfy.run(graph)
+        self.assertEqual(entry["status"]["status_str"], "success", error_text(entry) or entry["status"])
+
+        def saved(name, key="image"):
+            return load_file(os.path.join(self.base, "output", name + ".safetensors"))[key]
+
+        ours, theirs = saved("img20"), saved("img21")
+        self.assertEqual(tuple(ours.shape), (5, 64, 64, 3))  # ComfyUI's IMAGE: frames, H, W, RGB in [0, 1]
+        self.assertEqual(ours.shape, theirs.shape)
+        self.assertLess((ours - theirs).abs().max().item(), 2e-2, "our decode differs from ComfyUI's")
+        # Round trips through either encoder and the other decoder land near the pictures.
+        self.assertEqual(saved("img22").shape, ours.shape)
+        self.assertEqual(saved("img23").shape, ours.shape)
+        # Our conditioning is the server's text encoding, and sampling with it is /v1/sample's.
+        from raylight_client import safetensors_io as st
+        _, client = pack_server()
+        context = st.to_torch(client.text_encode("a red fox in the snow")["context"])
+        self.assertTrue(torch.equal(saved("cond", "context")[0], context))
+        negative = st.to_torch(client.text_encode("")["context"])
+        noise = torch.randn((1, 16, 2, 8, 8), generator=torch.manual_seed(31))
+        direct = client.sample({"context": st.from_torch(context), "negative": st.from_torch(negative),
+                                "noise": st.from_torch(noise)},
+                               {"sampler": "euler", "cfg": 5.0, "steps": 4, "shift": 5.0})
+        sys.path.insert(0, COMFYUI)
+        try:
+            import comfy.latent_formats
+        finally:
+            sys.path.remove(COMFYUI)
+        want = comfy.latent_formats.Wan21().process_out(st.to_torch(direct["latent"]))
+        self.assertLess((self.saved_latent(entry) - want).abs().max().item(), 1e-3)
+        print("\n  parts workflow: %.1f s" % (time.monotonic() - t0))
+
     def test_9_sigterm_ends_the_server_and_the_next_comfyui_starts_clean(self):
         self.comfy.run(workflow(steps=2, seed=12))
         state, _ = pack_server()

@@ -33,4 +33,32 @@ class RaylightTestConditioning:
         return ([[positive, options]], [[torch.randn(1, 3, dim, generator=g), {}]])
 
 
-NODE_CLASS_MAPPINGS = {"RaylightTestConditioning": RaylightTestConditioning}
+class RaylightTestSaveTensors:
+    """Saves an IMAGE and a CONDITIONING's token tensor exactly (safetensors in ComfyUI's
+    output folder), where SaveImage would round to 8 bits."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"filename": ("STRING", {"default": "tensors"})},
+                "optional": {"image": ("IMAGE",), "conditioning": ("CONDITIONING",)}}
+
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "save"
+    CATEGORY = "testing"
+
+    def save(self, filename, image=None, conditioning=None):
+        import os
+        import folder_paths
+        from safetensors.torch import save_file
+        tensors = {}
+        if image is not None:
+            tensors["image"] = image.float().contiguous()
+        if conditioning is not None:
+            tensors["context"] = conditioning[0][0].float().contiguous()
+        save_file(tensors, os.path.join(folder_paths.get_output_directory(), filename + ".safetensors"))
+        return {}
+
+
+NODE_CLASS_MAPPINGS = {"RaylightTestConditioning": RaylightTestConditioning,
+                       "RaylightTestSaveTensors": RaylightTestSaveTensors}
