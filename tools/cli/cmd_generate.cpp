@@ -142,6 +142,15 @@ int run_generate(const std::vector<std::string>& args) {
   if (opt.has("last-image")) images.push_back(opt.str("last-image", ""));
   check_image_count(*spec, files.model, images.size());
   for (const auto& image : images) request.images.push_back(read_image(image));
+  // A CLIP branch needs its encoder (clip_vision_h.safetensors); other models take none.
+  bool wants_clip = false;
+  for (const PartSlot& slot : spec->parts())
+    if (slot.kind == PartKind::ImageEncoder) {
+      wants_clip = true;
+      if (files.parts.image_encoder.empty()) fail(files.model, " needs a ", slot.what, " (--clip-vision FILE)");
+    }
+  if (!wants_clip && !files.parts.image_encoder.empty())
+    fail(files.model, " (", spec->variant(), ") has no CLIP branch; --clip-vision is for Wan 2.1 I2V and FLF2V models");
   if (!files.parts.image_encoder.empty()) open_store(files.parts.image_encoder, PartKind::ImageEncoder);
   request.prompt = opt.str("prompt", spec->example_prompt());
   const std::string note = spec->prompt_note(request.prompt);

@@ -320,8 +320,8 @@ class WanSpec final : public DenoiserSpec {
 // file-name pieces that tell them apart.
 std::vector<VariantName> variant_names(const WanConfig& c) {
   if (c.in_dim > c.out_dim && !c.image_to_video())  // image channels but no CLIP branch
-    return {{"wan2.2-i2v-a14b-high", "Wan 2.2 I2V A14B high-noise expert", {"wan2.2", "high"}, false},
-            {"wan2.2-i2v-a14b-low", "Wan 2.2 I2V A14B low-noise expert", {"wan2.2", "low"}, false}};
+    return {{"wan2.2-i2v-a14b-high", "Wan 2.2 I2V A14B high-noise expert", {"wan2.2", "high"}, true},
+            {"wan2.2-i2v-a14b-low", "Wan 2.2 I2V A14B low-noise expert", {"wan2.2", "low"}, true}};
   if (c.dim == 1536 && c.num_layers == 30 && !c.image_to_video())
     return {{"wan2.1-t2v-1.3b", "Wan 2.1 T2V 1.3B", {"wan2.1"}, true}};
   if (!(c.dim == 5120 && c.num_layers == 40 && c.ffn_dim == 13824)) return {};
