@@ -48,8 +48,8 @@ def write(path, shapes, dtype, extra=None):
     save_file(out, path)
 
 
-def write_dit(path, dim=5120, ffn=13824, layers=40, clip=1280):
-    shapes = wan.tensors(dim, ffn, layers, in_dim=36)
+def write_dit(path, dim=5120, ffn=13824, layers=40, clip=1280, text_dim=4096):
+    shapes = wan.tensors(dim, ffn, layers, text_dim=text_dim, in_dim=36)
     shapes.update({"img_emb.proj.0.weight": (clip,), "img_emb.proj.0.bias": (clip,),
                    "img_emb.proj.1.weight": (clip, clip), "img_emb.proj.1.bias": (clip,),
                    "img_emb.proj.3.weight": (dim, clip), "img_emb.proj.3.bias": (dim,),
