@@ -639,7 +639,8 @@ def clip_cases(inputs):
 
 
 def png_bytes(width, height, fill=128):
-    """A valid 8-bit RGB PNG (stdlib zlib), or its header only when height is 0."""
+    """A valid 8-bit RGB PNG (stdlib zlib), or when height is 0 its header (a 1-row IHDR)
+    and an empty image data chunk: readable up to the pixels, which are missing."""
     import struct
     import zlib
 
@@ -647,7 +648,7 @@ def png_bytes(width, height, fill=128):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
     head = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, max(height, 1), 8, 2, 0, 0, 0))
     if height == 0:
-        return head
+        return head + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
     rows = b"".join(b"\x00" + bytes([fill]) * (3 * width) for _ in range(height))
     return head + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
@@ -728,7 +729,7 @@ def build(inputs):
     for name, data, *_ in bad_loras():
         put("lora_" + name + ".safetensors", data)
     put("i2v.safetensors", wan_file(i2v_tensors()))
-    put("clipv.safetensors", clip_file(clip_tensors(vision=True, width=32, positions=17), heads="4"))
+    put("clipv.safetensors", clip_file(clip_tensors(vision=True, width=32, layers=2, positions=17), heads="4"))
     put("pic.png", png_bytes(40, 24))
     put("not_a_picture.png", b"GIF89a, or anything else that is not a picture")
     put("png_header_only.png", png_bytes(40, 0))
