@@ -40,7 +40,7 @@ std::string error_of(const std::function<void()>& f) {
 }
 
 struct ConditionCase {
-  std::unique_ptr<SafetensorsFile> file;
+  std::shared_ptr<SafetensorsFile> file;
   Tensor t(const char* name) const { return file->tensor(name).to_f32(); }
 };
 
