@@ -326,7 +326,7 @@ class RealComfyUITest(unittest.TestCase):
         self.assertTrue(torch.allclose(shifted.process_in(x), (x - 0.25) * 0.5))
         self.assertTrue(torch.allclose(shifted.process_out(shifted.process_in(x)), x, atol=1e-6))
 
-    def test_9_wan_image_to_video_conditioning_is_comfyuis(self):
+    def test_8_b_wan_image_to_video_conditioning_is_comfyuis(self):
         # Issue 16: WanImageToVideo's conditioning (concat_latent_image, concat_mask,
         # clip_vision_output) becomes y and clip_fea exactly as ComfyUI's WAN21.concat_cond
         # and extra_conds make them (that code itself runs here, on a stand-in model object).
