@@ -313,6 +313,67 @@ class RaylightDiffusionModelLoader:
         return (handle,)
 
 
+def image_tensors(info, cond, latent, fmt):
+    """The shared image-to-video inputs (y, clip_fea) from WanImageToVideo's conditioning
+    (its concat_latent_image, concat_mask and clip_vision_output options), made as ComfyUI's
+    comfy/model_base.py WAN21 makes them: y = concat(1 - concat_mask repeated to 4 channels,
+    the image latent in the model's space); clip_fea = the CLIP penultimate hidden states."""
+    shared = {inp["name"]: inp for inp in (info or {}).get("conditioning", []) if not inp.get("per_prompt")}
+    opts = cond[0][1] if cond else {}
+    out = {}
+    if "y" in shared:
+        image = opts.get("concat_latent_image")
+        if image is None:
+            if shared["y"].get("required"):
+                raise ValueError("the loaded model is image-to-video: its conditioning needs a start frame "
+                                 "(WanImageToVideo with start_image, before the sampler)")
+        else:
+            image = image.float()
+            if image.dim() == 4:
+                image = image.unsqueeze(2)
+            if tuple(image.shape[-3:]) != tuple(latent.shape[-3:]):
+                raise ValueError("WanImageToVideo's image latent is %s but the sampled latent is %s: give both the "
+                                 "same width, height and length" % (tuple(image.shape), tuple(latent.shape)))
+            image = fmt.process_in(image[:1])
+            mask = opts.get("concat_mask")
+            if mask is None:
+                mask = image.new_zeros((1, 4) + tuple(image.shape[2:]))
+            else:
+                mask = mask.float()[:1]
+                if mask.dim() == 4:
+                    mask = mask.unsqueeze(1)
+                if mask.shape[1] != 4:
+                    mask = mask.mean(dim=1, keepdim=True)
+                mask = 1.0 - mask
+                if tuple(mask.shape[-2:]) != tuple(image.shape[-2:]):
+                    raise ValueError("WanImageToVideo's mask is %s; the latent is %s" % (tuple(mask.shape),
+                                                                                       tuple(image.shape)))
+                if mask.shape[2] < image.shape[2]:
+                    pad = mask.new_zeros(mask.shape[:2] + (image.shape[2] - mask.shape[2],) + tuple(mask.shape[3:]))
+                    mask = torch_cat([mask, pad], 2)
+                mask = mask[:, :, :image.shape[2]]
+                if mask.shape[1] == 1:
+                    mask = mask.repeat(1, 4, 1, 1, 1)
+            out["y"] = st.from_torch(torch_cat([mask, image], 1)[0])
+    if "clip_fea" in shared:
+        clip = opts.get("clip_vision_output")
+        if clip is None:
+            if shared["clip_fea"].get("required"):
+                raise ValueError("the loaded model reads CLIP vision features: connect a CLIPVisionEncode output "
+                                 "to WanImageToVideo's clip_vision_output")
+        else:
+            fea = clip.penultimate_hidden_states.float()
+            if fea.dim() == 3:
+                fea = fea[0]
+            out["clip_fea"] = st.from_torch(fea)
+    return out
+
+
+def torch_cat(tensors, dim):
+    import torch
+    return torch.cat(tensors, dim)
+
+
 class RaylightKSampler:
     """KSampler's inputs and outputs; the denoising runs on the Raylight ranks."""
 
@@ -358,6 +419,7 @@ class RaylightKSampler:
         sigmas = schedule(scheduler, steps, shift, denoise)
         tensors = prompt_tensors(info, positive, "positive", False)
         tensors["noise"] = st.from_torch(noise)
+        tensors.update(image_tensors(info, positive, latent, fmt))
         if cfg != 1.0:
             tensors.update(prompt_tensors(info, negative, "negative", True))
         if sigmas[0] < 1.0:

@@ -55,3 +55,12 @@ std::vector<std::string> DenoiserSpec::lora_stems(const std::string& weight) con
 }
 
 }  // namespace raylight
+
+namespace raylight {
+
+Conditioning DenoiserSpec::image_conditioning(const std::vector<Tensor>& images, const Shape&, LatentCodec&,
+                                              ImageEncoder*) const {
+  fail(variant(), " takes no image (", images.size(), " given): it is not an image-to-video model");
+}
+
+}  // namespace raylight

@@ -211,6 +211,14 @@ class ImageEncoder {
   virtual Conditioning encode(const Tensor& image) = 0;
 };
 
+// The pictures a denoiser is conditioned on (image-to-video: a start frame, and a last
+// frame for first-last-frame models); none for text-to-video.
+struct ImageInputs {
+  int min_images = 0, max_images = 0;
+  std::string what;                // "a start frame", for messages
+  std::vector<std::string> makes;  // the shared conditioning made from them ("y", "clip_fea")
+};
+
 // What a pipeline needs besides the denoiser, and where ComfyUI keeps it.
 struct PartSlot {
   PartKind kind;
@@ -261,6 +269,13 @@ class DenoiserSpec {
   // forms ("<stem>", "diffusion_model.<stem>", "lora_unet_<stem with _>"; the whole name for
   // tensors not ending in ".weight"); families add their trainers' names (diffusers, ...).
   virtual std::vector<std::string> lora_stems(const std::string& weight) const;
+  // The pictures it is conditioned on (none by default) and the shared conditioning made
+  // from them: `images` host fp32 [3, H, W] in [-1, 1] (first frame first) for a latent item
+  // of shape `item`, encoded with the family's codec and, where parts() has an image
+  // encoder slot, that encoder (else null). Done once per job, on one rank.
+  virtual ImageInputs image_inputs() const { return {}; }
+  virtual Conditioning image_conditioning(const std::vector<Tensor>& images, const Shape& item,
+                                          LatentCodec& codec, ImageEncoder* encoder) const;
   // The embedded model's stand-in conditioning for prompt slot 0 (positive) or 1
   // (negative); empty for checkpoints, which need real embeddings.
   virtual Conditioning builtin_conditioning(int /*slot*/) const { return {}; }

@@ -84,6 +84,8 @@ ModelFiles find_comfyui_files(const std::string& root, ModelFiles f, const std::
       ++encoder;
     } else if (slot.kind == PartKind::LatentCodec && f.parts.codec.empty()) {
       f.parts.codec = pick(models, slot, "--vae");
+    } else if (slot.kind == PartKind::ImageEncoder && f.parts.image_encoder.empty()) {
+      f.parts.image_encoder = pick(models, slot, "--clip-vision");
     }
   }
   return f;

@@ -30,12 +30,14 @@ const ConditioningInput* input_named(const std::vector<ConditioningInput>& input
 
 }  // namespace
 
-Generator::Generator(const DenoiserSpec& spec, const std::string& model, Backend& backend, const PartFiles& files) {
+Generator::Generator(const DenoiserSpec& spec, const std::string& model, Backend& backend, const PartFiles& files)
+    : spec_(&spec) {
   const std::vector<ConditioningInput> inputs = spec.conditioning_inputs();
   const std::vector<std::string> made = open_encoders(spec, model, backend, files);
   for (const PartSlot& slot : spec.parts())
     if (slot.kind == PartKind::LatentCodec) open_codec(spec, model, backend, files);
   if (!codec_) fail(model, " has no VAE to decode its latents with");
+  open_image_encoder(spec, model, backend, files);
   std::string missing;
   for (const auto& in : inputs)
     // "guidance" comes from the sampling options (with_guidance), not from a part.
@@ -58,7 +60,7 @@ std::vector<std::string> Generator::open_encoders(const DenoiserSpec& spec, cons
                                                   Backend& backend, const PartFiles& files) {
   const std::vector<ConditioningInput> inputs = spec.conditioning_inputs();
   size_t next_encoder = 0;
-  std::vector<std::string> made;  // conditioning names the parts make
+  std::vector<std::string> made = spec.image_inputs().makes;  // conditioning names the parts make
   for (const PartSlot& slot : spec.parts()) {
     if (slot.kind == PartKind::TextEncoder) {
       if (next_encoder >= files.text_encoders.size() || files.text_encoders[next_encoder].empty())
@@ -94,10 +96,22 @@ void Generator::warm_encoders(Backend& backend) {
 }
 
 Generator::Generator(DecodeOnly, const DenoiserSpec& spec, const std::string& model, Backend& backend,
-                     const PartFiles& files) {
+                     const PartFiles& files)
+    : spec_(&spec) {
   for (const PartSlot& slot : spec.parts())
     if (slot.kind == PartKind::LatentCodec) open_codec(spec, model, backend, files);
   if (!codec_) fail(model, " has no VAE to decode its latents with");
+}
+
+void Generator::open_image_encoder(const DenoiserSpec& spec, const std::string& model, Backend& backend,
+                                   const PartFiles& files) {
+  spec_ = &spec;
+  for (const PartSlot& slot : spec.parts())
+    if (slot.kind == PartKind::ImageEncoder) {
+      if (files.image_encoder.empty()) fail(model, " needs a ", slot.what, " (--clip-vision FILE)");
+      image_encoder_ = make_image_encoder(open_store(files.image_encoder, PartKind::ImageEncoder), backend,
+                                         files.image_encoder);
+    }
 }
 
 void Generator::open_codec(const DenoiserSpec& spec, const std::string& model, Backend& backend,
@@ -120,6 +134,11 @@ Conditioning Generator::encode(const std::string& prompt) {
   for (auto& e : encoders_)
     for (auto& [name, t] : e->encode(prompt)) c[name] = t;
   return c;
+}
+
+Conditioning Generator::condition_on_images(const std::vector<Tensor>& images, const Shape& item) {
+  if (!spec_) fail("generate: this rank holds only the VAE's decoder side");
+  return spec_->image_conditioning(images, item, *codec_, image_encoder_.get());
 }
 
 Tensor Generator::decode(const Tensor& latent) { return codec_->decode(latent); }
@@ -173,6 +192,20 @@ void write_output(const std::string& path, const Tensor& pixels, double fps) {
   else write_video(path, pixels, fps);
 }
 
+void check_image_count(const DenoiserSpec& spec, const std::string& model, size_t count) {
+  const ImageInputs in = spec.image_inputs();
+  const std::string name = model + " (" + spec.variant() + ")";
+  if (in.max_images == 0 && count > 0)
+    fail(name, " takes no image: --image is for image-to-video models");
+  if (count < static_cast<size_t>(in.min_images) && count == 0)
+    fail(name, " is an image-to-video model: give ", in.what, " with --image FILE");
+  if (count > static_cast<size_t>(in.max_images))
+    fail(name, " takes ", in.what, "; ", count,
+         " pictures were given (--last-image needs a first-last-frame model, FLF2V)");
+  if (count < static_cast<size_t>(in.min_images))
+    fail(name, " is a first-last-frame model: give the last frame too (--last-image FILE)");
+}
+
 void broadcast_conditioning(Communicator& group, Conditioning& c, int root) {
   if (group.size() == 1) return;
   // Count, then per tensor: name, shape, fp32 values.
@@ -207,16 +240,24 @@ GenerateTimings generate(LoadedModel& model, Generator* parts, const GenerateReq
   spec.latent_shape(r.options.size);  // a size that does not fit fails before any work
   const bool lead = Runtime::world_rank() == 0;
   if (lead && !parts) fail("generate: rank 0 needs the text encoders and the VAE");
+  if (lead) check_image_count(spec, spec.variant(), r.images.size());
   GenerateTimings t;
   auto t0 = std::chrono::steady_clock::now();
   const bool guided = r.options.cfg != 1.0 || r.options.cfg_low.value_or(1.0) != 1.0;
-  Conditioning positive, negative;
+  Conditioning positive, negative, shared;
   if (lead) {
     positive = parts->encode(r.prompt);
     if (guided) negative = parts->encode(r.negative_prompt);
+    // The pictures' conditioning is the same for both prompts: made once, sent once.
+    if (!r.images.empty()) shared = parts->condition_on_images(r.images, spec.latent_shape(r.options.size));
   }
   broadcast_conditioning(*model.groups.world, positive);
   if (guided) broadcast_conditioning(*model.groups.world, negative);
+  if (spec.image_inputs().max_images > 0) broadcast_conditioning(*model.groups.world, shared);
+  for (const auto& [name, tensor] : shared) {
+    positive[name] = tensor;
+    if (guided) negative[name] = tensor;
+  }
   t.encode_s = seconds_since(t0);
 
   t0 = std::chrono::steady_clock::now();

@@ -24,6 +24,7 @@ struct PartFiles {
                                            // (Flux: T5-XXL, then CLIP-L)
   std::string tokenizer;                   // optional, for a text encoder without one inside
   std::string codec;
+  std::string image_encoder;               // image-to-video models with a CLIP branch (--clip-vision)
 };
 
 class Generator {
@@ -40,6 +41,14 @@ class Generator {
   ~Generator();
   // One prompt's conditioning tensors, from every text encoder.
   Conditioning encode(const std::string& prompt);
+  // The shared conditioning made from the pictures a model is conditioned on (image-to-
+  // video: y, clip_fea) for a latent item of shape `item` (DenoiserSpec::image_conditioning).
+  Conditioning condition_on_images(const std::vector<Tensor>& images, const Shape& item);
+  // Opens the image encoder `spec` takes (--clip-vision; none for models without a CLIP
+  // branch) beside this generator's codec, so a decode-only generator can condition on
+  // pictures too (the server opens it on the rank that encodes, only when asked to).
+  void open_image_encoder(const DenoiserSpec& spec, const std::string& model, Backend& backend, const PartFiles& files);
+  bool has_image_encoder() const { return image_encoder_ != nullptr; }
   // A latent item -> pixels in [-1, 1], [3, F, H, W] (or [3, H, W]).
   Tensor decode(const Tensor& latent);
   // The same, by tiles where `tiles` asks for them, on every rank of `group` (each with its
@@ -57,7 +66,9 @@ class Generator {
   std::vector<std::string> open_encoders(const DenoiserSpec& spec, const std::string& model, Backend& backend,
                                          const PartFiles& files);
   void warm_encoders(Backend& backend);
+  const DenoiserSpec* spec_ = nullptr;
   std::vector<std::unique_ptr<TextEncoder>> encoders_;
+  std::unique_ptr<ImageEncoder> image_encoder_;
   std::unique_ptr<LatentCodec> codec_;
 };
 
@@ -70,6 +81,10 @@ void check_output_target(const std::string& path, const DenoiserSpec& spec);
 // Decoded pixels into the file at `path`: a picture for [3, H, W], a video for [3, F, H, W].
 void write_output(const std::string& path, const Tensor& pixels, double fps);
 
+// Fails unless `count` pictures are what `spec` is conditioned on (none for text-to-video;
+// a start frame, and a last frame for first-last-frame models); `model` names it.
+void check_image_count(const DenoiserSpec& spec, const std::string& model, size_t count);
+
 // The root's conditioning on every rank of `group` (fp32 host tensors).
 void broadcast_conditioning(Communicator& group, Conditioning& conditioning, int root = 0);
 
@@ -78,6 +93,10 @@ struct GenerateRequest {
   SampleOptions options;
   std::string out;
   double fps = 16.0;
+  // Pictures the model is conditioned on, host fp32 [3, H, W] in [-1, 1] (image-to-video:
+  // the start frame, then the last frame for FLF2V); rank 0's count. Encoded once, on rank
+  // 0, and shared with every rank.
+  std::vector<Tensor> images;
   // --vae-tile / --gpu-memory-limit; with `ranks` > 1 the decode is spread over the job's
   // ranks, and every rank passes its Generator (DecodeOnly on ranks other than 0).
   VaeTileRequest vae_tiles;

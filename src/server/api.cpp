@@ -195,9 +195,21 @@ HttpResponse Api::sample(HttpRequest& req) {
 
 HttpResponse Api::generate(HttpRequest& req) {
   nlohmann::json j;
-  if (auto bad = read_json(req, config_.limits, &j)) return *bad;
+  // With pictures (image-to-video) the body is safetensors: the pictures and the JSON as
+  // its "request" metadata; the gate has checked the token and the size before it was read.
+  const std::string* ct = req.header("content-type");
+  const bool pictures = ct && ct->rfind("application/octet-stream", 0) == 0;
+  size_t image_count = 0;
+  if (!pictures) {
+    if (auto bad = read_json(req, config_.limits, &j)) return *bad;
+  }
   try {
-    check_paths(j, {"text_encoder", "vae", "tokenizer"}, config_.models_dirs);
+    if (pictures) {
+      const TensorBundle body = decode_safetensors(req.body);
+      j = generate_body_json(body);
+      image_count = generate_images(body).size();
+    }
+    check_paths(j, {"text_encoder", "vae", "tokenizer", "clip_vision"}, config_.models_dirs);
   } catch (const Error& e) {
     return error_response(400, e.what());
   }
@@ -205,7 +217,7 @@ HttpResponse Api::generate(HttpRequest& req) {
     auto model = state_.model();
     if (!model) return error_response(409, "no model is loaded; load one first (POST /v1/models/load)");
     try {
-      const GenerateRequest g = parse_generate_request(j, *model->plan.spec);
+      const GenerateRequest g = parse_generate_request(j, *model->plan.spec, image_count);
       check_job_memory(estimate_job_memory(g.item_shape, 1, *model->plan.spec, model->plan.layout, config_.cpu_ranks),
                        config_.job_memory_bytes);
       check_generate_parts(g);
@@ -213,7 +225,7 @@ HttpResponse Api::generate(HttpRequest& req) {
       return error_response(400, e.what());
     }
   }
-  return submit(JobKind::Generate, std::move(j), {}, req);
+  return submit(JobKind::Generate, std::move(j), pictures ? std::move(req.body) : std::string(), req);
 }
 
 HttpResponse Api::text_encode(HttpRequest& req) {

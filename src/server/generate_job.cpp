@@ -12,6 +12,8 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/finite.h"
+#include "io/image/image_reader.h"
 #include "io/image/image_writer.h"
 #include "models/registry.h"
 #include "server/client_files.h"
@@ -38,10 +40,48 @@ void require_file(const std::string& what, const std::string& path) {
 
 }  // namespace
 
-GenerateRequest parse_generate_request(const nlohmann::json& j, const DenoiserSpec& model) {
+std::vector<Tensor> generate_images(const TensorBundle& body) {
+  for (const auto& [k, v] : body.metadata) {
+    (void)v;
+    if (k != "request") fail("unknown metadata key '", k, "' (the generate parameters go under \"request\")");
+  }
+  std::vector<Tensor> images;
+  for (const char* name : {"image", "last_image"}) {
+    const Tensor* t = body.find(name);
+    if (!t) continue;
+    if (std::string(name) == "last_image" && images.empty()) fail("\"last_image\" needs \"image\" (the first frame)");
+    if (!dtype_is_float(t->dtype()))
+      fail("tensor '", name, "' has dtype ", dtype_name(t->dtype()), "; send a float picture in [-1, 1]");
+    Tensor p = t->to_f32();
+    if (p.ndim() == 4 && p.dim(0) == 1) p = p.reshape({p.dim(1), p.dim(2), p.dim(3)});
+    if (p.ndim() != 3 || p.dim(0) != 3 || p.dim(1) < 1 || p.dim(2) < 1 || p.dim(1) > kMaxImageSide ||
+        p.dim(2) > kMaxImageSide)
+      fail("tensor '", name, "' has shape ", shape_str(t->shape()), "; a picture is [3, H, W] (RGB in [-1, 1]) with "
+           "sides of 1 to ", kMaxImageSide);
+    finite_f32(p, "tensor '" + std::string(name) + "'");
+    images.push_back(p);
+  }
+  for (const auto& [name, t] : body.tensors) {
+    (void)t;
+    if (name != "image" && name != "last_image")
+      fail("unknown tensor '", name, "' in the generate body (it takes \"image\" and \"last_image\")");
+  }
+  if (images.empty()) fail("a generate body with tensors carries the pictures: \"image\" is missing");
+  return images;
+}
+
+nlohmann::json generate_body_json(const TensorBundle& body) {
+  auto it = body.metadata.find("request");
+  if (it == body.metadata.end()) return nlohmann::json::object();
+  nlohmann::json j = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) fail("the body's \"request\" metadata is not a JSON object");
+  return j;
+}
+
+GenerateRequest parse_generate_request(const nlohmann::json& j, const DenoiserSpec& model, size_t images) {
   if (!j.is_object()) fail("a generate request is a JSON object like {\"prompt\": \"...\"}");
   static const char* own[] = {"prompt", "negative_prompt", "text_encoder", "text_encoder_2", "tokenizer", "vae",
-                              "format", "fps"};
+                              "format", "fps", "clip_vision"};
   static const char* sampling[] = {"width", "height", "frames", "steps", "cfg", "shift", "seed", "sampler", "guidance",
                                    "cfg_low"};
   GenerateRequest r;
@@ -77,6 +117,16 @@ GenerateRequest parse_generate_request(const nlohmann::json& j, const DenoiserSp
   if (r.parts.codec.empty()) fail("\"vae\" (the ", vae_what, "'s file) is required with this model");
   require_file("vae", r.parts.codec);
   if (!r.parts.tokenizer.empty()) require_file("tokenizer", r.parts.tokenizer);
+  // Image-to-video: the pictures (counted here) and, with a CLIP branch, its file.
+  check_image_count(model, "the loaded model", images);
+  r.parts.image_encoder = text(j, "clip_vision", "");
+  bool wants_clip = false;
+  for (const PartSlot& slot : model.parts()) wants_clip = wants_clip || slot.kind == PartKind::ImageEncoder;
+  if (wants_clip && r.parts.image_encoder.empty())
+    fail("\"clip_vision\" (the CLIP vision encoder's file, clip_vision_h.safetensors) is required with ",
+         model.variant());
+  if (!wants_clip && !r.parts.image_encoder.empty()) fail("\"clip_vision\" is for image-to-video models with a CLIP branch");
+  if (!r.parts.image_encoder.empty()) require_file("clip_vision", r.parts.image_encoder);
   // Pictures for image families (png, webp, jpeg where built), videos for the others.
   if (model.latent_format().item_rank == 3) {
     r.format = text(j, "format", "png");
@@ -99,8 +149,27 @@ GenerateRequest parse_generate_request(const nlohmann::json& j, const DenoiserSp
   SampleInputs stand_in;
   stand_in.params = r.sample_params;
   const SamplingDefaults d = model.defaults();
-  const Conditioning example = model.example_conditioning(model.latent_shape({d.width, d.height, d.frames}), 0);
+  // The size asked for (the pictures' conditioning has the latent's shape); a bad size
+  // falls back to the default here and plan_sample names it.
+  OutputSize size{d.width, d.height, d.frames};
+  for (auto [key, field] : {std::pair<const char*, int64_t*>{"width", &size.width}, {"height", &size.height},
+                            {"frames", &size.frames}})
+    if (r.sample_params.contains(key) && r.sample_params[key].is_number_integer())
+      *field = r.sample_params[key].get<int64_t>();
+  Shape example_item;
+  try {
+    example_item = model.latent_shape(size);
+  } catch (const Error&) {
+    example_item = model.latent_shape({d.width, d.height, d.frames});
+  }
+  const Conditioning example = model.example_conditioning(example_item, 0);
+  const std::vector<std::string> from_images = model.image_inputs().makes;
   for (const auto& in : model.conditioning_inputs()) {
+    if (std::find(from_images.begin(), from_images.end(), in.name) != from_images.end()) {
+      const auto it = example.find(in.name);  // made from the pictures later; shapes stand in
+      if (it != example.end()) stand_in.tensors.tensors.emplace_back(in.name, it->second);
+      continue;
+    }
     if (in.required && !in.per_prompt && in.name != "guidance")  // guidance: a sampling parameter
       fail("generate makes a model's inputs from a prompt; ", model.variant(), " also needs '", in.name,
            "' (an image-to-video model?)");
@@ -129,6 +198,7 @@ void check_generate_parts(const GenerateRequest& r) {
   };
   for (const std::string& e : r.parts.text_encoders) check("text_encoder", e, PartKind::TextEncoder);
   check("vae", r.parts.codec, PartKind::LatentCodec);
+  if (!r.parts.image_encoder.empty()) check("clip_vision", r.parts.image_encoder, PartKind::ImageEncoder);
 }
 
 GenerateModels::GenerateModels() = default;
@@ -139,12 +209,23 @@ void GenerateModels::drop() {
   codec_.reset();
   text_key_.clear();
   codec_key_.clear();
+  image_key_.clear();
 }
 
 Generator& GenerateModels::parts(const GenerateRequest& r, const DenoiserSpec& spec, const std::string& model,
                                  Backend& backend) {
   codec(r.parts, spec, model, backend);
   return text(r.parts, spec, model, backend);
+}
+
+Generator& GenerateModels::pictures(const PartFiles& files, const DenoiserSpec& spec, const std::string& model,
+                                    Backend& backend) {
+  Generator& g = codec(files, spec, model, backend);
+  if (!g.has_image_encoder() || image_key_ != files.image_encoder) {
+    g.open_image_encoder(spec, model, backend, files);
+    image_key_ = files.image_encoder;
+  }
+  return g;
 }
 
 Generator& GenerateModels::text(const PartFiles& files, const DenoiserSpec& spec, const std::string& model,

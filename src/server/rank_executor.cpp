@@ -289,7 +289,13 @@ JobResult RankExecutor::generate(const Command& cmd, const JobHooks& hooks) {
   const bool lead = Runtime::world_rank() == 0;
   const DenoiserSpec& spec = *model_->spec;
   GenerateRequest req;
-  phase(400, [&] { req = parse_generate_request(nlohmann::json::parse(cmd.json), spec); });
+  phase(400, [&] {
+    // The pictures (image-to-video) came as a safetensors body beside the JSON.
+    std::vector<Tensor> images;
+    if (!cmd.blob.empty()) images = generate_images(decode_safetensors(cmd.blob));
+    req = parse_generate_request(nlohmann::json::parse(cmd.json), spec, images.size());
+    req.images = std::move(images);
+  });
   // Rank 0 encodes the prompts; the conditioning travels to the other ranks as a sample
   // request body, which every rank then checks as /v1/sample does.
   std::string body;
@@ -305,6 +311,11 @@ JobResult RankExecutor::generate(const Command& cmd, const JobHooks& hooks) {
     };
     if (cfg != 1.0 || low_noise_cfg(spec, given("cfg"), given("cfg_low")).value_or(1.0) != 1.0)
       for (const auto& [name, tensor] : parts.encode(req.negative_prompt)) t.emplace_back(negative_name(name), tensor);
+    // The pictures' conditioning (y, clip_fea) is shared by both prompts.
+    if (!req.images.empty())
+      for (const auto& [name, tensor] : generate_models_.pictures(req.parts, spec, model_->source, *model_->backend)
+                                            .condition_on_images(req.images, req.item_shape))
+        t.emplace_back(name, tensor);
     body = encode_safetensors(t, {{"request", req.sample_params.dump()}});
   });
   uint64_t bytes = body.size();

@@ -60,7 +60,7 @@ std::optional<Endpoint> find_endpoint(const std::vector<std::string>& p) {
   if (n == 2) {
     if (p[1] == "health" || p[1] == "memory" || p[1] == "models" || p[1] == "jobs") return get;
     if (p[1] == "sample") return Endpoint{"POST", BodyKind::Tensors};
-    if (p[1] == "generate") return Endpoint{"POST", BodyKind::Json};
+    if (p[1] == "generate") return Endpoint{"POST", BodyKind::JsonOrTensors};
     if (p[1] == "shutdown") return post;
   }
   if (n == 3 && p[1] == "models" && (p[2] == "load" || p[2] == "unload" || p[2] == "loras"))
@@ -161,6 +161,15 @@ std::optional<HttpResponse> gate_request(const GateConfig& config, const HttpReq
       if ((content_length > 0 || ct) && type != "application/json")
         return refuse(415, "send this body as Content-Type: application/json" +
                                (ct ? " (not '" + *ct + "')" : std::string()));
+      break;
+    case BodyKind::JsonOrTensors:
+      if (type == "application/octet-stream") break;
+      if (content_length > config.max_json_bytes)
+        return refuse(413, "JSON body of " + std::to_string(content_length) + " bytes exceeds the limit of " +
+                               std::to_string(config.max_json_bytes) + " (send pictures as a safetensors body)");
+      if ((content_length > 0 || ct) && type != "application/json")
+        return refuse(415, "send this body as Content-Type: application/json, or application/octet-stream (a "
+                           "safetensors body with pictures)" + (ct ? " (not '" + *ct + "')" : std::string()));
       break;
     case BodyKind::Tensors:
       if ((content_length > 0 || ct) && type != "application/octet-stream")

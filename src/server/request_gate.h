@@ -25,7 +25,9 @@ struct GateConfig {
   size_t max_json_bytes = 1u << 20;
 };
 
-enum class BodyKind { None, Json, Tensors };
+// JsonOrTensors: a JSON body, or a safetensors body whose "request" metadata is that JSON
+// (POST /v1/generate with pictures).
+enum class BodyKind { None, Json, Tensors, JsonOrTensors };
 
 struct Endpoint {
   std::string allow;  // methods, as the Allow header lists them ("GET, HEAD", "POST")

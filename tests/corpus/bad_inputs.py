@@ -640,6 +640,67 @@ def clip_cases(inputs):
     return cases
 
 
+def png_bytes(width, height, fill=128):
+    """A valid 8-bit RGB PNG (stdlib zlib), or when height is 0 its header (a 1-row IHDR)
+    and an empty image data chunk: readable up to the pixels, which are missing."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+    head = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, max(height, 1), 8, 2, 0, 0, 0))
+    if height == 0:
+        return head + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    rows = b"".join(b"\x00" + bytes([fill]) * (3 * width) for _ in range(height))
+    return head + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def i2v_tensors(clip_dim=32):
+    """A Wan 2.1 I2V checkpoint's (name, shape): 36 input channels, the CLIP branch."""
+    t = wan_tensors(text_dim=64, in_dim=36)
+    d = 64
+    t += [("img_emb.proj.0.weight", [clip_dim]), ("img_emb.proj.0.bias", [clip_dim]),
+          ("img_emb.proj.1.weight", [clip_dim, clip_dim]), ("img_emb.proj.1.bias", [clip_dim]),
+          ("img_emb.proj.3.weight", [d, clip_dim]), ("img_emb.proj.3.bias", [d]),
+          ("img_emb.proj.4.weight", [d]), ("img_emb.proj.4.bias", [d])]
+    for l in ("k_img", "v_img"):
+        t += [("blocks.0.cross_attn.%s.weight" % l, [d, d]), ("blocks.0.cross_attn.%s.bias" % l, [d])]
+    return t + [("blocks.0.cross_attn.norm_k_img.weight", [d])]
+
+
+def image_cases(inputs):
+    """Image-to-video (issue 16): pictures and parts that do not fit, refused before any
+    sampling; a picture reader that never blocks on a FIFO nor trusts a header."""
+    i2v = os.path.join(inputs, "i2v.safetensors")
+    clip = ["--clip-vision", os.path.join(inputs, "clipv.safetensors")]
+    pic = os.path.join(inputs, "pic.png")
+    gen = lambda *a: ["generate", "--model", i2v, "--text-encoder", "tiny", "--vae", "tiny"] + FAST + list(a) + \
+        ["--out", "o.mp4"]
+    why = "issue 16: image-to-video inputs"
+    return [
+        Case("i2v/no-image", gen(*clip), says="is an image-to-video model", why=why),
+        Case("i2v/image-to-t2v", ["generate", "--model", "tiny", "--image", pic] + FAST + ["--out", "o.mp4"],
+             says="takes no image", why=why),
+        Case("i2v/last-image-without-flf2v", gen(*clip, "--image", pic, "--last-image", pic),
+             says="needs a first-last-frame model", why=why),
+        Case("i2v/no-clip-vision", gen("--image", pic), says="--clip-vision", why=why),
+        Case("i2v/clip-vision-to-t2v", ["generate", "--model", "tiny"] + clip + FAST + ["--out", "o.mp4"],
+             says="no CLIP branch", why=why),
+        Case("i2v/dit-as-clip-vision", gen("--clip-vision", i2v, "--image", pic), says="image encoder", why=why),
+        Case("i2v/unreadable-image", gen(*clip, "--image", os.path.join(inputs, "not_a_picture.png")),
+             says="not a PNG, WebP or JPEG picture", why=why),
+        Case("i2v/png-header-only", gen(*clip, "--image", os.path.join(inputs, "png_header_only.png")),
+             says="PNG", why=why),
+        Case("i2v/png-huge-sides", gen(*clip, "--image", os.path.join(inputs, "png_huge.png")),
+             says="sides of 1 to 8192", why="a header's size is not trusted"),
+        Case("i2v/image-missing", gen(*clip, "--image", "nowhere.png"), says="does not exist", why=why),
+        Case("i2v/image-folder", gen(*clip, "--image", "sentinel_dir"), says="not a regular file", why=why),
+        Case("i2v/image-fifo", gen(*clip, "--image", "sentinel_fifo"), says="not a regular file",
+             why="opening a FIFO blocks"),
+        Case("i2v/ok", gen(*clip, "--image", pic), expect="ok", why="issue 16: the good case runs"),
+    ]
+
+
 def build(inputs):
     """Writes every input file into `inputs` and returns all cases."""
     os.makedirs(inputs, exist_ok=True)
@@ -669,5 +730,11 @@ def build(inputs):
             put(os.path.join("cliptok_" + name, "merges.txt"), merges)
     for name, data, *_ in bad_loras():
         put("lora_" + name + ".safetensors", data)
-    return (input_cases(inputs) + option_cases() + output_cases() + picture_cases() + clip_cases(inputs) +
+    put("i2v.safetensors", wan_file(i2v_tensors()))
+    put("clipv.safetensors", clip_file(clip_tensors(vision=True, width=32, layers=2, positions=17), heads="4"))
+    put("pic.png", png_bytes(40, 24))
+    put("not_a_picture.png", b"GIF89a, or anything else that is not a picture")
+    put("png_header_only.png", png_bytes(40, 0))
+    put("png_huge.png", png_bytes(100000, 0))
+    return (image_cases(inputs) + input_cases(inputs) + option_cases() + output_cases() + picture_cases() + clip_cases(inputs) +
             lora_cases(inputs))

@@ -60,6 +60,16 @@ TEST_F(CudaWan, TinyImageToVideoMatchesGolden) {
   EXPECT_LT(e, 3e-2);
 }
 
+// Issue 16/17: the FLF2V forward (img_emb.emb_pos) and the Wan 2.2 I2V one (y without CLIP).
+TEST_F(CudaWan, TinyFirstLastFrameAndWan22ImageToVideoMatchGolden) {
+  for (const char* name : {"wan_tiny_flf2v", "wan_tiny_i2v22"}) {
+    const std::string model = std::string(name) + ".safetensors", c = std::string(name) + "_case.safetensors";
+    const double e = rel_err(gpu_forward(model, case_inputs(c)), golden(c));
+    std::printf("%s: GPU vs float64 golden, relative L2 error %.3g\n", name, e);
+    EXPECT_LT(e, 3e-2) << name;
+  }
+}
+
 TEST_F(CudaWan, Fp8PathMatchesDequantisedBf16) {
   const WanInputs in = case_inputs("wan_tiny_t2v_scaled_fp8_case.safetensors");
   Tensor fp8 = gpu_forward("wan_tiny_t2v_scaled_fp8.safetensors", in, true, true);

@@ -326,6 +326,53 @@ class RealComfyUITest(unittest.TestCase):
         self.assertTrue(torch.allclose(shifted.process_in(x), (x - 0.25) * 0.5))
         self.assertTrue(torch.allclose(shifted.process_out(shifted.process_in(x)), x, atol=1e-6))
 
+    def test_8_b_wan_image_to_video_conditioning_is_comfyuis(self):
+        # Issue 16: WanImageToVideo's conditioning (concat_latent_image, concat_mask,
+        # clip_vision_output) becomes y and clip_fea exactly as ComfyUI's WAN21.concat_cond
+        # and extra_conds make them (that code itself runs here, on a stand-in model object).
+        from raylight_client import safetensors_io as st
+        sys.path.insert(0, COMFYUI)
+        try:
+            import comfy.cli_args
+            comfy.cli_args.args.cpu = True  # model_base asks for a device on import
+            import comfy.latent_formats
+            import comfy.model_base
+            from comfyui import nodes
+
+            class Stub:
+                pass
+            fmt = comfy.latent_formats.Wan21()
+            model = Stub()
+            model.latent_format, model.process_latent_in, model.image_to_video = fmt, fmt.process_in, True
+            model.diffusion_model = Stub()
+            model.diffusion_model.patch_embedding = Stub()
+            model.diffusion_model.patch_embedding.weight = torch.zeros(8, 36, 1, 2, 2)
+            info = {"conditioning": [{"name": "context", "per_prompt": True, "required": True},
+                                     {"name": "clip_fea", "per_prompt": False, "required": True},
+                                     {"name": "y", "per_prompt": False, "required": True}]}
+            g = torch.Generator().manual_seed(9)
+            noise = torch.randn(1, 16, 3, 4, 6, generator=g)
+            image = torch.randn(1, 16, 3, 4, 6, generator=g)
+            for kept in ([0], [0, 2]):  # the start frame; a first and a last latent frame
+                mask = torch.ones(1, 1, 3, 4, 6)
+                for f in kept:
+                    mask[:, :, f] = 0.0
+                want = comfy.model_base.WAN21.concat_cond(model, noise=noise, concat_latent_image=image.clone(),
+                                                          concat_mask=mask, device="cpu")
+                clip = Stub()
+                clip.penultimate_hidden_states = torch.randn(1, 257, 1280, generator=g)
+                cond = [[torch.zeros(1, 4, 4096), {"concat_latent_image": image, "concat_mask": mask,
+                                                   "clip_vision_output": clip}]]
+                got = nodes.image_tensors(info, cond, noise, fmt)
+                self.assertTrue(torch.allclose(st.to_torch(got["y"]), want[0], atol=1e-6), kept)
+                self.assertTrue(torch.equal(st.to_torch(got["clip_fea"]), clip.penultimate_hidden_states[0]))
+            # Without WanImageToVideo before it, the sampler says what is missing.
+            with self.assertRaises(ValueError) as e:
+                nodes.image_tensors(info, [[torch.zeros(1, 4, 4096), {}]], noise, fmt)
+            self.assertIn("start frame", str(e.exception))
+        finally:
+            sys.path.remove(COMFYUI)
+
     def test_8_an_image_family_samples_through_the_same_nodes(self):
         # Flux: 4-D latents from ComfyUI's SD3/Flux empty latent, a pooled vector from the
         # conditioning's options, FluxGuidance's value, ComfyUI's own Flux latent format.

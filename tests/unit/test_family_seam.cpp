@@ -119,16 +119,25 @@ TEST(Registry, VariantsTheTensorsCannotTellAreDecidedByNameOrFlag) {
   EXPECT_EQ(spec->variant(), "Wan2.1 T2V 14B");
   EXPECT_NE(spec->variant_note().find("Wan 2.2 T2V A14B high-noise expert"), std::string::npos) << spec->variant_note();
   EXPECT_NE(spec->variant_note().find("Chosen: wan2.1-t2v-14b by the file name"), std::string::npos);
-  // The Wan 2.2 T2V experts run (as a pair, tests/unit/test_two_experts.cpp); the I2V
-  // experts (image channels without a CLIP branch) are named but not run yet.
+  // The Wan 2.2 experts run as pairs (tests/unit/test_two_experts.cpp): T2V, and I2V (image
+  // channels without a CLIP branch) with the official I2V settings.
   EXPECT_EQ(denoiser_spec(big, "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors")->variant(),
             "Wan 2.2 T2V A14B high-noise expert");
   WanConfig i2v = wan_14b_config();
   i2v.in_dim = 36;
-  std::string msg = error_of(
-      [&] { denoiser_spec(ShapesOnly(wan_expected_tensors(i2v)), "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors"); });
-  EXPECT_NE(msg.find("is a Wan 2.2 I2V A14B high-noise expert (by the file name), which this build cannot run yet"),
-            std::string::npos) << msg;
+  const auto i2v_spec =
+      denoiser_spec(ShapesOnly(wan_expected_tensors(i2v)), "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors");
+  EXPECT_EQ(i2v_spec->variant(), "Wan 2.2 I2V A14B low-noise expert");
+  ASSERT_TRUE(i2v_spec->expert().has_value());
+  EXPECT_FALSE(i2v_spec->expert()->high_noise);
+  EXPECT_EQ(i2v_spec->expert()->boundary, 900.0);
+  EXPECT_EQ(i2v_spec->expert()->cfg_high, 3.5);
+  EXPECT_EQ(i2v_spec->expert()->cfg_low, 3.5);
+  EXPECT_EQ(i2v_spec->defaults().shift, 5.0);
+  EXPECT_EQ(i2v_spec->defaults().steps, 40);
+  EXPECT_EQ(i2v_spec->image_inputs().max_images, 1);
+  EXPECT_EQ(i2v_spec->denoiser_slot().name_parts, (std::vector<std::string>{"wan2.2", "i2v", "low"}));
+  std::string msg;
   // --variant decides over the file name, and must be one of the variants.
   spec = denoiser_spec(big, "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors", "wan2.1-t2v-14b");
   EXPECT_NE(spec->variant_note().find("by --variant"), std::string::npos);

@@ -15,6 +15,7 @@
 #include "sample_options.h"
 #include "pipeline/comfyui_files.h"
 #include "pipeline/generate.h"
+#include "io/image/image_reader.h"
 
 namespace raylight::cli {
 
@@ -35,6 +36,11 @@ static constexpr const char* kHelp =
     "  --tokenizer PATH         a tokenizer the encoder file lacks: SentencePiece .model, T5 tokenizer.json,\n"
     "                           CLIP vocab.json + merges.txt folder, or a ComfyUI folder (holds both)\n"
     "  --vae FILE|NAME          the model's VAE (ComfyUI's models/vae) (as --text-encoder)\n"
+    "  --image FILE             image-to-video: the start frame (PNG, WebP, JPEG where built), fitted to\n"
+    "                           the video size (centred crop to its aspect, bicubic)\n"
+    "  --last-image FILE        first-last-frame models (Wan 2.1 FLF2V): the last frame\n"
+    "  --clip-vision FILE       the CLIP vision encoder of Wan 2.1 I2V/FLF2V (ComfyUI's models/clip_vision:\n"
+    "                           clip_vision_h.safetensors)\n"
     "  --comfyui-dir DIR        find the files under DIR/models/... (flags above win)\n"
     "  --width W --height H --frames F   (the model's default: 832x480x81; demo, tiny: 128x128x9)\n"
     "  --steps N --cfg G --shift S --seed K --sampler euler|unipc|dpmpp2m\n"
@@ -78,7 +84,8 @@ int run_generate(const std::vector<std::string>& args) {
       return 0;
     }
   std::set<std::string> valued = {"prompt", "negative-prompt", "model", "variant", "text-encoder", "tokenizer",
-                                  "vae", "comfyui-dir", "out", "fps", "text-encoder-2", "vae-tile"};
+                                  "vae", "comfyui-dir", "out", "fps", "text-encoder-2", "vae-tile",
+                                  "image", "last-image", "clip-vision"};
   valued.insert(kSampleValued.begin(), kSampleValued.end());
   valued.insert(kExpertValued.begin(), kExpertValued.end());
   valued.insert(kParallelValued.begin(), kParallelValued.end());
@@ -97,6 +104,7 @@ int run_generate(const std::vector<std::string>& args) {
       files.parts.text_encoders[1] = opt.str("text-encoder-2", "");
     }
     files.parts.codec = opt.str("vae", "");
+    files.parts.image_encoder = opt.str("clip-vision", "");
     files = find_comfyui_files(opt.str("comfyui-dir", ""), files, variant);
   } else {
     files.model = opt.str("model", kDefaultModel);
@@ -126,7 +134,24 @@ int run_generate(const std::vector<std::string>& args) {
       files.parts.text_encoders[1] = opt.str("text-encoder-2", "");
     }
     files.parts.codec = opt.str("vae", same);
+    files.parts.image_encoder = opt.str("clip-vision", "");
   }
+  // The pictures it is conditioned on: --image (repeatable), then --last-image; counted
+  // against the model and read (every rank, so a bad file stops them all) before it loads.
+  std::vector<std::string> images = opt.all("image");
+  if (opt.has("last-image")) images.push_back(opt.str("last-image", ""));
+  check_image_count(*spec, files.model, images.size());
+  for (const auto& image : images) request.images.push_back(read_image(image));
+  // A CLIP branch needs its encoder (clip_vision_h.safetensors); other models take none.
+  bool wants_clip = false;
+  for (const PartSlot& slot : spec->parts())
+    if (slot.kind == PartKind::ImageEncoder) {
+      wants_clip = true;
+      if (files.parts.image_encoder.empty()) fail(files.model, " needs a ", slot.what, " (--clip-vision FILE)");
+    }
+  if (!wants_clip && !files.parts.image_encoder.empty())
+    fail(files.model, " (", spec->variant(), ") has no CLIP branch; --clip-vision is for Wan 2.1 I2V and FLF2V models");
+  if (!files.parts.image_encoder.empty()) open_store(files.parts.image_encoder, PartKind::ImageEncoder);
   request.prompt = opt.str("prompt", spec->example_prompt());
   const std::string note = spec->prompt_note(request.prompt);
   if (lead && !note.empty()) std::fprintf(stderr, "note: %s\n", note.c_str());

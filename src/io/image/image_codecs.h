@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace raylight::image {
 
@@ -16,6 +17,17 @@ ImageFormat image_format_of(const std::string& path);
 void encode_png(const uint8_t* rgb, int64_t width, int64_t height, const std::string& file);
 void encode_webp(const uint8_t* rgb, int64_t width, int64_t height, const std::string& file);
 void encode_jpeg(const uint8_t* rgb, int64_t width, int64_t height, const std::string& file);
+
+// Decoders (the picture reader, image_reader.h): a whole file's bytes -> 8-bit RGB rows
+// (alpha dropped, as PIL's convert("RGB")), `width` x `height`; Errors say what is wrong
+// without the path (the reader adds it). Sides above `max_side` are refused before decoding.
+struct DecodedRgb {
+  int64_t width = 0, height = 0;
+  std::vector<uint8_t> rgb;
+};
+DecodedRgb decode_png(const std::vector<uint8_t>& bytes, int64_t max_side);
+DecodedRgb decode_webp(const std::vector<uint8_t>& bytes, int64_t max_side);
+DecodedRgb decode_jpeg(const std::vector<uint8_t>& bytes, int64_t max_side);
 
 // Whether this build has the optional encoders.
 bool have_webp();

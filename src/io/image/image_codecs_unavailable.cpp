@@ -12,12 +12,18 @@ bool have_webp() { return false; }
 void encode_webp(const uint8_t*, int64_t, int64_t, const std::string&) {
   fail("WebP output is not in this build (configured with -DRAYLIGHT_VIDEO_IO=OFF)");
 }
+DecodedRgb decode_webp(const std::vector<uint8_t>&, int64_t) {
+  fail("WebP pictures are not read by this build (configured with -DRAYLIGHT_VIDEO_IO=OFF)");
+}
 #endif
 
 #ifdef RAYLIGHT_NO_JPEG
 bool have_jpeg() { return false; }
 void encode_jpeg(const uint8_t*, int64_t, int64_t, const std::string&) {
   fail("JPEG output is not in this build (rebuild with -DRAYLIGHT_JPEG=ON)");
+}
+DecodedRgb decode_jpeg(const std::vector<uint8_t>&, int64_t) {
+  fail("JPEG pictures are not read by this build (rebuild with -DRAYLIGHT_JPEG=ON)");
 }
 #endif
 

@@ -72,4 +72,51 @@ void encode_jpeg(const uint8_t* rgb, int64_t width, int64_t height, const std::s
   if (!written || !closed) fail("cannot write ", file, ": ", std::strerror(e));
 }
 
+namespace {
+
+// The decompression; false (with err->message) when libjpeg failed. `out` is sized before
+// the first row, after the size check, so nothing is allocated between setjmp and longjmp.
+bool decompress(jpeg_decompress_struct* cinfo, ErrorManager* err, const std::vector<uint8_t>& bytes,
+                int64_t max_side, DecodedRgb* out, bool* too_large) {
+  if (setjmp(err->jump)) return false;
+  jpeg_create_decompress(cinfo);
+  jpeg_mem_src(cinfo, bytes.data(), static_cast<unsigned long>(bytes.size()));
+  jpeg_read_header(cinfo, TRUE);
+  cinfo->out_color_space = JCS_RGB;
+  if (cinfo->image_width < 1 || cinfo->image_height < 1 || cinfo->image_width > max_side ||
+      cinfo->image_height > max_side) {
+    out->width = cinfo->image_width;
+    out->height = cinfo->image_height;
+    *too_large = true;
+    return false;
+  }
+  jpeg_start_decompress(cinfo);
+  out->width = cinfo->output_width;
+  out->height = cinfo->output_height;
+  out->rgb.resize(static_cast<size_t>(out->width) * out->height * 3);
+  while (cinfo->output_scanline < cinfo->output_height) {
+    JSAMPROW row = out->rgb.data() + static_cast<size_t>(cinfo->output_scanline) * out->width * 3;
+    jpeg_read_scanlines(cinfo, &row, 1);
+  }
+  jpeg_finish_decompress(cinfo);
+  return true;
+}
+
+}  // namespace
+
+DecodedRgb decode_jpeg(const std::vector<uint8_t>& bytes, int64_t max_side) {
+  jpeg_decompress_struct cinfo;
+  ErrorManager err;
+  std::memset(&cinfo, 0, sizeof cinfo);
+  cinfo.err = jpeg_std_error(&err.mgr);
+  err.mgr.error_exit = error_exit;
+  DecodedRgb out;
+  bool too_large = false;
+  const bool ok = decompress(&cinfo, &err, bytes, max_side, &out, &too_large);
+  jpeg_destroy_decompress(&cinfo);
+  if (too_large) fail("the JPEG is ", out.width, "x", out.height, " pixels; sides of 1 to ", max_side, " are read");
+  if (!ok) fail("not a readable JPEG: ", err.message);
+  return out;
+}
+
 }  // namespace raylight::image

@@ -21,3 +21,38 @@ void encode_png(const uint8_t* rgb, int64_t width, int64_t height, const std::st
 }
 
 }  // namespace raylight::image
+
+namespace raylight::image {
+
+// RGBA then alpha dropped: PNG_FORMAT_RGB would composite onto a background, PIL's
+// convert("RGB") (what the reference code reads pictures with) keeps the colour values.
+DecodedRgb decode_png(const std::vector<uint8_t>& bytes, int64_t max_side) {
+  png_image image{};
+  image.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_memory(&image, bytes.data(), bytes.size())) {
+    const std::string message = image.message;
+    png_image_free(&image);
+    fail("not a readable PNG: ", message);
+  }
+  if (image.width < 1 || image.height < 1 || image.width > max_side || image.height > max_side) {
+    png_image_free(&image);
+    fail("the PNG is ", image.width, "x", image.height, " pixels; sides of 1 to ", max_side, " are read");
+  }
+  image.format = PNG_FORMAT_RGBA;
+  std::vector<uint8_t> rgba(PNG_IMAGE_SIZE(image));
+  if (!png_image_finish_read(&image, nullptr, rgba.data(), 0, nullptr)) {
+    const std::string message = image.message;
+    png_image_free(&image);
+    fail("the PNG cannot be decoded: ", message);
+  }
+  DecodedRgb out;
+  out.width = image.width;
+  out.height = image.height;
+  png_image_free(&image);
+  out.rgb.resize(static_cast<size_t>(out.width * out.height * 3));
+  for (size_t i = 0, n = static_cast<size_t>(out.width * out.height); i < n; ++i)
+    for (int c = 0; c < 3; ++c) out.rgb[i * 3 + c] = rgba[i * 4 + c];
+  return out;
+}
+
+}  // namespace raylight::image

@@ -2,6 +2,7 @@
 // WebP videos), the bytes written in one go.
 #include <fcntl.h>
 #include <unistd.h>
+#include <webp/decode.h>
 #include <webp/encode.h>
 
 #include <cerrno>
@@ -35,6 +36,20 @@ void encode_webp(const uint8_t* rgb, int64_t width, int64_t height, const std::s
   if (fd >= 0 && ::close(fd) != 0 && error.empty()) error = std::strerror(errno);
   WebPFree(out);
   if (!error.empty()) fail("cannot write ", file, ": ", error);
+}
+
+DecodedRgb decode_webp(const std::vector<uint8_t>& bytes, int64_t max_side) {
+  int w = 0, h = 0;
+  if (!WebPGetInfo(bytes.data(), bytes.size(), &w, &h)) fail("not a readable WebP picture");
+  if (w < 1 || h < 1 || w > max_side || h > max_side)
+    fail("the WebP picture is ", w, "x", h, " pixels; sides of 1 to ", max_side, " are read");
+  DecodedRgb out;
+  out.width = w;
+  out.height = h;
+  out.rgb.resize(static_cast<size_t>(w) * h * 3);
+  if (!WebPDecodeRGBInto(bytes.data(), bytes.size(), out.rgb.data(), out.rgb.size(), w * 3))
+    fail("the WebP picture cannot be decoded (an animated WebP is not a picture)");
+  return out;
 }
 
 }  // namespace raylight::image

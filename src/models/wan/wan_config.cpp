@@ -8,7 +8,7 @@
 namespace raylight {
 
 std::string WanConfig::variant() const {
-  const char* task = image_to_video() ? "I2V" : "T2V";
+  const char* task = first_last_frame ? "FLF2V" : image_to_video() || takes_y() ? "I2V" : "T2V";
   std::ostringstream os;
   os << "Wan2.1 " << task << " ";
   if (dim == 1536 && num_layers == 30 && ffn_dim == 8960 && !image_to_video()) os << "1.3B";
@@ -45,6 +45,7 @@ std::vector<std::pair<std::string, Shape>> wan_expected_tensors(const WanConfig&
              {"img_emb.proj.3.weight", {d, k}}, {"img_emb.proj.3.bias", {d}},
              {"img_emb.proj.4.weight", {d}}, {"img_emb.proj.4.bias", {d}}})
       t.emplace_back(name, shape);
+    if (c.first_last_frame) t.emplace_back("img_emb.emb_pos", Shape{1, c.image_tokens, k});
   }
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const std::string b = "blocks." + std::to_string(i) + ".";
@@ -135,6 +136,15 @@ WanConfig detect_wan_config(const WeightStore& w) {
   if (c.freq_dim % 2 != 0)
     fail("Wan checkpoint time embedding width ", c.freq_dim, " (time_embedding.0.weight) is odd");
   if (w.has("img_emb.proj.1.weight")) positive(c.clip_dim, "image feature width", "img_emb.proj.1.weight");
+  // FLF2V: the positions of the first and the last frame's CLIP tokens, an even count.
+  if (w.has("img_emb.emb_pos")) {
+    const Shape pos = need("img_emb.emb_pos", 3);
+    if (!c.image_to_video() || pos[1] < 2 || pos[1] % 2 != 0 || pos[1] > 8192)
+      fail("Wan checkpoint img_emb.emb_pos has shape ", shape_str(pos),
+           "; expected [1, 2 x image tokens, image feature width] beside img_emb.proj");
+    c.first_last_frame = true;
+    c.image_tokens = pos[1];
+  }
 
   auto meta = w.metadata();
   auto it = meta.find("raylight.num_heads");

@@ -10,6 +10,7 @@
 #include "core/finite.h"
 #include "models/common/variant_choice.h"
 #include "models/vae/wan_vae_config.h"
+#include "models/wan/wan_image_condition.h"
 #include "models/wan/wan_model.h"
 #include "models/wan/wan_tiny.h"
 #include "sampling/noise.h"
@@ -79,9 +80,16 @@ class WanSpec final : public DenoiserSpec {
   // expert while t >= 875, guidance 4.0 then 3.0.
   std::optional<ExpertRole> expert() const override {
     if (card_.expert) return with_comfyui_names(*card_.expert);  // a test pair names itself
-    if (!wan22() || c_.image_to_video() || c_.in_dim != c_.out_dim) return std::nullopt;
+    if (!wan22() || c_.image_to_video()) return std::nullopt;
     ExpertRole r;
     r.high_noise = chosen_.find("-high") != std::string::npos;
+    if (c_.takes_y()) {
+      // The I2V A14B experts (image2video.py and the i2v-A14B config): t >= 900, 3.5 both.
+      r.pair = "Wan 2.2 I2V A14B";
+      r.boundary = 900.0;
+      r.cfg_high = r.cfg_low = 3.5;
+      return with_comfyui_names(r);
+    }
     r.pair = "Wan 2.2 T2V A14B";
     r.boundary = 875.0;
     r.cfg_high = 4.0;
@@ -120,9 +128,12 @@ class WanSpec final : public DenoiserSpec {
     d.shift = 5.0;
     d.sampler = SamplerKind::UniPC;
     d.fps = 16.0;
+    // Image-to-video: the official image2video.py's 40 steps (shift 5, guidance 5).
+    if (c_.takes_y() && !tiny) d.steps = 40;
     if (const auto role = expert()) {
       d.cfg = role->high_noise ? role->cfg_high : role->cfg_low;
-      if (wan22()) d.steps = 40, d.shift = 12.0;  // the official A14B T2V settings
+      // The official A14B settings: T2V shift 12, I2V shift 5; 40 steps.
+      if (wan22()) d.steps = 40, d.shift = c_.takes_y() ? 5.0 : 12.0;
     }
     return card_.apply(d);
   }
@@ -175,50 +186,56 @@ class WanSpec final : public DenoiserSpec {
   std::vector<ConditioningInput> conditioning_inputs() const override {
     std::vector<ConditioningInput> in = {
         {"context", true, true, c_.text_dim, "[tokens <= " + std::to_string(c_.text_len) + ", " + std::to_string(c_.text_dim) + "]"}};
-    if (c_.image_to_video()) {
+    if (c_.image_to_video())
       in.push_back({"clip_fea", false, true, c_.clip_dim,
-                    "[" + std::to_string(c_.image_tokens) + ", " + std::to_string(c_.clip_dim) + "]"});
+                    "[" + (c_.first_last_frame ? std::to_string(c_.image_tokens) : std::string("257")) + ", " +
+                        std::to_string(c_.clip_dim) + "]"});
+    if (c_.takes_y())
       in.push_back({"y", false, true, 0, "[" + std::to_string(c_.in_dim - c_.out_dim) + ", F, H, W]"});
-    }
     return in;
   }
 
   Conditioning check_conditioning(const Conditioning& given, const Shape& item) const override {
     Conditioning out;
     for (const auto& [name, t] : given) {
-      const bool known = name == "context" || (c_.image_to_video() && (name == "clip_fea" || name == "y"));
+      const bool known =
+          name == "context" || (c_.image_to_video() && name == "clip_fea") || (c_.takes_y() && name == "y");
       if (!known)
-        fail("tensor '", name, "' is not an input of ", c_.variant(),
-             c_.image_to_video() ? " (it takes context, clip_fea, y)" : " (it takes context; y and clip_fea are for image-to-video models)");
+        fail("tensor '", name, "' is not an input of ", variant(),
+             c_.image_to_video() ? " (it takes context, clip_fea, y)"
+             : c_.takes_y()      ? " (it takes context, y; it has no CLIP branch)"
+                                 : " (it takes context; y and clip_fea are for image-to-video models)");
       if (!t.defined()) fail("tensor '", name, "' is empty");
       finite_f32(t, "tensor '" + name + "'");
     }
     auto it = given.find("context");
     if (it == given.end()) fail("tensor 'context' (the text embeddings) is required");
     out["context"] = tokens_tensor("context", it->second, c_.text_dim, c_.text_len);
-    if (!c_.image_to_video()) return out;
+    if (!c_.takes_y()) return out;
     auto y = given.find("y");
     auto f = given.find("clip_fea");
-    if (y == given.end() || f == given.end())
-      fail("the model is image-to-video: tensors 'y' and 'clip_fea' are required");
+    if (y == given.end() || (c_.image_to_video() && f == given.end()))
+      fail("the model is image-to-video: ", c_.image_to_video() ? "tensors 'y' and 'clip_fea' are" : "tensor 'y' is",
+           " required (the start frame: --image FILE)");
     Tensor yy = y->second.to_f32();
     if (yy.ndim() == 5 && yy.dim(0) == 1) yy = yy.reshape({yy.dim(1), yy.dim(2), yy.dim(3), yy.dim(4)});
     const Shape want = {c_.in_dim - c_.out_dim, item.at(1), item.at(2), item.at(3)};
     if (yy.shape() != want) fail("tensor 'y' has shape ", shape_str(y->second.shape()), "; expected ", shape_str(want));
     out["y"] = yy;
-    out["clip_fea"] = tokens_tensor("clip_fea", f->second, c_.clip_dim, c_.image_tokens);
-    if (out["clip_fea"].dim(0) != c_.image_tokens)
+    if (!c_.image_to_video()) return out;
+    // One image's tokens (257 for ViT-H/14; any count a CLIP makes), FLF2V exactly both frames'.
+    out["clip_fea"] = tokens_tensor("clip_fea", f->second, c_.clip_dim, c_.first_last_frame ? c_.image_tokens : 4096);
+    if (c_.first_last_frame && out["clip_fea"].dim(0) != c_.image_tokens)
       fail("tensor 'clip_fea' has shape ", shape_str(f->second.shape()), "; expected [", c_.image_tokens, ", ",
-           c_.clip_dim, "]");
+           c_.clip_dim, "] (the first and the last frame's CLIP tokens)");
     return out;
   }
 
   Conditioning example_conditioning(const Shape& item, uint64_t seed) const override {
     Conditioning c{{"context", gaussian_noise({c_.text_len, c_.text_dim}, seed)}};
-    if (c_.image_to_video()) {
-      c["clip_fea"] = gaussian_noise({c_.image_tokens, c_.clip_dim}, seed + 1);
+    if (c_.image_to_video()) c["clip_fea"] = gaussian_noise({c_.image_tokens, c_.clip_dim}, seed + 1);
+    if (c_.takes_y())
       c["y"] = gaussian_noise({c_.in_dim - c_.out_dim, item.at(1), item.at(2), item.at(3)}, seed + 2);
-    }
     return c;
   }
 
@@ -252,15 +269,37 @@ class WanSpec final : public DenoiserSpec {
   std::string embedded_name() const override { return embedded_; }
 
   std::vector<PartSlot> parts() const override {
-    return {{PartKind::TextEncoder, "umT5 text encoder", "text_encoders", {"umt5"}},
-            {PartKind::LatentCodec, "Wan VAE", "vae", {"wan", "vae"}}};
+    std::vector<PartSlot> p = {{PartKind::TextEncoder, "umT5 text encoder", "text_encoders", {"umt5"}},
+                               {PartKind::LatentCodec, "Wan VAE", "vae", {"wan", "vae"}}};
+    if (c_.image_to_video())  // ComfyUI's clip_vision_h.safetensors
+      p.push_back({PartKind::ImageEncoder, "CLIP vision encoder (ViT-H/14)", "clip_vision", {"clip_vision"}});
+    return p;
+  }
+
+  ImageInputs image_inputs() const override {
+    if (!c_.takes_y()) return {};
+    ImageInputs in;
+    in.min_images = 1;
+    in.max_images = c_.first_last_frame ? 2 : 1;
+    in.what = c_.first_last_frame ? "a first frame and a last frame" : "a start frame";
+    in.makes = {"y"};
+    if (c_.image_to_video()) in.makes.push_back("clip_fea");
+    return in;
+  }
+
+  Conditioning image_conditioning(const std::vector<Tensor>& images, const Shape& item, LatentCodec& codec,
+                                  ImageEncoder* encoder) const override {
+    return wan_image_conditioning(c_, images, item, codec, encoder);
   }
   PartSlot denoiser_slot() const override {
-    if (const auto role = expert())
-      return {PartKind::Denoiser, std::string("Wan 2.2 T2V A14B ") + (role->high_noise ? "high" : "low") + "-noise expert",
-              "diffusion_models", {"wan2.2", "t2v", role->high_noise ? "high" : "low"}};
-    return {PartKind::Denoiser, c_.image_to_video() ? "Wan 2.1 I2V model" : "Wan 2.1 T2V model", "diffusion_models",
-            {"wan2.1", c_.image_to_video() ? "i2v" : "t2v"}};
+    if (const auto role = expert()) {
+      const char* task = c_.takes_y() ? "i2v" : "t2v";
+      return {PartKind::Denoiser, role->pair + " " + (role->high_noise ? "high" : "low") + "-noise expert",
+              "diffusion_models", {"wan2.2", task, role->high_noise ? "high" : "low"}};
+    }
+    const char* task = c_.first_last_frame ? "flf2v" : c_.image_to_video() ? "i2v" : "t2v";
+    return {PartKind::Denoiser, std::string("Wan 2.1 ") + (c_.first_last_frame ? "FLF2V" : c_.image_to_video() ? "I2V" : "T2V") + " model",
+            "diffusion_models", {"wan2.1", task}};
   }
 
   std::unique_ptr<Denoiser> make(WeightStore& weights, Backend& backend, SequenceAttention& attention) const override {
@@ -281,11 +320,12 @@ class WanSpec final : public DenoiserSpec {
 // file-name pieces that tell them apart.
 std::vector<VariantName> variant_names(const WanConfig& c) {
   if (c.in_dim > c.out_dim && !c.image_to_video())  // image channels but no CLIP branch
-    return {{"wan2.2-i2v-a14b-high", "Wan 2.2 I2V A14B high-noise expert", {"wan2.2", "high"}, false},
-            {"wan2.2-i2v-a14b-low", "Wan 2.2 I2V A14B low-noise expert", {"wan2.2", "low"}, false}};
+    return {{"wan2.2-i2v-a14b-high", "Wan 2.2 I2V A14B high-noise expert", {"wan2.2", "high"}, true},
+            {"wan2.2-i2v-a14b-low", "Wan 2.2 I2V A14B low-noise expert", {"wan2.2", "low"}, true}};
   if (c.dim == 1536 && c.num_layers == 30 && !c.image_to_video())
     return {{"wan2.1-t2v-1.3b", "Wan 2.1 T2V 1.3B", {"wan2.1"}, true}};
   if (!(c.dim == 5120 && c.num_layers == 40 && c.ffn_dim == 13824)) return {};
+  if (c.first_last_frame) return {{"wan2.1-flf2v-14b", "Wan 2.1 FLF2V 14B", {"wan2.1"}, true}};
   if (c.image_to_video()) return {{"wan2.1-i2v-14b", "Wan 2.1 I2V 14B", {"wan2.1"}, true}};
   return {{"wan2.1-t2v-14b", "Wan 2.1 T2V 14B", {"wan2.1"}, true},
           {"wan2.2-t2v-a14b-high", "Wan 2.2 T2V A14B high-noise expert", {"wan2.2", "high"}, true},

@@ -14,6 +14,10 @@ namespace raylight {
 namespace {
 
 // Row i of a [rows, dim] tensor as a [dim] tensor (shares bytes).
+// The most CLIP tokens an image-to-video model takes in front of the text (one ViT-H/14
+// image gives 257).
+constexpr int64_t kMaxImageTokens = 4096;
+
 Tensor row(const Tensor& t, int64_t i) { return t.slice_rows(i, i + 1).reshape({t.dim(1)}); }
 
 // Stacks rows of host tensors a and b (inputs are joined before they are uploaded).
@@ -52,19 +56,27 @@ WanContext WanModel::embed_context(const Tensor& context, const Tensor& clip_fea
   Tensor text = linear(linear_gelu(padded, "text_embedding.0"), "text_embedding.2");
   if (!c.image_to_video()) {
     if (clip_fea.defined()) fail("image features were given to a text-to-video model");
-    return {text};
+    return {text, 0};
   }
-  if (!clip_fea.defined() || clip_fea.ndim() != 2 || clip_fea.dim(0) != c.image_tokens ||
-      clip_fea.dim(1) != c.clip_dim)
-    fail("image-to-video needs CLIP features of shape [", c.image_tokens, ", ", c.clip_dim,
-         "], got ", clip_fea.defined() ? shape_str(clip_fea.shape()) : "none");
-  Tensor img = ops_.layer_norm(ops_.upload(clip_fea), weights_.get("img_emb.proj.0.weight"),
+  const bool count_ok = clip_fea.defined() && clip_fea.ndim() == 2 &&
+                        (c.first_last_frame ? clip_fea.dim(0) == c.image_tokens
+                                            : clip_fea.dim(0) >= 1 && clip_fea.dim(0) <= kMaxImageTokens);
+  if (!count_ok || clip_fea.dim(1) != c.clip_dim)
+    fail("image-to-video needs CLIP features of shape [", c.first_last_frame ? std::to_string(c.image_tokens) : "tokens",
+         ", ", c.clip_dim, "], got ", clip_fea.defined() ? shape_str(clip_fea.shape()) : "none");
+  Tensor features = clip_fea.to_f32();
+  // FLF2V: the first and the last frame's tokens get their learned positions (MLPProj).
+  if (c.first_last_frame)
+    features = ops_.add(ops_.upload(features), weights_.get("img_emb.emb_pos").reshape({c.image_tokens, c.clip_dim}));
+  else
+    features = ops_.upload(features);
+  Tensor img = ops_.layer_norm(features, weights_.get("img_emb.proj.0.weight"),
                                weights_.get("img_emb.proj.0.bias"), 1e-5f);
   img = ops_.gelu_erf(linear(img, "img_emb.proj.1"));
   img = linear(img, "img_emb.proj.3");
   img = ops_.layer_norm(img, weights_.get("img_emb.proj.4.weight"),
                         weights_.get("img_emb.proj.4.bias"), 1e-5f);
-  return {ops_.concat_rows(img, text)};
+  return {ops_.concat_rows(img, text), img.dim(0)};
 }
 
 // The time embedding, the modulation vectors and the residual stream stay fp32 on every
@@ -96,8 +108,8 @@ Tensor WanModel::cross_attention(const std::string& p, const Tensor& x, const Wa
   Tensor text = ctx.tokens;
   Tensor out;
   if (c.image_to_video()) {
-    Tensor img = ctx.tokens.slice_rows(0, c.image_tokens);
-    text = ctx.tokens.slice_rows(c.image_tokens, ctx.tokens.dim(0));
+    Tensor img = ctx.tokens.slice_rows(0, ctx.image_tokens);
+    text = ctx.tokens.slice_rows(ctx.image_tokens, ctx.tokens.dim(0));
     Tensor k_img = ops_.rms_norm(linear(img, p + "k_img"), weights_.get(p + "norm_k_img.weight"), c.eps);
     Tensor v_img = linear(img, p + "v_img");
     out = attn_.cross_attention(q, split(k_img), split(v_img));
@@ -149,11 +161,11 @@ Tensor WanModel::forward(const Tensor& latent_in, double timestep, const WanCont
   const Shape& ls = latent_in.shape();
   if (ls.size() != 4 || ls[1] <= 0 || ls[2] <= 0 || ls[3] <= 0 || ls[1] % c.patch.t ||
       ls[2] % c.patch.h || ls[3] % c.patch.w)
-    fail("latent has shape ", shape_str(ls), ", expected [", c.image_to_video() ? c.out_dim : c.in_dim,
+    fail("latent has shape ", shape_str(ls), ", expected [", c.takes_y() ? c.out_dim : c.in_dim,
          ", F, H, W] with F, H, W positive multiples of the patch size ", c.patch.t, "x", c.patch.h,
          "x", c.patch.w);
   Tensor latent = latent_in.to_f32();
-  if (c.image_to_video()) {
+  if (c.takes_y()) {
     if (!y.defined() || y.ndim() != 4 || y.dim(0) != c.in_dim - latent.dim(0) ||
         y.dim(1) != latent.dim(1) || y.dim(2) != latent.dim(2) || y.dim(3) != latent.dim(3))
       fail("image-to-video needs an image condition y of shape [", c.in_dim - latent.dim(0),

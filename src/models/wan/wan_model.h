@@ -15,13 +15,14 @@ struct WanInputs {
   Tensor latent;    // [in_channels, F, H, W]; 16 channels (the noisy video latent)
   double timestep;  // 0..1000 (1000 * sigma)
   Tensor context;   // [text tokens, text_dim], up to text_len tokens; zero-padded to text_len
-  Tensor clip_fea;  // I2V only: [image_tokens, clip_dim]
-  Tensor y;         // I2V only: [in_dim - 16, F, H, W] mask + image latent, concatenated to latent
+  Tensor clip_fea;  // I2V only: [image tokens, clip_dim] (FLF2V: both frames', [514, 1280])
+  Tensor y;         // I2V (and Wan 2.2 I2V): [in_dim - 16, F, H, W] mask + image latent, concatenated to latent
 };
 
 // Context embedding computed once per prompt and reused by every step.
 struct WanContext {
-  Tensor tokens;  // [image_tokens + text_len or text_len, dim]
+  Tensor tokens;             // [image tokens + text_len or text_len, dim]
+  int64_t image_tokens = 0;  // the image tokens in front (I2V: as many as clip_fea has)
 };
 
 class WanModel final : public Denoiser {
