@@ -18,7 +18,8 @@
 
 namespace raylight {
 
-// The files of the parts besides the denoiser (paths or embedded names like "tiny").
+// The files of the parts besides the denoiser (paths or embedded names like "tiny"). A path
+// may be an all-in-one checkpoint: the part of the slot it fills is read from it.
 struct PartFiles {
   std::vector<std::string> text_encoders;  // one per text-encoder slot of the family, in order
                                            // (Flux: T5-XXL, then CLIP-L)
@@ -49,7 +50,8 @@ class Generator {
   void write(const Tensor& latent, const std::string& path, double fps);
 
  private:
-  void open_codec(const DenoiserSpec& spec, const std::string& model, Backend& backend, const PartFiles& files);
+  void open_codec(const PartSlot& slot, const DenoiserSpec& spec, const std::string& model, Backend& backend,
+                  const PartFiles& files);
   std::vector<std::unique_ptr<TextEncoder>> encoders_;
   std::unique_ptr<LatentCodec> codec_;
 };

@@ -80,23 +80,22 @@ LoadedModel load_model(std::unique_ptr<WeightStore> weights, std::unique_ptr<Bac
   return m;
 }
 
-namespace {
-
-// Every LoRA key stem the family accepts -> the weight it names.
-std::map<std::string, std::string> lora_stems(const DenoiserSpec& spec, const WeightStore& weights) {
-  std::map<std::string, std::string> stems;
+// Every LoRA key stem the family accepts -> the weight (or rows of it) it names.
+std::map<std::string, LoraTarget> lora_key_stems(const DenoiserSpec& spec, const WeightStore& weights) {
+  std::map<std::string, LoraTarget> stems;
   for (const auto& name : weights.names())
-    for (const auto& stem : spec.lora_stems(name)) stems.emplace(stem, name);
+    for (const auto& stem : spec.lora_stems(name)) stems.emplace(stem, LoraTarget{name});
+  for (const auto& [stem, target] : spec.lora_slices())
+    if (weights.has(target.weight)) stems.emplace(stem, target);
   return stems;
 }
 
-}  // namespace
 
 void apply_loras(LoadedModel& m, const LoraOptions& loras, std::vector<std::string>* notes) {
   if (m.low_noise && !loras.empty())
     fail("LoRAs on two-expert models are not supported yet (each expert needs its own)");
   // Plan first: a bad LoRA file leaves the loaded model as it was.
-  const LoraPlan plan = loras.empty() ? LoraPlan{} : plan_loras(loras, lora_stems(*m.spec, *m.base), *m.base, m.spec->family());
+  const LoraPlan plan = loras.empty() ? LoraPlan{} : plan_loras(loras, lora_key_stems(*m.spec, *m.base), *m.base, m.spec->family());
   m.denoiser.reset();
   m.weights.reset();
   m.base->bind(*m.backend);
