@@ -38,6 +38,20 @@ std::string not_inside(const std::string& model, const PartSlot& slot) {
 
 }  // namespace
 
+void check_parts_given(const DenoiserSpec& spec, const std::string& model, const PartFiles& files) {
+  size_t encoder = 0;
+  for (const PartSlot& slot : spec.parts()) {
+    if (slot.kind == PartKind::TextEncoder) {
+      if (encoder >= files.text_encoders.size() || files.text_encoders[encoder].empty())
+        fail(model, " needs a ", slot.what, encoder == 0 ? " (--text-encoder FILE)" : " (--text-encoder-2 FILE)",
+             not_inside(model, slot));
+      ++encoder;
+    } else if (slot.kind == PartKind::LatentCodec && files.codec.empty()) {
+      fail(model, " needs a ", slot.what, " (--vae FILE)", not_inside(model, slot));
+    }
+  }
+}
+
 Generator::Generator(const DenoiserSpec& spec, const std::string& model, Backend& backend, const PartFiles& files) {
   const std::vector<ConditioningInput> inputs = spec.conditioning_inputs();
   size_t next_encoder = 0;

@@ -56,6 +56,10 @@ class Generator {
   std::unique_ptr<LatentCodec> codec_;
 };
 
+// Fails naming the first part `spec` needs that `files` leaves empty (the flag that gives it,
+// and where an all-in-one checkpoint would hold it), before anything is loaded.
+void check_parts_given(const DenoiserSpec& spec, const std::string& model, const PartFiles& files);
+
 // Fails unless `path` has an output format this build writes for `spec`'s outputs
 // (pictures for image families, videos otherwise), before any work.
 void check_output_path(const std::string& path, const DenoiserSpec& spec);

@@ -33,6 +33,10 @@ namespace {
 
 using TensorList = std::vector<std::pair<std::string, Tensor>>;
 
+bool ends_with(const std::string& s, const std::string& x) {
+  return s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
+}
+
 // A folder of its own for a test that writes files, removed after.
 struct TempDir {
   fs::path dir = fs::temp_directory_path() /
@@ -48,8 +52,7 @@ void add_store(TensorList& out, std::map<std::string, std::string>& meta, const 
                const std::string& prefix, bool fp8_blocks = false) {
   for (const auto& name : w.names()) {
     Tensor t = w.stored(name).bytes.clone();
-    const bool block = name.find("blocks.") != std::string::npos && t.ndim() == 2 &&
-                       name.compare(name.size() - 7, 7, ".weight") == 0;
+    const bool block = name.find("blocks.") != std::string::npos && t.ndim() == 2 && ends_with(name, ".weight");
     if (fp8_blocks && block) t = t.to_f32().to_dtype(DType::F8E4M3);
     out.emplace_back(prefix + name, t);
   }
@@ -313,7 +316,7 @@ std::unique_ptr<MemoryWeights> flux_memory(bool fp8) {
   auto m = std::make_unique<MemoryWeights>();
   for (const auto& name : d.weights->names()) {
     Tensor t = d.weights->stored(name).bytes.to_f32().clone();
-    const bool matrix = t.ndim() == 2 && name.compare(name.size() - 7, 7, ".weight") == 0;
+    const bool matrix = t.ndim() == 2 && ends_with(name, ".weight");
     if (matrix) t = t.to_dtype(DType::F8E4M3);  // the same values in both: fp8-representable
     if (matrix && !fp8) t = t.to_f32();
     m->put(name, t);
@@ -403,4 +406,8 @@ TEST(FluxLoraNames, KohyaFusedNamesLandOnTheWholeWeights) {
   EXPECT_EQ(mlp.weight, "single_blocks.1.linear1.weight");
   EXPECT_EQ(mlp.row_offset, 3 * 64);
   EXPECT_EQ(mlp.rows, 128);
+  const LoraTarget qkv = stems.at("diffusion_model.single_blocks.0.linear1_qkv");
+  EXPECT_EQ(qkv.weight, "single_blocks.0.linear1.weight");
+  EXPECT_EQ(qkv.row_offset, 0);
+  EXPECT_EQ(qkv.rows, 3 * 64);
 }

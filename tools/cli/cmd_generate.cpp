@@ -139,18 +139,16 @@ int run_generate(const std::vector<std::string>& args) {
   request.prompt = opt.str("prompt", spec->example_prompt());
   const std::string note = spec->prompt_note(request.prompt);
   if (lead && !note.empty()) std::fprintf(stderr, "note: %s\n", note.c_str());
-  // Every file must open before the DiT loads (a missing VAE should not cost a 14B load).
-  {
-    size_t encoder = 0;
-    for (const PartSlot& slot : spec->parts()) {
-      if (slot.kind == PartKind::TextEncoder && encoder < files.parts.text_encoders.size() &&
-          !files.parts.text_encoders[encoder].empty())
-        open_part(files.parts.text_encoders[encoder], slot);
-      if (slot.kind == PartKind::TextEncoder) ++encoder;
-      if (slot.kind == PartKind::LatentCodec && !files.parts.codec.empty()) open_part(files.parts.codec, slot);
-    }
-    for (; encoder < files.parts.text_encoders.size(); ++encoder) open_store(files.parts.text_encoders[encoder], PartKind::TextEncoder);
+  // Every file must open before the DiT loads (a missing VAE should not cost a 14B load), and
+  // a part an all-in-one checkpoint lacks is named now.
+  check_parts_given(*spec, files.model, files.parts);
+  size_t encoder = 0;
+  for (const PartSlot& slot : spec->parts()) {
+    if (slot.kind == PartKind::TextEncoder) open_part(files.parts.text_encoders[encoder++], slot);
+    if (slot.kind == PartKind::LatentCodec) open_part(files.parts.codec, slot);
   }
+  for (; encoder < files.parts.text_encoders.size(); ++encoder)
+    open_store(files.parts.text_encoders[encoder], PartKind::TextEncoder);
   const LowExpertFile low_expert = check_low_expert(opt, *spec, files.model);
   request.options = parse_sample_options(opt, *spec);
   request.fps = opt.number("fps", spec->defaults().fps);

@@ -101,6 +101,8 @@ std::vector<std::pair<std::string, LoraTarget>> flux_lora_slices(const FluxConfi
     const char* qkv[] = {"attn.to_q", "attn.to_k", "attn.to_v"};
     for (int k = 0; k < 3; ++k) add(from + qkv[k], {to, k * h, h});
     add(from + "proj_mlp", {to, 3 * h, c.mlp_hidden});
+    // ComfyUI's own name for the attention part of linear1 (q, k and v together).
+    out.emplace_back("diffusion_model.single_blocks." + std::to_string(i) + ".linear1_qkv", LoraTarget{to, 0, 3 * h});
   }
   add("norm_out.linear", {"final_layer.adaLN_modulation.1.weight", 0, 0, true});
   return out;
