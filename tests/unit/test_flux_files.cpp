@@ -111,6 +111,12 @@ TEST_F(FluxFiles, AnAllInOneCheckpointMakesTheSeparateFilesPicture) {
             0)
       << err_;
   EXPECT_EQ(read_bytes(path("c.png")), a);
+  // inspect names the parts inside.
+  ASSERT_EQ(shell(binary() + " inspect " + path("flux1-dev-aio.safetensors") + " > " + path("inspect.txt")), 0) << err_;
+  const std::string shown = read(path("inspect.txt"));
+  EXPECT_NE(shown.find("holds:       T5-XXL text encoder under text_encoders.t5xxl.transformer."), std::string::npos) << shown;
+  EXPECT_NE(shown.find("holds:       CLIP-L text encoder under text_encoders.clip_l.transformer."), std::string::npos) << shown;
+  EXPECT_NE(shown.find("holds:       Flux VAE under vae.: Flux VAE"), std::string::npos) << shown;
 }
 
 TEST_F(FluxFiles, APartGivenExplicitlyOverridesTheEmbeddedOne) {
