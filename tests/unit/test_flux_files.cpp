@@ -418,3 +418,29 @@ TEST(FluxLoraNames, KohyaFusedNamesLandOnTheWholeWeights) {
   EXPECT_EQ(qkv.row_offset, 0);
   EXPECT_EQ(qkv.rows, 3 * 64);
 }
+
+TEST(FluxFilesParts, AScaledFp8PartUnderItsPrefixEncodesAsItsOwnFile) {
+  // The tiny umT5 in ComfyUI's scaled fp8 (codes, scale_weight tensors, the scaled_fp8
+  // marker) under the T5 prefix of an all-in-one file, beside an unrelated DiT-like tensor.
+  TempDir dir;
+  const std::string own = fixture("umt5_tiny_scaled_fp8.safetensors");
+  auto f = SafetensorsFile::open(own);
+  TensorList t;
+  for (const auto& info : f->tensors()) t.emplace_back("text_encoders.t5xxl.transformer." + info.name, f->tensor(info.name));
+  t.emplace_back("model.diffusion_model.img_in.weight", Tensor::zeros({2, 2}));
+  const std::string aio = dir.path("aio.safetensors");
+  write_safetensors(aio, t, f->metadata());
+  const PartSlot slot{PartKind::TextEncoder, "T5-XXL text encoder", "text_encoders", {"t5xxl"},
+                      {"text_encoders.t5xxl.transformer."}};
+  ASSERT_EQ(checkpoint_part_prefix(aio, slot).value_or(""), "text_encoders.t5xxl.transformer.");
+  EXPECT_FALSE(checkpoint_part_prefix(own, slot).has_value());
+  auto part = open_part(aio, slot);
+  auto file = open_store(own, PartKind::TextEncoder);
+  EXPECT_EQ(part->names(), file->names());  // scale tensors and the marker hidden alike
+  auto cpu = make_cpu_backend();
+  auto a = make_text_encoder(std::move(part), *cpu, aio);
+  auto b = make_text_encoder(std::move(file), *cpu, own);
+  const Conditioning x = a->encode("a red fox"), y = b->encode("a red fox");
+  ASSERT_EQ(x.size(), y.size());
+  for (const auto& [name, value] : y) EXPECT_TRUE(same_bits(x.at(name), value)) << name;
+}
