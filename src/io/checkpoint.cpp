@@ -29,13 +29,34 @@ Checkpoint Checkpoint::open(const std::string& path) {
   return Checkpoint(SafetensorsFile::open(path));
 }
 
+Checkpoint Checkpoint::open_part(const std::string& path, const std::string& prefix) {
+  return Checkpoint(SafetensorsFile::open(path), prefix);
+}
+
 Checkpoint::Checkpoint(std::shared_ptr<SafetensorsFile> file) : file_(std::move(file)) {
   if (!file_) fail("checkpoint: no file");
   const std::string prefixed_marker = std::string(kPrefix) + "scaled_fp8";
   for (const TensorInfo& t : file_->tensors())
     if (starts_with(t.name, kPrefix) && t.name != prefixed_marker) { prefix_ = kPrefix; break; }
+  // The DiT twice (prefixed and bare): either could be the model, so neither is taken.
+  if (!prefix_.empty())
+    for (const TensorInfo& t : file_->tensors())
+      if (starts_with(t.name, prefix_) && t.name != prefixed_marker && file_->has(t.name.substr(prefix_.size())))
+        fail("checkpoint ", file_->path(), " stores ", t.name.substr(prefix_.size()), " twice, with and without ",
+             prefix_, ": it holds two models in one file");
   scaled_fp8_ = file_->has("scaled_fp8") || file_->has(prefixed_marker);
+  list_names();
+}
 
+Checkpoint::Checkpoint(std::shared_ptr<SafetensorsFile> file, const std::string& prefix)
+    : file_(std::move(file)), prefix_(prefix) {
+  if (!file_) fail("checkpoint: no file");
+  scaled_fp8_ = file_->has("scaled_fp8") || file_->has(prefix_ + "scaled_fp8");
+  list_names();
+  if (names_.empty()) fail("checkpoint ", file_->path(), " has no tensors under ", prefix_);
+}
+
+void Checkpoint::list_names() {
   for (const TensorInfo& t : file_->tensors()) {
     if (!starts_with(t.name, prefix_)) continue;
     std::string name = t.name.substr(prefix_.size());

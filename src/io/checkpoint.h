@@ -7,6 +7,11 @@
 // - "scaled fp8" files (marker tensor "scaled_fp8") store a linear weight as fp8 plus a
 //   per-tensor scale "<layer>.scale_weight" (newer files: "<layer>.weight_scale");
 //   weight_f32() applies it. Scale and marker tensors are hidden from names().
+// - All-in-one checkpoints (ComfyUI models/checkpoints) hold other parts under their own
+//   prefixes ("text_encoders.t5xxl.transformer.", "vae.", ...): open_part() views one of
+//   them, named without its prefix, from the same file.
+// A tensor stored both under "model.diffusion_model." and without it is refused: which of
+// the two is the model cannot be told.
 #pragma once
 
 #include <map>
@@ -23,9 +28,12 @@ class Checkpoint {
  public:
   static Checkpoint open(const std::string& path);
   explicit Checkpoint(std::shared_ptr<SafetensorsFile> file);
+  // The tensors under `prefix` only (a part of an all-in-one checkpoint), named without it.
+  static Checkpoint open_part(const std::string& path, const std::string& prefix);
+  Checkpoint(std::shared_ptr<SafetensorsFile> file, const std::string& prefix);
 
   const SafetensorsFile& file() const { return *file_; }
-  // "" or "model.diffusion_model.".
+  // "" or "model.diffusion_model." (or the part's prefix given to open_part).
   std::string prefix() const { return prefix_; }
   // Logical names in file order, without scale tensors and the scaled_fp8 marker.
   std::vector<std::string> names() const { return names_; }
@@ -48,6 +56,7 @@ class Checkpoint {
  private:
   std::string key(const std::string& name) const;  // stored key; throws when absent
   std::optional<float> scalar(const std::string& name, const char* what) const;
+  void list_names();
 
   std::shared_ptr<SafetensorsFile> file_;
   std::string prefix_;

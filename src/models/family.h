@@ -26,6 +26,7 @@
 
 #include "backend/backend.h"
 #include "core/tensor.h"
+#include "parallel/lora/lora_plan.h"
 #include "parallel/sequence_attention.h"
 #include "parallel/weight_store.h"
 #include "sampling/samplers.h"
@@ -225,6 +226,10 @@ struct PartSlot {
   std::string what;                     // "umT5 text encoder", used in messages
   std::string comfyui_folder;           // under ComfyUI's models/: "text_encoders", "vae", ...
   std::vector<std::string> name_parts;  // lower-case pieces every matching file name holds
+  // Where an all-in-one checkpoint (ComfyUI models/checkpoints) holds this part, beside the
+  // DiT under "model.diffusion_model." (Flux's T5: "text_encoders.t5xxl.transformer.");
+  // several are alternatives, of which a file may use one.
+  std::vector<std::string> checkpoint_prefixes = {};
 };
 
 // What a denoiser checkpoint is, known from its header alone.
@@ -276,6 +281,9 @@ class DenoiserSpec {
   virtual ImageInputs image_inputs() const { return {}; }
   virtual Conditioning image_conditioning(const std::vector<Tensor>& images, const Shape& item,
                                           LatentCodec& codec, ImageEncoder* encoder) const;
+  // LoRA key stems that land on a run of rows of a fused weight (separate q/k/v LoRAs on
+  // Flux's fused qkv and linear1, as ComfyUI maps diffusers names), beside lora_stems.
+  virtual std::vector<std::pair<std::string, LoraTarget>> lora_slices() const { return {}; }
   // The embedded model's stand-in conditioning for prompt slot 0 (positive) or 1
   // (negative); empty for checkpoints, which need real embeddings.
   virtual Conditioning builtin_conditioning(int /*slot*/) const { return {}; }

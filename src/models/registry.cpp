@@ -197,6 +197,31 @@ std::unique_ptr<WeightStore> open_store(const std::string& source, PartKind part
   return std::make_unique<CheckpointWeights>(Checkpoint::open(source));
 }
 
+std::optional<std::string> checkpoint_part_prefix(const std::string& source, const PartSlot& slot) {
+  if (slot.checkpoint_prefixes.empty() || is_embedded_model(source)) return std::nullopt;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(source, ec)) return std::nullopt;
+  const auto file = SafetensorsFile::open(source);
+  std::vector<std::string> held;
+  for (const std::string& prefix : slot.checkpoint_prefixes)
+    for (const TensorInfo& t : file->tensors())
+      if (t.name.rfind(prefix, 0) == 0) {
+        held.push_back(prefix);
+        break;
+      }
+  if (held.size() > 1)
+    fail(source, " holds the ", slot.what, " twice, under ", held[0], " and ", held[1],
+         ": which one is meant cannot be told; pass the part as a file of its own");
+  if (held.empty()) return std::nullopt;
+  return held[0];
+}
+
+std::unique_ptr<WeightStore> open_part(const std::string& source, const PartSlot& slot) {
+  const std::optional<std::string> prefix = checkpoint_part_prefix(source, slot);
+  if (!prefix) return open_store(source, slot.kind);
+  return std::make_unique<CheckpointWeights>(Checkpoint::open_part(source, *prefix));
+}
+
 std::optional<Recognition> recognise(const WeightStore& weights, const std::string& source,
                                      const std::string& variant) {
   std::string prefix;

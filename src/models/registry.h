@@ -38,6 +38,16 @@ std::vector<std::string> embedded_parts(const std::string& model, PartKind part)
 // file (errors say when it does not exist, is not a regular file or is malformed).
 std::unique_ptr<WeightStore> open_store(const std::string& source, PartKind part);
 
+// All-in-one checkpoints (ComfyUI models/checkpoints: the DiT under "model.diffusion_model."
+// and its parts under the prefixes of the family's slots, PartSlot::checkpoint_prefixes).
+// The prefix under which the file `source` holds `slot`'s part; nullopt when it holds none
+// (or `source` is an embedded name). A part under two of the slot's prefixes is refused.
+std::optional<std::string> checkpoint_part_prefix(const std::string& source, const PartSlot& slot);
+// The weights of the part filling `slot` from `source`: its part (under its prefix, read
+// lazily from the same memory map) when `source` is an all-in-one checkpoint holding one,
+// else open_store(source, slot.kind).
+std::unique_ptr<WeightStore> open_part(const std::string& source, const PartSlot& slot);
+
 // Which family and part a store holds (nullopt: none it knows). Checks every tensor of the
 // family it matches, so a damaged file fails here naming the tensor. `source` (a path) and
 // `variant` (--variant) decide what tensors cannot.

@@ -41,11 +41,8 @@ std::string pick(const fs::path& models, const PartSlot& slot, const char* flag)
   fail("several ", slot.what, " files in ", dir.string(), ", choose one with ", flag, ":", list);
 }
 
-// The DiT in models/diffusion_models when --model is not given: the one file there that is a
-// denoiser this build runs (of any family), or among several the one named as the default
-// family's; otherwise the error lists them.
-std::string pick_denoiser(const fs::path& models, const std::string& variant) {
-  const fs::path dir = models / "diffusion_models";
+// The files in `dir` that are denoisers this build runs (of any family).
+std::vector<std::string> denoisers_in(const fs::path& dir, const std::string& variant) {
   std::vector<std::string> found;
   for (const auto& path : candidates(dir, {})) {
     try {
@@ -55,6 +52,20 @@ std::string pick_denoiser(const fs::path& models, const std::string& variant) {
       // Damaged or foreign files are not candidates; naming one with --model reports why.
     }
   }
+  return found;
+}
+
+// The DiT when --model is not given: the one file in models/diffusion_models (or, when none
+// is there, models/checkpoints: all-in-one files) that is a denoiser this build runs (of any
+// family), or among several the one named as the default family's; otherwise the error
+// lists them.
+std::string pick_denoiser(const fs::path& models, const std::string& variant) {
+  fs::path dir = models / "diffusion_models";
+  std::vector<std::string> found = denoisers_in(dir, variant);
+  if (found.empty()) {
+    dir = models / "checkpoints";
+    found = denoisers_in(dir, variant);
+  }
   if (found.size() == 1) return found[0];
   if (found.size() > 1) {
     const auto named = candidates(dir, default_denoiser_spec()->denoiser_slot().name_parts);
@@ -63,11 +74,33 @@ std::string pick_denoiser(const fs::path& models, const std::string& variant) {
   std::string list;
   for (const auto& f : found) list += "\n  " + f;
   if (found.empty())
-    fail("no DiT this build runs found in ", dir.string(), " (", family_list(), "); pass --model");
+    fail("no DiT this build runs found in ", (models / "diffusion_models").string(), " or ",
+         (models / "checkpoints").string(), " (", family_list(), "); pass --model");
   fail("several DiT files in ", dir.string(), ", choose one with --model:", list);
 }
 
 }  // namespace
+
+bool holds_parts(const std::string& model, const DenoiserSpec& spec) {
+  for (const PartSlot& slot : spec.parts())
+    if (checkpoint_part_prefix(model, slot)) return true;
+  return false;
+}
+
+ModelFiles checkpoint_parts(ModelFiles f, const DenoiserSpec& spec) {
+  size_t encoder = 0;
+  for (const PartSlot& slot : spec.parts()) {
+    const bool held = checkpoint_part_prefix(f.model, slot).has_value();
+    if (slot.kind == PartKind::TextEncoder) {
+      if (f.parts.text_encoders.size() <= encoder) f.parts.text_encoders.resize(encoder + 1);
+      if (f.parts.text_encoders[encoder].empty() && held) f.parts.text_encoders[encoder] = f.model;
+      ++encoder;
+    } else if (slot.kind == PartKind::LatentCodec && f.parts.codec.empty() && held) {
+      f.parts.codec = f.model;
+    }
+  }
+  return f;
+}
 
 ModelFiles find_comfyui_files(const std::string& root, ModelFiles f, const std::string& variant) {
   const fs::path models = fs::path(root) / "models";
@@ -75,6 +108,7 @@ ModelFiles find_comfyui_files(const std::string& root, ModelFiles f, const std::
   if (!fs::is_directory(models, ec)) fail("--comfyui-dir ", root, " has no models/ folder");
   if (f.model.empty()) f.model = pick_denoiser(models, variant);
   const auto spec = denoiser_spec(*open_store(f.model, PartKind::Denoiser), f.model, variant);
+  f = checkpoint_parts(std::move(f), *spec);
   size_t encoder = 0;
   for (const PartSlot& slot : spec->parts()) {
     if (slot.kind == PartKind::TextEncoder) {

@@ -15,8 +15,16 @@ struct ModelFiles {
 };
 
 // Fills the empty entries of `given` from `comfyui_dir`: the denoiser by the default
-// family's file names when none is given, then every part its family needs. Errors list
-// what was found when a choice is ambiguous or missing, and name the flag that decides.
+// family's file names when none is given (models/diffusion_models, then all-in-one files in
+// models/checkpoints), then every part its family needs: the ones an all-in-one checkpoint
+// holds from it, the others from their folders. Errors list what was found when a choice
+// is ambiguous or missing, and name the flag that decides.
 ModelFiles find_comfyui_files(const std::string& comfyui_dir, ModelFiles given, const std::string& variant = "");
+
+// Whether `model` (a path) is an all-in-one checkpoint holding any part `spec` needs.
+bool holds_parts(const std::string& model, const DenoiserSpec& spec);
+// Fills the empty part entries of `given` (one text-encoder entry per slot) with `given.model`
+// where it holds that slot's part; the others stay empty.
+ModelFiles checkpoint_parts(ModelFiles given, const DenoiserSpec& spec);
 
 }  // namespace raylight

@@ -28,14 +28,36 @@ const ConditioningInput* input_named(const std::vector<ConditioningInput>& input
   return nullptr;
 }
 
+// For a part missing from a model file: where an all-in-one checkpoint would hold it.
+std::string not_inside(const std::string& model, const PartSlot& slot) {
+  std::error_code ec;
+  if (slot.checkpoint_prefixes.empty() || !fs::is_regular_file(model, ec)) return "";
+  return "; an all-in-one checkpoint holds it under " + slot.checkpoint_prefixes.front() + ", where " + model +
+         " has no tensors";
+}
+
 }  // namespace
+
+void check_parts_given(const DenoiserSpec& spec, const std::string& model, const PartFiles& files) {
+  size_t encoder = 0;
+  for (const PartSlot& slot : spec.parts()) {
+    if (slot.kind == PartKind::TextEncoder) {
+      if (encoder >= files.text_encoders.size() || files.text_encoders[encoder].empty())
+        fail(model, " needs a ", slot.what, encoder == 0 ? " (--text-encoder FILE)" : " (--text-encoder-2 FILE)",
+             not_inside(model, slot));
+      ++encoder;
+    } else if (slot.kind == PartKind::LatentCodec && files.codec.empty()) {
+      fail(model, " needs a ", slot.what, " (--vae FILE)", not_inside(model, slot));
+    }
+  }
+}
 
 Generator::Generator(const DenoiserSpec& spec, const std::string& model, Backend& backend, const PartFiles& files)
     : spec_(&spec) {
   const std::vector<ConditioningInput> inputs = spec.conditioning_inputs();
   const std::vector<std::string> made = open_encoders(spec, model, backend, files);
   for (const PartSlot& slot : spec.parts())
-    if (slot.kind == PartKind::LatentCodec) open_codec(spec, model, backend, files);
+    if (slot.kind == PartKind::LatentCodec) open_codec(slot, spec, model, backend, files);
   if (!codec_) fail(model, " has no VAE to decode its latents with");
   open_image_encoder(spec, model, backend, files);
   std::string missing;
@@ -64,9 +86,10 @@ std::vector<std::string> Generator::open_encoders(const DenoiserSpec& spec, cons
   for (const PartSlot& slot : spec.parts()) {
     if (slot.kind == PartKind::TextEncoder) {
       if (next_encoder >= files.text_encoders.size() || files.text_encoders[next_encoder].empty())
-        fail(model, " needs a ", slot.what, next_encoder == 0 ? " (--text-encoder FILE)" : " (--text-encoder-2 FILE)");
+        fail(model, " needs a ", slot.what, next_encoder == 0 ? " (--text-encoder FILE)" : " (--text-encoder-2 FILE)",
+             not_inside(model, slot));
       const std::string& file = files.text_encoders[next_encoder++];
-      encoders_.push_back(make_text_encoder(open_store(file, PartKind::TextEncoder), backend, file, files.tokenizer));
+      encoders_.push_back(make_text_encoder(open_part(file, slot), backend, file, files.tokenizer));
       for (const auto& [name, width] : encoders_.back()->outputs()) {
         const ConditioningInput* in = input_named(inputs, name);
         if (!in) fail("text encoder ", file, " makes '", name, "', which the DiT ", model, " does not read");
@@ -99,7 +122,7 @@ Generator::Generator(DecodeOnly, const DenoiserSpec& spec, const std::string& mo
                      const PartFiles& files)
     : spec_(&spec) {
   for (const PartSlot& slot : spec.parts())
-    if (slot.kind == PartKind::LatentCodec) open_codec(spec, model, backend, files);
+    if (slot.kind == PartKind::LatentCodec) open_codec(slot, spec, model, backend, files);
   if (!codec_) fail(model, " has no VAE to decode its latents with");
 }
 
@@ -114,10 +137,10 @@ void Generator::open_image_encoder(const DenoiserSpec& spec, const std::string& 
     }
 }
 
-void Generator::open_codec(const DenoiserSpec& spec, const std::string& model, Backend& backend,
-                           const PartFiles& files) {
-  if (files.codec.empty()) fail(model, " needs a VAE (--vae FILE)");
-  codec_ = make_latent_codec(open_store(files.codec, PartKind::LatentCodec), backend, files.codec);
+void Generator::open_codec(const PartSlot& slot, const DenoiserSpec& spec, const std::string& model,
+                           Backend& backend, const PartFiles& files) {
+  if (files.codec.empty()) fail(model, " needs a ", slot.what, " (--vae FILE)", not_inside(model, slot));
+  codec_ = make_latent_codec(open_part(files.codec, slot), backend, files.codec);
   if (codec_->item_rank() != spec.latent_format().item_rank)
     fail("VAE ", files.codec, " (", codec_->variant(), ") decodes ", codec_->item_rank() == 3 ? "pictures" : "videos",
          " but the DiT ", model, " makes ", spec.latent_format().item_rank == 3 ? "pictures" : "videos");

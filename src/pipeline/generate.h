@@ -18,7 +18,8 @@
 
 namespace raylight {
 
-// The files of the parts besides the denoiser (paths or embedded names like "tiny").
+// The files of the parts besides the denoiser (paths or embedded names like "tiny"). A path
+// may be an all-in-one checkpoint: the part of the slot it fills is read from it.
 struct PartFiles {
   std::vector<std::string> text_encoders;  // one per text-encoder slot of the family, in order
                                            // (Flux: T5-XXL, then CLIP-L)
@@ -61,7 +62,8 @@ class Generator {
   void write(const Tensor& latent, const std::string& path, double fps);
 
  private:
-  void open_codec(const DenoiserSpec& spec, const std::string& model, Backend& backend, const PartFiles& files);
+  void open_codec(const PartSlot& slot, const DenoiserSpec& spec, const std::string& model, Backend& backend,
+                  const PartFiles& files);
   // Opens the text encoders of `files` and checks them against `spec`; the names they make.
   std::vector<std::string> open_encoders(const DenoiserSpec& spec, const std::string& model, Backend& backend,
                                          const PartFiles& files);
@@ -71,6 +73,10 @@ class Generator {
   std::unique_ptr<ImageEncoder> image_encoder_;
   std::unique_ptr<LatentCodec> codec_;
 };
+
+// Fails naming the first part `spec` needs that `files` leaves empty (the flag that gives it,
+// and where an all-in-one checkpoint would hold it), before anything is loaded.
+void check_parts_given(const DenoiserSpec& spec, const std::string& model, const PartFiles& files);
 
 // Fails unless `path` has an output format this build writes for `spec`'s outputs
 // (pictures for image families, videos otherwise), before any work.

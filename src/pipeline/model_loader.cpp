@@ -80,18 +80,20 @@ LoadedModel load_model(std::unique_ptr<WeightStore> weights, std::unique_ptr<Bac
   return m;
 }
 
-namespace {
-
-// Every LoRA key stem the family accepts -> the weight it names.
-std::map<std::string, std::string> lora_stems(const DenoiserSpec& spec, const WeightStore& weights) {
-  std::map<std::string, std::string> stems;
+// Every LoRA key stem the family accepts -> the weight (or rows of it) it names.
+std::map<std::string, LoraTarget> lora_key_stems(const DenoiserSpec& spec, const WeightStore& weights) {
+  std::map<std::string, LoraTarget> stems;
   for (const auto& name : weights.names())
-    for (const auto& stem : spec.lora_stems(name)) stems.emplace(stem, name);
+    for (const auto& stem : spec.lora_stems(name)) stems.emplace(stem, LoraTarget{name});
+  for (const auto& [stem, target] : spec.lora_slices())
+    if (weights.has(target.weight)) stems.emplace(stem, target);
   return stems;
 }
 
+namespace {
+
 LoraPlan plan_for(const DenoiserSpec& spec, const WeightStore& base, const LoraOptions& loras) {
-  return loras.empty() ? LoraPlan{} : plan_loras(loras, lora_stems(spec, base), base, spec.family());
+  return loras.empty() ? LoraPlan{} : plan_loras(loras, lora_key_stems(spec, base), base, spec.family());
 }
 
 struct PlacedDenoiser {

@@ -84,6 +84,8 @@ void add_low_noise_expert(LoadedModel& model, const std::string& source, const s
 void add_low_noise_expert(LoadedModel& model, std::unique_ptr<WeightStore> weights,
                           std::shared_ptr<const DenoiserSpec> low_spec, const std::string& source,
                           const LoraOptions& loras = {});
+// Every LoRA key stem `spec`'s family accepts for `weights` -> the weight (or rows) it names.
+std::map<std::string, LoraTarget> lora_key_stems(const DenoiserSpec& spec, const WeightStore& weights);
 // Replaces the model's LoRAs (none: the base model) on every rank together: the placement
 // and the denoiser are made again from the base weights (re-read, never un-merged), so a
 // model whose LoRAs were removed computes bit for bit what it did before any was applied.

@@ -341,6 +341,86 @@ def lora_cases(inputs):
 
 
 # ---------------------------------------------------------------------------------------
+# Flux files: all-in-one checkpoints (the DiT under model.diffusion_model., parts under
+# ComfyUI's prefixes) and diffusers-named VAEs
+
+def flux_tensors(d=64, mlp=128, context=64, vec=32, prefix=""):
+    """A tiny Flux dev DiT (1 + 1 blocks, heads from metadata), zeros, in the official names."""
+    t = []
+
+    def linear(name, inp, out):
+        t.append((prefix + name + ".weight", "F32", [out, inp], tensor_bytes("F32", [out, inp])))
+        t.append((prefix + name + ".bias", "F32", [out], tensor_bytes("F32", [out])))
+
+    def norms(name):
+        for n in ("query_norm", "key_norm"):
+            t.append((prefix + name + "." + n + ".scale", "F32", [d // 2], tensor_bytes("F32", [d // 2])))
+
+    linear("img_in", 64, d)
+    for e, inp in (("time_in", 256), ("vector_in", vec), ("guidance_in", 256)):
+        linear(e + ".in_layer", inp, d)
+        linear(e + ".out_layer", d, d)
+    linear("txt_in", context, d)
+    for s in ("img", "txt"):
+        b = "double_blocks.0." + s
+        linear(b + "_mod.lin", d, 6 * d)
+        linear(b + "_attn.qkv", d, 3 * d)
+        norms(b + "_attn.norm")
+        linear(b + "_attn.proj", d, d)
+        linear(b + "_mlp.0", d, mlp)
+        linear(b + "_mlp.2", mlp, d)
+    linear("single_blocks.0.linear1", d, 3 * d + mlp)
+    linear("single_blocks.0.linear2", d + mlp, d)
+    norms("single_blocks.0.norm")
+    linear("single_blocks.0.modulation.lin", d, 3 * d)
+    linear("final_layer.linear", d, 64)
+    linear("final_layer.adaLN_modulation.1", d, 2 * d)
+    return t
+
+
+def small(name, shape=(4,)):
+    return (name, "F32", list(shape), tensor_bytes("F32", list(shape)))
+
+
+def flux_files():
+    """(name, bytes, command suffix, says, why) of the Flux file cases."""
+    dit = flux_tensors(prefix="model.diffusion_model.")
+    meta = {"raylight.num_heads": "2"}
+    clip = [small("text_encoders.clip_l.transformer.text_model.final_layer_norm.weight")]
+    vae = [small("vae.decoder.conv_in.weight")]
+    # A T5 whose layer-0 relative bias is 1-D: a part of the right kind with a wrong shape.
+    t5 = [small("text_encoders.t5xxl.transformer.encoder.final_layer_norm.weight", (64,)),
+          small("text_encoders.t5xxl.transformer.shared.weight", (100, 64)),
+          small("text_encoders.t5xxl.transformer.encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+                (32,))]
+    dvae = [small("decoder.conv_in.weight", (64, 16, 3, 3)), small("decoder.up_blocks.0.resnets.0.conv1.weight"),
+            small("decoder.mid_block.attentions.0.to_q.weight", (64, 64))]
+    return [
+        ("aio_no_t5", safetensors(dit + clip + vae, metadata=meta), [], "text_encoders.t5xxl.transformer.",
+         "an all-in-one checkpoint without its T5: the flag to pass and where it was looked for"),
+        ("aio_vae_twice", safetensors(dit + vae + [small("first_stage_model.decoder.conv_in.weight")], metadata=meta),
+         [], "twice", "the VAE under two prefixes: which one is meant cannot be told"),
+        ("aio_dit_twice", safetensors(dit + flux_tensors(), metadata=meta), [], "twice",
+         "the DiT with and without model.diffusion_model.: two models in one file"),
+        ("aio_t5_bad_shape", safetensors(dit + t5 + clip + vae, metadata=meta), [], "has shape",
+         "an embedded part whose tensor has the wrong shape is refused naming it"),
+        ("dvae_missing", safetensors(dvae), ["--vae"], "decoder.conv_out.weight",
+         "a diffusers-named Flux VAE missing a tensor"),
+        ("dvae_quant_conv", safetensors(dvae + [small("quant_conv.weight", (32, 32, 1, 1))]), ["--vae"], "quant_conv",
+         "an SD VAE's quant_conv has no place in the Flux VAE"),
+    ]
+
+
+def flux_file_cases(inputs):
+    cases = []
+    for name, _, flag, says, why in flux_files():
+        path = os.path.join(inputs, "flux_" + name + ".safetensors")
+        model = ["--model", "tiny-flux", "--vae", path] if flag else ["--model", path]
+        cases.append(Case("flux-files/" + name, ["generate"] + model + FAST + ["--out", "o.png"], says=says, why=why))
+    return cases
+
+
+# ---------------------------------------------------------------------------------------
 # The cases
 
 def input_cases(inputs):
@@ -736,5 +816,7 @@ def build(inputs):
     put("not_a_picture.png", b"GIF89a, or anything else that is not a picture")
     put("png_header_only.png", png_bytes(40, 0))
     put("png_huge.png", png_bytes(100000, 0))
+    for name, data, *_ in flux_files():
+        put("flux_" + name + ".safetensors", data)
     return (image_cases(inputs) + input_cases(inputs) + option_cases() + output_cases() + picture_cases() + clip_cases(inputs) +
-            lora_cases(inputs))
+            lora_cases(inputs) + flux_file_cases(inputs))

@@ -33,11 +33,8 @@ LoraOptions loras(std::vector<LoraRequest> files, bool skip = false, bool merge 
   return o;
 }
 
-std::map<std::string, std::string> stems_of(const DenoiserSpec& spec, const WeightStore& w) {
-  std::map<std::string, std::string> stems;
-  for (const auto& name : w.names())
-    for (const auto& s : spec.lora_stems(name)) stems.emplace(s, name);
-  return stems;
+std::map<std::string, LoraTarget> stems_of(const DenoiserSpec& spec, const WeightStore& w) {
+  return lora_key_stems(spec, w);
 }
 
 // Every patched weight of `merged` against expected.<prefix><name> of the golden case.

@@ -122,7 +122,16 @@ int run_generate(const std::vector<std::string>& args) {
   request.out = opt.str("out", spec->latent_format().item_rank == 3 ? "picture.png" : "video.mp4");
   check_output_path(request.out, *spec);
   if (lead) check_output_target(request.out, *spec);
-  if (!opt.has("comfyui-dir")) {
+  if (!opt.has("comfyui-dir") && spec->embedded_name().empty() && holds_parts(files.model, *spec)) {
+    // An all-in-one checkpoint: the parts it holds come from it, flags override.
+    if (opt.has("text-encoder")) files.parts.text_encoders = {opt.str("text-encoder", "")};
+    if (opt.has("text-encoder-2")) {
+      files.parts.text_encoders.resize(2);
+      files.parts.text_encoders[1] = opt.str("text-encoder-2", "");
+    }
+    files.parts.codec = opt.str("vae", "");
+    files = checkpoint_parts(files, *spec);
+  } else if (!opt.has("comfyui-dir")) {
     const std::string same = spec->embedded_name().empty() ? "tiny" : spec->embedded_name();
     // An embedded model's own text encoders, one per slot of its family; flags override.
     std::vector<std::string> own = embedded_parts(same, PartKind::TextEncoder);
@@ -155,9 +164,16 @@ int run_generate(const std::vector<std::string>& args) {
   request.prompt = opt.str("prompt", spec->example_prompt());
   const std::string note = spec->prompt_note(request.prompt);
   if (lead && !note.empty()) std::fprintf(stderr, "note: %s\n", note.c_str());
-  // Every file must open before the DiT loads (a missing VAE should not cost a 14B load).
-  for (const auto& f : files.parts.text_encoders) open_store(f, PartKind::TextEncoder);
-  open_store(files.parts.codec, PartKind::LatentCodec);
+  // Every file must open before the DiT loads (a missing VAE should not cost a 14B load), and
+  // a part an all-in-one checkpoint lacks is named now.
+  check_parts_given(*spec, files.model, files.parts);
+  size_t encoder = 0;
+  for (const PartSlot& slot : spec->parts()) {
+    if (slot.kind == PartKind::TextEncoder) open_part(files.parts.text_encoders[encoder++], slot);
+    if (slot.kind == PartKind::LatentCodec) open_part(files.parts.codec, slot);
+  }
+  for (; encoder < files.parts.text_encoders.size(); ++encoder)
+    open_store(files.parts.text_encoders[encoder], PartKind::TextEncoder);
   const LowExpertFile low_expert = check_low_expert(opt, *spec, files.model);
   request.options = parse_sample_options(opt, *spec);
   request.fps = opt.number("fps", spec->defaults().fps);

@@ -52,6 +52,14 @@ int run_inspect(const std::vector<std::string>& args) {
     std::printf("variant:     %s\n", r->variant.c_str());
     if (!r->summary.empty()) std::printf("shape:       %s\n", r->summary.c_str());
     if (!r->note.empty()) std::printf("note:        %s\n", r->note.c_str());
+    // An all-in-one checkpoint: the parts it holds beside the DiT, each checked as its file would be.
+    if (r->part == PartKind::Denoiser)
+      for (const PartSlot& slot : denoiser_spec(w, path, opt.str("variant", ""))->parts())
+        if (const auto prefix = checkpoint_part_prefix(path, slot)) {
+          const auto part = recognise(*open_part(path, slot), path);
+          std::printf("holds:       %s under %s: %s\n", slot.what.c_str(), prefix->c_str(),
+                      part ? part->variant.c_str() : "not a part this build knows");
+        }
   } else {
     std::printf("family:      none recognised (this build knows %s)\n", family_list().c_str());
   }

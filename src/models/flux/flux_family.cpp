@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/finite.h"
 #include "models/common/variant_choice.h"
+#include "models/flux/flux_lora_names.h"
 #include "models/flux/flux_model.h"
 #include "sampling/noise.h"
 
@@ -148,10 +149,21 @@ class FluxSpec final : public DenoiserSpec {
     return d >= 0 ? d : numbered_block(weight, "single_blocks.", static_cast<int>(c_.depth));
   }
 
+  // diffusers' names (PEFT, SimpleTuner, OneTrainer LoRAs) besides ComfyUI's generic forms.
+  std::vector<std::string> lora_stems(const std::string& weight) const override {
+    std::vector<std::string> out = DenoiserSpec::lora_stems(weight);
+    for (auto& s : flux_diffusers_lora_stems(weight)) out.push_back(std::move(s));
+    return out;
+  }
+  std::vector<std::pair<std::string, LoraTarget>> lora_slices() const override { return flux_lora_slices(c_); }
+
   std::vector<PartSlot> parts() const override {
-    return {{PartKind::TextEncoder, "T5-XXL text encoder", "text_encoders", {"t5xxl"}},
-            {PartKind::TextEncoder, "CLIP-L text encoder", "text_encoders", {"clip_l"}},
-            {PartKind::LatentCodec, "Flux VAE", "vae", {"ae.safetensors"}}};
+    // All-in-one prefixes as ComfyUI's Flux model config reads them (text_encoder_key_prefix
+    // "text_encoders." + clip_l/t5xxl ".transformer.", vae_key_prefix "vae."); the base
+    // config's "first_stage_model." is accepted for the VAE too.
+    return {{PartKind::TextEncoder, "T5-XXL text encoder", "text_encoders", {"t5xxl"}, {"text_encoders.t5xxl.transformer."}},
+            {PartKind::TextEncoder, "CLIP-L text encoder", "text_encoders", {"clip_l"}, {"text_encoders.clip_l.transformer."}},
+            {PartKind::LatentCodec, "Flux VAE", "vae", {"ae.safetensors"}, {"vae.", "first_stage_model."}}};
   }
   std::string embedded_name() const override { return embedded_; }
   PartSlot denoiser_slot() const override {

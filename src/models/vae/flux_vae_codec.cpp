@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/finite.h"
 #include "models/vae/flux_vae_config.h"
+#include "models/vae/flux_vae_diffusers.h"
 #include "models/vae/flux_vae_net.h"
 
 namespace raylight {
@@ -81,16 +82,46 @@ class FluxVaeCodec final : public LatentCodec {
 }  // namespace
 
 bool flux_vae_matches(const WeightStore& weights) {
-  return weights.has("decoder.conv_in.weight") && weights.has("decoder.mid.attn_1.q.weight");
+  return (weights.has("decoder.conv_in.weight") && weights.has("decoder.mid.attn_1.q.weight")) ||
+         is_diffusers_flux_vae(weights);
 }
 
+namespace {
+
+// A diffusers file's config error also names the tensor as that file calls it.
+FluxVaeConfig detect_diffusers(const WeightStore& view, const std::string& source) {
+  try {
+    return detect_flux_vae_config(view, source);
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    int levels = 0;
+    while (view.has("decoder.up." + std::to_string(levels) + ".block.0.conv1.weight")) ++levels;
+    for (size_t at = msg.find("coder."); at != std::string::npos; at = msg.find("coder.", at + 1)) {
+      if (at < 2) continue;
+      const size_t start = at - 2, end = msg.find_first_of(" ,:;)", start);
+      const std::string name = msg.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      const std::string d = flux_vae_diffusers_name(name, levels);
+      if (!d.empty()) fail(msg, " (diffusers name ", d, ")");
+    }
+    throw;
+  }
+}
+
+}  // namespace
+
 std::string flux_vae_variant(const WeightStore& weights, const std::string& source) {
+  if (is_diffusers_flux_vae(weights)) {
+    const auto view = diffusers_flux_vae_view(weights, source);
+    return describe(detect_diffusers(*view, source)) + ", diffusers names";
+  }
   return describe(detect_flux_vae_config(weights, source));
 }
 
 std::unique_ptr<LatentCodec> make_flux_vae_codec(std::unique_ptr<WeightStore> weights, Backend& backend,
                                                  const std::string& source) {
-  FluxVaeConfig c = detect_flux_vae_config(*weights, source);
+  const bool diffusers = is_diffusers_flux_vae(*weights);
+  if (diffusers) weights = diffusers_flux_vae_view(std::move(weights), source);
+  FluxVaeConfig c = diffusers ? detect_diffusers(*weights, source) : detect_flux_vae_config(*weights, source);
   weights->bind(backend);
   return std::make_unique<FluxVaeCodec>(std::move(c), std::move(weights), backend);
 }

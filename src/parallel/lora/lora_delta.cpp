@@ -117,6 +117,28 @@ SideFactors side_factors(const LoraAdapter& a, double strength) {
   return {a.parts.at("down"), up};
 }
 
+Tensor swap_row_halves(const Tensor& t) {
+  const int64_t rows = t.dim(0), half = rows / 2, width = t.numel() / rows;
+  if (rows % 2) fail("LoRA: cannot exchange the halves of ", rows, " rows");
+  Tensor out = Tensor::empty(t.shape());
+  const float* s = t.f32();
+  float* d = out.f32();
+  std::copy(s, s + half * width, d + half * width);
+  std::copy(s + half * width, s + rows * width, d);
+  return out;
+}
+
+SideFactors place_rows(SideFactors f, int64_t offset, int64_t out_rows, bool swap_halves) {
+  if (swap_halves) f.up = swap_row_halves(f.up);
+  const int64_t rows = f.up.dim(0), rank = f.up.dim(1);
+  if (offset == 0 && rows == out_rows) return f;
+  if (offset < 0 || rows > out_rows - offset)
+    fail("LoRA: rows ", offset, "..", offset + rows, " do not fit a weight of ", out_rows, " rows");
+  Tensor up = Tensor::zeros({out_rows, rank});
+  std::copy(f.up.f32(), f.up.f32() + rows * rank, up.f32() + offset * rank);
+  return {f.down, up};
+}
+
 SideFactors stack_factors(const std::vector<SideFactors>& parts) {
   if (parts.size() == 1) return parts[0];
   int64_t rank = 0;

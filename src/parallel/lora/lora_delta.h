@@ -26,6 +26,12 @@ struct SideFactors {
   Tensor down, up;
 };
 SideFactors side_factors(const LoraAdapter& a, double strength);
+// Factors of a delta on rows [offset, offset + rows of f.up) of a weight of `out_rows` rows,
+// as factors of the whole weight (up zero on the other rows); `swap_halves` exchanges the
+// two halves of the delta's rows first (ComfyUI's swap_scale_shift).
+SideFactors place_rows(SideFactors f, int64_t offset, int64_t out_rows, bool swap_halves = false);
+// A tensor's first and second halves of rows exchanged.
+Tensor swap_row_halves(const Tensor& t);
 // Several factor pairs of one weight as one pair of rank r1 + r2 + ... (one product each way).
 SideFactors stack_factors(const std::vector<SideFactors>& parts);
 

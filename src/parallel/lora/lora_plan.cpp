@@ -36,17 +36,30 @@ std::string bias_of(const std::string& weight) {
   return "";
 }
 
-// The base tensor an adapter patches, or "" when its stem names none.
-std::string target_of(const LoraAdapter& a, const std::map<std::string, std::string>& stems, const WeightStore& base) {
+// The base tensor (and rows) an adapter patches; an empty weight when its stem names none.
+LoraTarget target_of(const LoraAdapter& a, const std::map<std::string, LoraTarget>& stems, const WeightStore& base) {
   auto it = stems.find(a.stem);
-  if (it == stems.end()) return "";
+  if (it == stems.end()) return {};
   if (a.kind != AdapterKind::DiffBias) return it->second;
-  const std::string b = bias_of(it->second);
-  return !b.empty() && base.has(b) ? b : "";
+  LoraTarget t = it->second;
+  t.weight = bias_of(it->second.weight);
+  if (t.weight.empty() || !base.has(t.weight)) return {};
+  return t;
 }
 
-void check_fits(const LoraFile& f, const LoraAdapter& a, const std::string& target, const WeightStore& base) {
-  const Shape want = base.shape(target);
+void check_fits(const LoraFile& f, const LoraAdapter& a, const LoraTarget& target, const WeightStore& base) {
+  Shape want = base.shape(target.weight);
+  std::string what = target.weight;
+  if (target.rows > 0) {
+    if (want.empty() || target.row_offset < 0 || target.row_offset > want[0] || target.rows > want[0] - target.row_offset)
+      fail("LoRA file ", f.path, ": '", a.stem, "' names rows ", target.row_offset, "..", target.row_offset + target.rows,
+           " of ", target.weight, ", which is ", shape_str(want), " (a LoRA for another size of this model?)");
+    want[0] = target.rows;
+    what = "rows " + std::to_string(target.row_offset) + ".." + std::to_string(target.row_offset + target.rows) +
+           " of " + target.weight;
+  }
+  if (target.swap_halves && (want.empty() || want[0] % 2))
+    fail("LoRA file ", f.path, ": '", a.stem, "' patches ", what, ", which has no two halves to exchange");
   const Shape have = adapter_delta_shape(a);
   const bool exact = have == want;
   // A factored delta [out, in] may patch a weight stored with more dimensions ([out, c, kh, kw]).
@@ -54,14 +67,14 @@ void check_fits(const LoraFile& f, const LoraAdapter& a, const std::string& targ
                     !want.empty() && want[0] == have[0] && shape_numel(want) == shape_numel(have);
   if (!exact && !flat)
     fail("LoRA file ", f.path, ": ", adapter_kind_name(a.kind), " '", a.stem, "' makes a ", shape_str(have),
-         " delta but ", target, " is ", shape_str(want), " (a LoRA for another size of this model?)");
-  if (!dtype_is_float(base.stored_dtype(target)))
-    fail("LoRA file ", f.path, ": '", a.stem, "' patches ", target, ", which is not a float tensor");
+         " delta but ", what, " is ", shape_str(want), " (a LoRA for another size of this model?)");
+  if (!dtype_is_float(base.stored_dtype(target.weight)))
+    fail("LoRA file ", f.path, ": '", a.stem, "' patches ", target.weight, ", which is not a float tensor");
 }
 
 }  // namespace
 
-LoraPlan plan_loras(const LoraOptions& options, const std::map<std::string, std::string>& stems,
+LoraPlan plan_loras(const LoraOptions& options, const std::map<std::string, LoraTarget>& stems,
                     const WeightStore& base, const std::string& family) {
   LoraPlan plan;
   for (const LoraRequest& req : options.files) {
@@ -69,13 +82,14 @@ LoraPlan plan_loras(const LoraOptions& options, const std::map<std::string, std:
     std::vector<std::string> unmatched = f.unknown_keys;
     size_t matched = 0;
     for (const LoraAdapter& a : f.adapters) {
-      const std::string target = target_of(a, stems, base);
-      if (target.empty()) {
+      const LoraTarget target = target_of(a, stems, base);
+      if (target.weight.empty()) {
         unmatched.push_back(a.stem + " (" + adapter_kind_name(a.kind) + ")");
         continue;
       }
       check_fits(f, a, target, base);
-      plan.patches[target].push_back({std::make_shared<const LoraAdapter>(a), req.strength, req.path});
+      plan.patches[target.weight].push_back({std::make_shared<const LoraAdapter>(a), req.strength, req.path,
+                                             target.row_offset, target.rows, target.swap_halves});
       ++matched;
     }
     if (matched == 0)

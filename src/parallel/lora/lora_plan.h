@@ -31,10 +31,25 @@ struct LoraOptions {
   bool empty() const { return files.empty(); }
 };
 
+// Where a LoRA key stem lands: a base weight, whole or a run of its rows (separate q/k/v
+// LoRAs on a fused qkv weight, as ComfyUI's offset tuples (0, offset, size) narrow it).
+// `swap_halves`: the delta's two row halves are exchanged first (ComfyUI's swap_scale_shift,
+// diffusers' norm_out orders scale and shift the other way round).
+struct LoraTarget {
+  std::string weight;
+  int64_t row_offset = 0;
+  int64_t rows = 0;  // 0: every row
+  bool swap_halves = false;
+};
+
 struct WeightPatch {
   std::shared_ptr<const LoraAdapter> adapter;
   double strength = 1.0;
   std::string file;
+  // The rows of the weight it patches ([row_offset, row_offset + rows); rows 0: all).
+  int64_t row_offset = 0;
+  int64_t rows = 0;
+  bool swap_halves = false;
 };
 
 struct LoraPlan {
@@ -43,9 +58,9 @@ struct LoraPlan {
   std::vector<std::string> skipped;  // "file: key" of unmatched keys skipped on request
 };
 
-// `stems`: every LoRA key stem the family accepts -> the base weight it names.
+// `stems`: every LoRA key stem the family accepts -> the base weight (or rows of it) it names.
 // `family`: the model's family name, for messages.
-LoraPlan plan_loras(const LoraOptions& options, const std::map<std::string, std::string>& stems,
+LoraPlan plan_loras(const LoraOptions& options, const std::map<std::string, LoraTarget>& stems,
                     const WeightStore& base, const std::string& family);
 
 }  // namespace raylight

@@ -20,7 +20,8 @@ MergedLoraWeights::MergedLoraWeights(std::shared_ptr<WeightStore> base, const Lo
     const Shape shape = base_->shape(weight);
     if (is_fp8(base_->stored_dtype(weight)) && !merge_fp8 && low_rank_only && shape.size() == 2) {
       std::vector<SideFactors> parts;
-      for (const auto& p : patches) parts.push_back(side_factors(*p.adapter, p.strength));
+      for (const auto& p : patches)
+        parts.push_back(place_rows(side_factors(*p.adapter, p.strength), p.row_offset, shape[0], p.swap_halves));
       side_[weight] = stack_factors(parts);
     } else {
       merged_[weight] = patches;
@@ -47,13 +48,23 @@ WeightStore::Stored MergedLoraWeights::stored(const std::string& name) const {
   if (s.scale != 1.0f)
     for (int64_t i = 0; i < n; ++i) p[i] *= s.scale;
   for (const WeightPatch& patch : it->second) {
-    const Tensor d = adapter_delta(*patch.adapter, w.shape());
+    // The rows it patches: all, or ComfyUI's narrowed run of a fused weight.
+    Shape rows_shape = w.shape();
+    int64_t first = 0;
+    if (patch.rows > 0) {
+      rows_shape[0] = patch.rows;
+      first = patch.row_offset * (n / w.dim(0));
+    }
+    Tensor d = adapter_delta(*patch.adapter, rows_shape);
+    if (patch.swap_halves) d = swap_row_halves(d);
     const float* q = d.f32();
+    const int64_t m = d.numel();
+    float* r = p + first;
     if (patch.adapter->kind == AdapterKind::SetWeight) {
-      std::copy(q, q + n, p);  // ComfyUI's "set": the tensor as given, no strength
+      std::copy(q, q + m, r);  // ComfyUI's "set": the tensor as given, no strength
       continue;
     }
-    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(p[i] + patch.strength * static_cast<double>(q[i]));
+    for (int64_t i = 0; i < m; ++i) r[i] = static_cast<float>(r[i] + patch.strength * static_cast<double>(q[i]));
   }
   for (int64_t i = 0; i < n; ++i)
     if (!std::isfinite(p[i])) fail("LoRA: merged weight ", name, " is not finite (strength too large?)");
