@@ -11,6 +11,7 @@
 #include "io/video/video_format.h"
 #include "io/video/video_writer.h"
 #include "models/registry.h"
+#include "pipeline/reference_images.h"
 
 namespace raylight {
 namespace fs = std::filesystem;
@@ -196,6 +197,12 @@ GenerateTimings generate(LoadedModel& model, Generator* parts, const GenerateReq
   if (lead) {
     positive = parts->encode(r.prompt);
     if (guided) negative = parts->encode(r.negative_prompt);
+    // Reference latents are shared by both prompts.
+    if (!r.reference_images.empty())
+      for (const auto& [name, t] : encode_references(spec, parts->codec(), r.reference_images, r.resize_references)) {
+        positive[name] = t;
+        if (guided) negative[name] = t;
+      }
   }
   broadcast_conditioning(*model.groups.world, positive);
   if (guided) broadcast_conditioning(*model.groups.world, negative);

@@ -9,7 +9,9 @@
 // JSON: {"prompt": "...", "negative_prompt": "...", "text_encoder": "tiny" | FILE,
 //        "tokenizer": FILE, "vae": "tiny" | FILE, "format": "mp4" | "webp" | "latent",
 //        "fps": 16, and the sampling parameters width, height, frames, steps, cfg, shift,
-//        seed, sampler}. With an embedded model, text_encoder and vae default to its parts.
+//        seed, sampler, "images": [FILE, ...], "resize": true}. With an embedded model,
+//        text_encoder and vae default to its parts; with images, width and height default
+//        to the first picture's fitted size.
 #pragma once
 
 #include <memory>
@@ -30,6 +32,10 @@ struct GenerateRequest {
   double fps = 16.0;
   nlohmann::json sample_params = nlohmann::json::object();  // for plan_sample
   Shape item_shape;  // the latent it samples (for the memory estimate)
+  // "images": reference pictures (files the server reads) for models that take them (Flux
+  // Kontext), "resize": fitted to the family's preferred size (default true).
+  std::vector<std::string> images;
+  bool resize_images = true;
 };
 
 // Checks the request (files exist, values in range, sampling parameters as plan_sample

@@ -15,6 +15,7 @@
 #include "sample_options.h"
 #include "pipeline/comfyui_files.h"
 #include "pipeline/generate.h"
+#include "pipeline/reference_images.h"
 
 namespace raylight::cli {
 
@@ -39,7 +40,12 @@ static constexpr const char* kHelp =
     "  --width W --height H --frames F   (the model's default: 832x480x81; demo, tiny: 128x128x9)\n"
     "  --steps N --cfg G --shift S --seed K --sampler euler|unipc|dpmpp2m\n"
     "                           (the model's defaults: 30, 5, 5, 0, unipc; demo: 10, 4, 3, 0, unipc)\n"
-    "  --guidance G             distilled guidance of models that take it (Flux dev: 3.5)\n"
+    "  --guidance G             distilled guidance of models that take it (Flux dev: 3.5; 2.5 with --image)\n"
+    "  --image FILE             a reference picture (PNG or WebP; repeat for several, at most 8) for models\n"
+    "                           that edit pictures: any Flux dev-family model (Flux.1 Kontext dev). Each is\n"
+    "                           resized to Kontext's nearest preferred resolution (centre crop, Lanczos, as\n"
+    "                           ComfyUI's FluxKontextImageScale); the output size defaults to the first's\n"
+    "  --no-resize              keep the pictures' sizes (centre-cut to multiples of 16)\n"
     "  --out FILE               videos: .mp4 (H.264), .webp (animated), .png or dir/ (frames) (video.mp4);\n"
     "                           pictures: .png, .webp, .jpg where built with JPEG (picture.png)\n"
     "  --fps N                  frames per second of the file (the model's default: 16; demo: 8)\n"
@@ -82,7 +88,10 @@ int run_generate(const std::vector<std::string>& args) {
   valued.insert(kSampleValued.begin(), kSampleValued.end());
   valued.insert(kExpertValued.begin(), kExpertValued.end());
   valued.insert(kParallelValued.begin(), kParallelValued.end());
-  Options opt(args, valued, kParallelFlags);
+  valued.insert("image");
+  std::set<std::string> flags = kParallelFlags;
+  flags.insert("no-resize");
+  Options opt(args, valued, flags);
   const ParallelLayout layout = parse_parallel(opt);
   const bool lead = Runtime::world_rank() == 0;
   const auto t0 = std::chrono::steady_clock::now();
@@ -135,6 +144,22 @@ int run_generate(const std::vector<std::string>& args) {
   open_store(files.parts.codec, PartKind::LatentCodec);
   const LowExpertFile low_expert = check_low_expert(opt, *spec, files.model);
   request.options = parse_sample_options(opt, *spec);
+  // Reference pictures (Kontext): every rank reads them for the size; rank 0 encodes them.
+  const std::vector<std::string> images = opt.all("image");
+  request.resize_references = !opt.flag("no-resize");
+  // Models without reference inputs refuse pictures here (image-to-video families read
+  // --image their own way).
+  if (!images.empty()) {
+    check_reference_count(*spec, images.size());
+    request.reference_images = images;
+    if (!opt.has("width") && !opt.has("height")) {
+      const OutputSize first = reference_picture_size(*spec, images[0], request.resize_references);
+      request.options.size.width = first.width;
+      request.options.size.height = first.height;
+    }
+  } else if (opt.flag("no-resize")) {
+    fail("--no-resize is for reference pictures (--image)");
+  }
   request.fps = opt.number("fps", spec->defaults().fps);
   if (!(request.fps > 0)) fail("--fps must be positive, got ", request.fps);
   if (layout.cfg == 2 && request.options.cfg == 1.0) fail("--cfg-parallel needs guidance (--cfg other than 1)");
