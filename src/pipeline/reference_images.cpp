@@ -1,5 +1,7 @@
 #include "pipeline/reference_images.h"
 
+#include <cmath>
+
 #include "core/error.h"
 #include "core/finite.h"
 #include "io/image/image_reader.h"

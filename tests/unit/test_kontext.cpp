@@ -27,7 +27,7 @@ using namespace raylight::test;
 
 namespace {
 
-std::unique_ptr<SafetensorsFile> kontext_case() { return SafetensorsFile::open(fixture("kontext_tiny_case.safetensors")); }
+std::shared_ptr<SafetensorsFile> kontext_case() { return SafetensorsFile::open(fixture("kontext_tiny_case.safetensors")); }
 
 Conditioning case_conditioning(const SafetensorsFile& c, const std::string& label, int refs) {
   Conditioning cond{{"context", c.tensor("context").to_f32()},

@@ -1,5 +1,7 @@
 #include "models/flux/flux_references.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "core/finite.h"
 
