@@ -263,17 +263,17 @@ TEST_F(KontextCli, PicturesAreFittedAsFluxKontextImageScale) {
   auto spec = denoiser_spec(*open_store(fixture("flux_tiny_dev.safetensors"), PartKind::Denoiser), "flux1-kontext-dev");
   const std::string in = picture("in.png", 70, 50);
   const Tensor fitted = reference_pixels(*spec, in, true);
-  EXPECT_EQ(fitted.shape(), (Shape{3, 832, 1248}));  // 70:50 is nearest 1248:832
+  EXPECT_EQ(fitted.shape(), (Shape{3, 880, 1184}));  // 70:50 (1.4) is nearest 1184:880 (1.345)
   const RgbPicture p = read_picture(in);
-  const PictureCrop crop = centre_crop({70, 50}, {1248, 832});
-  EXPECT_EQ(crop.x, 0);
-  EXPECT_EQ(crop.y, 2);  // 50 rows for 46.7: round(1.67) = 2 cut at each side
-  EXPECT_EQ(crop.height, 46);
-  const RgbPicture want = resize_lanczos(crop_picture(p, crop.x, crop.y, crop.width, crop.height), 1248, 832);
+  const PictureCrop crop = centre_crop({70, 50}, {1184, 880});
+  EXPECT_EQ(crop.y, 0);
+  EXPECT_EQ(crop.x, 1);  // 70 columns for 67.3: round(1.36) = 1 cut at each side
+  EXPECT_EQ(crop.width, 68);
+  const RgbPicture want = resize_lanczos(crop_picture(p, crop.x, crop.y, crop.width, crop.height), 1184, 880);
   EXPECT_EQ(max_abs_diff(fitted, picture_tensor(want)), 0.0f);
   const OutputSize size = reference_picture_size(*spec, in, true);
-  EXPECT_EQ(size.width, 1248);
-  EXPECT_EQ(size.height, 832);
+  EXPECT_EQ(size.width, 1184);
+  EXPECT_EQ(size.height, 880);
   const Tensor kept = reference_pixels(*spec, in, false);  // cut to 64x48 around the centre
   EXPECT_EQ(kept.shape(), (Shape{3, 48, 64}));
   EXPECT_EQ(max_abs_diff(kept, picture_tensor(crop_picture(p, 3, 1, 64, 48))), 0.0f);
