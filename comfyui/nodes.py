@@ -238,6 +238,34 @@ def prompt_tensors(info, cond, what, negative):
     return tensors
 
 
+def reference_tensors(info, cond, fmt):
+    """ComfyUI's reference latents (set by ReferenceLatent, as Flux Kontext workflows do) from
+    the positive conditioning, as the loaded model's shared inputs reference.0 ..
+    reference.N-1: in the model's latent space (process_in, as ComfyUI's Flux model converts
+    them) and with odd sides padded to even circularly, as ComfyUI's patching pads them. The
+    server uses them for both prompts."""
+    refs = (cond[0][1].get("reference_latents") if cond else None) or []
+    if not refs:
+        return {}
+    names = [inp["name"] for inp in (info or {}).get("conditioning", []) if inp["name"].startswith("reference.")]
+    if not names:
+        raise ValueError("the conditioning has reference latents (ReferenceLatent), but the loaded %s model takes "
+                         "none" % (info or {}).get("variant", "Raylight"))
+    if len(refs) > len(names):
+        raise ValueError("the conditioning has %d reference latents; the loaded model takes at most %d"
+                         % (len(refs), len(names)))
+    import torch.nn.functional as F
+    tensors = {}
+    for i, ref in enumerate(refs):
+        if ref.dim() != 4 or ref.shape[0] != 1:
+            raise ValueError("reference latent %d has shape %s; one picture's latent [1, channels, height, width] "
+                             "is expected" % (i, tuple(ref.shape)))
+        x = fmt.process_in(ref.float())
+        x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2), mode="circular")
+        tensors["reference.%d" % i] = st.from_torch(x[0])
+    return tensors
+
+
 def scheduler_names():
     samplers = _comfy("comfy.samplers")
     return list(samplers.KSampler.SCHEDULERS) if samplers is not None else list(schedules.SCHEDULERS)
@@ -422,6 +450,7 @@ class RaylightKSampler:
         tensors.update(image_tensors(info, positive, latent, fmt))
         if cfg != 1.0:
             tensors.update(prompt_tensors(info, negative, "negative", True))
+        tensors.update(reference_tensors(info, positive, fmt))
         if sigmas[0] < 1.0:
             tensors["latent"] = st.from_torch(fmt.process_in(latent.float()))
         params = {"sampler": schedules.SAMPLERS[sampler_name], "cfg": float(cfg), "sigmas": sigmas}

@@ -267,6 +267,14 @@ class DenoiserSpec {
   // shift rule (a constant for Wan; Flux's grows with the image's token count). Schedules
   // are flow_sigmas(steps, shift).
   virtual double default_shift(const Shape& /*item*/) const { return defaults().shift; }
+  // The distilled guidance when the user gives none, for a prompt's conditioning: the
+  // family's default, or one that depends on the inputs (Flux Kontext: 2.5 with references).
+  virtual double default_guidance(const Conditioning& /*c*/) const { return defaults().guidance; }
+  // Families that take reference pictures ("reference.N" inputs: Flux Kontext) fit each
+  // picture of `picture` pixels to this size before encoding it: with `resize`, a size the
+  // picture is centre-cropped to the aspect ratio of and resized to (Kontext's preferred
+  // resolutions); without, a size it is only centre-cropped to (one the latent shape allows).
+  virtual OutputSize reference_size(const OutputSize& picture, bool /*resize*/) const { return picture; }
   // Which transformer block a weight belongs to (-1: outside the blocks): where FSDP
   // gathers and offload streams, one block at a time.
   virtual int block_of(const std::string& weight) const = 0;

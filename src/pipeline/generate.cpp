@@ -11,6 +11,7 @@
 #include "io/video/video_format.h"
 #include "io/video/video_writer.h"
 #include "models/registry.h"
+#include "pipeline/reference_images.h"
 
 namespace raylight {
 namespace fs = std::filesystem;
@@ -273,6 +274,12 @@ GenerateTimings generate(LoadedModel& model, Generator* parts, const GenerateReq
     if (guided) negative = parts->encode(r.negative_prompt);
     // The pictures' conditioning is the same for both prompts: made once, sent once.
     if (!r.images.empty()) shared = parts->condition_on_images(r.images, spec.latent_shape(r.options.size));
+    // Reference latents are shared by both prompts.
+    if (!r.reference_images.empty())
+      for (const auto& [name, t] : encode_references(spec, parts->codec(), r.reference_images, r.resize_references)) {
+        positive[name] = t;
+        if (guided) negative[name] = t;
+      }
   }
   broadcast_conditioning(*model.groups.world, positive);
   if (guided) broadcast_conditioning(*model.groups.world, negative);

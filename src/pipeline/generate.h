@@ -106,6 +106,10 @@ struct GenerateRequest {
   // --vae-tile / --gpu-memory-limit; with `ranks` > 1 the decode is spread over the job's
   // ranks, and every rank passes its Generator (DecodeOnly on ranks other than 0).
   VaeTileRequest vae_tiles;
+  // Reference pictures (pipeline/reference_images.h) for models that take them, and whether
+  // they are resized to the family's preferred size.
+  std::vector<std::string> reference_images;
+  bool resize_references = true;
 };
 
 // Whether a job's decode runs on every rank (so every rank needs a DecodeOnly Generator).

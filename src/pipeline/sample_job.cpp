@@ -152,7 +152,7 @@ Conditioning with_guidance(const DenoiserSpec& spec, Conditioning c, std::option
     if (given) fail("guidance ", *given, " was given, but ", spec.variant(), " takes no guidance input");
     return c;
   }
-  const double g = given.value_or(spec.defaults().guidance);
+  const double g = given.value_or(spec.default_guidance(c));
   if (!std::isfinite(g)) fail("guidance must be a finite number, got ", g);
   c["guidance"] = Tensor::from_vector({1}, {static_cast<float>(g)});
   return c;

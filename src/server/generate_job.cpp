@@ -16,6 +16,7 @@
 #include "io/image/image_reader.h"
 #include "io/image/image_writer.h"
 #include "models/registry.h"
+#include "pipeline/reference_images.h"
 #include "server/client_files.h"
 #include "server/safetensors_body.h"
 #include "server/sample_request.h"
@@ -29,6 +30,12 @@ std::string text(const nlohmann::json& j, const char* name, const std::string& f
   if (!it->is_string()) fail("\"", name, "\" must be a string");
   if (it->get<std::string>().size() > max) fail("\"", name, "\" is longer than ", max, " bytes");
   return it->get<std::string>();
+}
+
+bool has_size(const nlohmann::json& params) {
+  for (const char* k : {"width", "height"})
+    if (params.contains(k) && !params[k].is_null()) return true;
+  return false;
 }
 
 void require_file(const std::string& what, const std::string& path) {
@@ -81,7 +88,7 @@ nlohmann::json generate_body_json(const TensorBundle& body) {
 GenerateRequest parse_generate_request(const nlohmann::json& j, const DenoiserSpec& model, size_t images) {
   if (!j.is_object()) fail("a generate request is a JSON object like {\"prompt\": \"...\"}");
   static const char* own[] = {"prompt", "negative_prompt", "text_encoder", "text_encoder_2", "tokenizer", "vae",
-                              "format", "fps", "clip_vision"};
+                              "format", "fps", "clip_vision", "images", "resize"};
   static const char* sampling[] = {"width", "height", "frames", "steps", "cfg", "shift", "seed", "sampler", "guidance",
                                    "cfg_low"};
   GenerateRequest r;
@@ -143,6 +150,27 @@ GenerateRequest parse_generate_request(const nlohmann::json& j, const DenoiserSp
     if (!j["fps"].is_number() || !(j["fps"].get<double>() > 0 && j["fps"].get<double>() <= 240))
       fail("\"fps\" must be a number in (0, 240]");
     r.fps = j["fps"].get<double>();
+  }
+  // Reference pictures: names checked, read for the default size (rank 0 encodes them).
+  if (j.contains("resize") && !j["resize"].is_null()) {
+    if (!j["resize"].is_boolean()) fail("\"resize\" must be true or false");
+    r.resize_images = j["resize"].get<bool>();
+  }
+  if (j.contains("images") && !j["images"].is_null()) {
+    const auto& list = j["images"];
+    if (!list.is_array()) fail("\"images\" must be a list of picture files");
+    check_reference_count(model, list.size());
+    for (const auto& v : list) {
+      if (!v.is_string() || v.get<std::string>().empty() || v.get<std::string>().size() > 4096)
+        fail("\"images\" must hold picture file paths (strings)");
+      check_client_path("images", v.get<std::string>(), {});
+      r.reference_images.push_back(v.get<std::string>());
+    }
+    if (!r.reference_images.empty() && !has_size(r.sample_params)) {
+      const OutputSize first = reference_picture_size(model, r.reference_images[0], r.resize_images);
+      r.sample_params["width"] = first.width;
+      r.sample_params["height"] = first.height;
+    }
   }
   // The sampling parameters, checked now with the family's example conditioning standing in
   // for what the prompts make (its shapes fit the family's checks: tokens, pooled vectors).

@@ -9,7 +9,9 @@
 // JSON: {"prompt": "...", "negative_prompt": "...", "text_encoder": "tiny" | FILE,
 //        "tokenizer": FILE, "vae": "tiny" | FILE, "format": "mp4" | "webp" | "latent",
 //        "fps": 16, and the sampling parameters width, height, frames, steps, cfg, shift,
-//        seed, sampler}. With an embedded model, text_encoder and vae default to its parts.
+//        seed, sampler, "images": [FILE, ...], "resize": true}. With an embedded model,
+//        text_encoder and vae default to its parts; with reference images (Flux Kontext),
+//        width and height default to the first picture's fitted size.
 // Image-to-video models take pictures: the request is then a safetensors body
 // (application/octet-stream) with tensors "image" (the start frame) and, for first-last-
 // frame models, "last_image", each [3, H, W] in [-1, 1] (float dtypes, sides up to
@@ -37,6 +39,10 @@ struct GenerateRequest {
   nlohmann::json sample_params = nlohmann::json::object();  // for plan_sample
   Shape item_shape;  // the latent it samples (for the memory estimate)
   std::vector<Tensor> images;  // the start (and last) frame, fp32 [3, H, W]
+  // "images": reference pictures (files the server reads) for models that take them (Flux
+  // Kontext), "resize": fitted to the family's preferred size (default true).
+  std::vector<std::string> reference_images;
+  bool resize_images = true;
 };
 
 // The pictures of a generate body (the tensors "image", "last_image"), checked: names,

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "dist/runtime.h"
 #include "models/registry.h"
+#include "pipeline/reference_images.h"
 #include "pipeline/sample_job.h"
 #include "server/client_files.h"
 #include "server/lora_request.h"
@@ -304,6 +305,12 @@ JobResult RankExecutor::generate(const Command& cmd, const JobHooks& hooks) {
     Generator& parts = generate_models_.parts(req, spec, model_->source, *model_->backend);
     std::vector<std::pair<std::string, Tensor>> t;
     for (const auto& [name, tensor] : parts.encode(req.prompt)) t.emplace_back(name, tensor);
+    // Reference latents travel as the shared inputs they are.
+    if (!req.reference_images.empty()) {
+      LatentCodec& codec = generate_models_.codec(req.parts, spec, model_->source, *model_->backend).codec();
+      for (const auto& [name, tensor] : encode_references(spec, codec, req.reference_images, req.resize_images))
+        t.emplace_back(name, tensor);
+    }
     const double cfg = req.sample_params.value("cfg", spec.defaults().cfg);
     const auto given = [&](const char* k) {
       const bool has = req.sample_params.contains(k) && !req.sample_params[k].is_null();

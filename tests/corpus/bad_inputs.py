@@ -20,6 +20,7 @@ import json
 import math
 import os
 import struct
+import zlib
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -635,6 +636,93 @@ def picture_cases():
 
 
 # ---------------------------------------------------------------------------------------
+# Flux Kontext: reference latents (forward's latent file) and reference pictures (--image)
+
+def png_bytes(width, height, rows=None, truncate=None):
+    """An 8-bit RGB PNG; `rows` (bytes per row, filter byte included) default to grey. The
+    header may claim any size: a PNG that says 100000x100000 is a few bytes."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    raw = rows if rows is not None else b"".join(b"\x00" + b"\x80" * (3 * width) for _ in range(height))
+    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    out += chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return out[:truncate] if truncate else out
+
+
+def kontext_latent(refs):
+    """A tiny-flux latent file [16, 4, 4] with reference tensors [(name, dtype, shape, values)]."""
+    t = [("latent", "F32", [16, 4, 4], tensor_bytes("F32", [16, 4, 4]))]
+    for name, dtype, shape, values in refs:
+        t.append((name, dtype, shape, tensor_bytes(dtype, shape, values)))
+    return safetensors(t)
+
+
+def kontext_inputs():
+    """(file name, bytes) of the Kontext inputs."""
+    nan = [float("nan")] + [0.0] * (16 * 4 * 4 - 1)
+    return [
+        ("kx_context.safetensors", safetensors([("context", "F32", [4, 64], tensor_bytes("F32", [4, 64])),
+                                                ("pooled", "F32", [32], tensor_bytes("F32", [32]))])),
+        ("kx_ok.safetensors", kontext_latent([("reference.0", "F32", [16, 4, 6], None)])),
+        ("kx_channels.safetensors", kontext_latent([("reference.0", "F32", [4, 4, 6], None)])),
+        ("kx_odd.safetensors", kontext_latent([("reference.0", "F32", [16, 3, 4], None)])),
+        ("kx_nan.safetensors", kontext_latent([("reference.0", "F32", [16, 4, 4], nan)])),
+        ("kx_gap.safetensors", kontext_latent([("reference.1", "F32", [16, 4, 4], None)])),
+        ("kx_side.safetensors", kontext_latent([("reference.0", "F32", [16, 1026, 2], None)])),
+        ("kx_int.safetensors", kontext_latent([("reference.0", "I32", [16, 4, 4], None)])),
+        ("kx_batch2.safetensors", kontext_latent([("reference.0", "F32", [2, 16, 4, 4], None)])),
+        # 1024 x 258 latent pixels: 66048 tokens, past the 65536 all references may hold.
+        ("kx_tokens.safetensors", kontext_latent([("reference.0", "F16", [16, 1024, 258], None)])),
+        ("kx_picture.png", png_bytes(40, 36)),
+        ("kx_huge.png", png_bytes(100000, 100000, rows=b"")),
+        ("kx_wide.png", png_bytes(20000, 1, rows=b"")),
+        ("kx_cut.png", png_bytes(64, 64, truncate=60)),
+        ("kx_text.png", b"not a picture at all"),
+        ("kx_jpeg.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 40),
+        ("kx_empty.png", b""),
+    ]
+
+
+def kontext_cases():
+    """Reference latents and pictures people (or clients) get wrong (issue 15)."""
+    why = "issue 15: Kontext references are hostile inputs"
+    fwd = lambda latent: ["forward", "--model", "tiny-flux", "--latent", "inputs/" + latent, "--context",
+                          "inputs/kx_context.safetensors", "--out", "o.safetensors"]
+    gen = lambda *a: ["generate", "--model", "tiny-flux", "--steps", "1", "--width", "32", "--height", "32"] + \
+        list(a) + ["--out", "o.png"]
+    many = []
+    for _ in range(9):
+        many += ["--image", "inputs/kx_picture.png"]
+    return [
+        Case("kontext/forward-ok", fwd("kx_ok.safetensors"), expect="ok", why=why),
+        Case("kontext/channels", fwd("kx_channels.safetensors"), says="tensor 'reference.0' has shape [4, 4, 6]", why=why),
+        Case("kontext/odd", fwd("kx_odd.safetensors"), says="height and width even", why=why),
+        Case("kontext/nan", fwd("kx_nan.safetensors"), says="NaN", why=why),
+        Case("kontext/gap", fwd("kx_gap.safetensors"), says="'reference.0' is missing", why=why),
+        Case("kontext/side", fwd("kx_side.safetensors"), says="from 2 to 1024", why=why),
+        Case("kontext/int", fwd("kx_int.safetensors"), says="reference.0", why=why),
+        Case("kontext/batch2", fwd("kx_batch2.safetensors"), says="tensor 'reference.0' has shape [2, 16, 4, 4]", why=why),
+        Case("kontext/tokens", fwd("kx_tokens.safetensors"), says="66048 tokens together; at most 65536", why=why),
+        Case("kontext/image-ok", gen("--image", "inputs/kx_picture.png", "--no-resize"), expect="ok", why=why),
+        Case("kontext/image-missing", gen("--image", "inputs/nothing.png"), says="does not exist", why=why),
+        Case("kontext/image-folder", gen("--image", "inputs"), says="not a regular file", why=why),
+        Case("kontext/image-device", gen("--image", "/dev/null"), says="not a regular file", why=why),
+        Case("kontext/image-huge", gen("--image", "inputs/kx_huge.png"), says="are read", why=why),
+        Case("kontext/image-wide", gen("--image", "inputs/kx_wide.png"), says="are read", why=why),
+        Case("kontext/image-cut", gen("--image", "inputs/kx_cut.png"), says="PNG", why=why),
+        Case("kontext/image-text", gen("--image", "inputs/kx_text.png"), says="not a PNG, WebP or JPEG picture", why=why),
+        Case("kontext/image-jpeg", gen("--image", "inputs/kx_jpeg.jpg"), says="JPEG", why=why),
+        Case("kontext/image-empty", gen("--image", "inputs/kx_empty.png"), says="the file is empty", why=why),
+        Case("kontext/image-too-many", gen(*many), says="at most 8 reference images", why=why),
+        Case("kontext/image-no-value", ["generate", "--model", "tiny-flux", "--image"], says="--image", why=why),
+        Case("kontext/no-resize-alone", gen("--no-resize"), says="--no-resize is for reference pictures", why=why),
+        Case("kontext/image-on-wan", ["generate", "--model", "tiny"] + FAST + ["--image", "inputs/kx_picture.png",
+                                                                               "--out", "o.mp4"],
+             why=why + " (a Wan T2V model takes no pictures)"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------
 # CLIP text / vision towers and the CLIP tokenizer's files
 
 def clip_tensors(vision=False, width=64, layers=1, mlp=128, vocab=600, positions=8, patch=4):
@@ -816,7 +904,9 @@ def build(inputs):
     put("not_a_picture.png", b"GIF89a, or anything else that is not a picture")
     put("png_header_only.png", png_bytes(40, 0))
     put("png_huge.png", png_bytes(100000, 0))
+    for name, data in kontext_inputs():
+        put(name, data)
     for name, data, *_ in flux_files():
         put("flux_" + name + ".safetensors", data)
     return (image_cases(inputs) + input_cases(inputs) + option_cases() + output_cases() + picture_cases() + clip_cases(inputs) +
-            lora_cases(inputs) + flux_file_cases(inputs))
+            lora_cases(inputs) + flux_file_cases(inputs) + kontext_cases())

@@ -517,6 +517,38 @@ class RealComfyUITest(unittest.TestCase):
         self.assertLess((self.saved_latent(entry) - want).abs().max().item(), 1e-3)
         print("\n  parts workflow: %.1f s" % (time.monotonic() - t0))
 
+    def test_12_reference_latents_reach_the_model_as_kontext_references(self):
+        # ComfyUI's own ReferenceLatent puts a latent into the conditioning (as Kontext
+        # workflows do); the sampler sends it as reference.0 in the model's space.
+        models = os.path.join(self.base, "models", "diffusion_models")
+        os.makedirs(models, exist_ok=True)
+        shutil.copy(os.path.join(support.ROOT, "tests", "fixtures", "flux_tiny_dev.safetensors"),
+                    os.path.join(models, "flux1-kontext-dev-tiny.safetensors"))
+        graph = workflow(steps=3, seed=7, cfg=1.0)
+        graph["2"]["inputs"]["unet_name"] = "flux1-kontext-dev-tiny.safetensors"
+        graph["3"]["inputs"].update({"seed": 4, "tokens": 5, "dim": 32, "pooled": 24, "guidance": 2.5})
+        graph["4"] = {"class_type": "EmptySD3LatentImage", "inputs": {"width": 64, "height": 48, "batch_size": 1}}
+        graph["9"] = {"class_type": "EmptySD3LatentImage", "inputs": {"width": 48, "height": 32, "batch_size": 1}}
+        graph["10"] = {"class_type": "ReferenceLatent", "inputs": {"conditioning": ["3", 0], "latent": ["9", 0]}}
+        graph["5"]["inputs"]["positive"] = ["10", 0]
+        graph["5"]["inputs"]["shift"] = 1.6
+        entry = self.comfy.run(graph)
+        self.assertEqual(entry["status"]["status_str"], "success", error_text(entry) or entry["status"])
+        got = self.saved_latent(entry)
+        _, client = pack_server()
+        from raylight_client import safetensors_io as st
+        g = torch.Generator().manual_seed(4)
+        ctx, pooled = torch.randn(1, 5, 32, generator=g), torch.randn(1, 24, generator=g)
+        noise = torch.randn((1, 16, 6, 8), generator=torch.manual_seed(7))
+        ref = (torch.zeros(16, 4, 6) - 0.1159) * 0.3611  # the empty latent in the model's space
+        params = {"sampler": "euler", "cfg": 1.0, "steps": 3, "shift": 1.6, "guidance": 2.5}
+        inputs = {"context": st.from_torch(ctx[0]), "pooled": st.from_torch(pooled[0]), "noise": st.from_torch(noise)}
+        plain = st.to_torch(client.sample(dict(inputs), params)["latent"]) / 0.3611 + 0.1159
+        inputs["reference.0"] = st.from_torch(ref)
+        want = st.to_torch(client.sample(inputs, params)["latent"]) / 0.3611 + 0.1159
+        self.assertLess((got - want).abs().max().item(), 1e-3)
+        self.assertGreater((plain - want).abs().max().item(), 1e-3)  # the reference mattered
+
     def test_9_sigterm_ends_the_server_and_the_next_comfyui_starts_clean(self):
         self.comfy.run(workflow(steps=2, seed=12))
         state, _ = pack_server()

@@ -7,6 +7,8 @@
 #include <thread>
 
 #include "backend/backend.h"
+#include "io/image/image_reader.h"
+#include "io/image/image_writer.h"
 #include "io/video/video_probe.h"
 #include "models/t5/umt5_encoder.h"
 #include "sampling/noise.h"
@@ -482,5 +484,39 @@ TEST_F(ServerApi, GenerateMakesPicturesForImageFamilies) {
     Reply r = http(port(), "POST", "/v1/generate", bad);
     EXPECT_EQ(r.status, 400) << bad << " -> " << r.body;
   }
+  ASSERT_EQ(http(port(), "POST", "/v1/models/load?wait=1", R"({"model":"tiny"})").status, 200);
+}
+
+TEST_F(ServerApi, GenerateTakesKontextReferencePictures) {
+  ASSERT_EQ(http(port(), "POST", "/v1/models/load?wait=1", R"({"model":"tiny-flux"})").status, 200);
+  Tensor picture = Tensor::empty({3, 50, 70});
+  for (int64_t i = 0; i < picture.numel(); ++i) picture.f32()[i] = static_cast<float>((i % 89) / 44.0 - 1.0);
+  const std::string in = dir_ + "/in.png";
+  raylight::write_image(in, picture);
+  auto png_of = [&](const nlohmann::json& body) {
+    Reply r = http(port(), "POST", "/v1/generate?wait=1", body.dump());
+    EXPECT_EQ(r.status, 200) << body.dump() << " -> " << r.body.substr(0, 300);
+    const std::string file = dir_ + "/out.png";
+    std::ofstream(file, std::ios::binary) << r.body;
+    return raylight::read_picture(file);
+  };
+  // Kept at its size (cut to 64x48), which the output takes; the reference changes it.
+  const nlohmann::json edit = {{"prompt", "make it red"}, {"steps", 1}, {"images", {in}}, {"resize", false}};
+  const raylight::RgbPicture a = png_of(edit);
+  EXPECT_EQ(a.width, 64);
+  EXPECT_EQ(a.height, 48);
+  const raylight::RgbPicture plain = png_of({{"prompt", "make it red"}, {"steps", 1}, {"width", 64}, {"height", 48}});
+  EXPECT_NE(a.rgb, plain.rgb);
+  const size_t jobs = job_count();
+  nlohmann::json many = edit;
+  for (int i = 0; i < 8; ++i) many["images"].push_back(in);
+  for (const nlohmann::json& bad : {nlohmann::json{{"prompt", "x"}, {"images", in}},
+                                    nlohmann::json{{"prompt", "x"}, {"images", {1}}},
+                                    nlohmann::json{{"prompt", "x"}, {"images", {dir_ + "/none.png"}}},
+                                    nlohmann::json{{"prompt", "x"}, {"images", {in}}, {"resize", "no"}}, many}) {
+    Reply r = http(port(), "POST", "/v1/generate", bad.dump());
+    EXPECT_EQ(r.status, 400) << bad.dump() << " -> " << r.body;
+  }
+  EXPECT_EQ(job_count(), jobs);
   ASSERT_EQ(http(port(), "POST", "/v1/models/load?wait=1", R"({"model":"tiny"})").status, 200);
 }

@@ -16,6 +16,7 @@
 #include "pipeline/comfyui_files.h"
 #include "pipeline/generate.h"
 #include "io/image/image_reader.h"
+#include "pipeline/reference_images.h"
 
 namespace raylight::cli {
 
@@ -37,7 +38,12 @@ static constexpr const char* kHelp =
     "                           CLIP vocab.json + merges.txt folder, or a ComfyUI folder (holds both)\n"
     "  --vae FILE|NAME          the model's VAE (ComfyUI's models/vae) (as --text-encoder)\n"
     "  --image FILE             image-to-video: the start frame (PNG, WebP, JPEG where built), fitted to\n"
-    "                           the video size (centred crop to its aspect, bicubic)\n"
+    "                           the video size (centred crop to its aspect, bicubic); for models that\n"
+    "                           edit pictures (any Flux dev-family model: Flux.1 Kontext dev) a reference\n"
+    "                           picture (repeat for several, at most 8), each resized to Kontext's nearest\n"
+    "                           preferred resolution (centre crop, Lanczos, as ComfyUI's\n"
+    "                           FluxKontextImageScale); the output size defaults to the first's\n"
+    "  --no-resize              keep reference pictures' sizes (centre-cut to multiples of 16)\n"
     "  --last-image FILE        first-last-frame models (Wan 2.1 FLF2V): the last frame\n"
     "  --clip-vision FILE       the CLIP vision encoder of Wan 2.1 I2V/FLF2V (ComfyUI's models/clip_vision:\n"
     "                           clip_vision_h.safetensors)\n"
@@ -45,7 +51,8 @@ static constexpr const char* kHelp =
     "  --width W --height H --frames F   (the model's default: 832x480x81; demo, tiny: 128x128x9)\n"
     "  --steps N --cfg G --shift S --seed K --sampler euler|unipc|dpmpp2m\n"
     "                           (the model's defaults: 30, 5, 5, 0, unipc; demo: 10, 4, 3, 0, unipc)\n"
-    "  --guidance G             distilled guidance of models that take it (Flux dev: 3.5)\n"
+    "  --guidance G             distilled guidance of models that take it (Flux dev: 3.5; 2.5 with --image)\n"
+
     "  --out FILE               videos: .mp4 (H.264), .webp (animated), .png or dir/ (frames) (video.mp4);\n"
     "                           pictures: .png, .webp, .jpg where built with JPEG (picture.png)\n"
     "  --fps N                  frames per second of the file (the model's default: 16; demo: 8)\n"
@@ -89,7 +96,10 @@ int run_generate(const std::vector<std::string>& args) {
   valued.insert(kSampleValued.begin(), kSampleValued.end());
   valued.insert(kExpertValued.begin(), kExpertValued.end());
   valued.insert(kParallelValued.begin(), kParallelValued.end());
-  Options opt(args, valued, kParallelFlags);
+  valued.insert("image");
+  std::set<std::string> flags = kParallelFlags;
+  flags.insert("no-resize");
+  Options opt(args, valued, flags);
   const ParallelLayout layout = parse_parallel(opt);
   const bool lead = Runtime::world_rank() == 0;
   const auto t0 = std::chrono::steady_clock::now();
@@ -145,12 +155,19 @@ int run_generate(const std::vector<std::string>& args) {
     files.parts.codec = opt.str("vae", same);
     files.parts.image_encoder = opt.str("clip-vision", "");
   }
-  // The pictures it is conditioned on: --image (repeatable), then --last-image; counted
-  // against the model and read (every rank, so a bad file stops them all) before it loads.
-  std::vector<std::string> images = opt.all("image");
-  if (opt.has("last-image")) images.push_back(opt.str("last-image", ""));
-  check_image_count(*spec, files.model, images.size());
-  for (const auto& image : images) request.images.push_back(read_image(image));
+  // --image: reference pictures for models that edit pictures (Flux Kontext: read below),
+  // else the frames an image-to-video model is conditioned on: --image (repeatable), then
+  // --last-image; counted against the model and read (every rank, so a bad file stops them
+  // all) before it loads.
+  const bool takes_references = reference_slots(*spec) > 0;
+  if (!takes_references) {
+    std::vector<std::string> frames = opt.all("image");
+    if (opt.has("last-image")) frames.push_back(opt.str("last-image", ""));
+    check_image_count(*spec, files.model, frames.size());
+    for (const auto& image : frames) request.images.push_back(read_image(image));
+  } else if (opt.has("last-image")) {
+    fail(files.model, " (", spec->variant(), ") edits pictures; --last-image is for first-last-frame video models");
+  }
   // A CLIP branch needs its encoder (clip_vision_h.safetensors); other models take none.
   bool wants_clip = false;
   for (const PartSlot& slot : spec->parts())
@@ -176,6 +193,20 @@ int run_generate(const std::vector<std::string>& args) {
     open_store(files.parts.text_encoders[encoder], PartKind::TextEncoder);
   const LowExpertFile low_expert = check_low_expert(opt, *spec, files.model);
   request.options = parse_sample_options(opt, *spec);
+  // Reference pictures (Kontext): every rank reads them for the size; rank 0 encodes them.
+  const std::vector<std::string> images = takes_references ? opt.all("image") : std::vector<std::string>{};
+  request.resize_references = !opt.flag("no-resize");
+  if (!images.empty()) {
+    check_reference_count(*spec, images.size());
+    request.reference_images = images;
+    if (!opt.has("width") && !opt.has("height")) {
+      const OutputSize first = reference_picture_size(*spec, images[0], request.resize_references);
+      request.options.size.width = first.width;
+      request.options.size.height = first.height;
+    }
+  } else if (opt.flag("no-resize")) {
+    fail("--no-resize is for reference pictures (--image)");
+  }
   request.fps = opt.number("fps", spec->defaults().fps);
   if (!(request.fps > 0)) fail("--fps must be positive, got ", request.fps);
   if (layout.cfg == 2 && request.options.cfg == 1.0) fail("--cfg-parallel needs guidance (--cfg other than 1)");

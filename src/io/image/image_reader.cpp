@@ -18,7 +18,7 @@ bool starts_with(const std::vector<uint8_t>& b, const char* magic, size_t at = 0
 
 }  // namespace
 
-Tensor decode_image(const std::vector<uint8_t>& bytes, const std::string& what) {
+RgbPicture decode_picture(const std::vector<uint8_t>& bytes, const std::string& what) {
   image::DecodedRgb d;
   try {
     if (bytes.empty()) fail("the file is empty");
@@ -30,15 +30,29 @@ Tensor decode_image(const std::vector<uint8_t>& bytes, const std::string& what) 
   } catch (const Error& e) {
     fail("image ", what, ": ", e.what());
   }
-  Tensor out = Tensor::empty({3, d.height, d.width});
+  RgbPicture p;
+  p.width = d.width;
+  p.height = d.height;
+  p.rgb = std::move(d.rgb);
+  return p;
+}
+
+Tensor picture_tensor(const RgbPicture& p) {
+  Tensor out = Tensor::empty({3, p.height, p.width});
   float* o = out.f32();
-  const int64_t plane = d.height * d.width;
+  const int64_t plane = p.height * p.width;
   for (int64_t i = 0; i < plane; ++i)
-    for (int64_t c = 0; c < 3; ++c) o[c * plane + i] = static_cast<float>(d.rgb[i * 3 + c] / 127.5 - 1.0);
+    for (int64_t c = 0; c < 3; ++c) o[c * plane + i] = static_cast<float>(p.rgb[i * 3 + c] / 127.5 - 1.0);
   return out;
 }
 
-Tensor read_image(const std::string& path) {
+Tensor decode_image(const std::vector<uint8_t>& bytes, const std::string& what) {
+  return picture_tensor(decode_picture(bytes, what));
+}
+
+Tensor read_image(const std::string& path) { return picture_tensor(read_picture(path)); }
+
+RgbPicture read_picture(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path p(path);
@@ -53,7 +67,7 @@ Tensor read_image(const std::string& path) {
   std::vector<uint8_t> bytes(static_cast<size_t>(size));
   in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
   if (in.gcount() != static_cast<std::streamsize>(bytes.size())) fail("cannot read image ", path, " whole");
-  return decode_image(bytes, path);
+  return decode_picture(bytes, path);
 }
 
 }  // namespace raylight

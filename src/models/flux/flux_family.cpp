@@ -13,6 +13,8 @@
 #include "models/common/variant_choice.h"
 #include "models/flux/flux_lora_names.h"
 #include "models/flux/flux_model.h"
+#include "models/flux/flux_references.h"
+#include "models/flux/kontext_resolution.h"
 #include "sampling/noise.h"
 
 namespace raylight {
@@ -105,6 +107,10 @@ class FluxSpec final : public DenoiserSpec {
         {"pooled", true, true, c_.vec_in, shape_str({c_.vec_in})}};
     in[0].pad_tokens = c_.guidance_embed ? 512 : 256;  // T5 padded as the official sampling code pads
     if (c_.guidance_embed) in.push_back({"guidance", false, true, 1, "[1]"});
+    // Kontext reference latents, shared by both prompts; listed for schnell too, so a
+    // reference given to it is read and refused by name rather than ignored.
+    for (int i = 0; i < kMaxFluxReferences; ++i)
+      in.push_back({reference_name(i), false, false, 0, "[" + std::to_string(c_.latent_channels) + ", h, w]"});
     return in;
   }
 
@@ -127,11 +133,17 @@ class FluxSpec final : public DenoiserSpec {
         Tensor x = checked(name, t);
         if (x.numel() != 1) fail("tensor 'guidance' has shape ", shape_str(t.shape()), "; expected [1]");
         out[name] = x.reshape({1});
+      } else if (reference_index(name) >= 0) {
+        if (!c_.guidance_embed)
+          fail("tensor '", name, "': reference images are for dev-family models (Flux.1 Kontext dev); ", variant_,
+               " takes none");
+        out[name] = checked_reference(name, t, c_.latent_channels);
       } else {
         fail("tensor '", name, "' is not an input of ", variant_, " (it takes context, pooled",
-             c_.guidance_embed ? ", guidance)" : "; guidance is for dev models)");
+             c_.guidance_embed ? ", guidance, reference.0 .. reference.7)" : "; guidance is for dev models)");
       }
     }
+    check_references(out);
     for (const auto& in : conditioning_inputs())
       if (in.required && !out.count(in.name)) fail("tensor '", in.name, "' ", in.shape, " is required by ", variant_);
     return out;
@@ -142,6 +154,24 @@ class FluxSpec final : public DenoiserSpec {
                    {"pooled", gaussian_noise({c_.vec_in}, seed + 1)}};
     if (c_.guidance_embed) c["guidance"] = Tensor::from_vector({1}, {3.5f});
     return c;
+  }
+
+  // Kontext's guidance default (2.5, the official sampling code's) where references are given.
+  double default_guidance(const Conditioning& c) const override {
+    return c_.guidance_embed && c.count(reference_name(0)) ? 2.5 : defaults().guidance;
+  }
+
+  // Resized: the preferred Kontext resolution (FluxKontextImageScale); kept: cut to
+  // multiples of 16 pixels (an even latent, as the 2x2 tokens need).
+  OutputSize reference_size(const OutputSize& picture, bool resize) const override {
+    if (resize) {
+      const PictureSize k = kontext_resolution({picture.width, picture.height});
+      return {k.width, k.height, 1};
+    }
+    if (picture.width < 16 || picture.height < 16)
+      fail("a reference picture of ", picture.width, "x", picture.height,
+           " is smaller than 16x16 pixels; give a larger one or let it be resized");
+    return {picture.width / 16 * 16, picture.height / 16 * 16, 1};
   }
 
   int block_of(const std::string& weight) const override {
@@ -175,6 +205,25 @@ class FluxSpec final : public DenoiserSpec {
   }
 
  private:
+  // References are numbered from 0 without gaps, and their tokens together are bounded.
+  static void check_references(const Conditioning& c) {
+    int64_t tokens = 0;
+    int count = 0;
+    for (const auto& [name, t] : c) {
+      const int i = reference_index(name);
+      if (i < 0) continue;
+      ++count;
+      tokens += t.dim(1) / 2 * (t.dim(2) / 2);  // each side <= kMaxReferenceSide: no overflow
+    }
+    for (int i = 0; i < count; ++i)
+      if (!c.count(reference_name(i)))
+        fail("tensor '", reference_name(i), "' is missing: ", count, " reference(s) are numbered reference.0 .. reference.",
+             count - 1);
+    if (tokens > kMaxReferenceTokens)
+      fail("the reference latents hold ", tokens, " tokens together; at most ", kMaxReferenceTokens,
+           " are taken (", kMaxReferenceTokens * 256, " image pixels)");
+  }
+
   FluxConfig c_;
   std::string variant_;
   std::string note_;

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "models/common/sinusoidal.h"
+#include "models/flux/flux_references.h"
 #include "parallel/lora/lora_linear.h"
 
 namespace raylight {
@@ -24,6 +25,10 @@ Tensor find(const Conditioning& c, const char* name) {
 struct FluxPrepared final : PreparedConditioning {
   Tensor txt;         // [tokens, hidden]: txt_in(context), every token
   Tensor vec_static;  // [1, hidden]: vector_in(pooled) (+ guidance_in(guidance))
+  // Kontext references: img_in of each one's 2x2 tokens (they do not change between
+  // steps) and its segment of the joint sequence.
+  std::vector<Tensor> refs;
+  std::vector<SequenceSegment> ref_segments;
 };
 
 }  // namespace
@@ -141,6 +146,22 @@ std::unique_ptr<PreparedConditioning> FluxModel::prepare(const Conditioning& con
   } else if (guidance.defined()) {
     fail("Flux schnell has no guidance input");
   }
+  std::vector<Tensor> refs;
+  for (int i = 0; cond.count(reference_name(i)); ++i) refs.push_back(cond.at(reference_name(i)));
+  if (!refs.empty() && !c.guidance_embed) fail("Flux schnell takes no reference images");
+  std::vector<Shape> shapes;
+  for (size_t i = 0; i < refs.size(); ++i) {
+    shapes.push_back(checked_reference(reference_name(static_cast<int>(i)), refs[i], c.latent_channels).shape());
+    refs[i] = refs[i].to_f32().reshape(shapes.back());
+  }
+  const std::vector<ReferencePlacement> places = place_references(shapes);
+  for (size_t i = 0; i < refs.size(); ++i) {
+    const int64_t C = shapes[i][0], Hl = shapes[i][1], Wl = shapes[i][2];
+    const Tensor patches = ops_.patchify(ops_.upload(refs[i].reshape({C, 1, Hl, Wl})), PatchSize{1, 2, 2});
+    p->refs.push_back(linear(patches, "img_in"));
+    // First axis 1 (the noisy image is at 0), rows and columns from the placement.
+    p->ref_segments.push_back({Hl / 2 * (Wl / 2), true, {1, Hl / 2, Wl / 2}, {1, places[i].row, places[i].col}});
+  }
   return p;
 }
 
@@ -162,13 +183,19 @@ Tensor FluxModel::predict(const Tensor& latent_in, double timestep, const Prepar
   layout.rope_theta = c.rope_theta;
   layout.segments.push_back({p->txt.dim(0), false, {}, {0, 0, 0}});
   layout.segments.push_back({h * w, true, {1, h, w}, {0, 0, 0}});
+  for (const SequenceSegment& r : p->ref_segments) layout.segments.push_back(r);
   attn_.prepare(layout);
+  // The image stream is this rank's noisy rows, then its rows of each reference: the image
+  // weights apply to all of them; only the noisy rows reach the final layer.
   Streams s{attn_.scatter_tokens(p->txt, 0), attn_.scatter_tokens(img, 1)};
+  const int64_t noisy_rows = s.img.dim(0);
+  for (size_t i = 0; i < p->refs.size(); ++i)
+    s.img = ops_.concat_rows(s.img, attn_.scatter_tokens(p->refs[i], static_cast<int>(i) + 2));
   for (int i = 0; i < c.depth; ++i) {
     s = double_block(i, s, silu_vec);
     between_blocks(i);
   }
-  const int64_t lt = s.txt.dim(0), li = s.img.dim(0);
+  const int64_t lt = s.txt.dim(0), li = noisy_rows;
   Tensor x = ops_.concat_rows(s.txt, s.img);
   for (int i = 0; i < c.depth_single; ++i) {
     x = single_block(i, x, silu_vec);
