@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/finite.h"
 #include "models/common/variant_choice.h"
+#include "models/vae/wan22_vae_config.h"
 #include "models/vae/wan_vae_config.h"
 #include "models/wan/wan_model.h"
 #include "models/wan/wan_tiny.h"
@@ -17,9 +18,6 @@
 
 namespace raylight {
 namespace {
-
-// The VAE's stride (4x8x8) and the DiT's 2x2 patches give these size rules.
-constexpr int64_t kPixelMultiple = 16;
 
 // [1, a, b] -> [a, b], fp32; checks [tokens, width] with 1..max_tokens tokens.
 Tensor tokens_tensor(const std::string& name, const Tensor& given, int64_t width, int64_t max_tokens) {
@@ -72,7 +70,7 @@ class WanSpec final : public DenoiserSpec {
         chosen_(std::move(chosen)), chosen_description_(std::move(chosen_description)) {}
   std::string variant_note() const override { return note_; }
 
-  std::string family() const override { return wan22() ? "Wan 2.2" : "Wan 2.1"; }
+  std::string family() const override { return wan22() || c_.ti2v() ? "Wan 2.2" : "Wan 2.1"; }
   std::string variant() const override { return wan22() ? chosen_description_ : c_.variant(); }
 
   // The Wan 2.2 T2V A14B experts (text2video.py and the t2v-A14B config): the high-noise
@@ -124,6 +122,13 @@ class WanSpec final : public DenoiserSpec {
       d.cfg = role->high_noise ? role->cfg_high : role->cfg_low;
       if (wan22()) d.steps = 40, d.shift = 12.0;  // the official A14B T2V settings
     }
+    if (c_.ti2v()) {  // wan/configs/wan_ti2v_5B.py: 1280x704, 121 frames at 24 fps, 50 steps
+      d.width = tiny ? 64 : 1280;
+      d.height = tiny ? 64 : 704;
+      d.frames = tiny ? 9 : 121;
+      d.steps = tiny ? 10 : 50;
+      d.fps = 24.0;
+    }
     return card_.apply(d);
   }
 
@@ -152,16 +157,24 @@ class WanSpec final : public DenoiserSpec {
     f.comfyui_name = "Wan21";
     f.mean.assign(kWanVaeLatentMean, kWanVaeLatentMean + 16);
     f.std.assign(kWanVaeLatentStd, kWanVaeLatentStd + 16);
-    if (c_.out_dim != 16) f.mean.clear(), f.std.clear();  // custom widths: no statistics
+    if (c_.ti2v()) {
+      f.comfyui_name = "Wan22";
+      f.mean.assign(kWan22VaeLatentMean, kWan22VaeLatentMean + 48);
+      f.std.assign(kWan22VaeLatentStd, kWan22VaeLatentStd + 48);
+    } else if (c_.out_dim != 16) {
+      f.mean.clear(), f.std.clear();  // custom widths: no statistics
+    }
     return f;
   }
 
   Shape latent_shape(const OutputSize& o) const override {
-    if (o.width <= 0 || o.height <= 0 || o.width % kPixelMultiple || o.height % kPixelMultiple)
-      fail("width and height must be positive multiples of 16, got ", o.width, "x", o.height);
+    // TI2V's VAE compresses 16x16 (its DiT's 2x2 patches: pixels in multiples of 32).
+    const int64_t vae = c_.ti2v() ? 16 : 8, multiple = 2 * vae;
+    if (o.width <= 0 || o.height <= 0 || o.width % multiple || o.height % multiple)
+      fail("width and height must be positive multiples of ", multiple, ", got ", o.width, "x", o.height);
     if (o.frames < 1 || (o.frames - 1) % 4 != 0)
       fail("frames must be 4k+1 (1, 5, 9, ..., 81), got ", o.frames);
-    return {c_.out_dim, 1 + (o.frames - 1) / 4, o.height / 8, o.width / 8};
+    return {c_.out_dim, 1 + (o.frames - 1) / 4, o.height / vae, o.width / vae};
   }
 
   void check_latent(const Shape& x, const std::string& what) const override {
@@ -180,13 +193,16 @@ class WanSpec final : public DenoiserSpec {
                     "[" + std::to_string(c_.image_tokens) + ", " + std::to_string(c_.clip_dim) + "]"});
       in.push_back({"y", false, true, 0, "[" + std::to_string(c_.in_dim - c_.out_dim) + ", F, H, W]"});
     }
+    // TI2V image-to-video: the image's latent as frame 0, its tokens at t = 0.
+    if (c_.ti2v()) in.push_back({"first_frame", false, false, 0, "[48, 1, H, W]"});
     return in;
   }
 
   Conditioning check_conditioning(const Conditioning& given, const Shape& item) const override {
     Conditioning out;
     for (const auto& [name, t] : given) {
-      const bool known = name == "context" || (c_.image_to_video() && (name == "clip_fea" || name == "y"));
+      const bool known = name == "context" || (c_.image_to_video() && (name == "clip_fea" || name == "y")) ||
+                         (c_.ti2v() && name == "first_frame");
       if (!known)
         fail("tensor '", name, "' is not an input of ", c_.variant(),
              c_.image_to_video() ? " (it takes context, clip_fea, y)" : " (it takes context; y and clip_fea are for image-to-video models)");
@@ -196,6 +212,15 @@ class WanSpec final : public DenoiserSpec {
     auto it = given.find("context");
     if (it == given.end()) fail("tensor 'context' (the text embeddings) is required");
     out["context"] = tokens_tensor("context", it->second, c_.text_dim, c_.text_len);
+    if (auto ff = given.find("first_frame"); ff != given.end()) {
+      Tensor f = ff->second.to_f32();
+      if (f.ndim() == 5 && f.dim(0) == 1) f = f.reshape({f.dim(1), f.dim(2), f.dim(3), f.dim(4)});
+      const Shape want = {c_.in_dim, 1, item.at(2), item.at(3)};
+      if (f.shape() != want)
+        fail("tensor 'first_frame' has shape ", shape_str(ff->second.shape()), "; expected ", shape_str(want),
+             " (the image's latent, one frame of the video latent's size)");
+      out["first_frame"] = f;
+    }
     if (!c_.image_to_video()) return out;
     auto y = given.find("y");
     auto f = given.find("clip_fea");
@@ -252,6 +277,9 @@ class WanSpec final : public DenoiserSpec {
   std::string embedded_name() const override { return embedded_; }
 
   std::vector<PartSlot> parts() const override {
+    if (c_.ti2v())
+      return {{PartKind::TextEncoder, "umT5 text encoder", "text_encoders", {"umt5"}},
+              {PartKind::LatentCodec, "Wan 2.2 VAE", "vae", {"wan2.2", "vae"}}};
     return {{PartKind::TextEncoder, "umT5 text encoder", "text_encoders", {"umt5"}},
             {PartKind::LatentCodec, "Wan VAE", "vae", {"wan", "vae"}}};
   }
@@ -259,6 +287,7 @@ class WanSpec final : public DenoiserSpec {
     if (const auto role = expert())
       return {PartKind::Denoiser, std::string("Wan 2.2 T2V A14B ") + (role->high_noise ? "high" : "low") + "-noise expert",
               "diffusion_models", {"wan2.2", "t2v", role->high_noise ? "high" : "low"}};
+    if (c_.ti2v()) return {PartKind::Denoiser, "Wan 2.2 TI2V 5B model", "diffusion_models", {"wan2.2", "ti2v"}};
     return {PartKind::Denoiser, c_.image_to_video() ? "Wan 2.1 I2V model" : "Wan 2.1 T2V model", "diffusion_models",
             {"wan2.1", c_.image_to_video() ? "i2v" : "t2v"}};
   }
