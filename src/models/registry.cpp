@@ -278,8 +278,8 @@ std::vector<BenchModel> bench_models() {
 }
 
 std::string family_list() {
-  return "Wan 2.1 DiTs (T2V 1.3B and 14B, I2V 14B), Flux.1 DiTs (dev, schnell, Kontext, Krea), T5 text "
-         "encoders (umT5-XXL, T5-XXL v1.1), CLIP text encoders (CLIP-L), CLIP vision encoders (ViT-H/14), Wan 2.1 and Flux VAEs";
+  return "Wan 2.1 DiTs (T2V 1.3B and 14B, I2V 14B), Wan 2.2 TI2V-5B, Flux.1 DiTs (dev, schnell, Kontext, Krea), T5 text "
+         "encoders (umT5-XXL, T5-XXL v1.1), CLIP text encoders (CLIP-L), CLIP vision encoders (ViT-H/14), Wan 2.1, Wan 2.2 and Flux VAEs";
 }
 
 }  // namespace raylight

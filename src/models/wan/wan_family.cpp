@@ -348,7 +348,9 @@ std::vector<std::pair<std::string, WanConfig>> wan_bench_presets() {
   WanConfig small, large;
   small.dim = 1536, small.num_heads = 12, small.ffn_dim = 8960, small.num_layers = 30;
   large.dim = 5120, large.num_heads = 40, large.ffn_dim = 13824, large.num_layers = 40;
-  return {{"wan-1.3b", small}, {"wan-14b", large}};
+  WanConfig ti2v;  // Wan 2.2 TI2V-5B (wan/configs/wan_ti2v_5B.py)
+  ti2v.dim = 3072, ti2v.num_heads = 24, ti2v.ffn_dim = 14336, ti2v.num_layers = 30, ti2v.in_dim = ti2v.out_dim = 48;
+  return {{"wan-1.3b", small}, {"wan-14b", large}, {"wan2.2-ti2v-5b", ti2v}};
 }
 
 }  // namespace raylight
