@@ -10,6 +10,7 @@
 #include "io/image/image_writer.h"
 #include "io/video/video_format.h"
 #include "io/video/video_writer.h"
+#include "models/common/first_frame.h"
 #include "models/registry.h"
 
 namespace raylight {
@@ -183,12 +184,20 @@ void broadcast_conditioning(Communicator& group, Conditioning& c, int root) {
   c = std::move(received);
 }
 
+void check_first_frame_images(const DenoiserSpec& spec, size_t count) {
+  bool takes = false;
+  for (const ConditioningInput& in : spec.conditioning_inputs()) takes |= in.name == "first_frame";
+  if (!takes && count > 0) fail(spec.variant(), " takes no image: --image is for image-to-video models");
+  if (count > 1) fail(spec.variant(), " takes one start frame; ", count, " images were given");
+}
+
 GenerateTimings generate(LoadedModel& model, Generator* parts, const GenerateRequest& r, const StepCallback& on_step) {
   const DenoiserSpec& spec = *model.spec;
   check_output_path(r.out, spec);
   spec.latent_shape(r.options.size);  // a size that does not fit fails before any work
   const bool lead = Runtime::world_rank() == 0;
   if (lead && !parts) fail("generate: rank 0 needs the text encoders and the VAE");
+  if (!r.images.empty()) check_first_frame_images(spec, r.images.size());
   GenerateTimings t;
   auto t0 = std::chrono::steady_clock::now();
   const bool guided = r.options.cfg != 1.0 || r.options.cfg_low.value_or(1.0) != 1.0;
@@ -196,6 +205,11 @@ GenerateTimings generate(LoadedModel& model, Generator* parts, const GenerateReq
   if (lead) {
     positive = parts->encode(r.prompt);
     if (guided) negative = parts->encode(r.negative_prompt);
+    if (!r.images.empty()) {  // the start frame, the same for both prompts
+      const Tensor frame = encode_first_frame(r.images.front(), spec.latent_shape(r.options.size), parts->codec());
+      positive["first_frame"] = frame;
+      if (guided) negative["first_frame"] = frame;
+    }
   }
   broadcast_conditioning(*model.groups.world, positive);
   if (guided) broadcast_conditioning(*model.groups.world, negative);

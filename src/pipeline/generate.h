@@ -63,6 +63,9 @@ void check_output_target(const std::string& path, const DenoiserSpec& spec);
 // Decoded pixels into the file at `path`: a picture for [3, H, W], a video for [3, F, H, W].
 void write_output(const std::string& path, const Tensor& pixels, double fps);
 
+// Fails unless `spec` takes `count` start frames (the shared input "first_frame": at most one).
+void check_first_frame_images(const DenoiserSpec& spec, size_t count);
+
 // The root's conditioning on every rank of `group` (fp32 host tensors).
 void broadcast_conditioning(Communicator& group, Conditioning& conditioning, int root = 0);
 
@@ -71,6 +74,9 @@ struct GenerateRequest {
   SampleOptions options;
   std::string out;
   double fps = 16.0;
+  // Pictures the model is conditioned on, host fp32 [3, H, W] in [-1, 1] (TI2V: the start
+  // frame, encoded on rank 0 into the shared "first_frame" input and sent to every rank).
+  std::vector<Tensor> images;
   // --vae-tile / --gpu-memory-limit; with `ranks` > 1 the decode is spread over the job's
   // ranks, and every rank passes its Generator (DecodeOnly on ranks other than 0).
   VaeTileRequest vae_tiles;

@@ -14,6 +14,7 @@
 #include "expert_options.h"
 #include "sample_options.h"
 #include "pipeline/comfyui_files.h"
+#include "io/image/image_reader.h"
 #include "pipeline/generate.h"
 
 namespace raylight::cli {
@@ -36,6 +37,8 @@ static constexpr const char* kHelp =
     "                           CLIP vocab.json + merges.txt folder, or a ComfyUI folder (holds both)\n"
     "  --vae FILE|NAME          the model's VAE (ComfyUI's models/vae) (as --text-encoder)\n"
     "  --comfyui-dir DIR        find the files under DIR/models/... (flags above win)\n"
+    "  --image FILE             image-to-video from a start frame (PNG; Wan 2.2 TI2V-5B): scaled to\n"
+    "                           cover the size, centre-cropped, encoded as the first latent frame\n"
     "  --width W --height H --frames F   (the model's default: 832x480x81; demo, tiny: 128x128x9)\n"
     "  --steps N --cfg G --shift S --seed K --sampler euler|unipc|dpmpp2m\n"
     "                           (the model's defaults: 30, 5, 5, 0, unipc; demo: 10, 4, 3, 0, unipc)\n"
@@ -78,7 +81,7 @@ int run_generate(const std::vector<std::string>& args) {
       return 0;
     }
   std::set<std::string> valued = {"prompt", "negative-prompt", "model", "variant", "text-encoder", "tokenizer",
-                                  "vae", "comfyui-dir", "out", "fps", "text-encoder-2", "vae-tile"};
+                                  "vae", "comfyui-dir", "out", "fps", "text-encoder-2", "vae-tile", "image"};
   valued.insert(kSampleValued.begin(), kSampleValued.end());
   valued.insert(kExpertValued.begin(), kExpertValued.end());
   valued.insert(kParallelValued.begin(), kParallelValued.end());
@@ -130,6 +133,11 @@ int run_generate(const std::vector<std::string>& args) {
   request.prompt = opt.str("prompt", spec->example_prompt());
   const std::string note = spec->prompt_note(request.prompt);
   if (lead && !note.empty()) std::fprintf(stderr, "note: %s\n", note.c_str());
+  // --image (repeatable): pictures the model is conditioned on (TI2V-5B: the start frame),
+  // read and checked on rank 0 before any load.
+  if (lead)
+    for (const auto& path : opt.all("image")) request.images.push_back(read_image(path));
+  if (lead) check_first_frame_images(*spec, request.images.size());
   // Every file must open before the DiT loads (a missing VAE should not cost a 14B load).
   for (const auto& f : files.parts.text_encoders) open_store(f, PartKind::TextEncoder);
   open_store(files.parts.codec, PartKind::LatentCodec);
