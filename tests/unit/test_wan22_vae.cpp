@@ -9,8 +9,10 @@
 // or more.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "io/safetensors.h"
