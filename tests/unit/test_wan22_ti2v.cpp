@@ -41,7 +41,7 @@ Tensor frames(const Tensor& x, int64_t f0, int64_t f1) {
 
 class Ti2v : public CliTest {
  protected:
-  std::unique_ptr<SafetensorsFile> golden = SafetensorsFile::open(fixture("wan22_ti2v_tiny_case.safetensors"));
+  std::shared_ptr<SafetensorsFile> golden = SafetensorsFile::open(fixture("wan22_ti2v_tiny_case.safetensors"));
 
   Tensor forward(const std::string& latent_file, const std::string& context_file, const std::string& extra) {
     const std::string out = path("v.safetensors");

@@ -54,7 +54,7 @@ class Wan22VaeTest : public ::testing::Test {
  protected:
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   std::unique_ptr<Wan22Vae> vae = Wan22Vae::from_weights(wan22_vae_tiny_weights(), *cpu, "tiny");
-  std::unique_ptr<SafetensorsFile> golden = SafetensorsFile::open(fixture("wan22_vae_tiny_case.safetensors"));
+  std::shared_ptr<SafetensorsFile> golden = SafetensorsFile::open(fixture("wan22_vae_tiny_case.safetensors"));
 };
 
 }  // namespace
@@ -99,7 +99,7 @@ TEST_F(Wan22VaeTest, RefusesWrongShapesAndFilesByName) {
   EXPECT_TRUE(contains(e, "1 + 4k")) << e;
   // A tensor of the wrong shape is named.
   auto w = wan22_vae_tiny_weights();
-  w->put("decoder.upsamples.2.upsamples.3.resample.1.weight", Tensor::zeros({8, 8, 3, 3}));
+  w->put("decoder.upsamples.2.upsamples.3.resample.1.weight", Tensor::zeros({8, 9, 3, 3}));
   e = error_of([&] { Wan22Vae::from_weights(std::move(w), *cpu, "bad.safetensors"); });
   EXPECT_TRUE(contains(e, "bad.safetensors")) << e;
   EXPECT_TRUE(contains(e, "decoder.upsamples.2.upsamples.3.resample.1.weight")) << e;
