@@ -6,13 +6,19 @@
 // pictures).
 #include <cmath>
 
+#include <filesystem>
+
 #include "cli_runner.h"
+#include "io/safetensors.h"
 #include "io/image/image_writer.h"
 #include "io/video/video_probe.h"
 #include "models/common/first_frame.h"
 #include "models/registry.h"
 #include "models/vae/wan22_vae.h"
 #include "models/vae/wan22_vae_tiny.h"
+#include "models/vae/wan_vae_tiny.h"
+#include "pipeline/comfyui_files.h"
+#include "models/wan/wan_tiny.h"
 
 using namespace raylight;
 
@@ -111,4 +117,40 @@ TEST_F(Ti2vGenerate, ImagesAreRefusedWhereTheyCannotBeUsed) {
   EXPECT_NE(err_.find(path("not.png")), std::string::npos) << err_;
   EXPECT_EQ(run("generate --model tiny-ti2v --steps 1 --image " + path("missing.png") + " --out " + path("x/")), 2);
   EXPECT_NE(err_.find("missing.png"), std::string::npos) << err_;
+}
+
+TEST_F(Ti2vGenerate, FindsTheTi2vFilesInAComfyUiFolder) {
+  namespace fs = std::filesystem;
+  const fs::path root = dir_ / "ComfyUI";
+  for (const char* d : {"models/diffusion_models", "models/text_encoders", "models/vae"}) fs::create_directories(root / d);
+  auto put = [](const fs::path& file, const std::unique_ptr<MemoryWeights>& w) {
+    std::vector<std::pair<std::string, Tensor>> tensors(w->tensors().begin(), w->tensors().end());
+    write_safetensors(file.string(), tensors, w->metadata());
+  };
+  auto dit = wan_tiny_ti2v_weights();
+  auto meta = dit->metadata();
+  meta.erase("raylight.embedded");  // a checkpoint, not the embedded model
+  dit->set_metadata(meta);
+  put(root / "models/diffusion_models/wan2.2_ti2v_5B_fp16.safetensors", dit);
+  put(root / "models/vae/wan2.2_vae.safetensors", wan22_vae_tiny_weights());
+  // Both VAEs are in ComfyUI's folder: the one with the DiT's 48 channels is taken.
+  put(root / "models/vae/wan_2.1_vae.safetensors", wan_vae_tiny_weights());
+  fs::copy_file(std::string(RAYLIGHT_FIXTURE_DIR) + "/umt5_tiny_scaled_fp8.safetensors",
+                root / "models/text_encoders/umt5_tiny.safetensors");
+  ASSERT_EQ(run("generate --comfyui-dir " + root.string() +
+                " --steps 2 --width 64 --height 32 --frames 5 --out " + path("c/")),
+            0)
+      << err_;
+  EXPECT_NE(err_.find("Wan2.2 TI2V"), std::string::npos) << err_;
+  const VideoInfo info = probe_video(path("c/"));
+  EXPECT_EQ(info.frames, 5);
+  EXPECT_EQ(info.width, 64);
+  // A Wan 2.1 DiT in the same folder takes the 16-channel VAE (both names hold "wan", "vae").
+  auto wan21 = wan_tiny_weights();
+  put(root / "models/diffusion_models/wan2.1_t2v_tiny.safetensors", wan21);
+  ModelFiles f;
+  f.model = (root / "models/diffusion_models/wan2.1_t2v_tiny.safetensors").string();
+  EXPECT_EQ(find_comfyui_files(root.string(), f, "").parts.codec, (root / "models/vae/wan_2.1_vae.safetensors").string());
+  f.model = (root / "models/diffusion_models/wan2.2_ti2v_5B_fp16.safetensors").string();
+  EXPECT_EQ(find_comfyui_files(root.string(), f, "").parts.codec, (root / "models/vae/wan2.2_vae.safetensors").string());
 }
