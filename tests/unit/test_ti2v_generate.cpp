@@ -154,3 +154,17 @@ TEST_F(Ti2vGenerate, FindsTheTi2vFilesInAComfyUiFolder) {
   f.model = (root / "models/diffusion_models/wan2.2_ti2v_5B_fp16.safetensors").string();
   EXPECT_EQ(find_comfyui_files(root.string(), f, "").parts.codec, (root / "models/vae/wan2.2_vae.safetensors").string());
 }
+
+TEST_F(Ti2vGenerate, TheDecodeSpreadOverRanksGivesTheOneRankFrames) {
+  // 160x96 pixels: a 10x6 latent in 32x32-pixel tiles (2x2 latent) = 15 tiles, uneven over 2
+  // and 4 ranks; Ulysses sampling moves data without arithmetic, so the frames are equal.
+  write_image(path("start.png"), gradient(96, 128));
+  const std::string base = "generate --model tiny-ti2v --steps 2 --width 160 --height 96 --frames 5 --vae-tile 32x32 --image " +
+                           path("start.png");
+  ASSERT_EQ(run(base + " --out " + path("one/")), 0) << err_;
+  const Tensor one = read_video_frames(path("one/"));
+  for (const char* layout : {"--ranks 2 --ulysses 2", "--ranks 4 --ulysses 4"}) {
+    ASSERT_EQ(run(base + " " + layout + " --out " + path("many/")), 0) << layout << "\n" << err_;
+    EXPECT_EQ(max_diff(read_video_frames(path("many/")), one), 0.0f) << layout;
+  }
+}
