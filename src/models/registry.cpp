@@ -19,6 +19,8 @@
 #include "models/vae/flux_vae_tiny.h"
 #include "models/vae/wan_vae_codec.h"
 #include "models/vae/wan_vae_tiny.h"
+#include "models/vae/wan22_vae_codec.h"
+#include "models/vae/wan22_vae_tiny.h"
 #include "models/wan/wan_family.h"
 #include "models/wan/wan_tiny.h"
 #include "parallel/checkpoint_weights.h"
@@ -47,6 +49,9 @@ const std::vector<EmbeddedModel>& embedded_models() {
       {"tiny-flux-clip", PartKind::TextEncoder, [] { return std::unique_ptr<WeightStore>(flux_tiny_clip_weights()); },
        "tiny-flux"},
       {"tiny-flux", PartKind::LatentCodec, [] { return std::unique_ptr<WeightStore>(flux_vae_tiny_weights()); }},
+      {"tiny-ti2v", PartKind::Denoiser, [] { return std::unique_ptr<WeightStore>(wan_tiny_ti2v_weights()); }},
+      {"tiny-ti2v", PartKind::TextEncoder, [] { return std::unique_ptr<WeightStore>(umt5_tiny_weights()); }},
+      {"tiny-ti2v", PartKind::LatentCodec, [] { return std::unique_ptr<WeightStore>(wan22_vae_tiny_weights()); }},
   };
   return list;
 }
@@ -91,6 +96,7 @@ const std::vector<PartFamily>& part_families() {
       {PartKind::TextEncoder, "CLIP", clip_text_matches,
        [](const WeightStore& w, const std::string&) { return clip_text_variant(w); }, make_clip_text_encoder, nullptr},
       {PartKind::LatentCodec, "Flux", flux_vae_matches, flux_vae_variant, nullptr, make_flux_vae_codec},
+      {PartKind::LatentCodec, "Wan 2.2", wan22_vae_matches, wan22_vae_variant, nullptr, make_wan22_vae_codec},
       {PartKind::ImageEncoder, "CLIP", clip_vision_matches,
        [](const WeightStore& w, const std::string&) { return clip_vision_variant(w); }, nullptr, nullptr,
        make_clip_vision_encoder},
@@ -297,8 +303,8 @@ std::vector<BenchModel> bench_models() {
 }
 
 std::string family_list() {
-  return "Wan 2.1 DiTs (T2V 1.3B and 14B, I2V 14B), Flux.1 DiTs (dev, schnell, Kontext, Krea), T5 text "
-         "encoders (umT5-XXL, T5-XXL v1.1), CLIP text encoders (CLIP-L), CLIP vision encoders (ViT-H/14), Wan 2.1 and Flux VAEs";
+  return "Wan 2.1 DiTs (T2V 1.3B and 14B, I2V 14B), Wan 2.2 TI2V-5B, Flux.1 DiTs (dev, schnell, Kontext, Krea), T5 text "
+         "encoders (umT5-XXL, T5-XXL v1.1), CLIP text encoders (CLIP-L), CLIP vision encoders (ViT-H/14), Wan 2.1, Wan 2.2 and Flux VAEs";
 }
 
 }  // namespace raylight

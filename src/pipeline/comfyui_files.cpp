@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "backend/backend.h"
 #include "core/error.h"
 #include "models/registry.h"
 
@@ -30,9 +31,26 @@ std::vector<std::string> candidates(const fs::path& dir, const std::vector<std::
   return out;
 }
 
-std::string pick(const fs::path& models, const PartSlot& slot, const char* flag) {
+// Of several VAE files whose names fit (wan_2.1_vae and wan2.2_vae both hold "wan" and
+// "vae"), those whose latent channels are the DiT's; all of them where none or every one is.
+std::vector<std::string> with_channels(const std::vector<std::string>& found, int64_t channels) {
+  std::vector<std::string> same;
+  auto cpu = make_cpu_backend();
+  for (const auto& path : found) {
+    try {
+      if (make_latent_codec(open_store(path, PartKind::LatentCodec), *cpu, path)->latent_channels() == channels)
+        same.push_back(path);
+    } catch (const Error&) {
+      // Damaged or foreign files stay in the list, so the error names them all.
+    }
+  }
+  return same.empty() ? found : same;
+}
+
+std::string pick(const fs::path& models, const PartSlot& slot, const char* flag, int64_t channels = 0) {
   const fs::path dir = models / slot.comfyui_folder;
   auto found = candidates(dir, slot.name_parts);
+  if (found.size() > 1 && channels > 0) found = with_channels(found, channels);
   if (found.size() == 1) return found[0];
   std::string list, pattern;
   for (const auto& f : found) list += "\n  " + f;
@@ -117,7 +135,7 @@ ModelFiles find_comfyui_files(const std::string& root, ModelFiles f, const std::
         f.parts.text_encoders[encoder] = pick(models, slot, encoder == 0 ? "--text-encoder" : "--text-encoder-2");
       ++encoder;
     } else if (slot.kind == PartKind::LatentCodec && f.parts.codec.empty()) {
-      f.parts.codec = pick(models, slot, "--vae");
+      f.parts.codec = pick(models, slot, "--vae", spec->latent_format().channels);
     } else if (slot.kind == PartKind::ImageEncoder && f.parts.image_encoder.empty()) {
       f.parts.image_encoder = pick(models, slot, "--clip-vision");
     }

@@ -10,6 +10,7 @@
 #include "io/image/image_writer.h"
 #include "io/video/video_format.h"
 #include "io/video/video_writer.h"
+#include "models/common/first_frame.h"
 #include "models/registry.h"
 #include "pipeline/reference_images.h"
 

@@ -638,7 +638,7 @@ def picture_cases():
 # ---------------------------------------------------------------------------------------
 # Flux Kontext: reference latents (forward's latent file) and reference pictures (--image)
 
-def png_bytes(width, height, rows=None, truncate=None):
+def kontext_png(width, height, rows=None, truncate=None):
     """An 8-bit RGB PNG; `rows` (bytes per row, filter byte included) default to grey. The
     header may claim any size: a PNG that says 100000x100000 is a few bytes."""
     def chunk(kind, data):
@@ -673,10 +673,10 @@ def kontext_inputs():
         ("kx_batch2.safetensors", kontext_latent([("reference.0", "F32", [2, 16, 4, 4], None)])),
         # 1024 x 258 latent pixels: 66048 tokens, past the 65536 all references may hold.
         ("kx_tokens.safetensors", kontext_latent([("reference.0", "F16", [16, 1024, 258], None)])),
-        ("kx_picture.png", png_bytes(40, 36)),
-        ("kx_huge.png", png_bytes(100000, 100000, rows=b"")),
-        ("kx_wide.png", png_bytes(20000, 1, rows=b"")),
-        ("kx_cut.png", png_bytes(64, 64, truncate=60)),
+        ("kx_picture.png", kontext_png(40, 36)),
+        ("kx_huge.png", kontext_png(100000, 100000, rows=b"")),
+        ("kx_wide.png", kontext_png(20000, 1, rows=b"")),
+        ("kx_cut.png", kontext_png(64, 64, truncate=60)),
         ("kx_text.png", b"not a picture at all"),
         ("kx_jpeg.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 40),
         ("kx_empty.png", b""),
@@ -869,6 +869,68 @@ def image_cases(inputs):
     ]
 
 
+def gradient_png(w, h):
+    """A small RGB PNG (a gradient)."""
+    import struct
+    import zlib
+    raw = b"".join(b"\x00" + bytes(v for x in range(w) for v in ((x * 7) % 256, (y * 5) % 256, 128)) for y in range(h))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+            chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def ti2v_files():
+    """(name, bytes) the Wan 2.2 TI2V cases read (issue 17)."""
+    f32 = lambda name, shape, values=None: (name, "F32", shape, tensor_bytes("F32", shape, values))
+    good = gradient_png(40, 24)
+    return [
+        ("ti2v_start.png", good),
+        ("ti2v_truncated.png", good[:len(good) // 2]),
+        ("ti2v_huge.png", gradient_png(1, 1)[:16] + (9000).to_bytes(4, "big") + (9000).to_bytes(4, "big") + gradient_png(1, 1)[24:]),
+        ("ti2v_ff_channels.safetensors", safetensors([f32("latent", [48, 1, 2, 2]), f32("first_frame", [16, 1, 2, 2])])),
+        ("ti2v_ff_frames.safetensors", safetensors([f32("latent", [48, 2, 2, 2]), f32("first_frame", [48, 2, 2, 2])])),
+        ("ti2v_ff_nan.safetensors", safetensors([f32("latent", [48, 1, 2, 2]),
+                                                 f32("first_frame", [48, 1, 2, 2], [float("nan")] + [0.0] * 191)])),
+        ("ti2v_latent16.safetensors", safetensors([f32("latent", [16, 1, 2, 2])])),
+    ]
+
+
+def ti2v_cases(inputs):
+    """Wan 2.2 TI2V-5B (the embedded tiny-ti2v) and its VAE: wrong channels, pictures and
+    first frames that cannot be used (issue 17)."""
+    at = lambda name: os.path.join(inputs, name)
+    gen = lambda *a: ["generate", "--model", "tiny-ti2v"] + FAST + list(a) + ["--out", "o.mp4"]
+    fwd = lambda f: ["forward", "--model", "tiny-ti2v", "--latent", at(f), "--context", at("ctx_ok.safetensors"),
+                     "--out", "v.safetensors"]
+    why = "issue 17"
+    return [
+        Case("ti2v/wan21-vae", gen("--vae", "tiny"), says="16", why=why + ": a 16-channel VAE for a 48-channel DiT"),
+        Case("ti2v/wan22-vae-for-wan21", ["generate", "--model", "tiny"] + FAST + ["--vae", "tiny-ti2v", "--out", "o.mp4"],
+             says="48", why=why + ": the 48-channel VAE for Wan 2.1"),
+        Case("ti2v/size-not-32", ["generate", "--model", "tiny-ti2v", "--steps", "1", "--width", "48", "--height", "32",
+                                  "--frames", "1", "--out", "o.mp4"], says="multiples of 32", why=why),
+        Case("ti2v/image-for-t2v-model", ["generate", "--model", "tiny"] + FAST + ["--image", at("ti2v_start.png"),
+                                                                                "--out", "o.mp4"],
+             says="takes no image", why=why),
+        Case("ti2v/two-images", gen("--image", at("ti2v_start.png"), "--image", at("ti2v_start.png")),
+             says="one start frame", why=why),
+        Case("ti2v/image-not-png", gen("--image", at("ctx_ok.safetensors")), says="ctx_ok.safetensors", why=why),
+        Case("ti2v/image-truncated", gen("--image", at("ti2v_truncated.png")), says="ti2v_truncated.png", why=why),
+        Case("ti2v/image-huge", gen("--image", at("ti2v_huge.png")), says="ti2v_huge.png",
+             why=why + ": sides checked from the header"),
+        Case("ti2v/image-missing", gen("--image", at("nothing.png")), says="nothing.png", why=why),
+        Case("ti2v/image-folder", gen("--image", inputs), says="regular file", why=why),
+        Case("ti2v/first-frame-channels", fwd("ti2v_ff_channels.safetensors"), says="first_frame", why=why),
+        Case("ti2v/first-frame-frames", fwd("ti2v_ff_frames.safetensors"), says="first_frame", why=why),
+        Case("ti2v/first-frame-nan", fwd("ti2v_ff_nan.safetensors"), says="first_frame", why=why),
+        Case("ti2v/latent-channels", fwd("ti2v_latent16.safetensors"), says="latent", why=why),
+        Case("ti2v/ok", gen("--image", at("ti2v_start.png")), expect="ok", why=why + ": image-to-video runs"),
+    ]
+
+
 def build(inputs):
     """Writes every input file into `inputs` and returns all cases."""
     os.makedirs(inputs, exist_ok=True)
@@ -906,7 +968,9 @@ def build(inputs):
     put("png_huge.png", png_bytes(100000, 0))
     for name, data in kontext_inputs():
         put(name, data)
+    for name, data in ti2v_files():
+        put(name, data)
     for name, data, *_ in flux_files():
         put("flux_" + name + ".safetensors", data)
     return (image_cases(inputs) + input_cases(inputs) + option_cases() + output_cases() + picture_cases() + clip_cases(inputs) +
-            lora_cases(inputs) + flux_file_cases(inputs) + kontext_cases())
+            lora_cases(inputs) + flux_file_cases(inputs) + kontext_cases() + ti2v_cases(inputs))

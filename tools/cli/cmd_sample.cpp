@@ -74,9 +74,12 @@ int run_sample(const std::vector<std::string>& args) {
   const Conditioning positive = opt.has("context") ? read_conditioning(opt.str("context", ""), *spec, true, true)
                                                    : spec->builtin_conditioning(0);
   if (positive.empty()) fail("--context FILE is required with a checkpoint model");
-  const Conditioning negative =
+  Conditioning negative =
       opt.has("negative") ? with_shared(read_conditioning(opt.str("negative", ""), *spec, true, false), positive, *spec)
                           : spec->builtin_conditioning(1);
+  // An embedded model's negative prompt shares the positive file's shared inputs (TI2V's
+  // first_frame), as a --negative file does.
+  if (!negative.empty() && !opt.has("negative")) negative = with_shared(negative, positive, *spec);
   if (negative.empty() && so.cfg != 1.0) fail("--negative FILE is required when --cfg is not 1");
   const SampleJob job = make_sample_job(*spec, so, positive, negative, layout.dp);
 

@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "models/vae/wan22_vae_config.h"
 #include "models/vae/wan_vae_memory.h"
 
 namespace raylight {
@@ -38,7 +39,8 @@ class WanVaeCodec final : public LatentCodec {
 }  // namespace
 
 bool wan_vae_matches(const WeightStore& weights) {
-  return weights.has("decoder.conv1.weight") && weights.has("conv2.weight");
+  // Wan 2.2's VAE shares these anchors; its level blocks (wan22_vae_config.h) tell it apart.
+  return weights.has("decoder.conv1.weight") && weights.has("conv2.weight") && !wan22_vae_layout(weights);
 }
 
 std::string wan_vae_variant(const WeightStore& weights, const std::string& source) {

@@ -10,6 +10,12 @@ namespace raylight {
 std::string WanConfig::variant() const {
   const char* task = first_last_frame ? "FLF2V" : image_to_video() || takes_y() ? "I2V" : "T2V";
   std::ostringstream os;
+  if (ti2v()) {
+    os << "Wan2.2 TI2V ";
+    if (dim == 3072 && num_layers == 30 && ffn_dim == 14336) os << "5B";
+    else os << "custom (dim " << dim << ", " << num_layers << " layers)";
+    return os.str();
+  }
   os << "Wan2.1 " << task << " ";
   if (dim == 1536 && num_layers == 30 && ffn_dim == 8960 && !image_to_video()) os << "1.3B";
   else if (dim == 5120 && num_layers == 40 && ffn_dim == 13824) os << "14B";

@@ -29,8 +29,10 @@ struct WanConfig {
   // Takes the image condition y [in_dim - out_dim, F, H, W] (mask + image latent) beside
   // the noise: Wan 2.1 I2V/FLF2V and Wan 2.2 I2V A14B, which has no CLIP branch.
   bool takes_y() const { return in_dim > out_dim; }
+  // Wan 2.2 TI2V (5B): the 48 latent channels of the Wan 2.2 VAE in and out, no CLIP branch.
+  bool ti2v() const { return in_dim == 48 && out_dim == 48 && clip_dim == 0; }
   int64_t head_dim() const { return dim / num_heads; }
-  // "Wan2.1 T2V 1.3B", "Wan2.1 I2V 14B", or "Wan2.1 T2V custom (dim 64, 2 layers)".
+  // "Wan2.1 T2V 1.3B", "Wan2.1 I2V 14B", "Wan2.2 TI2V 5B", or "Wan2.1 T2V custom (dim 64, 2 layers)".
   std::string variant() const;
   int64_t parameter_count() const;
 };

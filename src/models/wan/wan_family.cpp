@@ -8,7 +8,9 @@
 
 #include "core/error.h"
 #include "core/finite.h"
+#include "models/common/first_frame.h"
 #include "models/common/variant_choice.h"
+#include "models/vae/wan22_vae_config.h"
 #include "models/vae/wan_vae_config.h"
 #include "models/wan/wan_image_condition.h"
 #include "models/wan/wan_model.h"
@@ -18,9 +20,6 @@
 
 namespace raylight {
 namespace {
-
-// The VAE's stride (4x8x8) and the DiT's 2x2 patches give these size rules.
-constexpr int64_t kPixelMultiple = 16;
 
 // [1, a, b] -> [a, b], fp32; checks [tokens, width] with 1..max_tokens tokens.
 Tensor tokens_tensor(const std::string& name, const Tensor& given, int64_t width, int64_t max_tokens) {
@@ -73,7 +72,7 @@ class WanSpec final : public DenoiserSpec {
         chosen_(std::move(chosen)), chosen_description_(std::move(chosen_description)) {}
   std::string variant_note() const override { return note_; }
 
-  std::string family() const override { return wan22() ? "Wan 2.2" : "Wan 2.1"; }
+  std::string family() const override { return wan22() || c_.ti2v() ? "Wan 2.2" : "Wan 2.1"; }
   std::string variant() const override { return wan22() ? chosen_description_ : c_.variant(); }
 
   // The Wan 2.2 T2V A14B experts (text2video.py and the t2v-A14B config): the high-noise
@@ -135,6 +134,13 @@ class WanSpec final : public DenoiserSpec {
       // The official A14B settings: T2V shift 12, I2V shift 5; 40 steps.
       if (wan22()) d.steps = 40, d.shift = c_.takes_y() ? 5.0 : 12.0;
     }
+    if (c_.ti2v()) {  // wan/configs/wan_ti2v_5B.py: 1280x704, 121 frames at 24 fps, 50 steps
+      d.width = tiny ? 64 : 1280;
+      d.height = tiny ? 64 : 704;
+      d.frames = tiny ? 9 : 121;
+      d.steps = tiny ? 10 : 50;
+      d.fps = 24.0;
+    }
     return card_.apply(d);
   }
 
@@ -163,16 +169,24 @@ class WanSpec final : public DenoiserSpec {
     f.comfyui_name = "Wan21";
     f.mean.assign(kWanVaeLatentMean, kWanVaeLatentMean + 16);
     f.std.assign(kWanVaeLatentStd, kWanVaeLatentStd + 16);
-    if (c_.out_dim != 16) f.mean.clear(), f.std.clear();  // custom widths: no statistics
+    if (c_.ti2v()) {
+      f.comfyui_name = "Wan22";
+      f.mean.assign(kWan22VaeLatentMean, kWan22VaeLatentMean + 48);
+      f.std.assign(kWan22VaeLatentStd, kWan22VaeLatentStd + 48);
+    } else if (c_.out_dim != 16) {
+      f.mean.clear(), f.std.clear();  // custom widths: no statistics
+    }
     return f;
   }
 
   Shape latent_shape(const OutputSize& o) const override {
-    if (o.width <= 0 || o.height <= 0 || o.width % kPixelMultiple || o.height % kPixelMultiple)
-      fail("width and height must be positive multiples of 16, got ", o.width, "x", o.height);
+    // TI2V's VAE compresses 16x16 (its DiT's 2x2 patches: pixels in multiples of 32).
+    const int64_t vae = c_.ti2v() ? 16 : 8, multiple = 2 * vae;
+    if (o.width <= 0 || o.height <= 0 || o.width % multiple || o.height % multiple)
+      fail("width and height must be positive multiples of ", multiple, ", got ", o.width, "x", o.height);
     if (o.frames < 1 || (o.frames - 1) % 4 != 0)
       fail("frames must be 4k+1 (1, 5, 9, ..., 81), got ", o.frames);
-    return {c_.out_dim, 1 + (o.frames - 1) / 4, o.height / 8, o.width / 8};
+    return {c_.out_dim, 1 + (o.frames - 1) / 4, o.height / vae, o.width / vae};
   }
 
   void check_latent(const Shape& x, const std::string& what) const override {
@@ -192,14 +206,16 @@ class WanSpec final : public DenoiserSpec {
                         std::to_string(c_.clip_dim) + "]"});
     if (c_.takes_y())
       in.push_back({"y", false, true, 0, "[" + std::to_string(c_.in_dim - c_.out_dim) + ", F, H, W]"});
+    // TI2V image-to-video: the image's latent as frame 0, its tokens at t = 0.
+    if (c_.ti2v()) in.push_back({"first_frame", false, false, 0, "[48, 1, H, W]"});
     return in;
   }
 
   Conditioning check_conditioning(const Conditioning& given, const Shape& item) const override {
     Conditioning out;
     for (const auto& [name, t] : given) {
-      const bool known =
-          name == "context" || (c_.image_to_video() && name == "clip_fea") || (c_.takes_y() && name == "y");
+      const bool known = name == "context" || (c_.image_to_video() && name == "clip_fea") ||
+                         (c_.takes_y() && name == "y") || (c_.ti2v() && name == "first_frame");
       if (!known)
         fail("tensor '", name, "' is not an input of ", variant(),
              c_.image_to_video() ? " (it takes context, clip_fea, y)"
@@ -211,6 +227,15 @@ class WanSpec final : public DenoiserSpec {
     auto it = given.find("context");
     if (it == given.end()) fail("tensor 'context' (the text embeddings) is required");
     out["context"] = tokens_tensor("context", it->second, c_.text_dim, c_.text_len);
+    if (auto ff = given.find("first_frame"); ff != given.end()) {
+      Tensor f = ff->second.to_f32();
+      if (f.ndim() == 5 && f.dim(0) == 1) f = f.reshape({f.dim(1), f.dim(2), f.dim(3), f.dim(4)});
+      const Shape want = {c_.in_dim, 1, item.at(2), item.at(3)};
+      if (f.shape() != want)
+        fail("tensor 'first_frame' has shape ", shape_str(ff->second.shape()), "; expected ", shape_str(want),
+             " (the image's latent, one frame of the video latent's size)");
+      out["first_frame"] = f;
+    }
     if (!c_.takes_y()) return out;
     auto y = given.find("y");
     auto f = given.find("clip_fea");
@@ -269,6 +294,9 @@ class WanSpec final : public DenoiserSpec {
   std::string embedded_name() const override { return embedded_; }
 
   std::vector<PartSlot> parts() const override {
+    if (c_.ti2v())
+      return {{PartKind::TextEncoder, "umT5 text encoder", "text_encoders", {"umt5"}},
+              {PartKind::LatentCodec, "Wan 2.2 VAE", "vae", {"wan2.2", "vae"}}};
     std::vector<PartSlot> p = {{PartKind::TextEncoder, "umT5 text encoder", "text_encoders", {"umt5"}},
                                {PartKind::LatentCodec, "Wan VAE", "vae", {"wan", "vae"}}};
     if (c_.image_to_video())  // ComfyUI's clip_vision_h.safetensors
@@ -277,6 +305,14 @@ class WanSpec final : public DenoiserSpec {
   }
 
   ImageInputs image_inputs() const override {
+    if (c_.ti2v()) {  // text-to-video, or image-to-video from a start frame
+      ImageInputs in;
+      in.min_images = 0;
+      in.max_images = 1;
+      in.what = "at most one start frame";
+      in.makes = {"first_frame"};
+      return in;
+    }
     if (!c_.takes_y()) return {};
     ImageInputs in;
     in.min_images = 1;
@@ -289,6 +325,11 @@ class WanSpec final : public DenoiserSpec {
 
   Conditioning image_conditioning(const std::vector<Tensor>& images, const Shape& item, LatentCodec& codec,
                                   ImageEncoder* encoder) const override {
+    if (c_.ti2v()) {
+      Conditioning c;
+      if (!images.empty()) c["first_frame"] = encode_first_frame(images.front(), item, codec);
+      return c;
+    }
     return wan_image_conditioning(c_, images, item, codec, encoder);
   }
   PartSlot denoiser_slot() const override {
@@ -297,6 +338,7 @@ class WanSpec final : public DenoiserSpec {
       return {PartKind::Denoiser, role->pair + " " + (role->high_noise ? "high" : "low") + "-noise expert",
               "diffusion_models", {"wan2.2", task, role->high_noise ? "high" : "low"}};
     }
+    if (c_.ti2v()) return {PartKind::Denoiser, "Wan 2.2 TI2V 5B model", "diffusion_models", {"wan2.2", "ti2v"}};
     const char* task = c_.first_last_frame ? "flf2v" : c_.image_to_video() ? "i2v" : "t2v";
     return {PartKind::Denoiser, std::string("Wan 2.1 ") + (c_.first_last_frame ? "FLF2V" : c_.image_to_video() ? "I2V" : "T2V") + " model",
             "diffusion_models", {"wan2.1", task}};
@@ -359,7 +401,9 @@ std::vector<std::pair<std::string, WanConfig>> wan_bench_presets() {
   WanConfig small, large;
   small.dim = 1536, small.num_heads = 12, small.ffn_dim = 8960, small.num_layers = 30;
   large.dim = 5120, large.num_heads = 40, large.ffn_dim = 13824, large.num_layers = 40;
-  return {{"wan-1.3b", small}, {"wan-14b", large}};
+  WanConfig ti2v;  // Wan 2.2 TI2V-5B (wan/configs/wan_ti2v_5B.py)
+  ti2v.dim = 3072, ti2v.num_heads = 24, ti2v.ffn_dim = 14336, ti2v.num_layers = 30, ti2v.in_dim = ti2v.out_dim = 48;
+  return {{"wan-1.3b", small}, {"wan-14b", large}, {"wan2.2-ti2v-5b", ti2v}};
 }
 
 }  // namespace raylight

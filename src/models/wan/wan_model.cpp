@@ -121,40 +121,84 @@ Tensor WanModel::cross_attention(const std::string& p, const Tensor& x, const Wa
   return linear(y.reshape({x.dim(0), c.dim}), p + "o");
 }
 
-Tensor WanModel::block(int index, const Tensor& x_in, const TimeEmbedding& t,
+std::vector<WanModel::TimeRun> WanModel::time_runs(double timestep, int64_t first_frame_tokens, int64_t tokens) {
+  const int64_t local = attn_.local_rows();
+  if (first_frame_tokens == 0) return {{0, local, embed_time(timestep)}};
+  // Which of this process's rows are first-frame tokens: a 0/1 column goes through the
+  // seam's scatter like the tokens do (exact in any dtype), so no rank arithmetic here.
+  Tensor mark = Tensor::zeros({tokens, 8});
+  for (int64_t i = 0; i < first_frame_tokens * 8; ++i) mark.f32()[i] = 1.0f;
+  const Tensor mine = ops_.download(attn_.scatter_tokens(ops_.upload(mark))).to_f32();
+  std::vector<TimeRun> runs;
+  for (int64_t r = 0; r < local;) {
+    const bool first = mine.f32()[r * 8] > 0.5f;
+    int64_t e = r + 1;
+    while (e < local && (mine.f32()[e * 8] > 0.5f) == first) ++e;
+    runs.push_back({r, e, embed_time(first ? 0.0 : timestep)});
+    r = e;
+  }
+  return runs;
+}
+
+Tensor WanModel::block(int index, const Tensor& x_in, const std::vector<TimeRun>& runs,
                        const WanContext& ctx) {
   const auto& c = config_;
   const std::string b = "blocks." + std::to_string(index) + ".";
   weights_.begin_block(index);
-  Tensor m = ops_.add(weights_.get(b + "modulation").reshape({6, c.dim}), t.e0);
+  const Tensor mod = weights_.get(b + "modulation").reshape({6, c.dim});
+  std::vector<Tensor> m;
+  for (const auto& r : runs) m.push_back(ops_.add(mod, r.t.e0));
   Tensor x = ops_.copy(x_in);
-  Tensor h = ops_.layer_norm_modulate(x, row(m, 0), row(m, 1), c.eps);
+  // adaLN and the gated residual per run of rows (one run: the whole rows, as Wan 2.1).
+  auto modulated = [&](int shift, int scale) {
+    if (runs.size() == 1) return ops_.layer_norm_modulate(x, row(m[0], shift), row(m[0], scale), c.eps);
+    Tensor out;
+    for (size_t i = 0; i < runs.size(); ++i) {
+      Tensor part = ops_.layer_norm_modulate(x.slice_rows(runs[i].begin, runs[i].end), row(m[i], shift),
+                                             row(m[i], scale), c.eps);
+      out = out.defined() ? ops_.concat_rows(out, part) : part;
+    }
+    return out;
+  };
+  auto add_gated = [&](const Tensor& y, int gate) {
+    if (runs.size() == 1) return ops_.add_gated(x, y, row(m[0], gate));
+    for (size_t i = 0; i < runs.size(); ++i) {
+      Tensor rows = x.slice_rows(runs[i].begin, runs[i].end);
+      ops_.add_gated(rows, y.slice_rows(runs[i].begin, runs[i].end), row(m[i], gate));
+    }
+  };
+  Tensor h = modulated(0, 1);
   const Tensor sa = self_attention(b + "self_attn.", h);
   trace("self_attn", index, sa);
-  ops_.add_gated(x, sa, row(m, 2));
+  add_gated(sa, 2);
   Tensor n3 = ops_.layer_norm(x, weights_.get(b + "norm3.weight"), weights_.get(b + "norm3.bias"), c.eps);
   const Tensor ca = cross_attention(b + "cross_attn.", n3, ctx);
   trace("cross_attn", index, ca);
   ops_.add_gated(x, ca, {});
-  h = ops_.layer_norm_modulate(x, row(m, 3), row(m, 4), c.eps);
+  h = modulated(3, 4);
   Tensor ffn = linear(linear_gelu(h, b + "ffn.0"), b + "ffn.2");
   trace("ffn", index, ffn);
-  ops_.add_gated(x, ffn, row(m, 5));
+  add_gated(ffn, 5);
   weights_.end_block(index);
   trace("x", index, x);
   return x;
 }
 
 // All fp32, as the reference's head: its norm, modulation and product.
-Tensor WanModel::head(const Tensor& x, const TimeEmbedding& t) {
+Tensor WanModel::head(const Tensor& x, const std::vector<TimeRun>& runs) {
   Tensor m = weights_.get("head.modulation").reshape({2, config_.dim});
-  Tensor shift = ops_.add(row(m, 0), t.e), scale = ops_.add(row(m, 1), t.e);
-  Tensor h = ops_.layer_norm_modulate(x, shift, scale, config_.eps, /*f32_out=*/true);
+  Tensor h;
+  for (const auto& r : runs) {
+    Tensor shift = ops_.add(row(m, 0), r.t.e), scale = ops_.add(row(m, 1), r.t.e);
+    Tensor rows = runs.size() == 1 ? x : x.slice_rows(r.begin, r.end);
+    Tensor part = ops_.layer_norm_modulate(rows, shift, scale, config_.eps, /*f32_out=*/true);
+    h = h.defined() ? ops_.concat_rows(h, part) : part;
+  }
   return linear(h, "head.head");
 }
 
 Tensor WanModel::forward(const Tensor& latent_in, double timestep, const WanContext& ctx,
-                         const Tensor& y) {
+                         const Tensor& y, const Tensor& first_frame) {
   const auto& c = config_;
   // An empty or unpatchable latent is the caller's mistake, said here in its words (an empty
   // one used to reach the blocks and crash).
@@ -176,6 +220,19 @@ Tensor WanModel::forward(const Tensor& latent_in, double timestep, const WanCont
   }
   if (latent.ndim() != 4 || latent.dim(0) != c.in_dim)
     fail("latent has shape ", shape_str(latent.shape()), ", expected [", c.in_dim, ", F, H, W]");
+  Tensor image;  // the conditioned first frame, fp32 [C, 1, H, W]
+  if (first_frame.defined()) {
+    image = first_frame.to_f32();
+    if (c.image_to_video() || c.patch.t != 1 || image.ndim() != 4 || image.dim(0) != c.in_dim || image.dim(1) != 1 ||
+        image.dim(2) != latent.dim(2) || image.dim(3) != latent.dim(3))
+      fail("first-frame conditioning has shape ", shape_str(first_frame.shape()), ", expected [", c.in_dim, ", 1, ",
+           latent.dim(2), ", ", latent.dim(3), "] (the image's latent, for a text-image-to-video model)");
+    // The model sees the image's latent in frame 0, whatever the sampler holds there.
+    latent = latent.clone();
+    const int64_t plane = latent.dim(2) * latent.dim(3), F = latent.dim(1);
+    for (int64_t ch = 0; ch < c.in_dim; ++ch)
+      std::memcpy(latent.f32() + ch * F * plane, image.f32() + ch * plane, static_cast<size_t>(plane) * 4);
+  }
   const TokenGrid grid{latent.dim(1) / c.patch.t, latent.dim(2) / c.patch.h,
                        latent.dim(3) / c.patch.w};
   Tensor patches = ops_.patchify(ops_.upload(latent), c.patch);
@@ -184,9 +241,10 @@ Tensor WanModel::forward(const Tensor& latent_in, double timestep, const WanCont
 
   attn_.prepare(SequenceLayout::single(grid, wan_rope_axes(static_cast<int>(c.head_dim())), c.rope_theta));
   x = ops_.to_f32(attn_.scatter_tokens(x));
-  const TimeEmbedding t = embed_time(timestep);
+  const int64_t first_tokens = image.defined() ? grid.height * grid.width : 0;
+  const std::vector<TimeRun> t = time_runs(timestep, first_tokens, grid.frames * grid.height * grid.width);
   trace("x", -1, x);
-  trace("time_e0", -1, t.e0);
+  trace("time_e0", -1, t.front().t.e0);
   trace("context", -1, ctx.tokens);
   for (int i = 0; i < c.num_layers; ++i) {
     x = block(i, x, t, ctx);
@@ -195,7 +253,21 @@ Tensor WanModel::forward(const Tensor& latent_in, double timestep, const WanCont
   const Tensor h = head(x, t);
   trace("head", -1, h);
   Tensor out = attn_.gather_tokens(h);
-  return ops_.download(ops_.unpatchify(out, grid.frames, grid.height, grid.width, c.out_dim, c.patch));
+  Tensor v = ops_.download(ops_.unpatchify(out, grid.frames, grid.height, grid.width, c.out_dim, c.patch));
+  if (image.defined()) {
+    // Frame 0's velocity takes the sampler's x there to the image: x0 = x - sigma v = image,
+    // so every sampler lands on it at sigma = 0 (the official code instead writes the image
+    // back after each step; the model's inputs and the other frames are the same).
+    const Tensor x_in = latent_in.to_f32();
+    const double sigma = timestep / 1000.0;
+    const int64_t plane = v.dim(2) * v.dim(3), F = v.dim(1);
+    for (int64_t ch = 0; ch < c.out_dim; ++ch)
+      for (int64_t i = 0; i < plane; ++i) {
+        const int64_t at = ch * F * plane + i;
+        v.f32()[at] = sigma > 0 ? static_cast<float>((x_in.f32()[at] - image.f32()[ch * plane + i]) / sigma) : 0.0f;
+      }
+  }
+  return v;
 }
 
 namespace {
@@ -203,6 +275,7 @@ namespace {
 struct WanPrepared final : PreparedConditioning {
   WanContext context;
   Tensor y;
+  Tensor first_frame;
 };
 
 Tensor optional(const Conditioning& c, const char* name) {
@@ -218,17 +291,18 @@ std::unique_ptr<PreparedConditioning> WanModel::prepare(const Conditioning& c) {
   auto p = std::make_unique<WanPrepared>();
   p->context = embed_context(context->second, optional(c, "clip_fea"));
   p->y = optional(c, "y");
+  p->first_frame = optional(c, "first_frame");
   return p;
 }
 
 Tensor WanModel::predict(const Tensor& latent, double timestep, const PreparedConditioning& c) {
   const auto* p = dynamic_cast<const WanPrepared*>(&c);
   if (!p) fail("conditioning prepared by another model was given to the Wan model");
-  return forward(latent, timestep, p->context, p->y);
+  return forward(latent, timestep, p->context, p->y, p->first_frame);
 }
 
 Tensor WanModel::forward(const WanInputs& in) {
-  return forward(in.latent, in.timestep, embed_context(in.context, in.clip_fea), in.y);
+  return forward(in.latent, in.timestep, embed_context(in.context, in.clip_fea), in.y, in.first_frame);
 }
 
 }  // namespace raylight

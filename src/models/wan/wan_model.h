@@ -17,6 +17,10 @@ struct WanInputs {
   Tensor context;   // [text tokens, text_dim], up to text_len tokens; zero-padded to text_len
   Tensor clip_fea;  // I2V only: [image tokens, clip_dim] (FLF2V: both frames', [514, 1280])
   Tensor y;         // I2V (and Wan 2.2 I2V): [in_dim - 16, F, H, W] mask + image latent, concatenated to latent
+  // TI2V only (Wan 2.2 5B image-to-video): the image's normalised latent [in_dim, 1, H, W].
+  // It replaces the latent's first frame, whose tokens run at timestep 0 (per-token
+  // timesteps, textimage2video.py), and that frame's velocity points at it.
+  Tensor first_frame;
 };
 
 // Context embedding computed once per prompt and reused by every step.
@@ -39,7 +43,7 @@ class WanModel final : public Denoiser {
   WanContext embed_context(const Tensor& context, const Tensor& clip_fea);
   // The velocity prediction [out_dim, F, H, W] for one host latent, returned on the host.
   Tensor forward(const Tensor& latent, double timestep, const WanContext& context,
-                 const Tensor& y = {});
+                 const Tensor& y = {}, const Tensor& first_frame = {});
   Tensor forward(const WanInputs& in);
 
  private:
@@ -47,11 +51,18 @@ class WanModel final : public Denoiser {
     Tensor e;   // [dim]
     Tensor e0;  // [6, dim]
   };
+  // Local rows [begin, end) that share one timestep. Per-token timesteps take a few runs
+  // (the conditioned first frame's tokens at t = 0, the rest at t); one run otherwise.
+  struct TimeRun {
+    int64_t begin, end;
+    TimeEmbedding t;
+  };
   TimeEmbedding embed_time(double timestep);
-  Tensor block(int index, const Tensor& x, const TimeEmbedding& t, const WanContext& ctx);
+  std::vector<TimeRun> time_runs(double timestep, int64_t first_frame_tokens, int64_t tokens);
+  Tensor block(int index, const Tensor& x, const std::vector<TimeRun>& t, const WanContext& ctx);
   Tensor self_attention(const std::string& prefix, const Tensor& x);
   Tensor cross_attention(const std::string& prefix, const Tensor& x, const WanContext& ctx);
-  Tensor head(const Tensor& x, const TimeEmbedding& t);
+  Tensor head(const Tensor& x, const std::vector<TimeRun>& t);
   Tensor linear(const Tensor& x, const std::string& name);
   // gelu_tanh(linear(x)), fused where the backend can.
   Tensor linear_gelu(const Tensor& x, const std::string& name);

@@ -30,6 +30,19 @@ std::unique_ptr<MemoryWeights> wan_tiny_weights() {
   return w;
 }
 
+WanConfig wan_tiny_ti2v_config() {
+  WanConfig c = wan_tiny_config();
+  c.in_dim = c.out_dim = 48;
+  return c;
+}
+
+std::unique_ptr<MemoryWeights> wan_tiny_ti2v_weights() {
+  const WanConfig c = wan_tiny_ti2v_config();
+  auto w = wan_random_weights(c);
+  w->set_metadata({{"raylight.num_heads", std::to_string(c.num_heads)}, {"raylight.embedded", "tiny-ti2v"}});
+  return w;
+}
+
 std::unique_ptr<MemoryWeights> wan_random_weights(const WanConfig& c) {
   auto w = std::make_unique<MemoryWeights>();
   for (const auto& [name, shape] : wan_expected_tensors(c)) {
