@@ -17,8 +17,12 @@ namespace raylight {
 // Which kernel runs attention: cuDNN's fused flash attention (backend graph API) or our own
 // mma.sync kernel. Default: the RAYLIGHT_ATTENTION environment variable (cudnn|own) if set,
 // else cuDNN, the faster one measured (docs/benchmarks.md). Shapes cuDNN has no plan for
-// fall back to our kernel (a note on stderr), head sizes neither covers to the CPU.
-enum class AttentionKernel { Default, Cudnn, Own };
+// fall back to our kernel (a note on stderr), head sizes neither covers to the CPU. Fp8:
+// cuDNN's fp8 flash attention over q, k, v quantised on the device (backend/fp8_attention.h
+// says exactly how), bf16 cuDNN where it has no fp8 plan (RAYLIGHT_ATTENTION=fp8 too).
+enum class AttentionKernel { Default, Cudnn, Own, Fp8 };
+// "cudnn" / "own" / "fp8" -> the kernel; false for any other name.
+bool attention_kernel_from_name(const std::string& name, AttentionKernel* out);
 
 struct CudaOptions {
   int device = 0;
@@ -67,6 +71,9 @@ class CudaBackend : public Backend {
   // and a switch between them (benchmarks compare both on one backend).
   virtual std::string attention_kernel() const = 0;
   virtual void set_attention_kernel(AttentionKernel k) = 0;
+  // Builds the attention plans for a shape now (cuDNN: bf16, and fp8 when chosen), so the
+  // first step of a job does not pay for them. False when some plan does not exist.
+  virtual bool prepare_attention(int64_t Lq, int64_t Lk, int64_t heads, int64_t head_dim, bool lse) = 0;
 };
 
 bool cuda_device_available();

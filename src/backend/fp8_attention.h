@@ -1,0 +1,32 @@
+// fp8 attention: what `--attention fp8` computes, as an op both backends offer (the CPU one
+// an exact emulation, the CUDA one cuDNN's fp8 flash attention), so the op suite can hold
+// the GPU path to its own arithmetic rather than only to bf16 attention.
+//
+// The arithmetic: K smoothed (the mean over the valid keys of each head channel subtracted;
+// softmax rows do not change); q, k, v each quantised to e4m3 with one scale per tensor
+// (448 / max |x|, over the valid keys for k and v); S = q8 k8^T * descales / sqrt(D); P =
+// softmax(S) (exact; the lse is of S); P quantised to e4m3 as P * 448; O = P8 v8 / 448 * dv.
+// Kept apart from the Backend interface (a mix-in found by dynamic_cast) so that adding it
+// did not touch backend.h.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/backend.h"
+
+namespace raylight {
+
+class Fp8AttentionOps {
+ public:
+  virtual ~Fp8AttentionOps() = default;
+  // Operands checked by attention_fp8(): q [Lq, H, D], k/v [Lk, H, D], Lq >= 1,
+  // k_valid in [1, Lk].
+  virtual Tensor attention_fp8_impl(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid,
+                                    Tensor* lse) = 0;
+};
+
+// softmax(q k^T / sqrt(D)) v with fp8 operands as above; lse as Backend::attention gives it.
+// Refuses operands attention() refuses, grouped heads, and a backend without fp8 attention.
+Tensor attention_fp8(Backend& be, const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse);
+
+}  // namespace raylight
