@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -78,13 +79,20 @@ Tensor host_input(const Shape& s, bool outliers, bool is_k) {
   return t;
 }
 
+// The variant's attention: fp8 through its op (the fp8 kernel at every shape; the backend's
+// --attention fp8 routing keeps few-key calls in bf16), the others through attention().
+Tensor run(CudaBackend& be, const Variant& var, const Tensor& q, const Tensor& k, const Tensor& v, int64_t valid) {
+  if (var.kernel == AttentionKernel::Fp8) return attention_fp8(be, q, k, v, valid, nullptr);
+  return be.attention(q, k, v, valid, nullptr);
+}
+
 struct Shape4 {
   int64_t Lq, Lk, H, D, valid;
 };
 
 int check(CudaBackend& gpu, Backend& cpu) {
   int failures = 0;
-  std::printf("== checks against the CPU (rel L2; bounds: bf16 1e-2 vs exact, fp8 3e-2 vs its emulation)\n");
+  std::printf("== checks against the CPU (rel L2; bounds: bf16 1e-2 vs exact, fp8 5e-2 vs its emulation)\n");
   for (Shape4 s : {Shape4{256, 256, 2, 128, -1}, {200, 77, 3, 64, 70}, {129, 512, 4, 128, 400}}) {
     for (bool outliers : {false, true}) {
       Tensor q = host_input({s.Lq, s.H, s.D}, outliers, false), k = host_input({s.Lk, s.H, s.D}, outliers, true),
@@ -95,13 +103,21 @@ int check(CudaBackend& gpu, Backend& cpu) {
       Tensor dq = gpu.upload(q), dk = gpu.upload(k), dv = gpu.upload(v);
       for (const Variant& var : kVariants) {
         gpu.set_attention_kernel(var.kernel);
-        const std::vector<float> got = values(gpu.download(gpu.attention(dq, dk, dv, s.valid, nullptr)));
+        std::vector<float> got;
+        try {
+          got = values(gpu.download(run(gpu, var, dq, dk, dv, s.valid)));
+        } catch (const Error& e) {
+          ++failures;
+          std::printf("check %-5s q %lld x k %lld, %lld heads x %lld: FAIL (%s)\n", var.name, (long long)s.Lq,
+                      (long long)s.Lk, (long long)s.H, (long long)s.D, e.what());
+          continue;
+        }
         const double e = rel_l2(got, exact);
         bool ok = e < 1e-2;
         char extra[160] = "";
         if (var.kernel == AttentionKernel::Fp8) {
           const double ee = rel_l2(got, emulated);
-          ok = ee < 3e-2;
+          ok = ee < 5e-2;
           std::snprintf(extra, sizeof extra, ", vs emulation %.2e (emulation vs exact %.2e)", ee, emu_err);
         }
         failures += !ok;
@@ -158,11 +174,17 @@ void time_shapes(CudaBackend& be, int runs, const std::string& which) {
       std::vector<float> reference;
       for (const Variant& var : {kVariants[1], kVariants[0], kVariants[2]}) {  // cuDNN bf16 first: the reference
         be.set_attention_kernel(var.kernel);
-        Tensor o = be.attention(q, k, v, -1, nullptr);  // warm-up: plans built here
+        Tensor o;
+        try {
+          o = run(be, var, q, k, v, -1);  // warm-up: plans built here
+        } catch (const Error& e) {
+          std::printf("time %-5s %-28s: not run (%s)\n", var.name, c.what, e.what());
+          continue;
+        }
         const std::vector<float> got = values(be.download(o));
         if (reference.empty()) reference = got;
         std::vector<double> t;
-        for (int i = 0; i < runs; ++i) t.push_back(be.time_ms([&] { be.attention(q, k, v, -1, nullptr); }));
+        for (int i = 0; i < runs; ++i) t.push_back(be.time_ms([&] { run(be, var, q, k, v, -1); }));
         const double ms = median(t), flops = 4.0 * c.Lq * c.Lk * c.H * D;
         std::printf("time %-5s %-28s q %6lld x k %6lld, %2lld heads x %lld, %-7s: %8.3f ms %7.1f TFLOP/s  rel L2 %.2e\n",
                     var.name, c.what, (long long)c.Lq, (long long)c.Lk, (long long)c.H, (long long)D,

@@ -2,9 +2,10 @@
 // attention after the device quantisation) against the CPU emulation of the same
 // arithmetic, on random inputs and on inputs with outlier channels (a few q/k channels 16x
 // larger, a shared offset on k's channels that K smoothing removes), with and without
-// padding keys and lse. Tolerance 3e-2: the emulation rounds P = softmax as a whole row,
-// a flash kernel rounds it block by block against a running maximum, so single P codes
-// may differ by one step of e4m3.
+// padding keys and lse. Tolerance 5e-2: the emulation rounds P = softmax as a whole row, a
+// flash kernel rounds it block by block against a running maximum, so single P codes may
+// differ by one e4m3 step, and the output's own e4m3 rounding (12.5 % per step) turns such
+// small differences into whole steps for a few elements. A wrong scale or layout is ~100 %.
 #include <cmath>
 
 #include "backend/fp8_attention.h"
@@ -14,7 +15,7 @@
 namespace raylight::suite {
 namespace {
 
-constexpr double kFp8 = 3e-2;
+constexpr double kFp8 = 5e-2;
 
 struct Attn {
   int64_t Lq, Lk, H, D, valid;

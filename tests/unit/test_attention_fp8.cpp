@@ -62,12 +62,16 @@ TEST(Fp8Attention, EmulationErrorAgainstExactAttentionIsSmallButReal) {
   std::printf("fp8 emulation vs exact attention, rel L2 of the output (lse): random %.3e (%.3e), outlier "
               "channels %.3e (%.3e)\n",
               random.out, random.lse, outliers.out, outliers.lse);
-  // e4m3 keeps 3 mantissa bits: a few percent per element, averaged down over the keys.
-  EXPECT_GT(random.out, 1e-3);  // it does quantise
-  EXPECT_LT(random.out, 4e-2);
-  EXPECT_LT(random.lse, 1e-2);
-  EXPECT_LT(outliers.out, 8e-2);
-  EXPECT_LT(outliers.lse, 2e-2);
+  // e4m3 keeps 3 mantissa bits (6 % per element at worst). bench/attention_lab/
+  // fp8_error_model.py splits the error by stage: q/k, P, v and the output each add 2.5-4 %
+  // on random inputs (about 6 % together); with outlier channels the q.k products of the big
+  // channels dominate (about 16 %; bf16 inputs alone give 1.5 % there).
+  EXPECT_GT(random.out, 1e-2);  // it does quantise
+  EXPECT_LT(random.out, 9e-2);
+  EXPECT_LT(random.lse, 2e-2);
+  EXPECT_GT(outliers.out, random.out);
+  EXPECT_LT(outliers.out, 0.5);
+  EXPECT_LT(outliers.lse, 0.1);
 }
 
 TEST(Fp8Attention, KSmoothingIgnoresAnOffsetSharedByAllKeys) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "backend/attention_plans.h"
 #include "backend/backend.h"
 
 namespace raylight {
@@ -46,7 +47,7 @@ struct CudaProfile {
   double matmul_flops = 0, attention_flops = 0;
 };
 
-class CudaBackend : public Backend {
+class CudaBackend : public Backend, public AttentionPlans {
  public:
   virtual const CudaOptions& options() const = 0;
   virtual void synchronize() = 0;
@@ -71,9 +72,8 @@ class CudaBackend : public Backend {
   // and a switch between them (benchmarks compare both on one backend).
   virtual std::string attention_kernel() const = 0;
   virtual void set_attention_kernel(AttentionKernel k) = 0;
-  // Builds the attention plans for a shape now (cuDNN: bf16, and fp8 when chosen), so the
-  // first step of a job does not pay for them. False when some plan does not exist.
-  virtual bool prepare_attention(int64_t Lq, int64_t Lk, int64_t heads, int64_t head_dim, bool lse) = 0;
+  // prepare_attention (AttentionPlans): cuDNN's bf16 plan for the shape, and its fp8 plan
+  // when fp8 is chosen and the shape would run it.
 };
 
 bool cuda_device_available();

@@ -122,6 +122,7 @@ struct CudnnAttention::Impl {
   void* o8 = nullptr;  // e4m3 output scratch when cuDNN gives fp8 out only
   size_t o8_bytes = 0;
   bool warned_alignment = false;
+  int amax_notes = 0;
 
   ~Impl() {
     if (stream) cudaStreamSynchronize(stream);
@@ -260,9 +261,17 @@ CudnnAttention::CudnnAttention(cudaStream_t stream) : impl_(std::make_unique<Imp
   impl_->stream = stream;
   RL_CUDA(cudaMalloc(&impl_->seq, 8 * sizeof(int32_t)));
   RL_CUDA(cudaMalloc(&impl_->fp8_consts, 20 * sizeof(float)));
+  // P's fp8 scale: kFp8PScale maps P <= 1 onto e4m3's range; RAYLIGHT_FP8_P_SCALE tries
+  // others (a larger one keeps more of a flat row's small P values, clipping peaked rows).
+  float p_scale = kFp8PScale;
+  if (const char* e = std::getenv("RAYLIGHT_FP8_P_SCALE")) {
+    const float v = std::strtof(e, nullptr);
+    if (!(v > 0 && std::isfinite(v))) fail("RAYLIGHT_FP8_P_SCALE must be a positive number, got '", e, "'");
+    p_scale = v;
+  }
   float consts[20] = {0};
-  consts[0] = 1.0f / kFp8PScale;
-  consts[4] = kFp8PScale;
+  consts[0] = 1.0f / p_scale;
+  consts[4] = p_scale;
   consts[8] = 1.0f;
   RL_CUDA(cudaMemcpy(impl_->fp8_consts, consts, sizeof consts, cudaMemcpyHostToDevice));
 }
@@ -280,10 +289,10 @@ std::string CudnnAttention::describe() const {
 void CudnnAttention::set_fp8(bool on) { impl_->fp8 = on; }
 bool CudnnAttention::fp8() const { return impl_->fp8; }
 
-bool CudnnAttention::prepare(int64_t Lq, int64_t Lk, int64_t H, int64_t D, bool lse) {
-  if (!available() || Lq <= 0 || Lk <= 0 || D % 16 != 0 || D > 256) return false;
+bool CudnnAttention::prepare(int64_t Lq, int64_t Lk, int64_t H, int64_t D, bool lse, bool with_fp8) {
+  if (!available() || Lq <= 0 || Lk <= 0 || D % 8 != 0 || D > 256) return false;
   bool ok = impl_->plan(Lq, Lk, H, D, lse, false) != nullptr;
-  if (impl_->fp8) ok = impl_->plan(Lq, Lk, H, D, lse, true) != nullptr && ok;
+  if (with_fp8 && D % 16 == 0) ok = impl_->plan(Lq, Lk, H, D, lse, true) != nullptr && ok;
   return ok;
 }
 
@@ -322,6 +331,14 @@ bool CudnnAttention::run_fp8(const uint8_t* q, const uint8_t* k, const uint8_t* 
   void* ptrs[20] = {const_cast<uint8_t*>(q), const_cast<uint8_t*>(k), const_cast<uint8_t*>(v), out, &scale,
                     sc, sc + 4, sc + 8, c, c + 4, g->fp8_out ? sc + 12 : c + 8, c + 12, c + 16};
   impl_->execute(g, uids, ptrs, 13, lse != nullptr, lse);
+  if (debug() && impl_->amax_notes < 8) {  // what P and O spanned (choosing P's scale)
+    float a[20];
+    RL_CUDA(cudaMemcpyAsync(a, c, sizeof a, cudaMemcpyDeviceToHost, impl_->stream));
+    RL_CUDA(cudaStreamSynchronize(impl_->stream));
+    std::fprintf(stderr, "cudnn attention: fp8 q %lld x k %lld: amax of P %.3e, of O %.3e (P scale %.0f)\n",
+                 (long long)Lq, (long long)Lk, a[12], a[16], a[4]);
+    ++impl_->amax_notes;
+  }
   if (g->fp8_out) fp8_to_bf16(static_cast<const uint8_t*>(impl_->o8), static_cast<int64_t>(o_count), sc + 8, o, impl_->stream);
   return true;
 }
@@ -339,7 +356,7 @@ bool CudnnAttention::run(const bf16*, const bf16*, const bf16*, bf16*, float*, i
 }
 void CudnnAttention::set_fp8(bool) {}
 bool CudnnAttention::fp8() const { return false; }
-bool CudnnAttention::prepare(int64_t, int64_t, int64_t, int64_t, bool) { return false; }
+bool CudnnAttention::prepare(int64_t, int64_t, int64_t, int64_t, bool, bool) { return false; }
 bool CudnnAttention::run_fp8(const uint8_t*, const uint8_t*, const uint8_t*, const float*, bf16*, float*, int64_t,
                              int64_t, int64_t, int64_t, int64_t) {
   return false;

@@ -55,9 +55,9 @@ class CudnnAttention {
   // Whether attention() runs the fp8 path (--attention fp8); the bf16 path stays the fallback.
   void set_fp8(bool on);
   bool fp8() const;
-  // Builds the plans a shape will use now (bf16, and fp8 when on), so that the first call
-  // does not pay for them. False when one has no plan.
-  bool prepare(int64_t Lq, int64_t Lk, int64_t H, int64_t D, bool lse);
+  // Builds the plans a shape will use now (bf16, and fp8 as well when with_fp8), so that the
+  // first call does not pay for them. False when one has no plan.
+  bool prepare(int64_t Lq, int64_t Lk, int64_t H, int64_t D, bool lse, bool with_fp8);
 
  private:
   struct Impl;

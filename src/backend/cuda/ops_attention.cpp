@@ -75,6 +75,10 @@ Tensor masked_attention(Context& ctx, const Tensor& q, const Tensor& k, const Te
   return o;
 }
 
+// --attention fp8 runs fp8 only where the keys are many: with few (cross-attention's 512 text
+// tokens) the quantisation of q costs about what the product saves, and bf16 is exact-er.
+constexpr int64_t kFp8MinKeys = 2048;
+
 // fp8 attention through cuDNN: q, k, v quantised per tensor on the device (K smoothed over
 // its valid keys), then the fp8 graph. False when cuDNN has no fp8 plan for the shape.
 bool fp8_attention(CudnnAttention& cudnn, Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v,
@@ -108,7 +112,8 @@ Tensor unmasked_attention(Context& ctx, const Tensor& q, const Tensor& k, const 
   }
   {
     Context::Scope s(ctx, kAttention, 4.0 * Lq * valid * H * D);
-    if (ctx.cudnn && ctx.cudnn->fp8() && fp8_attention(*ctx.cudnn, ctx, q, k, v, valid, bp(o), l)) return o;
+    if (ctx.cudnn && ctx.cudnn->fp8() && valid >= kFp8MinKeys && fp8_attention(*ctx.cudnn, ctx, q, k, v, valid, bp(o), l))
+      return o;
     if (ctx.cudnn && ctx.cudnn->run(bp(q), bp(k), bp(v), bp(o), l, Lq, Lk, H, D, valid)) return o;
     if (flash_attention_supports(D)) {
       flash_attention(bp(q), bp(k), bp(v), bp(o), l, Lq, Lk, H, D, valid, ctx.stream);
@@ -161,7 +166,7 @@ Tensor attention_fp8(Context& ctx, const Tensor& q, const Tensor& k, const Tenso
 }
 
 bool prepare_attention(Context& ctx, int64_t Lq, int64_t Lk, int64_t H, int64_t D, bool lse) {
-  return ctx.cudnn && ctx.cudnn->prepare(Lq, Lk, H, D, lse);
+  return ctx.cudnn && ctx.cudnn->prepare(Lq, Lk, H, D, lse, ctx.cudnn->fp8() && Lk >= kFp8MinKeys);
 }
 
 void set_attention_kernel(Context& ctx, AttentionKernel k) {
