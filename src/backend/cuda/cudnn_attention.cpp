@@ -123,6 +123,7 @@ struct CudnnAttention::Impl {
   size_t o8_bytes = 0;
   bool warned_alignment = false;
   int amax_notes = 0;
+  int sm_major = 0;  // the device's compute capability (which fp8 outputs cuDNN has)
 
   ~Impl() {
     if (stream) cudaStreamSynchronize(stream);
@@ -141,10 +142,12 @@ struct CudnnAttention::Impl {
     std::unique_ptr<Graph> g;
     std::string why;
     // The padding-mask graph serves every k_valid; should it fail, the plain graph still
-    // serves calls where every key is valid. fp8: a bf16 output first, else fp8 codes.
+    // serves calls where every key is valid. fp8: a bf16 output where cuDNN has one (9.13+ on
+    // Blackwell and newer), else fp8 codes.
     for (bool masked : {true, false}) {
       for (bool fp8_out : {false, true}) {
         if (!f8 && fp8_out) continue;
+        if (f8 && !fp8_out && !(sm_major >= 10 && version >= 91300)) continue;
         try {
           g = f8 ? build_sdpa_fp8(handle, Lq, Lk, H, D, lse, masked, fp8_out) : build_sdpa(handle, Lq, Lk, H, D, lse, masked);
           g->fp8_out = fp8_out;
@@ -259,6 +262,9 @@ CudnnAttention::CudnnAttention(cudaStream_t stream) : impl_(std::make_unique<Imp
     return;
   }
   impl_->stream = stream;
+  int device = 0;
+  RL_CUDA(cudaGetDevice(&device));
+  RL_CUDA(cudaDeviceGetAttribute(&impl_->sm_major, cudaDevAttrComputeCapabilityMajor, device));
   RL_CUDA(cudaMalloc(&impl_->seq, 8 * sizeof(int32_t)));
   RL_CUDA(cudaMalloc(&impl_->fp8_consts, 20 * sizeof(float)));
   // P's fp8 scale: kFp8PScale maps P <= 1 onto e4m3's range; RAYLIGHT_FP8_P_SCALE tries
