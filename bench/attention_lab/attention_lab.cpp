@@ -64,16 +64,16 @@ float gauss() {
 }
 
 // N(0, 1) rounded to bf16; with outliers, channels 3 and D/2 + 1 of every head 16x larger
-// (q and k) and k shifted per channel (what K smoothing removes).
-Tensor host_input(const Shape& s, bool outliers, bool is_k) {
+// (q and k) and k and v shifted per channel (what smoothing removes).
+Tensor host_input(const Shape& s, bool outliers, bool is_k, bool is_v = false) {
   Tensor t = Tensor::empty(s);
   float* p = t.f32();
   const int64_t D = s.back();
   for (int64_t i = 0; i < t.numel(); ++i) {
     float x = gauss();
     const int64_t c = i % D;
-    if (outliers && (c == 3 || c == D / 2 + 1)) x *= 16.0f;
-    if (outliers && is_k) x += 0.25f * float(c % 7) - 0.5f;
+    if (outliers && !is_v && (c == 3 || c == D / 2 + 1)) x *= 16.0f;
+    if (outliers && (is_k || is_v)) x += 0.25f * float(c % 7) - 0.5f;
     p[i] = bf16_to_f32(f32_to_bf16(x));
   }
   return t;
@@ -96,7 +96,7 @@ int check(CudaBackend& gpu, Backend& cpu) {
   for (Shape4 s : {Shape4{256, 256, 2, 128, -1}, {200, 77, 3, 64, 70}, {129, 512, 4, 128, 400}}) {
     for (bool outliers : {false, true}) {
       Tensor q = host_input({s.Lq, s.H, s.D}, outliers, false), k = host_input({s.Lk, s.H, s.D}, outliers, true),
-             v = host_input({s.Lk, s.H, s.D}, false, false);
+             v = host_input({s.Lk, s.H, s.D}, outliers, false, true);
       const std::vector<float> exact = values(cpu.attention(q, k, v, s.valid, nullptr));
       const std::vector<float> emulated = values(attention_fp8(cpu, q, k, v, s.valid, nullptr));
       const double emu_err = rel_l2(emulated, exact);
@@ -137,14 +137,14 @@ double median(std::vector<double> v) {
 
 // Device inputs at a real shape: N(0, 1); with outliers the same channels as host_input
 // made larger (and k shifted) by modulate.
-Tensor device_input(CudaBackend& be, const Shape& s, uint64_t seed, bool outliers, bool is_k) {
+Tensor device_input(CudaBackend& be, const Shape& s, uint64_t seed, bool outliers, bool is_k, bool is_v = false) {
   Tensor x = be.random_weight(s, DType::BF16, 0, 1, seed);
   if (!outliers) return x;
   const int64_t D = s.back();
   Tensor scale = Tensor::zeros({D}), shift = Tensor::zeros({D});
   for (int64_t c = 0; c < D; ++c) {
-    if (c == 3 || c == D / 2 + 1) scale.f32()[c] = 15.0f;
-    if (is_k) shift.f32()[c] = 0.25f * float(c % 7) - 0.5f;
+    if (!is_v && (c == 3 || c == D / 2 + 1)) scale.f32()[c] = 15.0f;
+    if (is_k || is_v) shift.f32()[c] = 0.25f * float(c % 7) - 0.5f;
   }
   return be.modulate(x, be.upload(shift), be.upload(scale));
 }
@@ -170,7 +170,7 @@ void time_shapes(CudaBackend& be, int runs, const std::string& which) {
     for (bool outliers : {false, true}) {
       Tensor q = device_input(be, {c.Lq, c.H, D}, 11, outliers, false);
       Tensor k = device_input(be, {c.Lk, c.H, D}, 12, outliers, true);
-      Tensor v = device_input(be, {c.Lk, c.H, D}, 13, false, false);
+      Tensor v = device_input(be, {c.Lk, c.H, D}, 13, outliers, false, true);
       std::vector<float> reference;
       for (const Variant& var : {kVariants[1], kVariants[0], kVariants[2]}) {  // cuDNN bf16 first: the reference
         be.set_attention_kernel(var.kernel);

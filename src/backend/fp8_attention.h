@@ -2,12 +2,13 @@
 // an exact emulation, the CUDA one cuDNN's fp8 flash attention), so the op suite can hold
 // the GPU path to its own arithmetic rather than only to bf16 attention.
 //
-// The arithmetic: K smoothed (the mean over the valid keys of each head channel subtracted;
-// softmax rows do not change); q, k, v each quantised to e4m3 with one scale per tensor
-// (448 / max |x|, over the valid keys for k and v); S = q8 k8^T * descales / sqrt(D); P =
-// softmax(S) (exact; the lse is of S); P quantised to e4m3 as P * 448; O = P8 v8 / 448 * dv,
-// itself rounded to e4m3 with v's scale (cuDNN's fp8 attention on Hopper writes fp8 only; a
-// bf16 output, where cuDNN offers one (Blackwell), is closer to exact than this).
+// The arithmetic: k and v smoothed (the mean over the valid keys of each head channel
+// subtracted: softmax rows do not change, and v's mean is added back at the end since rows of
+// P sum to 1); q, k, v each quantised to e4m3 with one scale per tensor (448 / max |x|, over
+// the valid keys for k and v); S = q8 k8^T * descales / sqrt(D); P = softmax(S) (exact; the
+// lse is of S); P quantised to e4m3 as P * 448; O = P8 v8 / 448 * dv, itself rounded to e4m3
+// with v's scale (cuDNN's fp8 attention on Hopper writes fp8 only; a bf16 output, where cuDNN
+// offers one (Blackwell), is closer to exact than this), plus v's mean.
 // Kept apart from the Backend interface (a mix-in found by dynamic_cast) so that adding it
 // did not touch backend.h.
 #pragma once

@@ -1,7 +1,7 @@
 // Suite cases for fp8 attention (backend/fp8_attention.h): the CUDA path (cuDNN's fp8 flash
 // attention after the device quantisation) against the CPU emulation of the same
 // arithmetic, on random inputs and on inputs with outlier channels (a few q/k channels 16x
-// larger, a shared offset on k's channels that K smoothing removes), with and without
+// larger, offsets shared by all keys on k's and v's channels that smoothing removes), with and without
 // padding keys and lse. Tolerance 5e-2: the emulation rounds P = softmax as a whole row, a
 // flash kernel rounds it block by block against a running maximum, so single P codes may
 // differ by one e4m3 step, and the output's own e4m3 rounding (12.5 % per step) turns such
@@ -22,15 +22,15 @@ struct Attn {
   bool outliers;
 };
 
-// Channels 3 and D/2 + 1 of every head 16x larger in q and k; k also gets an offset per
+// Channels 3 and D/2 + 1 of every head 16x larger in q and k; k and v also get an offset per
 // channel (what smoothing takes out). Values stay bf16 (both backends see the same inputs).
-void add_outliers(Tensor& q, Tensor& k, int64_t D) {
-  for (Tensor* t : {&q, &k}) {
+void add_outliers(Tensor& q, Tensor& k, Tensor& v, int64_t D) {
+  for (Tensor* t : {&q, &k, &v}) {
     float* p = t->f32();
     for (int64_t i = 0; i < t->numel(); ++i) {
       const int64_t c = i % D;
-      if (c == 3 || c == D / 2 + 1) p[i] *= 16.0f;
-      if (t == &k) p[i] = bf16_to_f32(f32_to_bf16(p[i] + 0.25f * float(c % 7) - 0.5f));
+      if (t != &v && (c == 3 || c == D / 2 + 1)) p[i] *= 16.0f;
+      if (t != &q) p[i] = bf16_to_f32(f32_to_bf16(p[i] + 0.25f * float(c % 7) - 0.5f));
     }
   }
 }
@@ -43,7 +43,7 @@ std::vector<OpCase> attention_fp8_cases() {
                  {129, 300, 4, 128, 257, true}, {1, 16, 1, 64, -1, false}}) {
     auto in = [a](Inputs& r) {
       Tensors t{r.randn({a.Lq, a.H, a.D}), r.randn({a.Lk, a.H, a.D}), r.randn({a.Lk, a.H, a.D})};
-      if (a.outliers) add_outliers(t[0], t[1], a.D);
+      if (a.outliers) add_outliers(t[0], t[1], t[2], a.D);
       return t;
     };
     const std::string name = fmt("Lq=%lld Lk=%lld H=%lld D=%lld valid=%lld%s", (long long)a.Lq, (long long)a.Lk,

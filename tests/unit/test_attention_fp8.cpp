@@ -84,6 +84,18 @@ TEST(Fp8Attention, KSmoothingIgnoresAnOffsetSharedByAllKeys) {
   EXPECT_LT(rel_l2(b, a), 5e-3);
 }
 
+TEST(Fp8Attention, VSmoothingPassesAnOffsetSharedByAllValuesThrough) {
+  const Tensor q = input({64, 2, 64}, 10), k = input({96, 2, 64}, 11), v = input({96, 2, 64}, 12);
+  Tensor shifted = v.clone();
+  for (int64_t i = 0; i < shifted.numel(); ++i) shifted.f32()[i] += 3.0f - 0.25f * float(i % 128 % 9);
+  const Tensor a = attention_fp8(cpu(), q, k, v, -1, nullptr), b = attention_fp8(cpu(), q, k, shifted, -1, nullptr);
+  // Rows of P sum to 1, so the offset comes out as it went in; the fp8 stages see only v's
+  // variation, whatever its mean.
+  Tensor back = b.clone();
+  for (int64_t i = 0; i < back.numel(); ++i) back.f32()[i] -= 3.0f - 0.25f * float(i % 128 % 9);
+  EXPECT_LT(rel_l2(back, a), 5e-3);
+}
+
 TEST(Fp8Attention, RefusesWhatAttentionRefusesAndGroupedHeads) {
   const Tensor q = input({4, 4, 64}, 7), k = input({4, 2, 64}, 8), k4 = input({4, 4, 64}, 9);
   auto refusal = [](auto&& call) -> std::string {

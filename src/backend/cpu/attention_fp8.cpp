@@ -20,7 +20,8 @@ float e4m3(float x) { return e4m3_to_f32(f32_to_e4m3(x)); }
 
 // x [rows, C] - mean (when smooth: the fp32 mean over rows [0, n) of each column), quantised
 // with one scale from rows [0, n) and dequantised again: the values the fp8 product sees.
-std::vector<float> quantised(const Tensor& x, int64_t n, bool smooth, float* scale_out = nullptr) {
+std::vector<float> quantised(const Tensor& x, int64_t n, bool smooth, float* scale_out = nullptr,
+                             std::vector<float>* mean_out = nullptr) {
   const int64_t rows = x.dim(0), C = x.numel() / std::max<int64_t>(rows, 1);
   const float* p = x.f32();
   std::vector<float> mean(C, 0.0f);
@@ -38,6 +39,7 @@ std::vector<float> quantised(const Tensor& x, int64_t n, bool smooth, float* sca
     }
   const float scale = (amax > 0 && std::isfinite(amax)) ? kE4m3Max / amax : 1.0f;
   if (scale_out) *scale_out = scale;
+  if (mean_out) *mean_out = mean;
   std::vector<float> out(static_cast<size_t>(rows * C));
   for (int64_t i = 0; i < rows * C; ++i) out[i] = e4m3((p[i] - mean[i % C]) * scale) / scale;
   return out;
@@ -48,8 +50,9 @@ std::vector<float> quantised(const Tensor& x, int64_t n, bool smooth, float* sca
 Tensor attention_fp8(const Tensor& q, const Tensor& k, const Tensor& v, int64_t valid, Tensor* lse) {
   const int64_t Lq = q.dim(0), H = q.dim(1), D = q.dim(2);
   float v_scale = 1;
+  std::vector<float> v_mean;
   const std::vector<float> q8 = quantised(q, Lq, false), k8 = quantised(k, valid, true),
-                           v8 = quantised(v, valid, false, &v_scale);
+                           v8 = quantised(v, valid, true, &v_scale, &v_mean);
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   Tensor out = Tensor::empty({Lq, H, D});
   if (lse) *lse = Tensor::empty({H, Lq});
@@ -79,7 +82,9 @@ Tensor attention_fp8(const Tensor& q, const Tensor& k, const Tensor& v, int64_t 
       float* orow = op + (i * H + h) * D;
       // The output as e4m3 codes scaled like v (|o| <= max |v|): on Hopper cuDNN's fp8
       // attention has no bf16 output.
-      for (int64_t d = 0; d < D; ++d) orow[d] = e4m3(static_cast<float>(acc[d]) * v_scale) / v_scale;
+      // v's mean comes back after (rows of P sum to 1).
+      for (int64_t d = 0; d < D; ++d)
+        orow[d] = e4m3(static_cast<float>(acc[d]) * v_scale) / v_scale + v_mean[h * D + d];
       if (lp) lp[h * Lq + i] = static_cast<float>(mx + std::log(sum));
     }
   });

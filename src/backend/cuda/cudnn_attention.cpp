@@ -316,8 +316,9 @@ bool CudnnAttention::run(const bf16* q, const bf16* k, const bf16* v, bf16* o, f
   return true;
 }
 
-bool CudnnAttention::run_fp8(const uint8_t* q, const uint8_t* k, const uint8_t* v, const float* scales, bf16* o,
-                             float* lse, int64_t Lq, int64_t Lk, int64_t H, int64_t D, int64_t k_valid) {
+bool CudnnAttention::run_fp8(const uint8_t* q, const uint8_t* k, const uint8_t* v, const float* scales,
+                             const float* v_sum, bf16* o, float* lse, int64_t Lq, int64_t Lk, int64_t H, int64_t D,
+                             int64_t k_valid) {
   if (!available() || Lq <= 0 || Lk <= 0) return false;
   if (D % 16 != 0 || D > 256) return false;
   if (!impl_->aligned({q, k, v, o, lse, scales})) return false;
@@ -345,7 +346,12 @@ bool CudnnAttention::run_fp8(const uint8_t* q, const uint8_t* k, const uint8_t* 
                  (long long)Lq, (long long)Lk, a[12], a[16], a[4]);
     ++impl_->amax_notes;
   }
-  if (g->fp8_out) fp8_to_bf16(static_cast<const uint8_t*>(impl_->o8), static_cast<int64_t>(o_count), sc + 8, o, impl_->stream);
+  const int64_t valid = k_valid < 0 ? Lk : std::min(k_valid, Lk);
+  if (g->fp8_out)
+    fp8_to_bf16(static_cast<const uint8_t*>(impl_->o8), static_cast<int64_t>(o_count), sc + 8, H * D, v_sum, valid, o,
+                impl_->stream);
+  else
+    add_column_mean(o, static_cast<int64_t>(o_count), H * D, v_sum, valid, impl_->stream);
   return true;
 }
 
@@ -363,8 +369,8 @@ bool CudnnAttention::run(const bf16*, const bf16*, const bf16*, bf16*, float*, i
 void CudnnAttention::set_fp8(bool) {}
 bool CudnnAttention::fp8() const { return false; }
 bool CudnnAttention::prepare(int64_t, int64_t, int64_t, int64_t, bool, bool) { return false; }
-bool CudnnAttention::run_fp8(const uint8_t*, const uint8_t*, const uint8_t*, const float*, bf16*, float*, int64_t,
-                             int64_t, int64_t, int64_t, int64_t) {
+bool CudnnAttention::run_fp8(const uint8_t*, const uint8_t*, const uint8_t*, const float*, const float*, bf16*, float*,
+                             int64_t, int64_t, int64_t, int64_t, int64_t) {
   return false;
 }
 

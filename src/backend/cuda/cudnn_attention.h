@@ -48,9 +48,10 @@ class CudnnAttention {
 
   // fp8 attention: q/k/v are e4m3 codes in the same layout; scales is device fp32 with the
   // descales of q, k, v at [0], [4], [8] and v's scale at [12] (fp8_quantise.h writes them).
+  // v_sum (device fp32 [H * D], or null): v was smoothed by v_sum / k_valid, added back to o.
   // False (nothing queued) when cuDNN has no fp8 plan for the shape.
-  bool run_fp8(const uint8_t* q, const uint8_t* k, const uint8_t* v, const float* scales, bf16* o, float* lse,
-               int64_t Lq, int64_t Lk, int64_t H, int64_t D, int64_t k_valid);
+  bool run_fp8(const uint8_t* q, const uint8_t* k, const uint8_t* v, const float* scales, const float* v_sum, bf16* o,
+               float* lse, int64_t Lq, int64_t Lk, int64_t H, int64_t D, int64_t k_valid);
 
   // Whether attention() runs the fp8 path (--attention fp8); the bf16 path stays the fallback.
   void set_fp8(bool on);

@@ -73,13 +73,19 @@ __global__ void quantise_kernel(const bf16* __restrict__ x, int64_t count8, int6
 }
 
 __global__ void fp8_to_bf16_kernel(const uint8_t* __restrict__ x, int64_t count, const float* __restrict__ descale,
-                                   bf16* __restrict__ y) {
+                                   int64_t C, const float* __restrict__ sum, float inv_n, bf16* __restrict__ y) {
   const float d = descale[0];
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
     __nv_fp8_e4m3 v;
     v.__x = x[i];
-    y[i] = __float2bfloat16(float(v) * d);
+    y[i] = __float2bfloat16(float(v) * d + (sum ? sum[i % C] * inv_n : 0.0f));
   }
+}
+
+__global__ void add_column_mean_kernel(bf16* __restrict__ y, int64_t count, int64_t C, const float* __restrict__ sum,
+                                       float inv_n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __float2bfloat16(__bfloat162float(y[i]) + sum[i % C] * inv_n);
 }
 
 unsigned grid_for(int64_t items) {
@@ -116,9 +122,16 @@ void quantise_centred(const bf16* x, int64_t rows, int64_t n, int64_t C, const f
   RL_CUDA_LAUNCH();
 }
 
-void fp8_to_bf16(const uint8_t* x, int64_t count, const float* descale, bf16* y, cudaStream_t s) {
+void fp8_to_bf16(const uint8_t* x, int64_t count, const float* descale, int64_t C, const float* sum, int64_t n,
+                 bf16* y, cudaStream_t s) {
   if (count <= 0) return;
-  fp8_to_bf16_kernel<<<grid_for(count), kThreads, 0, s>>>(x, count, descale, y);
+  fp8_to_bf16_kernel<<<grid_for(count), kThreads, 0, s>>>(x, count, descale, C, sum, n > 0 ? 1.0f / float(n) : 0.0f, y);
+  RL_CUDA_LAUNCH();
+}
+
+void add_column_mean(bf16* y, int64_t count, int64_t C, const float* sum, int64_t n, cudaStream_t s) {
+  if (count <= 0 || !sum) return;
+  add_column_mean_kernel<<<grid_for(count), kThreads, 0, s>>>(y, count, C, sum, n > 0 ? 1.0f / float(n) : 0.0f);
   RL_CUDA_LAUNCH();
 }
 

@@ -79,14 +79,15 @@ Tensor masked_attention(Context& ctx, const Tensor& q, const Tensor& k, const Te
 // tokens) the quantisation of q costs about what the product saves, and bf16 is exact-er.
 constexpr int64_t kFp8MinKeys = 2048;
 
-// fp8 attention through cuDNN: q, k, v quantised per tensor on the device (K smoothed over
-// its valid keys), then the fp8 graph. False when cuDNN has no fp8 plan for the shape.
+// fp8 attention through cuDNN: q, k, v quantised per tensor on the device (k and v smoothed
+// over the valid keys), then the fp8 graph. False when cuDNN has no fp8 plan for the shape.
 bool fp8_attention(CudnnAttention& cudnn, Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v,
                    int64_t valid, bf16* o, float* lse) {
   const int64_t Lq = q.dim(0), Lk = k.dim(0), H = q.dim(1), D = q.dim(2), C = H * D;
   if (D % 16 != 0) return false;
   Tensor q8 = ctx.alloc({Lq * C}, DType::U8), k8 = ctx.alloc({Lk * C}, DType::U8), v8 = ctx.alloc({Lk * C}, DType::U8);
-  Tensor scales = ctx.alloc({16}, DType::F32), amax = ctx.alloc({12}, DType::F32), ksum = ctx.alloc({C}, DType::F32);
+  Tensor scales = ctx.alloc({16}, DType::F32), amax = ctx.alloc({12}, DType::F32);
+  Tensor ksum = ctx.alloc({C}, DType::F32), vsum = ctx.alloc({C}, DType::F32);
   float* sc = scales.data<float>();
   float* am = amax.data<float>();
   auto u8 = [](Tensor& t) { return static_cast<uint8_t*>(t.raw()); };
@@ -95,9 +96,10 @@ bool fp8_attention(CudnnAttention& cudnn, Context& ctx, const Tensor& q, const T
   column_sums(bp(k), valid, C, ksum.data<float>(), ctx.stream);
   absmax_centred(bp(k), valid, C, ksum.data<float>(), am + 4, ctx.stream);
   quantise_centred(bp(k), Lk, valid, C, ksum.data<float>(), am + 4, u8(k8), sc + 4, nullptr, ctx.stream);
-  absmax_centred(bp(v), valid, C, nullptr, am + 8, ctx.stream);
-  quantise_centred(bp(v), Lk, valid, C, nullptr, am + 8, u8(v8), sc + 8, sc + 12, ctx.stream);
-  return cudnn.run_fp8(u8(q8), u8(k8), u8(v8), sc, o, lse, Lq, Lk, H, D, valid);
+  column_sums(bp(v), valid, C, vsum.data<float>(), ctx.stream);
+  absmax_centred(bp(v), valid, C, vsum.data<float>(), am + 8, ctx.stream);
+  quantise_centred(bp(v), Lk, valid, C, vsum.data<float>(), am + 8, u8(v8), sc + 8, sc + 12, ctx.stream);
+  return cudnn.run_fp8(u8(q8), u8(k8), u8(v8), sc, vsum.data<float>(), o, lse, Lq, Lk, H, D, valid);
 }
 
 Tensor unmasked_attention(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, int64_t valid, Tensor* lse) {
