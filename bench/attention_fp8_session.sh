@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # fp8 attention on one H200 in one call (issue #19), under 5 minutes, logs under $OUT:
 #   lab    the attention kernel lab: own / cuDNN bf16 / cuDNN fp8 checked against the CPU on
-#          small shapes (random and outlier-channel inputs), then timed at hd 128 with
+#          small shapes (random and outlier-channel inputs, 4x), then timed at hd 128 with
 #          32,760 and 75,600 tokens (self) and 512 keys (cross), TFLOP/s and rel L2 vs bf16
 #   bench  raylight bench, fp8 weights: Wan 1.3B and Wan 14B at 480x832x81, cuDNN bf16
 #          attention then --attention fp8 (which also prints the forward's rel L2 vs bf16)
 #   ops    the CUDA op suite (attention and attention_fp8 cases first, then all of it)
 # Run from the repo root. Binaries in $RAYLIGHT_BUILD (default build-gpu/bin, else build-gpu):
 # raylight, raylight_attention_lab, raylight_backend_ops_cuda.
-#   pscale (when time is left) the fp8 error at real shapes with P's scale 16x larger
-# Usage: bench/attention_fp8_session.sh [lab] [bench] [ops] [pscale]   (default: all four)
+#   outlier16 (when time is left) the lab's self-attention timing with 16x outlier channels
+# Usage: bench/attention_fp8_session.sh [lab] [bench] [ops] [outlier16]   (default: all four)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-out}; mkdir -p "$out"
@@ -17,7 +17,7 @@ export LD_LIBRARY_PATH="$PWD/.gpurun/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH
 [ -e /work/main ] || { mkdir -p /work && ln -s "$PWD" /work/main; }  # fixtures path compiled into the tests
 b=${RAYLIGHT_BUILD:-build-gpu/bin}
 [ -x "$b/raylight" ] || b=build-gpu
-steps=${*:-lab bench ops pscale}
+steps=${*:-lab bench ops outlier16}
 want() { [[ " $steps " == *" $1 "* ]]; }
 nvidia-smi -L | tee "$out/device.txt"
 summary=()
@@ -38,7 +38,7 @@ if want bench; then
       dbg=; [ "$m$a" = wan-1.3bfp8 ] && dbg=1
       RAYLIGHT_CUDNN_DEBUG=$dbg timeout 120 "$b/raylight" bench --model $m --dtype fp8 --attention $a --runs 3 --warmup 1 2>&1
     done
-  done | tee "$out/bench.log" | grep -E "^==|^attention|forward:|breakdown|fp8 attention vs|amax|plan for|no .* plan|error"
+  done | tee "$out/bench.log" | grep -E "^==|^attention|forward:|breakdown|fp8 attention vs|plan for|no .* plan|error"
   summary+=("bench: done ($((SECONDS - t0)) s so far)")
 fi
 if want ops; then
@@ -54,10 +54,10 @@ if want ops; then
     summary+=("op suite, all: skipped (time)")
   fi
 fi
-if want pscale && [ $((SECONDS - t0)) -lt 240 ]; then
-  # P's fp8 scale 16x larger: flat rows keep more of their small P values (error vs bf16).
-  RAYLIGHT_FP8_P_SCALE=7168 timeout 60 "$b/raylight_attention_lab" --time-only --runs 1 --shapes self 2>&1 |
-    tee "$out/lab_pscale.log" | grep -E "^time (fp8|cudnn)"
+if want outlier16 && [ $((SECONDS - t0)) -lt 240 ]; then
+  # The first run's outlier inputs (16x: a one-hot softmax) at the 14B shape, for comparison.
+  timeout 40 "$b/raylight_attention_lab" --time-only --runs 1 --shapes self --outlier 16 2>&1 |
+    tee "$out/lab_outlier16.log" | grep -E "^time (fp8|cudnn).*14B 480"
 fi
 printf '%s\n' "${summary[@]}" | tee "$out/summary.txt"
 echo "total $((SECONDS - t0)) s"

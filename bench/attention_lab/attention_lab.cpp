@@ -2,6 +2,7 @@
 // backend, each checked against the CPU on small shapes and timed at the real ones.
 //
 //   raylight_attention_lab [--check-only] [--time-only] [--runs N] [--shapes all|self|cross]
+//                          [--outlier F]
 //
 // Variants: own (our mma.sync flash kernel, bf16), cudnn (cuDNN fused attention, bf16),
 // fp8 (cuDNN's fp8 flash attention after the device quantisation, backend/fp8_attention.h).
@@ -55,6 +56,9 @@ double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 uint64_t g_state = 0x2545f4914f6cdd1dull;
+// How much larger the outlier channels of q and k are (--outlier; 16 makes the scores' spread
+// about 32 instead of 1, a one-hot softmax; 4 about 2.3).
+float g_outlier = 4.0f;
 float gauss() {
   auto u = [] {
     g_state = g_state * 6364136223846793005ull + 1442695040888963407ull;
@@ -63,7 +67,7 @@ float gauss() {
   return static_cast<float>(std::sqrt(-2.0 * std::log(u())) * std::cos(6.283185307179586 * u()));
 }
 
-// N(0, 1) rounded to bf16; with outliers, channels 3 and D/2 + 1 of every head 16x larger
+// N(0, 1) rounded to bf16; with outliers, channels 3 and D/2 + 1 of every head g_outlier x larger
 // (q and k) and k and v shifted per channel (what smoothing removes).
 Tensor host_input(const Shape& s, bool outliers, bool is_k, bool is_v = false) {
   Tensor t = Tensor::empty(s);
@@ -72,7 +76,7 @@ Tensor host_input(const Shape& s, bool outliers, bool is_k, bool is_v = false) {
   for (int64_t i = 0; i < t.numel(); ++i) {
     float x = gauss();
     const int64_t c = i % D;
-    if (outliers && !is_v && (c == 3 || c == D / 2 + 1)) x *= 16.0f;
+    if (outliers && !is_v && (c == 3 || c == D / 2 + 1)) x *= g_outlier;
     if (outliers && (is_k || is_v)) x += 0.25f * float(c % 7) - 0.5f;
     p[i] = bf16_to_f32(f32_to_bf16(x));
   }
@@ -143,7 +147,7 @@ Tensor device_input(CudaBackend& be, const Shape& s, uint64_t seed, bool outlier
   const int64_t D = s.back();
   Tensor scale = Tensor::zeros({D}), shift = Tensor::zeros({D});
   for (int64_t c = 0; c < D; ++c) {
-    if (!is_v && (c == 3 || c == D / 2 + 1)) scale.f32()[c] = 15.0f;
+    if (!is_v && (c == 3 || c == D / 2 + 1)) scale.f32()[c] = g_outlier - 1.0f;
     if (is_k || is_v) shift.f32()[c] = 0.25f * float(c % 7) - 0.5f;
   }
   return be.modulate(x, be.upload(shift), be.upload(scale));
@@ -208,9 +212,13 @@ int main(int argc, char** argv) {
       else if (a == "--time-only") time_only = true;
       else if (a == "--runs" && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
       else if (a == "--shapes" && i + 1 < argc) shapes = argv[++i];
-      else fail("usage: raylight_attention_lab [--check-only] [--time-only] [--runs N] [--shapes all|self|cross]");
+      else if (a == "--outlier" && i + 1 < argc) g_outlier = std::strtof(argv[++i], nullptr);
+      else fail("usage: raylight_attention_lab [--check-only] [--time-only] [--runs N] [--shapes all|self|cross] "
+                "[--outlier F]");
     }
     if (shapes != "all" && shapes != "self" && shapes != "cross") fail("--shapes must be all, self or cross");
+    if (!(g_outlier >= 1.0f && g_outlier <= 64.0f)) fail("--outlier must be a factor in [1, 64]");
+    std::printf("outlier channels: %gx in q and k\n", g_outlier);
     if (!cuda_device_available()) fail("no CUDA device: the lab runs on a GPU machine");
     CudaOptions o;
     o.attention = AttentionKernel::Cudnn;

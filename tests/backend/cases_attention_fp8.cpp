@@ -2,10 +2,11 @@
 // attention after the device quantisation) against the CPU emulation of the same
 // arithmetic, on random inputs and on inputs with outlier channels (a few q/k channels 16x
 // larger, offsets shared by all keys on k's and v's channels that smoothing removes), with and without
-// padding keys and lse. Tolerance 5e-2: the emulation rounds P = softmax as a whole row, a
-// flash kernel rounds it block by block against a running maximum, so single P codes may
+// padding keys and lse. Tolerance 5e-2: the emulation rounds exp(s - max) against the row's
+// final maximum, a flash kernel against a running one, block by block, so single P codes may
 // differ by one e4m3 step, and the output's own e4m3 rounding (12.5 % per step) turns such
 // small differences into whole steps for a few elements. A wrong scale or layout is ~100 %.
+// (cuDNN 9.14 on an H200 has no fp8 engine for 1 query x 16 keys: the op refuses such shapes.)
 #include <cmath>
 
 #include "backend/fp8_attention.h"
@@ -40,7 +41,7 @@ void add_outliers(Tensor& q, Tensor& k, Tensor& v, int64_t D) {
 std::vector<OpCase> attention_fp8_cases() {
   std::vector<OpCase> cs;
   for (Attn a : {Attn{64, 64, 2, 128, -1, false}, {37, 100, 3, 64, 77, false}, {200, 512, 2, 128, -1, true},
-                 {129, 300, 4, 128, 257, true}, {1, 16, 1, 64, -1, false}}) {
+                 {129, 300, 4, 128, 257, true}, {17, 80, 1, 64, -1, false}}) {
     auto in = [a](Inputs& r) {
       Tensors t{r.randn({a.Lq, a.H, a.D}), r.randn({a.Lk, a.H, a.D}), r.randn({a.Lk, a.H, a.D})};
       if (a.outliers) add_outliers(t[0], t[1], t[2], a.D);

@@ -75,7 +75,8 @@ Tensor attention_fp8(const Tensor& q, const Tensor& k, const Tensor& v, int64_t 
       for (int64_t j = 0; j < valid; ++j) sum += std::exp(scores[j] - mx);
       std::fill(acc.begin(), acc.end(), 0.0);
       for (int64_t j = 0; j < valid; ++j) {
-        const double p8 = e4m3(static_cast<float>(std::exp(scores[j] - mx) / sum * kE4m3Max)) / double(kE4m3Max);
+        // The flash kernel quantises exp(s - max) (in (0, 1]) before dividing by the row sum.
+        const double p8 = e4m3(static_cast<float>(std::exp(scores[j] - mx) * kE4m3Max)) / double(kE4m3Max) / sum;
         const float* vr = v8.data() + (j * H + h) * D;
         for (int64_t d = 0; d < D; ++d) acc[d] += p8 * vr[d];
       }
