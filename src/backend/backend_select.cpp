@@ -40,13 +40,26 @@ bool resolves_to_cpu(BackendChoice choice) {
   return choice == BackendChoice::Cpu || (choice == BackendChoice::Auto && !cuda_usable());
 }
 
-std::unique_ptr<Backend> make_backend(BackendChoice choice, int rank) {
-  if (resolves_to_cpu(choice)) return make_cpu_backend();
+bool attention_name_known(const std::string& name) {
+  return name.empty() || name == "cudnn" || name == "own" || name == "fp8";
+}
+
+std::unique_ptr<Backend> make_backend(BackendChoice choice, int rank, const std::string& attention) {
+  if (!attention_name_known(attention)) fail("--attention must be cudnn, own or fp8, got '", attention, "'");
+  if (resolves_to_cpu(choice)) {
+    if (!attention.empty())
+      fail("--attention ", attention, " chooses a CUDA attention kernel; this run is on the CPU backend");
+    return make_cpu_backend();
+  }
 #ifdef RAYLIGHT_HAVE_CUDA
   if (!cuda_device_available()) fail("--device cuda: no CUDA device is visible");
   int count = 1;
   cudaGetDeviceCount(&count);
-  return make_cuda_backend(rank % (count > 0 ? count : 1));
+  CudaOptions o;
+  o.device = rank % (count > 0 ? count : 1);
+  if (!attention.empty() && !attention_kernel_from_name(attention, &o.attention))
+    fail("--attention must be cudnn, own or fp8, got '", attention, "'");
+  return make_cuda_backend(o);
 #else
   (void)rank;
   fail("--device cuda: this build has no CUDA backend (nvcc was not found at configure time)");

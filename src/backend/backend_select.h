@@ -20,7 +20,11 @@ bool cuda_usable();
 int usable_gpus();
 // Whether `choice` gives the CPU backend here (cpu, or auto without a usable GPU).
 bool resolves_to_cpu(BackendChoice choice);
+// Attention kernel names a CUDA backend takes (--attention, the server's load request):
+// "cudnn" | "own" | "fp8"; "" leaves it to RAYLIGHT_ATTENTION, else cudnn.
+bool attention_name_known(const std::string& name);
 // `rank` picks the GPU (rank modulo the visible count) when several processes share a host.
-std::unique_ptr<Backend> make_backend(BackendChoice choice, int rank = 0);
+// A non-empty `attention` needs the CUDA backend (the CPU has one exact attention).
+std::unique_ptr<Backend> make_backend(BackendChoice choice, int rank = 0, const std::string& attention = "");
 
 }  // namespace raylight

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "backend/backend_select.h"
 #include "core/error.h"
 #include "models/registry.h"
 #include "server/client_files.h"
@@ -54,13 +55,13 @@ LoadPlan plan_load(const nlohmann::json& j, int world) {
   if (!j.is_object()) fail("a load request is a JSON object like {\"model\": \"tiny\"}");
   static const char* known[] = {"model", "variant", "ulysses", "ring", "cfg_parallel", "dp", "fsdp", "offload",
                                 "gpu_memory_limit_gib", "loras", "lora_merge", "lora_skip_unmatched", "model_low",
-                                "variant_low", "loras_low"};
+                                "variant_low", "loras_low", "attention"};
   for (const auto& [k, v] : j.items()) {
     (void)v;
     if (std::find(std::begin(known), std::end(known), k) == std::end(known))
       fail("unknown field \"", k, "\" in the load request (known: model, variant, ulysses, ring, cfg_parallel, dp, "
            "fsdp, offload, gpu_memory_limit_gib, loras, lora_merge, lora_skip_unmatched, model_low, variant_low, "
-           "loras_low)");
+           "loras_low, attention)");
   }
   auto m = j.find("model");
   if (m == j.end() || !m->is_string() || m->get<std::string>().empty())
@@ -80,6 +81,11 @@ LoadPlan plan_load(const nlohmann::json& j, int world) {
   } else {
     const int rest = p.layout.cfg * p.layout.dp * p.layout.ring;
     p.layout.ulysses = degree(j, "ulysses", world % rest == 0 ? world / rest : 1);
+  }
+  if (auto a = j.find("attention"); a != j.end() && !a->is_null()) {
+    if (!a->is_string() || !attention_name_known(a->get<std::string>()) || a->get<std::string>().empty())
+      fail("\"attention\" must be \"cudnn\", \"own\" or \"fp8\", got ", a->dump());
+    p.attention = a->get<std::string>();
   }
   p.placement.fsdp = flag(j, "fsdp");
   p.placement.offload = flag(j, "offload");
@@ -145,6 +151,7 @@ nlohmann::json describe_model(const LoadPlan& p, const std::string& backend) {
                                        : nlohmann::json(nullptr)},
           {"loras", describe_loras(p.placement.loras)},
           {"loras_low", describe_loras(p.loras_low)},
+          {"attention", p.attention.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.attention)},
           {"backend", backend}};
 }
 

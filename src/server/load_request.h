@@ -10,7 +10,8 @@
 //        --gpu-memory-limit), "loras": [{"path": FILE, "strength": S}], "lora_merge": bool,
 //        "lora_skip_unmatched": bool (server/lora_request.h),
 //        "model_low": the low-noise expert of a two-expert model (Wan 2.2 A14B; the high-noise
-//        one is "model"), "variant_low"}
+//        one is "model"), "variant_low", "attention": "cudnn" | "own" | "fp8" (the CUDA
+//        attention kernel, as --attention; absent: the server's default)}
 // A high-noise expert may load alone (ComfyUI splits the steps between two samplers, one
 // model each); with "model_low" the server samples the pair, switching at its boundary.
 // Without "ulysses" and "ring" the loader splits the sequence itself (Ulysses as far as the
@@ -34,6 +35,7 @@ struct LoadPlan {
   std::shared_ptr<const DenoiserSpec> spec;
   std::string model_low, variant_low;  // a two-expert model's low-noise expert, or ""
   LoraOptions loras_low;               // its LoRAs ("loras_low"; placement.loras: the model's)
+  std::string attention;  // "cudnn" | "own" | "fp8", or "" (the server's default)
 };
 
 // Checks a request against `world_size` ranks and the model's heads (reading only the

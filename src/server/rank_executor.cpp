@@ -141,13 +141,15 @@ JobResult RankExecutor::load(const Command& cmd, const JobHooks& hooks) {
   phase(400, [&] {
     if (plan.placement.gpu_memory_limit && resolves_to_cpu(backend_))
       fail("\"gpu_memory_limit_gib\" caps GPU memory; this server's ranks run on the CPU backend, which has none");
+    if (!plan.attention.empty() && resolves_to_cpu(backend_))
+      fail("\"attention\" chooses a CUDA attention kernel; this server's ranks run on the CPU backend");
   });
   unload(hooks);
   std::unique_ptr<WeightStore> weights;
   std::unique_ptr<Backend> backend;
   phase(500, [&] {
     weights = open_client_store("model", plan.model, PartKind::Denoiser);
-    backend = make_backend(backend_, Runtime::world_rank());
+    backend = make_backend(backend_, Runtime::world_rank(), plan.attention);
   });
   phase(500, [&] {
     auto m = std::make_unique<LoadedModel>(

@@ -468,6 +468,10 @@ def option_cases():
     return [
         Case("opt/steps-wrap", s("--steps", "4294967297"), says="--steps", why="issue 21 item 8: ran 1 step"),
         Case("opt/steps-zero", s("--steps", "0"), says="--steps"),
+        Case("opt/attention-unknown", fast("--attention", "fp4"), says="--attention must be cudnn, own or fp8",
+             why="issue 19"),
+        Case("opt/attention-on-cpu", fast("--device", "cpu", "--attention", "fp8"), says="CUDA attention kernel",
+             why="issue 19: a kernel choice the CPU backend cannot honour"),
         Case("opt/model-low-one-model", s("--model-low", "inputs/ck_good.safetensors"), says="is one model",
              why="issue 17: a partner for a model that samples alone"),
         Case("opt/cfg-low-one-model", s("--cfg-low", "3"), says="is one model", why="issue 17"),

@@ -149,6 +149,14 @@ TEST(ServerLoadRequest, ChecksLayoutsAgainstTheRanksAndHeads) {
   nlohmann::json d = describe_model(p, "cpu");
   EXPECT_EQ(d["layout"]["ulysses"], 4);
   EXPECT_EQ(d["backend"], "cpu");
+  EXPECT_TRUE(d["attention"].is_null());
+  // The CUDA attention kernel per load (--attention as a field).
+  LoadPlan fp8 = plan_load({{"model", "tiny"}, {"attention", "fp8"}}, 1);
+  EXPECT_EQ(fp8.attention, "fp8");
+  EXPECT_EQ(describe_model(fp8, "cuda")["attention"], "fp8");
+  for (const nlohmann::json& bad : {nlohmann::json("fp16"), nlohmann::json(""), nlohmann::json(8)})
+    EXPECT_NE(refused({{"model", "tiny"}, {"attention", bad}}, 1).find("\"attention\" must be"), std::string::npos)
+        << bad.dump();
 }
 
 TEST(ServerListen, ParsesAddressesAndKnowsLoopback) {

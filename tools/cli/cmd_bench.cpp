@@ -37,10 +37,10 @@ static constexpr const char* kHelp =
     "  --model NAME               a model's real shapes with random weights (first listed below)\n"
     "  --dtype bf16|fp8           block matrices in bf16, or fp8 e4m3 with a scale (bf16)\n"
     "  --fp8-gemm native|dequant  fp8 products: fp8 tensor cores, or dequantise to bf16 (native)\n"
-    "  --attention cudnn|own      attention kernel (default: RAYLIGHT_ATTENTION, else cudnn)\n"
+    "  --attention cudnn|own|fp8  attention kernel (default: RAYLIGHT_ATTENTION, else cudnn)\n"
     "  --frames F --height H --width W   size (the model's default, e.g. 81, 480, 832)\n"
     "  --runs N --warmup N        timed forwards and warm-up forwards (5, 2)\n"
-    "  --attention-only           time the attention kernels alone (cuDNN and ours, self and cross)\n"
+    "  --attention-only           time the attention kernels alone (ours, cuDNN, cuDNN fp8; self and cross)\n"
     "  --lora-rank R              a random rank-R LoRA as side products on every block matrix (0)\n"
     "  with --gpus LIST and --ulysses/--ring, the forward runs sequence-parallel over the GPUs\n";
 
@@ -123,6 +123,20 @@ double median(std::vector<double> v) {
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
+// ||a - b|| / ||b|| over two host or device tensors of the same shape.
+double relative_l2(const Tensor& a_in, const Tensor& b_in) {
+  auto host = [](const Tensor& t) { return t.device() == Device::CPU ? t.to_f32() : Tensor(); };
+  const Tensor a = host(a_in), b = host(b_in);
+  if (!a.defined() || !b.defined() || a.numel() != b.numel()) return -1;
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    const double d = double(a.f32()[i]) - b.f32()[i];
+    num += d * d;
+    den += double(b.f32()[i]) * b.f32()[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
 void bench_attention(CudaBackend& be, int64_t L, int64_t Lk, int64_t H, int64_t D, int runs, bool with_lse = true) {
   Tensor q = be.random_weight({L, H, D}, DType::BF16, 0, 1, 1);
   Tensor k = be.random_weight({Lk, H, D}, DType::BF16, 0, 1, 2);
@@ -172,10 +186,10 @@ int run_bench(const std::vector<std::string>& args) {
   if (runs < 1 || warmup < 0) fail("--runs must be at least 1 and --warmup at least 0");
 
   const std::string attn = opt.str("attention", "");
-  if (!attn.empty() && attn != "cudnn" && attn != "own") fail("--attention must be cudnn or own, got '", attn, "'");
   CudaOptions o;
+  if (!attn.empty() && !attention_kernel_from_name(attn, &o.attention))
+    fail("--attention must be cudnn, own or fp8, got '", attn, "'");
   o.fp8_gemm = gemm == "native";
-  o.attention = attn == "cudnn" ? AttentionKernel::Cudnn : attn == "own" ? AttentionKernel::Own : AttentionKernel::Default;
   auto owned = make_cuda_backend(o);
   CudaBackend& be = *owned;
   auto weights = std::make_unique<RandomDeviceWeights>(*chosen, be, dtype == "fp8");
@@ -191,7 +205,7 @@ int run_bench(const std::vector<std::string>& args) {
               (long long)size.height, (long long)size.width, (long long)size.frames, (long long)tokens);
   if (lead) std::printf("attention: %s\n", be.attention_kernel().c_str());
   if (opt.flag("attention-only")) {
-    for (AttentionKernel k : {AttentionKernel::Own, AttentionKernel::Cudnn}) {
+    for (AttentionKernel k : {AttentionKernel::Own, AttentionKernel::Cudnn, AttentionKernel::Fp8}) {
       be.set_attention_kernel(k);
       bench_attention(be, tokens, tokens, heads, head_dim, std::max(runs, 10));
       bench_attention(be, tokens, tokens, heads, head_dim, std::max(runs, 10), false);
@@ -235,6 +249,20 @@ int run_bench(const std::vector<std::string>& args) {
   std::printf("peak device memory: %.2f GiB in tensors (weights + activations), %.2f GiB reserved by the cache\n",
               be.peak_bytes() / kGiB, be.peak_reserved_bytes() / kGiB);
   bench_attention(be, tokens, tokens, heads, head_dim, 10);
+  if (o.attention == AttentionKernel::Fp8) {
+    // What fp8 attention costs in accuracy over a whole forward: the same inputs with bf16
+    // cuDNN attention, relative L2 of the prediction.
+    const Tensor with_fp8 = forward();
+    be.set_attention_kernel(AttentionKernel::Cudnn);
+    const Tensor with_bf16 = forward();
+    // The floor to read it against: two bf16 kernels (ours and cuDNN's) on the same inputs.
+    be.set_attention_kernel(AttentionKernel::Own);
+    const Tensor with_own = forward();
+    be.set_attention_kernel(AttentionKernel::Fp8);
+    std::printf("fp8 attention vs bf16 attention: relative L2 %.3e of the forward's prediction (our bf16 kernel vs "
+                "cuDNN's: %.3e)\n",
+                relative_l2(with_fp8, with_bf16), relative_l2(with_own, with_bf16));
+  }
   return 0;
 #endif
 }

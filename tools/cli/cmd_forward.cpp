@@ -103,7 +103,7 @@ int run_forward(const std::vector<std::string>& args) {
     given = with_guidance(*spec, given, opt.has("guidance") ? std::optional<double>(opt.number("guidance", 0)) : std::nullopt);
   const Conditioning conditioning = spec->check_conditioning(given, latent.shape());
 
-  LoadedModel model = load_model(std::move(weights), make_backend(parse_device(opt), Runtime::world_rank()), layout,
+  LoadedModel model = load_model(std::move(weights), make_backend(parse_device(opt), Runtime::world_rank(), parse_attention(opt)), layout,
                                  parse_placement(opt), model_arg, variant);
   model.weights->set_verbose(opt.flag("verbose"));
   if (opt.has("dump")) trace_into(opt.str("dump", ""), opt.str("dump-names", ""), model);

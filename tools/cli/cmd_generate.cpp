@@ -217,7 +217,7 @@ int run_generate(const std::vector<std::string>& args) {
   check_run_estimate(opt, *spec, *weights, request.options, layout);
   if (opt.has("vae-tile")) request.vae_tiles = parse_vae_tile(opt.str("vae-tile", ""));
 
-  LoadedModel model = load_model(std::move(weights), make_backend(parse_device(opt), Runtime::world_rank()), layout,
+  LoadedModel model = load_model(std::move(weights), make_backend(parse_device(opt), Runtime::world_rank(), parse_attention(opt)), layout,
                                  parse_placement(opt), files.model, variant);
   load_low_expert(model, low_expert);
   model.weights->set_verbose(opt.flag("verbose"));

@@ -83,7 +83,7 @@ int run_sample(const std::vector<std::string>& args) {
   if (negative.empty() && so.cfg != 1.0) fail("--negative FILE is required when --cfg is not 1");
   const SampleJob job = make_sample_job(*spec, so, positive, negative, layout.dp);
 
-  LoadedModel model = load_model(std::move(weights), make_backend(parse_device(opt), Runtime::world_rank()), layout,
+  LoadedModel model = load_model(std::move(weights), make_backend(parse_device(opt), Runtime::world_rank(), parse_attention(opt)), layout,
                                  parse_placement(opt), model_arg, variant);
   load_low_expert(model, low_expert);
   model.weights->set_verbose(opt.flag("verbose"));

@@ -134,6 +134,12 @@ int run_serve(const std::vector<std::string>& args) {
   if (queue < 1) fail("--max-queue must be at least 1");
   so.max_queue = static_cast<size_t>(queue);
   so.backend = parse_device(opt);
+  // The server's default attention kernel for every model it loads (a load request's
+  // "attention" overrides it): what RAYLIGHT_ATTENTION sets, for this process.
+  if (const std::string attention = parse_attention(opt); !attention.empty()) {
+    if (resolves_to_cpu(so.backend)) fail("--attention ", attention, " chooses a CUDA attention kernel; this server runs on the CPU");
+    setenv("RAYLIGHT_ATTENTION", attention.c_str(), 1);
+  }
   so.verbose = opt.flag("verbose");
 
   const bool layout_flags = opt.has("ulysses") || opt.has("ring") || opt.has("dp") ||

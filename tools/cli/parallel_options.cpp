@@ -24,12 +24,14 @@ size_t peak_rss_bytes() {
 }  // namespace
 
 const std::set<std::string> kParallelValued = {"ranks", "gpus", "device", "ulysses", "ring", "dp",
-                                               "timeout", "gpu-memory-limit", "lora"};
+                                               "timeout", "gpu-memory-limit", "lora", "attention"};
 const std::set<std::string> kParallelFlags = {"cfg-parallel", "fsdp", "offload", "verbose",
                                               "nccl-pcie-safe", "lora-skip-unmatched", "lora-merge"};
 const char* const kParallelHelp =
     "parallel options:\n"
     "  --device D            cpu | cuda | auto (auto: CUDA when a GPU is visible)\n"
+    "  --attention K         CUDA attention: cudnn | own | fp8 (cuDNN fp8, q/k/v quantised per\n"
+    "                        tensor; default RAYLIGHT_ATTENTION, else cudnn)\n"
     "  --ranks N             run N ranks (started through mpirun; default 1)\n"
     "  --gpus LIST           one rank per listed GPU, e.g. 0,1,2,3 (implies --device cuda)\n"
     "  --nccl-pcie-safe      NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1 for PCIe cards without P2P\n"
@@ -53,6 +55,12 @@ BackendChoice parse_device(const Options& opt) {
   if (!backend_choice_from_name(name, &c)) fail("unknown --device '", name, "'; choose cpu, cuda or auto");
   if (opt.has("gpus") && c == BackendChoice::Cpu) fail("--gpus runs on GPUs; it cannot be combined with --device cpu");
   return c;
+}
+
+std::string parse_attention(const Options& opt) {
+  const std::string name = opt.str("attention", "");
+  if (!attention_name_known(name)) fail("--attention must be cudnn, own or fp8, got '", name, "'");
+  return name;
 }
 
 ParallelLayout parse_parallel(const Options& opt) {

@@ -22,6 +22,8 @@ extern const char* const kParallelHelp;
 ParallelLayout parse_parallel(const Options& opt);
 // --device / --gpus.
 BackendChoice parse_device(const Options& opt);
+// --attention cudnn|own|fp8 ("" when not given): make_backend's attention argument.
+std::string parse_attention(const Options& opt);
 // --fsdp / --offload / --gpu-memory-limit (the cap is set before any weight is placed).
 WeightPlacement parse_placement(const Options& opt);
 // Gathers every rank's peak weight and process memory to rank 0, which prints them.

@@ -1,13 +1,17 @@
 // CpuBackend: the Backend interface over the reference kernels in cpu_kernels.h. Operands
 // arrive checked (backend.cpp, ops/*.cpp); each *_impl is one call into a kernel.
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/fp8_attention.h"
 #include "core/error.h"
 
 namespace raylight {
 namespace {
 
-class CpuBackend final : public Backend {
+class CpuBackend final : public Backend, public Fp8AttentionOps {
  public:
+  Tensor attention_fp8_impl(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse) override {
+    return cpu::attention_fp8(q, k, v, k_valid, lse);
+  }
   std::string name() const override { return "cpu"; }
   Device device() const override { return Device::CPU; }
   DType compute_dtype() const override { return DType::F32; }

@@ -24,6 +24,9 @@ Tensor swiglu(const Tensor& gate, const Tensor& up);
 Tensor add(const Tensor& a, const Tensor& b);
 void apply_rope(Tensor& x, const Tensor& table, RopePairs pairs, int64_t first_token);
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask, Tensor* lse);
+// fp8 attention's emulation (attention_fp8.cpp, backend/fp8_attention.h): equal heads, keys
+// [0, valid).
+Tensor attention_fp8(const Tensor& q, const Tensor& k, const Tensor& v, int64_t valid, Tensor* lse);
 Tensor attention_offset_bias(const Tensor& q, const Tensor& k, const Tensor& v,
                              const Tensor& bias_by_offset, float scale);
 Tensor swap_leading(const Tensor& x);

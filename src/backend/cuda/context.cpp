@@ -49,6 +49,7 @@ Context::~Context() {
   }
   gemm.reset();
   cudnn.reset();
+  cudnn_fp8_op.reset();
   transfers.reset();
   cudaStreamDestroy(stream);
 }

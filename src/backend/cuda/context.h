@@ -46,6 +46,7 @@ class Context {
   std::shared_ptr<DeviceAllocator> allocator;
   std::unique_ptr<Gemm> gemm;
   std::unique_ptr<CudnnAttention> cudnn;  // null: our own attention kernel
+  std::unique_ptr<CudnnAttention> cudnn_fp8_op;  // the attention_fp8 op's when cudnn is null
   std::unique_ptr<TransferQueue> transfers;
   std::string device_name;
 

@@ -6,6 +6,8 @@
 
 #include <cstdio>
 
+#include "backend/fp8_attention.h"
+
 #include "backend/cuda/allocator.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
@@ -18,7 +20,7 @@ namespace {
 using cuda::Context;
 namespace op = cuda::op;
 
-class CudaBackendImpl final : public CudaBackend {
+class CudaBackendImpl final : public CudaBackend, public Fp8AttentionOps {
  public:
   explicit CudaBackendImpl(const CudaOptions& o) : ctx_(o) { op::set_attention_kernel(ctx_, o.attention); }
 
@@ -108,6 +110,12 @@ class CudaBackendImpl final : public CudaBackend {
 
   std::string attention_kernel() const override { return op::attention_kernel(ctx_); }
   void set_attention_kernel(AttentionKernel k) override { op::set_attention_kernel(ctx_, k); }
+  bool prepare_attention(int64_t Lq, int64_t Lk, int64_t heads, int64_t head_dim, bool lse) override {
+    return op::prepare_attention(ctx_, Lq, Lk, heads, head_dim, lse);
+  }
+  Tensor attention_fp8_impl(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse) override {
+    return op::attention_fp8(ctx_, q, k, v, k_valid, lse);
+  }
 
   double time_ms(const std::function<void()>& fn) override {
     cudaEvent_t a = ctx_.event(), b = ctx_.event();

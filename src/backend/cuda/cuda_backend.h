@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "backend/attention_plans.h"
 #include "backend/backend.h"
 
 namespace raylight {
@@ -17,8 +18,12 @@ namespace raylight {
 // Which kernel runs attention: cuDNN's fused flash attention (backend graph API) or our own
 // mma.sync kernel. Default: the RAYLIGHT_ATTENTION environment variable (cudnn|own) if set,
 // else cuDNN, the faster one measured (docs/benchmarks.md). Shapes cuDNN has no plan for
-// fall back to our kernel (a note on stderr), head sizes neither covers to the CPU.
-enum class AttentionKernel { Default, Cudnn, Own };
+// fall back to our kernel (a note on stderr), head sizes neither covers to the CPU. Fp8:
+// cuDNN's fp8 flash attention over q, k, v quantised on the device (backend/fp8_attention.h
+// says exactly how), bf16 cuDNN where it has no fp8 plan (RAYLIGHT_ATTENTION=fp8 too).
+enum class AttentionKernel { Default, Cudnn, Own, Fp8 };
+// "cudnn" / "own" / "fp8" -> the kernel; false for any other name.
+bool attention_kernel_from_name(const std::string& name, AttentionKernel* out);
 
 struct CudaOptions {
   int device = 0;
@@ -42,7 +47,7 @@ struct CudaProfile {
   double matmul_flops = 0, attention_flops = 0;
 };
 
-class CudaBackend : public Backend {
+class CudaBackend : public Backend, public AttentionPlans {
  public:
   virtual const CudaOptions& options() const = 0;
   virtual void synchronize() = 0;
@@ -67,6 +72,8 @@ class CudaBackend : public Backend {
   // and a switch between them (benchmarks compare both on one backend).
   virtual std::string attention_kernel() const = 0;
   virtual void set_attention_kernel(AttentionKernel k) = 0;
+  // prepare_attention (AttentionPlans): cuDNN's bf16 plan for the shape, and its fp8 plan
+  // when fp8 is chosen and the shape would run it.
 };
 
 bool cuda_device_available();

@@ -12,269 +12,27 @@
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/fp8_quantise.h"
 
 #if RAYLIGHT_HAVE_CUDNN
-#include <cudnn.h>
+#include "backend/cuda/cudnn_graph.h"
 #endif
 
 namespace raylight::cuda {
 
 #if RAYLIGHT_HAVE_CUDNN
-namespace {
+namespace cudnn_graph {
 
-bool debug() {
-  static const bool d = std::getenv("RAYLIGHT_CUDNN_DEBUG") != nullptr;
-  return d;
-}
-
-std::string status_text(cudnnStatus_t st) {
-  std::string s = cudnnGetErrorString(st);
-  char buf[1024] = {0};
-  cudnnGetLastErrorString(buf, sizeof buf);
-  if (buf[0]) {
-    s += " (";
-    s += buf;
-    s += ")";
-  }
-  return s;
-}
-
-struct BuildError {
-  std::string what;
-};
-
-// Tensor ids in the variant pack; virtual tensors take ids from kFirstVirtual on.
-enum Uid : int64_t { kQ = 1, kK, kV, kO, kStats, kScale, kSeqQ, kSeqKv, kMaskValue, kFirstVirtual = 100 };
-
-// Deprecated in the 9.19 headers but required by the 9.x libraries we run on (9.14 on the
-// GPU hosts): the handle of an operation graph and of an execution plan.
-constexpr auto kGraphHandle = static_cast<cudnnBackendAttributeName_t>(800);  // CUDNN_ATTR_OPERATIONGRAPH_HANDLE
-constexpr auto kPlanHandle = static_cast<cudnnBackendAttributeName_t>(400);   // CUDNN_ATTR_EXECUTION_PLAN_HANDLE
-
-using Dims = std::array<int64_t, 4>;
-
-// Builds one SDPA graph and its execution plan with raw backend descriptors, and owns every
-// descriptor it made (a finalized plan keeps referring to the graph's descriptors).
-class Graph {
- public:
-  Graph(cudnnHandle_t h, bool masked) : handle_(h), masked_(masked) {}
-  ~Graph() {
-    if (plan_) cudnnBackendDestroyDescriptor(plan_);
-    for (auto it = owned_.rbegin(); it != owned_.rend(); ++it) cudnnBackendDestroyDescriptor(*it);
-  }
-  Graph(const Graph&) = delete;
-  Graph& operator=(const Graph&) = delete;
-
-  cudnnBackendDescriptor_t plan() const { return plan_; }
-  bool masked() const { return masked_; }
-  int64_t workspace() const { return workspace_; }
-  const std::string& engine() const { return engine_; }
-
-  cudnnBackendDescriptor_t make(cudnnBackendDescriptorType_t t, const char* what) {
-    cudnnBackendDescriptor_t d = nullptr;
-    check(cudnnBackendCreateDescriptor(t, &d), "create", what);
-    owned_.push_back(d);
-    return d;
-  }
-  void set(cudnnBackendDescriptor_t d, cudnnBackendAttributeName_t a, cudnnBackendAttributeType_t t, int64_t n,
-           const void* v, const char* what) {
-    check(cudnnBackendSetAttribute(d, a, t, n, v), "set attribute of", what);
-  }
-  void finalize(cudnnBackendDescriptor_t d, const char* what) { check(cudnnBackendFinalize(d), "finalize", what); }
-
-  cudnnBackendDescriptor_t tensor(cudnnDataType_t type, const Dims& dims, const Dims& strides,
-                                  int64_t uid = 0, bool by_value = false) {
-    const bool is_virtual = uid == 0 && !by_value;
-    if (uid == 0) uid = next_virtual_++;
-    auto t = make(CUDNN_BACKEND_TENSOR_DESCRIPTOR, "tensor");
-    const int64_t align = 16;
-    set(t, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &type, "tensor");
-    set(t, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, dims.data(), "tensor");
-    set(t, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, strides.data(), "tensor");
-    set(t, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid, "tensor");
-    set(t, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align, "tensor");
-    if (is_virtual) {
-      const bool yes = true;
-      set(t, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &yes, "tensor");
-    }
-    if (by_value) {
-      const bool yes = true;
-      set(t, CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &yes, "tensor");
-    }
-    finalize(t, "tensor");
-    return t;
-  }
-
-  // y = mode(x [, b [, t]]) with math precision prec (axis: GEN_INDEX only).
-  void pointwise(cudnnPointwiseMode_t mode, cudnnDataType_t prec, cudnnBackendDescriptor_t x,
-                 cudnnBackendDescriptor_t b, cudnnBackendDescriptor_t t, cudnnBackendDescriptor_t y,
-                 int64_t axis = -1) {
-    auto pw = make(CUDNN_BACKEND_POINTWISE_DESCRIPTOR, "pointwise");
-    set(pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode, "pointwise");
-    set(pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &prec, "pointwise");
-    if (mode == CUDNN_POINTWISE_GEN_INDEX)
-      set(pw, CUDNN_ATTR_POINTWISE_AXIS, CUDNN_TYPE_INT64, 1, &axis, "pointwise");
-    finalize(pw, "pointwise");
-    auto op = make(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, "pointwise op");
-    set(op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &pw, "pointwise op");
-    set(op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x, "pointwise op");
-    if (b) set(op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b, "pointwise op");
-    if (t) set(op, CUDNN_ATTR_OPERATION_POINTWISE_TDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &t, "pointwise op");
-    set(op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y, "pointwise op");
-    const float one = 1.0f;
-    set(op, CUDNN_ATTR_OPERATION_POINTWISE_ALPHA1, CUDNN_TYPE_FLOAT, 1, &one, "pointwise op");
-    set(op, CUDNN_ATTR_OPERATION_POINTWISE_ALPHA2, CUDNN_TYPE_FLOAT, 1, &one, "pointwise op");
-    finalize(op, "pointwise op");
-    ops_.push_back(op);
-  }
-
-  void reduction(cudnnReduceTensorOp_t red, cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t y) {
-    auto rd = make(CUDNN_BACKEND_REDUCTION_DESCRIPTOR, "reduction");
-    const cudnnDataType_t f32 = CUDNN_DATA_FLOAT;
-    set(rd, CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &f32, "reduction");
-    set(rd, CUDNN_ATTR_REDUCTION_OPERATOR, CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, 1, &red, "reduction");
-    finalize(rd, "reduction");
-    auto op = make(CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR, "reduction op");
-    set(op, CUDNN_ATTR_OPERATION_REDUCTION_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &rd, "reduction op");
-    set(op, CUDNN_ATTR_OPERATION_REDUCTION_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x, "reduction op");
-    set(op, CUDNN_ATTR_OPERATION_REDUCTION_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y, "reduction op");
-    finalize(op, "reduction op");
-    ops_.push_back(op);
-  }
-
-  // c = a b (batched over the leading dims), fp32 accumulation; optional runtime M/N/K
-  // overrides (the per-batch sequence lengths of the padding mask).
-  void matmul(cudnnBackendDescriptor_t a, cudnnBackendDescriptor_t b, cudnnBackendDescriptor_t c,
-              cudnnBackendDescriptor_t m_ov, cudnnBackendDescriptor_t n_ov, cudnnBackendDescriptor_t k_ov) {
-    auto md = make(CUDNN_BACKEND_MATMUL_DESCRIPTOR, "matmul");
-    const cudnnDataType_t f32 = CUDNN_DATA_FLOAT;
-    set(md, CUDNN_ATTR_MATMUL_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &f32, "matmul");
-    finalize(md, "matmul");
-    auto op = make(CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR, "matmul op");
-    set(op, CUDNN_ATTR_OPERATION_MATMUL_ADESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &a, "matmul op");
-    set(op, CUDNN_ATTR_OPERATION_MATMUL_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b, "matmul op");
-    set(op, CUDNN_ATTR_OPERATION_MATMUL_CDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &c, "matmul op");
-    set(op, CUDNN_ATTR_OPERATION_MATMUL_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &md, "matmul op");
-    if (m_ov) set(op, CUDNN_ATTR_OPERATION_MATMUL_GEMM_M_OVERRIDE_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &m_ov, "matmul op");
-    if (n_ov) set(op, CUDNN_ATTR_OPERATION_MATMUL_GEMM_N_OVERRIDE_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n_ov, "matmul op");
-    if (k_ov) set(op, CUDNN_ATTR_OPERATION_MATMUL_GEMM_K_OVERRIDE_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &k_ov, "matmul op");
-    finalize(op, "matmul op");
-    ops_.push_back(op);
-  }
-
-  // Finalizes the operation graph, asks the heuristics for engine configurations, and keeps
-  // the first one whose execution plan finalizes.
-  void build_plan() {
-    auto g = make(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, "operation graph");
-    set(g, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, static_cast<int64_t>(ops_.size()),
-        ops_.data(), "operation graph");
-    set(g, kGraphHandle, CUDNN_TYPE_HANDLE, 1, &handle_, "operation graph");
-    finalize(g, "operation graph");
-    std::string tried;
-    for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
-      cudnnBackendDescriptor_t heur = nullptr;
-      try {
-        heur = make(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, "engine heuristics");
-        set(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &g, "engine heuristics");
-        set(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode, "engine heuristics");
-        finalize(heur, "engine heuristics");
-      } catch (const BuildError& e) {
-        tried += (tried.empty() ? "" : "; ") + e.what;
-        continue;
-      }
-      int64_t count = 0;
-      check(cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count,
-                                     nullptr),
-            "count", "engine configurations");
-      std::vector<cudnnBackendDescriptor_t> cfgs;
-      for (int64_t i = 0; i < count; ++i) cfgs.push_back(make(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, "engine config"));
-      int64_t got = 0;
-      if (count > 0)
-        check(cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, count,
-                                       &got, cfgs.data()),
-              "get", "engine configurations");
-      if (debug())
-        std::fprintf(stderr, "cudnn attention: heuristics mode %d offered %lld engine configs\n", int(mode),
-                     (long long)got);
-      for (int64_t i = 0; i < got; ++i) {
-        cudnnBackendDescriptor_t plan = nullptr;
-        if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan) != CUDNN_STATUS_SUCCESS)
-          continue;
-        cudnnStatus_t st = cudnnBackendSetAttribute(plan, kPlanHandle, CUDNN_TYPE_HANDLE, 1, &handle_);
-        if (st == CUDNN_STATUS_SUCCESS)
-          st = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                                        1, &cfgs[i]);
-        if (st == CUDNN_STATUS_SUCCESS) st = cudnnBackendFinalize(plan);
-        if (st != CUDNN_STATUS_SUCCESS) {
-          const std::string why = status_text(st);
-          if (debug()) std::fprintf(stderr, "cudnn attention: config %lld refused: %s\n", (long long)i, why.c_str());
-          if (tried.empty()) tried = "plan: " + why;
-          cudnnBackendDestroyDescriptor(plan);
-          continue;
-        }
-        plan_ = plan;
-        int64_t ws = 0, n = 0;
-        if (cudnnBackendGetAttribute(plan_, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n, &ws) ==
-            CUDNN_STATUS_SUCCESS)
-          workspace_ = ws;
-        engine_ = engine_name(cfgs[i]);
-        return;
-      }
-      if (got == 0 && tried.empty()) tried = "the heuristics offered no engine";
-    }
-    throw BuildError{tried.empty() ? std::string("no engine") : tried};
-  }
-
- private:
-  void check(cudnnStatus_t st, const char* verb, const char* what) {
-    if (st != CUDNN_STATUS_SUCCESS) throw BuildError{std::string(verb) + " " + what + ": " + status_text(st)};
-  }
-  static std::string engine_name(cudnnBackendDescriptor_t cfg) {
-    cudnnBackendDescriptor_t eng = nullptr;
-    if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng) != CUDNN_STATUS_SUCCESS) return "?";
-    int64_t n = 0, index = -1;
-    if (cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &eng) ==
-        CUDNN_STATUS_SUCCESS)
-      cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n, &index);
-    cudnnBackendDestroyDescriptor(eng);
-    return "engine " + std::to_string(index);
-  }
-
-  cudnnHandle_t handle_;
-  bool masked_;
-  std::vector<cudnnBackendDescriptor_t> owned_, ops_;
-  cudnnBackendDescriptor_t plan_ = nullptr;
-  int64_t workspace_ = 0;
-  int64_t next_virtual_ = kFirstVirtual;
-  std::string engine_;
-};
-
-// The SDPA forward graph for q [Lq, H, D], k/v [Lk, H, D] (token-major bf16).
-std::unique_ptr<Graph> build_sdpa(cudnnHandle_t handle, int64_t Lq, int64_t Lk, int64_t H, int64_t D, bool lse,
-                                  bool masked) {
-  auto g = std::make_unique<Graph>(handle, masked);
-  const cudnnDataType_t bf = CUDNN_DATA_BFLOAT16, f32 = CUDNN_DATA_FLOAT;
-  const int64_t row = H * D;  // elements between consecutive tokens
+// The padding mask and the softmax with stats over scaled scores s [1, H, Lq, Lk]: returns
+// P in p_type; stats (max + log sum, the lse) is an output when lse, else virtual.
+cudnnBackendDescriptor_t masked_softmax(Graph* g, cudnnBackendDescriptor_t scaled, int64_t Lq, int64_t Lk, int64_t H,
+                                        cudnnBackendDescriptor_t seq_q, cudnnBackendDescriptor_t seq_kv, bool lse,
+                                        cudnnDataType_t p_type) {
+  const cudnnDataType_t f32 = CUDNN_DATA_FLOAT;
+  const bool masked = seq_q != nullptr;
   const Dims s_dims{1, H, Lq, Lk}, s_strides{H * Lq * Lk, Lq * Lk, Lk, 1};
   const Dims r_dims{1, H, Lq, 1}, r_strides{H * Lq, Lq, 1, 1};
   const Dims one{1, 1, 1, 1};
-
-  auto q = g->tensor(bf, {1, H, Lq, D}, {Lq * row, D, row, 1}, kQ);
-  auto kt = g->tensor(bf, {1, H, D, Lk}, {Lk * row, D, 1, row}, kK);  // K^T as a strided view
-  auto v = g->tensor(bf, {1, H, Lk, D}, {Lk * row, D, row, 1}, kV);
-  auto o = g->tensor(bf, {1, H, Lq, D}, {Lq * row, D, row, 1}, kO);
-  auto scale = g->tensor(f32, one, one, kScale, true);
-  cudnnBackendDescriptor_t seq_q = nullptr, seq_kv = nullptr;
-  if (masked) {
-    seq_q = g->tensor(CUDNN_DATA_INT32, one, one, kSeqQ);
-    seq_kv = g->tensor(CUDNN_DATA_INT32, one, one, kSeqKv);
-  }
-
-  auto s = g->tensor(f32, s_dims, s_strides);
-  g->matmul(q, kt, s, seq_q, seq_kv, nullptr);
-  auto scaled = g->tensor(f32, s_dims, s_strides);
-  g->pointwise(CUDNN_POINTWISE_MUL, f32, s, scale, nullptr, scaled);
-
   auto logits = scaled;
   if (masked) {  // keep (row < seq_q && col < seq_kv), else the mask value (-inf)
     auto rows = g->tensor(CUDNN_DATA_INT32, s_dims, s_strides);
@@ -305,66 +63,191 @@ std::unique_ptr<Graph> build_sdpa(cudnnHandle_t handle, int64_t Lq, int64_t Lk, 
   g->pointwise(CUDNN_POINTWISE_LOG, f32, l, nullptr, nullptr, log_l);
   auto stats = g->tensor(f32, r_dims, r_strides, lse ? int64_t(kStats) : int64_t(0));
   g->pointwise(CUDNN_POINTWISE_ADD, f32, m, log_l, nullptr, stats);
-  auto p = g->tensor(bf, s_dims, s_strides);  // the second product takes P in the I/O type
+  auto p = g->tensor(p_type, s_dims, s_strides);
   g->pointwise(CUDNN_POINTWISE_DIV, f32, e, l, nullptr, p);
 
+  return p;
+}
+
+// The SDPA forward graph for q [Lq, H, D], k/v [Lk, H, D] (token-major bf16).
+std::unique_ptr<Graph> build_sdpa(cudnnHandle_t handle, int64_t Lq, int64_t Lk, int64_t H, int64_t D, bool lse,
+                                  bool masked) {
+  auto g = std::make_unique<Graph>(handle, masked);
+  const cudnnDataType_t bf = CUDNN_DATA_BFLOAT16, f32 = CUDNN_DATA_FLOAT;
+  const int64_t row = H * D;  // elements between consecutive tokens
+  const Dims s_dims{1, H, Lq, Lk}, s_strides{H * Lq * Lk, Lq * Lk, Lk, 1};
+  const Dims one{1, 1, 1, 1};
+
+  auto q = g->tensor(bf, {1, H, Lq, D}, {Lq * row, D, row, 1}, kQ);
+  auto kt = g->tensor(bf, {1, H, D, Lk}, {Lk * row, D, 1, row}, kK);  // K^T as a strided view
+  auto v = g->tensor(bf, {1, H, Lk, D}, {Lk * row, D, row, 1}, kV);
+  auto o = g->tensor(bf, {1, H, Lq, D}, {Lq * row, D, row, 1}, kO);
+  auto scale = g->tensor(f32, one, one, kScale, true);
+  cudnnBackendDescriptor_t seq_q = nullptr, seq_kv = nullptr;
+  if (masked) {
+    seq_q = g->tensor(CUDNN_DATA_INT32, one, one, kSeqQ);
+    seq_kv = g->tensor(CUDNN_DATA_INT32, one, one, kSeqKv);
+  }
+
+  auto s = g->tensor(f32, s_dims, s_strides);
+  g->matmul(q, kt, s, seq_q, seq_kv, nullptr);
+  auto scaled = g->tensor(f32, s_dims, s_strides);
+  g->pointwise(CUDNN_POINTWISE_MUL, f32, s, scale, nullptr, scaled);
+
+  auto p = masked_softmax(g.get(), scaled, Lq, Lk, H, seq_q, seq_kv, lse, bf);  // P in the I/O type
   g->matmul(p, v, o, seq_q, nullptr, seq_kv);
   g->build_plan();
   return g;
 }
 
-}  // namespace
+}  // namespace cudnn_graph
+
+using namespace cudnn_graph;
 
 struct CudnnAttention::Impl {
   cudaStream_t stream = nullptr;
   cudnnHandle_t handle = nullptr;
   std::string unavailable;
   size_t version = 0;
-  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, bool>;
+  bool fp8 = false;
+  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, bool, bool>;  // ..., lse, fp8
   std::map<Key, std::unique_ptr<Graph>> plans;  // null: cuDNN has no plan for this key
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
   int32_t* seq = nullptr;  // device: seq_q at [0], seq_kv at [4] (16-byte aligned each)
   int32_t seq_host[2] = {-1, -1};
+  // device fp32 constants of the fp8 graph in 16-byte slots: descale_s [0], scale_s [4],
+  // scale_o of a bf16 output (1) [8]; the amax outputs [12], [16] (written, unread).
+  float* fp8_consts = nullptr;
+  void* o8 = nullptr;  // e4m3 output scratch when cuDNN gives fp8 out only
+  size_t o8_bytes = 0;
   bool warned_alignment = false;
+  int amax_notes = 0;
+  int sm_major = 0;  // the device's compute capability (which fp8 outputs cuDNN has)
 
   ~Impl() {
     if (stream) cudaStreamSynchronize(stream);
     plans.clear();
     if (workspace) cudaFree(workspace);
     if (seq) cudaFree(seq);
+    if (fp8_consts) cudaFree(fp8_consts);
+    if (o8) cudaFree(o8);
     if (handle) cudnnDestroy(handle);
   }
 
-  Graph* plan(int64_t Lq, int64_t Lk, int64_t H, int64_t D, bool lse) {
-    const Key key{Lq, Lk, H, D, lse};
+  Graph* plan(int64_t Lq, int64_t Lk, int64_t H, int64_t D, bool lse, bool f8) {
+    const Key key{Lq, Lk, H, D, lse, f8};
     auto it = plans.find(key);
     if (it != plans.end()) return it->second.get();
     std::unique_ptr<Graph> g;
     std::string why;
     // The padding-mask graph serves every k_valid; should it fail, the plain graph still
-    // serves calls where every key is valid.
+    // serves calls where every key is valid. fp8: a bf16 output where cuDNN has one (9.13+ on
+    // Blackwell and newer), else fp8 codes.
     for (bool masked : {true, false}) {
-      try {
-        g = build_sdpa(handle, Lq, Lk, H, D, lse, masked);
-        break;
-      } catch (const BuildError& e) {
-        why += (why.empty() ? "" : "; without mask: ") + e.what;
-        if (debug()) std::fprintf(stderr, "cudnn attention: %s graph failed: %s\n", masked ? "masked" : "plain", e.what.c_str());
+      for (bool fp8_out : {false, true}) {
+        if (!f8 && fp8_out) continue;
+        if (f8 && !fp8_out && !(sm_major >= 10 && version >= 91300)) continue;
+        try {
+          g = f8 ? build_sdpa_fp8(handle, Lq, Lk, H, D, lse, masked, fp8_out) : build_sdpa(handle, Lq, Lk, H, D, lse, masked);
+          g->fp8_out = fp8_out;
+          break;
+        } catch (const BuildError& e) {
+          why += (why.empty() ? "" : "; then ") + std::string(masked ? "masked" : "plain") + (fp8_out ? ", fp8 out: " : ": ") + e.what;
+          if (debug())
+            std::fprintf(stderr, "cudnn attention: %s %s graph%s failed: %s\n", f8 ? "fp8" : "bf16",
+                         masked ? "masked" : "plain", fp8_out ? " (fp8 out)" : "", e.what.c_str());
+        }
       }
+      if (g) break;
     }
     if (g && debug())
-      std::fprintf(stderr, "cudnn attention: plan for q %lld x k %lld, %lld heads x %lld%s%s: %s, workspace %lld bytes\n",
-                   (long long)Lq, (long long)Lk, (long long)H, (long long)D, lse ? " (lse)" : "",
-                   g->masked() ? " (padding mask)" : " (no mask)", g->engine().c_str(), (long long)g->workspace());
+      std::fprintf(stderr, "cudnn attention: %s plan for q %lld x k %lld, %lld heads x %lld%s%s%s: %s, workspace %lld bytes\n",
+                   f8 ? "fp8" : "bf16", (long long)Lq, (long long)Lk, (long long)H, (long long)D, lse ? " (lse)" : "",
+                   g->masked() ? " (padding mask)" : " (no mask)", g->fp8_out ? " (fp8 out)" : "", g->engine().c_str(),
+                   (long long)g->workspace());
     if (!g)
       std::fprintf(stderr,
-                   "raylight: cuDNN has no fused-attention plan for q %lld x k %lld, %lld heads x %lld%s (%s); "
-                   "using raylight's own kernel for this shape\n",
-                   (long long)Lq, (long long)Lk, (long long)H, (long long)D, lse ? " with lse" : "", why.c_str());
+                   "raylight: cuDNN has no %s fused-attention plan for q %lld x k %lld, %lld heads x %lld%s (%s); "
+                   "using %s for this shape\n",
+                   f8 ? "fp8" : "bf16", (long long)Lq, (long long)Lk, (long long)H, (long long)D,
+                   lse ? " with lse" : "", why.c_str(), f8 ? "bf16 attention" : "raylight's own kernel");
     Graph* raw = g.get();
     plans.emplace(key, std::move(g));
     return raw;
+  }
+
+  // The plan for a call, with the sequence lengths and workspace it needs in place; null
+  // when there is none (or only the plain graph, and some keys are masked).
+  Graph* ready(int64_t Lq, int64_t Lk, int64_t H, int64_t D, bool lse, bool f8, int64_t k_valid) {
+    Graph* g = plan(Lq, Lk, H, D, lse, f8);
+    if (!g) return nullptr;
+    const int32_t valid = static_cast<int32_t>(k_valid < 0 ? Lk : std::min(k_valid, Lk));
+    if (!g->masked() && valid < Lk) return nullptr;
+    if (g->masked() && (seq_host[0] != Lq || seq_host[1] != valid)) {
+      // Pageable source: the copy is staged before this returns, and stream order keeps
+      // earlier executions reading the old values.
+      const int32_t vals[8] = {static_cast<int32_t>(Lq), 0, 0, 0, valid, 0, 0, 0};
+      RL_CUDA(cudaMemcpyAsync(seq, vals, sizeof vals, cudaMemcpyHostToDevice, stream));
+      seq_host[0] = static_cast<int32_t>(Lq);
+      seq_host[1] = valid;
+    }
+    grow(&workspace, &workspace_bytes, static_cast<size_t>(g->workspace()));
+    return g;
+  }
+
+  void grow(void** buf, size_t* bytes, size_t need) {
+    if (need <= *bytes) return;
+    if (*buf) {
+      RL_CUDA(cudaStreamSynchronize(stream));
+      RL_CUDA(cudaFree(*buf));
+    }
+    *buf = nullptr;
+    RL_CUDA(cudaMalloc(buf, need));
+    *bytes = need;
+  }
+
+  // Queues the plan with the variant pack (uids/ptrs), the sequence lengths and mask value
+  // added when the graph is masked.
+  void execute(Graph* g, int64_t* uids, void** ptrs, int64_t n, bool lse_wanted, float* lse) {
+    // Older cuDNN wants the lowest finite float as the softmax mask value, 9.10+ takes -inf.
+    float mask_value = version >= 91000 ? -std::numeric_limits<float>::infinity() : std::numeric_limits<float>::lowest();
+    if (g->masked()) {
+      uids[n] = kSeqQ;
+      ptrs[n++] = seq;
+      uids[n] = kSeqKv;
+      ptrs[n++] = seq + 4;
+      uids[n] = kMaskValue;
+      ptrs[n++] = &mask_value;
+    }
+    if (lse_wanted) {
+      uids[n] = kStats;
+      ptrs[n++] = lse;
+    }
+    cudnnBackendDescriptor_t pack = nullptr;
+    cudnnStatus_t st = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &pack);
+    if (st == CUDNN_STATUS_SUCCESS)
+      st = cudnnBackendSetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids);
+    if (st == CUDNN_STATUS_SUCCESS)
+      st = cudnnBackendSetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs);
+    void* ws = workspace;
+    if (st == CUDNN_STATUS_SUCCESS)
+      st = cudnnBackendSetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws);
+    if (st == CUDNN_STATUS_SUCCESS) st = cudnnBackendFinalize(pack);
+    if (st == CUDNN_STATUS_SUCCESS) st = cudnnBackendExecute(handle, g->plan(), pack);
+    if (pack) cudnnBackendDestroyDescriptor(pack);
+    if (st != CUDNN_STATUS_SUCCESS) fail("cuDNN attention failed to execute: ", status_text(st));
+  }
+
+  bool aligned(std::initializer_list<const void*> ps) {
+    for (const void* p : ps)
+      if (p && reinterpret_cast<uintptr_t>(p) % 16 != 0) {
+        if (!warned_alignment)
+          std::fprintf(stderr, "raylight: attention tensors are not 16-byte aligned; cuDNN skipped, own kernel used\n");
+        warned_alignment = true;
+        return false;
+      }
+    return true;
   }
 };
 
@@ -379,7 +262,24 @@ CudnnAttention::CudnnAttention(cudaStream_t stream) : impl_(std::make_unique<Imp
     return;
   }
   impl_->stream = stream;
+  int device = 0;
+  RL_CUDA(cudaGetDevice(&device));
+  RL_CUDA(cudaDeviceGetAttribute(&impl_->sm_major, cudaDevAttrComputeCapabilityMajor, device));
   RL_CUDA(cudaMalloc(&impl_->seq, 8 * sizeof(int32_t)));
+  RL_CUDA(cudaMalloc(&impl_->fp8_consts, 20 * sizeof(float)));
+  // P's fp8 scale: kFp8PScale maps P <= 1 onto e4m3's range; RAYLIGHT_FP8_P_SCALE tries
+  // others (a larger one keeps more of a flat row's small P values, clipping peaked rows).
+  float p_scale = kFp8PScale;
+  if (const char* e = std::getenv("RAYLIGHT_FP8_P_SCALE")) {
+    const float v = std::strtof(e, nullptr);
+    if (!(v > 0 && std::isfinite(v))) fail("RAYLIGHT_FP8_P_SCALE must be a positive number, got '", e, "'");
+    p_scale = v;
+  }
+  float consts[20] = {0};
+  consts[0] = 1.0f / p_scale;
+  consts[4] = p_scale;
+  consts[8] = 1.0f;
+  RL_CUDA(cudaMemcpy(impl_->fp8_consts, consts, sizeof consts, cudaMemcpyHostToDevice));
 }
 
 CudnnAttention::~CudnnAttention() = default;
@@ -392,72 +292,66 @@ std::string CudnnAttention::describe() const {
   return "cuDNN " + std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) + "." + std::to_string(v % 100);
 }
 
+void CudnnAttention::set_fp8(bool on) { impl_->fp8 = on; }
+bool CudnnAttention::fp8() const { return impl_->fp8; }
+
+bool CudnnAttention::prepare(int64_t Lq, int64_t Lk, int64_t H, int64_t D, bool lse, bool with_fp8) {
+  if (!available() || Lq <= 0 || Lk <= 0 || D % 8 != 0 || D > 256) return false;
+  bool ok = impl_->plan(Lq, Lk, H, D, lse, false) != nullptr;
+  if (with_fp8 && D % 16 == 0) ok = impl_->plan(Lq, Lk, H, D, lse, true) != nullptr && ok;
+  return ok;
+}
+
 bool CudnnAttention::run(const bf16* q, const bf16* k, const bf16* v, bf16* o, float* lse, int64_t Lq, int64_t Lk,
                          int64_t H, int64_t D, int64_t k_valid) {
   if (!available() || Lq <= 0 || Lk <= 0) return false;
   if (D % 8 != 0 || D > 256) return false;
-  auto misaligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 != 0; };
-  if (misaligned(q) || misaligned(k) || misaligned(v) || misaligned(o) || (lse && misaligned(lse))) {
-    if (!impl_->warned_alignment)
-      std::fprintf(stderr, "raylight: attention tensors are not 16-byte aligned; cuDNN skipped, own kernel used\n");
-    impl_->warned_alignment = true;
-    return false;
-  }
-  Graph* g = impl_->plan(Lq, Lk, H, D, lse != nullptr);
+  if (!impl_->aligned({q, k, v, o, lse})) return false;
+  Graph* g = impl_->ready(Lq, Lk, H, D, lse != nullptr, false, k_valid);
   if (!g) return false;
-
-  const int32_t valid = static_cast<int32_t>(k_valid < 0 ? Lk : std::min(k_valid, Lk));
-  if (!g->masked() && valid < Lk) return false;  // only the plain graph was buildable
-  if (g->masked() && (impl_->seq_host[0] != Lq || impl_->seq_host[1] != valid)) {
-    // Pageable source: the copy is staged before this returns, and stream order keeps
-    // earlier executions reading the old values.
-    const int32_t vals[8] = {static_cast<int32_t>(Lq), 0, 0, 0, valid, 0, 0, 0};
-    RL_CUDA(cudaMemcpyAsync(impl_->seq, vals, sizeof vals, cudaMemcpyHostToDevice, impl_->stream));
-    impl_->seq_host[0] = static_cast<int32_t>(Lq);
-    impl_->seq_host[1] = valid;
-  }
-  if (static_cast<size_t>(g->workspace()) > impl_->workspace_bytes) {
-    if (impl_->workspace) {
-      RL_CUDA(cudaStreamSynchronize(impl_->stream));
-      RL_CUDA(cudaFree(impl_->workspace));
-    }
-    impl_->workspace = nullptr;
-    RL_CUDA(cudaMalloc(&impl_->workspace, static_cast<size_t>(g->workspace())));
-    impl_->workspace_bytes = static_cast<size_t>(g->workspace());
-  }
-
   float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-  // Older cuDNN wants the lowest finite float as the softmax mask value, 9.10+ takes -inf.
-  float mask_value = impl_->version >= 91000 ? -std::numeric_limits<float>::infinity()
-                                             : std::numeric_limits<float>::lowest();
-  int64_t uids[9] = {kQ, kK, kV, kO, kScale};
-  void* ptrs[9] = {const_cast<bf16*>(q), const_cast<bf16*>(k), const_cast<bf16*>(v), o, &scale};
-  int64_t n = 5;
-  if (g->masked()) {
-    uids[n] = kSeqQ;
-    ptrs[n++] = impl_->seq;
-    uids[n] = kSeqKv;
-    ptrs[n++] = impl_->seq + 4;
-    uids[n] = kMaskValue;
-    ptrs[n++] = &mask_value;
+  int64_t uids[12] = {kQ, kK, kV, kO, kScale};
+  void* ptrs[12] = {const_cast<bf16*>(q), const_cast<bf16*>(k), const_cast<bf16*>(v), o, &scale};
+  impl_->execute(g, uids, ptrs, 5, lse != nullptr, lse);
+  return true;
+}
+
+bool CudnnAttention::run_fp8(const uint8_t* q, const uint8_t* k, const uint8_t* v, const float* scales,
+                             const float* v_sum, bf16* o, float* lse, int64_t Lq, int64_t Lk, int64_t H, int64_t D,
+                             int64_t k_valid) {
+  if (!available() || Lq <= 0 || Lk <= 0) return false;
+  if (D % 16 != 0 || D > 256) return false;
+  if (!impl_->aligned({q, k, v, o, lse, scales})) return false;
+  Graph* g = impl_->ready(Lq, Lk, H, D, lse != nullptr, true, k_valid);
+  if (!g) return false;
+  void* out = o;
+  const size_t o_count = static_cast<size_t>(Lq * H * D);
+  if (g->fp8_out) {
+    impl_->grow(&impl_->o8, &impl_->o8_bytes, o_count);
+    out = impl_->o8;
   }
-  if (lse) {
-    uids[n] = kStats;
-    ptrs[n++] = lse;
+  float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+  float* c = impl_->fp8_consts;
+  float* sc = const_cast<float*>(scales);
+  // An fp8 output is scaled like V (|O| <= max |V|): the V scale at scales[12].
+  int64_t uids[20] = {kQ, kK, kV, kO, kScale, kDescaleQ, kDescaleK, kDescaleV, kDescaleS, kScaleS, kScaleO, kAmaxS, kAmaxO};
+  void* ptrs[20] = {const_cast<uint8_t*>(q), const_cast<uint8_t*>(k), const_cast<uint8_t*>(v), out, &scale,
+                    sc, sc + 4, sc + 8, c, c + 4, g->fp8_out ? sc + 12 : c + 8, c + 12, c + 16};
+  impl_->execute(g, uids, ptrs, 13, lse != nullptr, lse);
+  if (debug() && impl_->amax_notes < 8) {  // what P and O spanned (choosing P's scale)
+    float a[20];
+    RL_CUDA(cudaMemcpyAsync(a, c, sizeof a, cudaMemcpyDeviceToHost, impl_->stream));
+    RL_CUDA(cudaStreamSynchronize(impl_->stream));
+    std::fprintf(stderr, "cudnn attention: fp8 q %lld x k %lld: amax of P %.3e, of O %.3e (P scale %.0f)\n",
+                 (long long)Lq, (long long)Lk, a[12], a[16], a[4]);
+    ++impl_->amax_notes;
   }
-  cudnnBackendDescriptor_t pack = nullptr;
-  cudnnStatus_t st = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &pack);
-  if (st == CUDNN_STATUS_SUCCESS)
-    st = cudnnBackendSetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids);
-  if (st == CUDNN_STATUS_SUCCESS)
-    st = cudnnBackendSetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs);
-  void* ws = impl_->workspace;
-  if (st == CUDNN_STATUS_SUCCESS)
-    st = cudnnBackendSetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws);
-  if (st == CUDNN_STATUS_SUCCESS) st = cudnnBackendFinalize(pack);
-  if (st == CUDNN_STATUS_SUCCESS) st = cudnnBackendExecute(impl_->handle, g->plan(), pack);
-  if (pack) cudnnBackendDestroyDescriptor(pack);
-  if (st != CUDNN_STATUS_SUCCESS) fail("cuDNN attention failed to execute: ", status_text(st));
+  const int64_t valid = k_valid < 0 ? Lk : std::min(k_valid, Lk);
+  if (g->fp8_out)
+    fp8_to_bf16(static_cast<const uint8_t*>(impl_->o8), static_cast<int64_t>(o_count), sc + 8, H * D, v_sum, valid, o,
+                impl_->stream);
+  else
+    add_column_mean(o, static_cast<int64_t>(o_count), H * D, v_sum, valid, impl_->stream);
   return true;
 }
 
@@ -470,6 +364,13 @@ bool CudnnAttention::available() const { return false; }
 std::string CudnnAttention::describe() const { return "cuDNN is not in this build"; }
 bool CudnnAttention::run(const bf16*, const bf16*, const bf16*, bf16*, float*, int64_t, int64_t, int64_t, int64_t,
                          int64_t) {
+  return false;
+}
+void CudnnAttention::set_fp8(bool) {}
+bool CudnnAttention::fp8() const { return false; }
+bool CudnnAttention::prepare(int64_t, int64_t, int64_t, int64_t, bool, bool) { return false; }
+bool CudnnAttention::run_fp8(const uint8_t*, const uint8_t*, const uint8_t*, const float*, const float*, bf16*, float*,
+                             int64_t, int64_t, int64_t, int64_t, int64_t) {
   return false;
 }
 

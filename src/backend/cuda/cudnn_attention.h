@@ -10,7 +10,10 @@
 // lse [H, Lq]: max + log(sum exp) of the *scaled* scores, natural log (the graph spells it
 // with EXP and LOG), so it needs no conversion.
 //
-// Execution plans are built once per (Lq, Lk, H, D, lse wanted) and cached; the number of
+// fp8 (run_fp8): the same attention over e4m3 codes of q, k, v with device descales, P
+// quantised to e4m3 (scale kFp8PScale) for the second product, bf16 out (cudnn_sdpa_fp8.cpp).
+//
+// Execution plans are built once per (Lq, Lk, H, D, lse wanted, fp8) and cached; the number of
 // valid keys travels in a device int32 (the padding mask's per-batch seq_len_kv), so a
 // changing text length does not rebuild anything. When cuDNN cannot build a plan for a shape
 // (or the pointers are misaligned) run() returns false and the caller uses another kernel.
@@ -42,6 +45,20 @@ class CudnnAttention {
   // exists for this case; a one-time note per shape goes to stderr.
   bool run(const bf16* q, const bf16* k, const bf16* v, bf16* o, float* lse, int64_t Lq, int64_t Lk,
            int64_t H, int64_t D, int64_t k_valid);
+
+  // fp8 attention: q/k/v are e4m3 codes in the same layout; scales is device fp32 with the
+  // descales of q, k, v at [0], [4], [8] and v's scale at [12] (fp8_quantise.h writes them).
+  // v_sum (device fp32 [H * D], or null): v was smoothed by v_sum / k_valid, added back to o.
+  // False (nothing queued) when cuDNN has no fp8 plan for the shape.
+  bool run_fp8(const uint8_t* q, const uint8_t* k, const uint8_t* v, const float* scales, const float* v_sum, bf16* o,
+               float* lse, int64_t Lq, int64_t Lk, int64_t H, int64_t D, int64_t k_valid);
+
+  // Whether attention() runs the fp8 path (--attention fp8); the bf16 path stays the fallback.
+  void set_fp8(bool on);
+  bool fp8() const;
+  // Builds the plans a shape will use now (bf16, and fp8 as well when with_fp8), so that the
+  // first call does not pay for them. False when one has no plan.
+  bool prepare(int64_t Lq, int64_t Lk, int64_t H, int64_t D, bool lse, bool with_fp8);
 
  private:
   struct Impl;

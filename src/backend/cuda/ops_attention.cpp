@@ -10,6 +10,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cudnn_attention.h"
+#include "backend/cuda/fp8_quantise.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/masked_attention.h"
@@ -74,6 +75,33 @@ Tensor masked_attention(Context& ctx, const Tensor& q, const Tensor& k, const Te
   return o;
 }
 
+// --attention fp8 runs fp8 only where the keys are many: with few (cross-attention's 512 text
+// tokens) the quantisation of q costs about what the product saves, and bf16 is exact-er.
+constexpr int64_t kFp8MinKeys = 2048;
+
+// fp8 attention through cuDNN: q, k, v quantised per tensor on the device (k and v smoothed
+// over the valid keys), then the fp8 graph. False when cuDNN has no fp8 plan for the shape.
+bool fp8_attention(CudnnAttention& cudnn, Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v,
+                   int64_t valid, bf16* o, float* lse) {
+  const int64_t Lq = q.dim(0), Lk = k.dim(0), H = q.dim(1), D = q.dim(2), C = H * D;
+  if (D % 16 != 0) return false;
+  Tensor q8 = ctx.alloc({Lq * C}, DType::U8), k8 = ctx.alloc({Lk * C}, DType::U8), v8 = ctx.alloc({Lk * C}, DType::U8);
+  Tensor scales = ctx.alloc({16}, DType::F32), amax = ctx.alloc({12}, DType::F32);
+  Tensor ksum = ctx.alloc({C}, DType::F32), vsum = ctx.alloc({C}, DType::F32);
+  float* sc = scales.data<float>();
+  float* am = amax.data<float>();
+  auto u8 = [](Tensor& t) { return static_cast<uint8_t*>(t.raw()); };
+  absmax_centred(bp(q), Lq, C, nullptr, am, ctx.stream);
+  quantise_centred(bp(q), Lq, Lq, C, nullptr, am, u8(q8), sc, nullptr, ctx.stream);
+  column_sums(bp(k), valid, C, ksum.data<float>(), ctx.stream);
+  absmax_centred(bp(k), valid, C, ksum.data<float>(), am + 4, ctx.stream);
+  quantise_centred(bp(k), Lk, valid, C, ksum.data<float>(), am + 4, u8(k8), sc + 4, nullptr, ctx.stream);
+  column_sums(bp(v), valid, C, vsum.data<float>(), ctx.stream);
+  absmax_centred(bp(v), valid, C, vsum.data<float>(), am + 8, ctx.stream);
+  quantise_centred(bp(v), Lk, valid, C, vsum.data<float>(), am + 8, u8(v8), sc + 8, sc + 12, ctx.stream);
+  return cudnn.run_fp8(u8(q8), u8(k8), u8(v8), sc, vsum.data<float>(), o, lse, Lq, Lk, H, D, valid);
+}
+
 Tensor unmasked_attention(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, int64_t valid, Tensor* lse) {
   const int64_t Lq = q.dim(0), Lk = k.dim(0), H = q.dim(1), D = q.dim(2);
   if (!ctx.cudnn && !flash_attention_supports(D))
@@ -86,6 +114,8 @@ Tensor unmasked_attention(Context& ctx, const Tensor& q, const Tensor& k, const 
   }
   {
     Context::Scope s(ctx, kAttention, 4.0 * Lq * valid * H * D);
+    if (ctx.cudnn && ctx.cudnn->fp8() && valid >= kFp8MinKeys && fp8_attention(*ctx.cudnn, ctx, q, k, v, valid, bp(o), l))
+      return o;
     if (ctx.cudnn && ctx.cudnn->run(bp(q), bp(k), bp(v), bp(o), l, Lq, Lk, H, D, valid)) return o;
     if (flash_attention_supports(D)) {
       flash_attention(bp(q), bp(k), bp(v), bp(o), l, Lq, Lk, H, D, valid, ctx.stream);
@@ -116,20 +146,47 @@ void merge_attention(Context& ctx, Tensor& out, Tensor& lse, const Tensor& part,
                         out.dim(2), ctx.stream);
 }
 
+Tensor attention_fp8(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse) {
+  CudnnAttention* cudnn = ctx.cudnn.get();
+  if (!cudnn) {
+    if (!ctx.cudnn_fp8_op) ctx.cudnn_fp8_op = std::make_unique<CudnnAttention>(ctx.stream);
+    cudnn = ctx.cudnn_fp8_op.get();
+  }
+  if (!cudnn->available()) fail("attention_fp8: ", cudnn->describe());
+  const int64_t Lq = q.dim(0), H = q.dim(1), D = q.dim(2);
+  Tensor o = ctx.alloc(q.shape(), DType::BF16);
+  float* l = nullptr;
+  if (lse) {
+    *lse = ctx.alloc({H, Lq}, DType::F32);
+    l = lse->data<float>();
+  }
+  Context::Scope s(ctx, kAttention, 4.0 * Lq * k_valid * H * D);
+  if (!fp8_attention(*cudnn, ctx, q, k, v, k_valid, bp(o), l))
+    fail("attention_fp8: ", cudnn->describe(), " has no fp8 attention plan for q ", shape_str(q.shape()), " k ",
+         shape_str(k.shape()), " (head size a multiple of 16 up to 256, Hopper or newer)");
+  return o;
+}
+
+bool prepare_attention(Context& ctx, int64_t Lq, int64_t Lk, int64_t H, int64_t D, bool lse) {
+  return ctx.cudnn && ctx.cudnn->prepare(Lq, Lk, H, D, lse, ctx.cudnn->fp8() && Lk >= kFp8MinKeys);
+}
+
 void set_attention_kernel(Context& ctx, AttentionKernel k) {
   if (k == AttentionKernel::Default) {
     const char* e = std::getenv("RAYLIGHT_ATTENTION");
-    const std::string v = e ? e : "";
-    if (v == "own") k = AttentionKernel::Own;
-    else if (v.empty() || v == "cudnn") k = AttentionKernel::Cudnn;
-    else fail("RAYLIGHT_ATTENTION must be cudnn or own, got '", v, "'");
+    const std::string v = e ? e : "cudnn";
+    if (!attention_kernel_from_name(v, &k)) fail("RAYLIGHT_ATTENTION must be cudnn, own or fp8, got '", v, "'");
   }
   if (k == AttentionKernel::Own) {
     ctx.cudnn.reset();
     return;
   }
-  if (ctx.cudnn) return;
+  if (ctx.cudnn) {
+    ctx.cudnn->set_fp8(k == AttentionKernel::Fp8);
+    return;
+  }
   ctx.cudnn = std::make_unique<CudnnAttention>(ctx.stream);
+  ctx.cudnn->set_fp8(k == AttentionKernel::Fp8);
   if (!ctx.cudnn->available()) {
     static bool noted = false;
     if (!noted) std::fprintf(stderr, "raylight: %s; attention uses raylight's own kernel\n", ctx.cudnn->describe().c_str());
@@ -139,7 +196,20 @@ void set_attention_kernel(Context& ctx, AttentionKernel k) {
 }
 
 std::string attention_kernel(const Context& ctx) {
-  return ctx.cudnn ? ctx.cudnn->describe() + " fused attention" : "own mma.sync flash-attention kernel";
+  if (!ctx.cudnn) return "own mma.sync flash-attention kernel";
+  return ctx.cudnn->describe() + (ctx.cudnn->fp8() ? " fp8 fused attention" : " fused attention");
 }
 
 }  // namespace raylight::cuda::op
+
+namespace raylight {
+
+bool attention_kernel_from_name(const std::string& name, AttentionKernel* out) {
+  if (name == "cudnn") *out = AttentionKernel::Cudnn;
+  else if (name == "own") *out = AttentionKernel::Own;
+  else if (name == "fp8") *out = AttentionKernel::Fp8;
+  else return false;
+  return true;
+}
+
+}  // namespace raylight

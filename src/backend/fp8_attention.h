@@ -1,0 +1,38 @@
+// fp8 attention: what `--attention fp8` computes, as an op both backends offer (the CPU one
+// an exact emulation, the CUDA one cuDNN's fp8 flash attention), so the op suite can hold
+// the GPU path to its own arithmetic rather than only to bf16 attention.
+//
+// The arithmetic: k and v smoothed (the mean over the valid keys of each head channel
+// subtracted: softmax rows do not change, and v's mean is added back at the end since rows of
+// P sum to 1); q, k, v each quantised to e4m3 with one scale per tensor (448 / max |x|, over
+// the valid keys for k and v); S = q8 k8^T * descales / sqrt(D); P = softmax(S) (exact; the
+// lse is of S); P quantised to e4m3 before its row sum divides it, as exp(S - row max) * 448
+// (cuDNN's flash kernel applies P's scale there: on an H200 a 16x larger scale saturated,
+// which normalised P, at most 0.03 at 32,760 keys, would not); O = P8 v8 / 448 * dv / sum,
+// itself rounded to e4m3
+// with v's scale (cuDNN's fp8 attention on Hopper writes fp8 only; a bf16 output, where cuDNN
+// offers one (Blackwell), is closer to exact than this), plus v's mean.
+// Kept apart from the Backend interface (a mix-in found by dynamic_cast) so that adding it
+// did not touch backend.h.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/backend.h"
+
+namespace raylight {
+
+class Fp8AttentionOps {
+ public:
+  virtual ~Fp8AttentionOps() = default;
+  // Operands checked by attention_fp8(): q [Lq, H, D], k/v [Lk, H, D], Lq >= 1,
+  // k_valid in [1, Lk].
+  virtual Tensor attention_fp8_impl(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid,
+                                    Tensor* lse) = 0;
+};
+
+// softmax(q k^T / sqrt(D)) v with fp8 operands as above; lse as Backend::attention gives it.
+// Refuses operands attention() refuses, grouped heads, and a backend without fp8 attention.
+Tensor attention_fp8(Backend& be, const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse);
+
+}  // namespace raylight

@@ -1,0 +1,117 @@
+// fp8 attention's CPU emulation (backend/fp8_attention.h), the reference the CUDA fp8 path
+// is held to: what it costs against exact attention on random inputs and on inputs with
+// outlier channels (the figures the lab and docs quote), that K smoothing makes it blind
+// to an offset shared by all keys, and the operands it refuses.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "backend/backend.h"
+#include "backend/fp8_attention.h"
+#include "core/dtype.h"
+#include "core/error.h"
+#include "sampling/noise.h"
+
+using namespace raylight;
+
+namespace {
+
+Backend& cpu() {
+  static std::unique_ptr<Backend> be = make_cpu_backend();
+  return *be;
+}
+
+double rel_l2(const Tensor& a, const Tensor& b) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    const double d = double(a.f32()[i]) - b.f32()[i];
+    num += d * d;
+    den += double(b.f32()[i]) * b.f32()[i];
+  }
+  return std::sqrt(num / den);
+}
+
+// Channels 3 and D/2 + 1 of every head scaled by `outlier`.
+Tensor input(Shape s, uint64_t seed, float outlier = 1.0f) {
+  Tensor t = gaussian_noise(s, seed);
+  const int64_t D = s.back();
+  for (int64_t i = 0; i < t.numel(); ++i)
+    if (i % D == 3 || i % D == D / 2 + 1) t.f32()[i] *= outlier;
+  return t;
+}
+
+struct Errors {
+  double out, lse;
+};
+
+Errors against_exact(const Tensor& q, const Tensor& k, const Tensor& v, int64_t valid) {
+  Tensor lse8, lse;
+  Tensor o8 = attention_fp8(cpu(), q, k, v, valid, &lse8);
+  Tensor o = cpu().attention(q, k, v, valid, &lse);
+  return {rel_l2(o8, o), rel_l2(lse8, lse)};
+}
+
+}  // namespace
+
+TEST(Fp8Attention, EmulationErrorAgainstExactAttentionIsSmallButReal) {
+  const Tensor q = input({256, 2, 128}, 1), k = input({300, 2, 128}, 2), v = input({300, 2, 128}, 3);
+  const Errors random = against_exact(q, k, v, 280);
+  const Tensor qo = input({256, 2, 128}, 1, 16.0f), ko = input({300, 2, 128}, 2, 16.0f);
+  const Errors outliers = against_exact(qo, ko, v, 280);
+  std::printf("fp8 emulation vs exact attention, rel L2 of the output (lse): random %.3e (%.3e), outlier "
+              "channels %.3e (%.3e)\n",
+              random.out, random.lse, outliers.out, outliers.lse);
+  // e4m3 keeps 3 mantissa bits (6 % per element at worst). bench/attention_lab/
+  // fp8_error_model.py splits the error by stage: q/k, P, v and the output each add 2.5-4 %
+  // on random inputs (about 6 % together); with outlier channels the q.k products of the big
+  // channels dominate (about 16 %; bf16 inputs alone give 1.5 % there).
+  EXPECT_GT(random.out, 1e-2);  // it does quantise
+  EXPECT_LT(random.out, 9e-2);
+  EXPECT_LT(random.lse, 2e-2);
+  EXPECT_GT(outliers.out, random.out);
+  EXPECT_LT(outliers.out, 0.5);
+  EXPECT_LT(outliers.lse, 0.1);
+}
+
+TEST(Fp8Attention, KSmoothingIgnoresAnOffsetSharedByAllKeys) {
+  const Tensor q = input({64, 2, 64}, 4), k = input({96, 2, 64}, 5), v = input({96, 2, 64}, 6);
+  Tensor shifted = k.clone();
+  for (int64_t i = 0; i < shifted.numel(); ++i) shifted.f32()[i] += 4.0f + 0.5f * float(i % 64 % 5);
+  const Tensor a = attention_fp8(cpu(), q, k, v, -1, nullptr), b = attention_fp8(cpu(), q, shifted, v, -1, nullptr);
+  // Exact attention is invariant too (q . offset is one constant per row); unsmoothed fp8
+  // would lose k's own values under the offset's range.
+  EXPECT_LT(rel_l2(b, a), 5e-3);
+}
+
+TEST(Fp8Attention, VSmoothingPassesAnOffsetSharedByAllValuesThrough) {
+  const Tensor q = input({64, 2, 64}, 10), k = input({96, 2, 64}, 11), v = input({96, 2, 64}, 12);
+  Tensor shifted = v.clone();
+  for (int64_t i = 0; i < shifted.numel(); ++i) shifted.f32()[i] += 3.0f - 0.25f * float(i % 128 % 9);
+  const Tensor a = attention_fp8(cpu(), q, k, v, -1, nullptr), b = attention_fp8(cpu(), q, k, shifted, -1, nullptr);
+  // Rows of P sum to 1, so the offset comes out as it went in; the fp8 stages see only v's
+  // variation, whatever its mean.
+  Tensor back = b.clone();
+  for (int64_t i = 0; i < back.numel(); ++i) back.f32()[i] -= 3.0f - 0.25f * float(i % 128 % 9);
+  EXPECT_LT(rel_l2(back, a), 5e-3);
+}
+
+TEST(Fp8Attention, RefusesWhatAttentionRefusesAndGroupedHeads) {
+  const Tensor q = input({4, 4, 64}, 7), k = input({4, 2, 64}, 8), k4 = input({4, 4, 64}, 9);
+  auto refusal = [](auto&& call) -> std::string {
+    try {
+      call();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "(accepted)";
+  };
+  EXPECT_NE(refusal([&] { attention_fp8(cpu(), q, k, k, -1, nullptr); }).find("as many query heads"), std::string::npos);
+  EXPECT_NE(refusal([&] { attention_fp8(cpu(), q, k4, k4, 0, nullptr); }).find("every key is masked"), std::string::npos);
+  EXPECT_NE(refusal([&] { attention_fp8(cpu(), q, k4, q.reshape({4, 4, 8, 8}), -1, nullptr); }).find("do not fit"),
+            std::string::npos);
+  Tensor lse;
+  const Tensor none = attention_fp8(cpu(), Tensor::empty({0, 4, 64}), k4, k4, -1, &lse);
+  EXPECT_EQ(none.shape(), (Shape{0, 4, 64}));
+  EXPECT_EQ(lse.shape(), (Shape{4, 0}));
+}
