@@ -41,7 +41,7 @@ open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(
                               chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 PY
   timeout 290 "$build/raylight" generate --comfyui-dir $root --image "$out/start.png" --width 832 --height 480 \
-    --frames 81 --steps 40 --prompt "a red fox running through fresh snow" --out "$out/i2v.mp4" >"$out/generate.log" 2>&1
+    --frames 81 --steps 40 --prompt "a red fox running through fresh snow" --out /tmp/i2v-frames/ >"$out/generate.log" 2>&1
   note "generate I2V 14B fp8 480x832x81 40 steps (cfg 5: 80 forwards) --image: exit $?"
   grep -E "^model:|^timing:|error|peak|step 1/" "$out/generate.log" | tee -a "$out/summary.txt"
 fi
