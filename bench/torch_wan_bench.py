@@ -14,7 +14,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-CONFIGS = {"wan-1.3b": (1536, 12, 8960, 30), "wan-14b": (5120, 40, 13824, 40)}
+# (dim, heads, ffn, layers, latent channels, VAE spatial stride)
+CONFIGS = {"wan-1.3b": (1536, 12, 8960, 30, 16, 8), "wan-14b": (5120, 40, 13824, 40, 16, 8),
+           "wan2.2-ti2v-5b": (3072, 24, 14336, 30, 48, 16)}
 DT = torch.bfloat16
 
 
@@ -72,15 +74,15 @@ class Block(nn.Module):
 
 
 class Wan(nn.Module):
-    def __init__(self, dim, heads, ffn, layers, text_dim=4096, freq_dim=256):
+    def __init__(self, dim, heads, ffn, layers, channels=16, text_dim=4096, freq_dim=256):
         super().__init__()
-        self.dim, self.freq_dim = dim, freq_dim
-        self.patch = nn.Conv3d(16, dim, (1, 2, 2), stride=(1, 2, 2), dtype=DT)
+        self.dim, self.freq_dim, self.c = dim, freq_dim, channels
+        self.patch = nn.Conv3d(channels, dim, (1, 2, 2), stride=(1, 2, 2), dtype=DT)
         self.text0, self.text2 = nn.Linear(text_dim, dim, dtype=DT), nn.Linear(dim, dim, dtype=DT)
         self.time0, self.time2 = nn.Linear(freq_dim, dim, dtype=DT), nn.Linear(dim, dim, dtype=DT)
         self.proj = nn.Linear(dim, 6 * dim, dtype=DT)
         self.blocks = nn.ModuleList(Block(dim, heads, ffn) for _ in range(layers))
-        self.head = nn.Linear(dim, 16 * 4, dtype=DT)
+        self.head = nn.Linear(dim, channels * 4, dtype=DT)
         self.head_mod = nn.Parameter(0.1 * torch.randn(2, dim, dtype=DT))
 
     def forward(self, latent, t, context, cos, sin):
@@ -97,8 +99,8 @@ class Wan(nn.Module):
             x = b(x, e0, ctx, cos, sin)
         m = (self.head_mod + e).unbind(0)
         x = self.head(F.layer_norm(x, (self.dim,), eps=1e-6) * (1 + m[1]) + m[0])
-        x = x.view(f, h, w, 1, 2, 2, 16).permute(6, 0, 3, 1, 4, 2, 5)
-        return x.reshape(16, f, h * 2, w * 2)
+        x = x.view(f, h, w, 1, 2, 2, self.c).permute(6, 0, 3, 1, 4, 2, 5)
+        return x.reshape(self.c, f, h * 2, w * 2)
 
 
 def timed(fn, runs, warmup):
@@ -139,8 +141,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--attention-only", action="store_true")
     a = ap.parse_args()
-    dim, heads, ffn, layers = CONFIGS[a.model]
-    lf, lh, lw = (a.frames - 1) // 4 + 1, a.height // 8, a.width // 8
+    dim, heads, ffn, layers, channels, stride = CONFIGS[a.model]
+    lf, lh, lw = (a.frames - 1) // 4 + 1, a.height // stride, a.width // stride
     tokens = lf * (lh // 2) * (lw // 2)
     print(f"torch {torch.__version__}, device {torch.cuda.get_device_name()}, {a.model}, {tokens} tokens")
     if a.attention_only:
@@ -149,8 +151,8 @@ def main():
         return
     torch.manual_seed(0)
     with torch.device("cuda"):
-        model = Wan(dim, heads, ffn, layers).eval()
-    latent = torch.randn(16, lf, lh, lw, device="cuda", dtype=DT)
+        model = Wan(dim, heads, ffn, layers, channels).eval()
+    latent = torch.randn(channels, lf, lh, lw, device="cuda", dtype=DT)
     context = torch.randn(512, 4096, device="cuda", dtype=DT)
     cos, sin = rope_cos_sin(lf, lh // 2, lw // 2, dim // heads)
     with torch.inference_mode():
