@@ -524,7 +524,7 @@ class RealComfyUITest(unittest.TestCase):
         os.makedirs(models, exist_ok=True)
         shutil.copy(os.path.join(support.ROOT, "tests", "fixtures", "flux_tiny_dev.safetensors"),
                     os.path.join(models, "flux1-kontext-dev-tiny.safetensors"))
-        graph = workflow(steps=3, seed=7, cfg=1.0)
+        graph = workflow(steps=4, seed=7, cfg=1.0)  # 4: ComfyUI's simple schedule = ours
         graph["2"]["inputs"]["unet_name"] = "flux1-kontext-dev-tiny.safetensors"
         graph["3"]["inputs"].update({"seed": 4, "tokens": 5, "dim": 32, "pooled": 24, "guidance": 2.5})
         graph["4"] = {"class_type": "EmptySD3LatentImage", "inputs": {"width": 64, "height": 48, "batch_size": 1}}
@@ -541,7 +541,7 @@ class RealComfyUITest(unittest.TestCase):
         ctx, pooled = torch.randn(1, 5, 32, generator=g), torch.randn(1, 24, generator=g)
         noise = torch.randn((1, 16, 6, 8), generator=torch.manual_seed(7))
         ref = (torch.zeros(16, 4, 6) - 0.1159) * 0.3611  # the empty latent in the model's space
-        params = {"sampler": "euler", "cfg": 1.0, "steps": 3, "shift": 1.6, "guidance": 2.5}
+        params = {"sampler": "euler", "cfg": 1.0, "steps": 4, "shift": 1.6, "guidance": 2.5}
         inputs = {"context": st.from_torch(ctx[0]), "pooled": st.from_torch(pooled[0]), "noise": st.from_torch(noise)}
         plain = st.to_torch(client.sample(dict(inputs), params)["latent"]) / 0.3611 + 0.1159
         inputs["reference.0"] = st.from_torch(ref)
