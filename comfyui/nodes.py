@@ -664,6 +664,51 @@ class RaylightVAEEncode:
         return ({"samples": fmt.process_out(st.to_torch(raw))},)
 
 
+class RaylightWanImageToVideo:
+    """WanImageToVideo with the start frame encoded on the server's ranks (the Wan VAE runs
+    there, not in ComfyUI's process): the same conditioning (concat_latent_image, concat_mask
+    and clip_vision_output on both prompts) and the same empty latent as ComfyUI's node, so
+    the Raylight KSampler (or ComfyUI's own) samples from it alike."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("RAYLIGHT_MODEL",), "positive": ("CONDITIONING",),
+                             "negative": ("CONDITIONING",),
+                             "vae_name": (part_names("vae"), {"tooltip": "default: the model's own (embedded models)"}),
+                             "width": ("INT", {"default": 832, "min": 16, "max": 8192, "step": 16}),
+                             "height": ("INT", {"default": 480, "min": 16, "max": 8192, "step": 16}),
+                             "length": ("INT", {"default": 81, "min": 1, "max": 8192, "step": 4}),
+                             "batch_size": ("INT", {"default": 1, "min": 1, "max": 4096})},
+                "optional": {"clip_vision_output": ("CLIP_VISION_OUTPUT",), "start_image": ("IMAGE",)}}
+
+    RETURN_TYPES = ("CONDITIONING", "CONDITIONING", "LATENT")
+    RETURN_NAMES = ("positive", "negative", "latent")
+    FUNCTION = "execute"
+    CATEGORY = "Raylight"
+
+    def execute(self, model, positive, negative, vae_name, width, height, length, batch_size,
+                start_image=None, clip_vision_output=None):
+        import comfy.utils
+        import node_helpers
+        import torch
+        latent = torch.zeros([batch_size, 16, ((length - 1) // 4) + 1, height // 8, width // 8])
+        if start_image is not None:
+            start = comfy.utils.common_upscale(start_image[:length].movedim(-1, 1), width, height, "bilinear",
+                                               "center").movedim(1, -1)
+            image = torch.ones((length, height, width, start.shape[-1]), dtype=start.dtype) * 0.5
+            image[:start.shape[0]] = start
+            concat = RaylightVAEEncode().encode(model, image[:, :, :, :3], vae_name)[0]["samples"]
+            mask = torch.ones((1, 1, latent.shape[2], concat.shape[-2], concat.shape[-1]), dtype=start.dtype)
+            mask[:, :, :((start.shape[0] - 1) // 4) + 1] = 0.0
+            values = {"concat_latent_image": concat, "concat_mask": mask}
+            positive = node_helpers.conditioning_set_values(positive, values)
+            negative = node_helpers.conditioning_set_values(negative, values)
+        if clip_vision_output is not None:
+            positive = node_helpers.conditioning_set_values(positive, {"clip_vision_output": clip_vision_output})
+            negative = node_helpers.conditioning_set_values(negative, {"clip_vision_output": clip_vision_output})
+        return (positive, negative, {"samples": latent})
+
+
 NODE_CLASS_MAPPINGS = {
     "RaylightInitializer": RaylightInitializer,
     "RaylightDiffusionModelLoader": RaylightDiffusionModelLoader,
@@ -672,6 +717,7 @@ NODE_CLASS_MAPPINGS = {
     "RaylightTextEncode": RaylightTextEncode,
     "RaylightVAEDecode": RaylightVAEDecode,
     "RaylightVAEEncode": RaylightVAEEncode,
+    "RaylightWanImageToVideo": RaylightWanImageToVideo,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "RaylightInitializer": "Raylight Initializer",
@@ -681,4 +727,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "RaylightTextEncode": "Raylight Text Encode",
     "RaylightVAEDecode": "Raylight VAE Decode",
     "RaylightVAEEncode": "Raylight VAE Encode",
+    "RaylightWanImageToVideo": "Raylight Wan Image To Video",
 }

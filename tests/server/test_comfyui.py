@@ -572,6 +572,38 @@ class RealComfyUITest(unittest.TestCase):
                          sorted([launcher.STATE_FILE, os.path.basename(new_state["workdir"])]))
         self.assertEqual(client.health()["ranks"], 1)
 
+    def test_13_wan_image_to_video_on_the_ranks_is_comfyuis(self):
+        # Our node encodes the start frame with the server's VAE; ComfyUI's WanImageToVideo
+        # with its own VAE loader: the same conditioning, and the empty latent.
+        vaes = os.path.join(self.base, "models", "vae")
+        os.makedirs(vaes, exist_ok=True)
+        shutil.copy(os.path.join(support.ROOT, "tests", "fixtures", "wan_vae_tiny.safetensors"),
+                    os.path.join(vaes, "wan_vae_tiny.safetensors"))
+        base = workflow()
+        size = {"width": 64, "height": 48, "length": 5, "batch_size": 1}
+        graph = {k: base[k] for k in ("1", "2", "3")}
+        graph["30"] = {"class_type": "EmptyImage", "inputs": {"width": 40, "height": 40, "batch_size": 1,
+                                                              "color": 0x3366AA}}
+        graph["31"] = {"class_type": "VAELoader", "inputs": {"vae_name": "wan_vae_tiny.safetensors"}}
+        graph["32"] = {"class_type": "WanImageToVideo",
+                       "inputs": dict(size, positive=["3", 0], negative=["3", 1], vae=["31", 0], start_image=["30", 0])}
+        graph["33"] = {"class_type": "RaylightWanImageToVideo",
+                       "inputs": dict(size, model=["2", 0], positive=["3", 0], negative=["3", 1],
+                                      vae_name="wan_vae_tiny.safetensors", start_image=["30", 0])}
+        for node, source, name in (("34", ["32", 0], "wi2v_comfy"), ("35", ["33", 0], "wi2v_ours"),
+                                   ("36", ["33", 1], "wi2v_ours_negative")):
+            graph[node] = {"class_type": "RaylightTestSaveTensors", "inputs": {"filename": name, "conditioning": source}}
+        entry = self.comfy.run(graph)
+        self.assertEqual(entry["status"]["status_str"], "success", error_text(entry) or entry["status"])
+        theirs = load_file(os.path.join(self.base, "output", "wi2v_comfy.safetensors"))
+        ours = load_file(os.path.join(self.base, "output", "wi2v_ours.safetensors"))
+        negative = load_file(os.path.join(self.base, "output", "wi2v_ours_negative.safetensors"))
+        self.assertEqual(tuple(ours["concat_latent_image"].shape), (1, 16, 2, 6, 8))
+        self.assertEqual(ours["concat_latent_image"].shape, theirs["concat_latent_image"].shape)
+        self.assertLess((ours["concat_latent_image"] - theirs["concat_latent_image"]).abs().max().item(), 2e-2)
+        self.assertTrue(torch.equal(ours["concat_mask"], theirs["concat_mask"]))
+        self.assertTrue(torch.equal(negative["concat_latent_image"], ours["concat_latent_image"]))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -56,6 +56,9 @@ class RaylightTestSaveTensors:
             tensors["image"] = image.float().contiguous()
         if conditioning is not None:
             tensors["context"] = conditioning[0][0].float().contiguous()
+            for key in ("concat_latent_image", "concat_mask"):  # WanImageToVideo's
+                if key in conditioning[0][1]:
+                    tensors[key] = conditioning[0][1][key].float().contiguous()
         save_file(tensors, os.path.join(folder_paths.get_output_directory(), filename + ".safetensors"))
         return {}
 
