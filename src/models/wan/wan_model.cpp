@@ -187,14 +187,24 @@ Tensor WanModel::block(int index, const Tensor& x_in, const std::vector<TimeRun>
 // All fp32, as the reference's head: its norm, modulation and product.
 Tensor WanModel::head(const Tensor& x, const std::vector<TimeRun>& runs) {
   Tensor m = weights_.get("head.modulation").reshape({2, config_.dim});
-  Tensor h;
+  if (runs.size() == 1) {
+    Tensor shift = ops_.add(row(m, 0), runs[0].t.e), scale = ops_.add(row(m, 1), runs[0].t.e);
+    return linear(ops_.layer_norm_modulate(x, shift, scale, config_.eps, /*f32_out=*/true), "head.head");
+  }
+  // Per run of rows (TI2V's first frame at t = 0): the fp32 outputs are stacked on the host,
+  // as device row concatenation takes compute-dtype activations only.
+  Tensor out;
+  DType dtype = DType::F32;
   for (const auto& r : runs) {
     Tensor shift = ops_.add(row(m, 0), r.t.e), scale = ops_.add(row(m, 1), r.t.e);
-    Tensor rows = runs.size() == 1 ? x : x.slice_rows(r.begin, r.end);
-    Tensor part = ops_.layer_norm_modulate(rows, shift, scale, config_.eps, /*f32_out=*/true);
-    h = h.defined() ? ops_.concat_rows(h, part) : part;
+    Tensor part = ops_.layer_norm_modulate(x.slice_rows(r.begin, r.end), shift, scale, config_.eps, /*f32_out=*/true);
+    Tensor device = linear(part, "head.head");
+    dtype = device.dtype();
+    Tensor o = ops_.download(device).to_f32();
+    out = out.defined() ? host_concat_rows(out, o) : o;
   }
-  return linear(h, "head.head");
+  // Back in the dtype the one-run head gives (fp32 where the backend keeps it).
+  return dtype == DType::F32 ? ops_.upload_f32(out) : ops_.upload(out);
 }
 
 Tensor WanModel::forward(const Tensor& latent_in, double timestep, const WanContext& ctx,
