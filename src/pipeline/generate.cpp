@@ -42,6 +42,7 @@ std::string not_inside(const std::string& model, const PartSlot& slot) {
 
 void check_parts_given(const DenoiserSpec& spec, const std::string& model, const PartFiles& files) {
   size_t encoder = 0;
+  bool takes_image_encoder = false;
   for (const PartSlot& slot : spec.parts()) {
     if (slot.kind == PartKind::TextEncoder) {
       if (encoder >= files.text_encoders.size() || files.text_encoders[encoder].empty())
@@ -50,8 +51,13 @@ void check_parts_given(const DenoiserSpec& spec, const std::string& model, const
       ++encoder;
     } else if (slot.kind == PartKind::LatentCodec && files.codec.empty()) {
       fail(model, " needs a ", slot.what, " (--vae FILE)", not_inside(model, slot));
+    } else if (slot.kind == PartKind::ImageEncoder) {
+      takes_image_encoder = true;
+      if (files.image_encoder.empty()) fail(model, " needs a ", slot.what, " (--clip-vision FILE)");
     }
   }
+  if (!takes_image_encoder && !files.image_encoder.empty())
+    fail(model, " (", spec.variant(), ") has no CLIP branch; --clip-vision is for models with an image encoder");
 }
 
 Generator::Generator(const DenoiserSpec& spec, const std::string& model, Backend& backend, const PartFiles& files)

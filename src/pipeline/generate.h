@@ -75,7 +75,8 @@ class Generator {
 };
 
 // Fails naming the first part `spec` needs that `files` leaves empty (the flag that gives it,
-// and where an all-in-one checkpoint would hold it), before anything is loaded.
+// and where an all-in-one checkpoint would hold it), or an image encoder it takes none of,
+// before anything is loaded.
 void check_parts_given(const DenoiserSpec& spec, const std::string& model, const PartFiles& files);
 
 // Fails unless `path` has an output format this build writes for `spec`'s outputs

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 
 #include "core/error.h"
 #include "models/registry.h"
@@ -64,6 +65,16 @@ std::unique_ptr<WeightStore> open_client_store(const std::string& what, const st
   std::unique_ptr<WeightStore> store;
   open_client_file(what, source, [&] { store = open_store(source, part); });
   return store;
+}
+
+void check_client_part(const std::string& what, const std::string& source, PartKind part) {
+  if (is_embedded_model(source)) return;
+  const std::optional<Recognition> got = recognise(*open_client_store(what, source, part), source);
+  if (!got)
+    fail("\"", what, "\" file ", source, " is a safetensors file, but not a ", part_kind_name(part), " Raylight knows");
+  if (got->part != part)
+    fail("\"", what, "\" file ", source, " is a ", part_kind_name(got->part), " (", got->variant, "), not a ",
+         part_kind_name(part));
 }
 
 }  // namespace raylight::server

@@ -32,4 +32,8 @@ void open_client_file(const std::string& what, const std::string& path, const st
 // open_client_file's messages.
 std::unique_ptr<WeightStore> open_client_store(const std::string& what, const std::string& source, PartKind part);
 
+// Fails unless the client-named `source` (field `what`) is a part of kind `part` Raylight
+// recognises (an embedded model's name passes).
+void check_client_part(const std::string& what, const std::string& source, PartKind part);
+
 }  // namespace raylight::server

@@ -214,19 +214,10 @@ GenerateRequest parse_generate_request(const nlohmann::json& j, const DenoiserSp
 }
 
 void check_generate_parts(const GenerateRequest& r) {
-  auto check = [](const char* field, const std::string& source, PartKind kind) {
-    if (is_embedded_model(source)) return;
-    const std::optional<Recognition> what = recognise(*open_client_store(field, source, kind), source);
-    if (!what)
-      fail("\"", field, "\" file ", source, " is a safetensors file, but not a ", part_kind_name(kind),
-           " Raylight knows");
-    if (what->part != kind)
-      fail("\"", field, "\" file ", source, " is a ", part_kind_name(what->part), " (", what->variant, "), not a ",
-           part_kind_name(kind));
-  };
-  for (const std::string& e : r.parts.text_encoders) check("text_encoder", e, PartKind::TextEncoder);
-  check("vae", r.parts.codec, PartKind::LatentCodec);
-  if (!r.parts.image_encoder.empty()) check("clip_vision", r.parts.image_encoder, PartKind::ImageEncoder);
+  for (size_t i = 0; i < r.parts.text_encoders.size(); ++i)
+    check_client_part(i == 0 ? "text_encoder" : "text_encoder_2", r.parts.text_encoders[i], PartKind::TextEncoder);
+  check_client_part("vae", r.parts.codec, PartKind::LatentCodec);
+  if (!r.parts.image_encoder.empty()) check_client_part("clip_vision", r.parts.image_encoder, PartKind::ImageEncoder);
 }
 
 GenerateModels::GenerateModels() = default;

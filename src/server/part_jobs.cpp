@@ -184,19 +184,9 @@ CodecRequest parse_vae_encode_body(std::string_view body, const DenoiserSpec& mo
 }
 
 void check_part_files(const PartFiles& parts) {
-  auto check = [](const char* field, const std::string& source, PartKind kind) {
-    if (is_embedded_model(source)) return;
-    const std::optional<Recognition> what = recognise(*open_client_store(field, source, kind), source);
-    if (!what)
-      fail("\"", field, "\" file ", source, " is a safetensors file, but not a ", part_kind_name(kind),
-           " Raylight knows");
-    if (what->part != kind)
-      fail("\"", field, "\" file ", source, " is a ", part_kind_name(what->part), " (", what->variant, "), not a ",
-           part_kind_name(kind));
-  };
   for (size_t i = 0; i < parts.text_encoders.size(); ++i)
-    check(i == 0 ? "text_encoder" : "text_encoder_2", parts.text_encoders[i], PartKind::TextEncoder);
-  if (!parts.codec.empty()) check("vae", parts.codec, PartKind::LatentCodec);
+    check_client_part(i == 0 ? "text_encoder" : "text_encoder_2", parts.text_encoders[i], PartKind::TextEncoder);
+  if (!parts.codec.empty()) check_client_part("vae", parts.codec, PartKind::LatentCodec);
 }
 
 }  // namespace raylight::server

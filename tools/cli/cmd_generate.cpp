@@ -171,22 +171,13 @@ int run_generate(const std::vector<std::string>& args) {
   } else if (opt.has("last-image")) {
     fail(files.model, " (", spec->variant(), ") edits pictures; --last-image is for first-last-frame video models");
   }
-  // A CLIP branch needs its encoder (clip_vision_h.safetensors); other models take none.
-  bool wants_clip = false;
-  for (const PartSlot& slot : spec->parts())
-    if (slot.kind == PartKind::ImageEncoder) {
-      wants_clip = true;
-      if (files.parts.image_encoder.empty()) fail(files.model, " needs a ", slot.what, " (--clip-vision FILE)");
-    }
-  if (!wants_clip && !files.parts.image_encoder.empty())
-    fail(files.model, " (", spec->variant(), ") has no CLIP branch; --clip-vision is for Wan 2.1 I2V and FLF2V models");
-  if (!files.parts.image_encoder.empty()) open_store(files.parts.image_encoder, PartKind::ImageEncoder);
   request.prompt = opt.str("prompt", spec->example_prompt());
   const std::string note = spec->prompt_note(request.prompt);
   if (lead && !note.empty()) std::fprintf(stderr, "note: %s\n", note.c_str());
   // Every file must open before the DiT loads (a missing VAE should not cost a 14B load), and
   // a part an all-in-one checkpoint lacks is named now.
   check_parts_given(*spec, files.model, files.parts);
+  if (!files.parts.image_encoder.empty()) open_store(files.parts.image_encoder, PartKind::ImageEncoder);
   size_t encoder = 0;
   for (const PartSlot& slot : spec->parts()) {
     if (slot.kind == PartKind::TextEncoder) open_part(files.parts.text_encoders[encoder++], slot);

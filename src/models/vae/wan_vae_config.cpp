@@ -4,6 +4,7 @@
 #include "models/vae/wan_vae_config.h"
 
 #include "core/error.h"
+#include "models/vae/wan_vae_tensor_list.h"
 #include "parallel/weight_store.h"
 
 namespace raylight {
@@ -51,33 +52,7 @@ std::vector<WanVaeStage> wan_vae_decoder_stages(const WanVaeConfig& c) {
 
 int64_t wan_vae_middle_dim(const WanVaeConfig& c) { return c.base_dim * c.dim_mult.back(); }
 
-namespace {
-
-using TensorList = std::vector<std::pair<std::string, Shape>>;
-
-void add_conv(TensorList& t, const std::string& name, Shape w) {
-  const int64_t out = w[0];
-  t.emplace_back(name + ".weight", std::move(w));
-  t.emplace_back(name + ".bias", Shape{out});
-}
-
-void add_residual(TensorList& t, const std::string& p, int64_t in, int64_t out) {
-  t.emplace_back(p + "residual.0.gamma", Shape{in, 1, 1, 1});
-  add_conv(t, p + "residual.2", {out, in, 3, 3, 3});
-  t.emplace_back(p + "residual.3.gamma", Shape{out, 1, 1, 1});
-  add_conv(t, p + "residual.6", {out, out, 3, 3, 3});
-  if (in != out) add_conv(t, p + "shortcut", {out, in, 1, 1, 1});
-}
-
-void add_middle(TensorList& t, const std::string& p, int64_t dim) {
-  add_residual(t, p + "middle.0.", dim, dim);
-  t.emplace_back(p + "middle.1.norm.gamma", Shape{dim, 1, 1});
-  add_conv(t, p + "middle.1.to_qkv", {3 * dim, dim, 1, 1});
-  add_conv(t, p + "middle.1.proj", {dim, dim, 1, 1});
-  add_residual(t, p + "middle.2.", dim, dim);
-}
-
-}  // namespace
+using namespace wan_vae_tensors;
 
 TensorList wan_vae_expected_tensors(const WanVaeConfig& c) {
   TensorList t;

@@ -22,8 +22,13 @@ WanVaeConfig wan_vae_tiny_config() {
 }
 
 std::unique_ptr<MemoryWeights> wan_vae_tiny_weights() {
+  return wan_style_vae_tiny_weights(wan_vae_expected_tensors(wan_vae_tiny_config()), "wan2.1-vae-tiny");
+}
+
+std::unique_ptr<MemoryWeights> wan_style_vae_tiny_weights(const std::vector<std::pair<std::string, Shape>>& tensors,
+                                                          const std::string& model) {
   auto w = std::make_unique<MemoryWeights>();
-  for (const auto& [name, shape] : wan_vae_expected_tensors(wan_vae_tiny_config())) {
+  for (const auto& [name, shape] : tensors) {
     Tensor t = gaussian_noise(shape, name_seed(name));
     float* p = t.f32();
     // Like a trained network's scale: unit-gain convs, gammas near 1, small biases; the
@@ -38,7 +43,7 @@ std::unique_ptr<MemoryWeights> wan_vae_tiny_weights() {
     for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<float>(offset + scale * p[i]);
     w->put(name, t);
   }
-  w->set_metadata({{"raylight.model", "wan2.1-vae-tiny"}});
+  w->set_metadata({{"raylight.model", model}});
   return w;
 }
 

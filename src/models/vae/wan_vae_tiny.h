@@ -14,5 +14,9 @@ namespace raylight {
 WanVaeConfig wan_vae_tiny_config();
 // Weights named and shaped exactly like a Wan 2.1 VAE checkpoint (fp32).
 std::unique_ptr<MemoryWeights> wan_vae_tiny_weights();
+// Tiny weights for any Wan-style VAE tensor list (the Wan 2.2 VAE's too), named `model` in
+// the raylight.model metadata.
+std::unique_ptr<MemoryWeights> wan_style_vae_tiny_weights(const std::vector<std::pair<std::string, Shape>>& tensors,
+                                                          const std::string& model);
 
 }  // namespace raylight
