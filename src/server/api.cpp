@@ -209,7 +209,11 @@ HttpResponse Api::generate(HttpRequest& req) {
       j = generate_body_json(body);
       image_count = generate_images(body).size();
     }
-    check_paths(j, {"text_encoder", "vae", "tokenizer", "clip_vision"}, config_.models_dirs);
+    check_paths(j, {"text_encoder", "text_encoder_2", "vae", "tokenizer", "clip_vision"}, config_.models_dirs);
+    // Reference pictures are files the server reads too: the same folders bound them.
+    if (auto it = j.find("images"); it != j.end() && it->is_array())
+      for (const auto& v : *it)
+        if (v.is_string()) check_client_path("images", v.get<std::string>(), config_.models_dirs);
   } catch (const Error& e) {
     return error_response(400, e.what());
   }

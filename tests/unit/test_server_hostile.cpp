@@ -279,9 +279,13 @@ TEST_F(ServerHostile, FileContentsNeverLeakThroughErrors) {
     Reply r = http(port(), "POST", "/v1/models/load", nlohmann::json{{"model", file}}.dump());
     EXPECT_EQ(r.status, 400) << r.body;
     EXPECT_NE(r.body.find("outside the folders this server reads models from"), std::string::npos) << r.body;
-    Reply g = http(port(), "POST", "/v1/generate", nlohmann::json{{"prompt", "x"}, {"vae", file}}.dump());
-    EXPECT_EQ(g.status, 400) << g.body;
-    EXPECT_NE(g.body.find("outside the folders"), std::string::npos) << g.body;
+    for (const nlohmann::json& body : {nlohmann::json{{"prompt", "x"}, {"vae", file}},
+                                       nlohmann::json{{"prompt", "x"}, {"text_encoder_2", file}},
+                                       nlohmann::json{{"prompt", "x"}, {"images", {file}}}}) {
+      Reply g = http(port(), "POST", "/v1/generate", body.dump());
+      EXPECT_EQ(g.status, 400) << body.dump() << ": " << g.body;
+      EXPECT_NE(g.body.find("outside the folders"), std::string::npos) << g.body;
+    }
   }
   // A NUL byte ends the path for the system: "x.safetensors\0" would open x.safetensors.
   Reply nul = http(port(), "POST", "/v1/models/load",
