@@ -253,7 +253,8 @@ def phase_encode(run, vae, gen):
         pick = torch.randint(len(moving), (a.probe_clips,), generator=gen, device=run.device)
         probe = encode_clips(run, vae, moving[pick], gen, twins=False)
         batch = max(1, a.encode_batch // (2 if a.twins else 1))
-        while sum(len(i) for i in ids_all) < a.encode_clips and time.monotonic() - start < a.encode_seconds:
+        while not ids_all or (sum(len(i) for i in ids_all) < a.encode_clips
+                              and time.monotonic() - start < a.encode_seconds):
             ids, lat, mask = encode_clips(run, vae, scenes.sample_ids(batch, gen, run.device), gen, a.twins)
             ids_all.append(ids)
             lat_all.append(lat)
