@@ -35,7 +35,6 @@ import sys
 import tempfile
 
 import numpy as np
-from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -131,6 +130,7 @@ def prompts(per, seed):
 
 
 def generate(binary, prompt, extra, folder):
+    from PIL import Image  # only here: train.py uses the measure where Pillow may be missing
     shutil.rmtree(folder, ignore_errors=True)
     cmd = [binary, "generate", "--prompt", prompt, "--out", folder + "/"] + extra
     r = subprocess.run(cmd, capture_output=True, text=True)

@@ -92,8 +92,9 @@ def _texture_colour(rgb):
     return torch.where(luma > 0.55, dark, light)
 
 
-def render(ids, frames, size, gen, device):
-    """Clips for caption ids [B] (on `device`): float tensor [B, 3, frames, size, size] in [-1, 1].
+def render(ids, frames, size, gen, device, with_alpha=False):
+    """Clips for caption ids [B] (on `device`): float tensor [B, 3, frames, size, size] in [-1, 1]
+    (and, with `with_alpha`, the object's coverage [B, frames, size, size] in [0, 1]).
 
     Random per clip (from `gen`, a generator on `device`): start position, size, speed,
     colour jitter, texture phase.
@@ -202,7 +203,20 @@ def render(ids, frames, size, gen, device):
     background = torch.where(st[:, :, :, :] == 1, bgc * (1 - 0.75 * grad[None]), background)
 
     video = background[:, :, None] + (obj[:, :, None, None, None] - background[:, :, None]) * alpha[:, None]
-    return video.clamp(0, 1) * 2 - 1
+    video = video.clamp(0, 1) * 2 - 1
+    return (video, alpha) if with_alpha else video
+
+
+# The caption a clip played backwards has: left <-> right, up <-> down, growing <->
+# shrinking; bouncing stays bouncing. The background is static, so a reversed clip is a
+# clip of the grammar (every start, speed and phase the renderer draws maps to one it also
+# draws): a free twin that differs from its clip only in the motion word's meaning.
+REVERSED_MOTION = [1, 0, 3, 2, 5, 4, 6]
+_INDEX = {c: i for i, c in enumerate(CAPTIONS)}
+# WITH_MOTION[id, m]: caption `id` with its motion word replaced by MOTIONS[m].
+WITH_MOTION = torch.tensor([[_INDEX[(c, s, m2, b, st)] for m2 in range(len(MOTIONS))]
+                            for c, s, m, b, st in CAPTIONS])
+REVERSED_ID = WITH_MOTION[torch.arange(len(CAPTIONS)), torch.tensor(REVERSED_MOTION)[ATTRIBUTES[:, 2]]]
 
 
 def sample_ids(batch, gen, device):

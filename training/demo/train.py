@@ -40,6 +40,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -134,6 +135,8 @@ def phase_vae(run, gen):
         vae.table.load(load_file(final))
         vae.to(run.device)
         run.log(f"vae: loaded finished weights from {final}")
+        if not os.path.exists(os.path.join(run.out, "vae.safetensors")):
+            export_vae(run, vae)  # the run's outputs hold everything export.py needs
         return vae
     with torch.no_grad():
         vae.table["conv1.bias"][16:] = -4.0  # start with small posterior noise
@@ -214,27 +217,53 @@ def export_vae(run, vae):
     run.save_st({k: v.bfloat16().cpu() for k, v in vae.table.export().items()}, "vae.safetensors", meta)
 
 
+def latent_mask(alpha):
+    """Object coverage [B, F, H, W] -> where the object is in latent space [B, Fl, H/8, W/8]
+    (uint8): the causal VAE's frame groups (frame 0, then fours), 8x8 pixel cells, any cover."""
+    B, Fr, H, W = alpha.shape
+    groups = [alpha[:, :1]] + [alpha[:, 1 + 4 * i:5 + 4 * i] for i in range((Fr - 1) // 4)]
+    a = torch.stack([g.amax(1) for g in groups], 1)                     # [B, Fl, H, W]
+    return (F.max_pool2d(a, 8) > 0.05).to(torch.uint8)
+
+
 # ----------------------------------------------------------------------------------------
 # 3. encode
 # ----------------------------------------------------------------------------------------
+def encode_clips(run, vae, ids, gen, twins):
+    """Latents (bf16) and latent object masks of fresh clips of caption `ids`; with `twins`,
+    each clip is followed by itself played backwards under its reversed caption."""
+    x, alpha = scenes.render(ids, scenes.CLIP_FRAMES, run.size, gen, run.device, with_alpha=True)
+    if twins:
+        ids = torch.stack([ids, scenes.REVERSED_ID.to(ids.device)[ids]], 1).flatten()
+        x = torch.stack([x, x.flip(2)], 1).flatten(0, 1)
+        alpha = torch.stack([alpha, alpha.flip(1)], 1).flatten(0, 1)
+    with run.autocast():
+        lat = vae.encode(x)
+    return ids, lat.bfloat16(), latent_mask(alpha)
+
+
 def phase_encode(run, vae, gen):
+    """The DiT's training set (clips and their time-reversed twins, see scenes.REVERSED_ID)
+    and a held-out set of moving clips for the direction probe."""
     a = run.args
-    frames = scenes.CLIP_FRAMES
-    ids_all, lat_all = [], []
+    ids_all, lat_all, mask_all = [], [], []
     start = time.monotonic()
     with torch.no_grad():
-        while sum(len(i) for i in ids_all) < a.encode_clips and time.monotonic() - start < a.encode_seconds:
-            ids = scenes.sample_ids(a.encode_batch, gen, run.device)
-            x = scenes.render(ids, frames, run.size, gen, run.device)
-            with run.autocast():
-                lat = vae.encode(x)
+        moving = torch.nonzero(scenes.ATTRIBUTES[:, 2] < 4)[:, 0].to(run.device)
+        pick = torch.randint(len(moving), (a.probe_clips,), generator=gen, device=run.device)
+        probe = encode_clips(run, vae, moving[pick], gen, twins=False)
+        batch = max(1, a.encode_batch // (2 if a.twins else 1))
+        while not ids_all or (sum(len(i) for i in ids_all) < a.encode_clips
+                              and time.monotonic() - start < a.encode_seconds):
+            ids, lat, mask = encode_clips(run, vae, scenes.sample_ids(batch, gen, run.device), gen, a.twins)
             ids_all.append(ids)
-            lat_all.append(lat.bfloat16())
-    ids = torch.cat(ids_all)
-    lat = torch.cat(lat_all)
-    run.log(f"encode: {len(ids)} clips -> latents {tuple(lat.shape[1:])}, std {lat.float().std().item():.3f} "
-            f"in {time.monotonic() - start:.1f} s")
-    return ids, lat
+            lat_all.append(lat)
+            mask_all.append(mask)
+    ids, lat, mask = torch.cat(ids_all), torch.cat(lat_all), torch.cat(mask_all)
+    run.log(f"encode: {len(ids)} clips (twins {a.twins}) -> latents {tuple(lat.shape[1:])}, "
+            f"std {lat.float().std().item():.3f}, object cells {mask.float().mean().item():.3f}, "
+            f"probe {len(probe[0])} moving clips, in {time.monotonic() - start:.1f} s")
+    return ids, lat, mask, probe
 
 
 # ----------------------------------------------------------------------------------------
@@ -245,9 +274,66 @@ def dit_meta(cfg):
             "raylight.vocabulary": json.dumps(scenes.VOCABULARY)}
 
 
+def config_of(tensors, heads):
+    return dict(dim=tensors["patch_embedding.weight"].shape[0], num_heads=heads,
+                ffn_dim=tensors["blocks.0.ffn.0.weight"].shape[0],
+                num_layers=len({k.split(".")[1] for k in tensors if k.startswith("blocks.")}),
+                text_dim=tensors["text_embedding.0.weight"].shape[1])
+
+
+def other_motion(ids, gen):
+    """For each caption id, the same caption with a wrong motion word of the same kind: one
+    of the three other directions for a moving clip, growing <-> shrinking, bouncing kept
+    (-1: no contrast for that clip)."""
+    attr = scenes.ATTRIBUTES.to(ids.device)[ids]
+    m = attr[:, 2]
+    k = torch.randint(1, 4, m.shape, generator=gen, device=ids.device)
+    wrong = torch.where(m < 4, (m + k) % 4, torch.where(m == 4, 5, torch.where(m == 5, 4, m)))
+    out = scenes.WITH_MOTION.to(ids.device)[ids, wrong]
+    return torch.where(m == 6, torch.full_like(ids, -1), out)
+
+
+def weighted_error(v, target, mask, fg_weight):
+    """Per-clip mean squared error, cells covered by the object weighted 1 + fg_weight: the
+    object is ~5% of the latent, so plain MSE hardly sees its shape or where it goes."""
+    w = 1.0 + fg_weight * mask[:, None].float()
+    return (w * (v.float() - target).pow(2)).flatten(1).mean(1)
+
+
+@torch.no_grad()
+def direction_probe(run, model, text, probe, gen):
+    """Loss of `model` on held-out moving clips with the right caption, the opposite
+    direction's and the empty prompt's, per noise level; the gap (opposite - right) / right
+    says how much the model uses the direction word (shipped weights: 0-8%)."""
+    ids, lat, mask = probe
+    texts, text_lens = text
+    g = torch.Generator(device=run.device).manual_seed(1234)  # the same noise every time
+    out = {}
+    for sig in (0.5, 0.8, 0.95):
+        x0 = lat.float()
+        noise = torch.randn(x0.shape, generator=g, device=run.device)
+        xt, tgt = (1 - sig) * x0 + sig * noise, noise - x0
+        t = torch.full((len(ids),), sig * 1000.0, device=run.device)
+        row = {}
+        for name, cap in (("right", ids * 4), ("opposite", scenes.REVERSED_ID.to(ids.device)[ids] * 4),
+                          ("empty", torch.full_like(ids, texts.shape[0] - 1))):
+            with run.autocast():
+                v = model(xt, t, texts[cap], text_lens[cap])
+            row[name] = (v.float() - tgt).pow(2).mean().item()
+        out[sig] = {k: round(v, 4) for k, v in row.items()}
+        out[sig]["gap"] = round((row["opposite"] - row["right"]) / row["right"], 4)
+    return out
+
+
 def phase_dit(run, text, data, gen):
     a = run.args
     cfg = SMOKE_DIT if a.smoke else DIT_CONFIG
+    init = None
+    if a.init_dit:
+        with safe_open(a.init_dit, "pt") as f:
+            heads = int(f.metadata()["raylight.num_heads"])
+        init = {k: v.float() for k, v in load_file(a.init_dit).items()}
+        cfg = config_of(init, heads)
     dit = WanDiT(**cfg, seed=a.seed).to(run.device)
     ema = WanDiT(**cfg, seed=a.seed).to(run.device)
     step = 0
@@ -259,12 +345,17 @@ def phase_dit(run, text, data, gen):
         step = state["step"]
         run.log(f"dit: resumed at step {step} from {ck_m}")
     else:
+        if init is not None:
+            dit.table.load(init)
+            run.log(f"dit: starting from the weights of {a.init_dit}")
         ema.load_state_dict(dit.state_dict())
     ema.requires_grad_(False)
     run.log(f"dit: {dit.parameter_count()} parameters, config {cfg}")
     opt = torch.optim.AdamW(dit.parameters(), lr=a.dit_lr, betas=(0.9, 0.99), weight_decay=0.01)
-    ids, lat = data
+    ids, lat, mask, probe = data
     texts, text_lens = text
+    probes = [{"step": step, "ema": direction_probe(run, ema, text, probe, gen)}]
+    run.log("direction probe", probes[-1])
     n = len(ids)
     variants = 4
     start, last_ck, first_step = time.monotonic(), time.monotonic(), step
@@ -277,10 +368,16 @@ def phase_dit(run, text, data, gen):
             g["lr"] = lr_at(a.dit_lr, step - first_step, frac, 300)
         pick = torch.randint(n, (a.dit_batch,), generator=gen, device=run.device)
         x0 = lat[pick].float()
-        cap = ids[pick] * variants + torch.randint(variants, (a.dit_batch,), generator=gen, device=run.device)
+        variant = torch.randint(variants, (a.dit_batch,), generator=gen, device=run.device)
+        cap = ids[pick] * variants + variant
         drop = torch.rand(a.dit_batch, generator=gen, device=run.device) < 0.1
         cap = torch.where(drop, torch.full_like(cap, texts.shape[0] - 1), cap)
-        ctx, lens = texts[cap], text_lens[cap]
+        # Contrast: the same noisy clips again under a wrong motion word, for the clips that
+        # kept their caption and have one (see other_motion).
+        wrong = other_motion(ids[pick], gen)
+        con = torch.nonzero((wrong >= 0) & ~drop)[:, 0] if a.contrast > 0 else wrong[:0]
+        cap_all = torch.cat([cap, wrong[con] * variants + variant[con]])
+        ctx, lens = texts[cap_all], text_lens[cap_all]
         # sigma: logit-normal, with a quarter uniform so both ends are trained.
         u = torch.sigmoid(torch.randn(a.dit_batch, generator=gen, device=run.device))
         u = torch.where(torch.rand(a.dit_batch, generator=gen, device=run.device) < 0.25,
@@ -289,9 +386,17 @@ def phase_dit(run, text, data, gen):
         noise = torch.randn(x0.shape, generator=gen, device=run.device)
         s = sigma[:, None, None, None, None]
         xt = (1 - s) * x0 + s * noise
+        target, m = noise - x0, mask[pick]
         with run.autocast():
-            v = dit(xt, sigma * 1000.0, ctx, lens)
-        loss = (v.float() - (noise - x0)).pow(2).mean()
+            v = dit(torch.cat([xt, xt[con]]), torch.cat([sigma, sigma[con]]) * 1000.0, ctx, lens)
+        err = weighted_error(v[:a.dit_batch], target, m, a.fg_weight)
+        loss = err.mean()
+        if len(con):
+            # Hinge: the wrong word must predict worse by a margin (relative to the right
+            # word's error); no pull once it does.
+            err_wrong = weighted_error(v[a.dit_batch:], target[con], m[con], a.fg_weight)
+            short = (1 + a.contrast_margin) * err[con] - err_wrong
+            loss = loss + a.contrast * (short / err[con].detach()).clamp(min=0).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(dit.parameters(), 1.0)
@@ -301,12 +406,18 @@ def phase_dit(run, text, data, gen):
         with torch.no_grad():
             torch._foreach_lerp_(ema_p, dit_p, 1 - decay)
         if step % 200 == 0 or step - first_step < 3:
-            run.log(f"dit step {step}: loss {loss.item():.4f} grad {gn.item():.2f} "
+            run.log(f"dit step {step}: loss {loss.item():.4f} mse {err.mean().item():.4f} grad {gn.item():.2f} "
                     f"lr {opt.param_groups[0]['lr']:.2e}")
+        if a.probe_every and step % a.probe_every == 0:
+            probes.append({"step": step, "ema": direction_probe(run, ema, text, probe, gen)})
+            run.log("direction probe", probes[-1])
         if time.monotonic() - last_ck > a.checkpoint_seconds:
             save_dit(run, dit, ema, step)
             last_ck = time.monotonic()
     save_dit(run, dit, ema, step)
+    probes.append({"step": step, "ema": direction_probe(run, ema, text, probe, gen)})
+    run.log("direction probe", probes[-1])
+    run.metrics["direction_probe"] = probes
     run.metrics["dit_steps"] = step
     run.metrics["dit_final_loss"] = loss.item()
     for p in ema.parameters():
@@ -338,7 +449,8 @@ def sample(dit, ctx, neg, lat_shape, steps, cfg, shift, gen, device):
         t = torch.full((B,), sig[i] * 1000.0, device=device)
         v = dit(x, t, ctx)
         if cfg != 1.0:
-            v = dit(x, t, neg) + cfg * (v - dit(x, t, neg))
+            u = dit(x, t, neg)
+            v = u + cfg * (v - u)
         x = x + (sig[i + 1] - sig[i]) * v
     return x
 
@@ -396,6 +508,36 @@ def phase_samples(run, dit, vae, gen):
         torch.save(torch.from_numpy(sheet), os.path.join(run.out, "samples.pt"))
 
 
+def phase_evaluate(run, dit, vae, gen):
+    """evaluate.py's measure on PyTorch samples (Euler, 20 steps, cfg 4, shift 3) of its
+    prompt walk (--per N --seed 1: N prompts of each motion), so a run says at once whether
+    directions are followed; the engine's numbers come from evaluate.py on the exported model."""
+    import evaluate
+    per = 1 if run.args.smoke else run.args.eval_per
+    prompts = evaluate.prompts(per, 1)
+    embs = encode_prompts(prompts + [""], device=run.device)
+    L = max(e.shape[0] for e in embs)
+    lat_hw = run.size // 8
+    lf = 1 + (scenes.CLIP_FRAMES - 1) // 4
+    results = []
+    for start in range(0, len(prompts), 64):
+        chunk = embs[start:min(start + 64, len(prompts))]
+        ctx = torch.zeros(len(chunk), L, 64, device=run.device)
+        for i, e in enumerate(chunk):
+            ctx[i, :e.shape[0]] = e
+        neg = torch.zeros(len(chunk), L, 64, device=run.device)
+        neg[:, :1] = embs[-1]
+        with torch.no_grad(), run.autocast():
+            z = sample(dit, ctx, neg, (len(chunk), 16, lf, lat_hw, lat_hw), 20, 4.0, 3.0, gen, run.device)
+            video = vae.decode(z.float()).float()
+        video = ((video.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1).double().cpu().numpy()
+        results.extend(evaluate.measure(video[i], prompts[start + i]) for i in range(len(chunk)))
+    summary = evaluate.summary(results)
+    run.log("evaluate (PyTorch samples):", json.dumps(summary))
+    run.metrics["evaluate"] = summary
+    run.metrics["evaluate_clips"] = results
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
@@ -414,12 +556,26 @@ def main():
     ap.add_argument("--dit-batch", type=int, default=256)
     ap.add_argument("--dit-lr", type=float, default=6e-4)
     ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--init-dit", help="start the DiT (and its EMA) from this dit.safetensors, e.g. "
+                    "src/models/demo/demo_dit.safetensors (its config replaces the default)")
+    ap.add_argument("--twins", type=int, default=1, help="also train on every clip played backwards "
+                    "under its reversed caption (1) or not (0)")
+    ap.add_argument("--fg-weight", type=float, default=4.0,
+                    help="extra loss weight on latent cells the object covers")
+    ap.add_argument("--contrast", type=float, default=0.5,
+                    help="weight of the hinge that makes a wrong motion word predict worse (0: off)")
+    ap.add_argument("--contrast-margin", type=float, default=0.25,
+                    help="how much worse (relative error) the wrong motion word must predict")
+    ap.add_argument("--eval-per", type=int, default=10, help="evaluate.py prompts per motion at the end")
+    ap.add_argument("--probe-clips", type=int, default=256, help="held-out moving clips of the direction probe")
+    ap.add_argument("--probe-every", type=int, default=1000, help="steps between direction probes (0: ends only)")
     ap.add_argument("--checkpoint-seconds", type=float, default=60)
     ap.add_argument("--max-steps", type=int, default=0, help="stop each phase after N steps (0: time only)")
     args = ap.parse_args()
     if args.smoke:
         args.vae_batch, args.encode_batch, args.dit_batch = 2, 4, 4
         args.encode_clips = 16
+        args.probe_clips, args.probe_every = 4, 2
         args.max_steps = args.max_steps or 3
     torch.manual_seed(args.seed)
     run = Run(args)
@@ -435,6 +591,7 @@ def main():
     data = phase_encode(run, vae, gen)
     dit = phase_dit(run, texts, data, gen)
     phase_samples(run, dit, vae, gen)
+    phase_evaluate(run, dit, vae, gen)
     run.metrics["seconds"] = round(time.monotonic() - run.t0, 1)
     with open(os.path.join(run.out, "metrics.json"), "w") as f:
         json.dump(run.metrics, f, indent=1)
