@@ -372,11 +372,16 @@ def phase_dit(run, text, data, gen):
         cap = ids[pick] * variants + variant
         drop = torch.rand(a.dit_batch, generator=gen, device=run.device) < 0.1
         cap = torch.where(drop, torch.full_like(cap, texts.shape[0] - 1), cap)
-        # Contrast: the same noisy clips again under a wrong motion word, for the clips that
-        # kept their caption and have one (see other_motion).
+        # Contrast: a fixed number of the noisy clips again under a wrong motion word, drawn
+        # from those that kept their caption and have one (see other_motion); a fixed count
+        # keeps the batch shape fixed (cudnn.benchmark tunes every new shape).
         wrong = other_motion(ids[pick], gen)
-        con = torch.nonzero((wrong >= 0) & ~drop)[:, 0] if a.contrast > 0 else wrong[:0]
-        cap_all = torch.cat([cap, wrong[con] * variants + variant[con]])
+        ok = (wrong >= 0) & ~drop
+        n_con = int(round(a.dit_batch * a.contrast_share)) if a.contrast > 0 else 0
+        con = (torch.rand(a.dit_batch, generator=gen, device=run.device) + (~ok).float()).argsort()[:n_con]
+        con_ok = ok[con].float()
+        wrong_cap = torch.where(wrong[con] >= 0, wrong[con], ids[pick][con])
+        cap_all = torch.cat([cap, wrong_cap * variants + variant[con]])
         ctx, lens = texts[cap_all], text_lens[cap_all]
         # sigma: logit-normal, with a quarter uniform so both ends are trained.
         u = torch.sigmoid(torch.randn(a.dit_batch, generator=gen, device=run.device))
@@ -396,7 +401,8 @@ def phase_dit(run, text, data, gen):
             # word's error); no pull once it does.
             err_wrong = weighted_error(v[a.dit_batch:], target[con], m[con], a.fg_weight)
             short = (1 + a.contrast_margin) * err[con] - err_wrong
-            loss = loss + a.contrast * (short / err[con].detach()).clamp(min=0).mean()
+            hinge = (short / err[con].detach()).clamp(min=0)
+            loss = loss + a.contrast * (hinge * con_ok).sum() / con_ok.sum().clamp(min=1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(dit.parameters(), 1.0)
@@ -564,6 +570,8 @@ def main():
                     help="extra loss weight on latent cells the object covers")
     ap.add_argument("--contrast", type=float, default=0.5,
                     help="weight of the hinge that makes a wrong motion word predict worse (0: off)")
+    ap.add_argument("--contrast-share", type=float, default=0.5,
+                    help="share of the batch that also goes through under a wrong motion word")
     ap.add_argument("--contrast-margin", type=float, default=0.25,
                     help="how much worse (relative error) the wrong motion word must predict")
     ap.add_argument("--eval-per", type=int, default=10, help="evaluate.py prompts per motion at the end")
