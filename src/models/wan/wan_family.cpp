@@ -332,6 +332,10 @@ class WanSpec final : public DenoiserSpec {
     }
     return wan_image_conditioning(c_, images, item, codec, encoder);
   }
+  void pin_latent(const Conditioning& c, Tensor& item) const override {
+    if (!c_.ti2v()) return;
+    if (auto it = c.find("first_frame"); it != c.end()) write_first_frame(item, it->second);
+  }
   PartSlot denoiser_slot() const override {
     if (const auto role = expert()) {
       const char* task = c_.takes_y() ? "i2v" : "t2v";
