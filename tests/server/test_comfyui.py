@@ -284,6 +284,23 @@ class RealComfyUITest(unittest.TestCase):
         status, wf = self.comfy.api("GET", "/api/workflow_templates/raylight/wan_t2v_raylight.json")
         self.assertEqual(status, 200)
         self.assertIn("RaylightKSampler", {n["type"] for n in wf["nodes"]})
+        # The Wan 2.2 A14B split: two Raylight KSampler (Advanced) nodes on the pair loader's two
+        # outputs, whose widgets are the nodes' inputs in ComfyUI's order.
+        self.assertIn("wan22_t2v_a14b_raylight", templates.get("raylight", []), templates)
+        status, wf = self.comfy.api("GET", "/api/workflow_templates/raylight/wan22_t2v_a14b_raylight.json")
+        self.assertEqual(status, 200)
+        advanced = [n for n in wf["nodes"] if n["type"] == "RaylightKSamplerAdvanced"]
+        self.assertEqual(len(advanced), 2)
+        status, info = self.comfy.api("GET", "/api/object_info/RaylightKSamplerAdvanced")
+        self.assertEqual(status, 200)
+        spec = info["RaylightKSamplerAdvanced"]["input"]
+        widgets = [k for part in ("required", "optional") for k, v in spec.get(part, {}).items()
+                   if isinstance(v[0], list) or v[0] in ("INT", "FLOAT", "BOOLEAN", "STRING")]
+        for node in advanced:  # noise_seed's control_after_generate takes a widget slot of its own
+            self.assertEqual(len(node["widgets_values"]), len(widgets) + 1, widgets)
+        self.assertEqual([n["widgets_values"][0] for n in advanced], ["enable", "disable"])
+        pair = next(n for n in wf["nodes"] if n["type"] == "RaylightDiffusionModelPairLoader")
+        self.assertEqual([o["name"] for o in pair["outputs"]], ["high_noise_model", "low_noise_model"])
 
     def test_7_the_example_workflows_defaults_run_on_this_build(self):
         # The example's Initializer, as the user gets it (gpus "auto", ulysses 0): the ranks
