@@ -669,8 +669,12 @@ class RealComfyUITest(unittest.TestCase):
         # on, the low expert continuing without noise), its own Wan forward in fp32: the same
         # latents to fp32 rounding of two implementations.
         scale = theirs.abs().max().item()
-        self.assertLess((ours_high - theirs_high).abs().max().item(), 1e-3 * theirs_high.abs().max().item())
-        self.assertLess((ours - theirs).abs().max().item(), 1e-3 * scale)
+        print("\n  KSamplerAdvanced split, ours vs ComfyUI's own: final max abs %.2e (values up to %.1f), leftover "
+              "LATENT %.2e (up to %.1f)" % ((ours - theirs).abs().max().item(), scale,
+                                            (ours_high - theirs_high).abs().max().item(),
+                                            theirs_high.abs().max().item()))
+        self.assertLess((ours_high - theirs_high).abs().max().item(), 1e-4 * theirs_high.abs().max().item())
+        self.assertLess((ours - theirs).abs().max().item(), 1e-4 * scale)
         # The two nodes equal one request of the pair switching at its boundary (which falls
         # at the split: 1000 sigma >= 875 for steps 0..2): the same sigmas and noise.
         from raylight_client import safetensors_io as st
