@@ -110,11 +110,10 @@ Tensor run_sample_job(LoadedModel& model, const SampleJob& job, const SampleHook
   };
 
   // What the conditioning pins (TI2V's first frame), on the start and after every step.
-  const DenoiserSpec& spec = *model.spec;
-  const SampleFix pin = [&](Tensor& x) { spec.pin_latent(job.positive, x); };
+  const SampleFix pin = model.spec->latent_pin(job.positive);
   auto start = [&](int64_t item) {
     Tensor x = initial_sample(job, item);
-    pin(x);
+    if (pin) pin(x);
     return x;
   };
 

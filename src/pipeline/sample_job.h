@@ -57,7 +57,7 @@ struct SampleHooks {
 // Latents [batch, item...] (or [item...] when not batched_output), fp32, on every rank.
 // A model with a low-noise expert switches to it once 1000 * sigma falls below the pair's
 // boundary (guidance cfg_low from then on), unless the job names one expert. Where the spec
-// pins part of the latent (pin_latent: TI2V's first frame), the start and every step's
+// pins part of the latent (latent_pin: TI2V's first frame), the start and every step's
 // sample get it written back.
 Tensor run_sample_job(LoadedModel& model, const SampleJob& job, const SampleHooks& hooks = {});
 

@@ -332,9 +332,10 @@ class WanSpec final : public DenoiserSpec {
     }
     return wan_image_conditioning(c_, images, item, codec, encoder);
   }
-  void pin_latent(const Conditioning& c, Tensor& item) const override {
-    if (!c_.ti2v()) return;
-    if (auto it = c.find("first_frame"); it != c.end()) write_first_frame(item, it->second);
+  SampleFix latent_pin(const Conditioning& c) const override {
+    const auto it = c.find("first_frame");
+    if (!c_.ti2v() || it == c.end()) return {};
+    return [image = it->second.to_f32()](Tensor& item) { write_first_frame(item, image); };
   }
   PartSlot denoiser_slot() const override {
     if (const auto role = expert()) {

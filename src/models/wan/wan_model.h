@@ -20,7 +20,7 @@ struct WanInputs {
   // TI2V only (Wan 2.2 5B image-to-video): the image's normalised latent [in_dim, 1, H, W].
   // It replaces the latent's first frame, whose tokens run at timestep 0 (per-token
   // timesteps, textimage2video.py); the sampling loop writes it back into its sample after
-  // every step (DenoiserSpec::pin_latent), as the official loop does.
+  // every step (DenoiserSpec::latent_pin), as the official loop does.
   Tensor first_frame;
 };
 
