@@ -101,11 +101,11 @@ def ensure_model(handle):
     client = cluster_client(handle["cluster"])
     loaded = client.model()
     want = handle["cluster"]["layout"]
-    if not (loaded and loaded.get("model") == handle["path"]
+    if not (loaded and loaded.get("model") == handle["path"] and loaded.get("model_low") == handle.get("path_low")
             and all(loaded["layout"].get(k) == want[k] for k in ("ulysses", "ring", "cfg_parallel", "dp")
                     if want[k] is not None)
             and all(loaded.get(k) == want.get(k) for k in ("fsdp", "offload", "gpu_memory_limit_gib"))):
-        loaded = client.load(handle["path"], **want)
+        loaded = client.load(handle["path"], model_low=handle.get("path_low"), **want)
     # LoRAs change without loading the model again; the server re-reads the base weights.
     want_loras = [{"path": l["path"], "strength": float(l["strength"])} for l in handle.get("loras", [])]
     have_loras = [{"path": l["path"], "strength": float(l["strength"])} for l in (loaded or {}).get("loras", [])]
@@ -138,17 +138,48 @@ def prepare_noise(latent, seed, batch_index=None):
     return torch.randn(latent.size(), dtype=torch.float32, layout=latent.layout, generator=generator, device="cpu")
 
 
+def flow_sampling(shift):
+    """ComfyUI's flow model sampling with `shift` (None outside ComfyUI)."""
+    model_sampling = _comfy("comfy.model_sampling")
+    if model_sampling is None:
+        return None
+
+    class FlowSampling(model_sampling.ModelSamplingDiscreteFlow, model_sampling.CONST):
+        pass
+
+    ms = FlowSampling(None)
+    ms.set_parameters(shift=shift, multiplier=1000)
+    return ms
+
+
+def leftover_in(latent, sigma, shift):
+    """A LATENT that an earlier KSamplerAdvanced returned with leftover noise -> the sample at
+    `sigma`, as ComfyUI's sampler makes it with add_noise disabled: noise_scaling(sigma, 0,
+    latent) = (1 - sigma) latent for a flow model (ComfyUI's LATENT holds x / (1 - sigma))."""
+    ms = flow_sampling(shift)
+    if ms is not None:
+        import torch
+        return ms.noise_scaling(torch.tensor([sigma], dtype=latent.dtype), torch.zeros_like(latent), latent)
+    return latent * (1.0 - sigma)
+
+
+def leftover_out(sample, sigma, shift):
+    """The sample at `sigma` -> ComfyUI's LATENT (inverse_noise_scaling: x / (1 - sigma) for a
+    flow model; the identity at sigma 0, or on a ComfyUI without it)."""
+    ms = flow_sampling(shift)
+    if ms is not None:
+        if not hasattr(ms, "inverse_noise_scaling"):
+            return sample
+        import torch
+        return ms.inverse_noise_scaling(torch.tensor([sigma], dtype=sample.dtype), sample)
+    return sample / (1.0 - sigma) if sigma > 0 else sample
+
+
 def schedule(scheduler, steps, shift, denoise):
     """Sigmas for ComfyUI's scheduler on a flow model with `shift` (ComfyUI's own when present)."""
     samplers = _comfy("comfy.samplers")
-    model_sampling = _comfy("comfy.model_sampling")
-    if samplers is not None and model_sampling is not None:
-        class FlowSampling(model_sampling.ModelSamplingDiscreteFlow, model_sampling.CONST):
-            pass
-
-        ms = FlowSampling(None)
-        ms.set_parameters(shift=shift, multiplier=1000)
-
+    ms = flow_sampling(shift)
+    if samplers is not None and ms is not None:
         def sigmas_for(n):
             return [float(s) for s in samplers.calculate_sigmas(ms, scheduler, n)]
     else:
@@ -341,6 +372,28 @@ class RaylightDiffusionModelLoader:
         return (handle,)
 
 
+class RaylightDiffusionModelPairLoader:
+    """Loads a two-expert model (Wan 2.2 A14B: the high-noise and the low-noise file) onto the
+    ranks as one pair; its two outputs name the expert a sampler given them runs with
+    (KSamplerAdvanced splits: high noise first, then low noise). Both stay loaded."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"cluster": ("RAYLIGHT_CLUSTER",), "high_noise_unet_name": (model_names(),),
+                             "low_noise_unet_name": (model_names(),)}}
+
+    RETURN_TYPES = ("RAYLIGHT_MODEL", "RAYLIGHT_MODEL")
+    RETURN_NAMES = ("high_noise_model", "low_noise_model")
+    FUNCTION = "load"
+    CATEGORY = "Raylight"
+
+    def load(self, cluster, high_noise_unet_name, low_noise_unet_name):
+        pair = {"cluster": cluster, "path": model_path(high_noise_unet_name),
+                "path_low": model_path(low_noise_unet_name)}
+        ensure_model(pair)
+        return (dict(pair, expert="high"), dict(pair, expert="low"))
+
+
 def image_tensors(info, cond, latent, fmt):
     """The shared image-to-video inputs (y, clip_fea) from WanImageToVideo's conditioning
     (its concat_latent_image, concat_mask and clip_vision_output options), made as ComfyUI's
@@ -402,6 +455,93 @@ def torch_cat(tensors, dim):
     return torch.cat(tensors, dim)
 
 
+# The expert a node samples with: the one its model handle names (the pair loader's two
+# outputs), the pair's own switch at its boundary, or one named here.
+EXPERTS = {"model": None, "boundary": None, "high_noise": "high", "low_noise": "low"}
+
+
+def model_space(fmt, latent):
+    """A LATENT in the model's space, as ComfyUI's sampler takes it: an all-zero (empty) latent
+    stays zero (comfy/samplers.py does not shift the empty latent)."""
+    latent = latent.float()
+    return fmt.process_in(latent) if bool((latent != 0).any()) else latent
+
+
+def sample_on_server(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
+                     denoise=1.0, shift=5.0, add_noise=True, start_step=None, end_step=None, leftover_noise=False,
+                     expert="model"):
+    """common_ksampler on the ranks: ComfyUI's noise and sigmas, the part [start_step,
+    end_step] of the schedule (KSamplerAdvanced), the latent converted in and out of the
+    model's space (and, for parts that start or end with noise left, ComfyUI's flow scaling)."""
+    if "noise_mask" in latent_image:
+        raise ValueError("Raylight's sampler does not take noise masks (inpainting)")
+    if expert not in EXPERTS:
+        raise ValueError("expert must be one of %s, got %r" % (", ".join(EXPERTS), expert))
+    which = model.get("expert") if expert == "model" else EXPERTS[expert]
+    if which and not model.get("path_low"):
+        raise ValueError("expert %r is for a two-expert model (Raylight Load Diffusion Model Pair); this model is "
+                         "one file" % expert)
+    latent = latent_image["samples"]
+    client = ensure_model(model)
+    info = client.model() or {}
+    fmt_info = info.get("latent_format") or {}
+    dims = fmt_info.get("item_dims", 4) + 1
+    channels = fmt_info.get("channels")
+    if latent.dim() != dims or (channels and latent.shape[1] != channels):
+        raise ValueError("the loaded %s model takes latents of %d dimensions with %s channels "
+                         "(batch, channels, ...); got %s" % (info.get("family", "Raylight"), dims, channels,
+                                                           tuple(latent.shape)))
+    if denoise <= 0:
+        return (latent_image,)
+    fmt = latent_format(info)
+    sigmas = schedule(scheduler, steps, shift, denoise)
+    advanced = start_step is not None or end_step is not None
+    part = schedules.cut_sigmas(sigmas, start_step, end_step, leftover_noise) if advanced else sigmas
+    if len(part) < 2:  # no step left: ComfyUI returns the latent as it came
+        return (latent_image,)
+    tensors = prompt_tensors(info, positive, "positive", False)
+    tensors.update(image_tensors(info, positive, latent, fmt))
+    if cfg != 1.0:
+        tensors.update(prompt_tensors(info, negative, "negative", True))
+    tensors.update(reference_tensors(info, positive, fmt))
+    params = {"sampler": schedules.SAMPLERS[sampler_name], "cfg": float(cfg), "sigmas": sigmas}
+    if add_noise:
+        tensors["noise"] = st.from_torch(prepare_noise(latent, seed, latent_image.get("batch_index")))
+        if part[0] < 1.0:
+            tensors["latent"] = st.from_torch(model_space(fmt, latent))
+    else:  # the latent carries its noise: the sample at the part's first sigma
+        tensors["latent"] = st.from_torch(leftover_in(model_space(fmt, latent), part[0], shift))
+        params["add_noise"] = False
+    if advanced:
+        params.update({"start_step": int(start_step or 0),
+                       "end_step": min(int(end_step), 1000000) if end_step is not None else 1000000,
+                       "return_with_leftover_noise": bool(leftover_noise)})
+    if which:
+        params["expert"] = which
+    guidance = distilled_guidance(info, positive)
+    if guidance is not None:
+        params["guidance"] = guidance
+
+    utils = _comfy("comfy.utils")
+    mm = _comfy("comfy.model_management")
+    bar = utils.ProgressBar(len(part) - 1) if utils is not None else None
+    try:
+        out = client.sample(tensors, params,
+                            on_progress=(lambda s, t: bar.update_absolute(s, t)) if bar else None,
+                            should_cancel=mm.processing_interrupted if mm is not None else None)
+    except RaylightCancelled:
+        if mm is not None:
+            mm.throw_exception_if_processing_interrupted()
+        raise
+    except (RaylightError, OSError) as e:  # a server that died says why (its log)
+        err = e if isinstance(e, RaylightError) else RaylightError(0, str(e))
+        raise launcher.explain(err) from e
+    samples = fmt.process_out(leftover_out(st.to_torch(out["latent"]), part[-1], shift))
+    result = dict(latent_image)
+    result["samples"] = samples
+    return (result,)
+
+
 class RaylightKSampler:
     """KSampler's inputs and outputs; the denoising runs on the Raylight ranks."""
 
@@ -428,54 +568,51 @@ class RaylightKSampler:
 
     def sample(self, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
                denoise=1.0, shift=5.0):
-        if "noise_mask" in latent_image:
-            raise ValueError("Raylight's sampler does not take noise masks (inpainting)")
-        latent = latent_image["samples"]
-        client = ensure_model(model)
-        info = client.model() or {}
-        fmt_info = info.get("latent_format") or {}
-        dims = fmt_info.get("item_dims", 4) + 1
-        channels = fmt_info.get("channels")
-        if latent.dim() != dims or (channels and latent.shape[1] != channels):
-            raise ValueError("the loaded %s model takes latents of %d dimensions with %s channels "
-                             "(batch, channels, ...); got %s" % (info.get("family", "Raylight"), dims, channels,
-                                                               tuple(latent.shape)))
-        if denoise <= 0:
-            return (latent_image,)
-        fmt = latent_format(info)
-        noise = prepare_noise(latent, seed, latent_image.get("batch_index"))
-        sigmas = schedule(scheduler, steps, shift, denoise)
-        tensors = prompt_tensors(info, positive, "positive", False)
-        tensors["noise"] = st.from_torch(noise)
-        tensors.update(image_tensors(info, positive, latent, fmt))
-        if cfg != 1.0:
-            tensors.update(prompt_tensors(info, negative, "negative", True))
-        tensors.update(reference_tensors(info, positive, fmt))
-        if sigmas[0] < 1.0:
-            tensors["latent"] = st.from_torch(fmt.process_in(latent.float()))
-        params = {"sampler": schedules.SAMPLERS[sampler_name], "cfg": float(cfg), "sigmas": sigmas}
-        guidance = distilled_guidance(info, positive)
-        if guidance is not None:
-            params["guidance"] = guidance
+        return sample_on_server(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
+                                denoise=denoise, shift=shift)
 
-        utils = _comfy("comfy.utils")
-        mm = _comfy("comfy.model_management")
-        bar = utils.ProgressBar(steps) if utils is not None else None
-        try:
-            out = client.sample(tensors, params,
-                                on_progress=(lambda s, t: bar.update_absolute(s, t)) if bar else None,
-                                should_cancel=mm.processing_interrupted if mm is not None else None)
-        except RaylightCancelled:
-            if mm is not None:
-                mm.throw_exception_if_processing_interrupted()
-            raise
-        except (RaylightError, OSError) as e:  # a server that died says why (its log)
-            err = e if isinstance(e, RaylightError) else RaylightError(0, str(e))
-            raise launcher.explain(err) from e
-        samples = fmt.process_out(st.to_torch(out["latent"]))
-        result = dict(latent_image)
-        result["samples"] = samples
-        return (result,)
+
+class RaylightKSamplerAdvanced:
+    """KSamplerAdvanced on the Raylight ranks: a part [start_at_step, end_at_step] of a
+    steps-long schedule, noise added or not, returned with its leftover noise or not, exactly
+    as ComfyUI's (common_ksampler). Two of them run a Wan 2.2 A14B pair's experts: the
+    high-noise one from step 0 to K with leftover noise, the low-noise one from K on without
+    adding noise; the expert is the one the model input names (Raylight Load Diffusion Model
+    Pair's outputs) unless `expert` says otherwise."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("RAYLIGHT_MODEL",),
+            "add_noise": (["enable", "disable"],),
+            "noise_seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True}),
+            "steps": ("INT", {"default": 20, "min": 1, "max": 10000}),
+            "cfg": ("FLOAT", {"default": 5.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}),
+            "sampler_name": (list(schedules.SAMPLERS),),
+            "scheduler": (scheduler_names(),),
+            "positive": ("CONDITIONING",),
+            "negative": ("CONDITIONING",),
+            "latent_image": ("LATENT",),
+            "start_at_step": ("INT", {"default": 0, "min": 0, "max": 10000}),
+            "end_at_step": ("INT", {"default": 10000, "min": 0, "max": 10000}),
+            "return_with_leftover_noise": (["disable", "enable"],),
+            "shift": ("FLOAT", {"default": 5.0, "min": 0.01, "max": 100.0, "step": 0.01,
+                                "tooltip": "flow shift (ModelSamplingSD3's shift)"}),
+        }, "optional": {
+            "expert": (list(EXPERTS), {"tooltip": "a two-expert model's expert: the one the model input names, the "
+                                                  "pair's switch at its boundary, or one named here"}),
+        }}
+
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "sample"
+    CATEGORY = "Raylight"
+
+    def sample(self, model, add_noise, noise_seed, steps, cfg, sampler_name, scheduler, positive, negative,
+               latent_image, start_at_step, end_at_step, return_with_leftover_noise, shift=5.0, expert="model"):
+        return sample_on_server(model, noise_seed, steps, cfg, sampler_name, scheduler, positive, negative,
+                                latent_image, shift=shift, add_noise=add_noise == "enable", start_step=start_at_step,
+                                end_step=end_at_step, leftover_noise=return_with_leftover_noise == "enable",
+                                expert=expert)
 
 
 def lora_names():
@@ -713,6 +850,8 @@ NODE_CLASS_MAPPINGS = {
     "RaylightInitializer": RaylightInitializer,
     "RaylightDiffusionModelLoader": RaylightDiffusionModelLoader,
     "RaylightKSampler": RaylightKSampler,
+    "RaylightKSamplerAdvanced": RaylightKSamplerAdvanced,
+    "RaylightDiffusionModelPairLoader": RaylightDiffusionModelPairLoader,
     "RaylightLoraLoader": RaylightLoraLoader,
     "RaylightTextEncode": RaylightTextEncode,
     "RaylightVAEDecode": RaylightVAEDecode,
@@ -723,6 +862,8 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "RaylightInitializer": "Raylight Initializer",
     "RaylightDiffusionModelLoader": "Raylight Load Diffusion Model",
     "RaylightKSampler": "Raylight KSampler",
+    "RaylightKSamplerAdvanced": "Raylight KSampler (Advanced)",
+    "RaylightDiffusionModelPairLoader": "Raylight Load Diffusion Model Pair",
     "RaylightLoraLoader": "Raylight Load LoRA",
     "RaylightTextEncode": "Raylight Text Encode",
     "RaylightVAEDecode": "Raylight VAE Decode",

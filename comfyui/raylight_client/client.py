@@ -131,10 +131,13 @@ class RaylightClient:
         return self._json("GET", "/v1/jobs/" + job_id)
 
     def load(self, model, ulysses=None, ring=None, cfg_parallel=False, dp=None, fsdp=False, offload=False,
-             gpu_memory_limit_gib=None, timeout=3600.0):
+             gpu_memory_limit_gib=None, timeout=3600.0, model_low=None):
         """Loads a model with a layout (waits for it); returns the model's description.
-        gpu_memory_limit_gib caps each rank's GPU memory (None: no cap)."""
+        gpu_memory_limit_gib caps each rank's GPU memory (None: no cap); model_low: the
+        low-noise expert of a two-expert model (Wan 2.2 A14B), `model` being the high one."""
         req = {"model": model, "cfg_parallel": bool(cfg_parallel), "fsdp": bool(fsdp), "offload": bool(offload)}
+        if model_low:
+            req["model_low"] = model_low
         if gpu_memory_limit_gib:
             req["gpu_memory_limit_gib"] = float(gpu_memory_limit_gib)
         for k, v in (("ulysses", ulysses), ("ring", ring), ("dp", dp)):

@@ -48,3 +48,21 @@ def denoised_sigmas(sigmas_for, steps, denoise):
         return list(sigmas_for(steps))
     total = int(steps / denoise)
     return list(sigmas_for(total))[-(steps + 1):]
+
+
+def cut_sigmas(sigmas, start_step=None, end_step=None, leftover_noise=False):
+    """KSamplerAdvanced's part of a schedule (comfy/samplers.py KSampler.sample): the sigmas
+    of steps [start_step, end_step], the end cut first; a part that ends early keeps its last
+    sigma with leftover_noise, else that sigma becomes 0. Fewer than 2 sigmas: no step is
+    left (ComfyUI then returns the latent unchanged)."""
+    sigmas = list(sigmas)
+    if end_step is not None and end_step < len(sigmas) - 1:
+        sigmas = sigmas[:end_step + 1]
+        if not leftover_noise:
+            sigmas[-1] = 0.0
+    if start_step is not None:
+        if start_step < len(sigmas) - 1:
+            sigmas = sigmas[start_step:]
+        else:
+            return []
+    return sigmas

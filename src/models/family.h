@@ -289,6 +289,11 @@ class DenoiserSpec {
   virtual ImageInputs image_inputs() const { return {}; }
   virtual Conditioning image_conditioning(const std::vector<Tensor>& images, const Shape& item,
                                           LatentCodec& codec, ImageEncoder* encoder) const;
+  // What checked conditioning fixes in a latent item (host fp32, item shape), as a function
+  // the sampling loop applies to its start and after every step: Wan 2.2 TI2V writes the
+  // image's latent back into frame 0, as textimage2video.py's mask blend does. Empty when the
+  // conditioning fixes nothing (the default), so the loop does no extra work.
+  virtual SampleFix latent_pin(const Conditioning& /*conditioning*/) const { return {}; }
   // LoRA key stems that land on a run of rows of a fused weight (separate q/k/v LoRAs on
   // Flux's fused qkv and linear1, as ComfyUI maps diffusers names), beside lora_stems.
   virtual std::vector<std::pair<std::string, LoraTarget>> lora_slices() const { return {}; }

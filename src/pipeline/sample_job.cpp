@@ -17,9 +17,14 @@ void combine_guidance(Tensor& v_pos, const Tensor& v_neg, double cfg) {
   for (int64_t i = 0; i < v_pos.numel(); ++i) pv[i] = static_cast<float>(pu[i] + cfg * (pv[i] - pu[i]));
 }
 
-// The starting point of item `i`: noise at sigmas[0], mixed with the latent below sigma 1.
+// The starting point of item `i`: noise at sigmas[0], mixed with the latent below sigma 1;
+// without add_noise the latent itself.
 Tensor initial_sample(const SampleJob& job, int64_t i) {
   const int64_t n = shape_numel(job.item_shape);
+  if (!job.add_noise) {
+    if (!job.latent.defined()) fail("a job without added noise needs the latent to continue from");
+    return job.latent.reshape({job.batch, n}).slice_rows(i, i + 1).reshape(job.item_shape).clone();
+  }
   Tensor noise = job.noise.defined()
                      ? job.noise.reshape({job.batch, n}).slice_rows(i, i + 1).reshape(job.item_shape).clone()
                      : gaussian_noise(job.item_shape, job.seed + static_cast<uint64_t>(i));
@@ -54,6 +59,12 @@ Tensor run_sample_job(LoadedModel& model, const SampleJob& job, const SampleHook
   if (model.low_noise) {
     boundary = model.spec->expert()->boundary;
     experts.push_back({model.low_noise->denoiser.get(), job.cfg_low.value_or(job.cfg), nullptr, nullptr});
+    // One named expert for every step: only it is prepared and run.
+    if (job.expert == ExpertChoice::Low) experts.erase(experts.begin());
+    if (job.expert == ExpertChoice::High) experts.pop_back();
+  } else if (job.expert != ExpertChoice::ByBoundary) {
+    fail("a job names the ", job.expert == ExpertChoice::High ? "high" : "low", "-noise expert, but ",
+         model.spec->variant(), " is loaded as one model (load a two-expert pair for that)");
   }
   bool guided = false;
   for (const Expert& e : experts) guided = guided || e.cfg != 1.0;
@@ -98,6 +109,14 @@ Tensor run_sample_job(LoadedModel& model, const SampleJob& job, const SampleHook
     return v;
   };
 
+  // What the conditioning pins (TI2V's first frame), on the start and after every step.
+  const SampleFix pin = model.spec->latent_pin(job.positive);
+  auto start = [&](int64_t item) {
+    Tensor x = initial_sample(job, item);
+    if (pin) pin(x);
+    return x;
+  };
+
   const int64_t dp = dp_group ? dp_group->size() : 1;
   const int64_t dp_rank = dp_group ? dp_group->rank() : 0;
   const int64_t rounds = (job.batch + dp - 1) / dp;
@@ -111,14 +130,17 @@ Tensor run_sample_job(LoadedModel& model, const SampleJob& job, const SampleHook
     const int64_t item = r * dp + dp_rank;
     Tensor mine;
     if (item < job.batch) {
-      mine = sample_flow(job.sampler, initial_sample(job, item), job.sigmas, velocity, [&](int step, int) {
-        if (hooks.after_step) hooks.after_step(static_cast<int>(r) * steps + step, total);
-      });
+      mine = sample_flow(
+          job.sampler, start(item), job.sigmas, velocity,
+          [&](int step, int) {
+            if (hooks.after_step) hooks.after_step(static_cast<int>(r) * steps + step, total);
+          },
+          pin);
     } else {
       // Nothing left for this group, but its forwards must still meet the others' collectives
       // (FSDP gathers over every rank, the step hooks agree): it samples the last item again
       // and drops it.
-      sample_flow(job.sampler, initial_sample(job, job.batch - 1), job.sigmas, velocity);
+      sample_flow(job.sampler, start(job.batch - 1), job.sigmas, velocity, {}, pin);
       mine = Tensor::zeros(job.item_shape);
     }
     if (dp == 1) {

@@ -22,6 +22,10 @@
 
 namespace raylight {
 
+// Which expert of a two-expert model samples: the one the pair's boundary picks per step, or
+// one of them for every step (ComfyUI's KSamplerAdvanced given one expert of the pair).
+enum class ExpertChoice { ByBoundary, High, Low };
+
 struct SampleJob {
   Conditioning positive, negative;  // checked by the spec; negative empty when cfg == 1
   Tensor latent, noise;             // fp32 [batch, item...] or undefined (zeros / seeded)
@@ -34,6 +38,10 @@ struct SampleJob {
   std::optional<double> cfg_low;
   SamplerKind sampler = SamplerKind::UniPC;
   uint64_t seed = 0;
+  ExpertChoice expert = ExpertChoice::ByBoundary;
+  // false: `latent` is already the sample at sigmas[0] (ComfyUI's add_noise disabled: a part
+  // of a schedule continued from an earlier part's leftover noise); no noise is mixed in.
+  bool add_noise = true;
 
   int steps() const { return static_cast<int>(sigmas.size()) - 1; }
 };
@@ -48,7 +56,9 @@ struct SampleHooks {
 
 // Latents [batch, item...] (or [item...] when not batched_output), fp32, on every rank.
 // A model with a low-noise expert switches to it once 1000 * sigma falls below the pair's
-// boundary (guidance cfg_low from then on).
+// boundary (guidance cfg_low from then on), unless the job names one expert. Where the spec
+// pins part of the latent (latent_pin: TI2V's first frame), the start and every step's
+// sample get it written back.
 Tensor run_sample_job(LoadedModel& model, const SampleJob& job, const SampleHooks& hooks = {});
 
 // The options a person gives: a size, steps, guidance, shift, seed and sampler; the

@@ -81,6 +81,14 @@ Tensor call_model(const VelocityFn& model, const Tensor& x, double sigma) {
   return v.to_f32();
 }
 
+// The step's result through the caller's fix, on a copy no history entry shares (x may be
+// the data prediction just kept as history).
+void pin(Tensor& x, const SampleFix& fix) {
+  if (!fix) return;
+  x = x.clone();
+  fix(x);
+}
+
 // D = x - sigma v.
 Tensor data_prediction(const Tensor& x, const Tensor& v, double sigma) {
   return combine(x.shape(), {{1.0, x.f32()}, {-sigma, v.f32()}});
@@ -130,12 +138,13 @@ Phi phi_functions(double z) {
 // Euler
 
 Tensor run_euler(const Tensor& x0, const std::vector<double>& sigmas, const VelocityFn& model,
-                 const StepCallback& on_step) {
+                 const StepCallback& on_step, const SampleFix& fix) {
   const int steps = static_cast<int>(sigmas.size()) - 1;
   Tensor x = x0;
   for (int k = 0; k < steps; ++k) {
     Tensor v = call_model(model, x, sigmas[k]);
     x = combine(x.shape(), {{1.0, x.f32()}, {sigmas[k + 1] - sigmas[k], v.f32()}});
+    pin(x, fix);
     if (on_step) on_step(k + 1, steps);
   }
   return x;
@@ -145,7 +154,7 @@ Tensor run_euler(const Tensor& x0, const std::vector<double>& sigmas, const Velo
 // DPM++ 2M
 
 Tensor run_dpmpp2m(const Tensor& x0, const std::vector<double>& sigmas, const VelocityFn& model,
-                   const StepCallback& on_step) {
+                   const StepCallback& on_step, const SampleFix& fix) {
   const int steps = static_cast<int>(sigmas.size()) - 1;
   Tensor x = x0;
   Tensor d_prev;
@@ -172,6 +181,7 @@ Tensor run_dpmpp2m(const Tensor& x0, const std::vector<double>& sigmas, const Ve
       }
     }
     d_prev = std::move(d);
+    pin(x, fix);
     if (on_step) on_step(k + 1, steps);
   }
   return x;
@@ -181,7 +191,7 @@ Tensor run_dpmpp2m(const Tensor& x0, const std::vector<double>& sigmas, const Ve
 // UniPC (bh2, order 2, x0 prediction)
 
 Tensor run_unipc(const Tensor& x0, const std::vector<double>& sigmas, const VelocityFn& model,
-                 const StepCallback& on_step) {
+                 const StepCallback& on_step, const SampleFix& fix) {
   const int steps = static_cast<int>(sigmas.size()) - 1;
   Tensor x = x0;
   Tensor last_sample;       // the sample the previous predictor started from
@@ -252,6 +262,7 @@ Tensor run_unipc(const Tensor& x0, const std::vector<double>& sigmas, const Velo
       x = combine(x.shape(), {{cx, x.f32()}, {cm0 - c, m.f32()}, {c, m_prev2.f32()}});
     }
     last_order = order;
+    pin(x, fix);
     if (on_step) on_step(k + 1, steps);
   }
   return x;
@@ -282,7 +293,7 @@ std::string sampler_name(SamplerKind k) {
 }
 
 Tensor sample_flow(SamplerKind kind, const Tensor& x, const std::vector<double>& sigmas,
-                   const VelocityFn& model, const StepCallback& on_step) {
+                   const VelocityFn& model, const StepCallback& on_step, const SampleFix& fix) {
   check_sigmas(sigmas);
   if (!model) fail("sample_flow: no model callback");
   if (!x.defined()) fail("sample_flow: undefined input sample");
@@ -303,9 +314,9 @@ Tensor sample_flow(SamplerKind kind, const Tensor& x, const std::vector<double>&
   };
   Tensor out;
   switch (kind) {
-    case SamplerKind::Euler: out = run_euler(x32, sigmas, checked, on_step); break;
-    case SamplerKind::UniPC: out = run_unipc(x32, sigmas, checked, on_step); break;
-    case SamplerKind::DPMpp2M: out = run_dpmpp2m(x32, sigmas, checked, on_step); break;
+    case SamplerKind::Euler: out = run_euler(x32, sigmas, checked, on_step, fix); break;
+    case SamplerKind::UniPC: out = run_unipc(x32, sigmas, checked, on_step, fix); break;
+    case SamplerKind::DPMpp2M: out = run_dpmpp2m(x32, sigmas, checked, on_step, fix); break;
     default: fail("sample_flow: unknown sampler kind ", static_cast<int>(kind));
   }
   const float* p = out.f32();

@@ -57,11 +57,15 @@ using VelocityFn = std::function<Tensor(const Tensor& x, double sigma)>;
 // Progress callback, called after each step with step = 1..total (steps completed), total =
 // number of steps. May be empty.
 using StepCallback = std::function<void(int step, int total)>;
+// Called on the sample each step reaches, before anything reads it (the next model call, the
+// multistep history, the result): where conditioning pins part of the latent (TI2V's first
+// frame). It may write the tensor it gets, which no sampler state shares. May be empty.
+using SampleFix = std::function<void(Tensor& x)>;
 
 // Integrates from x (at sigmas[0]) down to sigmas.back(); returns the final sample (fp32, x's
 // shape). x is not modified. sigmas must have at least 2 entries, lie in [0, 1] and be strictly
 // decreasing; a model output of the wrong shape is an error. Throws raylight::Error.
 Tensor sample_flow(SamplerKind kind, const Tensor& x, const std::vector<double>& sigmas,
-                   const VelocityFn& model, const StepCallback& on_step = {});
+                   const VelocityFn& model, const StepCallback& on_step = {}, const SampleFix& fix = {});
 
 }  // namespace raylight

@@ -34,4 +34,17 @@ std::vector<double> flow_sigmas(int steps, double shift) {
   return sigmas;
 }
 
+std::vector<double> cut_schedule(const std::vector<double>& sigmas, int start_step, int end_step, bool leftover_noise) {
+  if (start_step < 0 || end_step < 0) fail("start and end steps must not be negative, got ", start_step, " and ", end_step);
+  std::vector<double> out = sigmas;
+  const size_t steps = out.empty() ? 0 : out.size() - 1;
+  if (static_cast<size_t>(end_step) < steps) {
+    out.resize(static_cast<size_t>(end_step) + 1);
+    if (!leftover_noise) out.back() = 0.0;
+  }
+  if (static_cast<size_t>(start_step) + 1 >= out.size()) return {};
+  out.erase(out.begin(), out.begin() + start_step);
+  return out;
+}
+
 }  // namespace raylight

@@ -29,4 +29,12 @@ std::vector<double> flow_sigmas(int steps, double shift);
 // The timestep the Wan model is conditioned on at `sigma` (1000 * sigma).
 inline double flow_timestep(double sigma) { return 1000.0 * sigma; }
 
+// A part of a schedule, as ComfyUI's KSamplerAdvanced takes it (comfy/samplers.py KSampler.
+// sample): the sigmas of steps [start_step, end_step] of the whole schedule; a cut before the
+// end keeps its last sigma (the sample returned with its leftover noise) or, with
+// `leftover_noise` false, sets it to 0 (the sample denoised fully at that step). The end cut
+// is made first. Returns fewer than 2 sigmas when no step is left (start_step at or past the
+// end), where ComfyUI returns the latent unchanged. Negative steps are an Error.
+std::vector<double> cut_schedule(const std::vector<double>& sigmas, int start_step, int end_step, bool leftover_noise);
+
 }  // namespace raylight

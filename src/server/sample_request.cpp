@@ -14,7 +14,8 @@ namespace raylight::server {
 namespace {
 
 const char* const kParamNames[] = {"sampler", "cfg", "seed", "sigmas", "steps", "shift",
-                                   "denoise", "width", "height", "frames", "batch", "guidance", "cfg_low"};
+                                   "denoise", "width", "height", "frames", "batch", "guidance", "cfg_low",
+                                   "start_step", "end_step", "return_with_leftover_noise", "add_noise", "expert"};
 
 bool has(const nlohmann::json& p, const char* name) { return p.contains(name) && !p[name].is_null(); }
 
@@ -23,6 +24,12 @@ double number(const nlohmann::json& p, const char* name, double fallback) {
   const auto& v = p[name];
   if (!v.is_number() || !std::isfinite(v.get<double>())) fail("\"", name, "\" must be a finite number, got ", v.dump());
   return v.get<double>();
+}
+
+bool boolean(const nlohmann::json& p, const char* name, bool fallback) {
+  if (!has(p, name)) return fallback;
+  if (!p[name].is_boolean()) fail("\"", name, "\" must be true or false, got ", p[name].dump());
+  return p[name].get<bool>();
 }
 
 int64_t integer(const nlohmann::json& p, const char* name, int64_t fallback, int64_t lo, int64_t hi) {
@@ -86,7 +93,8 @@ SampleInputs parse_sample_body(std::string_view body) {
     (void)v;
     if (std::find(std::begin(kParamNames), std::end(kParamNames), k) == std::end(kParamNames))
       fail("unknown parameter \"", k, "\" (known: sampler, cfg, seed, sigmas, steps, shift, denoise, "
-           "width, height, frames, batch, guidance, cfg_low)");
+           "width, height, frames, batch, guidance, cfg_low, start_step, end_step, return_with_leftover_noise, "
+           "add_noise, expert)");
   }
   return in;
 }
@@ -210,7 +218,33 @@ SampleJob plan_sample(const SampleInputs& in, const DenoiserSpec& spec) {
     std::vector<double> all = flow_sigmas(total, shift);
     job.sigmas.assign(all.end() - (steps + 1), all.end());
   }
-  if (job.sigmas.front() < 1.0 && !job.latent.defined())
+  // A part of the schedule, as ComfyUI's KSamplerAdvanced: its steps [start_step, end_step],
+  // the last sigma kept (return_with_leftover_noise) or set to 0.
+  if (has(p, "start_step") || has(p, "end_step") || has(p, "return_with_leftover_noise")) {
+    const int steps = job.steps();
+    const int start = static_cast<int>(integer(p, "start_step", 0, 0, 1000000));
+    const int end = static_cast<int>(integer(p, "end_step", 1000000, 0, 1000000));
+    std::vector<double> part = cut_schedule(job.sigmas, start, end, boolean(p, "return_with_leftover_noise", false));
+    if (part.size() < 2)
+      fail("\"start_step\" ", start, " with \"end_step\" ", end, " leaves no step of the ", steps,
+           "-step schedule to sample (ComfyUI's KSamplerAdvanced returns the latent unchanged there)");
+    job.sigmas = std::move(part);
+  }
+  // Without added noise the latent is the sample at the first sigma (a part continued from an
+  // earlier part's leftover noise).
+  job.add_noise = boolean(p, "add_noise", true);
+  if (!job.add_noise) {
+    if (!lat) fail("\"add_noise\": false continues from a 'latent' tensor, and none was given");
+    if (noi) fail("\"add_noise\": false adds no noise, but a 'noise' tensor was given");
+  }
+  if (has(p, "expert")) {
+    const auto& e = p["expert"];
+    if (!spec.expert()) fail("\"expert\" is for a two-expert model; ", spec.variant(), " is one model");
+    if (e == "high") job.expert = ExpertChoice::High;
+    else if (e == "low") job.expert = ExpertChoice::Low;
+    else fail("\"expert\" must be \"high\" or \"low\" (absent: switch at the pair's boundary), got ", e.dump());
+  }
+  if (job.add_noise && job.sigmas.front() < 1.0 && !job.latent.defined())
     fail("the schedule starts below sigma 1 (denoise < 1): a 'latent' tensor to start from is required");
   return job;
 }
@@ -231,6 +265,10 @@ nlohmann::json describe_job(const SampleJob& job) {
           {"first_sigma", job.sigmas.front()},
           {"seed", job.noise.defined() ? nlohmann::json(nullptr) : nlohmann::json(job.seed)},
           {"caller_noise", job.noise.defined()},
+          {"add_noise", job.add_noise},
+          {"expert", job.expert == ExpertChoice::High  ? nlohmann::json("high")
+                     : job.expert == ExpertChoice::Low ? nlohmann::json("low")
+                                                       : nlohmann::json(nullptr)},
           {"shape", shape}};
 }
 

@@ -14,6 +14,13 @@
 // sigmas (an explicit decreasing list in [0, 1]) or steps + shift + denoise (the family's flow
 // schedule; denoise < 1 keeps its last steps, as ComfyUI's KSampler does); without latent and
 // noise: width, height, frames, batch. Defaults are the family's.
+// A part of the schedule, as ComfyUI's KSamplerAdvanced samples it: start_step and end_step
+// (steps of the whole schedule above; the end cut first), return_with_leftover_noise (false:
+// the last sigma of a part that ends early is set to 0, as ComfyUI does), add_noise (false:
+// `latent` is the sample at the part's first sigma, an earlier part's result, and no noise is
+// mixed in), expert ("high" | "low": that expert of a loaded pair for every step; absent:
+// the pair's boundary picks). Latents are the sampler's own x_sigma; ComfyUI's LATENT holds
+// x_sigma / (1 - sigma) between its nodes, which the node pack converts.
 //
 // Checking happens in two stages so the HTTP thread can refuse a bad request before it is
 // queued: parse_sample_body needs no model, plan_sample checks against the model's spec.

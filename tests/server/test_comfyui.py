@@ -284,6 +284,23 @@ class RealComfyUITest(unittest.TestCase):
         status, wf = self.comfy.api("GET", "/api/workflow_templates/raylight/wan_t2v_raylight.json")
         self.assertEqual(status, 200)
         self.assertIn("RaylightKSampler", {n["type"] for n in wf["nodes"]})
+        # The Wan 2.2 A14B split: two Raylight KSampler (Advanced) nodes on the pair loader's two
+        # outputs, whose widgets are the nodes' inputs in ComfyUI's order.
+        self.assertIn("wan22_t2v_a14b_raylight", templates.get("raylight", []), templates)
+        status, wf = self.comfy.api("GET", "/api/workflow_templates/raylight/wan22_t2v_a14b_raylight.json")
+        self.assertEqual(status, 200)
+        advanced = [n for n in wf["nodes"] if n["type"] == "RaylightKSamplerAdvanced"]
+        self.assertEqual(len(advanced), 2)
+        status, info = self.comfy.api("GET", "/api/object_info/RaylightKSamplerAdvanced")
+        self.assertEqual(status, 200)
+        spec = info["RaylightKSamplerAdvanced"]["input"]
+        widgets = [k for part in ("required", "optional") for k, v in spec.get(part, {}).items()
+                   if isinstance(v[0], list) or v[0] in ("INT", "FLOAT", "BOOLEAN", "STRING")]
+        for node in advanced:  # noise_seed's control_after_generate takes a widget slot of its own
+            self.assertEqual(len(node["widgets_values"]), len(widgets) + 1, widgets)
+        self.assertEqual([n["widgets_values"][0] for n in advanced], ["enable", "disable"])
+        pair = next(n for n in wf["nodes"] if n["type"] == "RaylightDiffusionModelPairLoader")
+        self.assertEqual([o["name"] for o in pair["outputs"]], ["high_noise_model", "low_noise_model"])
 
     def test_7_the_example_workflows_defaults_run_on_this_build(self):
         # The example's Initializer, as the user gets it (gpus "auto", ulysses 0): the ranks
@@ -603,6 +620,145 @@ class RealComfyUITest(unittest.TestCase):
         self.assertLess((ours["concat_latent_image"] - theirs["concat_latent_image"]).abs().max().item(), 2e-2)
         self.assertTrue(torch.equal(ours["concat_mask"], theirs["concat_mask"]))
         self.assertTrue(torch.equal(negative["concat_latent_image"], ours["concat_latent_image"]))
+
+    def test_14_ksampler_advanced_splits_a_pair_as_comfyuis_own_and_as_one_run(self):
+        # A tiny two-expert Wan pair ComfyUI can load too (head_dim 128, text width 4096):
+        # ComfyUI's own UNETLoader + ModelSamplingSD3 + two KSamplerAdvanced nodes, beside our
+        # pair loader + two Raylight KSampler (Advanced) nodes, on the same conditioning (padded
+        # to Wan's 512 text tokens, as our model pads it) and ComfyUI's seeded noise.
+        models = os.path.join(self.base, "models", "diffusion_models")
+        os.makedirs(models, exist_ok=True)
+        names = write_tiny_pair(models, boundary=875)
+        steps, split, shift, seed = 6, 3, 5.0, 42
+        common = {"noise_seed": seed, "steps": steps, "cfg": 5.0, "sampler_name": "euler", "scheduler": "simple",
+                  "positive": ["3", 0], "negative": ["3", 1]}
+        high = dict(common, add_noise="enable", start_at_step=0, end_at_step=split, return_with_leftover_noise="enable",
+                    latent_image=["4", 0])
+        low = dict(common, add_noise="disable", start_at_step=split, end_at_step=10000,
+                   return_with_leftover_noise="disable")
+        graph = workflow()
+        graph = {k: graph[k] for k in ("1", "4")}
+        graph["3"] = {"class_type": "RaylightTestConditioning",
+                      "inputs": {"seed": 1, "tokens": 7, "dim": 4096, "pad_to": 512}}
+        graph["60"] = {"class_type": "RaylightDiffusionModelPairLoader",
+                       "inputs": {"cluster": ["1", 0], "high_noise_unet_name": names[0],
+                                  "low_noise_unet_name": names[1]}}
+        graph["61"] = {"class_type": "RaylightKSamplerAdvanced", "inputs": dict(high, model=["60", 0], shift=shift)}
+        graph["62"] = {"class_type": "RaylightKSamplerAdvanced",
+                       "inputs": dict(low, model=["60", 1], latent_image=["61", 0], shift=shift)}
+        for node, name in (("70", names[0]), ("71", names[1])):
+            graph[node] = {"class_type": "UNETLoader", "inputs": {"unet_name": name, "weight_dtype": "default"}}
+            graph[str(int(node) + 2)] = {"class_type": "ModelSamplingSD3", "inputs": {"model": [node, 0], "shift": shift}}
+        graph["74"] = {"class_type": "KSamplerAdvanced", "inputs": dict(high, model=["72", 0])}
+        graph["75"] = {"class_type": "KSamplerAdvanced", "inputs": dict(low, model=["73", 0], latent_image=["74", 0])}
+        for node, source, prefix in (("6", "62", "adv_ours"), ("63", "61", "adv_ours_high"),
+                                     ("76", "75", "adv_comfy"), ("77", "74", "adv_comfy_high")):
+            graph[node] = {"class_type": "SaveLatent", "inputs": {"samples": [source, 0], "filename_prefix": prefix}}
+        entry = self.comfy.run(graph, timeout=600)
+        self.assertEqual(entry["status"]["status_str"], "success", error_text(entry) or entry["status"])
+
+        def saved(node):
+            files = entry["outputs"][node]["latents"]
+            return load_file(os.path.join(self.base, "output", files[0]["subfolder"], files[0]["filename"]))[
+                "latent_tensor"]
+
+        ours, theirs = saved("6"), saved("76")
+        ours_high, theirs_high = saved("63"), saved("77")
+        self.assertEqual(tuple(ours.shape), (1, 16, 2, 8, 8))
+        # ComfyUI's own math (its sigmas cut at the split, the leftover-noise LATENT it hands
+        # on, the low expert continuing without noise), its own Wan forward in fp32: the same
+        # latents to fp32 rounding of two implementations.
+        scale = theirs.abs().max().item()
+        print("\n  KSamplerAdvanced split, ours vs ComfyUI's own: final max abs %.2e (values up to %.1f), leftover "
+              "LATENT %.2e (up to %.1f)" % ((ours - theirs).abs().max().item(), scale,
+                                            (ours_high - theirs_high).abs().max().item(),
+                                            theirs_high.abs().max().item()))
+        self.assertLess((ours_high - theirs_high).abs().max().item(), 1e-4 * theirs_high.abs().max().item())
+        self.assertLess((ours - theirs).abs().max().item(), 1e-4 * scale)
+        # The two nodes equal one request of the pair switching at its boundary (which falls
+        # at the split: 1000 sigma >= 875 for steps 0..2): the same sigmas and noise.
+        from raylight_client import safetensors_io as st
+        sys.path.insert(0, COMFYUI)
+        try:
+            import comfy.cli_args
+            comfy.cli_args.args.cpu = True
+            import comfy.latent_formats
+            from comfyui import nodes
+            sigmas = nodes.schedule("simple", steps, shift, 1.0)
+        finally:
+            sys.path.remove(COMFYUI)
+        self.assertEqual(sum(1000 * s >= 875 for s in sigmas[:-1]), split)
+        _, client = pack_server()
+        self.assertEqual(os.path.basename(client.model()["model_low"]), names[1])
+        g = torch.Generator().manual_seed(1)
+        pos = torch.cat([torch.randn(7, 4096, generator=g), torch.zeros(505, 4096)])
+        neg = torch.cat([torch.randn(1, 3, 4096, generator=g)[0], torch.zeros(509, 4096)])
+        noise = torch.randn((1, 16, 2, 8, 8), generator=torch.manual_seed(seed))
+        inputs = {"context": st.from_torch(pos), "negative": st.from_torch(neg)}
+        params = {"sampler": "euler", "cfg": 5.0, "sigmas": sigmas}
+        full = st.to_torch(client.sample(dict(inputs, noise=st.from_torch(noise)), params)["latent"])
+        fmt = comfy.latent_formats.Wan21()
+        self.assertLess((ours - fmt.process_out(full)).abs().max().item(), 1e-5 * scale)
+        # On the server the split is the full run bit for bit: the first part's sample with its
+        # leftover noise is where the full run stands after step 3.
+        first = client.sample(dict(inputs, noise=st.from_torch(noise)),
+                              dict(params, end_step=split, return_with_leftover_noise=True, expert="high"))["latent"]
+        second = client.sample(dict(inputs, latent=first),
+                               dict(params, start_step=split, add_noise=False, expert="low"))["latent"]
+        self.assertTrue(torch.equal(st.to_torch(second), full))
+        # Each part ran the expert it named: the low expert on the first part differs.
+        wrong = client.sample(dict(inputs, noise=st.from_torch(noise)),
+                              dict(params, end_step=split, return_with_leftover_noise=True, expert="low"))["latent"]
+        self.assertGreater((st.to_torch(wrong) - st.to_torch(first)).abs().max().item(), 1e-3)
+        # ComfyUI's LATENT between the nodes is the sample divided by 1 - sigma (its flow
+        # inverse_noise_scaling).
+        self.assertLess((ours_high - fmt.process_out(st.to_torch(first) / (1.0 - sigmas[split]))).abs().max().item(),
+                        1e-5 * ours_high.abs().max().item())
+
+
+def write_tiny_pair(folder, boundary):
+    """A high- and a low-noise Wan expert small enough for a test, in the official names, that
+    both ComfyUI (heads = dim / 128, text width 4096) and Raylight (raylight.expert metadata
+    naming the pair and its boundary) load. Returns the two file names."""
+    import math
+    from safetensors.torch import save_file
+    dim, ffn, freq, text, ch = 128, 256, 256, 4096, 16
+    shapes = {"patch_embedding.weight": (dim, ch, 1, 2, 2), "patch_embedding.bias": (dim,),
+              "text_embedding.0.weight": (dim, text), "text_embedding.0.bias": (dim,),
+              "text_embedding.2.weight": (dim, dim), "text_embedding.2.bias": (dim,),
+              "time_embedding.0.weight": (dim, freq), "time_embedding.0.bias": (dim,),
+              "time_embedding.2.weight": (dim, dim), "time_embedding.2.bias": (dim,),
+              "time_projection.1.weight": (6 * dim, dim), "time_projection.1.bias": (6 * dim,),
+              "head.head.weight": (ch * 4, dim), "head.head.bias": (ch * 4,), "head.modulation": (1, 2, dim)}
+    for i in range(2):
+        b = "blocks.%d." % i
+        for attn in ("self_attn.", "cross_attn."):
+            for p in "qkvo":
+                shapes[b + attn + p + ".weight"] = (dim, dim)
+                shapes[b + attn + p + ".bias"] = (dim,)
+            shapes[b + attn + "norm_q.weight"] = shapes[b + attn + "norm_k.weight"] = (dim,)
+        shapes.update({b + "norm3.weight": (dim,), b + "norm3.bias": (dim,), b + "ffn.0.weight": (ffn, dim),
+                       b + "ffn.0.bias": (ffn,), b + "ffn.2.weight": (dim, ffn), b + "ffn.2.bias": (dim,),
+                       b + "modulation": (1, 6, dim)})
+    g = torch.Generator().manual_seed(17)
+    base = {}
+    for name, shape in sorted(shapes.items()):
+        n = torch.randn(shape, generator=g)
+        if name.endswith(".weight") and len(shape) >= 2:
+            base[name] = n / math.sqrt(math.prod(shape[1:]))
+        elif "norm" in name and name.endswith(".weight"):
+            base[name] = 1.0 + 0.1 * n
+        else:
+            base[name] = 0.1 * n
+    names = []
+    for role in ("high", "low"):
+        tensors = {k: (v if role == "high" else v + 0.05 * v.std() * torch.randn(v.shape, generator=g)).contiguous()
+                   for k, v in base.items()}
+        card = {"role": role, "pair": "tiny comfy pair", "boundary": boundary, "cfg_high": 5.0, "cfg_low": 5.0}
+        name = "tiny_pair_%s_noise.safetensors" % role
+        save_file(tensors, os.path.join(folder, name), metadata={"raylight.expert": json.dumps(card)})
+        names.append(name)
+    return names
 
 
 if __name__ == "__main__":

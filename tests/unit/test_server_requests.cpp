@@ -210,3 +210,38 @@ TEST(ServerJobBoard, QueuesCancelsAndCloses) {
   EXPECT_THROW(board.submit(JobKind::Sample, {}), Refused);
   EXPECT_FALSE(board.status("nope"));
 }
+
+TEST(ServerSampleRequest, PartsOfTheScheduleAsComfyUIsKSamplerAdvanced) {
+  // The 6-step schedule cut at steps [0, 3] with its leftover noise, then [3, end] continued
+  // from that sample without added noise; the end cut before the end without leftover noise
+  // sets the last sigma to 0, as comfy/samplers.py does.
+  const std::vector<double> all = flow_sigmas(6, 5.0);
+  Tensor lat = Tensor::zeros({16, 1, 4, 4});
+  SampleJob high = plan(body({{"noise", lat}}, {{"steps", 6}, {"end_step", 3}, {"return_with_leftover_noise", true}}));
+  EXPECT_EQ(high.sigmas, std::vector<double>(all.begin(), all.begin() + 4));
+  EXPECT_TRUE(high.add_noise);
+  SampleJob low = plan(body({{"latent", lat}}, {{"steps", 6}, {"start_step", 3}, {"add_noise", false}}));
+  EXPECT_EQ(low.sigmas, std::vector<double>(all.begin() + 3, all.end()));
+  EXPECT_FALSE(low.add_noise);
+  SampleJob cut = plan(body({{"noise", lat}}, {{"steps", 6}, {"end_step", 3}}));
+  EXPECT_EQ(cut.sigmas, (std::vector<double>{all[0], all[1], all[2], 0.0}));
+  EXPECT_EQ(plan(body({{"noise", lat}}, {{"steps", 6}, {"end_step", 10000}})).sigmas, all);
+  // cut_schedule itself: an end cut first, a start at or past the end leaves nothing.
+  EXPECT_EQ(cut_schedule(all, 1, 2, true), (std::vector<double>{all[1], all[2]}));
+  EXPECT_EQ(cut_schedule(all, 2, 2, false), std::vector<double>{});
+  EXPECT_EQ(cut_schedule(all, 6, 10000, false), std::vector<double>{});
+  EXPECT_ANY_THROW(cut_schedule(all, -1, 3, false));
+  struct Case {
+    std::string body, words;
+  };
+  const Case cases[] = {
+      {body({{"latent", lat}}, {{"steps", 6}, {"start_step", 6}, {"add_noise", false}}), "leaves no step"},
+      {body({{"noise", lat}}, {{"steps", 6}, {"start_step", -1}}), "\"start_step\""},
+      {body({{"noise", lat}}, {{"steps", 6}, {"end_step", "3"}}), "\"end_step\""},
+      {body({{"noise", lat}}, {{"steps", 6}, {"add_noise", false}}), "continues from a 'latent'"},
+      {body({{"latent", lat}, {"noise", lat}}, {{"steps", 6}, {"add_noise", false}}), "a 'noise' tensor was given"},
+      {body({{"noise", lat}}, {{"steps", 6}, {"return_with_leftover_noise", 1}}), "true or false"},
+      {body({{"noise", lat}}, {{"steps", 6}, {"expert", "high"}}), "two-expert model"},
+  };
+  for (const Case& c : cases) EXPECT_NE(refusal(c.body).find(c.words), std::string::npos) << refusal(c.body);
+}

@@ -348,3 +348,36 @@ TEST_F(TwoExperts, EachExpertTakesItsOwnLoras) {
   EXPECT_EQ(max_diff(sampled(), ref), 0.0f);  // removed == never applied, bit for bit
   EXPECT_EQ(server.stop(), 0) << server.log();
 }
+
+TEST_F(TwoExperts, TwoPartsOfTheStepsEqualOneRunAsKSamplerAdvancedSplitsThem) {
+  // ComfyUI's split: the high-noise expert for steps [0, K] returning its leftover noise, the
+  // low-noise one from K on continuing that sample without new noise. With K where the pair
+  // switches and Euler, the two commands give the one run's latent bit for bit.
+  const std::vector<double> sigmas = flow_sigmas(6, 5.0);
+  int k = 0;
+  while (1000.0 * sigmas[k] >= kBoundary) ++k;
+  ASSERT_GT(k, 0);
+  ASSERT_LT(k, 6);
+  const std::string common = "--sampler euler --seed 4 --shift 5 ";
+  const Tensor full = sample(common, "full");
+  const Tensor high = sample(common + "--end-step " + std::to_string(k) + " --leftover-noise --expert high", "high");
+  const Tensor low = sample(common + "--start-step " + std::to_string(k) + " --latent " + path("high.safetensors") +
+                                " --expert low",
+                            "low");
+  EXPECT_EQ(max_diff(low, full), 0.0f);
+  EXPECT_GT(max_diff(high, full), 0.1f);  // the first part stops with noise left
+  // The low expert over the first part is another sample: the expert named is the one run.
+  const Tensor wrong = sample(common + "--end-step " + std::to_string(k) + " --leftover-noise --expert low", "wrong");
+  EXPECT_GT(max_diff(wrong, high), 1e-3f);
+  // Without --leftover-noise the part ends at sigma 0; a start past the end, or a latent of
+  // another shape, is refused by name.
+  EXPECT_GT(max_diff(sample(common + "--end-step " + std::to_string(k), "clean"), high), 0.1f);
+  EXPECT_NE(run("sample --model " + high_ + " --model-low " + low_ + " --steps 6 --width 80 --height 48 --frames 5 " +
+                common + "--start-step 6 --latent " + path("high.safetensors") + " --out " + path("x.safetensors")),
+            0);
+  EXPECT_NE(err_.find("leaves no step"), std::string::npos) << err_;
+  EXPECT_NE(run("sample --model " + high_ + " --model-low " + low_ + " --steps 6 --width 96 --height 48 --frames 5 " +
+                common + "--start-step 3 --latent " + path("high.safetensors") + " --out " + path("x.safetensors")),
+            0);
+  EXPECT_NE(err_.find("--latent"), std::string::npos) << err_;
+}

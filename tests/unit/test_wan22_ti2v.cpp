@@ -2,7 +2,8 @@
 // against tests/fixtures/make_wan22_ti2v_golden.py, an independent float64 forward with one
 // timestep per token (checked against the official Wan 2.2 model.py with its [1, seq_len]
 // timestep tensor to 6e-7 relative). Image-to-video: frame 0 is the image's latent and its
-// tokens run at t = 0; frame 0's velocity points the sampler at the image. The same on 2-4
+// tokens run at t = 0; sampling writes the image back into frame 0 at the start and after
+// every step, as textimage2video.py's loop (the fixture's float64 loop). The same on 2-4
 // CPU ranks under Ulysses and Ring, with token counts that split unevenly (the first
 // frame's tokens end inside a rank's rows).
 //
@@ -13,6 +14,8 @@
 #include "cli_runner.h"
 #include "io/safetensors.h"
 #include "models/registry.h"
+#include "pipeline/model_loader.h"
+#include "pipeline/sample_job.h"
 #include "sampling/noise.h"
 
 using namespace raylight;
@@ -73,15 +76,44 @@ TEST_F(Ti2v, ForwardMatchesTheReferenceWithPerTokenTimesteps) {
   write_safetensors(path("t2v.safetensors"), {{"latent", latent}});
   const Tensor t2v = forward(path("t2v.safetensors"), path("ctx.safetensors"), "");
   EXPECT_LE(max_abs_diff(t2v, golden->tensor("velocity_t2v").to_f32()), 5e-5f);
-  // Image-to-video: frames 1.. as the reference; frame 0 leads from x to the image.
+  // Image-to-video: the model's own velocity everywhere, frame 0 included (its tokens at t = 0).
   write_safetensors(path("ti2v.safetensors"), {{"latent", latent}, {"first_frame", image}});
   const Tensor v = forward(path("ti2v.safetensors"), path("ctx.safetensors"), "");
   const Tensor want = golden->tensor("velocity_ti2v").to_f32();
-  EXPECT_LE(max_abs_diff(frames(v, 1, 3), frames(want, 1, 3)), 5e-5f);
+  EXPECT_LE(max_abs_diff(v, want), 5e-5f);
   EXPECT_GT(max_abs_diff(frames(v, 1, 3), frames(t2v, 1, 3)), 1e-2f);  // the image is seen
-  const Tensor v0 = frames(v, 0, 1), x0 = frames(latent, 0, 1);
-  for (int64_t i = 0; i < v0.numel(); ++i)
-    ASSERT_NEAR(v0.f32()[i], (x0.f32()[i] - image.f32()[i]) / 0.7f, 1e-4f) << i;
+}
+
+TEST_F(Ti2v, SamplingWritesTheImageBackAsTheOfficialLoop) {
+  // textimage2video.py's i2v loop on the fixture's noise (float64, Euler steps on the 4-step
+  // shift-5 schedule, guidance 5): frame 0 is the image after every step, and frames 1.. are
+  // the loop's to fp32 rounding over four steps.
+  LoadedModel m = load_model("tiny-ti2v");
+  const Tensor image = golden->tensor("first_frame").to_f32();
+  SampleOptions o = sample_defaults(*m.spec);
+  o.size = {96, 64, 9};  // latent [48, 3, 4, 6]
+  o.steps = 4;
+  o.shift = 5.0;
+  o.cfg = 5.0;
+  o.sampler = SamplerKind::Euler;
+  const Conditioning pos{{"context", golden->tensor("context").to_f32()}, {"first_frame", image}};
+  const Conditioning neg{{"context", golden->tensor("sample_negative").to_f32()}, {"first_frame", image}};
+  SampleJob job = make_sample_job(*m.spec, o, pos, neg);
+  job.noise = golden->tensor("sample_noise").to_f32().reshape({1, 48, 3, 4, 6});
+  const Tensor got = run_sample_job(m, job);
+  const Tensor want = golden->tensor("sample_ti2v").to_f32();
+  EXPECT_TRUE(max_abs_diff(frames(got, 0, 1), image) == 0.0f);
+  EXPECT_LE(max_abs_diff(got, want), 2e-4f);
+  // A part of the schedule that ends with noise left has the image in frame 0 too, and every
+  // sampler keeps it there.
+  for (SamplerKind k : {SamplerKind::Euler, SamplerKind::UniPC, SamplerKind::DPMpp2M}) {
+    SampleJob part = job;
+    part.sampler = k;
+    part.sigmas.resize(3);
+    const Tensor x = run_sample_job(m, part);
+    EXPECT_TRUE(max_abs_diff(frames(x, 0, 1), image) == 0.0f) << sampler_name(k);
+    EXPECT_GT(max_abs_diff(frames(x, 1, 3), frames(want, 1, 3)), 1e-2f);  // noise is left
+  }
 }
 
 TEST_F(Ti2v, RanksMatchOneRankWithPerTokenTimesteps) {

@@ -18,6 +18,7 @@
 #include "sample_options.h"
 #include "pipeline/model_loader.h"
 #include "pipeline/sample_job.h"
+#include "sampling/schedule.h"
 
 namespace raylight::cli {
 
@@ -38,9 +39,49 @@ static constexpr const char* kHelp =
     "  --guidance G          distilled guidance of models that take it (Flux dev: 3.5)\n"
     "  --seed K              noise seed (0)\n"
     "  --sampler NAME        euler | unipc | dpmpp2m (the model's: unipc)\n"
+    "  --start-step N --end-step M\n"
+    "                        sample steps N..M of the --steps schedule only (ComfyUI's\n"
+    "                        KSamplerAdvanced); a part ending early ends at sigma 0 unless\n"
+    "  --leftover-noise      is given: then the latent keeps the noise of its last step\n"
+    "  --latent FILE         continue from FILE's 'latent' (an earlier part's output, already\n"
+    "                        noisy: no noise is added), e.g. --start-step N after --end-step N\n"
+    "  --expert high|low     a two-expert model's expert for every step (default: the pair\n"
+    "                        switches at its boundary)\n"
     "  --out FILE            output safetensors with tensor 'latent', e.g. [16, F', H/8, W/8]\n"
     "                        ([16, H/8, W/8] for image models)\n"
     "                        (latents.safetensors)\n";
+
+// A part of the schedule, the sample it continues from and the expert (see kHelp).
+static void apply_part_options(const Options& opt, const DenoiserSpec& spec, SampleJob& job) {
+  if (opt.has("start-step") || opt.has("end-step") || opt.flag("leftover-noise")) {
+    const int start = static_cast<int>(opt.integer_in("start-step", 0, 0, 1000000));
+    const int end = static_cast<int>(opt.integer_in("end-step", 1000000, 0, 1000000));
+    std::vector<double> part = cut_schedule(job.sigmas, start, end, opt.flag("leftover-noise"));
+    if (part.size() < 2)
+      fail("--start-step ", start, " with --end-step ", end, " leaves no step of the ", job.steps(),
+           "-step schedule to sample");
+    job.sigmas = std::move(part);
+  }
+  if (opt.has("latent")) {
+    const std::string file = opt.str("latent", "");
+    Tensor x = finite_f32(SafetensorsFile::open(file)->tensor("latent"), file + " tensor 'latent'");
+    Shape batched = job.item_shape;
+    batched.insert(batched.begin(), job.batch);
+    if (job.batch == 1 && x.shape() == job.item_shape) x = x.reshape(batched);
+    if (x.shape() != batched)
+      fail("--latent ", file, " holds 'latent' of shape ", shape_str(x.shape()), "; this run samples ",
+           shape_str(batched), " (the same --width, --height, --frames and --dp as the part before)");
+    job.latent = x;
+    job.add_noise = false;
+  }
+  if (opt.has("expert")) {
+    const std::string e = opt.str("expert", "");
+    if (!spec.expert()) fail("--expert is for two-expert models; ", spec.variant(), " is one model");
+    if (e == "high") job.expert = ExpertChoice::High;
+    else if (e == "low") job.expert = ExpertChoice::Low;
+    else fail("--expert must be high or low, got '", e, "'");
+  }
+}
 
 int run_sample(const std::vector<std::string>& args) {
   for (const auto& a : args)
@@ -50,11 +91,14 @@ int run_sample(const std::vector<std::string>& args) {
       std::fputs(kParallelHelp, stdout);
       return 0;
     }
-  std::set<std::string> valued = {"model", "variant", "context", "negative", "out"};
+  std::set<std::string> valued = {"model", "variant", "context", "negative", "out", "start-step", "end-step",
+                                  "latent", "expert"};
   valued.insert(kSampleValued.begin(), kSampleValued.end());
   valued.insert(kExpertValued.begin(), kExpertValued.end());
   valued.insert(kParallelValued.begin(), kParallelValued.end());
-  Options opt(args, valued, kParallelFlags);
+  std::set<std::string> flags = kParallelFlags;
+  flags.insert("leftover-noise");
+  Options opt(args, valued, flags);
   const ParallelLayout layout = parse_parallel(opt);
   const bool lead = Runtime::world_rank() == 0;  // rank 0 talks to the user and writes files
   const std::string model_arg = opt.str("model", "tiny"), variant = opt.str("variant", "");
@@ -81,7 +125,8 @@ int run_sample(const std::vector<std::string>& args) {
   // first_frame), as a --negative file does.
   if (!negative.empty() && !opt.has("negative")) negative = with_shared(negative, positive, *spec);
   if (negative.empty() && so.cfg != 1.0) fail("--negative FILE is required when --cfg is not 1");
-  const SampleJob job = make_sample_job(*spec, so, positive, negative, layout.dp);
+  SampleJob job = make_sample_job(*spec, so, positive, negative, layout.dp);
+  apply_part_options(opt, *spec, job);
 
   LoadedModel model = load_model(std::move(weights), make_backend(parse_device(opt), Runtime::world_rank(), parse_attention(opt)), layout,
                                  parse_placement(opt), model_arg, variant);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "core/error.h"
@@ -98,6 +99,16 @@ Tensor encode_first_frame(const Tensor& picture, const Shape& item, LatentCodec&
     fail("image-to-video: the VAE encoded the image to ", shape_str(z.shape()), ", expected [", item[0], ", 1, ",
          item[2], ", ", item[3], "]");
   return z;
+}
+
+void write_first_frame(Tensor& x, const Tensor& first_frame) {
+  const Tensor f = first_frame.to_f32();
+  if (x.ndim() != 4 || f.ndim() != 4 || f.dim(0) != x.dim(0) || f.dim(1) != 1 || f.dim(2) != x.dim(2) ||
+      f.dim(3) != x.dim(3) || x.dtype() != DType::F32)
+    fail("first frame ", shape_str(f.shape()), " does not fit frame 0 of the latent ", shape_str(x.shape()));
+  const int64_t plane = x.dim(2) * x.dim(3), frames = x.dim(1);
+  for (int64_t c = 0; c < x.dim(0); ++c)
+    std::memcpy(x.f32() + c * frames * plane, f.f32() + c * plane, static_cast<size_t>(plane) * sizeof(float));
 }
 
 }  // namespace raylight

@@ -332,6 +332,11 @@ class WanSpec final : public DenoiserSpec {
     }
     return wan_image_conditioning(c_, images, item, codec, encoder);
   }
+  SampleFix latent_pin(const Conditioning& c) const override {
+    const auto it = c.find("first_frame");
+    if (!c_.ti2v() || it == c.end()) return {};
+    return [image = it->second.to_f32()](Tensor& item) { write_first_frame(item, image); };
+  }
   PartSlot denoiser_slot() const override {
     if (const auto role = expert()) {
       const char* task = c_.takes_y() ? "i2v" : "t2v";

@@ -237,7 +237,8 @@ Tensor WanModel::forward(const Tensor& latent_in, double timestep, const WanCont
         image.dim(2) != latent.dim(2) || image.dim(3) != latent.dim(3))
       fail("first-frame conditioning has shape ", shape_str(first_frame.shape()), ", expected [", c.in_dim, ", 1, ",
            latent.dim(2), ", ", latent.dim(3), "] (the image's latent, for a text-image-to-video model)");
-    // The model sees the image's latent in frame 0, whatever the sampler holds there.
+    // The model sees the image's latent in frame 0 (the sampling loop keeps it there; a bare
+    // forward may be given any frame 0).
     latent = latent.clone();
     const int64_t plane = latent.dim(2) * latent.dim(3), F = latent.dim(1);
     for (int64_t ch = 0; ch < c.in_dim; ++ch)
@@ -264,19 +265,6 @@ Tensor WanModel::forward(const Tensor& latent_in, double timestep, const WanCont
   trace("head", -1, h);
   Tensor out = attn_.gather_tokens(h);
   Tensor v = ops_.download(ops_.unpatchify(out, grid.frames, grid.height, grid.width, c.out_dim, c.patch));
-  if (image.defined()) {
-    // Frame 0's velocity takes the sampler's x there to the image: x0 = x - sigma v = image,
-    // so every sampler lands on it at sigma = 0 (the official code instead writes the image
-    // back after each step; the model's inputs and the other frames are the same).
-    const Tensor x_in = latent_in.to_f32();
-    const double sigma = timestep / 1000.0;
-    const int64_t plane = v.dim(2) * v.dim(3), F = v.dim(1);
-    for (int64_t ch = 0; ch < c.out_dim; ++ch)
-      for (int64_t i = 0; i < plane; ++i) {
-        const int64_t at = ch * F * plane + i;
-        v.f32()[at] = sigma > 0 ? static_cast<float>((x_in.f32()[at] - image.f32()[ch * plane + i]) / sigma) : 0.0f;
-      }
-  }
   return v;
 }
 

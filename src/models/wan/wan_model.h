@@ -19,7 +19,8 @@ struct WanInputs {
   Tensor y;         // I2V (and Wan 2.2 I2V): [in_dim - 16, F, H, W] mask + image latent, concatenated to latent
   // TI2V only (Wan 2.2 5B image-to-video): the image's normalised latent [in_dim, 1, H, W].
   // It replaces the latent's first frame, whose tokens run at timestep 0 (per-token
-  // timesteps, textimage2video.py), and that frame's velocity points at it.
+  // timesteps, textimage2video.py); the sampling loop writes it back into its sample after
+  // every step (DenoiserSpec::latent_pin), as the official loop does.
   Tensor first_frame;
 };
 

@@ -15,14 +15,17 @@ class RaylightTestConditioning:
                 "optional": {"pooled": ("INT", {"default": 0, "min": 0, "max": 8192,
                                                 "tooltip": "width of a pooled vector (0: none)"}),
                              "guidance": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 100.0,
-                                                    "tooltip": "FluxGuidance's value (0: none)"})}}
+                                                    "tooltip": "FluxGuidance's value (0: none)"}),
+                             "pad_to": ("INT", {"default": 0, "min": 0, "max": 512,
+                                                "tooltip": "zero rows after the tokens up to this count, as Wan's "
+                                                           "text context is padded (0: none)"})}}
 
     RETURN_TYPES = ("CONDITIONING", "CONDITIONING")
     RETURN_NAMES = ("positive", "negative")
     FUNCTION = "make"
     CATEGORY = "testing"
 
-    def make(self, seed, tokens, dim, pooled=0, guidance=0.0):
+    def make(self, seed, tokens, dim, pooled=0, guidance=0.0, pad_to=0):
         g = torch.Generator().manual_seed(seed)
         options = {}
         positive = torch.randn(1, tokens, dim, generator=g)
@@ -30,7 +33,11 @@ class RaylightTestConditioning:
             options["pooled_output"] = torch.randn(1, pooled, generator=g)
         if guidance:
             options["guidance"] = guidance
-        return ([[positive, options]], [[torch.randn(1, 3, dim, generator=g), {}]])
+        negative = torch.randn(1, 3, dim, generator=g)
+        if pad_to:
+            positive, negative = (torch.cat([t, t.new_zeros(1, max(0, pad_to - t.shape[1]), dim)], 1)
+                                  for t in (positive, negative))
+        return ([[positive, options]], [[negative, {}]])
 
 
 class RaylightTestSaveTensors:
