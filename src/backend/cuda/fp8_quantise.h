@@ -50,6 +50,7 @@ void quantise_fp8_operands(const Fp8Operand* ops, int count, int64_t C, int64_t 
                            cudaStream_t s);
 
 // y[i] = bf16(e4m3 x[i] * descale[0] + mean[i % C]), mean = sum / n (sum may be null: 0).
+// count and C multiples of 8 (x 8-byte, y 16-byte aligned), as the next one.
 void fp8_to_bf16(const uint8_t* x, int64_t count, const float* descale, int64_t C, const float* sum, int64_t n,
                  bf16* y, cudaStream_t s);
 // y[i] += sum[i % C] / n in place (V's mean added back to a bf16 output).
