@@ -4,8 +4,9 @@
 #   ops      the CUDA op suite's fp8 attention cases: the device path (now with the per-head
 #            q/k rotation and the fused quantisation passes) against its CPU emulation
 #   lab      per call, hd 128: rel L2 of cuDNN fp8 against cuDNN bf16 at 32,760 tokens
-#            (12 and 40 heads) and 75,600 (40 heads), random inputs and 4x outlier channels,
-#            then 16x outlier channels; the lab's small-shape CPU checks first
+#            (12 and 40 heads) and 75,600 (40 heads), random inputs and 4x outlier channels
+#            (lab16: also 16x), with the times and the fp8 call's parts (quantisation, kernel);
+#            the lab's small-shape CPU checks first
 #   forward  raylight bench, fp8 weights, 480x832x81: Wan 1.3B and 14B with cuDNN bf16
 #            attention, then --attention fp8 (time, breakdown, and the forward's rel L2
 #            against bf16 attention on the same weights and inputs, with our bf16 kernel
@@ -15,10 +16,12 @@
 #            attention from the same noise; the final latents' rel L2 and per-frame PSNR
 #            (latent frames: random weights make no picture worth decoding)
 #   720p     Wan 14B fp8 weights at 720x1280x81: bf16 attention vs fp8 attention (one timed
-#            forward after one warm-up; fp8 also states its rel L2 against bf16)
+#            forward after the profiled one; fp8 also states its rel L2 against bf16)
 # Run from the repo root; binaries in $RAYLIGHT_BUILD (default build-gpu): raylight,
 # raylight_attention_lab, raylight_backend_ops_cuda. PyTorch for the sample comparison.
-# Usage: bench/fp8_accuracy_session.sh [ops] [lab] [forward] [sample] [720p]   (default: all)
+# Usage: bench/fp8_accuracy_session.sh [ops] [lab] [lab16] [forward] [720p] [sample]
+#        (default: all but lab16, in this order; a step is skipped when too little of the
+#        290 s is left for it)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/fp8-accuracy}; mkdir -p "$out"
@@ -26,7 +29,7 @@ export LD_LIBRARY_PATH="$PWD/.gpurun/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH
 [ -e /work/main ] || { mkdir -p /work && ln -s "$PWD" /work/main; }  # fixtures path compiled into the tests
 b=${RAYLIGHT_BUILD:-build-gpu}
 [ -x "$b/raylight" ] || b=build-gpu/bin
-steps=${*:-ops lab forward sample 720p}
+steps=${*:-ops lab forward 720p sample}
 want() { [[ " $steps " == *" $1 "* ]]; }
 note() { echo "$1" | tee -a "$out/summary.txt"; }
 t0=$SECONDS
@@ -43,7 +46,7 @@ if want lab; then
   timeout 40 "$b/raylight_attention_lab" --check-only >"$out/lab_check.log" 2>&1
   note "lab checks (small shapes, vs exact and vs the emulation): exit $?"
   grep -E "^check fp8" "$out/lab_check.log" | tee -a "$out/summary.txt"
-  for f in 4 16; do
+  for f in 4 $(want lab16 && echo 16); do
     timeout 60 "$b/raylight_attention_lab" --time-only --runs 3 --shapes self --outlier $f >"$out/lab_self_$f.log" 2>&1
     note "per call, self-attention, outlier channels ${f}x (exit $?):"
     grep -E "^time (fp8|cudnn)" "$out/lab_self_$f.log" | tee -a "$out/summary.txt"
@@ -62,7 +65,18 @@ if want forward; then
   note "forward: $((SECONDS - t0)) s so far"
 fi
 
-if want sample && [ "$(left)" -gt 90 ]; then
+if want 720p && [ "$(left)" -gt 150 ]; then
+  for a in cudnn fp8; do
+    timeout "$(left)" "$b/raylight" bench --model wan-14b --dtype fp8 --height 720 --width 1280 --frames 81 \
+      --attention $a --runs 1 --warmup 0 --fp8-accuracy bf16 >"$out/forward_720p_$a.log" 2>&1
+    note "== wan-14b fp8 weights, 720x1280x81, --attention $a (exit $?)"
+    grep -E "^forward:|^breakdown|^fp8 attention vs|^attention \[" "$out/forward_720p_$a.log" | tee -a "$out/summary.txt"
+  done
+  note "720p: $((SECONDS - t0)) s so far"
+elif want 720p; then
+  note "720p: skipped ($(left) s left)"
+fi
+if want sample && [ "$(left)" -gt 80 ]; then
   dir=/tmp/fp8-accuracy-sample; mkdir -p $dir
   dit=$dir/wan1.3b_fp8_random.safetensors
   [ -f $dit ] || timeout 120 python3 bench/make_random_wan_checkpoint.py --model wan-1.3b --out $dit \
@@ -99,14 +113,4 @@ elif want sample; then
   note "sample: skipped ($(left) s left)"
 fi
 
-if want 720p && [ "$(left)" -gt 60 ]; then
-  for a in cudnn fp8; do
-    timeout "$(left)" "$b/raylight" bench --model wan-14b --dtype fp8 --height 720 --width 1280 --frames 81 \
-      --attention $a --runs 1 --warmup 1 --fp8-accuracy bf16 >"$out/forward_720p_$a.log" 2>&1
-    note "== wan-14b fp8 weights, 720x1280x81, --attention $a (exit $?)"
-    grep -E "^forward:|^breakdown|^fp8 attention vs|^attention \[" "$out/forward_720p_$a.log" | tee -a "$out/summary.txt"
-  done
-elif want 720p; then
-  note "720p: skipped ($(left) s left)"
-fi
 note "total $((SECONDS - t0)) s"
