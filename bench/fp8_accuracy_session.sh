@@ -6,7 +6,8 @@
 #   lab      per call, hd 128: rel L2 of cuDNN fp8 against cuDNN bf16 at 32,760 tokens
 #            (12 and 40 heads) and 75,600 (40 heads), random inputs and 4x outlier channels
 #            (lab16: also 16x), with the times and the fp8 call's parts (quantisation, kernel);
-#            the lab's small-shape CPU checks first
+#            the lab's small-shape CPU checks first, and once more asking cuDNN for a bf16
+#            output from fp8 inputs (RAYLIGHT_FP8_TRY_BF16_OUT: whether Hopper has one)
 #   forward  raylight bench, fp8 weights, 480x832x81: Wan 1.3B and 14B with cuDNN bf16
 #            attention, then --attention fp8 (time, breakdown, and the forward's rel L2
 #            against bf16 attention on the same weights and inputs, with our bf16 kernel
@@ -51,6 +52,13 @@ if want lab; then
     note "per call, self-attention, outlier channels ${f}x (exit $?):"
     grep -E "^time (fp8|cudnn)" "$out/lab_self_$f.log" | tee -a "$out/summary.txt"
   done
+  # Does this cuDNN have a bf16 output for fp8 inputs on this device (Blackwell's engine)? It
+  # would take 0.2-0.4 points off the error and the conversion pass; the checks say if it holds.
+  RAYLIGHT_FP8_TRY_BF16_OUT=1 RAYLIGHT_CUDNN_DEBUG=1 timeout 30 "$b/raylight_attention_lab" --check-only \
+    >"$out/lab_bf16_out.log" 2>&1
+  note "fp8 with a bf16 output tried (RAYLIGHT_FP8_TRY_BF16_OUT): exit $?; plans:"
+  grep -E "cudnn attention: fp8 (plan|.*failed)" "$out/lab_bf16_out.log" | sort | uniq -c | head -6 | tee -a "$out/summary.txt"
+  grep -E "^check fp8" "$out/lab_bf16_out.log" | head -3 | tee -a "$out/summary.txt"
   note "lab: $((SECONDS - t0)) s so far"
 fi
 
