@@ -11,7 +11,8 @@
 #   forward  raylight bench, fp8 weights, 480x832x81: Wan 1.3B and 14B with cuDNN bf16
 #            attention, then --attention fp8 (time, breakdown, and the forward's rel L2
 #            against bf16 attention on the same weights and inputs, with our bf16 kernel
-#            against cuDNN's as the floor)
+#            against cuDNN's as the floor); the 14B once more with 4x outlier channels in q
+#            and k (--qk-outliers 4: random weights have none, trained ones do)
 #   sample   Wan 1.3B, random fp8 weights (bench/make_random_wan_checkpoint.py), a random
 #            context and negative: 30 steps, cfg 5, UniPC, 480x832x81, with bf16 then fp8
 #            attention from the same noise; the final latents' rel L2 and per-frame PSNR
@@ -70,6 +71,12 @@ if want forward; then
       grep -E "^forward:|^breakdown|^fp8 attention vs|^attention \[" "$out/forward_${m}_$a.log" | tee -a "$out/summary.txt"
     done
   done
+  # Random weights give q and k no outlier channels (trained models have them: the demo DiT's
+  # largest channel is 3.6-8x the mean); the same forward with 4x channels in q/k's norm weights.
+  timeout 60 "$b/raylight" bench --model wan-14b --dtype fp8 --attention fp8 --qk-outliers 4 --runs 1 --warmup 0 \
+    --fp8-accuracy bf16 >"$out/forward_wan-14b_fp8_outliers4.log" 2>&1
+  note "== wan-14b fp8 weights, 480x832x81, --attention fp8 --qk-outliers 4 (exit $?)"
+  grep -E "^forward:|^fp8 attention vs" "$out/forward_wan-14b_fp8_outliers4.log" | tee -a "$out/summary.txt"
   note "forward: $((SECONDS - t0)) s so far"
 fi
 
