@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -192,10 +193,10 @@ void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Ten
   ops[1] = {static_cast<const bf16*>(k.raw()), Lk, Lk, true, rotate, static_cast<uint8_t*>(k8), sums + C, sc + 4, nullptr};
   ops[2] = {static_cast<const bf16*>(v.raw()), Lk, Lk, true, false, static_cast<uint8_t*>(v8), sums + 2 * C, sc + 8,
             sc + 12};
-  CudnnAttention cudnn(s);
+  auto cudnn = std::make_unique<CudnnAttention>(s);  // gone before the stream is
   auto quantise = [&] { quantise_fp8_operands(ops, 3, C, D, amax, work, s); };
   auto kernel = [&] {
-    if (!cudnn.run_fp8(static_cast<uint8_t*>(q8), static_cast<uint8_t*>(k8), static_cast<uint8_t*>(v8), sc, sums + 2 * C,
+    if (!cudnn->run_fp8(static_cast<uint8_t*>(q8), static_cast<uint8_t*>(k8), static_cast<uint8_t*>(v8), sc, sums + 2 * C,
                        static_cast<bf16*>(o), nullptr, Lq, Lk, H, D, Lk))
       fail("no fp8 plan");
   };
@@ -226,6 +227,7 @@ void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Ten
     std::printf("time fp8 parts: not run (%s)\n", e.what());
   }
   check_cuda(cudaStreamSynchronize(s), "sync");
+  cudnn.reset();
   for (void* p : {q8, k8, v8, o, static_cast<void*>(scales), static_cast<void*>(amax), static_cast<void*>(sums),
                   static_cast<void*>(work)})
     cudaFree(p);
