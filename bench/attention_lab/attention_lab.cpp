@@ -11,17 +11,26 @@
 // of its arithmetic (the op suite's reference); a check outside its bound fails the run.
 // Timing (hd 128, Wan's heads: self-attention at 32,760 and 75,600 tokens, cross-attention
 // with 512 keys): median ms over runs, TFLOP/s (4 Lq Lk H D per call, quantisation
-// included for fp8), and rel L2 against cuDNN bf16's output at the same shape. Exit 0 when
-// every check passed. Losing variants stay listed in README.md beside this file.
+// included for fp8), and rel L2 against cuDNN bf16's output at the same shape; for fp8 also
+// its two parts alone (the quantisation passes, and cuDNN's fp8 kernel with the output
+// conversion), so the cost beyond the kernel is read off directly. Exit 0 when every check
+// passed. Losing variants stay listed in README.md beside this file.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include <cuda_runtime.h>
+
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cudnn_attention.h"
+#include "backend/cuda/fp8_quantise.h"
+#include "backend/fp8_rotation.h"
 #include "backend/fp8_attention.h"
 #include "core/dtype.h"
 #include "core/error.h"
@@ -153,6 +162,80 @@ Tensor device_input(CudaBackend& be, const Shape& s, uint64_t seed, bool outlier
   return be.modulate(x, be.upload(shift), be.upload(scale));
 }
 
+void check_cuda(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) fail("attention lab: ", what, ": ", cudaGetErrorString(e));
+}
+
+// The fp8 call's parts on a stream of the lab's own, with the backend's functions: the
+// quantisation (statistics, fold, quantise: fp8_quantise.h) and cuDNN's fp8 graph with the
+// output conversion (CudnnAttention::run_fp8). Median ms of each over runs.
+void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Tensor& v, int runs) {
+  using namespace raylight::cuda;
+  const int64_t Lq = q.dim(0), Lk = k.dim(0), H = q.dim(1), D = q.dim(2), C = H * D;
+  be.synchronize();
+  cudaStream_t s = nullptr;
+  check_cuda(cudaStreamCreate(&s), "stream");
+  const int64_t work_floats = fp8_quantise_workspace_floats(3, C, std::max(Lq, Lk));
+  void *q8 = nullptr, *k8 = nullptr, *v8 = nullptr, *o = nullptr;
+  float *scales = nullptr, *amax = nullptr, *sums = nullptr, *work = nullptr;
+  check_cuda(cudaMalloc(&q8, size_t(Lq * C)), "alloc");
+  check_cuda(cudaMalloc(&k8, size_t(Lk * C)), "alloc");
+  check_cuda(cudaMalloc(&v8, size_t(Lk * C)), "alloc");
+  check_cuda(cudaMalloc(&o, size_t(Lq * C) * 2), "alloc");
+  check_cuda(cudaMalloc(&scales, 16 * sizeof(float)), "alloc");
+  check_cuda(cudaMalloc(&amax, 4 * sizeof(float)), "alloc");
+  check_cuda(cudaMalloc(&sums, size_t(3 * C) * sizeof(float)), "alloc");
+  check_cuda(cudaMalloc(&work, size_t(work_floats) * sizeof(float)), "alloc");
+  const bool rotate = fp8_rotates(D);
+  auto* sc = scales;
+  Fp8Operand ops[3];
+  ops[0] = {static_cast<const bf16*>(q.raw()), Lq, Lq, false, rotate, static_cast<uint8_t*>(q8), sums, sc, nullptr};
+  ops[1] = {static_cast<const bf16*>(k.raw()), Lk, Lk, true, rotate, static_cast<uint8_t*>(k8), sums + C, sc + 4, nullptr};
+  ops[2] = {static_cast<const bf16*>(v.raw()), Lk, Lk, true, false, static_cast<uint8_t*>(v8), sums + 2 * C, sc + 8,
+            sc + 12};
+  auto cudnn = std::make_unique<CudnnAttention>(s);  // gone before the stream is
+  auto quantise = [&] { quantise_fp8_operands(ops, 3, C, D, amax, work, s); };
+  auto kernel = [&] {
+    if (!cudnn->run_fp8(static_cast<uint8_t*>(q8), static_cast<uint8_t*>(k8), static_cast<uint8_t*>(v8), sc, sums + 2 * C,
+                       static_cast<bf16*>(o), nullptr, Lq, Lk, H, D, Lk))
+      fail("no fp8 plan");
+  };
+  cudaEvent_t a = nullptr, b = nullptr;
+  check_cuda(cudaEventCreate(&a), "event");
+  check_cuda(cudaEventCreate(&b), "event");
+  auto time = [&](const std::function<void()>& fn) {
+    std::vector<double> t;
+    for (int i = 0; i < runs; ++i) {
+      check_cuda(cudaEventRecord(a, s), "record");
+      fn();
+      check_cuda(cudaEventRecord(b, s), "record");
+      check_cuda(cudaEventSynchronize(b), "sync");
+      float ms = 0;
+      check_cuda(cudaEventElapsedTime(&ms, a, b), "elapsed");
+      t.push_back(ms);
+    }
+    return median(t);
+  };
+  try {
+    quantise();
+    kernel();  // plans built here
+    const double tq = time(quantise), tk = time(kernel);
+    std::printf("time fp8 parts q %6lld x k %6lld, %2lld heads: quantisation %.3f ms, cuDNN fp8 + output conversion %.3f ms "
+                "(%.0f TFLOP/s)\n",
+                (long long)Lq, (long long)Lk, (long long)H, tq, tk, 4.0 * Lq * Lk * H * D / tk / 1e9);
+  } catch (const Error& e) {
+    std::printf("time fp8 parts: not run (%s)\n", e.what());
+  }
+  check_cuda(cudaStreamSynchronize(s), "sync");
+  cudnn.reset();
+  for (void* p : {q8, k8, v8, o, static_cast<void*>(scales), static_cast<void*>(amax), static_cast<void*>(sums),
+                  static_cast<void*>(work)})
+    cudaFree(p);
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  cudaStreamDestroy(s);
+}
+
 void time_shapes(CudaBackend& be, int runs, const std::string& which) {
   std::printf("== timing (median of %d, TFLOP/s = 4 Lq Lk H D / time; rel L2 vs cuDNN bf16 at the same shape)\n", runs);
   struct Case {
@@ -195,6 +278,7 @@ void time_shapes(CudaBackend& be, int runs, const std::string& which) {
                     outliers ? "outlier" : "random", ms, flops / ms / 1e9, rel_l2(got, reference));
         std::fflush(stdout);
       }
+      if (!outliers && c.Lk >= 2048) time_fp8_parts(be, q, k, v, runs);
     }
   }
 }

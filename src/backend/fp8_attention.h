@@ -2,16 +2,18 @@
 // an exact emulation, the CUDA one cuDNN's fp8 flash attention), so the op suite can hold
 // the GPU path to its own arithmetic rather than only to bf16 attention.
 //
-// The arithmetic: k and v smoothed (the mean over the valid keys of each head channel
-// subtracted: softmax rows do not change, and v's mean is added back at the end since rows of
-// P sum to 1); q, k, v each quantised to e4m3 with one scale per tensor (448 / max |x|, over
-// the valid keys for k and v); S = q8 k8^T * descales / sqrt(D); P = softmax(S) (exact; the
-// lse is of S); P quantised to e4m3 before its row sum divides it, as exp(S - row max) * 448
-// (cuDNN's flash kernel applies P's scale there: on an H200 a 16x larger scale saturated,
-// which normalised P, at most 0.03 at 32,760 keys, would not); O = P8 v8 / 448 * dv / sum,
-// itself rounded to e4m3
-// with v's scale (cuDNN's fp8 attention on Hopper writes fp8 only; a bf16 output, where cuDNN
-// offers one (Blackwell), is closer to exact than this), plus v's mean.
+// The arithmetic: q and k rotated per head by the same signed Hadamard transform
+// (backend/fp8_rotation.h, for head sizes 16 to 256 that are powers of two: q . k unchanged,
+// outlier channels spread over the head); k and v smoothed (the mean over the valid keys of
+// each head channel subtracted: softmax rows do not change, and v's mean is added back at the
+// end since rows of P sum to 1); q, k, v each quantised to e4m3 with one scale per tensor
+// (448 / max |x|, over the valid keys for k and v); S = q8 k8^T * descales / sqrt(D);
+// P = softmax(S) (exact; the lse is of S); P quantised to e4m3 before its row sum divides it,
+// as exp(S - row max) * 448 (cuDNN's flash kernel applies P's scale there: on an H200 a 16x
+// larger scale saturated, which normalised P, at most 0.03 at 32,760 keys, would not);
+// O = P8 v8 / 448 * dv / sum, itself rounded to e4m3 with v's scale (cuDNN's fp8 attention on
+// Hopper writes fp8 only; a bf16 output, where cuDNN offers one (Blackwell), is closer to
+// exact than this), plus v's mean.
 // Kept apart from the Backend interface (a mix-in found by dynamic_cast) so that adding it
 // did not touch backend.h.
 #pragma once

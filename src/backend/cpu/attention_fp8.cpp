@@ -1,6 +1,6 @@
 // The CPU emulation of fp8 attention (backend/fp8_attention.h): the operands quantised the
-// way the CUDA path quantises them (K smoothed, one e4m3 scale per tensor, P * 448 as e4m3),
-// the rest exact in double. It is the reference the CUDA fp8 path is held to, and the
+// way the CUDA path quantises them (q and k rotated per head, K and V smoothed, one e4m3
+// scale per tensor, P * 448 as e4m3), the rest exact in double. It is the reference the CUDA fp8 path is held to, and the
 // measure of what fp8 costs in accuracy against exact attention.
 #include <algorithm>
 #include <cmath>
@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/fp8_rotation.h"
 #include "core/dtype.h"
 #include "core/parallel_for.h"
 
@@ -18,12 +19,22 @@ constexpr float kE4m3Max = 448.0f;
 
 float e4m3(float x) { return e4m3_to_f32(f32_to_e4m3(x)); }
 
-// x [rows, C] - mean (when smooth: the fp32 mean over rows [0, n) of each column), quantised
-// with one scale from rows [0, n) and dequantised again: the values the fp8 product sees.
-std::vector<float> quantised(const Tensor& x, int64_t n, bool smooth, float* scale_out = nullptr,
+// backend/fp8_rotation.h's H S x / sqrt(D) on every head of x [rows, H, D].
+std::vector<float> rotated(const Tensor& x) {
+  const int64_t D = x.dim(2);
+  std::vector<float> y(x.f32(), x.f32() + x.numel());
+  for (int64_t h0 = 0; h0 < x.numel(); h0 += D) fp8_rotate_head(y.data() + h0, D);
+  return y;
+}
+
+// x [rows, C] (rotated per head first when rotate) - mean (when smooth: the fp32 mean over
+// rows [0, n) of each column), quantised with one scale from rows [0, n) and dequantised
+// again: the values the fp8 product sees.
+std::vector<float> quantised(const Tensor& x, int64_t n, bool smooth, bool rotate, float* scale_out = nullptr,
                              std::vector<float>* mean_out = nullptr) {
   const int64_t rows = x.dim(0), C = x.numel() / std::max<int64_t>(rows, 1);
-  const float* p = x.f32();
+  const std::vector<float> turned = rotate ? rotated(x) : std::vector<float>();
+  const float* p = rotate ? turned.data() : x.f32();
   std::vector<float> mean(C, 0.0f);
   if (smooth && n > 0) {
     std::vector<double> sum(C, 0.0);
@@ -51,8 +62,10 @@ Tensor attention_fp8(const Tensor& q, const Tensor& k, const Tensor& v, int64_t 
   const int64_t Lq = q.dim(0), H = q.dim(1), D = q.dim(2);
   float v_scale = 1;
   std::vector<float> v_mean;
-  const std::vector<float> q8 = quantised(q, Lq, false), k8 = quantised(k, valid, true),
-                           v8 = quantised(v, valid, true, &v_scale, &v_mean);
+  // q and k rotated alike (q . k unchanged, outlier channels spread), v as it is.
+  const bool rotate = fp8_rotates(D);
+  const std::vector<float> q8 = quantised(q, Lq, false, rotate), k8 = quantised(k, valid, true, rotate),
+                           v8 = quantised(v, valid, true, false, &v_scale, &v_mean);
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   Tensor out = Tensor::empty({Lq, H, D});
   if (lse) *lse = Tensor::empty({H, Lq});

@@ -1,10 +1,17 @@
 // The quantisation in front of fp8 attention: per-tensor e4m3 scales computed on the device
-// (amax, then scale = 448 / amax), so a call needs no host round trip. K and V are smoothed
-// first: the mean over the valid keys of each (head, channel) is subtracted. For K that
-// leaves every softmax row unchanged (q . mean is one constant per row); for V the mean is
-// added back to the output (rows of P sum to 1), so the fp8 product and fp8 output only
-// carry what varies (SageAttention's smoothing). The CPU emulation (backend/cpu/attention_fp8)
-// does the same arithmetic.
+// (amax, then scale = 448 / amax), so a call needs no host round trip. q and k are rotated
+// per head first (backend/fp8_rotation.h: a signed Hadamard transform that leaves q . k
+// unchanged and spreads outlier channels). K and V are smoothed: the mean over the valid
+// keys of each (head, channel) is subtracted. For K that leaves every softmax row unchanged
+// (q . mean is one constant per row); for V the mean is added back to the output (rows of P
+// sum to 1), so the fp8 product and fp8 output only carry what varies (SageAttention's
+// smoothing). The CPU emulation (backend/cpu/attention_fp8) does the same arithmetic.
+//
+// Passes over the operands: one that reads q, k and v together for per-column partial
+// statistics (sum, max, min of the rotated values: the centred amax is max over columns of
+// max - mean and mean - min, so smoothing needs no second statistics pass), a small one that
+// folds the partials into column sums and each operand's amax, and one that quantises all
+// three (rotation, mean, scale and e4m3 in one go).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -19,16 +26,31 @@ using bf16 = __nv_bfloat16;
 // P's fp8 scale in the second product (P <= 1 maps onto e4m3's largest finite value).
 constexpr float kFp8PScale = 448.0f;
 
-// sum[c] = sum over rows [0, n) of x [rows, C] (sum zeroed here). C % 8 == 0.
-void column_sums(const bf16* x, int64_t n, int64_t C, float* sum, cudaStream_t s);
-// *amax = max |x[r, c] - mean[c]| over rows [0, n), mean = sum / n (sum may be null: 0).
-// amax is zeroed here. Non-finite values make amax non-finite (the scale then falls to 1).
-void absmax_centred(const bf16* x, int64_t n, int64_t C, const float* sum, float* amax, cudaStream_t s);
-// y = e4m3(clamp((x - mean) * scale)) over all rows, scale = 448 / amax (1 when amax is 0 or
-// not finite); descale[0] = 1 / scale, and scale_out[0] = scale when scale_out is given.
-void quantise_centred(const bf16* x, int64_t rows, int64_t n, int64_t C, const float* sum, const float* amax,
-                      uint8_t* y, float* descale, float* scale_out, cudaStream_t s);
+// One operand of fp8 attention, [rows, C] bf16 with C = heads x D.
+struct Fp8Operand {
+  const bf16* x = nullptr;
+  int64_t rows = 0;       // rows quantised
+  int64_t stat_rows = 0;  // rows [0, stat_rows) set the scale and the mean (the valid keys)
+  bool smooth = false;    // subtract the column mean over the stat rows
+  bool rotate = false;    // the per-head rotation first (q and k alike; D must be fp8_rotates)
+  uint8_t* y = nullptr;   // e4m3 codes [rows, C]
+  float* sum = nullptr;   // [C] written when given (required to smooth): column sums over the
+                          // stat rows, of the rotated values where the operand rotates
+  float* descale = nullptr;  // [1] written: 1 / scale
+  float* scale = nullptr;    // [1] written when given: the scale
+};
+
+// Floats of workspace quantise_fp8_operands needs for `count` operands.
+int64_t fp8_quantise_workspace_floats(int count, int64_t C, int64_t max_stat_rows);
+
+// Quantises up to three operands: scale = 448 / amax (1 when amax is 0 or not finite; a
+// non-finite input makes amax non-finite), y = e4m3(clamp((rotate(x) - mean) * scale)).
+// C % D == 0, D % 8 == 0. amax: `count` floats, the operands' amax (zeroed here).
+void quantise_fp8_operands(const Fp8Operand* ops, int count, int64_t C, int64_t D, float* amax, float* workspace,
+                           cudaStream_t s);
+
 // y[i] = bf16(e4m3 x[i] * descale[0] + mean[i % C]), mean = sum / n (sum may be null: 0).
+// count and C multiples of 8 (x 8-byte, y 16-byte aligned), as the next one.
 void fp8_to_bf16(const uint8_t* x, int64_t count, const float* descale, int64_t C, const float* sum, int64_t n,
                  bf16* y, cudaStream_t s);
 // y[i] += sum[i % C] / n in place (V's mean added back to a bf16 output).

@@ -4,6 +4,7 @@
 // the CPU reference (correct, slow). Causal masks (the text encoders': short sequences) run
 // on the masked-row kernel; grouped-query heads without one are repeated to full heads
 // first. Also the Ring merge by log-sum-exp and the switch between the kernels.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +17,7 @@
 #include "backend/cuda/masked_attention.h"
 #include "backend/cuda/ops.h"
 #include "backend/cuda/video_kernels.h"
+#include "backend/fp8_rotation.h"
 
 namespace raylight::cuda::op {
 namespace {
@@ -79,27 +81,27 @@ Tensor masked_attention(Context& ctx, const Tensor& q, const Tensor& k, const Te
 // tokens) the quantisation of q costs about what the product saves, and bf16 is exact-er.
 constexpr int64_t kFp8MinKeys = 2048;
 
-// fp8 attention through cuDNN: q, k, v quantised per tensor on the device (k and v smoothed
-// over the valid keys), then the fp8 graph. False when cuDNN has no fp8 plan for the shape.
+// fp8 attention through cuDNN: q, k, v quantised per tensor on the device (q and k rotated per
+// head, k and v smoothed over the valid keys; fp8_quantise.h), then the fp8 graph. False when
+// cuDNN has no fp8 plan for the shape.
 bool fp8_attention(CudnnAttention& cudnn, Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v,
                    int64_t valid, bf16* o, float* lse) {
   const int64_t Lq = q.dim(0), Lk = k.dim(0), H = q.dim(1), D = q.dim(2), C = H * D;
   if (D % 16 != 0) return false;
   Tensor q8 = ctx.alloc({Lq * C}, DType::U8), k8 = ctx.alloc({Lk * C}, DType::U8), v8 = ctx.alloc({Lk * C}, DType::U8);
-  Tensor scales = ctx.alloc({16}, DType::F32), amax = ctx.alloc({12}, DType::F32);
-  Tensor ksum = ctx.alloc({C}, DType::F32), vsum = ctx.alloc({C}, DType::F32);
+  Tensor scales = ctx.alloc({16}, DType::F32), amax = ctx.alloc({4}, DType::F32);
+  Tensor sums = ctx.alloc({3 * C}, DType::F32);
+  Tensor work = ctx.alloc({fp8_quantise_workspace_floats(3, C, std::max(Lq, valid))}, DType::F32);
   float* sc = scales.data<float>();
-  float* am = amax.data<float>();
+  float* sum = sums.data<float>();
   auto u8 = [](Tensor& t) { return static_cast<uint8_t*>(t.raw()); };
-  absmax_centred(bp(q), Lq, C, nullptr, am, ctx.stream);
-  quantise_centred(bp(q), Lq, Lq, C, nullptr, am, u8(q8), sc, nullptr, ctx.stream);
-  column_sums(bp(k), valid, C, ksum.data<float>(), ctx.stream);
-  absmax_centred(bp(k), valid, C, ksum.data<float>(), am + 4, ctx.stream);
-  quantise_centred(bp(k), Lk, valid, C, ksum.data<float>(), am + 4, u8(k8), sc + 4, nullptr, ctx.stream);
-  column_sums(bp(v), valid, C, vsum.data<float>(), ctx.stream);
-  absmax_centred(bp(v), valid, C, vsum.data<float>(), am + 8, ctx.stream);
-  quantise_centred(bp(v), Lk, valid, C, vsum.data<float>(), am + 8, u8(v8), sc + 8, sc + 12, ctx.stream);
-  return cudnn.run_fp8(u8(q8), u8(k8), u8(v8), sc, vsum.data<float>(), o, lse, Lq, Lk, H, D, valid);
+  const bool rotate = fp8_rotates(D);
+  Fp8Operand ops[3];
+  ops[0] = {bp(q), Lq, Lq, false, rotate, u8(q8), sum, sc, nullptr};
+  ops[1] = {bp(k), Lk, valid, true, rotate, u8(k8), sum + C, sc + 4, nullptr};
+  ops[2] = {bp(v), Lk, valid, true, false, u8(v8), sum + 2 * C, sc + 8, sc + 12};
+  quantise_fp8_operands(ops, 3, C, D, amax.data<float>(), work.data<float>(), ctx.stream);
+  return cudnn.run_fp8(u8(q8), u8(k8), u8(v8), sc, sum + 2 * C, o, lse, Lq, Lk, H, D, valid);
 }
 
 Tensor unmasked_attention(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, int64_t valid, Tensor* lse) {
