@@ -20,6 +20,7 @@
 #include "models/registry.h"
 #include "pipeline/comfyui_files.h"
 #include "pipeline/model_loader.h"
+#include "server/client_files.h"
 #include "../error_of.h"
 #include "../wan_cases.h"
 
@@ -386,6 +387,11 @@ TEST(FluxDiffusersFiles, HostileShardFoldersAreRefusedNamingWhatIsWrong) {
     bad.emplace_back("transformer_blocks.0.attn.to_qkv_mlp_proj.weight", Tensor::zeros({4, 4}));
     cases.push_back({fresh("stray", bad), "tensor transformer_blocks.0.attn.to_qkv_mlp_proj.weight has no place"});
   }
+  {  // a bitsandbytes export
+    TensorList bad = good;
+    bad.emplace_back("transformer_blocks.0.ff.net.2.weight.absmax", Tensor::zeros({4}));
+    cases.push_back({fresh("nf4", bad), "bitsandbytes' quantised weights are not read"});
+  }
   {  // config.json contradicting the tensors
     const std::string d = fresh("heads");
     write_text(d + "/config.json", R"({"num_attention_heads": 3, "attention_head_dim": 32})");
@@ -440,4 +446,17 @@ TEST_F(FluxDiffusersInspect, AFolderIsDescribedAsItsModel) {
   EXPECT_NE(out.find("Flux.1"), std::string::npos) << out;
   EXPECT_NE(out.find("5 shards"), std::string::npos) << out;
   EXPECT_NE(out.find("diffusers names"), std::string::npos) << out;
+}
+
+TEST(FluxDiffusersFiles, TheServerRefusesClientNamedShardedModels) {
+  // A shard beside a client's index could be a link out of the server's model folders.
+  const std::string index = fixture("flux_diffusers_dev/diffusion_pytorch_model.safetensors.index.json");
+  EXPECT_NE(error_of([&] { server::open_client_store("model", index, PartKind::Denoiser); }).find("sharded checkpoint's index"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { server::open_client_store("model", fixture("flux_diffusers_dev"), PartKind::Denoiser); })
+                .find("is not a file"),
+            std::string::npos);
+  // One file is a file, as before.
+  EXPECT_EQ(error_of([&] { server::open_client_store("model", fixture("flux_diffusers_schnell/diffusion_pytorch_model.safetensors"), PartKind::Denoiser); }),
+            "(no error)");
 }

@@ -16,6 +16,15 @@ namespace {
 bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 bool is_fp8(DType t) { return t == DType::F8E4M3 || t == DType::F8E5M2; }
 
+// Why a tensor has no place, where a known quantised export explains it.
+std::string quantised_hint(const std::string& name) {
+  for (const char* q : {".absmax", ".quant_map", ".quant_state", ".nested_absmax", ".SCB"})
+    if (name.find(q) != std::string::npos) return "; bitsandbytes' quantised weights are not read: use a bf16 or fp8 export";
+  for (const char* q : {"._data", "._scale", ".input_scale", ".output_scale"})
+    if (name.find(q) != std::string::npos) return "; optimum-quanto's quantised weights are not read: use a bf16 or fp8 export";
+  return "";
+}
+
 // One official tensor: which diffusers tensors make it, in row order.
 struct Rule {
   std::string official;
@@ -127,7 +136,8 @@ class DiffusersFlux final : public WeightStore {
     }
     for (const auto& n : names)
       if (!used.count(n))
-        fail(path_, ": tensor ", n, " has no place in a Flux.1 transformer (read with diffusers' FluxTransformer2DModel names)");
+        fail(path_, ": tensor ", n, " has no place in a Flux.1 transformer (read with diffusers' FluxTransformer2DModel names",
+             quantised_hint(n), ")");
     metadata_ = src_->metadata();
     metadata_["raylight.names"] = "diffusers";  // said in the spec's summary
     take_head_count();
