@@ -59,10 +59,13 @@ WeightFiles find_weight_files(const std::string& path) {
   std::error_code ec;
   WeightFiles w;
   if (fs::is_directory(path, ec)) {
-    w.weights = weights_in(path);
-    // A whole pipeline folder (model_index.json, transformer/, vae/, ...): its denoiser.
-    if (w.weights.empty() && fs::is_directory(fs::path(path) / "transformer", ec))
-      w.weights = weights_in(fs::path(path) / "transformer");
+    // A whole pipeline folder (model_index.json, transformer/, vae/, ...): its denoiser, even
+    // where other files sit beside them (FLUX.1-dev's root also holds flux1-dev.safetensors
+    // and ae.safetensors).
+    const fs::path transformer = fs::path(path) / "transformer";
+    const bool pipeline = is_file(fs::path(path) / "model_index.json") && fs::is_directory(transformer, ec);
+    w.weights = weights_in(pipeline ? transformer : fs::path(path));
+    if (w.weights.empty() && fs::is_directory(transformer, ec)) w.weights = weights_in(transformer);
     if (w.weights.empty())
       fail("model folder ", path, " holds no ", kSingle, ", no ", kIndex, " and no .safetensors file");
   } else {

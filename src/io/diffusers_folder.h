@@ -18,7 +18,9 @@ struct WeightFiles {
 
 // What `path` (a file or a folder) holds. A folder must hold exactly one choice
 // (diffusion_pytorch_model's index, then its single file, then the one index or the one
-// .safetensors file there): several are an Error listing them, and so is none.
+// .safetensors file there): several are an Error listing them, and so is none. A pipeline
+// folder (model_index.json beside transformer/) or a folder holding no weights but a
+// transformer/ folder stands for its transformer/.
 WeightFiles find_weight_files(const std::string& path);
 
 // config.json's top-level entries that are numbers, strings, booleans or arrays of numbers,

@@ -181,6 +181,9 @@ TEST(FluxDiffusersView, TheOfficialModelUnderDiffusersNamesReadsBackBitForBit) {
   TempDir t;
   auto official = open_store(fixture("flux_tiny_dev.safetensors"), PartKind::Denoiser);
   write_sharded(t.path("transformer"), to_diffusers(*official, 64), 3, kTinyConfig);
+  // FLUX.1-dev's root also holds the official file and the VAE beside model_index.json.
+  fs::copy_file(fixture("flux_tiny_schnell.safetensors"), t.path("flux1-dev.safetensors"));
+  write_text(t.path("model_index.json"), R"({"_class_name": "FluxPipeline"})");
   // The whole pipeline folder, the model folder and its index name the same model.
   for (const std::string& given : {t.dir.string(), t.path("transformer"),
                                    t.path("transformer/diffusion_pytorch_model.safetensors.index.json")}) {
