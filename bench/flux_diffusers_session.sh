@@ -19,7 +19,7 @@ export LD_LIBRARY_PATH="$PWD/.devlibs:$PWD/.gpurun/lib:/usr/local/cuda/lib64:${L
 steps=${*:-tiny real}
 want() { [[ " $steps " == *" $1 "* ]]; }
 note() { echo "$1" | tee -a "$out/summary.txt"; }
-diff() {  # diff A.safetensors B.safetensors [golden tensor name in B]
+maxdiff() {  # maxdiff A.safetensors B.safetensors [golden tensor name in B]
   python3 -c "
 import sys; from safetensors.torch import load_file
 a = load_file(sys.argv[1])['velocity'].float(); b = load_file(sys.argv[2])[sys.argv[3]].float()
@@ -35,9 +35,9 @@ fwd() {  # fwd MODEL CASE OUT [flags...]
 if want tiny; then
   c=tests/fixtures/flux_diffusers_case.safetensors
   fwd tests/fixtures/flux_diffusers_dev $c "$out/dev.safetensors" >/dev/null
-  note "tiny dev (bf16, 5 shards) vs float64 golden: $(diff "$out/dev.safetensors" $c dev_velocity_f64)"
+  note "tiny dev (bf16, 5 shards) vs float64 golden: $(maxdiff "$out/dev.safetensors" $c dev_velocity_f64)"
   fwd tests/fixtures/flux_diffusers_schnell $c "$out/schnell.safetensors" >/dev/null
-  note "tiny schnell (fp8 file) vs float64 golden: $(diff "$out/schnell.safetensors" $c schnell_velocity_f64)"
+  note "tiny schnell (fp8 file) vs float64 golden: $(maxdiff "$out/schnell.safetensors" $c schnell_velocity_f64)"
 fi
 if want real; then
   gpus=$(nvidia-smi -L | wc -l)
@@ -52,7 +52,7 @@ if want real; then
     for l in "${layouts[@]}"; do
       s1=$(fwd $d/official.safetensors $d/case.safetensors "$out/o.safetensors" $l)
       s2=$(fwd $d/transformer $d/case.safetensors "$out/d.safetensors" $l)
-      note "real $kind ${l:-resident}: max |official - diffusers| $(diff "$out/o.safetensors" "$out/d.safetensors"), official $s1 s, diffusers $s2 s"
+      note "real $kind ${l:-resident}: max |official - diffusers| $(maxdiff "$out/o.safetensors" "$out/d.safetensors"), official $s1 s, diffusers $s2 s"
     done
     rm -rf $d
   done

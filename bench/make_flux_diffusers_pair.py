@@ -2,7 +2,8 @@
 diffusers-named loader (issue 14): official names (one file) and diffusers' names (a sharded
 `transformer/` folder with its index; no config.json, so heads are the default 128 wide),
 plus forward inputs at 512x512 (1024 image + 512 text tokens).
-Usage: python3 bench/make_flux_diffusers_pair.py --out DIR [--double 2] [--single 4] [--fp8]
+Usage: python3 bench/make_flux_diffusers_pair.py --out DIR [--double 2] [--single 4] [--fp8] [--width 3072]
+(--width: heads stay 128 wide, MLP 4x; a small width checks the script on a CPU.)
 Writes DIR/official.safetensors, DIR/transformer/, DIR/case.safetensors.
 """
 import argparse
@@ -12,7 +13,8 @@ import os
 import torch
 from safetensors.torch import save_file
 
-H, MLP, CTX, VEC = 3072, 12288, 4096, 768
+CTX, VEC = 4096, 768
+H = MLP = 0  # set from --width
 
 
 def official(double, single, fp8, g):
@@ -117,7 +119,10 @@ def main():
     ap.add_argument("--double", type=int, default=2)
     ap.add_argument("--single", type=int, default=4)
     ap.add_argument("--fp8", action="store_true")
+    ap.add_argument("--width", type=int, default=3072)
     a = ap.parse_args()
+    global H, MLP
+    H, MLP = a.width, 4 * a.width
     os.makedirs(a.out, exist_ok=True)
     g = torch.Generator().manual_seed(14)
     w = official(a.double, a.single, a.fp8, g)

@@ -34,6 +34,11 @@ class CheckpointWeights final : public WeightStore {
     ckpt_.file().check_intact();
     return {ckpt_.stored(name), ckpt_.weight_scale(name).value_or(1.0f)};
   }
+  // A range copied from the mapping is checked after the copy, as get() checks its reads.
+  void read_stored(const std::string& name, size_t offset, size_t size, void* dst) const override {
+    WeightStore::read_stored(name, offset, size, dst);
+    ckpt_.file().check_intact();
+  }
   // Callers release what they copied, so the copy is checked here.
   void release_stored(const std::string& name) const override {
     ckpt_.file().check_intact();

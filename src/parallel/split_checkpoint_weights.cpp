@@ -88,6 +88,11 @@ Tensor SplitCheckpointWeights::get(const std::string& name) {
   return w;
 }
 
+void SplitCheckpointWeights::read_stored(const std::string& name, size_t offset, size_t size, void* dst) const {
+  WeightStore::read_stored(name, offset, size, dst);
+  file_of(name).check_intact();  // the copy is checked after it is made
+}
+
 void SplitCheckpointWeights::release_stored(const std::string& name) const {
   const SafetensorsFile& f = file_of(name);
   f.check_intact();

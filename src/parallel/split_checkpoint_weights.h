@@ -30,6 +30,7 @@ class SplitCheckpointWeights final : public WeightStore {
   Tensor get(const std::string& name) override;
   Stored stored(const std::string& name) const override;
   float stored_scale(const std::string& name) const override;
+  void read_stored(const std::string& name, size_t offset, size_t size, void* dst) const override;
   void release_stored(const std::string& name) const override;
   size_t shards() const { return files_.size(); }
 
@@ -40,7 +41,7 @@ class SplitCheckpointWeights final : public WeightStore {
   std::string path_;
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::map<std::string, size_t> where_;  // every stored tensor -> its shard
-  std::vector<std::string> names_;       // without scales and the marker, in index order
+  std::vector<std::string> names_;       // without scales and the marker, sorted
   std::map<std::string, std::string> metadata_;
 };
 

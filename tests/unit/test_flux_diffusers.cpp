@@ -210,12 +210,10 @@ TEST(FluxDiffusersView, TheOfficialModelUnderDiffusersNamesReadsBackBitForBit) {
   }
 }
 
-TEST(FluxDiffusersView, Fp8PiecesKeepAScaleTheyShareAndAreWidenedWhereTheyDiffer) {
-  TempDir t;
-  auto official = open_store(fixture("flux_tiny_dev.safetensors"), PartKind::Denoiser);
-  TensorList list = to_diffusers(*official, 64);
+// `list` with block 0's image q/k/v as scaled fp8 sharing one scale (0.01) and block 1's
+// with three (0.01, 0.02, 0.005), each beside its "<layer>.weight_scale".
+void make_scaled_fp8_qkv(TensorList& list) {
   TensorList fp8;
-  // Block 0's image q/k/v as scaled fp8 with one scale, block 1's with three.
   for (auto& [n, tensor] : list) {
     const std::string tail = n.size() > 20 ? n.substr(20) : "";  // after "transformer_blocks.N"
     const bool qkv = tail == ".attn.to_q.weight" || tail == ".attn.to_k.weight" || tail == ".attn.to_v.weight";
@@ -229,6 +227,13 @@ TEST(FluxDiffusersView, Fp8PiecesKeepAScaleTheyShareAndAreWidenedWhereTheyDiffer
     }
   }
   list.insert(list.end(), fp8.begin(), fp8.end());
+}
+
+TEST(FluxDiffusersView, Fp8PiecesKeepAScaleTheyShareAndAreWidenedWhereTheyDiffer) {
+  TempDir t;
+  auto official = open_store(fixture("flux_tiny_dev.safetensors"), PartKind::Denoiser);
+  TensorList list = to_diffusers(*official, 64);
+  make_scaled_fp8_qkv(list);
   write_sharded(t.path("m"), list, 4, kTinyConfig);
   DenoiserWeights d = as_denoiser(open_store(t.path("m"), PartKind::Denoiser), "m");
   const std::string same = "double_blocks.0.img_attn.qkv.weight", mixed = "double_blocks.1.img_attn.qkv.weight";
@@ -305,6 +310,19 @@ TEST_F(FluxDiffusersCli, EveryLayoutEqualsOneRankOnTheOfficialFile) {
   EXPECT_GT(max_abs_diff(with, one), 1e-3f);
   EXPECT_EQ(max_abs_diff(forward(folder, lora), with), 0.0f);
   EXPECT_EQ(max_abs_diff(forward(folder, "--ranks 2 --fsdp" + lora), with), 0.0f);
+}
+
+TEST_F(FluxDiffusersCli, ScaledAndWidenedFp8PiecesGiveOneRanksBitsOnEveryPlacement) {
+  auto official = open_store(fixture("flux_tiny_dev.safetensors"), PartKind::Denoiser);
+  TensorList list = to_diffusers(*official, 64);
+  make_scaled_fp8_qkv(list);
+  const std::string folder = path("fp8");
+  write_sharded(folder, list, 3, kTinyConfig);
+  const Tensor one = forward(folder, "");
+  for (const char* exact : {"--ranks 2 --fsdp", "--offload", "--ranks 2 --fsdp --offload"})
+    EXPECT_EQ(max_abs_diff(forward(folder, exact), one), 0.0f) << exact;
+  // Three FSDP ranks cut the widened tensor inside its bf16 pieces (ring attention on both sides).
+  EXPECT_EQ(max_abs_diff(forward(folder, "--ranks 3 --fsdp"), forward(folder, "--ranks 3")), 0.0f);
 }
 
 TEST(FluxDiffusersFiles, HostileShardFoldersAreRefusedNamingWhatIsWrong) {
