@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "core/error.h"
@@ -23,7 +24,10 @@
 #include "models/vae/wan22_vae_tiny.h"
 #include "models/wan/wan_family.h"
 #include "models/wan/wan_tiny.h"
+#include "io/diffusers_folder.h"
+#include "io/safetensors_index.h"
 #include "parallel/checkpoint_weights.h"
+#include "parallel/split_checkpoint_weights.h"
 #include "parallel/prefixed_weights.h"
 
 namespace raylight {
@@ -62,13 +66,16 @@ struct DenoiserFamily {
   std::function<std::shared_ptr<const DenoiserSpec>(const WeightStore&, const std::string& source,
                                                     const std::string& variant)>
       spec;
+  // The store under the names `spec` and the model read, where a file uses another naming
+  // (Flux's diffusers names): a view, or the store itself.
+  std::function<std::unique_ptr<WeightStore>(std::unique_ptr<WeightStore>, const std::string& source)> official = nullptr;
 };
 
 const std::vector<DenoiserFamily>& denoiser_families() {
   static const std::vector<DenoiserFamily> list = {
       {"Wan 2.1", wan_matches,
        [](const WeightStore& w, const std::string& s, const std::string& v) { return wan_spec(w, s, v); }},
-      {"Flux.1", flux_matches, flux_spec},
+      {"Flux.1", flux_matches, flux_spec, flux_official_names},
   };
   return list;
 }
@@ -114,6 +121,10 @@ class Borrowed final : public WeightStore {
   std::vector<std::string> names() const override { return w_.names(); }
   std::map<std::string, std::string> metadata() const override { return w_.metadata(); }
   Stored stored(const std::string& n) const override { return w_.stored(n); }
+  float stored_scale(const std::string& n) const override { return w_.stored_scale(n); }
+  void read_stored(const std::string& n, size_t offset, size_t size, void* dst) const override {
+    w_.read_stored(n, offset, size, dst);
+  }
 
  private:
   const WeightStore& w_;
@@ -198,15 +209,27 @@ std::unique_ptr<WeightStore> open_store(const std::string& source, PartKind part
   std::error_code ec;
   if (!std::filesystem::exists(source, ec))
     fail(part_kind_name(part), " file ", source, " does not exist (\"tiny\" and \"demo\" name the embedded ones)");
-  if (!std::filesystem::is_regular_file(source, ec))
-    fail(part_kind_name(part), " file ", source, " is not a regular file");
-  return std::make_unique<CheckpointWeights>(Checkpoint::open(source));
+  // A diffusers model folder, a sharded checkpoint's index, or one file.
+  const bool folder = std::filesystem::is_directory(source, ec);
+  const WeightFiles files = find_weight_files(source);
+  if (!std::filesystem::is_regular_file(files.weights, ec))
+    fail(part_kind_name(part), " file ", files.weights, " is not a regular file");
+  std::map<std::string, std::string> config;
+  if (!files.config.empty()) {
+    try {
+      config = read_diffusers_config(files.config);
+    } catch (const Error&) {
+      if (folder || files.sharded) throw;  // a file given alone does not depend on a config beside it
+    }
+  }
+  if (files.sharded) return std::make_unique<SplitCheckpointWeights>(read_safetensors_index(files.weights), config);
+  return std::make_unique<CheckpointWeights>(Checkpoint::open(files.weights), config);
 }
 
 std::optional<std::string> checkpoint_part_prefix(const std::string& source, const PartSlot& slot) {
   if (slot.checkpoint_prefixes.empty() || is_embedded_model(source)) return std::nullopt;
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(source, ec)) return std::nullopt;
+  if (!std::filesystem::is_regular_file(source, ec) || is_safetensors_index_name(source)) return std::nullopt;
   const auto file = SafetensorsFile::open(source);
   std::vector<std::string> held;
   for (const std::string& prefix : slot.checkpoint_prefixes)
@@ -246,8 +269,11 @@ std::shared_ptr<const DenoiserSpec> denoiser_spec(const WeightStore& weights, co
   const DenoiserFamily* f = find_denoiser(weights, &prefix);
   if (!f) refuse_part(weights, source, PartKind::Denoiser);
   try {
-    if (prefix.empty()) return f->spec(weights, source, variant);
-    return f->spec(PrefixedWeights(std::make_unique<Borrowed>(weights), prefix), source, variant);
+    if (prefix.empty() && !f->official) return f->spec(weights, source, variant);
+    std::unique_ptr<WeightStore> view = std::make_unique<Borrowed>(weights);
+    if (!prefix.empty()) view = std::make_unique<PrefixedWeights>(std::move(view), prefix);
+    if (f->official) view = f->official(std::move(view), source);
+    return f->spec(*view, source, variant);
   } catch (const Error& e) {
     const std::string msg = e.what();
     if (msg.find(source) != std::string::npos) throw;
@@ -260,8 +286,9 @@ DenoiserWeights as_denoiser(std::unique_ptr<WeightStore> weights, const std::str
   DenoiserWeights d;
   d.spec = denoiser_spec(*weights, source, variant);
   std::string prefix;
-  find_denoiser(*weights, &prefix);
+  const DenoiserFamily* f = find_denoiser(*weights, &prefix);
   d.weights = prefix.empty() ? std::move(weights) : std::make_unique<PrefixedWeights>(std::move(weights), prefix);
+  if (f->official) d.weights = f->official(std::move(d.weights), source);
   return d;
 }
 

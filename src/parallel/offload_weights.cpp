@@ -14,12 +14,12 @@ OffloadWeights::OffloadWeights(std::unique_ptr<WeightStore> source, const BlockO
   for (const auto& name : source_->names()) {
     const int block = block_of(name);
     if (block < 0) continue;
-    Stored s = source_->stored(name);
-    if (!s.bytes.is_contiguous()) fail("weight ", name, " is not stored contiguously");
+    const DType dtype = source_->stored_dtype(name);
+    const Shape shape = source_->shape(name);
     // 16-byte alignment keeps every tensor usable in place by vectorised kernels.
     size_t& at = pack_size[block];
-    placed_.emplace(name, Placed{block, at, s.bytes.dtype(), s.bytes.shape(), s.scale});
-    at += (s.bytes.nbytes() + 15) / 16 * 16;
+    placed_.emplace(name, Placed{block, at, dtype, shape, source_->stored_scale(name)});
+    at += (shape_nbytes(shape, dtype) + 15) / 16 * 16;
     num_blocks_ = std::max(num_blocks_, block + 1);
   }
   size_t largest = 0;
@@ -30,8 +30,7 @@ OffloadWeights::OffloadWeights(std::unique_ptr<WeightStore> source, const BlockO
     largest = std::max(largest, size);
   }
   for (const auto& [name, p] : placed_) {
-    Stored s = source_->stored(name);
-    std::memcpy(static_cast<uint8_t*>(packs_.at(p.block).raw()) + p.offset, s.bytes.raw(), s.bytes.nbytes());
+    source_->read_stored(name, 0, shape_nbytes(p.shape, p.dtype), static_cast<uint8_t*>(packs_.at(p.block).raw()) + p.offset);
     source_->release_stored(name);
   }
   if (!packs_.empty()) {

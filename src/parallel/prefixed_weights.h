@@ -20,6 +20,10 @@ class PrefixedWeights final : public WeightStore {
   std::map<std::string, std::string> metadata() const override { return source_->metadata(); }
   Stored stored(const std::string& name) const override { return source_->stored(prefix_ + name); }
   void release_stored(const std::string& name) const override { source_->release_stored(prefix_ + name); }
+  float stored_scale(const std::string& name) const override { return source_->stored_scale(prefix_ + name); }
+  void read_stored(const std::string& name, size_t offset, size_t size, void* dst) const override {
+    source_->read_stored(prefix_ + name, offset, size, dst);
+  }
 
  private:
   std::unique_ptr<WeightStore> source_;

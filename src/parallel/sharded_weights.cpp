@@ -21,9 +21,10 @@ ShardedWeights::ShardedWeights(const WeightStore& source, const BlockOf& block_o
   const int n = group.size(), me = group.rank();
   // First the layout of every pack, then one pack at a time is read and placed.
   for (const auto& name : source.names()) {
-    Stored s = source.stored(name);
-    if (!s.bytes.is_contiguous()) fail("weight ", name, " is not stored contiguously");
-    Entry e{s.bytes.dtype(), s.bytes.shape(), s.scale, s.bytes.nbytes(), 0, block_of(name), 0};
+    // Planned from shapes alone: a tensor the source makes of several pieces is not made here.
+    const DType dtype = source.stored_dtype(name);
+    const Shape shape = source.shape(name);
+    Entry e{dtype, shape, source.stored_scale(name), shape_nbytes(shape, dtype), 0, block_of(name), 0};
     e.chunk = shard_range(e.bytes, n, me).chunk;
     Pack& pack = e.block >= 0 ? blocks_[e.block] : singles_[name];
     e.offset = pack.size;
@@ -47,8 +48,7 @@ void ShardedWeights::read_shards(const WeightStore& source, Pack& pack) {
   for (const auto& name : pack.names) {
     const Entry& e = entries_.at(name);
     const ShardRange r = shard_range(e.bytes, n, me);
-    Stored s = source.stored(name);
-    std::memcpy(mine.data() + e.offset, static_cast<const uint8_t*>(s.bytes.raw()) + r.begin, r.size);
+    source.read_stored(name, r.begin, r.size, mine.data() + e.offset);
     source.release_stored(name);
   }
   if (shards_on_host_) {

@@ -21,6 +21,10 @@ class SharedWeights final : public WeightStore {
   std::map<std::string, std::string> metadata() const override { return base_->metadata(); }
   Stored stored(const std::string& name) const override { return base_->stored(name); }
   void release_stored(const std::string& name) const override { base_->release_stored(name); }
+  float stored_scale(const std::string& name) const override { return base_->stored_scale(name); }
+  void read_stored(const std::string& name, size_t offset, size_t size, void* dst) const override {
+    base_->read_stored(name, offset, size, dst);
+  }
   Tensor get(const std::string& name) override { return base_->get(name); }
 
  private:

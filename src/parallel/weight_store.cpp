@@ -1,6 +1,7 @@
 #include "parallel/weight_store.h"
 
 #include <cstdio>
+#include <cstring>
 
 #include "core/error.h"
 #include "dist/runtime.h"
@@ -40,6 +41,14 @@ Tensor WeightStore::get(const std::string& name) {
     release_stored(name);  // the device copy is the one used from now on
   }
   return w;
+}
+
+void WeightStore::read_stored(const std::string& name, size_t offset, size_t size, void* dst) const {
+  const Stored s = stored(name);
+  if (!s.bytes.is_contiguous()) fail("weight ", name, " is not stored contiguously");
+  if (offset > s.bytes.nbytes() || size > s.bytes.nbytes() - offset)
+    fail("weight ", name, ": bytes [", offset, ", ", offset + size, ") are outside its ", s.bytes.nbytes(), " bytes");
+  std::memcpy(dst, static_cast<const uint8_t*>(s.bytes.raw()) + offset, size);
 }
 
 std::vector<std::string> MemoryWeights::names() const {

@@ -59,6 +59,12 @@ class WeightStore {
   };
   // The stored bytes of one tensor (other stores read them to shard or copy).
   virtual Stored stored(const std::string& name) const = 0;
+  // stored(name).scale without reading the bytes (layouts are planned before any is read).
+  virtual float stored_scale(const std::string& name) const { return stored(name).scale; }
+  // Bytes [offset, offset + size) of stored(name).bytes into `dst`. A store whose tensors are
+  // made of several file tensors (a renaming view that fuses rows) reads only the pieces the
+  // range covers, so an FSDP rank never makes a whole tensor to keep its shard of it.
+  virtual void read_stored(const std::string& name, size_t offset, size_t size, void* dst) const;
   // Says the caller keeps its own copy of what it needed of `name`'s stored bytes: a store
   // reading a memory map drops those pages from the process (they can be read again).
   virtual void release_stored(const std::string& /*name*/) const {}

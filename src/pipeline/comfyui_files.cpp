@@ -59,10 +59,24 @@ std::string pick(const fs::path& models, const PartSlot& slot, const char* flag,
   fail("several ", slot.what, " files in ", dir.string(), ", choose one with ", flag, ":", list);
 }
 
-// The files in `dir` that are denoisers this build runs (of any family).
+// Sub-folders of `dir`: diffusers model folders (a transformer/ folder's files, or a whole
+// pipeline's, as ComfyUI's models/diffusers holds them) are candidates like files.
+std::vector<std::string> folders_in(const fs::path& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (fs::is_directory(e.path(), ec)) out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// The files and model folders in `dir` that are denoisers this build runs (of any family).
 std::vector<std::string> denoisers_in(const fs::path& dir, const std::string& variant) {
   std::vector<std::string> found;
-  for (const auto& path : candidates(dir, {})) {
+  std::vector<std::string> paths = candidates(dir, {});
+  for (auto& f : folders_in(dir)) paths.push_back(std::move(f));
+  for (const auto& path : paths) {
     try {
       const auto r = recognise(*open_store(path, PartKind::Denoiser), path, variant);
       if (r && r->part == PartKind::Denoiser) found.push_back(path);
@@ -73,15 +87,16 @@ std::vector<std::string> denoisers_in(const fs::path& dir, const std::string& va
   return found;
 }
 
-// The DiT when --model is not given: the one file in models/diffusion_models (or, when none
-// is there, models/checkpoints: all-in-one files) that is a denoiser this build runs (of any
-// family), or among several the one named as the default family's; otherwise the error
-// lists them.
+// The DiT when --model is not given: the one file or diffusers model folder in
+// models/diffusion_models (or, when none is there, models/checkpoints: all-in-one files, then
+// models/diffusers: pipeline folders) that is a denoiser this build runs (of any family), or
+// among several the one named as the default family's; otherwise the error lists them.
 std::string pick_denoiser(const fs::path& models, const std::string& variant) {
   fs::path dir = models / "diffusion_models";
   std::vector<std::string> found = denoisers_in(dir, variant);
-  if (found.empty()) {
-    dir = models / "checkpoints";
+  for (const char* next : {"checkpoints", "diffusers"}) {
+    if (!found.empty()) break;
+    dir = models / next;
     found = denoisers_in(dir, variant);
   }
   if (found.size() == 1) return found[0];
@@ -92,8 +107,9 @@ std::string pick_denoiser(const fs::path& models, const std::string& variant) {
   std::string list;
   for (const auto& f : found) list += "\n  " + f;
   if (found.empty())
-    fail("no DiT this build runs found in ", (models / "diffusion_models").string(), " or ",
-         (models / "checkpoints").string(), " (", family_list(), "); pass --model");
+    fail("no DiT this build runs found in ", (models / "diffusion_models").string(), ", ",
+         (models / "checkpoints").string(), " or ", (models / "diffusers").string(), " (", family_list(),
+         "); pass --model");
   fail("several DiT files in ", dir.string(), ", choose one with --model:", list);
 }
 

@@ -15,8 +15,9 @@ struct ModelFiles {
 };
 
 // Fills the empty entries of `given` from `comfyui_dir`: the denoiser by the default
-// family's file names when none is given (models/diffusion_models, then all-in-one files in
-// models/checkpoints), then every part its family needs: the ones an all-in-one checkpoint
+// family's file names when none is given (models/diffusion_models, files or diffusers model
+// folders, then all-in-one files in models/checkpoints, then pipeline folders in
+// models/diffusers), then every part its family needs: the ones an all-in-one checkpoint
 // holds from it, the others from their folders. Errors list what was found when a choice
 // is ambiguous or missing, and name the flag that decides.
 ModelFiles find_comfyui_files(const std::string& comfyui_dir, ModelFiles given, const std::string& variant = "");

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "core/error.h"
+#include "io/safetensors_index.h"
 #include "models/registry.h"
 
 namespace raylight::server {
@@ -62,6 +63,10 @@ void open_client_file(const std::string& what, const std::string& path, const st
 std::unique_ptr<WeightStore> open_client_store(const std::string& what, const std::string& source, PartKind part) {
   if (is_embedded_model(source)) return open_store(source, part);
   check_client_path(what, source, {});
+  // An index names shards beside it that the request's folder check never saw (a shard may
+  // be a link to anywhere): sharded models are the server's own --model only.
+  if (is_safetensors_index_name(source))
+    fail("\"", what, "\" file ", source, " is a sharded checkpoint's index; the server opens those only as its --model");
   std::unique_ptr<WeightStore> store;
   open_client_file(what, source, [&] { store = open_store(source, part); });
   return store;

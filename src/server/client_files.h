@@ -29,7 +29,7 @@ void open_client_file(const std::string& what, const std::string& path, const st
 
 // open_store() for a client-named source: an embedded model by name, else the file, with
 // check_client_path's rules (no allowed folders: those are checked on the request) and
-// open_client_file's messages.
+// open_client_file's messages. Folders and sharded checkpoints' indexes are refused.
 std::unique_ptr<WeightStore> open_client_store(const std::string& what, const std::string& source, PartKind part);
 
 // Fails unless the client-named `source` (field `what`) is a part of kind `part` Raylight

@@ -422,6 +422,101 @@ def flux_file_cases(inputs):
 
 
 # ---------------------------------------------------------------------------------------
+# Flux transformers in diffusers' sharded folders (issue 14): the index json and the shards
+# it names are hostile input like any file.
+
+def diffusers_flux_tensors(d=64, mlp=128, context=64, vec=32):
+    """A tiny Flux dev transformer (1 + 1 blocks), zeros, under diffusers' names."""
+    t = []
+
+    def linear(name, inp, out):
+        t.append((name + ".weight", "F32", [out, inp], tensor_bytes("F32", [out, inp])))
+        t.append((name + ".bias", "F32", [out], tensor_bytes("F32", [out])))
+
+    def norm(name):
+        t.append((name + ".weight", "F32", [d // 2], tensor_bytes("F32", [d // 2])))
+
+    linear("x_embedder", 64, d)
+    linear("context_embedder", context, d)
+    for e, inp in (("timestep_embedder", 256), ("text_embedder", vec), ("guidance_embedder", 256)):
+        linear("time_text_embed." + e + ".linear_1", inp, d)
+        linear("time_text_embed." + e + ".linear_2", d, d)
+    b = "transformer_blocks.0."
+    for n in ("norm1.linear", "norm1_context.linear"):
+        linear(b + n, d, 6 * d)
+    for n in ("to_q", "to_k", "to_v", "add_q_proj", "add_k_proj", "add_v_proj", "to_out.0", "to_add_out"):
+        linear(b + "attn." + n, d, d)
+    for n in ("norm_q", "norm_k", "norm_added_q", "norm_added_k"):
+        norm(b + "attn." + n)
+    for f in ("ff", "ff_context"):
+        linear(b + f + ".net.0.proj", d, mlp)
+        linear(b + f + ".net.2", mlp, d)
+    s = "single_transformer_blocks.0."
+    for n in ("to_q", "to_k", "to_v"):
+        linear(s + "attn." + n, d, d)
+    norm(s + "attn.norm_q")
+    norm(s + "attn.norm_k")
+    linear(s + "proj_mlp", d, mlp)
+    linear(s + "proj_out", d + mlp, d)
+    linear(s + "norm.linear", d, 3 * d)
+    linear("norm_out.linear", d, 2 * d)
+    linear("proj_out", d, 64)
+    return t
+
+
+def diffusers_folder(tensors, shards=3, edit=None, drop=None, extra=None):
+    """{file name: bytes} of a sharded diffusers model folder; `edit(weight_map)` alters the
+    index, `drop` leaves a shard file out, `extra` [(shard index, tensor)] adds tensors."""
+    files, weight_map = {}, {}
+    per = (len(tensors) + shards - 1) // shards
+    for i in range(shards):
+        name = "diffusion_pytorch_model-%05d-of-%05d.safetensors" % (i + 1, shards)
+        part = tensors[i * per:(i + 1) * per] + [x for k, x in (extra or []) if k == i]
+        for n, *_ in tensors[i * per:(i + 1) * per]:
+            weight_map[n] = name
+        if name != drop:
+            files[name] = safetensors(part)
+    if edit:
+        edit(weight_map)
+    files["diffusion_pytorch_model.safetensors.index.json"] = json.dumps({"weight_map": weight_map}).encode()
+    files["config.json"] = b'{"num_attention_heads": 2, "attention_head_dim": 32, "axes_dims_rope": [4, 14, 14]}'
+    return files
+
+
+def diffusers_flux_folders():
+    """(name, {file: bytes}, says, why) of the sharded diffusers Flux folder cases."""
+    t = diffusers_flux_tensors()
+    shard2 = "diffusion_pytorch_model-00002-of-00003.safetensors"
+    narrow_k = [x if x[0] != "transformer_blocks.0.attn.to_k.weight" else
+                ("transformer_blocks.0.attn.to_k.weight", "F32", [32, 64], tensor_bytes("F32", [32, 64])) for x in t]
+
+    def outside(m):
+        m["x_embedder.weight"] = "../x_embedder.safetensors"
+
+    return [
+        ("missing_shard", diffusers_folder(t, drop=shard2), "which is missing",
+         "a shard the index names is not in the folder"),
+        ("index_outside", diffusers_folder(t, edit=outside), "../x_embedder.safetensors",
+         "an index naming a file outside its folder"),
+        ("index_absolute", diffusers_folder(t, edit=lambda m: m.update({"proj_out.bias": "/etc/x.safetensors"})),
+         "/etc/x.safetensors", "an index naming an absolute path"),
+        ("shapes", diffusers_folder(narrow_k), "must be equally wide",
+         "q and k of one attention with different widths cannot make one qkv weight"),
+        ("duplicated", diffusers_folder(t, extra=[(2, t[0])]), "stored in both",
+         "a tensor stored in two shards: which one is the model cannot be told"),
+        ("not_json", dict(diffusers_folder(t), **{"diffusion_pytorch_model.safetensors.index.json": b'{"weight_map": ['}),
+         "not valid JSON", "an index that is not JSON"),
+    ]
+
+
+def diffusers_flux_cases():
+    return [Case("flux-diffusers/" + name, ["sample", "--model", "inputs/dflux_" + name, "--context",
+                                            "inputs/ctx_ok.safetensors", "--out", "o.safetensors"] + ["--steps", "1"],
+                 says=says, why=why)
+            for name, _, says, why in diffusers_flux_folders()]
+
+
+# ---------------------------------------------------------------------------------------
 # The cases
 
 def input_cases(inputs):
@@ -983,5 +1078,10 @@ def build(inputs):
         put(name, data)
     for name, data, *_ in flux_files():
         put("flux_" + name + ".safetensors", data)
+    for name, files, *_ in diffusers_flux_folders():
+        os.makedirs(os.path.join(inputs, "dflux_" + name), exist_ok=True)
+        for f, data in files.items():
+            put(os.path.join("dflux_" + name, f), data)
     return (image_cases(inputs) + input_cases(inputs) + option_cases() + output_cases() + picture_cases() + clip_cases(inputs) +
-            lora_cases(inputs) + flux_file_cases(inputs) + kontext_cases() + ti2v_cases(inputs))
+            lora_cases(inputs) + flux_file_cases(inputs) + kontext_cases() + ti2v_cases(inputs) +
+            diffusers_flux_cases())

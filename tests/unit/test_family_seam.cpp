@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <filesystem>
 
+#include <unistd.h>
+
 #include "cli_runner.h"
 #include "core/error.h"
 #include "io/safetensors.h"
@@ -76,7 +78,13 @@ TEST(Registry, RecognisesEveryPartItKnows) {
   EXPECT_EQ(recognise(*open_store("tiny", PartKind::LatentCodec), "tiny")->family, "Wan 2.1");
   EXPECT_NE(error_of([] { open_store("/no/such/file.safetensors", PartKind::LatentCodec); }).find("does not exist"),
             std::string::npos);
-  EXPECT_NE(error_of([] { open_store("/tmp", PartKind::Denoiser); }).find("is not a regular file"), std::string::npos);
+  // A folder is a diffusers model folder: one without weights is named.
+  const auto empty = std::filesystem::temp_directory_path() / ("raylight_empty_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(empty);
+  EXPECT_NE(error_of([&] { open_store(empty.string(), PartKind::Denoiser); }).find("holds no diffusion_pytorch_model"),
+            std::string::npos);
+  std::filesystem::remove_all(empty);
+  EXPECT_NE(error_of([] { open_store("/dev/null", PartKind::Denoiser); }).find("is not a regular file"), std::string::npos);
 }
 
 TEST(Registry, PartsOfTheWrongKindAreRefusedNamingWhatTheyAre) {

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/finite.h"
 #include "models/common/variant_choice.h"
+#include "models/flux/flux_diffusers.h"
 #include "models/flux/flux_lora_names.h"
 #include "models/flux/flux_model.h"
 #include "models/flux/flux_references.h"
@@ -38,8 +39,9 @@ Tensor checked(const std::string& name, const Tensor& given) {
 
 class FluxSpec final : public DenoiserSpec {
  public:
-  FluxSpec(FluxConfig c, std::string variant, std::string note, std::string embedded)
-      : c_(std::move(c)), variant_(std::move(variant)), note_(std::move(note)), embedded_(std::move(embedded)) {}
+  FluxSpec(FluxConfig c, std::string variant, std::string note, std::string embedded, bool diffusers_names = false)
+      : c_(std::move(c)), variant_(std::move(variant)), note_(std::move(note)), embedded_(std::move(embedded)),
+        diffusers_names_(diffusers_names) {}
 
   std::string family() const override { return "Flux.1"; }
   std::string variant() const override { return variant_; }
@@ -49,6 +51,7 @@ class FluxSpec final : public DenoiserSpec {
     os << "hidden " << c_.hidden << ", " << c_.num_heads << " heads x " << c_.head_dim() << ", mlp " << c_.mlp_hidden
        << ", " << c_.depth << " double + " << c_.depth_single << " single blocks, context " << c_.context_in
        << ", pooled " << c_.vec_in << (c_.guidance_embed ? ", guidance input" : ", no guidance input");
+    if (diffusers_names_) os << ", diffusers names";
     return os.str();
   }
   int64_t attention_heads() const override { return c_.num_heads; }
@@ -228,11 +231,17 @@ class FluxSpec final : public DenoiserSpec {
   std::string variant_;
   std::string note_;
   std::string embedded_;
+  bool diffusers_names_ = false;  // read through models/flux/flux_diffusers
 };
 
 }  // namespace
 
-bool flux_matches(const WeightStore& weights) { return looks_like_flux(weights); }
+bool flux_matches(const WeightStore& weights) { return looks_like_flux(weights) || is_diffusers_flux(weights); }
+
+std::unique_ptr<WeightStore> flux_official_names(std::unique_ptr<WeightStore> weights, const std::string& source) {
+  if (!is_diffusers_flux(*weights)) return weights;
+  return diffusers_flux_view(std::move(weights), source);
+}
 
 std::shared_ptr<const DenoiserSpec> flux_spec(const WeightStore& weights, const std::string& source,
                                               const std::string& variant) {
@@ -244,7 +253,9 @@ std::shared_ptr<const DenoiserSpec> flux_spec(const WeightStore& weights, const 
   const std::string name = custom ? config.variant() : choice.chosen->description;
   const auto meta = weights.metadata();
   const auto embedded = meta.find("raylight.embedded");
-  return std::make_shared<FluxSpec>(config, name, choice.note, embedded == meta.end() ? "" : embedded->second);
+  const auto naming = meta.find("raylight.names");
+  return std::make_shared<FluxSpec>(config, name, choice.note, embedded == meta.end() ? "" : embedded->second,
+                                    naming != meta.end() && naming->second == "diffusers");
 }
 
 std::vector<std::pair<std::string, FluxConfig>> flux_bench_presets() {

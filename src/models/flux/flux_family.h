@@ -14,7 +14,10 @@
 
 namespace raylight {
 
+// Official names, or diffusers' FluxTransformer2DModel names (models/flux/flux_diffusers.h).
 bool flux_matches(const WeightStore& weights);
+// The store under the official names: diffusers-named files through the renaming view.
+std::unique_ptr<WeightStore> flux_official_names(std::unique_ptr<WeightStore> weights, const std::string& source);
 // Checks every tensor; `variant` (--variant) or else the file name of `source` names
 // checkpoints with the same tensors (dev, Kontext, Krea).
 std::shared_ptr<const DenoiserSpec> flux_spec(const WeightStore& weights, const std::string& source,

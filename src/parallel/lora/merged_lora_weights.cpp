@@ -74,6 +74,15 @@ WeightStore::Stored MergedLoraWeights::stored(const std::string& name) const {
   return {bytes, 1.0f};
 }
 
+float MergedLoraWeights::stored_scale(const std::string& name) const {
+  return merged_.count(name) ? 1.0f : base_->stored_scale(name);
+}
+
+void MergedLoraWeights::read_stored(const std::string& name, size_t offset, size_t size, void* dst) const {
+  if (merged_.count(name)) return WeightStore::read_stored(name, offset, size, dst);
+  base_->read_stored(name, offset, size, dst);
+}
+
 Tensor MergedLoraWeights::get(const std::string& name) {
   return merged_.count(name) ? WeightStore::get(name) : base_->get(name);
 }

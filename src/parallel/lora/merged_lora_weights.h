@@ -32,6 +32,9 @@ class MergedLoraWeights final : public WeightStore {
   std::map<std::string, std::string> metadata() const override { return base_->metadata(); }
   Stored stored(const std::string& name) const override;
   void release_stored(const std::string& name) const override;
+  // Unmerged weights are read from the base piece by piece (merged ones are made whole).
+  float stored_scale(const std::string& name) const override;
+  void read_stored(const std::string& name, size_t offset, size_t size, void* dst) const override;
   // Weights no LoRA merges into are the base's own (kept there once); merged ones are made
   // and kept here, so dropping this store drops them.
   Tensor get(const std::string& name) override;
