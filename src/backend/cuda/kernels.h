@@ -51,6 +51,18 @@ void row_norm(const void* x, bool x_f32, const bf16* weight, const bf16* bias, c
               const void* scale, bool mod_f32, void* y, bool y_f32, int64_t rows, int64_t cols, float eps, bool rms,
               cudaStream_t s);
 
+// --- qk_norm_rope.cu -----------------------------------------------------------------
+// Source rows of q, k and v (k and v may be null), `stride` elements apart.
+struct QkRows {
+  const bf16 *q = nullptr, *k = nullptr, *v = nullptr;
+  int64_t stride = 0;
+};
+// For each of `rows` rows: q and k RMS-normed per head (per_head, weights [D]) or over the
+// row (weights [H*D]), turned by table [rows, D/2, 2] (adjacent pairs; null: not turned),
+// written to q / k [rows, H, D]; v copied to v.
+void qk_norm_rope(const QkRows& src, const bf16* q_w, const bf16* k_w, bool per_head, float eps, const float* table,
+                  bf16* q, bf16* k, bf16* v, int64_t rows, int64_t H, int64_t D, cudaStream_t s);
+
 // --- precise.cu: fp32 operands (the DiT residual stream, modulation, time embedding) -----
 // A value of either activation type: fp32 or bf16.
 struct AnyRow {
