@@ -4,7 +4,9 @@
 // Shapes: Flux's 24 heads x 128, Wan 1.3B's 12 x 128, head sizes off the vector path (6, 12),
 // no table, empty rows, refused operands. Tolerance: pointwise (bf16 outputs, 5e-3). And the
 // product over two inputs side by side (linear_pair: Flux's linear2 over [attention | mlp])
-// with bf16 and fp8 weights, reductions' tolerances (1e-2, fp8 5e-2).
+// with bf16 and fp8 weights, reductions' tolerances (1e-2, fp8 5e-2). And a gated residual
+// fused with the next LayerNorm (add_gated_layer_norm) in the dtypes DiTs keep: bf16 (Flux),
+// fp32 residual and modulation (Wan).
 #include <cmath>
 
 #include "backend/rope_table.h"
@@ -146,6 +148,46 @@ void linear_pair_cases(std::vector<OpCase>& cs) {
                       }));
 }
 
+void add_gated_layer_norm_cases(std::vector<OpCase>& cs) {
+  // f32x: the residual kept in fp32 (Wan); f32mod: gate and modulation fp32; mixed: a bf16
+  // gate with fp32 modulation (a backend may take two passes then).
+  struct Case { int64_t M, D; bool gate, affine, mod, f32x, f32mod, mixed; const char* what; };
+  for (Case c : {Case{9, 3072, true, false, true, false, false, false, "Flux: gated, modulated, bf16"},
+                 {7, 1536, true, true, false, true, true, false, "Wan norm3: fp32 residual, fp32 gate, affine"},
+                 {5, 1536, false, false, true, true, true, false, "Wan: plain add, fp32 modulation"},
+                 {6, 37, true, true, true, false, false, false, "odd width, affine and modulated"},
+                 {4, 64, true, false, true, true, true, true, "bf16 gate, fp32 modulation"},
+                 {0, 64, true, false, true, false, false, false, "no rows"}}) {
+    cs.push_back(make(
+        "add_gated_layer_norm", fmt("M=%lld D=%lld, %s", (long long)c.M, (long long)c.D, c.what), kPointwise,
+        [c](Inputs& r) {
+          return Tensors{r.randn({c.M, c.D}, 2.0f, 0.5f), r.randn({c.M, c.D}), r.randn({c.D}, 0.5f),
+                         r.randn({c.D}, 0.1f, 1.0f), r.randn({c.D}, 0.1f), r.randn({c.D}, 0.3f), r.randn({c.D}, 0.3f)};
+        },
+        [c](Backend& be, const Tensors& t) {
+          auto precise = [&](const Tensor& h, bool f32) { return f32 ? be.upload_f32(h) : be.upload(h); };
+          Tensor x = precise(t[0], c.f32x);
+          const Tensor gate = c.gate ? precise(t[2], c.f32mod && !c.mixed) : Tensor();
+          const Tensor w = c.affine ? be.upload(t[3]) : Tensor(), b = c.affine ? be.upload(t[4]) : Tensor();
+          const Tensor shift = c.mod ? precise(t[5], c.f32mod) : Tensor(), scale = c.mod ? precise(t[6], c.f32mod) : Tensor();
+          const Tensor out = be.add_gated_layer_norm(x, be.upload(t[1]), gate, w, b, shift, scale, 1e-6f);
+          return down(be, {out, x});
+        }));
+  }
+  cs.push_back(refuse("add_gated_layer_norm", "a shift without a scale",
+                      [](Inputs& r) { return Tensors{r.randn({3, 8}), r.randn({3, 8}), r.randn({8})}; },
+                      [](Backend& be, const Tensors& t) {
+                        Tensor x = be.upload(t[0]);
+                        be.add_gated_layer_norm(x, be.upload(t[1]), {}, {}, {}, be.upload(t[2]), {}, 1e-6f);
+                      }));
+  cs.push_back(refuse("add_gated_layer_norm", "an addend of another shape",
+                      [](Inputs& r) { return Tensors{r.randn({3, 8}), r.randn({2, 8})}; },
+                      [](Backend& be, const Tensors& t) {
+                        Tensor x = be.upload(t[0]);
+                        be.add_gated_layer_norm(x, be.upload(t[1]), {}, {}, {}, {}, {}, 1e-6f);
+                      }));
+}
+
 }  // namespace
 
 std::vector<OpCase> fused_cases() {
@@ -153,6 +195,7 @@ std::vector<OpCase> fused_cases() {
   qkv_cases(cs);
   norm_rope_cases(cs);
   linear_pair_cases(cs);
+  add_gated_layer_norm_cases(cs);
   return cs;
 }
 

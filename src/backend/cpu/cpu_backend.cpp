@@ -66,6 +66,13 @@ class CpuBackend final : public Backend, public Fp8AttentionOps {
                                   bool /*f32_out*/) override {
     return cpu::modulate(cpu::layer_norm(x, {}, {}, eps), shift, scale);
   }
+  // The two ops it fuses, in order (bit for bit their results).
+  Tensor add_gated_layer_norm_impl(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& w, const Tensor& b,
+                                   const Tensor& shift, const Tensor& scale, float eps) override {
+    cpu::add_gated(x, y, gate);
+    const Tensor n = cpu::layer_norm(x, w, b, eps);
+    return shift.defined() ? cpu::modulate(n, shift, scale) : n;
+  }
   Tensor patchify_impl(const Tensor& x, PatchSize p) override { return cpu::patchify(x, p); }
   void qkv_norm_rope_impl(const Tensor& qkv, const Tensor& qw, const Tensor& kw, QkNormSpan span, float eps,
                           const Tensor& table, Tensor& q, Tensor& k, Tensor& v, int64_t row0) override {

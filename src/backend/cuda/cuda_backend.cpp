@@ -177,6 +177,10 @@ class CudaBackendImpl final : public CudaBackend, public Fp8AttentionOps {
                                   bool f32_out) override {
     return op::layer_norm_modulate(ctx_, x, shift, scale, eps, f32_out);
   }
+  Tensor add_gated_layer_norm_impl(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& w, const Tensor& b,
+                                   const Tensor& shift, const Tensor& scale, float eps) override {
+    return op::add_gated_layer_norm(ctx_, x, y, gate, w, b, shift, scale, eps);
+  }
   Tensor patchify_impl(const Tensor& x, PatchSize p) override { return op::patchify(ctx_, x, p); }
   void qkv_norm_rope_impl(const Tensor& qkv, const Tensor& qw, const Tensor& kw, QkNormSpan span, float eps,
                           const Tensor& table, Tensor& q, Tensor& k, Tensor& v, int64_t row0) override {

@@ -47,9 +47,16 @@ void swiglu(const bf16* gate, const bf16* up, bf16* y, int64_t n, cudaStream_t s
 // affine (weight, bias) and optional modulation (* (1 + scale) + shift). Null = absent.
 // x is fp32 when x_f32 (else bf16); shift and scale are fp32 when mod_f32 (else bf16); y
 // is bf16, or fp32 when y_f32 (then x and the modulation must be fp32 too).
+// With add.y: x += add.y * add.gate first (gate null: a plain add; gate of the modulation's
+// dtype), written back to x, and the updated rows normed: a gated residual and the next norm
+// in one pass.
+struct ResidualAdd {
+  const bf16* y = nullptr;
+  const void* gate = nullptr;
+};
 void row_norm(const void* x, bool x_f32, const bf16* weight, const bf16* bias, const void* shift,
               const void* scale, bool mod_f32, void* y, bool y_f32, int64_t rows, int64_t cols, float eps, bool rms,
-              cudaStream_t s);
+              cudaStream_t s, ResidualAdd add = {});
 
 // --- qk_norm_rope.cu -----------------------------------------------------------------
 // Source rows of q, k and v (k and v may be null), `stride` elements apart.

@@ -63,4 +63,23 @@ Tensor norm_rope(Context& ctx, const Tensor& x, const Tensor& w, QkNormSpan span
   return y;
 }
 
+// One pass where the gate and the modulation share a dtype (the kernel's one modulation
+// type); otherwise the two ops it fuses.
+Tensor add_gated_layer_norm(Context& ctx, Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& w,
+                            const Tensor& b, const Tensor& shift, const Tensor& scale, float eps) {
+  const bool gate_f32 = gate.defined() && gate.dtype() == DType::F32;
+  const bool mod_f32 = shift.defined() ? shift.dtype() == DType::F32 : gate_f32;
+  if ((gate.defined() && gate_f32 != mod_f32) || y.dtype() != DType::BF16) {
+    add_gated(ctx, x, y, gate);
+    return norm(ctx, x, w, b, shift, scale, eps, false, "layer_norm");
+  }
+  const int64_t D = x.dim(-1);
+  Context::Scope s(ctx, kOther);
+  Tensor out = ctx.alloc(x.shape(), DType::BF16);
+  row_norm(x.raw(), x.dtype() == DType::F32, maybe(w), maybe(b), maybe_raw(shift), maybe_raw(scale), mod_f32,
+           out.raw(), false, x.numel() / std::max<int64_t>(D, 1), D, eps, false, ctx.stream,
+           ResidualAdd{bp(y), maybe_raw(gate)});
+  return out;
+}
+
 }  // namespace raylight::cuda::op

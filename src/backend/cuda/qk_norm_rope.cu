@@ -31,7 +31,7 @@ struct Args {
 
 template <int V>
 __global__ void qk_norm_rope_kernel(Args a) {
-  extern __shared__ float row[];  // H*D values, then H inverse norms
+  extern __shared__ __align__(16) float row[];  // H*D values, then H inverse norms
   __shared__ float scratch[32];
   const Part p = a.part[blockIdx.y];
   const int64_t r = blockIdx.x;
@@ -49,8 +49,7 @@ __global__ void qk_norm_rope_kernel(Args a) {
   float* inv = row + HD;
   for (int c = threadIdx.x * V; c < HD; c += blockDim.x * V) {
     load_v<V>(x + c, t);
-#pragma unroll
-    for (int j = 0; j < V; ++j) row[c + j] = t[j];
+    store_v<V>(row + c, t);  // 16-byte shared stores when V = 8: no bank conflicts
   }
   __syncthreads();
   if (a.per_head) {
@@ -77,8 +76,9 @@ __global__ void qk_norm_rope_kernel(Args a) {
     const float s = inv[a.per_head ? h : 0];
     float w[V], y[V];
     load_v<V>(p.w + (a.per_head ? d : c), w);
+    load_v<V>(row + c, y);
 #pragma unroll
-    for (int j = 0; j < V; ++j) y[j] = row[c + j] * s * w[j];
+    for (int j = 0; j < V; ++j) y[j] = y[j] * s * w[j];
     if (cs) {
 #pragma unroll
       for (int j = 0; j < V; j += 2) {

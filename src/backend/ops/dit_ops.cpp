@@ -36,6 +36,27 @@ Tensor DitOps::layer_norm_modulate(const Tensor& x, const Tensor& shift, const T
   return layer_norm_modulate_impl(x, shift, scale, eps, f32_out);
 }
 
+Tensor DitOps::add_gated_layer_norm(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight,
+                                    const Tensor& bias, const Tensor& shift, const Tensor& scale, float eps) {
+  Backend& be = backend();
+  const char* op = "add_gated_layer_norm";
+  checks::precise_activation(be, x, op, "input");
+  if (x.ndim() < 1 || x.dim(-1) < 1) fail(op, ": input ", shape_str(x.shape()), " has no features");
+  const int64_t D = x.dim(-1);
+  checks::activation(be, y, op, "addend");
+  if (y.shape() != x.shape()) fail(op, ": shapes ", shape_str(x.shape()), " and ", shape_str(y.shape()), " differ");
+  checks::precise_vector(be, gate, D, op, "gate");
+  checks::vector(be, weight, D, op, "weight");
+  checks::vector(be, bias, D, op, "bias");
+  checks::precise_vector(be, shift, D, op, "shift");
+  checks::precise_vector(be, scale, D, op, "scale");
+  if (shift.defined() != scale.defined()) fail(op, ": shift and scale come together");
+  if (shift.defined() && shift.dtype() != scale.dtype())
+    fail(op, ": shift is ", dtype_name(shift.dtype()), " and scale ", dtype_name(scale.dtype()), "; they must match");
+  if (x.numel() == 0) return be.empty(x.shape());
+  return add_gated_layer_norm_impl(x, y, gate, weight, bias, shift, scale, eps);
+}
+
 namespace {
 
 void check_patch(PatchSize p, const char* op) {

@@ -76,14 +76,15 @@ void FluxModel::double_block(int index, Streams& s, const Tensor& silu_vec) {
   const Tensor a = attn_.self_attention(joint.q, joint.k, joint.v, QkRope::Applied).reshape({lt + li, c.hidden});
 
   // The streams are updated in place: the caller hands them over for the next block.
-  ops_.add_gated(s.img, linear(a.slice_rows(lt, lt + li), b + "img_attn.proj"), row(im, 2));
-  Tensor h = ops_.layer_norm_modulate(s.img, row(im, 3), row(im, 4), c.eps);
+  // Each gated residual and the next adaLN in one pass.
+  Tensor h = ops_.add_gated_layer_norm(s.img, linear(a.slice_rows(lt, lt + li), b + "img_attn.proj"), row(im, 2), {},
+                                       {}, row(im, 3), row(im, 4), c.eps);
   ops_.add_gated(s.img, linear(lora_linear_gelu(ops_, weights_, h, b + "img_mlp.0.weight",
                                                 weights_.get(b + "img_mlp.0.bias")),
                                b + "img_mlp.2"),
                  row(im, 5));
-  ops_.add_gated(s.txt, linear(a.slice_rows(0, lt), b + "txt_attn.proj"), row(tm, 2));
-  h = ops_.layer_norm_modulate(s.txt, row(tm, 3), row(tm, 4), c.eps);
+  h = ops_.add_gated_layer_norm(s.txt, linear(a.slice_rows(0, lt), b + "txt_attn.proj"), row(tm, 2), {}, {},
+                                row(tm, 3), row(tm, 4), c.eps);
   ops_.add_gated(s.txt, linear(lora_linear_gelu(ops_, weights_, h, b + "txt_mlp.0.weight",
                                                 weights_.get(b + "txt_mlp.0.bias")),
                                b + "txt_mlp.2"),

@@ -172,12 +172,20 @@ void WanModel::block(int index, Tensor& x, const std::vector<TimeRun>& runs, con
   Tensor h = modulated(0, 1);
   const Tensor sa = self_attention(b + "self_attn.", h);
   trace("self_attn", index, sa);
-  add_gated(sa, 2);
-  Tensor n3 = ops_.layer_norm(x, weights_.get(b + "norm3.weight"), weights_.get(b + "norm3.bias"), c.eps);
+  // One run of rows: each gated residual and the norm after it in one pass over x.
+  const bool one_run = runs.size() == 1;
+  const Tensor w3 = weights_.get(b + "norm3.weight"), b3 = weights_.get(b + "norm3.bias");
+  if (!one_run) add_gated(sa, 2);
+  Tensor n3 = one_run ? ops_.add_gated_layer_norm(x, sa, row(m[0], 2), w3, b3, {}, {}, c.eps)
+                      : ops_.layer_norm(x, w3, b3, c.eps);
   const Tensor ca = cross_attention(b + "cross_attn.", n3, ctx);
   trace("cross_attn", index, ca);
-  ops_.add_gated(x, ca, {});
-  h = modulated(3, 4);
+  if (one_run) {
+    h = ops_.add_gated_layer_norm(x, ca, {}, {}, {}, row(m[0], 3), row(m[0], 4), c.eps);
+  } else {
+    ops_.add_gated(x, ca, {});
+    h = modulated(3, 4);
+  }
   Tensor ffn = linear(linear_gelu(h, b + "ffn.0"), b + "ffn.2");
   trace("ffn", index, ffn);
   add_gated(ffn, 5);
