@@ -2,7 +2,8 @@
 # One GPU call for issue 14's Flux forward targets and issue 19's fused q/k norm + RoPE
 # (branch flux-fused): builds nothing, runs from the repo root with the binaries in
 # $RAYLIGHT_BUILD (default build-gpu), logs and summary.txt under $OUT. Under 240 s:
-#   1. the CUDA op suite filtered to the new ops (qkv_norm_rope, norm_rope, linear_pair);
+#   1. the CUDA op suite filtered to the new ops (qkv_norm_rope, norm_rope, linear_pair,
+#      add_gated_layer_norm);
 #   2. the model-level CUDA tests that run these ops (Flux, Wan, LoRA, numerics, TI2V, demo);
 #   3. `raylight bench` with random weights: Flux.1 dev 1024x1024 (4096 image + 512 text
 #      tokens) bf16 and fp8 weights (targets <= 130 / <= 100 ms), Wan 1.3B and 14B fp8
@@ -22,7 +23,7 @@ note() { echo "$1" | tee -a "$out/summary.txt"; }
 t_start=$(date +%s)
 nvidia-smi -L 2>/dev/null | head -1 | tee "$out/device.txt"
 if want tests; then
-  timeout 30 "$build/raylight_backend_ops_cuda" --gtest_filter='*norm_rope*:*linear_pair*' >"$out/op_suite.log" 2>&1
+  timeout 30 "$build/raylight_backend_ops_cuda" --gtest_filter='*norm_rope*:*linear_pair*:*add_gated_layer_norm*' >"$out/op_suite.log" 2>&1
   note "op suite (new ops): exit $? $(grep -E '^\[  (PASSED|FAILED)  \]' "$out/op_suite.log" | tr '\n' ' ')"
   grep -E "^\[  FAILED  \]" "$out/op_suite.log" | head -10 | tee -a "$out/summary.txt"
   timeout 80 "$build/raylight_cuda_tests" \
