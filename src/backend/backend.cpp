@@ -110,6 +110,23 @@ Tensor Backend::linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor&
   return linear_gelu_tanh_impl(x, w, b);
 }
 
+Tensor Backend::linear_pair(const Tensor& a, const Tensor& b, const Tensor& w, const Tensor& bias) {
+  const char* op = "linear_pair";
+  checks::activation(*this, a, 2, "[M, Ka]", op, "left input");
+  checks::activation(*this, b, 2, "[M, Kb]", op, "right input");
+  checks::weight(*this, w, op);
+  if (a.dim(0) != b.dim(0) || a.dim(1) == 0 || b.dim(1) == 0)
+    fail(op, ": inputs ", shape_str(a.shape()), " and ", shape_str(b.shape()), " do not stand side by side");
+  if (w.ndim() != 2 || w.dim(1) != a.dim(1) + b.dim(1))
+    fail(op, ": inputs ", shape_str(a.shape()), " and ", shape_str(b.shape()), " do not match weight ",
+         shape_str(w.shape()));
+  if (bias.defined() && bias.ndim() != 1)
+    fail(op, ": bias ", shape_str(bias.shape()), " does not match weight ", shape_str(w.shape()));
+  checks::vector(*this, bias, w.dim(0), op, "bias");
+  if (a.dim(0) == 0 || w.dim(0) == 0) return empty({a.dim(0), w.dim(0)});
+  return linear_pair_impl(a, b, w, bias);
+}
+
 namespace {
 
 // Rows of x [.., D] with D >= 1 (compute dtype or fp32); returns D.

@@ -114,6 +114,10 @@ class Backend : public DitOps, public T5Ops, public VaeOps {
   Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
   // gelu_tanh(linear(x, w, b)): the FFN's first product with its activation.
   Tensor linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor& b);
+  // linear(concat_columns(a, b), w, bias) without the concatenation: a [M, Ka] beside
+  // b [M, Kb] times w [N, Ka + Kb] (Flux's single blocks: [attention | gelu(mlp)] through
+  // linear2). A GPU may round the first half's partial sum to the compute dtype.
+  Tensor linear_pair(const Tensor& a, const Tensor& b, const Tensor& w, const Tensor& bias);
   // Normalises each row of x [.., D]; weight/bias [D] or undefined.
   Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
   Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
@@ -162,6 +166,7 @@ class Backend : public DitOps, public T5Ops, public VaeOps {
   virtual Tensor upload_f32_impl(const Tensor& host);
   virtual Tensor linear_impl(const Tensor& x, const Tensor& w, const Tensor& b) = 0;
   virtual Tensor linear_gelu_tanh_impl(const Tensor& x, const Tensor& w, const Tensor& b) = 0;
+  virtual Tensor linear_pair_impl(const Tensor& a, const Tensor& b, const Tensor& w, const Tensor& bias) = 0;
   virtual Tensor layer_norm_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) = 0;
   virtual Tensor rms_norm_impl(const Tensor& x, const Tensor& weight, float eps) = 0;
   virtual void add_gated_impl(Tensor& x, const Tensor& y, const Tensor& gate) = 0;

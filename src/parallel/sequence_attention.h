@@ -50,12 +50,17 @@ struct SequenceLayout {
   }
 };
 
+// Whether self_attention turns q and k by RoPE (Apply), or takes them turned already
+// (Applied: a model that fused the rotation with its q/k norm, by rope_table()).
+enum class QkRope { Apply, Applied };
+
 class SequenceAttention {
  public:
   virtual ~SequenceAttention() = default;
   // Starts a forward over `layout` (a repeated layout costs nothing).
   virtual void prepare(const SequenceLayout& layout) = 0;
-  // A whole segment [tokens, features] in, the rows of it this process computes out.
+  // A whole segment [tokens, features] in, the rows of it this process computes out (fresh
+  // storage: a model may update them in place, its residual stream).
   virtual Tensor scatter_tokens(const Tensor& tokens, int segment = 0) = 0;
   // The inverse: this process's rows of a segment in, the whole segment out.
   virtual Tensor gather_tokens(const Tensor& local, int segment = 0) = 0;
@@ -63,7 +68,12 @@ class SequenceAttention {
   virtual int64_t local_rows(int segment = 0) const = 0;
   // Self-attention over the whole joint sequence with RoPE on q and k; q, k, v hold this
   // process's rows of every segment, in segment order: [local rows, heads, head_dim].
-  virtual Tensor self_attention(Tensor q, Tensor k, const Tensor& v) = 0;
+  virtual Tensor self_attention(Tensor q, Tensor k, const Tensor& v, QkRope rope = QkRope::Apply) = 0;
+  // The RoPE of this process's rows, in self_attention's row order: (cos, sin)
+  // [local rows, head_dim/2, 2], host fp32 (padding rows and unrotated segments turn by 0).
+  // It is what a model hands Backend::qkv_norm_rope / norm_rope to turn q and k itself
+  // (QkRope::Applied); the positions of these rows are the seam's, never the model's.
+  virtual const Tensor& rope_table() const = 0;
   // Attention of local queries to a context every process holds in full.
   virtual Tensor cross_attention(const Tensor& q, const Tensor& k, const Tensor& v) = 0;
 };

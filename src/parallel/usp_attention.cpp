@@ -196,12 +196,19 @@ Tensor UspAttention::ring_attention(const Tensor& q, const Tensor& k_in, const T
   return out;
 }
 
-Tensor UspAttention::self_attention(Tensor q, Tensor k, const Tensor& v) {
+const Tensor& UspAttention::rope_table() const {
+  if (!prepared_) fail("sequence attention used before prepare()");
+  return rope_;
+}
+
+Tensor UspAttention::self_attention(Tensor q, Tensor k, const Tensor& v, QkRope rope) {
   if (!prepared_) fail("sequence attention used before prepare()");
   if (q.dim(0) != local_ || k.dim(0) != local_ || v.dim(0) != local_)
     fail("self_attention: ", q.dim(0), " local rows, prepared for ", local_);
-  backend_.apply_rope(q, rope_);
-  backend_.apply_rope(k, rope_);
+  if (rope == QkRope::Apply) {
+    backend_.apply_rope(q, rope_);
+    backend_.apply_rope(k, rope_);
+  }
   const int64_t heads = q.dim(1);
   if (heads % ulysses_.size() != 0)
     fail("Ulysses degree ", ulysses_.size(), " does not divide ", heads, " attention heads");

@@ -30,7 +30,8 @@ class UspAttention final : public SequenceAttention {
   Tensor scatter_tokens(const Tensor& tokens, int segment = 0) override;
   Tensor gather_tokens(const Tensor& local, int segment = 0) override;
   int64_t local_rows(int segment = 0) const override;
-  Tensor self_attention(Tensor q, Tensor k, const Tensor& v) override;
+  Tensor self_attention(Tensor q, Tensor k, const Tensor& v, QkRope rope = QkRope::Apply) override;
+  const Tensor& rope_table() const override;
   Tensor cross_attention(const Tensor& q, const Tensor& k, const Tensor& v) override;
 
  private:

@@ -60,7 +60,8 @@ std::vector<OpCase> core_cases();       // cases_core.cpp: products, norms, poin
 std::vector<OpCase> attention_cases();  // cases_attention.cpp: attention, RoPE, sequence helpers
 std::vector<OpCase> family_cases();     // cases_families.cpp: DiT, T5, VAE ops
 std::vector<OpCase> precise_cases();    // cases_precise.cpp: fp32 operands (residual stream)
-std::vector<OpCase> attention_fp8_cases();  // cases_attention_fp8.cpp: fp8 attention vs its emulation
+std::vector<OpCase> attention_fp8_cases();
+std::vector<OpCase> fused_cases();      // cases_fused.cpp: q/k norm + RoPE, the split product  // cases_attention_fp8.cpp: fp8 attention vs its emulation
 
 // The outcome of one case on a target backend.
 struct CaseResult {

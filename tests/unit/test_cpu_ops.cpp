@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "backend/backend.h"
 #include "backend/rope_table.h"
@@ -221,4 +222,63 @@ TEST(CpuOps, ConcatColumnsPlacesRowsSideBySide) {
   const std::vector<float> want = {1, 2, 3, 7, 4, 5, 6, 8};
   for (int i = 0; i < 8; ++i) EXPECT_EQ(c.f32()[i], want[i]) << i;
   EXPECT_THROW(be->concat_columns(a, Tensor::zeros({3, 1})), Error);
+}
+
+namespace {
+
+bool bitwise_equal(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && std::memcmp(a.f32(), b.f32(), a.nbytes()) == 0;
+}
+
+}  // namespace
+
+// The fused attention operands give the CPU's unfused results bit for bit (the goldens and
+// every rank layout test rely on it): split + rms_norm + apply_rope, per head and per row.
+TEST(CpuOps, FusedQkNormRopeEqualsTheUnfusedOpsBitForBit) {
+  Backend& be = cpu_ref();
+  const int64_t H = 3, D = 12, lt = 4, h = 2, w = 5, L = lt + h * w;
+  // A joint sequence: unrotated text rows, then a rotated image grid, as the seam's table.
+  Tensor table = Tensor::empty({L, D / 2, 2});
+  for (int64_t i = 0; i < lt * D / 2; ++i) table.f32()[2 * i] = 1.0f, table.f32()[2 * i + 1] = 0.0f;
+  Tensor img = rope_table_3d(1, h, w, wan_rope_axes(int(D)), 1e4, 0, h * w, {0, 0, 0});
+  std::memcpy(table.f32() + lt * D, img.f32(), img.nbytes());
+  for (QkNormSpan span : {QkNormSpan::Head, QkNormSpan::Row}) {
+    const int64_t n = span == QkNormSpan::Head ? D : H * D;
+    const Tensor txt = randn({lt, 3 * H * D}, 11), im = randn({h * w, 3 * H * D}, 12);
+    const Tensor qw = randn({n}, 13), kw = randn({n}, 14);
+    Tensor q = be.empty({L, H, D}), k = be.empty({L, H, D}), v = be.empty({L, H, D});
+    be.qkv_norm_rope(txt, qw, kw, span, 1e-6f, table, q, k, v, 0);
+    be.qkv_norm_rope(im, qw, kw, span, 1e-6f, table, q, k, v, lt);
+    // Unfused: the [rows, 3, H*D] transpose, the norms, the rows stacked, RoPE on all rows.
+    const Tensor joint = be.concat_rows(txt, im);
+    const Tensor parts = be.swap_leading(joint.reshape({L, 3, H * D}));
+    auto part = [&](int i) { return parts.slice_rows(i, i + 1).reshape({L * H * D / n, n}); };
+    Tensor uq = be.rms_norm(part(0), qw, 1e-6f).reshape({L, H, D});
+    Tensor uk = be.rms_norm(part(1), kw, 1e-6f).reshape({L, H, D});
+    be.apply_rope(uq, table);
+    be.apply_rope(uk, table);
+    EXPECT_TRUE(bitwise_equal(q, uq)) << "q, span " << int(span);
+    EXPECT_TRUE(bitwise_equal(k, uk)) << "k, span " << int(span);
+    EXPECT_TRUE(bitwise_equal(v, part(2).reshape({L, H, D}).clone())) << "v, span " << int(span);
+  }
+}
+
+TEST(CpuOps, NormRopeEqualsRmsNormThenRopeBitForBit) {
+  Backend& be = cpu_ref();
+  const int64_t H = 4, D = 16, rows = 9;
+  const Tensor x = randn({rows, H * D}, 21), wr = randn({H * D}, 22);
+  const Tensor table = rope_table_3d(1, 3, 3, wan_rope_axes(int(D)), 1e4, 0, rows, {0, 0, 0});
+  Tensor fused = be.norm_rope(x, wr, QkNormSpan::Row, 1e-6f, table, H);
+  Tensor unfused = be.rms_norm(x, wr, 1e-6f).reshape({rows, H, D});
+  be.apply_rope(unfused, table);
+  EXPECT_TRUE(bitwise_equal(fused, unfused));
+  // No table: the norm alone.
+  EXPECT_TRUE(bitwise_equal(be.norm_rope(x, wr, QkNormSpan::Row, 1e-6f, Tensor(), H),
+                            be.rms_norm(x, wr, 1e-6f).reshape({rows, H, D})));
+}
+
+TEST(CpuOps, LinearPairEqualsTheProductOfTheConcatenation) {
+  Backend& be = cpu_ref();
+  const Tensor a = randn({5, 7}, 31), b = randn({5, 9}, 32), w = randn({6, 16}, 33), bias = randn({6}, 34);
+  EXPECT_TRUE(bitwise_equal(be.linear_pair(a, b, w, bias), be.linear(be.concat_columns(a, b), w, bias)));
 }

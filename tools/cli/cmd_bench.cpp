@@ -179,6 +179,17 @@ void bench_attention(CudaBackend& be, int64_t L, int64_t Lk, int64_t H, int64_t 
               flops / ms / 1e9, with_lse ? "with lse" : "no lse");
 }
 
+
+// The profiled run by op name, longest first: which ops make up the "rest".
+void print_ops_breakdown(const CudaProfile& p) {
+  std::vector<std::pair<std::string, CudaProfile::OpTime>> ops(p.by_op.begin(), p.by_op.end());
+  std::sort(ops.begin(), ops.end(), [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
+  std::printf("by op (profiled run, ms/calls):");
+  for (const auto& [name, t] : ops)
+    if (t.ms >= 0.05) std::printf(" %s %.2f/%lld", name.c_str(), t.ms, (long long)t.calls);
+  std::printf("\n");
+}
+
 }  // namespace
 #endif
 
@@ -279,6 +290,7 @@ int run_bench(const std::vector<std::string>& args) {
   std::printf("breakdown (profiled run, %.1f ms in ops): products %.1f ms (%.0f TFLOP/s), attention %.1f ms (%.0f TFLOP/s), rest %.1f ms\n",
               prof_total, p.matmul_ms, p.matmul_flops / p.matmul_ms / 1e9, p.attention_ms,
               p.attention_flops / p.attention_ms / 1e9, p.other_ms);
+  print_ops_breakdown(p);
   std::printf("peak device memory: %.2f GiB in tensors (weights + activations), %.2f GiB reserved by the cache\n",
               be.peak_bytes() / kGiB, be.peak_reserved_bytes() / kGiB);
   bench_attention(be, tokens, tokens, heads, head_dim, 10);

@@ -32,6 +32,9 @@ class CpuBackend final : public Backend, public Fp8AttentionOps {
   Tensor linear_gelu_tanh_impl(const Tensor& x, const Tensor& w, const Tensor& b) override {
     return cpu::gelu_tanh(cpu::linear(x, w, b));
   }
+  Tensor linear_pair_impl(const Tensor& a, const Tensor& b, const Tensor& w, const Tensor& bias) override {
+    return cpu::linear(cpu::concat_columns(a, b), w, bias);
+  }
   Tensor layer_norm_impl(const Tensor& x, const Tensor& w, const Tensor& b, float eps) override {
     return cpu::layer_norm(x, w, b, eps);
   }
@@ -63,7 +66,22 @@ class CpuBackend final : public Backend, public Fp8AttentionOps {
                                   bool /*f32_out*/) override {
     return cpu::modulate(cpu::layer_norm(x, {}, {}, eps), shift, scale);
   }
+  // The two ops it fuses, in order (bit for bit their results).
+  Tensor add_gated_layer_norm_impl(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& w, const Tensor& b,
+                                   const Tensor& shift, const Tensor& scale, float eps) override {
+    cpu::add_gated(x, y, gate);
+    const Tensor n = cpu::layer_norm(x, w, b, eps);
+    return shift.defined() ? cpu::modulate(n, shift, scale) : n;
+  }
   Tensor patchify_impl(const Tensor& x, PatchSize p) override { return cpu::patchify(x, p); }
+  void qkv_norm_rope_impl(const Tensor& qkv, const Tensor& qw, const Tensor& kw, QkNormSpan span, float eps,
+                          const Tensor& table, Tensor& q, Tensor& k, Tensor& v, int64_t row0) override {
+    cpu::qkv_norm_rope(qkv, qw, kw, span, eps, table, q, k, v, row0);
+  }
+  Tensor norm_rope_impl(const Tensor& x, const Tensor& w, QkNormSpan span, float eps, const Tensor& table,
+                        int64_t heads) override {
+    return cpu::norm_rope(x, w, span, eps, table, heads);
+  }
   Tensor unpatchify_impl(const Tensor& t, int64_t gf, int64_t gh, int64_t gw, int64_t c, PatchSize p) override {
     return cpu::unpatchify(t, gf, gh, gw, c, p);
   }

@@ -31,6 +31,11 @@ Tensor attention_offset_bias(const Tensor& q, const Tensor& k, const Tensor& v,
                              const Tensor& bias_by_offset, float scale);
 Tensor swap_leading(const Tensor& x);
 void merge_attention(Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse);
+// q/k RMSNorm + RoPE + the q/k/v split (qk_norm_rope.cpp); table host fp32 or undefined.
+void qkv_norm_rope(const Tensor& qkv, const Tensor& q_weight, const Tensor& k_weight, QkNormSpan span, float eps,
+                   const Tensor& table, Tensor& q, Tensor& k, Tensor& v, int64_t row0);
+Tensor norm_rope(const Tensor& x, const Tensor& weight, QkNormSpan span, float eps, const Tensor& table,
+                 int64_t heads);
 Tensor patchify(const Tensor& x, PatchSize p);
 Tensor unpatchify(const Tensor& tokens, int64_t gf, int64_t gh, int64_t gw, int64_t channels,
                   PatchSize p);

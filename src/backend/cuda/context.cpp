@@ -159,7 +159,7 @@ cudaEvent_t Context::event() {
   return e;
 }
 
-Context::Scope::Scope(Context& c, Category k, double f) : ctx(c), cat(k), flops(f) {
+Context::Scope::Scope(Context& c, Category k, double f, const char* n) : ctx(c), cat(k), flops(f), name(n) {
   if (ctx.profiling) {
     start = ctx.event();
     RL_CUDA(cudaEventRecord(start, ctx.stream));
@@ -170,7 +170,7 @@ Context::Scope::~Scope() {
   if (!start) return;
   cudaEvent_t end = ctx.event();
   cudaEventRecord(end, ctx.stream);
-  ctx.timed_ops_.push_back({cat, start, end, flops});
+  ctx.timed_ops_.push_back({cat, start, end, flops, name});
 }
 
 CudaProfile Context::profile() {
@@ -181,6 +181,9 @@ CudaProfile Context::profile() {
     (p.cat == kMatmul ? totals.matmul_ms : p.cat == kAttention ? totals.attention_ms : totals.other_ms) += ms;
     if (p.cat == kMatmul) totals.matmul_flops += p.flops;
     if (p.cat == kAttention) totals.attention_flops += p.flops;
+    CudaProfile::OpTime& t = totals.by_op[p.name ? p.name : "?"];
+    t.ms += ms;
+    t.calls += 1;
     event_pool_.push_back(p.a);
     event_pool_.push_back(p.b);
   }

@@ -68,15 +68,17 @@ class Context {
   // The CPU reference, for the few shapes no kernel here covers.
   Backend& host_reference();
 
-  // Profiling: Scope brackets one op with events while profiling is on.
+  // Profiling: Scope brackets one op with events while profiling is on, under its category
+  // and a name (by default the function that opens it) for the per-op breakdown.
   struct Scope {
-    Scope(Context& ctx, Category cat, double flops = 0);
+    Scope(Context& ctx, Category cat, double flops = 0, const char* name = __builtin_FUNCTION());
     ~Scope();
     Scope(const Scope&) = delete;
     Scope& operator=(const Scope&) = delete;
     Context& ctx;
     Category cat;
     double flops;
+    const char* name;
     cudaEvent_t start = nullptr;
   };
   bool profiling = false;
@@ -91,6 +93,7 @@ class Context {
     Category cat;
     cudaEvent_t a, b;
     double flops;
+    const char* name;
   };
   void* pinned_[2] = {nullptr, nullptr};
   cudaEvent_t staged_[2] = {nullptr, nullptr};

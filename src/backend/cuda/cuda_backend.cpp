@@ -146,6 +146,9 @@ class CudaBackendImpl final : public CudaBackend, public Fp8AttentionOps {
   Tensor linear_gelu_tanh_impl(const Tensor& x, const Tensor& w, const Tensor& b) override {
     return op::linear_gelu_tanh(ctx_, x, w, b);
   }
+  Tensor linear_pair_impl(const Tensor& a, const Tensor& b, const Tensor& w, const Tensor& bias) override {
+    return op::linear_pair(ctx_, a, b, w, bias);
+  }
   Tensor layer_norm_impl(const Tensor& x, const Tensor& w, const Tensor& b, float eps) override {
     return op::layer_norm(ctx_, x, w, b, eps);
   }
@@ -174,7 +177,19 @@ class CudaBackendImpl final : public CudaBackend, public Fp8AttentionOps {
                                   bool f32_out) override {
     return op::layer_norm_modulate(ctx_, x, shift, scale, eps, f32_out);
   }
+  Tensor add_gated_layer_norm_impl(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& w, const Tensor& b,
+                                   const Tensor& shift, const Tensor& scale, float eps) override {
+    return op::add_gated_layer_norm(ctx_, x, y, gate, w, b, shift, scale, eps);
+  }
   Tensor patchify_impl(const Tensor& x, PatchSize p) override { return op::patchify(ctx_, x, p); }
+  void qkv_norm_rope_impl(const Tensor& qkv, const Tensor& qw, const Tensor& kw, QkNormSpan span, float eps,
+                          const Tensor& table, Tensor& q, Tensor& k, Tensor& v, int64_t row0) override {
+    op::qkv_norm_rope(ctx_, qkv, qw, kw, span, eps, table, q, k, v, row0);
+  }
+  Tensor norm_rope_impl(const Tensor& x, const Tensor& w, QkNormSpan span, float eps, const Tensor& table,
+                        int64_t heads) override {
+    return op::norm_rope(ctx_, x, w, span, eps, table, heads);
+  }
   Tensor unpatchify_impl(const Tensor& t, int64_t gf, int64_t gh, int64_t gw, int64_t c, PatchSize p) override {
     return op::unpatchify(ctx_, t, gf, gh, gw, c, p);
   }

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -45,6 +46,13 @@ struct CudaOptions {
 struct CudaProfile {
   double matmul_ms = 0, attention_ms = 0, other_ms = 0;
   double matmul_flops = 0, attention_flops = 0;
+  // The same time by op (the name each op's profiling scope gives): what a breakdown's
+  // "rest" is made of.
+  struct OpTime {
+    double ms = 0;
+    int64_t calls = 0;
+  };
+  std::map<std::string, OpTime> by_op;
 };
 
 class CudaBackend : public Backend, public AttentionPlans {

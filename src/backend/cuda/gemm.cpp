@@ -64,7 +64,7 @@ Gemm::~Gemm() {
 Gemm::Plan* Gemm::plan(const Key& key) {
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second.get();
-  const auto [M, N, K, xt, wt, ep, has_bias, al_x, al_w, al_y, al_b, w_kn] = key;
+  const auto [M, N, K, xt, wt, ep, has_bias, al_x, al_w, al_y, al_b, w_kn, ldw] = key;
   auto p = std::make_unique<Plan>();
   const DType x_type = static_cast<DType>(xt), w_type = static_cast<DType>(wt);
   RL_CUBLAS(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -88,7 +88,7 @@ Gemm::Plan* Gemm::plan(const Key& key) {
     RL_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &one, sizeof(one)));
   }
   if (w_kn) RL_CUBLAS(cublasLtMatrixLayoutCreate(&p->a, cuda_type(w_type), N, K, N));
-  else RL_CUBLAS(cublasLtMatrixLayoutCreate(&p->a, cuda_type(w_type), K, N, K));
+  else RL_CUBLAS(cublasLtMatrixLayoutCreate(&p->a, cuda_type(w_type), K, N, ldw));
   RL_CUBLAS(cublasLtMatrixLayoutCreate(&p->b, cuda_type(x_type), K, M, K));
   RL_CUBLAS(cublasLtMatrixLayoutCreate(&p->d, CUDA_R_16BF, N, M, N));
 
@@ -121,21 +121,23 @@ Gemm::Plan* Gemm::plan(const Key& key) {
 
 bool Gemm::run(const void* x, DType x_type, const float* x_scale, const void* w, DType w_type,
                float alpha, const void* bias, void* y, int64_t M, int64_t N, int64_t K, Epilogue ep,
-               bool w_kn) {
+               bool w_kn, int64_t ldw, bool accumulate) {
   if (M == 0 || N == 0) return true;
+  if (ldw == 0) ldw = K;
+  if (w_kn && ldw != K) return false;
   if (w_kn && w_type != DType::BF16) return false;  // fp8 kernels need the "TN" form
   // cuBLASLt refuses fp8 products (NOT_SUPPORTED from every algorithm) whose scale pointers
   // are not 16-byte aligned; the caller then dequantises instead.
   if (x_type == DType::F8E4M3 && reinterpret_cast<uintptr_t>(x_scale) % 16 != 0) return false;
   const Key key{M, N, K, static_cast<int>(x_type), static_cast<int>(w_type), static_cast<int>(ep),
-                bias != nullptr, alignment(x), alignment(w), alignment(y), bias ? alignment(bias) : 256, w_kn};
+                bias != nullptr, alignment(x), alignment(w), alignment(y), bias ? alignment(bias) : 256, w_kn, ldw};
   Plan* p = plan(key);
   if (bias)
     RL_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
   if (x_type == DType::F8E4M3)
     RL_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &x_scale,
                                              sizeof(x_scale)));
-  const float beta = 0.f;
+  const float beta = accumulate ? 1.f : 0.f;
   // A candidate refused at run time (NOT_SUPPORTED) is skipped from then on.
   for (; p->next < p->algos.size(); ++p->next) {
     const cublasStatus_t st = cublasLtMatmul(handle_, p->desc, &alpha, w, p->a, x, p->b, &beta, y, p->d,

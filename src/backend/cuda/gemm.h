@@ -29,13 +29,15 @@ class Gemm {
   // Returns false (and does nothing) when cuBLASLt has no algorithm for this case, so the
   // caller can fall back (e.g. GELU as a separate kernel). `w_kn`: w is stored [K, N]
   // (N contiguous, bf16 only) instead of [N, K], e.g. an im2col scratch laid out by pixel.
+  // `ldw`: elements between the weight's rows when w is a run of columns of a wider weight
+  // (0: K); `accumulate`: y += the product (beta 1) instead of y = it.
   bool run(const void* x, DType x_type, const float* x_scale, const void* w, DType w_type,
            float alpha, const void* bias, void* y, int64_t M, int64_t N, int64_t K, Epilogue ep,
-           bool w_kn = false);
+           bool w_kn = false, int64_t ldw = 0, bool accumulate = false);
 
  private:
   struct Plan;
-  using Key = std::tuple<int64_t, int64_t, int64_t, int, int, int, bool, int, int, int, int, bool>;
+  using Key = std::tuple<int64_t, int64_t, int64_t, int, int, int, bool, int, int, int, int, bool, int64_t>;
   Plan* plan(const Key& key);
 
   cudaStream_t stream_;

@@ -47,9 +47,28 @@ void swiglu(const bf16* gate, const bf16* up, bf16* y, int64_t n, cudaStream_t s
 // affine (weight, bias) and optional modulation (* (1 + scale) + shift). Null = absent.
 // x is fp32 when x_f32 (else bf16); shift and scale are fp32 when mod_f32 (else bf16); y
 // is bf16, or fp32 when y_f32 (then x and the modulation must be fp32 too).
+// With add.y: x += add.y * add.gate first (gate null: a plain add; gate of the modulation's
+// dtype), written back to x, and the updated rows normed: a gated residual and the next norm
+// in one pass.
+struct ResidualAdd {
+  const bf16* y = nullptr;
+  const void* gate = nullptr;
+};
 void row_norm(const void* x, bool x_f32, const bf16* weight, const bf16* bias, const void* shift,
               const void* scale, bool mod_f32, void* y, bool y_f32, int64_t rows, int64_t cols, float eps, bool rms,
-              cudaStream_t s);
+              cudaStream_t s, ResidualAdd add = {});
+
+// --- qk_norm_rope.cu -----------------------------------------------------------------
+// Source rows of q, k and v (k and v may be null), `stride` elements apart.
+struct QkRows {
+  const bf16 *q = nullptr, *k = nullptr, *v = nullptr;
+  int64_t stride = 0;
+};
+// For each of `rows` rows: q and k RMS-normed per head (per_head, weights [D]) or over the
+// row (weights [H*D]), turned by table [rows, D/2, 2] (adjacent pairs; null: not turned),
+// written to q / k [rows, H, D]; v copied to v.
+void qk_norm_rope(const QkRows& src, const bf16* q_w, const bf16* k_w, bool per_head, float eps, const float* table,
+                  bf16* q, bf16* k, bf16* v, int64_t rows, int64_t H, int64_t D, cudaStream_t s);
 
 // --- precise.cu: fp32 operands (the DiT residual stream, modulation, time embedding) -----
 // A value of either activation type: fp32 or bf16.

@@ -6,6 +6,7 @@
 // stream and modulation in fp32, as the reference code does, and the norm writes the bf16
 // operand of the next product in the same pass.
 #include <algorithm>
+#include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_math.cuh"
@@ -14,11 +15,13 @@
 namespace raylight::cuda {
 namespace {
 
+// With add_y: x += add_y * add_gate first (gate null: a plain add), the updated row written
+// back to x (rounded to X, and normed as rounded, as add_gated then the norm would).
 template <int V, typename X, typename M, typename Y>
-__global__ void row_norm_kernel(const X* __restrict__ x, const bf16* __restrict__ w,
+__global__ void row_norm_kernel(const X* x, const bf16* __restrict__ w,
                                 const bf16* __restrict__ b, const M* __restrict__ shift,
                                 const M* __restrict__ scale, Y* __restrict__ y, int cols,
-                                float eps, bool rms) {
+                                float eps, bool rms, const bf16* __restrict__ add_y, const M* __restrict__ add_gate) {
   extern __shared__ float row[];
   __shared__ float scratch[32];
   const int64_t r = blockIdx.x;
@@ -27,6 +30,16 @@ __global__ void row_norm_kernel(const X* __restrict__ x, const bf16* __restrict_
   for (int c = threadIdx.x * V; c < cols; c += blockDim.x * V) {
     float a[V];
     load_v<V>(xr + c, a);
+    if (add_y) {
+      float u[V], g[V];
+      load_v<V>(add_y + r * cols + c, u);
+      if (add_gate) load_v<V>(add_gate + c, g);
+#pragma unroll
+      for (int j = 0; j < V; ++j) a[j] += add_gate ? u[j] * g[j] : u[j];
+      X* xw = const_cast<X*>(xr) + c;  // x is the residual stream updated in place
+      store_v<V>(xw, a);
+      if constexpr (!std::is_same_v<X, float>) load_v<V>(xw, a);  // the stored (rounded) values
+    }
 #pragma unroll
     for (int j = 0; j < V; ++j) {
       row[c + j] = a[j];
@@ -75,7 +88,8 @@ bool al16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 template <int V, typename X, typename M, typename Y>
 void launch_row_norm(const X* x, const bf16* weight, const bf16* bias, const M* shift, const M* scale, Y* y,
-                     int64_t rows, int64_t cols, float eps, bool rms, cudaStream_t s) {
+                     int64_t rows, int64_t cols, float eps, bool rms, const bf16* add_y, const M* add_gate,
+                     cudaStream_t s) {
   const int threads = static_cast<int>(std::clamp<int64_t>((cols / V + 31) / 32 * 32, 32, 256));
   const size_t smem = static_cast<size_t>(cols) * sizeof(float);
   if (smem > 48 * 1024) {
@@ -87,40 +101,42 @@ void launch_row_norm(const X* x, const bf16* weight, const bf16* bias, const M* 
     }
   }
   row_norm_kernel<V, X, M, Y><<<rows, threads, smem, s>>>(x, weight, bias, shift, scale, y, static_cast<int>(cols),
-                                                        eps, rms);
+                                                        eps, rms, add_y, add_gate);
   RL_CUDA_LAUNCH();
 }
 
 template <typename X, typename M, typename Y>
 void row_norm_typed(const void* xv, const bf16* weight, const bf16* bias, const void* shiftv, const void* scalev,
-                    void* yv, int64_t rows, int64_t cols, float eps, bool rms, cudaStream_t s) {
+                    void* yv, int64_t rows, int64_t cols, float eps, bool rms, ResidualAdd add, cudaStream_t s) {
   const X* x = static_cast<const X*>(xv);
   Y* y = static_cast<Y*>(yv);
   const M* shift = static_cast<const M*>(shiftv);
   const M* scale = static_cast<const M*>(scalev);
+  const M* gate = static_cast<const M*>(add.gate);
   const bool vec = cols % 8 == 0 && al16(x) && al16(y) && (!weight || al16(weight)) && (!bias || al16(bias)) &&
-                   (!shift || al16(shift)) && (!scale || al16(scale));
-  if (vec) launch_row_norm<8>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, s);
-  else launch_row_norm<1>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, s);
+                   (!shift || al16(shift)) && (!scale || al16(scale)) && (!add.y || al16(add.y)) &&
+                   (!gate || al16(gate));
+  if (vec) launch_row_norm<8>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add.y, gate, s);
+  else launch_row_norm<1>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add.y, gate, s);
 }
 
 }  // namespace
 
 void row_norm(const void* x, bool x_f32, const bf16* weight, const bf16* bias, const void* shift,
               const void* scale, bool mod_f32, void* y, bool y_f32, int64_t rows, int64_t cols, float eps, bool rms,
-              cudaStream_t s) {
+              cudaStream_t s, ResidualAdd add) {
   if (rows == 0) return;
   // Every combination the ops use: bf16 throughout; an fp32 residual row and/or fp32
   // modulation into the bf16 operand of a product; all fp32 for a head computed in fp32.
   if (y_f32) {
     if (!x_f32 || (!mod_f32 && (shift || scale))) fail("row_norm: an fp32 result needs fp32 operands");
-    row_norm_typed<float, float, float>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, s);
+    row_norm_typed<float, float, float>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add, s);
   } else if (x_f32) {
-    if (mod_f32) row_norm_typed<float, float, bf16>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, s);
-    else row_norm_typed<float, bf16, bf16>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, s);
+    if (mod_f32) row_norm_typed<float, float, bf16>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add, s);
+    else row_norm_typed<float, bf16, bf16>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add, s);
   } else {
-    if (mod_f32) row_norm_typed<bf16, float, bf16>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, s);
-    else row_norm_typed<bf16, bf16, bf16>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, s);
+    if (mod_f32) row_norm_typed<bf16, float, bf16>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add, s);
+    else row_norm_typed<bf16, bf16, bf16>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add, s);
   }
 }
 

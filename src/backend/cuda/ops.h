@@ -11,6 +11,8 @@ namespace raylight::cuda::op {
 // ops_matmul.cpp: cuBLASLt products (bf16 or fp8 weights), GELU fused in the epilogue.
 Tensor linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b);
 Tensor linear_gelu_tanh(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b);
+// linear of [a | b] as two products, the second accumulating (beta 1) over w's columns.
+Tensor linear_pair(Context& ctx, const Tensor& a, const Tensor& b, const Tensor& w, const Tensor& bias);
 
 // ops_pointwise.cpp: activations, adds, the DiT's modulation.
 Tensor gelu_tanh(Context& ctx, const Tensor& x);
@@ -27,6 +29,14 @@ Tensor layer_norm(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& 
 Tensor rms_norm(Context& ctx, const Tensor& x, const Tensor& w, float eps);
 Tensor layer_norm_modulate(Context& ctx, const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
                            bool f32_out);
+// x += y * gate, then LayerNorm (affine, modulation) of the updated rows in one pass.
+Tensor add_gated_layer_norm(Context& ctx, Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& w,
+                            const Tensor& b, const Tensor& shift, const Tensor& scale, float eps);
+// q/k RMSNorm + RoPE (+ the q/k/v split of a fused product), qk_norm_rope.cu.
+void qkv_norm_rope(Context& ctx, const Tensor& qkv, const Tensor& q_w, const Tensor& k_w, QkNormSpan span, float eps,
+                   const Tensor& table, Tensor& q, Tensor& k, Tensor& v, int64_t row0);
+Tensor norm_rope(Context& ctx, const Tensor& x, const Tensor& w, QkNormSpan span, float eps, const Tensor& table,
+                 int64_t heads);
 
 // ops_layout.cpp: copies, row stacking, rotary embedding, the Ulysses head packing,
 // latent <-> token layout.

@@ -7,7 +7,10 @@
 
 namespace raylight::cuda::op {
 
-Tensor copy(Context& ctx, const Tensor& x) { return ctx.copy(x); }
+Tensor copy(Context& ctx, const Tensor& x) {
+  Context::Scope s(ctx, kOther);
+  return ctx.copy(x);
+}
 
 Tensor concat_rows(Context& ctx, const Tensor& a, const Tensor& b) {
   Context::Scope sc(ctx, kOther);

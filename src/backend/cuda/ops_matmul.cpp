@@ -10,16 +10,21 @@
 namespace raylight::cuda::op {
 namespace {
 
-bool try_linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b, Epilogue ep, Tensor* out) {
-  const int64_t M = x.dim(0), K = x.dim(1), N = w.dim(0);
+// *out = x w^T (+ b), or with `accumulate` *out += x w^T: w's columns [k0, k0 + K) when x
+// has K < w.dim(1) columns (a product over part of a weight's inputs, rows of the weight still
+// w.dim(1) apart). False when cuBLASLt has no algorithm.
+bool try_linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b, Epilogue ep, Tensor* out,
+                const char* name, int64_t k0 = 0, bool accumulate = false) {
+  const int64_t M = x.dim(0), K = x.dim(1), N = w.dim(0), ldw = w.dim(1);
   const bf16* bias = b.defined() ? bp(b) : nullptr;
-  Context::Scope s(ctx, kMatmul, 2.0 * M * N * K);
-  Tensor y = ctx.alloc({M, N}, DType::BF16);
+  Context::Scope s(ctx, kMatmul, 2.0 * M * N * K, name);
+  Tensor y = accumulate ? *out : ctx.alloc({M, N}, DType::BF16);
   bool ok = false;
   if (w.dtype() == DType::BF16) {
-    ok = ctx.gemm->run(x.raw(), DType::BF16, nullptr, w.raw(), DType::BF16, 1.0f, bias, y.raw(), M, N, K, ep);
+    ok = ctx.gemm->run(x.raw(), DType::BF16, nullptr, bp(w) + k0, DType::BF16, 1.0f, bias, y.raw(), M, N, K, ep,
+                       false, ldw, accumulate);
   } else {
-    if (ctx.opt.fp8_gemm && K % 16 == 0 && N % 16 == 0) {
+    if (ctx.opt.fp8_gemm && K % 16 == 0 && N % 16 == 0 && ldw % 16 == 0 && k0 % 16 == 0) {
       Tensor xq = ctx.alloc({M, K}, DType::F8E4M3);
       // amax at [0], the activation's scale at [4]: each on its own 16 bytes. cuBLASLt
       // (13.x, H200) refuses every fp8 algorithm with NOT_SUPPORTED when a scale pointer is
@@ -28,13 +33,14 @@ bool try_linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b,
       float* amax = sc.data<float>();
       absmax(bp(x), M * K, amax, ctx.stream);
       quantize_e4m3(bp(x), M * K, amax, xq.data<uint8_t>(), amax + 4, ctx.stream);
-      ok = ctx.gemm->run(xq.raw(), DType::F8E4M3, amax + 4, w.raw(), DType::F8E4M3, w.scale(), bias, y.raw(), M, N,
-                         K, ep);
+      ok = ctx.gemm->run(xq.raw(), DType::F8E4M3, amax + 4, static_cast<const uint8_t*>(w.raw()) + k0, DType::F8E4M3, w.scale(), bias,
+                         y.raw(), M, N, K, ep, false, ldw, accumulate);
     }
     if (!ok) {
       Tensor wb = ctx.alloc(w.shape(), DType::BF16);
       convert_to_bf16(w.raw(), DType::F8E4M3, w.scale(), bp(wb), w.numel(), ctx.stream);
-      ok = ctx.gemm->run(x.raw(), DType::BF16, nullptr, wb.raw(), DType::BF16, 1.0f, bias, y.raw(), M, N, K, ep);
+      ok = ctx.gemm->run(x.raw(), DType::BF16, nullptr, bp(wb) + k0, DType::BF16, 1.0f, bias, y.raw(), M, N, K, ep,
+                         false, ldw, accumulate);
     }
   }
   if (ok) *out = y;
@@ -60,18 +66,28 @@ Tensor linear_f32_op(Context& ctx, const Tensor& x, const Tensor& w, const Tenso
 Tensor linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b) {
   if (x.dtype() == DType::F32) return linear_f32_op(ctx, x, w, b);
   Tensor y;
-  if (!try_linear(ctx, x, w, b, Epilogue::None, &y))
+  if (!try_linear(ctx, x, w, b, Epilogue::None, &y, "linear"))
     fail("linear: cuBLASLt has no algorithm for x ", shape_str(x.shape()), " w ", shape_str(w.shape()));
   return y;
 }
 
 Tensor linear_gelu_tanh(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b) {
   Tensor y;
-  if (try_linear(ctx, x, w, b, Epilogue::Gelu, &y)) return y;
+  if (try_linear(ctx, x, w, b, Epilogue::Gelu, &y, "linear_gelu_tanh")) return y;
   y = linear(ctx, x, w, b);
-  Context::Scope sc(ctx, kOther);
+  Context::Scope sc(ctx, kOther, 0, "gelu_tanh");
   unary(Unary::GeluTanh, bp(y), bp(y), y.numel(), ctx.stream);
   return y;
+}
+
+// Two products over the weight's column ranges, the second accumulating into the first's
+// output: no [M, Ka + Kb] concatenation is written and read back.
+Tensor linear_pair(Context& ctx, const Tensor& a, const Tensor& b, const Tensor& w, const Tensor& bias) {
+  Tensor y;
+  if (try_linear(ctx, a, w, bias, Epilogue::None, &y, "linear_pair") &&
+      try_linear(ctx, b, w, {}, Epilogue::None, &y, "linear_pair", a.dim(1), true))
+    return y;
+  return linear(ctx, concat_columns(ctx, a, b), w, bias);
 }
 
 }  // namespace raylight::cuda::op

@@ -1,5 +1,6 @@
 // Row norms (kernel in norm.cu): LayerNorm and RMSNorm with the optional affine weight and
-// bias, and LayerNorm fused with the DiT's modulation, one pass over each row.
+// bias, and LayerNorm fused with the DiT's modulation, one pass over each row; q/k RMSNorm
+// with RoPE (qk_norm_rope.cu).
 #include <algorithm>
 
 #include "backend/cuda/kernels.h"
@@ -15,9 +16,9 @@ const void* maybe_raw(const Tensor& v) { return v.defined() ? v.raw() : nullptr;
 // is always the bf16 operand of the next product. shift and scale share a dtype (checked
 // by the public op).
 Tensor norm(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& shift, const Tensor& scale,
-            float eps, bool rms, bool f32_out = false) {
+            float eps, bool rms, const char* name, bool f32_out = false) {
   const int64_t D = x.dim(-1);
-  Context::Scope s(ctx, kOther);
+  Context::Scope s(ctx, kOther, 0, name);
   Tensor y = ctx.alloc(x.shape(), f32_out ? DType::F32 : DType::BF16);
   const bool mod_f32 = (shift.defined() && shift.dtype() == DType::F32) ||
                        (scale.defined() && scale.dtype() == DType::F32);
@@ -29,16 +30,56 @@ Tensor norm(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b, con
 }  // namespace
 
 Tensor layer_norm(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b, float eps) {
-  return norm(ctx, x, w, b, {}, {}, eps, false);
+  return norm(ctx, x, w, b, {}, {}, eps, false, "layer_norm");
 }
 
 Tensor rms_norm(Context& ctx, const Tensor& x, const Tensor& w, float eps) {
-  return norm(ctx, x, w, {}, {}, {}, eps, true);
+  return norm(ctx, x, w, {}, {}, {}, eps, true, "rms_norm");
 }
 
 Tensor layer_norm_modulate(Context& ctx, const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
                            bool f32_out) {
-  return norm(ctx, x, {}, {}, shift, scale, eps, false, f32_out);
+  return norm(ctx, x, {}, {}, shift, scale, eps, false, "layer_norm_modulate", f32_out);
+}
+
+void qkv_norm_rope(Context& ctx, const Tensor& qkv, const Tensor& q_w, const Tensor& k_w, QkNormSpan span, float eps,
+                   const Tensor& table, Tensor& q, Tensor& k, Tensor& v, int64_t row0) {
+  const int64_t H = q.dim(1), D = q.dim(2), HD = H * D;
+  const float* t = table.defined() ? ctx.device_table(table) + row0 * D : nullptr;
+  Context::Scope s(ctx, kOther);
+  const bf16* src = bp(qkv);
+  qk_norm_rope({src, src + HD, src + 2 * HD, 3 * HD}, bp(q_w), bp(k_w), span == QkNormSpan::Head, eps, t,
+               bp(q) + row0 * HD, bp(k) + row0 * HD, bp(v) + row0 * HD, qkv.dim(0), H, D, ctx.stream);
+}
+
+Tensor norm_rope(Context& ctx, const Tensor& x, const Tensor& w, QkNormSpan span, float eps, const Tensor& table,
+                 int64_t heads) {
+  const int64_t rows = x.dim(0), D = x.dim(1) / heads;
+  const float* t = table.defined() ? ctx.device_table(table) : nullptr;
+  Context::Scope s(ctx, kOther);
+  Tensor y = ctx.alloc({rows, heads, D}, DType::BF16);
+  qk_norm_rope({bp(x), nullptr, nullptr, x.dim(1)}, bp(w), nullptr, span == QkNormSpan::Head, eps, t, bp(y), nullptr,
+               nullptr, rows, heads, D, ctx.stream);
+  return y;
+}
+
+// One pass where the gate and the modulation share a dtype (the kernel's one modulation
+// type); otherwise the two ops it fuses.
+Tensor add_gated_layer_norm(Context& ctx, Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& w,
+                            const Tensor& b, const Tensor& shift, const Tensor& scale, float eps) {
+  const bool gate_f32 = gate.defined() && gate.dtype() == DType::F32;
+  const bool mod_f32 = shift.defined() ? shift.dtype() == DType::F32 : gate_f32;
+  if ((gate.defined() && gate_f32 != mod_f32) || y.dtype() != DType::BF16) {
+    add_gated(ctx, x, y, gate);
+    return norm(ctx, x, w, b, shift, scale, eps, false, "layer_norm");
+  }
+  const int64_t D = x.dim(-1);
+  Context::Scope s(ctx, kOther);
+  Tensor out = ctx.alloc(x.shape(), DType::BF16);
+  row_norm(x.raw(), x.dtype() == DType::F32, maybe(w), maybe(b), maybe_raw(shift), maybe_raw(scale), mod_f32,
+           out.raw(), false, x.numel() / std::max<int64_t>(D, 1), D, eps, false, ctx.stream,
+           ResidualAdd{bp(y), maybe_raw(gate)});
+  return out;
 }
 
 }  // namespace raylight::cuda::op

@@ -10,7 +10,7 @@ namespace raylight::cuda::op {
 namespace {
 
 Tensor unary_op(Context& ctx, const Tensor& x, Unary kind) {
-  Context::Scope s(ctx, kOther);
+  Context::Scope s(ctx, kOther, 0, kind == Unary::GeluTanh ? "gelu_tanh" : kind == Unary::GeluErf ? "gelu_erf" : "silu");
   Tensor y = ctx.alloc(x.shape(), DType::BF16);
   unary(kind, bp(x), bp(y), x.numel(), ctx.stream);
   return y;

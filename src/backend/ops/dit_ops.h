@@ -12,6 +12,11 @@ namespace raylight {
 
 class Backend;
 
+// How q and k are RMS-normed before attention: per head (Flux's QKNorm: a weight of
+// head_dim) or over the whole row of heads (Wan's norm_q / norm_k: a weight of
+// heads * head_dim).
+enum class QkNormSpan { Head, Row };
+
 struct PatchSize {
   int t = 1, h = 2, w = 2;
   int volume() const { return t * h * w; }
@@ -34,6 +39,26 @@ class DitOps {
   Tensor unpatchify(const Tensor& tokens, int64_t grid_f, int64_t grid_h, int64_t grid_w,
                     int64_t channels, PatchSize p);
 
+  // x += y * gate (gate [D], or undefined: a plain residual add), then the LayerNorm of the
+  // updated rows with the optional affine weight / bias and the optional modulation
+  // (shift and scale, both or neither) -> compute dtype: a DiT block's gated residual and
+  // its next norm in one pass over x. x, gate, shift and scale may be fp32 (backend.h,
+  // "precise operands"); equals add_gated then layer_norm / layer_norm_modulate.
+  Tensor add_gated_layer_norm(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight, const Tensor& bias,
+                              const Tensor& shift, const Tensor& scale, float eps);
+  // The attention operands of one fused product in one pass: qkv [rows, 3*H*D] holds q | k | v
+  // per row (Flux's qkv and linear1 products). q and k are RMS-normed (span, their weights,
+  // eps), turned by RoPE (adjacent pairs, table [L, D/2, 2] fp32 whose row i turns output row
+  // i; undefined: no rotation) and written with v into rows [row0, row0 + rows) of q, k, v
+  // [L, H, D], so the segments of a joint sequence land in one buffer unconcatenated. Equals
+  // rms_norm, apply_rope and the split with no rounding between them.
+  void qkv_norm_rope(const Tensor& qkv, const Tensor& q_weight, const Tensor& k_weight, QkNormSpan span, float eps,
+                     const Tensor& table, Tensor& q, Tensor& k, Tensor& v, int64_t row0);
+  // One of them from its own product: x [rows, H*D] RMS-normed and turned by table
+  // [rows, D/2, 2] (undefined: no rotation) -> [rows, H, D] (Wan's separate q and k).
+  Tensor norm_rope(const Tensor& x, const Tensor& weight, QkNormSpan span, float eps, const Tensor& table,
+                   int64_t heads);
+
  protected:
   ~DitOps() = default;
   virtual Tensor modulate_impl(const Tensor& x, const Tensor& shift, const Tensor& scale) = 0;
@@ -42,6 +67,13 @@ class DitOps {
   virtual Tensor patchify_impl(const Tensor& x, PatchSize p) = 0;
   virtual Tensor unpatchify_impl(const Tensor& tokens, int64_t grid_f, int64_t grid_h, int64_t grid_w,
                                  int64_t channels, PatchSize p) = 0;
+  virtual Tensor add_gated_layer_norm_impl(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight,
+                                           const Tensor& bias, const Tensor& shift, const Tensor& scale, float eps) = 0;
+  // Operands checked; rows >= 1; table undefined or host / device fp32 with L rows.
+  virtual void qkv_norm_rope_impl(const Tensor& qkv, const Tensor& q_weight, const Tensor& k_weight, QkNormSpan span,
+                                  float eps, const Tensor& table, Tensor& q, Tensor& k, Tensor& v, int64_t row0) = 0;
+  virtual Tensor norm_rope_impl(const Tensor& x, const Tensor& weight, QkNormSpan span, float eps,
+                                const Tensor& table, int64_t heads) = 0;
 
  private:
   friend class Backend;  // the only class that derives from this one

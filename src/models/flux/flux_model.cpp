@@ -1,7 +1,9 @@
 // Flux.1 forward pass. Fused products are split where the model splits them: the qkv
-// product's output is [rows, 3, hidden] (one transpose gives q, k and v), the single blocks'
+// product's output is [rows, 3, hidden] (one pass norms q and k, turns them by the seam's
+// RoPE and writes q, k, v into the joint attention buffers: qkv_norm_rope), the single blocks'
 // first product is two products over row ranges of its weight (qkv and the MLP input), and
-// their second product reads [attention | gelu(mlp)] side by side.
+// their second product reads [attention | gelu(mlp)] side by side (linear_pair: two products
+// over column ranges of its weight, no concatenation).
 #include "models/flux/flux_model.h"
 
 #include <cmath>
@@ -48,51 +50,49 @@ Tensor FluxModel::modulation(const Tensor& silu_vec, const std::string& name, in
   return linear(silu_vec, name).reshape({n, config_.hidden});
 }
 
-void FluxModel::qkv(const Tensor& x_mod, const std::string& prefix, const std::string& norm, Tensor* q, Tensor* k,
-                    Tensor* v) {
-  const int64_t rows = x_mod.dim(0), d = config_.hidden, H = config_.num_heads, D = config_.head_dim();
-  const Tensor fused = ops_.swap_leading(linear(x_mod, prefix).reshape({rows, 3, d}));  // [3, rows, d]
-  auto part = [&](int i) { return fused.slice_rows(i, i + 1).reshape({rows * H, D}); };
-  *q = ops_.rms_norm(part(0), weights_.get(norm + ".query_norm.scale"), config_.eps).reshape({rows, H, D});
-  *k = ops_.rms_norm(part(1), weights_.get(norm + ".key_norm.scale"), config_.eps).reshape({rows, H, D});
-  *v = part(2).reshape({rows, H, D});
+FluxModel::Qkv FluxModel::attention_operands(int64_t rows) {
+  const Shape shape{rows, config_.num_heads, config_.head_dim()};
+  return {ops_.empty(shape), ops_.empty(shape), ops_.empty(shape)};
 }
 
-FluxModel::Streams FluxModel::double_block(int index, const Streams& s, const Tensor& silu_vec) {
+void FluxModel::qkv(const Tensor& fused, const std::string& norm, Qkv& out, int64_t row0) {
+  ops_.qkv_norm_rope(fused, weights_.get(norm + ".query_norm.scale"), weights_.get(norm + ".key_norm.scale"),
+                     QkNormSpan::Head, config_.eps, attn_.rope_table(), out.q, out.k, out.v, row0);
+}
+
+void FluxModel::double_block(int index, Streams& s, const Tensor& silu_vec) {
   const auto& c = config_;
   const std::string b = "double_blocks." + std::to_string(index) + ".";
   weights_.begin_block(index);
   const Tensor im = modulation(silu_vec, b + "img_mod.lin", 6), tm = modulation(silu_vec, b + "txt_mod.lin", 6);
-  Tensor iq, ik, iv, tq, tk, tv;
-  qkv(ops_.layer_norm_modulate(s.img, row(im, 0), row(im, 1), c.eps), b + "img_attn.qkv", b + "img_attn.norm", &iq,
-      &ik, &iv);
-  qkv(ops_.layer_norm_modulate(s.txt, row(tm, 0), row(tm, 1), c.eps), b + "txt_attn.qkv", b + "txt_attn.norm", &tq,
-      &tk, &tv);
-  const int64_t lt = s.txt.dim(0), li = s.img.dim(0), H = c.num_heads, D = c.head_dim();
-  // This rank's rows of the joint sequence, text first: the seam's segment order.
-  auto joint = [&](const Tensor& t, const Tensor& i) {
-    return ops_.concat_rows(t.reshape({lt, H * D}), i.reshape({li, H * D})).reshape({lt + li, H, D});
-  };
-  const Tensor a = attn_.self_attention(joint(tq, iq), joint(tk, ik), joint(tv, iv)).reshape({lt + li, c.hidden});
+  // This rank's rows of the joint sequence, text first (the seam's segment order): each
+  // stream's q, k, v land in their rows of one buffer.
+  const int64_t lt = s.txt.dim(0), li = s.img.dim(0);
+  Qkv joint = attention_operands(lt + li);
+  qkv(linear(ops_.layer_norm_modulate(s.txt, row(tm, 0), row(tm, 1), c.eps), b + "txt_attn.qkv"), b + "txt_attn.norm",
+      joint, 0);
+  qkv(linear(ops_.layer_norm_modulate(s.img, row(im, 0), row(im, 1), c.eps), b + "img_attn.qkv"), b + "img_attn.norm",
+      joint, lt);
+  const Tensor a = attn_.self_attention(joint.q, joint.k, joint.v, QkRope::Applied).reshape({lt + li, c.hidden});
 
-  Streams out{ops_.copy(s.txt), ops_.copy(s.img)};
-  ops_.add_gated(out.img, linear(a.slice_rows(lt, lt + li), b + "img_attn.proj"), row(im, 2));
-  Tensor h = ops_.layer_norm_modulate(out.img, row(im, 3), row(im, 4), c.eps);
-  ops_.add_gated(out.img, linear(lora_linear_gelu(ops_, weights_, h, b + "img_mlp.0.weight",
-                                                  weights_.get(b + "img_mlp.0.bias")),
-                                 b + "img_mlp.2"),
+  // The streams are updated in place: the caller hands them over for the next block.
+  // Each gated residual and the next adaLN in one pass.
+  Tensor h = ops_.add_gated_layer_norm(s.img, linear(a.slice_rows(lt, lt + li), b + "img_attn.proj"), row(im, 2), {},
+                                       {}, row(im, 3), row(im, 4), c.eps);
+  ops_.add_gated(s.img, linear(lora_linear_gelu(ops_, weights_, h, b + "img_mlp.0.weight",
+                                                weights_.get(b + "img_mlp.0.bias")),
+                               b + "img_mlp.2"),
                  row(im, 5));
-  ops_.add_gated(out.txt, linear(a.slice_rows(0, lt), b + "txt_attn.proj"), row(tm, 2));
-  h = ops_.layer_norm_modulate(out.txt, row(tm, 3), row(tm, 4), c.eps);
-  ops_.add_gated(out.txt, linear(lora_linear_gelu(ops_, weights_, h, b + "txt_mlp.0.weight",
-                                                  weights_.get(b + "txt_mlp.0.bias")),
-                                 b + "txt_mlp.2"),
+  h = ops_.add_gated_layer_norm(s.txt, linear(a.slice_rows(0, lt), b + "txt_attn.proj"), row(tm, 2), {}, {},
+                                row(tm, 3), row(tm, 4), c.eps);
+  ops_.add_gated(s.txt, linear(lora_linear_gelu(ops_, weights_, h, b + "txt_mlp.0.weight",
+                                                weights_.get(b + "txt_mlp.0.bias")),
+                               b + "txt_mlp.2"),
                  row(tm, 5));
   weights_.end_block(index);
-  return out;
 }
 
-Tensor FluxModel::single_block(int index, const Tensor& x, const Tensor& silu_vec) {
+void FluxModel::single_block(int index, Tensor& x, const Tensor& silu_vec) {
   const auto& c = config_;
   const std::string b = "single_blocks." + std::to_string(index) + ".";
   const int block = static_cast<int>(c.depth) + index;
@@ -113,18 +113,18 @@ Tensor FluxModel::single_block(int index, const Tensor& x, const Tensor& silu_ve
                                                     b1.slice_rows(3 * d, 3 * d + c.mlp_hidden))))
           : ops_.linear_gelu_tanh(h, w1.slice_rows(3 * d, 3 * d + c.mlp_hidden),
                                   b1.slice_rows(3 * d, 3 * d + c.mlp_hidden));
-  const int64_t H = c.num_heads, D = c.head_dim();
-  const Tensor fused = ops_.swap_leading(
-      add_low_rank(ops_, lr_rows(0, 3 * d), h, ops_.linear(h, w1.slice_rows(0, 3 * d), b1.slice_rows(0, 3 * d)))
-          .reshape({rows, 3, d}));
-  auto part = [&](int i) { return fused.slice_rows(i, i + 1).reshape({rows * H, D}); };
-  const Tensor q = ops_.rms_norm(part(0), weights_.get(b + "norm.query_norm.scale"), c.eps).reshape({rows, H, D});
-  const Tensor k = ops_.rms_norm(part(1), weights_.get(b + "norm.key_norm.scale"), c.eps).reshape({rows, H, D});
-  const Tensor a = attn_.self_attention(q, k, part(2).reshape({rows, H, D})).reshape({rows, d});
-  Tensor out = ops_.copy(x);
-  ops_.add_gated(out, linear(ops_.concat_columns(a, mlp), b + "linear2"), row(m, 2));
+  Qkv op = attention_operands(rows);
+  qkv(add_low_rank(ops_, lr_rows(0, 3 * d), h, ops_.linear(h, w1.slice_rows(0, 3 * d), b1.slice_rows(0, 3 * d))),
+      b + "norm", op, 0);
+  const Tensor a = attn_.self_attention(op.q, op.k, op.v, QkRope::Applied).reshape({rows, d});
+  // linear2 over [attention | mlp] as one product over both (no concatenation), its LoRA's
+  // down projection too; x is updated in place (the caller hands it over).
+  const std::string w2 = b + "linear2.weight";
+  Tensor y = ops_.linear_pair(a, mlp, weights_.get(w2), weights_.get(b + "linear2.bias"));
+  if (const WeightStore::LowRank lr2 = weights_.low_rank(w2); lr2.defined())
+    y = ops_.add(y, ops_.linear(ops_.linear_pair(a, mlp, lr2.down, Tensor()), lr2.up, Tensor()));
+  ops_.add_gated(x, y, row(m, 2));
   weights_.end_block(block);
-  return out;
 }
 
 std::unique_ptr<PreparedConditioning> FluxModel::prepare(const Conditioning& cond) {
@@ -192,13 +192,13 @@ Tensor FluxModel::predict(const Tensor& latent_in, double timestep, const Prepar
   for (size_t i = 0; i < p->refs.size(); ++i)
     s.img = ops_.concat_rows(s.img, attn_.scatter_tokens(p->refs[i], static_cast<int>(i) + 2));
   for (int i = 0; i < c.depth; ++i) {
-    s = double_block(i, s, silu_vec);
+    double_block(i, s, silu_vec);
     between_blocks(i);
   }
   const int64_t lt = s.txt.dim(0), li = noisy_rows;
   Tensor x = ops_.concat_rows(s.txt, s.img);
   for (int i = 0; i < c.depth_single; ++i) {
-    x = single_block(i, x, silu_vec);
+    single_block(i, x, silu_vec);
     between_blocks(static_cast<int>(c.depth) + i);
   }
   const Tensor m = linear(silu_vec, "final_layer.adaLN_modulation.1").reshape({2, c.hidden});  // shift, scale

@@ -42,11 +42,17 @@ class FluxModel final : public Denoiser {
   Tensor mlp_embedder(const Tensor& x, const std::string& name);
   // lin(silu(vec)) as [n, hidden] rows (shift, scale, gate, ...).
   Tensor modulation(const Tensor& silu_vec, const std::string& name, int64_t n);
-  // q, k, v [rows, heads, head_dim] of a fused qkv product, q and k RMS-normed per head.
-  void qkv(const Tensor& x_mod, const std::string& prefix, const std::string& norm, Tensor* q, Tensor* k,
-           Tensor* v);
-  Streams double_block(int index, const Streams& s, const Tensor& silu_vec);
-  Tensor single_block(int index, const Tensor& x, const Tensor& silu_vec);
+  // q, k, v [rows, heads, head_dim] of the attention (storage for qkv() to fill).
+  struct Qkv {
+    Tensor q, k, v;
+  };
+  Qkv attention_operands(int64_t rows);
+  // Rows [row0, row0 + rows) of `out` from a fused qkv product [rows, 3 * hidden]: q and k
+  // RMS-normed per head and turned by the seam's RoPE for those rows, v as it is.
+  void qkv(const Tensor& fused, const std::string& norm, Qkv& out, int64_t row0);
+  // The blocks update the residual streams in place.
+  void double_block(int index, Streams& s, const Tensor& silu_vec);
+  void single_block(int index, Tensor& x, const Tensor& silu_vec);
 
   FluxConfig config_;
   WeightStore& weights_;

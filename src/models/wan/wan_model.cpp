@@ -94,10 +94,14 @@ WanModel::TimeEmbedding WanModel::embed_time(double timestep) {
 Tensor WanModel::self_attention(const std::string& p, const Tensor& x) {
   const auto& c = config_;
   const Shape heads{x.dim(0), c.num_heads, c.head_dim()};
-  Tensor q = ops_.rms_norm(linear(x, p + "q"), weights_.get(p + "norm_q.weight"), c.eps);
-  Tensor k = ops_.rms_norm(linear(x, p + "k"), weights_.get(p + "norm_k.weight"), c.eps);
+  // q and k normed over the whole row and turned by the seam's RoPE for these rows, one pass each.
+  const Tensor& rope = attn_.rope_table();
+  Tensor q = ops_.norm_rope(linear(x, p + "q"), weights_.get(p + "norm_q.weight"), QkNormSpan::Row, c.eps, rope,
+                            c.num_heads);
+  Tensor k = ops_.norm_rope(linear(x, p + "k"), weights_.get(p + "norm_k.weight"), QkNormSpan::Row, c.eps, rope,
+                            c.num_heads);
   Tensor v = linear(x, p + "v");
-  Tensor out = attn_.self_attention(q.reshape(heads), k.reshape(heads), v.reshape(heads));
+  Tensor out = attn_.self_attention(q, k, v.reshape(heads), QkRope::Applied);
   return linear(out.reshape({x.dim(0), c.dim}), p + "o");
 }
 
@@ -140,15 +144,13 @@ std::vector<WanModel::TimeRun> WanModel::time_runs(double timestep, int64_t firs
   return runs;
 }
 
-Tensor WanModel::block(int index, const Tensor& x_in, const std::vector<TimeRun>& runs,
-                       const WanContext& ctx) {
+void WanModel::block(int index, Tensor& x, const std::vector<TimeRun>& runs, const WanContext& ctx) {
   const auto& c = config_;
   const std::string b = "blocks." + std::to_string(index) + ".";
   weights_.begin_block(index);
   const Tensor mod = weights_.get(b + "modulation").reshape({6, c.dim});
   std::vector<Tensor> m;
   for (const auto& r : runs) m.push_back(ops_.add(mod, r.t.e0));
-  Tensor x = ops_.copy(x_in);
   // adaLN and the gated residual per run of rows (one run: the whole rows, as Wan 2.1).
   auto modulated = [&](int shift, int scale) {
     if (runs.size() == 1) return ops_.layer_norm_modulate(x, row(m[0], shift), row(m[0], scale), c.eps);
@@ -170,18 +172,25 @@ Tensor WanModel::block(int index, const Tensor& x_in, const std::vector<TimeRun>
   Tensor h = modulated(0, 1);
   const Tensor sa = self_attention(b + "self_attn.", h);
   trace("self_attn", index, sa);
-  add_gated(sa, 2);
-  Tensor n3 = ops_.layer_norm(x, weights_.get(b + "norm3.weight"), weights_.get(b + "norm3.bias"), c.eps);
+  // One run of rows: each gated residual and the norm after it in one pass over x.
+  const bool one_run = runs.size() == 1;
+  const Tensor w3 = weights_.get(b + "norm3.weight"), b3 = weights_.get(b + "norm3.bias");
+  if (!one_run) add_gated(sa, 2);
+  Tensor n3 = one_run ? ops_.add_gated_layer_norm(x, sa, row(m[0], 2), w3, b3, {}, {}, c.eps)
+                      : ops_.layer_norm(x, w3, b3, c.eps);
   const Tensor ca = cross_attention(b + "cross_attn.", n3, ctx);
   trace("cross_attn", index, ca);
-  ops_.add_gated(x, ca, {});
-  h = modulated(3, 4);
+  if (one_run) {
+    h = ops_.add_gated_layer_norm(x, ca, {}, {}, {}, row(m[0], 3), row(m[0], 4), c.eps);
+  } else {
+    ops_.add_gated(x, ca, {});
+    h = modulated(3, 4);
+  }
   Tensor ffn = linear(linear_gelu(h, b + "ffn.0"), b + "ffn.2");
   trace("ffn", index, ffn);
   add_gated(ffn, 5);
   weights_.end_block(index);
   trace("x", index, x);
-  return x;
 }
 
 // All fp32, as the reference's head: its norm, modulation and product.
@@ -258,7 +267,7 @@ Tensor WanModel::forward(const Tensor& latent_in, double timestep, const WanCont
   trace("time_e0", -1, t.front().t.e0);
   trace("context", -1, ctx.tokens);
   for (int i = 0; i < c.num_layers; ++i) {
-    x = block(i, x, t, ctx);
+    block(i, x, t, ctx);
     between_blocks(i);
   }
   const Tensor h = head(x, t);

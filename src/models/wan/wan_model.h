@@ -60,7 +60,8 @@ class WanModel final : public Denoiser {
   };
   TimeEmbedding embed_time(double timestep);
   std::vector<TimeRun> time_runs(double timestep, int64_t first_frame_tokens, int64_t tokens);
-  Tensor block(int index, const Tensor& x, const std::vector<TimeRun>& t, const WanContext& ctx);
+  // Updates the residual stream x (this rank's rows, fresh from the seam) in place.
+  void block(int index, Tensor& x, const std::vector<TimeRun>& t, const WanContext& ctx);
   Tensor self_attention(const std::string& prefix, const Tensor& x);
   Tensor cross_attention(const std::string& prefix, const Tensor& x, const WanContext& ctx);
   Tensor head(const Tensor& x, const std::vector<TimeRun>& t);

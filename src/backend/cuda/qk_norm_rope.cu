@@ -1,0 +1,136 @@
+// q/k RMSNorm + RoPE + the q/k/v split in one pass (qkv_norm_rope, norm_rope). One block per
+// (row, part): part 0 is q, 1 is k, 2 is v (a plain copy out of the fused product). The
+// row's heads * head_dim values are read once into shared memory as fp32; warps sum the
+// squares of a head each (or the block sums the whole row), then each thread writes V
+// consecutive values normed, weighted and turned by the row's (cos, sin). Replaces a
+// transpose, two norms over rows of one head (one block of 32 threads each) and two RoPE
+// passes, and writes straight into the attention buffers at a row offset.
+#include <algorithm>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_math.cuh"
+#include "backend/cuda/kernels.h"
+
+namespace raylight::cuda {
+namespace {
+
+struct Part {
+  const bf16* src;  // row 0 of this part's values
+  const bf16* w;    // norm weight; null: copy (v)
+  bf16* out;        // row 0 of the output rows
+};
+
+struct Args {
+  Part part[3];
+  int64_t stride;      // elements between source rows
+  const float* table;  // (cos, sin) [rows, D/2, 2] for these rows, or null
+  int H, D;
+  float eps;
+  bool per_head;
+};
+
+template <int V>
+__global__ void qk_norm_rope_kernel(Args a) {
+  extern __shared__ __align__(16) float row[];  // H*D values, then H inverse norms
+  __shared__ float scratch[32];
+  const Part p = a.part[blockIdx.y];
+  const int64_t r = blockIdx.x;
+  const int HD = a.H * a.D;
+  const bf16* x = p.src + r * a.stride;
+  bf16* o = p.out + r * HD;
+  float t[V];
+  if (!p.w) {
+    for (int c = threadIdx.x * V; c < HD; c += blockDim.x * V) {
+      load_v<V>(x + c, t);
+      store_v<V>(o + c, t);
+    }
+    return;
+  }
+  float* inv = row + HD;
+  for (int c = threadIdx.x * V; c < HD; c += blockDim.x * V) {
+    load_v<V>(x + c, t);
+    store_v<V>(row + c, t);  // 16-byte shared stores when V = 8: no bank conflicts
+  }
+  __syncthreads();
+  if (a.per_head) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    for (int h = warp; h < a.H; h += warps) {
+      float ss = 0.f;
+      for (int i = lane; i < a.D; i += 32) {
+        const float v = row[h * a.D + i];
+        ss += v * v;
+      }
+      ss = warp_sum(ss);
+      if (lane == 0) inv[h] = rsqrtf(ss / a.D + a.eps);
+    }
+  } else {
+    float ss = 0.f;
+    for (int c = threadIdx.x; c < HD; c += blockDim.x) ss += row[c] * row[c];
+    ss = block_sum(ss, scratch);
+    if (threadIdx.x == 0) inv[0] = rsqrtf(ss / HD + a.eps);
+  }
+  __syncthreads();
+  const float* cs = a.table ? a.table + r * a.D : nullptr;
+  for (int c = threadIdx.x * V; c < HD; c += blockDim.x * V) {
+    const int h = c / a.D, d = c - h * a.D;  // V divides D: a chunk stays in one head
+    const float s = inv[a.per_head ? h : 0];
+    float w[V], y[V];
+    load_v<V>(p.w + (a.per_head ? d : c), w);
+    load_v<V>(row + c, y);
+#pragma unroll
+    for (int j = 0; j < V; ++j) y[j] = y[j] * s * w[j];
+    if (cs) {
+#pragma unroll
+      for (int j = 0; j < V; j += 2) {
+        const float co = cs[d + j], sn = cs[d + j + 1], re = y[j], im = y[j + 1];
+        y[j] = re * co - im * sn;
+        y[j + 1] = re * sn + im * co;
+      }
+    }
+    store_v<V>(o + c, y);
+  }
+}
+
+bool al16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+template <int V>
+void launch(const Args& a, int parts, int64_t rows, cudaStream_t s) {
+  const int HD = a.H * a.D;
+  const int threads = static_cast<int>(std::clamp<int64_t>((HD / V + 31) / 32 * 32, 32, 512));
+  const size_t smem = (static_cast<size_t>(HD) + a.H) * sizeof(float);
+  if (smem > 48 * 1024) {
+    if (smem > 200 * 1024) fail("qkv_norm_rope: rows of ", HD, " values do not fit the kernel's shared memory");
+    static bool raised = false;  // one flag per instantiation
+    if (!raised) {
+      RL_CUDA(cudaFuncSetAttribute(qk_norm_rope_kernel<V>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
+      raised = true;
+    }
+  }
+  qk_norm_rope_kernel<V><<<dim3(static_cast<unsigned>(rows), parts), threads, smem, s>>>(a);
+  RL_CUDA_LAUNCH();
+}
+
+}  // namespace
+
+void qk_norm_rope(const QkRows& src, const bf16* q_w, const bf16* k_w, bool per_head, float eps, const float* table,
+                  bf16* q, bf16* k, bf16* v, int64_t rows, int64_t H, int64_t D, cudaStream_t s) {
+  if (rows == 0 || H * D == 0) return;
+  if (rows > 0x7fffffff) fail("qkv_norm_rope: ", rows, " rows are more than one launch takes");
+  Args a{};
+  int parts = 0;
+  a.part[parts++] = {src.q, q_w, q};
+  if (src.k) a.part[parts++] = {src.k, k_w, k};
+  if (src.v) a.part[parts++] = {src.v, nullptr, v};
+  a.stride = src.stride;
+  a.table = table;
+  a.H = static_cast<int>(H);
+  a.D = static_cast<int>(D);
+  a.eps = eps;
+  a.per_head = per_head;
+  bool vec = D % 8 == 0 && src.stride % 8 == 0 && al16(q_w) && (!k_w || al16(k_w));
+  for (int i = 0; i < parts; ++i) vec = vec && al16(a.part[i].src) && al16(a.part[i].out);
+  if (vec) launch<8>(a, parts, rows, s);
+  else launch<2>(a, parts, rows, s);
+}
+
+}  // namespace raylight::cuda
