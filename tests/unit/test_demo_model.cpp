@@ -73,7 +73,7 @@ TEST(DemoModel, CardGivesDefaultsAndVocabulary) {
   EXPECT_EQ(d.sampler, SamplerKind::UniPC);
   EXPECT_EQ(d.fps, 8.0);
   const std::string example = spec->example_prompt();
-  EXPECT_EQ(example, "a red circle moving left on a green background");
+  EXPECT_EQ(example, "a white circle growing on a purple gradient background");
   EXPECT_EQ(spec->prompt_note(example), "");
   EXPECT_EQ(spec->prompt_note("An orange star bouncing on a purple dotted background."), "");
   const std::string note = spec->prompt_note("a red fox running through snow");

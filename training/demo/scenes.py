@@ -48,7 +48,7 @@ VOCABULARY = {
     "words": {"colour": list(COLOURS), "shape": SHAPES, "motion": MOTIONS,
               "style": [s for s in STYLES if s]},
     "fillers": FILLER,
-    "example": "a red circle moving left on a green background",
+    "example": "a white circle growing on a purple gradient background",
 }
 
 
