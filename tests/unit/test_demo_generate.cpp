@@ -29,11 +29,11 @@ using namespace raylight::test;
 
 namespace {
 
-// How many prompts of each walk must pass. The shipped model passes BG of 21 backgrounds,
-// OBJ of 21 objects, DIR of 12 directions and TR of 10 area trends (training/demo/README.md,
+// How many prompts of each walk must pass. The shipped model passes 21 of 21 backgrounds,
+// 21 of 21 objects, 11 of 12 directions and 10 of 10 area trends (training/demo/README.md,
 // "Runs", has the larger measurement): the bars leave room for a retrain to differ by a
 // prompt or two, not for a model that does not know its colours, sizes or directions (run
-// 2's weights, which did not learn direction, move DIR2 of the 12 the named way).
+// 2's weights, which did not learn direction, move 4 of the 12 the named way).
 constexpr int kBackgroundBar = 19, kObjectBar = 16, kDirectionBar = 8, kTrendBar = 9;
 // A moving object's centre must travel this far the named way over the 9 frames (training
 // clips: 41-56 px; evaluate.py's bar).

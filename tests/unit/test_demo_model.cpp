@@ -68,7 +68,7 @@ TEST(DemoModel, CardGivesDefaultsAndVocabulary) {
   EXPECT_EQ(d.frames, 9);
   // The defaults training/demo/README.md chose with a sweep (and `generate --help` states).
   EXPECT_EQ(d.steps, 10);
-  EXPECT_EQ(d.cfg, 4.0);
+  EXPECT_EQ(d.cfg, 3.0);
   EXPECT_EQ(d.shift, 3.0);
   EXPECT_EQ(d.sampler, SamplerKind::UniPC);
   EXPECT_EQ(d.fps, 8.0);

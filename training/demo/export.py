@@ -17,7 +17,7 @@ DiT with its plain 512-row cross-attention, as the engine runs it); tests/unit/
 test_demo_model.cpp compares the engine's fp32 CPU results with them.
 
 Usage: python3 training/demo/export.py --dit RUN/dit.safetensors --vae RUN/vae.safetensors
-           [--steps 10 --cfg 4 --shift 3 --sampler unipc --fps 8]
+           [--steps 10 --cfg 3 --shift 3 --sampler unipc --fps 8]
 Deterministic on the CPU (one thread): the same inputs give the same bytes.
 """
 
@@ -67,7 +67,7 @@ def main():
     ap.add_argument("--dit", required=True)
     ap.add_argument("--vae", required=True)
     ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--cfg", type=float, default=4.0)
+    ap.add_argument("--cfg", type=float, default=3.0)
     ap.add_argument("--shift", type=float, default=3.0)
     ap.add_argument("--sampler", default="unipc")
     ap.add_argument("--fps", type=float, default=8.0)
