@@ -17,16 +17,6 @@ namespace {
 
 constexpr double kPointwise = 5e-3, kReduction = 1e-2, kFp8 = 5e-2;
 
-OpCase refuse(std::string op, std::string what, std::function<Tensors(Inputs&)> in,
-              std::function<void(Backend&, const Tensors&)> run) {
-  OpCase c = make(std::move(op), "refuses " + what, 0, std::move(in), [run](Backend& be, const Tensors& t) {
-    run(be, t);
-    return Tensors{};
-  });
-  c.refused = true;
-  return c;
-}
-
 void products(std::vector<OpCase>& cs) {
   struct Mkn { int64_t M, K, N; };
   for (Mkn s : {Mkn{1, 1, 1}, {7, 13, 5}, {33, 64, 517}, {3, 200, 9}, {257, 512, 384}, {1000, 1536, 1536},

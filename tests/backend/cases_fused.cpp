@@ -17,16 +17,6 @@ namespace {
 
 constexpr double kPointwise = 5e-3, kReduction = 1e-2, kFp8 = 5e-2;
 
-OpCase refuse(std::string op, std::string what, std::function<Tensors(Inputs&)> in,
-              std::function<void(Backend&, const Tensors&)> run) {
-  OpCase c = make(std::move(op), "refuses " + what, 0, std::move(in), [run](Backend& be, const Tensors& t) {
-    run(be, t);
-    return Tensors{};
-  });
-  c.refused = true;
-  return c;
-}
-
 // A table for L tokens of a 1 x h x w grid (L = h * w) with Wan's axis split of head_dim D.
 Tensor grid_table(int64_t h, int64_t w, int64_t D) { return rope_table_3d(1, h, w, wan_rope_axes(int(D)), 1e4, 0, h * w); }
 

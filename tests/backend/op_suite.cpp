@@ -135,6 +135,16 @@ OpCase make(std::string op, std::string shape, double tol, std::function<Tensors
   return c;
 }
 
+OpCase refuse(std::string op, std::string what, std::function<Tensors(Inputs&)> in,
+              std::function<void(Backend&, const Tensors&)> run) {
+  OpCase c = make(std::move(op), "refuses " + what, 0, std::move(in), [run](Backend& be, const Tensors& t) {
+    run(be, t);
+    return Tensors{};
+  });
+  c.refused = true;
+  return c;
+}
+
 Tensor fp8_codes(const Tensor& w, float scale) {
   Tensor codes = Tensor::empty(w.shape(), DType::F8E4M3);
   for (int64_t i = 0; i < w.numel(); ++i) codes.data<uint8_t>()[i] = f32_to_e4m3(w.f32()[i] / scale);

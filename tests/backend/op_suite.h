@@ -51,6 +51,9 @@ struct OpCase {
 // A case that runs `run` on the inputs `in` makes, compared within `tol` (the groups' builder).
 OpCase make(std::string op, std::string shape, double tol, std::function<Tensors(Inputs&)> in,
             std::function<Tensors(Backend&, const Tensors&)> run);
+// A case whose op must throw raylight::Error on every backend (`run` returns nothing).
+OpCase refuse(std::string op, std::string what, std::function<Tensors(Inputs&)> in,
+              std::function<void(Backend&, const Tensors&)> run);
 // fp8 e4m3 codes of w / scale (saturating), as checkpoints store them.
 Tensor fp8_codes(const Tensor& w, float scale);
 
@@ -60,8 +63,8 @@ std::vector<OpCase> core_cases();       // cases_core.cpp: products, norms, poin
 std::vector<OpCase> attention_cases();  // cases_attention.cpp: attention, RoPE, sequence helpers
 std::vector<OpCase> family_cases();     // cases_families.cpp: DiT, T5, VAE ops
 std::vector<OpCase> precise_cases();    // cases_precise.cpp: fp32 operands (residual stream)
-std::vector<OpCase> attention_fp8_cases();
-std::vector<OpCase> fused_cases();      // cases_fused.cpp: q/k norm + RoPE, the split product  // cases_attention_fp8.cpp: fp8 attention vs its emulation
+std::vector<OpCase> attention_fp8_cases();  // cases_attention_fp8.cpp: fp8 attention vs its emulation
+std::vector<OpCase> fused_cases();      // cases_fused.cpp: q/k norm + RoPE, the split product
 
 // The outcome of one case on a target backend.
 struct CaseResult {
