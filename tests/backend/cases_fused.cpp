@@ -76,7 +76,11 @@ void norm_rope_cases(std::vector<OpCase>& cs) {
   struct Shape1 { int64_t h, w, heads, D; QkNormSpan span; bool table; };
   for (Shape1 s : {Shape1{3, 11, 12, 128, QkNormSpan::Row, true}, {2, 7, 24, 128, QkNormSpan::Head, true},
                    {5, 4, 40, 128, QkNormSpan::Row, true}, {2, 3, 3, 6, QkNormSpan::Row, true},
-                   {3, 3, 2, 64, QkNormSpan::Row, false}, {0, 3, 2, 64, QkNormSpan::Row, true}}) {
+                   {3, 3, 2, 64, QkNormSpan::Row, false}, {0, 3, 2, 64, QkNormSpan::Row, true},
+                   // CUDA's register kernel: two chunks a thread (rows over 8,192 values), a
+                   // head over 32 / 8 lanes; head_dim 96 (12 lanes) takes the shared-memory one.
+                   {2, 3, 72, 128, QkNormSpan::Row, true}, {2, 5, 6, 256, QkNormSpan::Head, true},
+                   {2, 2, 9, 64, QkNormSpan::Head, true}, {3, 2, 10, 96, QkNormSpan::Head, true}}) {
     const int64_t L = s.h * s.w, HD = s.heads * s.D, n = s.span == QkNormSpan::Head ? s.D : HD;
     cs.push_back(make("norm_rope",
                       fmt("%lld rows, %lld heads x %lld, %s norm%s", (long long)L, (long long)s.heads, (long long)s.D,
