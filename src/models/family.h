@@ -129,6 +129,7 @@ class Denoiser {
   void trace(const char* name, int layer, const Tensor& t) const {
     if (trace_) trace_(name, layer, t);
   }
+  bool tracing() const { return static_cast<bool>(trace_); }
 
  private:
   std::function<void(int)> block_hook_;

@@ -144,7 +144,8 @@ std::vector<WanModel::TimeRun> WanModel::time_runs(double timestep, int64_t firs
   return runs;
 }
 
-void WanModel::block(int index, Tensor& x, const std::vector<TimeRun>& runs, const WanContext& ctx) {
+void WanModel::block(int index, Tensor& x, const std::vector<TimeRun>& runs, const WanContext& ctx,
+                     PendingResidual& pending) {
   const auto& c = config_;
   const std::string b = "blocks." + std::to_string(index) + ".";
   weights_.begin_block(index);
@@ -169,7 +170,13 @@ void WanModel::block(int index, Tensor& x, const std::vector<TimeRun>& runs, con
       ops_.add_gated(rows, y.slice_rows(runs[i].begin, runs[i].end), row(m[i], gate));
     }
   };
-  Tensor h = modulated(0, 1);
+  Tensor h;
+  if (pending.y.defined()) {  // left only where there is one run of rows
+    h = ops_.add_gated_layer_norm(x, pending.y, pending.gate, {}, {}, row(m[0], 0), row(m[0], 1), c.eps);
+    pending = {};
+  } else {
+    h = modulated(0, 1);
+  }
   const Tensor sa = self_attention(b + "self_attn.", h);
   trace("self_attn", index, sa);
   // One run of rows: each gated residual and the norm after it in one pass over x.
@@ -188,13 +195,18 @@ void WanModel::block(int index, Tensor& x, const std::vector<TimeRun>& runs, con
   }
   Tensor ffn = linear(linear_gelu(h, b + "ffn.0"), b + "ffn.2");
   trace("ffn", index, ffn);
-  add_gated(ffn, 5);
+  // A dump wants x whole after every block, so tracing adds the residual at once.
+  if (one_run && !tracing()) pending = {ffn, row(m[0], 5)};
+  else add_gated(ffn, 5);
   weights_.end_block(index);
   trace("x", index, x);
 }
 
 // All fp32, as the reference's head: its norm, modulation and product.
-Tensor WanModel::head(const Tensor& x, const std::vector<TimeRun>& runs) {
+Tensor WanModel::head(Tensor& x, const std::vector<TimeRun>& runs, PendingResidual& pending) {
+  // The last block's residual is added on its own: the head's norm keeps its fp32 output.
+  if (pending.y.defined()) ops_.add_gated(x, pending.y, pending.gate);
+  pending = {};
   Tensor m = weights_.get("head.modulation").reshape({2, config_.dim});
   if (runs.size() == 1) {
     Tensor shift = ops_.add(row(m, 0), runs[0].t.e), scale = ops_.add(row(m, 1), runs[0].t.e);
@@ -266,11 +278,12 @@ Tensor WanModel::forward(const Tensor& latent_in, double timestep, const WanCont
   trace("x", -1, x);
   trace("time_e0", -1, t.front().t.e0);
   trace("context", -1, ctx.tokens);
+  PendingResidual pending;
   for (int i = 0; i < c.num_layers; ++i) {
-    block(i, x, t, ctx);
+    block(i, x, t, ctx, pending);
     between_blocks(i);
   }
-  const Tensor h = head(x, t);
+  const Tensor h = head(x, t, pending);
   trace("head", -1, h);
   Tensor out = attn_.gather_tokens(h);
   Tensor v = ops_.download(ops_.unpatchify(out, grid.frames, grid.height, grid.width, c.out_dim, c.patch));

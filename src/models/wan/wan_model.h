@@ -60,11 +60,18 @@ class WanModel final : public Denoiser {
   };
   TimeEmbedding embed_time(double timestep);
   std::vector<TimeRun> time_runs(double timestep, int64_t first_frame_tokens, int64_t tokens);
-  // Updates the residual stream x (this rank's rows, fresh from the seam) in place.
-  void block(int index, Tensor& x, const std::vector<TimeRun>& t, const WanContext& ctx);
+  // A block's last gated residual (the FFN's), left for the next norm over x to add in the
+  // same pass (the next block's adaLN, or the head's): one read and write of the fp32
+  // stream fewer per block. Empty when it was added at once.
+  struct PendingResidual {
+    Tensor y, gate;
+  };
+  // Updates the residual stream x (this rank's rows, fresh from the seam) in place; adds
+  // `pending` first and may leave its own FFN residual there.
+  void block(int index, Tensor& x, const std::vector<TimeRun>& t, const WanContext& ctx, PendingResidual& pending);
   Tensor self_attention(const std::string& prefix, const Tensor& x);
   Tensor cross_attention(const std::string& prefix, const Tensor& x, const WanContext& ctx);
-  Tensor head(const Tensor& x, const std::vector<TimeRun>& t);
+  Tensor head(Tensor& x, const std::vector<TimeRun>& t, PendingResidual& pending);
   Tensor linear(const Tensor& x, const std::string& name);
   // gelu_tanh(linear(x)), fused where the backend can.
   Tensor linear_gelu(const Tensor& x, const std::string& name);
