@@ -97,7 +97,7 @@ __global__ void qk_norm_rope_kernel(Args a) {
 // of the row and no idle second pass: Wan 14B's 5,120-value rows (q and k at 32,760 tokens)
 // took 0.56 ms per call through the kernel above, about a third of the bandwidth.
 template <int R>
-__global__ void __launch_bounds__(1024) qk_norm_rope_regs_kernel(Args a) {
+__global__ void __launch_bounds__(256) qk_norm_rope_regs_kernel(Args a) {
   constexpr int V = 8;
   __shared__ float scratch[32];
   const Part p = a.part[blockIdx.y];
@@ -173,17 +173,25 @@ __global__ void __launch_bounds__(1024) qk_norm_rope_regs_kernel(Args a) {
 bool al16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 // The register kernel when the shapes allow it (8-value chunks, a head's lanes a power of two
-// up to 32, rows up to 2 x 1,024 chunks); false: use the shared-memory kernel.
+// up to 32, rows up to 256 x 8 chunks); false: use the shared-memory kernel. A thread takes
+// up to 8 chunks so that a block stays at most 256 threads: several blocks (rows) per SM
+// keep enough loads in flight (640 threads of one chunk each ran at one block per SM, its
+// registers, and was slower than the shared-memory kernel).
 bool launch_regs(const Args& a, int parts, int64_t rows, cudaStream_t s) {
   const int HD = a.H * a.D, lanes = a.D / 8;
   if (a.D % 8 != 0 || lanes > 32 || (lanes & (lanes - 1)) != 0 || (a.table && !al16(a.table))) return false;
   const int chunks = HD / 8;
-  const int R = chunks <= 1024 ? 1 : chunks <= 2048 ? 2 : 0;
-  if (R == 0) return false;
+  int R = 1;
+  while (R < 8 && chunks > 256 * R) R *= 2;
+  if (chunks > 256 * R) return false;
   const int threads = std::max(32, ((chunks + R - 1) / R + 31) / 32 * 32);
   const dim3 grid(static_cast<unsigned>(rows), parts);
-  if (R == 1) qk_norm_rope_regs_kernel<1><<<grid, threads, 0, s>>>(a);
-  else qk_norm_rope_regs_kernel<2><<<grid, threads, 0, s>>>(a);
+  switch (R) {
+    case 1: qk_norm_rope_regs_kernel<1><<<grid, threads, 0, s>>>(a); break;
+    case 2: qk_norm_rope_regs_kernel<2><<<grid, threads, 0, s>>>(a); break;
+    case 4: qk_norm_rope_regs_kernel<4><<<grid, threads, 0, s>>>(a); break;
+    default: qk_norm_rope_regs_kernel<8><<<grid, threads, 0, s>>>(a); break;
+  }
   RL_CUDA_LAUNCH();
   return true;
 }
