@@ -2,7 +2,8 @@
 // backend, each checked against the CPU on small shapes and timed at the real ones.
 //
 //   raylight_attention_lab [--check-only] [--time-only] [--runs N] [--shapes all|self|cross]
-//                          [--outlier F]
+//                          [--outlier F] [--shape LqxLkxH]... [--kv-chunk LIST]
+//                          [--variants LIST] [--inputs random|outlier|both]
 //
 // Variants: own (our mma.sync flash kernel, bf16), cudnn (cuDNN fused attention, bf16),
 // fp8 (cuDNN's fp8 flash attention after the device quantisation, backend/fp8_attention.h).
@@ -15,6 +16,13 @@
 // its two parts alone (the quantisation passes, and cuDNN's fp8 kernel with the output
 // conversion), so the cost beyond the kernel is read off directly. Exit 0 when every check
 // passed. Losing variants stay listed in README.md beside this file.
+//
+// fp8 over key chunks (backend/fp8_kv_chunks.h): --kv-chunk takes a comma-separated list of
+// settings (off, rule, or keys per chunk; default: RAYLIGHT_FP8_KV_CHUNK, else the rule) and
+// times fp8 once per setting; --shape (repeatable, hd 128) replaces the standard shapes,
+// --variants (own,cudnn,fp8) and --inputs keep a sweep short. The checks always run fp8
+// also over small chunks (160 keys: two or three chunks, a partly valid last one, one
+// ending on a chunk edge) against the emulation of the same chunking.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -30,8 +38,9 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cudnn_attention.h"
 #include "backend/cuda/fp8_quantise.h"
-#include "backend/fp8_rotation.h"
 #include "backend/fp8_attention.h"
+#include "backend/fp8_kv_chunks.h"
+#include "backend/fp8_rotation.h"
 #include "core/dtype.h"
 #include "core/error.h"
 
@@ -93,10 +102,21 @@ Tensor host_input(const Shape& s, bool outliers, bool is_k, bool is_v = false) {
 }
 
 // The variant's attention: fp8 through its op (the fp8 kernel at every shape; the backend's
-// --attention fp8 routing keeps few-key calls in bf16), the others through attention().
-Tensor run(CudaBackend& be, const Variant& var, const Tensor& q, const Tensor& k, const Tensor& v, int64_t valid) {
-  if (var.kernel == AttentionKernel::Fp8) return attention_fp8(be, q, k, v, valid, nullptr);
+// --attention fp8 routing keeps few-key calls in bf16) with the key chunk setting, the others
+// through attention().
+Tensor run(CudaBackend& be, const Variant& var, const Tensor& q, const Tensor& k, const Tensor& v, int64_t valid,
+           int64_t kv_chunk = kFp8KvChunkFromEnv) {
+  if (var.kernel == AttentionKernel::Fp8) return attention_fp8(be, q, k, v, valid, nullptr, kv_chunk);
   return be.attention(q, k, v, valid, nullptr);
+}
+
+// The key chunks the check runs fp8 over as well (small, so the small shapes split).
+constexpr int64_t kCheckKvChunk = 160;
+
+// "off", "rule" or "37800 keys (2 chunks)" for a call over Lk keys.
+std::string chunk_label(int64_t setting, int64_t Lk) {
+  const size_t n = fp8_kv_chunks(Lk, Lk, setting).size();
+  return describe_fp8_kv_chunk(setting) + (n ? " (" + std::to_string(n) + " chunks)" : " (whole)");
 }
 
 struct Shape4 {
@@ -106,19 +126,19 @@ struct Shape4 {
 int check(CudaBackend& gpu, Backend& cpu) {
   int failures = 0;
   std::printf("== checks against the CPU (rel L2; bounds: bf16 1e-2 vs exact, fp8 5e-2 vs its emulation)\n");
-  for (Shape4 s : {Shape4{256, 256, 2, 128, -1}, {200, 77, 3, 64, 70}, {129, 512, 4, 128, 400}}) {
+  for (Shape4 s : {Shape4{256, 256, 2, 128, -1}, {200, 77, 3, 64, 70}, {129, 512, 4, 128, 400}, {100, 480, 2, 128, 320}}) {
     for (bool outliers : {false, true}) {
       Tensor q = host_input({s.Lq, s.H, s.D}, outliers, false), k = host_input({s.Lk, s.H, s.D}, outliers, true),
              v = host_input({s.Lk, s.H, s.D}, outliers, false, true);
       const std::vector<float> exact = values(cpu.attention(q, k, v, s.valid, nullptr));
-      const std::vector<float> emulated = values(attention_fp8(cpu, q, k, v, s.valid, nullptr));
+      const std::vector<float> emulated = values(attention_fp8(cpu, q, k, v, s.valid, nullptr, kFp8KvChunkOff));
       const double emu_err = rel_l2(emulated, exact);
       Tensor dq = gpu.upload(q), dk = gpu.upload(k), dv = gpu.upload(v);
       for (const Variant& var : kVariants) {
         gpu.set_attention_kernel(var.kernel);
         std::vector<float> got;
         try {
-          got = values(gpu.download(run(gpu, var, dq, dk, dv, s.valid)));
+          got = values(gpu.download(run(gpu, var, dq, dk, dv, s.valid, kFp8KvChunkOff)));
         } catch (const Error& e) {
           ++failures;
           std::printf("check %-5s q %lld x k %lld, %lld heads x %lld: FAIL (%s)\n", var.name, (long long)s.Lq,
@@ -137,6 +157,32 @@ int check(CudaBackend& gpu, Backend& cpu) {
         std::printf("check %-5s q %lld x k %lld (valid %lld), %lld heads x %lld, %s: vs exact %.2e%s  %s\n", var.name,
                     (long long)s.Lq, (long long)s.Lk, (long long)s.valid, (long long)s.H, (long long)s.D,
                     outliers ? "outlier channels" : "random", e, extra, ok ? "ok" : "FAIL");
+      }
+      // fp8 over key chunks (with the lse, which the merge computes) against the emulation of
+      // the same chunks.
+      if (s.Lk > kCheckKvChunk) {
+        Tensor emu_lse, got_lse;
+        const std::vector<float> emu = values(attention_fp8(cpu, q, k, v, s.valid, &emu_lse, kCheckKvChunk));
+        std::vector<float> got, got_l;
+        try {
+          got = values(gpu.download(attention_fp8(gpu, dq, dk, dv, s.valid, &got_lse, kCheckKvChunk)));
+          got_l = values(gpu.download(got_lse));
+        } catch (const Error& e) {
+          ++failures;
+          std::printf("check fp8 chunked q %lld x k %lld: FAIL (%s)\n", (long long)s.Lq, (long long)s.Lk, e.what());
+          continue;
+        }
+        const double ee = rel_l2(got, emu), el = rel_l2(got_l, values(emu_lse)), ex = rel_l2(got, exact);
+        // Against the emulation of one whole call too: chunks round differently (a few %), so
+        // this should be clearly larger than the first when the chunks really ran.
+        const double ew = rel_l2(got, emulated);
+        const bool ok = ee < 5e-2 && el < 1e-2;
+        failures += !ok;
+        std::printf("check fp8 chunked q %lld x k %lld (valid %lld), %lld heads x %lld, %s, kv-chunk %s: vs emulation "
+                    "%.2e, lse %.2e (vs the whole call's emulation %.2e, vs exact %.2e)  %s\n",
+                    (long long)s.Lq, (long long)s.Lk, (long long)s.valid, (long long)s.H, (long long)s.D,
+                    outliers ? "outlier channels" : "random", chunk_label(kCheckKvChunk, s.Lk).c_str(), ee, el, ew, ex,
+                    ok ? "ok" : "FAIL");
       }
     }
   }
@@ -168,8 +214,9 @@ void check_cuda(cudaError_t e, const char* what) {
 
 // The fp8 call's parts on a stream of the lab's own, with the backend's functions: the
 // quantisation (statistics, fold, quantise: fp8_quantise.h) and cuDNN's fp8 graph with the
-// output conversion (CudnnAttention::run_fp8). Median ms of each over runs.
-void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Tensor& v, int runs) {
+// output conversion (CudnnAttention::run_fp8; over key chunks: the graphs and the merge).
+// Median ms of each over runs.
+void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Tensor& v, int runs, int64_t kv_chunk) {
   using namespace raylight::cuda;
   const int64_t Lq = q.dim(0), Lk = k.dim(0), H = q.dim(1), D = q.dim(2), C = H * D;
   be.synchronize();
@@ -197,7 +244,7 @@ void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Ten
   auto quantise = [&] { quantise_fp8_operands(ops, 3, C, D, amax, work, s); };
   auto kernel = [&] {
     if (!cudnn->run_fp8(static_cast<uint8_t*>(q8), static_cast<uint8_t*>(k8), static_cast<uint8_t*>(v8), sc, sums + 2 * C,
-                       static_cast<bf16*>(o), nullptr, Lq, Lk, H, D, Lk))
+                       static_cast<bf16*>(o), nullptr, Lq, Lk, H, D, Lk, kv_chunk))
       fail("no fp8 plan");
   };
   cudaEvent_t a = nullptr, b = nullptr;
@@ -220,9 +267,10 @@ void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Ten
     quantise();
     kernel();  // plans built here
     const double tq = time(quantise), tk = time(kernel);
-    std::printf("time fp8 parts q %6lld x k %6lld, %2lld heads: quantisation %.3f ms, cuDNN fp8 + output conversion %.3f ms "
-                "(%.0f TFLOP/s)\n",
-                (long long)Lq, (long long)Lk, (long long)H, tq, tk, 4.0 * Lq * Lk * H * D / tk / 1e9);
+    std::printf("time fp8 parts q %6lld x k %6lld, %2lld heads, kv-chunk %s: quantisation %.3f ms, cuDNN fp8 + output "
+                "conversion %.3f ms (%.0f TFLOP/s)\n",
+                (long long)Lq, (long long)Lk, (long long)H, chunk_label(kv_chunk, Lk).c_str(), tq, tk,
+                4.0 * Lq * Lk * H * D / tk / 1e9);
   } catch (const Error& e) {
     std::printf("time fp8 parts: not run (%s)\n", e.what());
   }
@@ -236,13 +284,25 @@ void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Ten
   cudaStreamDestroy(s);
 }
 
-void time_shapes(CudaBackend& be, int runs, const std::string& which) {
-  std::printf("== timing (median of %d, TFLOP/s = 4 Lq Lk H D / time; rel L2 vs cuDNN bf16 at the same shape)\n", runs);
-  struct Case {
-    const char* what;
-    int64_t Lq, Lk, H;
-  };
-  std::vector<Case> cases;
+struct TimeCase {
+  std::string what;
+  int64_t Lq, Lk, H;
+};
+
+// What to time: the standard shapes (--shapes) or the --shape ones, which variants, which
+// inputs, and the fp8 key chunk settings (fp8 is timed once per setting).
+struct TimePlan {
+  std::vector<TimeCase> cases;
+  std::vector<std::string> variants{"own", "cudnn", "fp8"};
+  bool random = true, outliers = true;
+  std::vector<int64_t> kv_chunks{kFp8KvChunkFromEnv};
+  bool wants(const char* variant) const {
+    return std::find(variants.begin(), variants.end(), variant) != variants.end();
+  }
+};
+
+std::vector<TimeCase> standard_cases(const std::string& which) {
+  std::vector<TimeCase> cases;
   if (which != "cross") {
     cases.push_back({"self, Wan 1.3B 480x832x81", 32760, 32760, 12});
     cases.push_back({"self, Wan 14B 480x832x81", 32760, 32760, 40});
@@ -252,34 +312,69 @@ void time_shapes(CudaBackend& be, int runs, const std::string& which) {
     cases.push_back({"cross, Wan 14B 480x832x81", 32760, 512, 40});
     cases.push_back({"cross, Wan 14B 720x1280x81", 75600, 512, 40});
   }
+  return cases;
+}
+
+void time_shapes(CudaBackend& be, int runs, const TimePlan& plan) {
+  std::printf("== timing (median of %d, TFLOP/s = 4 Lq Lk H D / time; rel L2 vs cuDNN bf16 at the same shape)\n", runs);
   const int64_t D = 128;
-  for (const Case& c : cases) {
+  for (const TimeCase& c : plan.cases) {
     for (bool outliers : {false, true}) {
+      if (!(outliers ? plan.outliers : plan.random)) continue;
       Tensor q = device_input(be, {c.Lq, c.H, D}, 11, outliers, false);
       Tensor k = device_input(be, {c.Lk, c.H, D}, 12, outliers, true);
       Tensor v = device_input(be, {c.Lk, c.H, D}, 13, outliers, false, true);
       std::vector<float> reference;
       for (const Variant& var : {kVariants[1], kVariants[0], kVariants[2]}) {  // cuDNN bf16 first: the reference
-        be.set_attention_kernel(var.kernel);
-        Tensor o;
-        try {
-          o = run(be, var, q, k, v, -1);  // warm-up: plans built here
-        } catch (const Error& e) {
-          std::printf("time %-5s %-28s: not run (%s)\n", var.name, c.what, e.what());
-          continue;
+        if (!plan.wants(var.name)) continue;
+        const bool fp8 = var.kernel == AttentionKernel::Fp8;
+        for (int64_t kv_chunk : fp8 ? plan.kv_chunks : std::vector<int64_t>{kFp8KvChunkOff}) {
+          be.set_attention_kernel(var.kernel);
+          Tensor o;
+          try {
+            o = run(be, var, q, k, v, -1, kv_chunk);  // warm-up: plans built here
+          } catch (const Error& e) {
+            std::printf("time %-5s %-28s: not run (%s)\n", var.name, c.what.c_str(), e.what());
+            continue;
+          }
+          const std::vector<float> got = values(be.download(o));
+          o = Tensor();
+          if (reference.empty() && var.kernel == AttentionKernel::Cudnn) reference = got;
+          std::vector<double> t;
+          for (int i = 0; i < runs; ++i) t.push_back(be.time_ms([&] { run(be, var, q, k, v, -1, kv_chunk); }));
+          const double ms = median(t), flops = 4.0 * c.Lq * c.Lk * c.H * D;
+          char l2[32] = "-";
+          if (!reference.empty()) std::snprintf(l2, sizeof l2, "%.2e", rel_l2(got, reference));
+          const std::string chunks = fp8 ? ", kv-chunk " + chunk_label(kv_chunk, c.Lk) : "";
+          std::printf("time %-5s %-28s q %6lld x k %6lld, %2lld heads x %lld, %-7s%s: %8.3f ms %7.1f TFLOP/s  rel L2 %s\n",
+                      var.name, c.what.c_str(), (long long)c.Lq, (long long)c.Lk, (long long)c.H, (long long)D,
+                      outliers ? "outlier" : "random", chunks.c_str(), ms, flops / ms / 1e9, l2);
+          std::fflush(stdout);
+          if (fp8 && c.Lk >= 2048 && (!outliers || !plan.random)) time_fp8_parts(be, q, k, v, runs, kv_chunk);
         }
-        const std::vector<float> got = values(be.download(o));
-        if (reference.empty()) reference = got;
-        std::vector<double> t;
-        for (int i = 0; i < runs; ++i) t.push_back(be.time_ms([&] { run(be, var, q, k, v, -1); }));
-        const double ms = median(t), flops = 4.0 * c.Lq * c.Lk * c.H * D;
-        std::printf("time %-5s %-28s q %6lld x k %6lld, %2lld heads x %lld, %-7s: %8.3f ms %7.1f TFLOP/s  rel L2 %.2e\n",
-                    var.name, c.what, (long long)c.Lq, (long long)c.Lk, (long long)c.H, (long long)D,
-                    outliers ? "outlier" : "random", ms, flops / ms / 1e9, rel_l2(got, reference));
-        std::fflush(stdout);
       }
-      if (!outliers && c.Lk >= 2048) time_fp8_parts(be, q, k, v, runs);
     }
+  }
+}
+
+// "75600x75600x40" -> a case (hd 128).
+TimeCase parse_shape(const std::string& text) {
+  long long Lq = 0, Lk = 0, H = 0;
+  char tail = 0;
+  if (std::sscanf(text.c_str(), "%lldx%lldx%lld%c", &Lq, &Lk, &H, &tail) != 3 || Lq < 1 || Lk < 1 || H < 1 ||
+      Lq > (1 << 20) || Lk > (1 << 20) || H > 256)
+    fail("--shape must be LqxLkxH (positive; hd 128), got '", text, "'");
+  return {"--shape " + text, Lq, Lk, H};
+}
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> out;
+  size_t begin = 0;
+  while (true) {
+    const size_t end = text.find(',', begin);
+    out.push_back(text.substr(begin, end == std::string::npos ? std::string::npos : end - begin));
+    if (end == std::string::npos) return out;
+    begin = end + 1;
   }
 }
 
@@ -289,7 +384,12 @@ int main(int argc, char** argv) {
   try {
     bool check_only = false, time_only = false;
     int runs = 5;
-    std::string shapes = "all";
+    std::string shapes = "all", inputs = "both";
+    TimePlan plan;
+    std::vector<TimeCase> own_shapes;
+    const char* usage = "usage: raylight_attention_lab [--check-only] [--time-only] [--runs N] [--shapes all|self|cross] "
+                        "[--outlier F] [--shape LqxLkxH]... [--kv-chunk off|rule|N[,...]] [--variants own,cudnn,fp8] "
+                        "[--inputs random|outlier|both]";
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
       if (a == "--check-only") check_only = true;
@@ -297,11 +397,24 @@ int main(int argc, char** argv) {
       else if (a == "--runs" && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
       else if (a == "--shapes" && i + 1 < argc) shapes = argv[++i];
       else if (a == "--outlier" && i + 1 < argc) g_outlier = std::strtof(argv[++i], nullptr);
-      else fail("usage: raylight_attention_lab [--check-only] [--time-only] [--runs N] [--shapes all|self|cross] "
-                "[--outlier F]");
+      else if (a == "--shape" && i + 1 < argc) own_shapes.push_back(parse_shape(argv[++i]));
+      else if (a == "--kv-chunk" && i + 1 < argc) {
+        plan.kv_chunks.clear();
+        for (const std::string& t : split_commas(argv[++i]))
+          plan.kv_chunks.push_back(t == "rule" ? kFp8KvChunkRule : parse_fp8_kv_chunk(t, "--kv-chunk"));
+      } else if (a == "--variants" && i + 1 < argc) {
+        plan.variants = split_commas(argv[++i]);
+        for (const std::string& v : plan.variants)
+          if (v != "own" && v != "cudnn" && v != "fp8") fail("--variants takes own, cudnn and fp8, got '", v, "'");
+      } else if (a == "--inputs" && i + 1 < argc) inputs = argv[++i];
+      else fail(usage);
     }
     if (shapes != "all" && shapes != "self" && shapes != "cross") fail("--shapes must be all, self or cross");
+    if (inputs != "both" && inputs != "random" && inputs != "outlier") fail("--inputs must be random, outlier or both");
     if (!(g_outlier >= 1.0f && g_outlier <= 64.0f)) fail("--outlier must be a factor in [1, 64]");
+    plan.cases = own_shapes.empty() ? standard_cases(shapes) : own_shapes;
+    plan.random = inputs != "outlier";
+    plan.outliers = inputs != "random";
     std::printf("outlier channels: %gx in q and k\n", g_outlier);
     if (!cuda_device_available()) fail("no CUDA device: the lab runs on a GPU machine");
     CudaOptions o;
@@ -313,7 +426,7 @@ int main(int argc, char** argv) {
     std::printf("kernels: own | %s\n", gpu->attention_kernel().c_str());
     int failures = 0;
     if (!time_only) failures = check(*gpu, *cpu);
-    if (!check_only) time_shapes(*gpu, runs, shapes);
+    if (!check_only) time_shapes(*gpu, runs, plan);
     std::printf("checks: %s\n", failures ? "FAILED" : "all passed");
     return failures ? 1 : 0;
   } catch (const Error& e) {

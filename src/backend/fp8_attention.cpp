@@ -7,7 +7,8 @@
 
 namespace raylight {
 
-Tensor attention_fp8(Backend& be, const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse) {
+Tensor attention_fp8(Backend& be, const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse,
+                     int64_t kv_chunk) {
   auto* ops = dynamic_cast<Fp8AttentionOps*>(&be);
   if (!ops) fail("attention_fp8: the ", be.name(), " backend has no fp8 attention");
   checks::activation(be, q, "attention_fp8", "q");
@@ -18,13 +19,16 @@ Tensor attention_fp8(Backend& be, const Tensor& q, const Tensor& k, const Tensor
     fail("attention_fp8: q ", shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ", shape_str(v.shape()),
          " do not fit [L, heads, head_dim] with as many query heads as key/value heads");
   const int64_t Lk = k.dim(0);
+  kv_chunk = resolve_fp8_kv_chunk(kv_chunk);
+  if (kv_chunk < kFp8KvChunkOff)
+    fail("attention_fp8: key chunk setting ", kv_chunk, " is neither a key count, the rule (0) nor off (-1)");
   if (q.dim(0) == 0) {
     if (lse) *lse = be.empty_f32({q.dim(1), 0});
     return be.empty(q.shape());
   }
   const int64_t valid = k_valid < 0 ? Lk : std::min(k_valid, Lk);
   if (valid <= 0) fail("attention_fp8: every key is masked");
-  return ops->attention_fp8_impl(q, k, v, valid, lse);
+  return ops->attention_fp8_impl(q, k, v, valid, lse, kv_chunk);
 }
 
 }  // namespace raylight

@@ -14,6 +14,10 @@
 // O = P8 v8 / 448 * dv / sum, itself rounded to e4m3 with v's scale (cuDNN's fp8 attention on
 // Hopper writes fp8 only; a bf16 output, where cuDNN offers one (Blackwell), is closer to
 // exact than this), plus v's mean.
+// Long calls may run over key chunks merged by their log-sum-exp (backend/fp8_kv_chunks.h):
+// each chunk's softmax, P and e4m3 output are its own (P against the chunk's row maximum),
+// the quantisation of q, k, v stays one over all valid keys, and the merge is exact:
+// O = sum_c exp(lse_c - lse) O_c + v's mean, lse = log sum_c exp(lse_c).
 // Kept apart from the Backend interface (a mix-in found by dynamic_cast) so that adding it
 // did not touch backend.h.
 #pragma once
@@ -21,6 +25,7 @@
 #include <cstdint>
 
 #include "backend/backend.h"
+#include "backend/fp8_kv_chunks.h"
 
 namespace raylight {
 
@@ -28,13 +33,16 @@ class Fp8AttentionOps {
  public:
   virtual ~Fp8AttentionOps() = default;
   // Operands checked by attention_fp8(): q [Lq, H, D], k/v [Lk, H, D], Lq >= 1,
-  // k_valid in [1, Lk].
-  virtual Tensor attention_fp8_impl(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid,
-                                    Tensor* lse) = 0;
+  // k_valid in [1, Lk]; kv_chunk resolved (a key count, kFp8KvChunkRule or kFp8KvChunkOff).
+  virtual Tensor attention_fp8_impl(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse,
+                                    int64_t kv_chunk) = 0;
 };
 
 // softmax(q k^T / sqrt(D)) v with fp8 operands as above; lse as Backend::attention gives it.
-// Refuses operands attention() refuses, grouped heads, and a backend without fp8 attention.
-Tensor attention_fp8(Backend& be, const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse);
+// kv_chunk: the key chunking (backend/fp8_kv_chunks.h; by default RAYLIGHT_FP8_KV_CHUNK, else
+// the built-in rule, as --attention fp8 runs it). Refuses operands attention() refuses,
+// grouped heads, a chunk setting that is none of those, and a backend without fp8 attention.
+Tensor attention_fp8(Backend& be, const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse,
+                     int64_t kv_chunk = kFp8KvChunkFromEnv);
 
 }  // namespace raylight

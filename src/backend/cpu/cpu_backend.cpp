@@ -9,8 +9,9 @@ namespace {
 
 class CpuBackend final : public Backend, public Fp8AttentionOps {
  public:
-  Tensor attention_fp8_impl(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse) override {
-    return cpu::attention_fp8(q, k, v, k_valid, lse);
+  Tensor attention_fp8_impl(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse,
+                            int64_t kv_chunk) override {
+    return cpu::attention_fp8(q, k, v, k_valid, lse, kv_chunk);
   }
   std::string name() const override { return "cpu"; }
   Device device() const override { return Device::CPU; }

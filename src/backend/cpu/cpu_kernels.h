@@ -25,8 +25,8 @@ Tensor add(const Tensor& a, const Tensor& b);
 void apply_rope(Tensor& x, const Tensor& table, RopePairs pairs, int64_t first_token);
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask, Tensor* lse);
 // fp8 attention's emulation (attention_fp8.cpp, backend/fp8_attention.h): equal heads, keys
-// [0, valid).
-Tensor attention_fp8(const Tensor& q, const Tensor& k, const Tensor& v, int64_t valid, Tensor* lse);
+// [0, valid), over key chunks as kv_chunk (a resolved setting, backend/fp8_kv_chunks.h) says.
+Tensor attention_fp8(const Tensor& q, const Tensor& k, const Tensor& v, int64_t valid, Tensor* lse, int64_t kv_chunk);
 Tensor attention_offset_bias(const Tensor& q, const Tensor& k, const Tensor& v,
                              const Tensor& bias_by_offset, float scale);
 Tensor swap_leading(const Tensor& x);

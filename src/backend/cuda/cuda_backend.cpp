@@ -113,8 +113,9 @@ class CudaBackendImpl final : public CudaBackend, public Fp8AttentionOps {
   bool prepare_attention(int64_t Lq, int64_t Lk, int64_t heads, int64_t head_dim, bool lse) override {
     return op::prepare_attention(ctx_, Lq, Lk, heads, head_dim, lse);
   }
-  Tensor attention_fp8_impl(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse) override {
-    return op::attention_fp8(ctx_, q, k, v, k_valid, lse);
+  Tensor attention_fp8_impl(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse,
+                            int64_t kv_chunk) override {
+    return op::attention_fp8(ctx_, q, k, v, k_valid, lse, kv_chunk);
   }
 
   double time_ms(const std::function<void()>& fn) override {

@@ -13,6 +13,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/fp8_quantise.h"
+#include "backend/fp8_kv_chunks.h"
 
 #if RAYLIGHT_HAVE_CUDNN
 #include "backend/cuda/cudnn_graph.h"
@@ -114,13 +115,25 @@ struct CudnnAttention::Impl {
   std::map<Key, std::unique_ptr<Graph>> plans;  // null: cuDNN has no plan for this key
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
-  int32_t* seq = nullptr;  // device: seq_q at [0], seq_kv at [4] (16-byte aligned each)
-  int32_t seq_host[2] = {-1, -1};
+  // The padding mask's sequence lengths on the device, in slots of 8 int32 (seq_q at [0],
+  // seq_kv at [4], 16-byte aligned each): a call over key chunks uses two (Lq, valid) pairs
+  // (whole chunks and the last), which keep their slots instead of being copied in turn.
+  static constexpr int kSeqSlots = 8;
+  int32_t* seq = nullptr;
+  struct SeqSlot {
+    int32_t q = -1, kv = -1;
+    uint64_t used = 0;
+  };
+  SeqSlot seq_slots[kSeqSlots];
+  uint64_t seq_clock = 0;
+  int32_t* seq_now = nullptr;  // the slot ready() chose for the next execute()
   // device fp32 constants of the fp8 graph in 16-byte slots: descale_s [0], scale_s [4],
   // scale_o of a bf16 output (1) [8]; the amax outputs [12], [16] (written, unread).
   float* fp8_consts = nullptr;
-  void* o8 = nullptr;  // e4m3 output scratch when cuDNN gives fp8 out only
+  void* o8 = nullptr;  // e4m3 output scratch when cuDNN gives fp8 out only; a chunked call's parts
   size_t o8_bytes = 0;
+  float* part_lse = nullptr;  // a chunked call's lse per chunk
+  size_t part_lse_bytes = 0;
   bool warned_alignment = false;
   int amax_notes = 0;
   int sm_major = 0;  // the device's compute capability (which fp8 outputs cuDNN has)
@@ -132,6 +145,7 @@ struct CudnnAttention::Impl {
     if (seq) cudaFree(seq);
     if (fp8_consts) cudaFree(fp8_consts);
     if (o8) cudaFree(o8);
+    if (part_lse) cudaFree(part_lse);
     if (handle) cudnnDestroy(handle);
   }
 
@@ -187,16 +201,27 @@ struct CudnnAttention::Impl {
     if (!g) return nullptr;
     const int32_t valid = static_cast<int32_t>(k_valid < 0 ? Lk : std::min(k_valid, Lk));
     if (!g->masked() && valid < Lk) return nullptr;
-    if (g->masked() && (seq_host[0] != Lq || seq_host[1] != valid)) {
-      // Pageable source: the copy is staged before this returns, and stream order keeps
-      // earlier executions reading the old values.
-      const int32_t vals[8] = {static_cast<int32_t>(Lq), 0, 0, 0, valid, 0, 0, 0};
-      RL_CUDA(cudaMemcpyAsync(seq, vals, sizeof vals, cudaMemcpyHostToDevice, stream));
-      seq_host[0] = static_cast<int32_t>(Lq);
-      seq_host[1] = valid;
-    }
+    if (g->masked()) seq_now = seq_slot(static_cast<int32_t>(Lq), valid);
     grow(&workspace, &workspace_bytes, static_cast<size_t>(g->workspace()));
     return g;
+  }
+
+  // The device slot holding (Lq, valid), written into the least recently used one if none
+  // does. Pageable source: the copy is staged before this returns, and stream order keeps
+  // earlier executions reading a slot's old values.
+  int32_t* seq_slot(int32_t Lq, int32_t valid) {
+    int pick = 0;
+    for (int i = 0; i < kSeqSlots; ++i) {
+      if (seq_slots[i].q == Lq && seq_slots[i].kv == valid) {
+        seq_slots[i].used = ++seq_clock;
+        return seq + 8 * i;
+      }
+      if (seq_slots[i].used < seq_slots[pick].used) pick = i;
+    }
+    const int32_t vals[8] = {Lq, 0, 0, 0, valid, 0, 0, 0};
+    RL_CUDA(cudaMemcpyAsync(seq + 8 * pick, vals, sizeof vals, cudaMemcpyHostToDevice, stream));
+    seq_slots[pick] = {Lq, valid, ++seq_clock};
+    return seq + 8 * pick;
   }
 
   void grow(void** buf, size_t* bytes, size_t need) {
@@ -217,9 +242,9 @@ struct CudnnAttention::Impl {
     float mask_value = version >= 91000 ? -std::numeric_limits<float>::infinity() : std::numeric_limits<float>::lowest();
     if (g->masked()) {
       uids[n] = kSeqQ;
-      ptrs[n++] = seq;
+      ptrs[n++] = seq_now;
       uids[n] = kSeqKv;
-      ptrs[n++] = seq + 4;
+      ptrs[n++] = seq_now + 4;
       uids[n] = kMaskValue;
       ptrs[n++] = &mask_value;
     }
@@ -240,6 +265,67 @@ struct CudnnAttention::Impl {
     if (st == CUDNN_STATUS_SUCCESS) st = cudnnBackendExecute(handle, g->plan(), pack);
     if (pack) cudnnBackendDestroyDescriptor(pack);
     if (st != CUDNN_STATUS_SUCCESS) fail("cuDNN attention failed to execute: ", status_text(st));
+  }
+
+  // Queues the fp8 graph g (ready() called for it) writing out (e4m3 codes scaled like V
+  // when g->fp8_out, else bf16) and lse (when given).
+  void queue_fp8(Graph* g, const uint8_t* q, const uint8_t* k, const uint8_t* v, const float* scales, void* out,
+                 float* lse, int64_t Lq, int64_t Lk, int64_t D) {
+    float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+    float* c = fp8_consts;
+    float* sc = const_cast<float*>(scales);
+    // An fp8 output is scaled like V (|O| <= max |V|): the V scale at scales[12].
+    int64_t uids[20] = {kQ, kK, kV, kO, kScale, kDescaleQ, kDescaleK, kDescaleV, kDescaleS, kScaleS, kScaleO, kAmaxS, kAmaxO};
+    void* ptrs[20] = {const_cast<uint8_t*>(q), const_cast<uint8_t*>(k), const_cast<uint8_t*>(v), out, &scale,
+                      sc, sc + 4, sc + 8, c, c + 4, g->fp8_out ? sc + 12 : c + 8, c + 12, c + 16};
+    execute(g, uids, ptrs, 13, lse != nullptr, lse);
+    if (debug() && amax_notes < 8) {  // what P and O spanned (choosing P's scale)
+      float a[20];
+      RL_CUDA(cudaMemcpyAsync(a, c, sizeof a, cudaMemcpyDeviceToHost, stream));
+      RL_CUDA(cudaStreamSynchronize(stream));
+      std::fprintf(stderr, "cudnn attention: fp8 q %lld x k %lld: amax of P %.3e, of O %.3e (P scale %.0f)\n",
+                   (long long)Lq, (long long)Lk, a[12], a[16], a[4]);
+      ++amax_notes;
+    }
+  }
+
+  // One fp8 call over key chunks: each chunk's graph on its row range of K8/V8 (with its lse,
+  // into scratch), then one pass merging the parts by their lse with v's mean added back.
+  // False, with nothing queued, when some chunk has no plan (or the plans disagree on the
+  // output type, which one merge pass cannot read).
+  bool run_fp8_chunks(const std::vector<Fp8KvChunk>& chunks, const uint8_t* q, const uint8_t* k, const uint8_t* v,
+                      const float* scales, const float* v_sum, bf16* o, float* lse, int64_t Lq, int64_t H, int64_t D,
+                      int64_t k_valid) {
+    const int n = static_cast<int>(chunks.size());
+    if (n < 1 || n > kFp8MaxKvChunks) return false;
+    bool codes = true;
+    for (int i = 0; i < n; ++i) {
+      Graph* g = plan(Lq, chunks[i].keys, H, D, true, true);
+      if (!g || (!g->masked() && chunks[i].valid < chunks[i].keys)) return false;
+      if (i > 0 && g->fp8_out != codes) return false;
+      codes = g->fp8_out;
+    }
+    const int64_t C = H * D;
+    const size_t part_bytes = static_cast<size_t>(Lq * C) * (codes ? 1 : 2);  // C % 16 == 0: aligned parts
+    const int64_t lse_stride = (H * Lq + 3) / 4 * 4;                           // 16-byte aligned lse per part
+    grow(&o8, &o8_bytes, part_bytes * n);
+    void* lse_buf = part_lse;
+    grow(&lse_buf, &part_lse_bytes, static_cast<size_t>(lse_stride) * n * sizeof(float));
+    part_lse = static_cast<float*>(lse_buf);
+    Fp8Parts parts;
+    parts.count = n;
+    parts.codes = codes;
+    for (int i = 0; i < n; ++i) {
+      const Fp8KvChunk& ch = chunks[i];
+      Graph* g = ready(Lq, ch.keys, H, D, true, true, ch.valid);
+      void* out = static_cast<uint8_t*>(o8) + part_bytes * i;
+      float* part = part_lse + lse_stride * i;
+      queue_fp8(g, q, k + ch.begin * C, v + ch.begin * C, scales, out, part, Lq, ch.keys, D);
+      parts.out[i] = out;
+      parts.lse[i] = part;
+    }
+    merge_fp8_parts(parts, Lq, H, D, scales + 8, v_sum, k_valid, o, lse, stream);
+    return true;
   }
 
   bool aligned(std::initializer_list<const void*> ps) {
@@ -268,7 +354,7 @@ CudnnAttention::CudnnAttention(cudaStream_t stream) : impl_(std::make_unique<Imp
   int device = 0;
   RL_CUDA(cudaGetDevice(&device));
   RL_CUDA(cudaDeviceGetAttribute(&impl_->sm_major, cudaDevAttrComputeCapabilityMajor, device));
-  RL_CUDA(cudaMalloc(&impl_->seq, 8 * sizeof(int32_t)));
+  RL_CUDA(cudaMalloc(&impl_->seq, Impl::kSeqSlots * 8 * sizeof(int32_t)));
   RL_CUDA(cudaMalloc(&impl_->fp8_consts, 20 * sizeof(float)));
   // P's fp8 scale: kFp8PScale maps P <= 1 onto e4m3's range; RAYLIGHT_FP8_P_SCALE tries
   // others (a larger one keeps more of a flat row's small P values, clipping peaked rows).
@@ -298,10 +384,14 @@ std::string CudnnAttention::describe() const {
 void CudnnAttention::set_fp8(bool on) { impl_->fp8 = on; }
 bool CudnnAttention::fp8() const { return impl_->fp8; }
 
-bool CudnnAttention::prepare(int64_t Lq, int64_t Lk, int64_t H, int64_t D, bool lse, bool with_fp8) {
+bool CudnnAttention::prepare(int64_t Lq, int64_t Lk, int64_t H, int64_t D, bool lse, bool with_fp8, int64_t kv_chunk) {
   if (!available() || Lq <= 0 || Lk <= 0 || D % 8 != 0 || D > 256) return false;
   bool ok = impl_->plan(Lq, Lk, H, D, lse, false) != nullptr;
-  if (with_fp8 && D % 16 == 0) ok = impl_->plan(Lq, Lk, H, D, lse, true) != nullptr && ok;
+  if (!with_fp8 || D % 16 != 0) return ok;
+  // A chunked call runs every chunk with its lse (the merge needs it): those plans only.
+  const std::vector<int64_t> chunk_keys = fp8_kv_chunk_shapes(Lk, kv_chunk);
+  if (chunk_keys.empty()) return impl_->plan(Lq, Lk, H, D, lse, true) != nullptr && ok;
+  for (int64_t keys : chunk_keys) ok = impl_->plan(Lq, keys, H, D, true, true) != nullptr && ok;
   return ok;
 }
 
@@ -321,10 +411,14 @@ bool CudnnAttention::run(const bf16* q, const bf16* k, const bf16* v, bf16* o, f
 
 bool CudnnAttention::run_fp8(const uint8_t* q, const uint8_t* k, const uint8_t* v, const float* scales,
                              const float* v_sum, bf16* o, float* lse, int64_t Lq, int64_t Lk, int64_t H, int64_t D,
-                             int64_t k_valid) {
+                             int64_t k_valid, int64_t kv_chunk) {
   if (!available() || Lq <= 0 || Lk <= 0) return false;
   if (D % 16 != 0 || D > 256) return false;
   if (!impl_->aligned({q, k, v, o, lse, scales})) return false;
+  const int64_t valid = k_valid < 0 ? Lk : std::min(k_valid, Lk);
+  const std::vector<Fp8KvChunk> chunks = fp8_kv_chunks(Lk, valid, kv_chunk);
+  // Without a plan for some chunk the call runs whole (plan() has said which shape failed).
+  if (!chunks.empty() && impl_->run_fp8_chunks(chunks, q, k, v, scales, v_sum, o, lse, Lq, H, D, valid)) return true;
   Graph* g = impl_->ready(Lq, Lk, H, D, lse != nullptr, true, k_valid);
   if (!g) return false;
   void* out = o;
@@ -333,23 +427,8 @@ bool CudnnAttention::run_fp8(const uint8_t* q, const uint8_t* k, const uint8_t* 
     impl_->grow(&impl_->o8, &impl_->o8_bytes, o_count);
     out = impl_->o8;
   }
-  float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-  float* c = impl_->fp8_consts;
+  impl_->queue_fp8(g, q, k, v, scales, out, lse, Lq, Lk, D);
   float* sc = const_cast<float*>(scales);
-  // An fp8 output is scaled like V (|O| <= max |V|): the V scale at scales[12].
-  int64_t uids[20] = {kQ, kK, kV, kO, kScale, kDescaleQ, kDescaleK, kDescaleV, kDescaleS, kScaleS, kScaleO, kAmaxS, kAmaxO};
-  void* ptrs[20] = {const_cast<uint8_t*>(q), const_cast<uint8_t*>(k), const_cast<uint8_t*>(v), out, &scale,
-                    sc, sc + 4, sc + 8, c, c + 4, g->fp8_out ? sc + 12 : c + 8, c + 12, c + 16};
-  impl_->execute(g, uids, ptrs, 13, lse != nullptr, lse);
-  if (debug() && impl_->amax_notes < 8) {  // what P and O spanned (choosing P's scale)
-    float a[20];
-    RL_CUDA(cudaMemcpyAsync(a, c, sizeof a, cudaMemcpyDeviceToHost, impl_->stream));
-    RL_CUDA(cudaStreamSynchronize(impl_->stream));
-    std::fprintf(stderr, "cudnn attention: fp8 q %lld x k %lld: amax of P %.3e, of O %.3e (P scale %.0f)\n",
-                 (long long)Lq, (long long)Lk, a[12], a[16], a[4]);
-    ++impl_->amax_notes;
-  }
-  const int64_t valid = k_valid < 0 ? Lk : std::min(k_valid, Lk);
   if (g->fp8_out)
     fp8_to_bf16(static_cast<const uint8_t*>(impl_->o8), static_cast<int64_t>(o_count), sc + 8, H * D, v_sum, valid, o,
                 impl_->stream);
@@ -371,9 +450,9 @@ bool CudnnAttention::run(const bf16*, const bf16*, const bf16*, bf16*, float*, i
 }
 void CudnnAttention::set_fp8(bool) {}
 bool CudnnAttention::fp8() const { return false; }
-bool CudnnAttention::prepare(int64_t, int64_t, int64_t, int64_t, bool, bool) { return false; }
+bool CudnnAttention::prepare(int64_t, int64_t, int64_t, int64_t, bool, bool, int64_t) { return false; }
 bool CudnnAttention::run_fp8(const uint8_t*, const uint8_t*, const uint8_t*, const float*, const float*, bf16*, float*,
-                             int64_t, int64_t, int64_t, int64_t, int64_t) {
+                             int64_t, int64_t, int64_t, int64_t, int64_t, int64_t) {
   return false;
 }
 

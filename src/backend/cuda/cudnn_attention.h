@@ -12,6 +12,8 @@
 //
 // fp8 (run_fp8): the same attention over e4m3 codes of q, k, v with device descales, P
 // quantised to e4m3 (scale kFp8PScale) for the second product, bf16 out (cudnn_sdpa_fp8.cpp).
+// A long call may run as one graph per key chunk (backend/fp8_kv_chunks.h: row ranges of
+// K8/V8, each with its lse), merged by lse in the pass that also converts the output.
 //
 // Execution plans are built once per (Lq, Lk, H, D, lse wanted, fp8) and cached; the number of
 // valid keys travels in a device int32 (the padding mask's per-batch seq_len_kv), so a
@@ -49,16 +51,19 @@ class CudnnAttention {
   // fp8 attention: q/k/v are e4m3 codes in the same layout; scales is device fp32 with the
   // descales of q, k, v at [0], [4], [8] and v's scale at [12] (fp8_quantise.h writes them).
   // v_sum (device fp32 [H * D], or null): v was smoothed by v_sum / k_valid, added back to o.
-  // False (nothing queued) when cuDNN has no fp8 plan for the shape.
+  // kv_chunk: the key chunk setting (backend/fp8_kv_chunks.h); where it splits the call, one
+  // graph per chunk with valid keys, merged by lse (kFp8KvChunkOff: always one graph).
+  // False (nothing queued) when cuDNN has no fp8 plan for the shape (or for some chunk).
   bool run_fp8(const uint8_t* q, const uint8_t* k, const uint8_t* v, const float* scales, const float* v_sum, bf16* o,
-               float* lse, int64_t Lq, int64_t Lk, int64_t H, int64_t D, int64_t k_valid);
+               float* lse, int64_t Lq, int64_t Lk, int64_t H, int64_t D, int64_t k_valid, int64_t kv_chunk);
 
   // Whether attention() runs the fp8 path (--attention fp8); the bf16 path stays the fallback.
   void set_fp8(bool on);
   bool fp8() const;
-  // Builds the plans a shape will use now (bf16, and fp8 as well when with_fp8), so that the
-  // first call does not pay for them. False when one has no plan.
-  bool prepare(int64_t Lq, int64_t Lk, int64_t H, int64_t D, bool lse, bool with_fp8);
+  // Builds the plans a shape will use now (bf16, and fp8 as well when with_fp8: the chunks'
+  // plans where kv_chunk splits Lk), so that the first call does not pay for them. False
+  // when one has no plan.
+  bool prepare(int64_t Lq, int64_t Lk, int64_t H, int64_t D, bool lse, bool with_fp8, int64_t kv_chunk);
 
  private:
   struct Impl;

@@ -212,6 +212,63 @@ __global__ void add_column_mean_kernel(bf16* __restrict__ y, int64_t count8, int
   }
 }
 
+// Eight output elements per thread, as fp8_to_bf16_kernel: the chunks' weights come from
+// their lse at (head, row), the same for the D / 8 threads of one head's row (cached reads).
+__global__ void merge_fp8_parts_kernel(Fp8Parts p, int64_t Lq, int64_t H, int64_t D, const float* __restrict__ descale,
+                                       const float* __restrict__ sum, float inv_n, bf16* __restrict__ y,
+                                       float* __restrict__ lse_out) {
+  const int64_t C = H * D, count8 = Lq * C / 8;
+  const float d = p.codes ? descale[0] : 1.0f;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count8; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t row = (i * 8) / C, c0 = (i * 8) % C, h = c0 / D;
+    float l[kFp8MaxKvChunks];
+    float m = -INFINITY;
+#pragma unroll
+    for (int c = 0; c < kFp8MaxKvChunks; ++c)
+      if (c < p.count) {
+        l[c] = p.lse[c][h * Lq + row];
+        m = fmaxf(m, l[c]);
+      }
+    float total = 0.0f;
+#pragma unroll
+    for (int c = 0; c < kFp8MaxKvChunks; ++c)
+      if (c < p.count) {
+        l[c] = __expf(l[c] - m);
+        total += l[c];
+      }
+    const float inv_total = 1.0f / total;
+    float acc[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[j] = 0.0f;
+#pragma unroll
+    for (int c = 0; c < kFp8MaxKvChunks; ++c) {
+      if (c >= p.count) break;
+      const float w = l[c] * inv_total * d;
+      if (p.codes) {
+        const uint2 raw = reinterpret_cast<const uint2*>(p.out[c])[i];
+        const uint8_t* codes = reinterpret_cast<const uint8_t*>(&raw);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          __nv_fp8_e4m3 v;
+          v.__x = codes[j];
+          acc[j] += w * float(v);
+        }
+      } else {
+        const uint4 raw = reinterpret_cast<const uint4*>(p.out[c])[i];
+        const bf16* b = reinterpret_cast<const bf16*>(&raw);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[j] += w * __bfloat162float(b[j]);
+      }
+    }
+    uint4 out;
+    bf16* o = reinterpret_cast<bf16*>(&out);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) o[j] = __float2bfloat16(acc[j] + (sum ? sum[c0 + j] * inv_n : 0.0f));
+    reinterpret_cast<uint4*>(y)[i] = out;
+    if (lse_out && c0 % D == 0) lse_out[h * Lq + row] = m + __logf(total);
+  }
+}
+
 unsigned grid_for(int64_t items) {
   return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>((items + kThreads - 1) / kThreads, 132 * 16)));
 }
@@ -264,6 +321,18 @@ void add_column_mean(bf16* y, int64_t count, int64_t C, const float* sum, int64_
   if (count <= 0 || !sum) return;
   if (count % 8 != 0 || C % 8 != 0) fail("add_column_mean: ", count, " elements of rows of ", C, " (multiples of 8)");
   add_column_mean_kernel<<<grid_for(count / 8), kThreads, 0, s>>>(y, count / 8, C, sum, n > 0 ? 1.0f / float(n) : 0.0f);
+  RL_CUDA_LAUNCH();
+}
+
+void merge_fp8_parts(const Fp8Parts& parts, int64_t Lq, int64_t H, int64_t D, const float* descale, const float* sum,
+                     int64_t n, bf16* y, float* lse_out, cudaStream_t s) {
+  if (parts.count < 1 || parts.count > kFp8MaxKvChunks)
+    fail("merge_fp8_parts: 1 to ", kFp8MaxKvChunks, " parts, got ", parts.count);
+  if (D <= 0 || D % 8 != 0 || H <= 0) fail("merge_fp8_parts: ", H, " heads of ", D, " (multiples of 8)");
+  const int64_t count8 = Lq * H * D / 8;
+  if (count8 <= 0) return;
+  merge_fp8_parts_kernel<<<grid_for(count8), kThreads, 0, s>>>(parts, Lq, H, D, descale, sum,
+                                                                n > 0 ? 1.0f / float(n) : 0.0f, y, lse_out);
   RL_CUDA_LAUNCH();
 }
 

@@ -19,6 +19,8 @@
 
 #include <cstdint>
 
+#include "backend/fp8_kv_chunks.h"
+
 namespace raylight::cuda {
 
 using bf16 = __nv_bfloat16;
@@ -55,5 +57,21 @@ void fp8_to_bf16(const uint8_t* x, int64_t count, const float* descale, int64_t 
                  bf16* y, cudaStream_t s);
 // y[i] += sum[i % C] / n in place (V's mean added back to a bf16 output).
 void add_column_mean(bf16* y, int64_t count, int64_t C, const float* sum, int64_t n, cudaStream_t s);
+
+// The outputs of one fp8 attention call run over key chunks (backend/fp8_kv_chunks.h): per
+// chunk cuDNN's output [Lq, H, D] (e4m3 codes scaled like v, or bf16 where cuDNN gives bf16)
+// and its lse [H, Lq].
+struct Fp8Parts {
+  const void* out[kFp8MaxKvChunks] = {};
+  const float* lse[kFp8MaxKvChunks] = {};
+  int count = 0;
+  bool codes = true;  // e4m3 codes (times descale[0]); false: bf16
+};
+
+// Replaces fp8_to_bf16 for a chunked call, in one pass: lse = log sum_c exp(lse_c),
+// y = sum_c exp(lse_c - lse) o_c + sum / n (v's mean; sum may be null), and the lse into
+// lse_out [H, Lq] when given. D and H * D multiples of 8.
+void merge_fp8_parts(const Fp8Parts& parts, int64_t Lq, int64_t H, int64_t D, const float* descale, const float* sum,
+                     int64_t n, bf16* y, float* lse_out, cudaStream_t s);
 
 }  // namespace raylight::cuda

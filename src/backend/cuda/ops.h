@@ -55,7 +55,8 @@ Tensor attention(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v
 void merge_attention(Context& ctx, Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse);
 void set_attention_kernel(Context& ctx, AttentionKernel k);
 // fp8 attention (backend/fp8_attention.h) on cuDNN's fp8 engine; fails where it has no plan.
-Tensor attention_fp8(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse);
+Tensor attention_fp8(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse,
+                     int64_t kv_chunk);
 bool prepare_attention(Context& ctx, int64_t Lq, int64_t Lk, int64_t H, int64_t D, bool lse);
 std::string attention_kernel(const Context& ctx);
 

@@ -17,6 +17,7 @@
 #include "backend/cuda/masked_attention.h"
 #include "backend/cuda/ops.h"
 #include "backend/cuda/video_kernels.h"
+#include "backend/fp8_kv_chunks.h"
 #include "backend/fp8_rotation.h"
 
 namespace raylight::cuda::op {
@@ -82,10 +83,11 @@ Tensor masked_attention(Context& ctx, const Tensor& q, const Tensor& k, const Te
 constexpr int64_t kFp8MinKeys = 2048;
 
 // fp8 attention through cuDNN: q, k, v quantised per tensor on the device (q and k rotated per
-// head, k and v smoothed over the valid keys; fp8_quantise.h), then the fp8 graph. False when
-// cuDNN has no fp8 plan for the shape.
+// head, k and v smoothed over the valid keys; fp8_quantise.h), then the fp8 graph, once or per
+// key chunk as kv_chunk says (backend/fp8_kv_chunks.h). False when cuDNN has no fp8 plan for
+// the shape.
 bool fp8_attention(CudnnAttention& cudnn, Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v,
-                   int64_t valid, bf16* o, float* lse) {
+                   int64_t valid, bf16* o, float* lse, int64_t kv_chunk) {
   const int64_t Lq = q.dim(0), Lk = k.dim(0), H = q.dim(1), D = q.dim(2), C = H * D;
   if (D % 16 != 0) return false;
   Tensor q8 = ctx.alloc({Lq * C}, DType::U8), k8 = ctx.alloc({Lk * C}, DType::U8), v8 = ctx.alloc({Lk * C}, DType::U8);
@@ -101,7 +103,7 @@ bool fp8_attention(CudnnAttention& cudnn, Context& ctx, const Tensor& q, const T
   ops[1] = {bp(k), Lk, valid, true, rotate, u8(k8), sum + C, sc + 4, nullptr};
   ops[2] = {bp(v), Lk, valid, true, false, u8(v8), sum + 2 * C, sc + 8, sc + 12};
   quantise_fp8_operands(ops, 3, C, D, amax.data<float>(), work.data<float>(), ctx.stream);
-  return cudnn.run_fp8(u8(q8), u8(k8), u8(v8), sc, sum + 2 * C, o, lse, Lq, Lk, H, D, valid);
+  return cudnn.run_fp8(u8(q8), u8(k8), u8(v8), sc, sum + 2 * C, o, lse, Lq, Lk, H, D, valid, kv_chunk);
 }
 
 Tensor unmasked_attention(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, int64_t valid, Tensor* lse) {
@@ -116,7 +118,7 @@ Tensor unmasked_attention(Context& ctx, const Tensor& q, const Tensor& k, const 
   }
   {
     Context::Scope s(ctx, kAttention, 4.0 * Lq * valid * H * D);
-    if (ctx.cudnn && ctx.cudnn->fp8() && valid >= kFp8MinKeys && fp8_attention(*ctx.cudnn, ctx, q, k, v, valid, bp(o), l))
+    if (ctx.cudnn && ctx.cudnn->fp8() && valid >= kFp8MinKeys && fp8_attention(*ctx.cudnn, ctx, q, k, v, valid, bp(o), l, kFp8KvChunkFromEnv))
       return o;
     if (ctx.cudnn && ctx.cudnn->run(bp(q), bp(k), bp(v), bp(o), l, Lq, Lk, H, D, valid)) return o;
     if (flash_attention_supports(D)) {
@@ -148,7 +150,8 @@ void merge_attention(Context& ctx, Tensor& out, Tensor& lse, const Tensor& part,
                         out.dim(2), ctx.stream);
 }
 
-Tensor attention_fp8(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse) {
+Tensor attention_fp8(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse,
+                     int64_t kv_chunk) {
   CudnnAttention* cudnn = ctx.cudnn.get();
   if (!cudnn) {
     if (!ctx.cudnn_fp8_op) ctx.cudnn_fp8_op = std::make_unique<CudnnAttention>(ctx.stream);
@@ -163,14 +166,14 @@ Tensor attention_fp8(Context& ctx, const Tensor& q, const Tensor& k, const Tenso
     l = lse->data<float>();
   }
   Context::Scope s(ctx, kAttention, 4.0 * Lq * k_valid * H * D);
-  if (!fp8_attention(*cudnn, ctx, q, k, v, k_valid, bp(o), l))
+  if (!fp8_attention(*cudnn, ctx, q, k, v, k_valid, bp(o), l, kv_chunk))
     fail("attention_fp8: ", cudnn->describe(), " has no fp8 attention plan for q ", shape_str(q.shape()), " k ",
          shape_str(k.shape()), " (head size a multiple of 16 up to 256, Hopper or newer)");
   return o;
 }
 
 bool prepare_attention(Context& ctx, int64_t Lq, int64_t Lk, int64_t H, int64_t D, bool lse) {
-  return ctx.cudnn && ctx.cudnn->prepare(Lq, Lk, H, D, lse, ctx.cudnn->fp8() && Lk >= kFp8MinKeys);
+  return ctx.cudnn && ctx.cudnn->prepare(Lq, Lk, H, D, lse, ctx.cudnn->fp8() && Lk >= kFp8MinKeys, kFp8KvChunkFromEnv);
 }
 
 void set_attention_kernel(Context& ctx, AttentionKernel k) {
