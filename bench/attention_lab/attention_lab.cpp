@@ -18,7 +18,7 @@
 // passed. Losing variants stay listed in README.md beside this file.
 //
 // fp8 over key chunks (backend/fp8_kv_chunks.h): --kv-chunk takes a comma-separated list of
-// settings (off, rule, or keys per chunk; default: RAYLIGHT_FP8_KV_CHUNK, else the rule) and
+// settings (off, rule, or keys per chunk; default: RAYLIGHT_FP8_KV_CHUNK, else off) and
 // times fp8 once per setting; --shape (repeatable, hd 128) replaces the standard shapes,
 // --variants (own,cudnn,fp8) and --inputs keep a sweep short. The checks always run fp8
 // also over small chunks (160 keys: two or three chunks, a partly valid last one, one

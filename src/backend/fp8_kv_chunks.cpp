@@ -77,7 +77,7 @@ int64_t parse_fp8_kv_chunk(const std::string& text, const std::string& what) {
 int64_t resolve_fp8_kv_chunk(int64_t setting) {
   if (setting != kFp8KvChunkFromEnv) return setting;
   const EnvSetting& e = env_setting();
-  return e.set ? parse_fp8_kv_chunk(e.text, "RAYLIGHT_FP8_KV_CHUNK") : kFp8KvChunkRule;
+  return e.set ? parse_fp8_kv_chunk(e.text, "RAYLIGHT_FP8_KV_CHUNK") : kFp8KvChunkOff;
 }
 
 std::string describe_fp8_kv_chunk(int64_t setting) {
