@@ -80,12 +80,24 @@ __device__ __forceinline__ Columns columns_of(const Plan& p, int64_t tcol, int64
   return c;
 }
 
-// Bit i: S's sign for value i (column col[i / 8] + i % 8) is -1.
-__device__ __forceinline__ uint32_t flips_of(const Columns& c, int64_t D) {
-  uint32_t f = 0;
+// S's signs for this thread's values as XOR masks on the packed bf16 pairs (word k holds
+// values 2k and 2k + 1, the odd one high): a sign flip is exact, so flipping the bit before
+// widening is the same as negating the float after it, and costs one op per two values.
+struct Signs {
+  uint32_t w[kValues / 2];
+};
+
+__device__ __forceinline__ Signs signs_of(const Columns& c, int64_t D, bool rotate) {
+  Signs f;
 #pragma unroll
-  for (int i = 0; i < kValues; ++i)
-    if (fp8_rotation_flips((c.col[i / 8] + i % 8) & (D - 1))) f |= 1u << i;  // D: a power of two
+  for (int k = 0; k < kValues / 2; ++k) {
+    f.w[k] = 0;
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int i = 2 * k + e;  // D: a power of two where the operand rotates
+      if (rotate && fp8_rotation_flips((c.col[i / 8] + i % 8) & (D - 1))) f.w[k] |= 0x8000u << (16 * e);
+    }
+  }
   return f;
 }
 
@@ -122,19 +134,16 @@ struct RowPipe {
   }
 };
 
-// bf16 pairs to floats, with S's signs (a sign flip is exact, so flipping the bits is the
-// same as negating the float).
-__device__ __forceinline__ void unpack(const uint4 raw[kGroups], uint32_t flips, float v[kValues]) {
+// bf16 pairs to floats, with S's signs.
+__device__ __forceinline__ void unpack(const uint4 raw[kGroups], const Signs& f, float v[kValues]) {
 #pragma unroll
   for (int g = 0; g < kGroups; ++g) {
     const uint32_t w[4] = {raw[g].x, raw[g].y, raw[g].z, raw[g].w};
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-      const int i = 8 * g + 2 * k;
-      const uint32_t lo = (w[k] << 16) ^ ((flips << (31 - i)) & 0x80000000u);
-      const uint32_t hi = (w[k] & 0xffff0000u) ^ ((flips << (30 - i)) & 0x80000000u);
-      v[i] = __uint_as_float(lo);
-      v[i + 1] = __uint_as_float(hi);
+      const uint32_t x = w[k] ^ f.w[4 * g + k];
+      v[8 * g + 2 * k] = __uint_as_float(x << 16);
+      v[8 * g + 2 * k + 1] = __uint_as_float(x & 0xffff0000u);
     }
   }
 }
@@ -159,12 +168,13 @@ __device__ __forceinline__ void rotate(float v[kValues], const Columns& c, int L
   butterflies(v, 2);
   butterflies(v, 4);
   const int lane = threadIdx.x & 31;
-  for (int m = 1; m < L; m <<= 1)
+  for (int m = 1; m < L; m <<= 1) {
+    // The lower lane of a pair forms v + p, the upper p - v: one fma with an exact product,
+    // rounded once as the add is.
+    const float sign = (lane & m) ? -1.0f : 1.0f;
 #pragma unroll
-    for (int i = 0; i < kValues; ++i) {
-      const float p = __shfl_xor_sync(c.mask, v[i], m);
-      v[i] = (lane & m) ? p - v[i] : v[i] + p;
-    }
+    for (int i = 0; i < kValues; ++i) v[i] = __fmaf_rn(sign, v[i], __shfl_xor_sync(c.mask, v[i], m));
+  }
   if (8 * L < D) butterflies(v, 8);  // column stride 8 L
   if (16 * L < D) butterflies(v, 16);
 #pragma unroll
@@ -183,7 +193,7 @@ __global__ void __launch_bounds__(kPassThreads) stats_kernel(Batch b, int64_t C,
   const int64_t chunk = g / p.threads_per_row;
   if (chunk >= chunks) return;  // whole segments: threads_per_row is a multiple of the lanes
   const Columns c = columns_of(p, g % p.threads_per_row, C);
-  const uint32_t flips = o.rotate ? flips_of(c, D) : 0u;
+  const Signs flips = signs_of(c, D, o.rotate);
   const int64_t r0 = chunk * rows_per_chunk, r1 = min(o.stat_rows, r0 + rows_per_chunk);
   float s[kValues], mx[kValues], mn[kValues];
 #pragma unroll
@@ -275,7 +285,7 @@ __global__ void __launch_bounds__(kPassThreads, 3) quantise_kernel(Batch b, int6
   const int64_t r0 = g / p.threads_per_row;
   if (r0 >= p.row_step || r0 >= o.rows) return;  // whole segments, as in stats_kernel
   const Columns c = columns_of(p, g % p.threads_per_row, C);
-  const uint32_t flips = o.rotate ? flips_of(c, D) : 0u;
+  const Signs flips = signs_of(c, D, o.rotate);
   float mean[kValues];
 #pragma unroll
   for (int k = 0; k < kGroups; ++k)
