@@ -101,11 +101,12 @@ __device__ __forceinline__ Signs signs_of(const Columns& c, int64_t D, bool rota
   return f;
 }
 
-// A thread's rows come through shared memory, kStages rows ahead (cp.async: in flight
+// A thread's rows come through shared memory, kStages - 1 rows ahead (cp.async: in flight
 // without holding registers, which the 32 values and their statistics need). Each thread
-// reads back only what it copied, so no barrier; slot [stage][group][thread] keeps a warp's
-// 16-byte accesses on distinct banks. Groups outside the row are zero-filled.
-constexpr int kStages = 4;
+// reads back only what it copied, so no barrier; a slot is refilled one iteration after it
+// was read (its values already used). Slot [stage][group][thread] keeps a warp's 16-byte
+// accesses on distinct banks. Groups outside the row are zero-filled.
+constexpr int kStages = 5;
 
 struct RowPipe {
   uint4* slots;  // [kStages][kGroups][kPassThreads]
@@ -114,21 +115,23 @@ struct RowPipe {
     return slots + (stage * kGroups + g) * kPassThreads + threadIdx.x;
   }
   // Issues the copy of row `row` into `stage` when `live`, and always commits a group, so
-  // that wait() counts groups alike in every iteration.
+  // that take() counts groups alike in every iteration.
   __device__ __forceinline__ void issue(const bf16* row, const Columns& c, int stage, bool live) const {
     if (live) {
 #pragma unroll
       for (int g = 0; g < kGroups; ++g) {
         const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(slot(stage, g)));
         const bf16* src = c.ok[g] ? row + c.col[g] : row;
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(c.ok[g] ? 16 : 0));
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(c.ok[g] ? 16 : 0)
+                     : "memory");
       }
     }
-    asm volatile("cp.async.commit_group;\n" ::);
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
   }
-  // The oldest of kStages groups in flight is complete: its row, read into raw.
+  // The oldest of the kStages - 1 groups in flight is complete: its row, read into raw
+  // ("memory": the reads stay after the wait).
   __device__ __forceinline__ void take(int stage, uint4 raw[kGroups]) const {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(kStages - 1));
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(kStages - 2) : "memory");
 #pragma unroll
     for (int g = 0; g < kGroups; ++g) raw[g] = *slot(stage, g);
   }
@@ -183,7 +186,7 @@ __device__ __forceinline__ void rotate(float v[kValues], const Columns& c, int L
 
 // Partial statistics of one chunk of stat rows: ws[operand][chunk][0 | 1 | 2][C] = sum, max,
 // min (of rotated values where the operand rotates), each thread 32 columns of every row of
-// its chunk, in row order (RowPipe keeps kStages rows in flight).
+// its chunk, in row order (RowPipe keeps kStages - 1 rows in flight).
 __global__ void __launch_bounds__(kPassThreads) stats_kernel(Batch b, int64_t C, int64_t D, float norm,
                                                              int64_t rows_per_chunk, int64_t chunks,
                                                              float* __restrict__ ws) {
@@ -204,12 +207,13 @@ __global__ void __launch_bounds__(kPassThreads) stats_kernel(Batch b, int64_t C,
   }
   __shared__ uint4 smem[kStages * kGroups * kPassThreads];
   const RowPipe pipe{smem};
-  for (int k = 0; k < kStages; ++k) pipe.issue(o.x + (r0 + k) * C, c, k, r0 + k < r1);
-  for (int64_t r = r0; r < r1; ++r) {  // uniform over a segment's lanes
-    const int stage = static_cast<int>((r - r0) % kStages);
+  for (int k = 0; k + 1 < kStages; ++k) pipe.issue(o.x + (r0 + k) * C, c, k, r0 + k < r1);
+  int stage = 0;
+  for (int64_t r = r0; r < r1; ++r, stage = (stage + 1) % kStages) {  // uniform over a segment's lanes
     uint4 raw[kGroups];
     pipe.take(stage, raw);
-    pipe.issue(o.x + (r + kStages) * C, c, stage, r + kStages < r1);
+    const int64_t ahead = r + kStages - 1;
+    pipe.issue(o.x + ahead * C, c, (stage + kStages - 1) % kStages, ahead < r1);
     float v[kValues];
     unpack(raw, flips, v);
     if (o.rotate) rotate(v, c, p.lanes, D, norm);
@@ -302,12 +306,13 @@ __global__ void __launch_bounds__(kPassThreads, 3) quantise_kernel(Batch b, int6
   __shared__ uint4 smem[kStages * kGroups * kPassThreads];
   const RowPipe pipe{smem};
   const int64_t step = p.row_step;
-  for (int k = 0; k < kStages; ++k) pipe.issue(o.x + (r0 + k * step) * C, c, k, r0 + k * step < o.rows);
+  for (int k = 0; k + 1 < kStages; ++k) pipe.issue(o.x + (r0 + k * step) * C, c, k, r0 + k * step < o.rows);
   int stage = 0;
   for (int64_t r = r0; r < o.rows; r += step, stage = (stage + 1) % kStages) {  // uniform over a segment's lanes
     uint4 raw[kGroups];
     pipe.take(stage, raw);
-    pipe.issue(o.x + (r + kStages * step) * C, c, stage, r + kStages * step < o.rows);
+    const int64_t ahead = r + (kStages - 1) * step;
+    pipe.issue(o.x + ahead * C, c, (stage + kStages - 1) % kStages, ahead < o.rows);
     float v[kValues];
     unpack(raw, flips, v);
     if (o.rotate) rotate(v, c, p.lanes, D, norm);
