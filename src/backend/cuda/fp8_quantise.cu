@@ -18,7 +18,6 @@ constexpr int kMaxOperands = 3;
 constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int kGroups = 4;               // groups of 8 neighbouring columns a thread holds
 constexpr int kValues = 8 * kGroups;     // so 32 values per thread
-constexpr int64_t kFillThreads = 132 * 1024;  // threads per operand that keep an H100/H200 busy
 
 // Which columns a thread holds: L neighbouring lanes ("lanes", a power of two up to 32) share
 // a segment of 32 L columns, lane l holding columns seg + 8 l + 8 L g + j (group g < 4, j < 8).
@@ -37,15 +36,6 @@ struct Batch {
   Fp8Operand op[kMaxOperands];
   Plan plan[kMaxOperands];
 };
-
-// The chunks of stat rows each operand's statistics are split into: about a thousand blocks
-// of 512 columns per operand to fill the device, at least 32 rows each. (Chunks of
-// consecutive rows summed in order, so the sums do not depend on the thread layout.)
-int64_t stat_chunks(int64_t C, int64_t max_stat_rows) {
-  const int64_t tiles = (C + 511) / 512;
-  const int64_t by_device = std::max<int64_t>(1, 1024 / tiles), by_rows = (max_stat_rows + 31) / 32;
-  return std::max<int64_t>(1, std::min<int64_t>({by_device, by_rows, 256}));
-}
 
 Plan plan_for(const Fp8Operand& o, int64_t C, int64_t D) {
   Plan p;
@@ -337,6 +327,29 @@ __global__ void __launch_bounds__(kPassThreads, 3) quantise_kernel(Batch b, int6
   }
 }
 
+// Threads of `kernel` the device holds at once (its blocks of kPassThreads).
+template <typename Kernel>
+int64_t resident_threads(Kernel kernel) {
+  int dev = 0, sms = 0, blocks = 0;
+  RL_CUDA(cudaGetDevice(&dev));
+  RL_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  RL_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kPassThreads, 0));
+  return int64_t(std::max(sms, 1)) * std::max(blocks, 1) * kPassThreads;
+}
+
+// A row takes ceil(C / 32) threads whatever the plan (a rotated plan's segments tile C
+// exactly, an unrotated one's too or has one lane per segment).
+int64_t threads_per_row(int64_t C) { return (C + 31) / 32; }
+
+// The chunks of stat rows each operand's statistics are split into: as many as the device
+// holds threads for at once (one wave, every thread about as many rows), at least 32 rows
+// each, at most 256. Chunks of consecutive rows summed in order.
+int64_t stat_chunks(int count, int64_t C, int64_t max_stat_rows) {
+  const int64_t by_device = resident_threads(stats_kernel) / (count * threads_per_row(C));
+  const int64_t by_rows = (max_stat_rows + 31) / 32;
+  return std::max<int64_t>(1, std::min<int64_t>({by_device, by_rows, 256}));
+}
+
 // Eight elements per thread (one 8-byte load, one 16-byte store, one column index): the
 // output of a 14B call is 168 M elements, where a 64-bit modulo per element would cost more
 // than the memory traffic.
@@ -378,7 +391,8 @@ unsigned grid_for(int64_t items) {
 }  // namespace
 
 int64_t fp8_quantise_workspace_floats(int count, int64_t C, int64_t max_stat_rows) {
-  return int64_t(count) * stat_chunks(C, max_stat_rows) * 3 * C;
+  if (count < 1 || count > kMaxOperands || C <= 0) fail("fp8_quantise_workspace_floats: ", count, " operands of ", C);
+  return int64_t(count) * stat_chunks(count, C, max_stat_rows) * 3 * C;
 }
 
 void quantise_fp8_operands(const Fp8Operand* ops, int count, int64_t C, int64_t D, float* amax, float* workspace,
@@ -387,7 +401,7 @@ void quantise_fp8_operands(const Fp8Operand* ops, int count, int64_t C, int64_t 
   if (C <= 0 || D <= 0 || D % 8 != 0 || C % D != 0 || C > (int64_t(1) << 30))
     fail("quantise_fp8_operands: C ", C, " and D ", D);
   Batch b;
-  int64_t max_stat = 0, max_rows = 0, max_tpr = 0;
+  int64_t max_stat = 0, max_tpr = 0;
   for (int i = 0; i < count; ++i) {
     b.op[i] = ops[i];
     if (ops[i].rotate && !fp8_rotates(D)) fail("quantise_fp8_operands: no rotation for head size ", D);
@@ -396,22 +410,22 @@ void quantise_fp8_operands(const Fp8Operand* ops, int count, int64_t C, int64_t 
     if (ops[i].rows < 0 || ops[i].stat_rows < 0 || ops[i].stat_rows > ops[i].rows)
       fail("quantise_fp8_operands: operand ", i, " has ", ops[i].stat_rows, " stat rows of ", ops[i].rows);
     b.plan[i] = plan_for(ops[i], C, D);
+    if (b.plan[i].threads_per_row != threads_per_row(C)) fail("quantise_fp8_operands: plan of ", C, " columns");
     max_stat = std::max(max_stat, ops[i].stat_rows);
-    max_rows = std::max(max_rows, ops[i].rows);
     max_tpr = std::max(max_tpr, b.plan[i].threads_per_row);
   }
-  // Quantisation: each thread takes every row_step-th row, about 16 rows where there are
-  // many, fewer where that would leave the device idle.
+  // Quantisation: each thread takes every row_step-th row, row_step such that the threads
+  // of all operands make two waves of the device (equal rows per thread: no ragged tail).
+  const int64_t quant_threads = 2 * resident_threads(quantise_kernel);
   int64_t max_quant_threads = 1;
   for (int i = 0; i < count; ++i) {
     Plan& p = b.plan[i];
-    const int64_t fill = std::min<int64_t>(ops[i].rows, (kFillThreads + p.threads_per_row - 1) / p.threads_per_row);
-    p.row_step = std::max<int64_t>({1, (ops[i].rows + 15) / 16, fill});
+    p.row_step = std::max<int64_t>(1, std::min(ops[i].rows, quant_threads / (count * p.threads_per_row)));
     max_quant_threads = std::max(max_quant_threads, p.row_step * p.threads_per_row);
   }
   RL_CUDA(cudaMemsetAsync(amax, 0, size_t(count) * sizeof(float), s));
   const float norm = 1.0f / std::sqrt(static_cast<float>(D));  // as backend/fp8_rotation.h
-  const int64_t chunks = stat_chunks(C, max_stat), per = std::max<int64_t>(1, (max_stat + chunks - 1) / chunks);
+  const int64_t chunks = stat_chunks(count, C, max_stat), per = std::max<int64_t>(1, (max_stat + chunks - 1) / chunks);
   const unsigned stat_blocks = static_cast<unsigned>((chunks * max_tpr + kPassThreads - 1) / kPassThreads);
   stats_kernel<<<dim3(stat_blocks, unsigned(count)), kPassThreads, 0, s>>>(b, C, D, norm, per, chunks, workspace);
   RL_CUDA_LAUNCH();
