@@ -245,8 +245,10 @@ __global__ void reduce_kernel(Batch b, int64_t C, int64_t chunks, const float* _
       mn = fminf(mn, p[2 * C]);
     }
     if (o.sum) o.sum[c] = s;
-    const float mean = o.smooth ? s * b.plan[blockIdx.y].inv_n : 0.0f;  // the mean quantise_kernel subtracts
-    a = isfinite(s) ? fmaxf(0.0f, fmaxf(mx - mean, mean - mn)) : INFINITY;
+    // The mean quantise_kernel subtracts, rounded as it rounds it (no fma contraction), so the
+    // amax is the largest |value - mean| that it quantises, exactly.
+    const float mean = o.smooth ? __fmul_rn(s, b.plan[blockIdx.y].inv_n) : 0.0f;
+    a = isfinite(s) ? fmaxf(0.0f, fmaxf(__fsub_rn(mx, mean), __fsub_rn(mean, mn))) : INFINITY;
   }
   for (int m = 16; m > 0; m >>= 1) a = fmaxf(a, __shfl_xor_sync(kFullMask, a, m));
   __shared__ float warp_max[kThreads / 32];
