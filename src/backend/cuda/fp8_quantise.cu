@@ -228,6 +228,29 @@ __global__ void __launch_bounds__(kPassThreads) stats_kernel(Batch b, int64_t C,
   }
 }
 
+// Threads of `kernel` the device holds at once (its blocks of kPassThreads).
+template <typename Kernel>
+int64_t resident_threads(Kernel kernel) {
+  int dev = 0, sms = 0, blocks = 0;
+  RL_CUDA(cudaGetDevice(&dev));
+  RL_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  RL_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kPassThreads, 0));
+  return int64_t(std::max(sms, 1)) * std::max(blocks, 1) * kPassThreads;
+}
+
+// A row takes ceil(C / 32) threads whatever the plan (a rotated plan's segments tile C
+// exactly, an unrotated one's too or has one lane per segment).
+int64_t threads_per_row(int64_t C) { return (C + 31) / 32; }
+
+// The chunks of stat rows each operand's statistics are split into: as many as the device
+// holds threads for at once (one wave, every thread about as many rows), at least 32 rows
+// each, at most 256. Chunks of consecutive rows summed in order.
+int64_t stat_chunks(int count, int64_t C, int64_t max_stat_rows) {
+  const int64_t by_device = resident_threads(stats_kernel) / (count * threads_per_row(C));
+  const int64_t by_rows = (max_stat_rows + 31) / 32;
+  return std::max<int64_t>(1, std::min<int64_t>({by_device, by_rows, 256}));
+}
+
 // Column sums and each operand's amax from the partials: the centred amax of a column is
 // max(max - mean, mean - min), and a non-finite sum (a NaN or infinity anywhere in the
 // column) makes it infinite. Non-negative floats order like their bits: atomicMax on them.
@@ -327,29 +350,6 @@ __global__ void __launch_bounds__(kPassThreads, 3) quantise_kernel(Batch b, int6
       if (c.ok[k]) *reinterpret_cast<uint2*>(row + c.col[k]) = make_uint2(w[0], w[1]);
     }
   }
-}
-
-// Threads of `kernel` the device holds at once (its blocks of kPassThreads).
-template <typename Kernel>
-int64_t resident_threads(Kernel kernel) {
-  int dev = 0, sms = 0, blocks = 0;
-  RL_CUDA(cudaGetDevice(&dev));
-  RL_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  RL_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kPassThreads, 0));
-  return int64_t(std::max(sms, 1)) * std::max(blocks, 1) * kPassThreads;
-}
-
-// A row takes ceil(C / 32) threads whatever the plan (a rotated plan's segments tile C
-// exactly, an unrotated one's too or has one lane per segment).
-int64_t threads_per_row(int64_t C) { return (C + 31) / 32; }
-
-// The chunks of stat rows each operand's statistics are split into: as many as the device
-// holds threads for at once (one wave, every thread about as many rows), at least 32 rows
-// each, at most 256. Chunks of consecutive rows summed in order.
-int64_t stat_chunks(int count, int64_t C, int64_t max_stat_rows) {
-  const int64_t by_device = resident_threads(stats_kernel) / (count * threads_per_row(C));
-  const int64_t by_rows = (max_stat_rows + 31) / 32;
-  return std::max<int64_t>(1, std::min<int64_t>({by_device, by_rows, 256}));
 }
 
 // Eight elements per thread (one 8-byte load, one 16-byte store, one column index): the
