@@ -43,7 +43,9 @@ struct Fp8Operand {
   float* scale = nullptr;    // [1] written when given: the scale
 };
 
-// Floats of workspace quantise_fp8_operands needs for `count` operands.
+// Floats of workspace quantise_fp8_operands needs for `count` operands of C columns whose
+// largest stat_rows is max_stat_rows, on the current device (the statistics are split to fit
+// its occupancy: size it with the same arguments as the call).
 int64_t fp8_quantise_workspace_floats(int count, int64_t C, int64_t max_stat_rows);
 
 // Quantises up to three operands: scale = 448 / amax (1 when amax is 0 or not finite; a
