@@ -3,6 +3,7 @@
 #include <cuda_fp8.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #include "backend/cuda/cuda_check.h"
@@ -228,14 +229,22 @@ __global__ void __launch_bounds__(kPassThreads) stats_kernel(Batch b, int64_t C,
   }
 }
 
-// Threads of `kernel` the device holds at once (its blocks of kPassThreads).
+// Threads of `kernel` the device holds at once (its blocks of kPassThreads), looked up once
+// per device and kernel (every attention call asks). which: 0 statistics, 1 quantise.
 template <typename Kernel>
-int64_t resident_threads(Kernel kernel) {
-  int dev = 0, sms = 0, blocks = 0;
+int64_t resident_threads(Kernel kernel, int which) {
+  constexpr int kDevices = 64;
+  static std::atomic<int64_t> cache[2][kDevices];  // zero: not looked up yet
+  int dev = 0;
   RL_CUDA(cudaGetDevice(&dev));
+  std::atomic<int64_t>* known = cache[which];
+  if (dev >= 0 && dev < kDevices && known[dev].load(std::memory_order_relaxed) > 0) return known[dev];
+  int sms = 0, blocks = 0;
   RL_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   RL_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kPassThreads, 0));
-  return int64_t(std::max(sms, 1)) * std::max(blocks, 1) * kPassThreads;
+  const int64_t n = int64_t(std::max(sms, 1)) * std::max(blocks, 1) * kPassThreads;
+  if (dev >= 0 && dev < kDevices) known[dev].store(n, std::memory_order_relaxed);
+  return n;
 }
 
 // A row takes ceil(C / 32) threads whatever the plan (a rotated plan's segments tile C
@@ -246,7 +255,7 @@ int64_t threads_per_row(int64_t C) { return (C + 31) / 32; }
 // holds threads for at once (one wave, every thread about as many rows), at least 32 rows
 // each, at most 256. Chunks of consecutive rows summed in order.
 int64_t stat_chunks(int count, int64_t C, int64_t max_stat_rows) {
-  const int64_t by_device = resident_threads(stats_kernel) / (count * threads_per_row(C));
+  const int64_t by_device = resident_threads(stats_kernel, 0) / (count * threads_per_row(C));
   const int64_t by_rows = (max_stat_rows + 31) / 32;
   return std::max<int64_t>(1, std::min<int64_t>({by_device, by_rows, 256}));
 }
@@ -418,7 +427,7 @@ void quantise_fp8_operands(const Fp8Operand* ops, int count, int64_t C, int64_t 
   }
   // Quantisation: each thread takes every row_step-th row, row_step such that the threads
   // of all operands make two waves of the device (equal rows per thread: no ragged tail).
-  const int64_t quant_threads = 2 * resident_threads(quantise_kernel);
+  const int64_t quant_threads = 2 * resident_threads(quantise_kernel, 1);
   int64_t max_quant_threads = 1;
   for (int i = 0; i < count; ++i) {
     Plan& p = b.plan[i];
