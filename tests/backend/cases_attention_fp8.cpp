@@ -11,6 +11,7 @@
 // setting): two and three chunks, a last chunk partly valid with one beyond the valid keys
 // skipped, valid keys ending on a chunk edge, with and without lse; the emulation rounds
 // each chunk's output to e4m3 and merges them as the CUDA path does.
+// The quantisation alone is held to the host bit for bit in tests/cuda/test_cuda_fp8_quantise.cpp.
 #include <cmath>
 
 #include "backend/fp8_attention.h"
@@ -51,6 +52,9 @@ std::vector<OpCase> attention_fp8_cases() {
                         {200, 512, 2, 128, -1, true},
                         {129, 300, 4, 128, 257, true},
                         {17, 80, 1, 64, -1, false},
+                        // C = 640 (no multiple of the quantisation's 1,024-column warps), head size 256
+                        {203, 333, 5, 128, 301, true},
+                        {33, 70, 2, 256, 61, true},
                         {64, 256, 2, 128, -1, false, 128, "2 chunks"},
                         {100, 320, 2, 128, -1, true, 128, "3 chunks, the last shorter"},
                         {129, 384, 4, 128, 200, false, 128, "last chunk partly valid, one beyond the valid keys"},

@@ -11,7 +11,10 @@
 // statistics (sum, max, min of the rotated values: the centred amax is max over columns of
 // max - mean and mean - min, so smoothing needs no second statistics pass), a small one that
 // folds the partials into column sums and each operand's amax, and one that quantises all
-// three (rotation, mean, scale and e4m3 in one go).
+// three (rotation, mean, scale and e4m3 in one go). In both big passes a thread holds 32
+// columns of a row (for a rotated operand: a head of D = 32, or a quarter of each of D / 32
+// neighbouring lanes' head), so the rotation's butterflies run in registers but for log2(D /
+// 32) stages across lanes; its rows come through shared memory a few rows ahead (cp.async).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -36,18 +39,23 @@ struct Fp8Operand {
   bool smooth = false;    // subtract the column mean over the stat rows
   bool rotate = false;    // the per-head rotation first (q and k alike; D must be fp8_rotates)
   uint8_t* y = nullptr;   // e4m3 codes [rows, C]
-  float* sum = nullptr;   // [C] written when given (required to smooth): column sums over the
-                          // stat rows, of the rotated values where the operand rotates
+  float* sum = nullptr;   // [C] written when given (required to smooth; 16-byte aligned): column
+                          // sums over the stat rows, of the rotated values where it rotates
   float* descale = nullptr;  // [1] written: 1 / scale
   float* scale = nullptr;    // [1] written when given: the scale
 };
 
-// Floats of workspace quantise_fp8_operands needs for `count` operands.
+// Floats of workspace quantise_fp8_operands needs for `count` operands of C columns whose
+// largest stat_rows is max_stat_rows, on the current device (the statistics are split to fit
+// its occupancy: size it with the same arguments as the call).
 int64_t fp8_quantise_workspace_floats(int count, int64_t C, int64_t max_stat_rows);
 
 // Quantises up to three operands: scale = 448 / amax (1 when amax is 0 or not finite; a
-// non-finite input makes amax non-finite), y = e4m3(clamp((rotate(x) - mean) * scale)).
-// C % D == 0, D % 8 == 0. amax: `count` floats, the operands' amax (zeroed here).
+// non-finite input makes amax non-finite), y = e4m3(clamp((rotate(x) - mean) * scale)),
+// mean = sum * (1 / stat_rows) with 1 / stat_rows rounded on the host and each step rounded
+// on its own (the host can repeat every code: tests/cuda/test_cuda_fp8_quantise.cpp).
+// C % D == 0, D % 8 == 0, stat_rows <= rows; x 16-byte, y 8-byte, workspace 16-byte aligned.
+// amax: `count` floats, the operands' amax (zeroed here).
 void quantise_fp8_operands(const Fp8Operand* ops, int count, int64_t C, int64_t D, float* amax, float* workspace,
                            cudaStream_t s);
 
