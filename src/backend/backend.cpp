@@ -127,6 +127,32 @@ Tensor Backend::linear_pair(const Tensor& a, const Tensor& b, const Tensor& w, c
   return linear_pair_impl(a, b, w, bias);
 }
 
+std::vector<Tensor> Backend::linears(const Tensor& x, const std::vector<LinearTerm>& terms) {
+  if (terms.empty()) fail("linears: no weights given");
+  for (const LinearTerm& t : terms) check_linear(*this, x, t.w, t.b, "linears");
+  // Terms with no outputs (or an input with no rows) are answered here; the rest go to the
+  // backend together, in order.
+  std::vector<Tensor> out(terms.size());
+  std::vector<LinearTerm> work;
+  std::vector<size_t> where;
+  for (size_t i = 0; i < terms.size(); ++i) {
+    if (x.dim(0) == 0 || terms[i].w.dim(0) == 0) out[i] = empty({x.dim(0), terms[i].w.dim(0)});
+    else work.push_back(terms[i]), where.push_back(i);
+  }
+  if (work.empty()) return out;
+  std::vector<Tensor> got = linears_impl(x, work);
+  if (got.size() != work.size()) fail("linears: backend ", name(), " returned ", got.size(), " of ", work.size(), " products");
+  for (size_t j = 0; j < work.size(); ++j) out[where[j]] = std::move(got[j]);
+  return out;
+}
+
+std::vector<Tensor> Backend::linears_impl(const Tensor& x, const std::vector<LinearTerm>& terms) {
+  std::vector<Tensor> out;
+  out.reserve(terms.size());
+  for (const LinearTerm& t : terms) out.push_back(t.gelu_tanh ? linear_gelu_tanh_impl(x, t.w, t.b) : linear_impl(x, t.w, t.b));
+  return out;
+}
+
 namespace {
 
 // Rows of x [.., D] with D >= 1 (compute dtype or fp32); returns D.

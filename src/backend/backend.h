@@ -17,6 +17,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "backend/ops/dit_ops.h"
 #include "backend/ops/t5_ops.h"
@@ -30,6 +31,13 @@ namespace raylight {
 // HunyuanVideo, Qwen-Image's DiT); Halves rotates (i, i + D/2), PyTorch's rotate_half
 // (Llama, Qwen2.5-VL). Pair i turns by the table's angle i either way.
 enum class RopePairs { Adjacent, Halves };
+
+// One product of Backend::linears: x w^T + b (b may be undefined), through gelu_tanh when
+// `gelu_tanh` (linear_gelu_tanh's fused epilogue).
+struct LinearTerm {
+  Tensor w, b;
+  bool gelu_tanh = false;
+};
 
 // Which keys each query of an attention sees (the public ops resolve it for *_impl).
 struct AttentionMask {
@@ -118,6 +126,10 @@ class Backend : public DitOps, public T5Ops, public VaeOps {
   // b [M, Kb] times w [N, Ka + Kb] (Flux's single blocks: [attention | gelu(mlp)] through
   // linear2). A GPU may round the first half's partial sum to the compute dtype.
   Tensor linear_pair(const Tensor& a, const Tensor& b, const Tensor& w, const Tensor& bias);
+  // Several products over one input: out[i] = linear (or linear_gelu_tanh) of x by terms[i],
+  // exactly those ops' results. A GPU quantises x once for all its fp8 weights (a block's
+  // q, k and v read one input) instead of once per product. x in the compute dtype.
+  std::vector<Tensor> linears(const Tensor& x, const std::vector<LinearTerm>& terms);
   // Normalises each row of x [.., D]; weight/bias [D] or undefined.
   Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
   Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
@@ -167,6 +179,9 @@ class Backend : public DitOps, public T5Ops, public VaeOps {
   virtual Tensor linear_impl(const Tensor& x, const Tensor& w, const Tensor& b) = 0;
   virtual Tensor linear_gelu_tanh_impl(const Tensor& x, const Tensor& w, const Tensor& b) = 0;
   virtual Tensor linear_pair_impl(const Tensor& a, const Tensor& b, const Tensor& w, const Tensor& bias) = 0;
+  // Default: each term through linear_impl / linear_gelu_tanh_impl (the CPU reference).
+  // Terms with no rows or no outputs never reach it.
+  virtual std::vector<Tensor> linears_impl(const Tensor& x, const std::vector<LinearTerm>& terms);
   virtual Tensor layer_norm_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) = 0;
   virtual Tensor rms_norm_impl(const Tensor& x, const Tensor& weight, float eps) = 0;
   virtual void add_gated_impl(Tensor& x, const Tensor& y, const Tensor& gate) = 0;

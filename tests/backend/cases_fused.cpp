@@ -6,8 +6,10 @@
 // product over two inputs side by side (linear_pair: Flux's linear2 over [attention | mlp])
 // with bf16 and fp8 weights, reductions' tolerances (1e-2, fp8 5e-2). And a gated residual
 // fused with the next LayerNorm (add_gated_layer_norm) in the dtypes DiTs keep: bf16 (Flux),
-// fp32 residual and modulation (Wan).
+// fp32 residual and modulation (Wan). And several products over one input (linears).
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "backend/rope_table.h"
 #include "op_suite.h"
@@ -142,6 +144,72 @@ void linear_pair_cases(std::vector<OpCase>& cs) {
                       }));
 }
 
+// Several products over one input (linears: a GPU quantises x once for every fp8 weight).
+// Each term: N outputs, fp8 or bf16 weight, bias, GELU. Wan's q/k/v (three fp8 products with
+// bias), T5's gelu gate beside its up product, mixed weight dtypes, an fp8 weight whose N is
+// off cuBLASLt's fp8 alignment (that one dequantises while the others share the codes).
+struct Term { int64_t N; bool fp8, bias, gelu; };
+
+std::string term_names(const std::vector<Term>& ts) {
+  std::string s;
+  for (const Term& t : ts)
+    s += fmt(" [N=%lld%s%s%s]", (long long)t.N, t.fp8 ? " fp8" : "", t.bias ? " bias" : "", t.gelu ? " gelu" : "");
+  return s;
+}
+
+void linears_cases(std::vector<OpCase>& cs) {
+  struct Group { int64_t M, K; std::vector<Term> terms; };
+  const std::vector<Group> groups = {
+      {7, 13, {{5, false, true, false}, {9, false, false, true}, {3, false, true, false}}},
+      {33, 64, {{32, true, true, false}, {48, true, false, true}, {16, true, true, false}}},
+      {257, 1536, {{1536, true, true, false}, {1536, true, true, false}, {1536, true, true, false}}},
+      {65, 128, {{128, true, false, false}, {64, false, true, false}, {96, true, true, true}}},
+      {19, 48, {{8, true, true, false}, {32, true, true, false}}},
+      {1, 256, {{96, true, false, true}, {96, false, false, false}}},
+      {0, 16, {{8, true, true, false}, {16, false, false, false}}},
+  };
+  for (const Group& g : groups) {
+    bool any_fp8 = false;
+    for (const Term& t : g.terms) any_fp8 |= t.fp8;
+    cs.push_back(make("linears", fmt("M=%lld K=%lld", (long long)g.M, (long long)g.K) + term_names(g.terms),
+                      any_fp8 ? kFp8 : kReduction,
+                      [g](Inputs& r) {
+                        Tensors t{r.randn({g.M, g.K})};
+                        for (const Term& term : g.terms) {
+                          t.push_back(r.randn({term.N, g.K}, 1.0f / std::sqrt(float(g.K))));
+                          t.push_back(r.randn({term.N}, 0.1f));
+                        }
+                        return t;
+                      },
+                      [g](Backend& be, const Tensors& t) {
+                        std::vector<LinearTerm> terms;
+                        for (size_t i = 0; i < g.terms.size(); ++i) {
+                          const Term& term = g.terms[i];
+                          const float scale = fp8_scale(g.K);
+                          const Tensor& w = t[1 + 2 * i];
+                          terms.push_back({term.fp8 ? be.weight(fp8_codes(w, scale), scale) : be.weight(w, 1.0f),
+                                           term.bias ? be.weight(t[2 + 2 * i], 1.0f) : Tensor(), term.gelu});
+                        }
+                        Tensors out;
+                        for (const Tensor& y : be.linears(be.upload(t[0]), terms)) out.push_back(be.download(y));
+                        return out;
+                      }));
+  }
+  cs.push_back(refuse("linears", "no weights", [](Inputs& r) { return Tensors{r.randn({2, 3})}; },
+                      [](Backend& be, const Tensors& t) { be.linears(be.upload(t[0]), {}); }));
+  cs.push_back(refuse("linears", "a second weight of another input width",
+                      [](Inputs& r) { return Tensors{r.randn({2, 8}), r.randn({4, 8}), r.randn({4, 5})}; },
+                      [](Backend& be, const Tensors& t) {
+                        be.linears(be.upload(t[0]), {{be.weight(t[1], 1.0f), {}}, {be.weight(t[2], 1.0f), {}}});
+                      }));
+  cs.push_back(refuse("linears", "a bias of the wrong size",
+                      [](Inputs& r) { return Tensors{r.randn({2, 8}), r.randn({4, 8}), r.randn({4, 8}), r.randn({5})}; },
+                      [](Backend& be, const Tensors& t) {
+                        be.linears(be.upload(t[0]),
+                                   {{be.weight(t[1], 1.0f), {}}, {be.weight(t[2], 1.0f), be.weight(t[3], 1.0f)}});
+                      }));
+}
+
 void add_gated_layer_norm_cases(std::vector<OpCase>& cs) {
   // f32x: the residual kept in fp32 (Wan); f32mod: gate and modulation fp32; mixed: a bf16
   // gate with fp32 modulation (a backend may take two passes then).
@@ -189,6 +257,7 @@ std::vector<OpCase> fused_cases() {
   qkv_cases(cs);
   norm_rope_cases(cs);
   linear_pair_cases(cs);
+  linears_cases(cs);
   add_gated_layer_norm_cases(cs);
   return cs;
 }

@@ -150,6 +150,9 @@ class CudaBackendImpl final : public CudaBackend, public Fp8AttentionOps {
   Tensor linear_pair_impl(const Tensor& a, const Tensor& b, const Tensor& w, const Tensor& bias) override {
     return op::linear_pair(ctx_, a, b, w, bias);
   }
+  std::vector<Tensor> linears_impl(const Tensor& x, const std::vector<LinearTerm>& terms) override {
+    return op::linears(ctx_, x, terms);
+  }
   Tensor layer_norm_impl(const Tensor& x, const Tensor& w, const Tensor& b, float eps) override {
     return op::layer_norm(ctx_, x, w, b, eps);
   }

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
@@ -21,6 +23,17 @@ cudaDataType_t cuda_type(DType t) {
   }
 }
 
+// Products at least this large (M*N*K) time their candidates: a few milliseconds once per
+// plan against a kernel that runs every step.
+constexpr double kTuneWork = 4294967296.0;  // 2^32
+constexpr int kTuneCandidates = 16, kHeuristicCandidates = 8;
+constexpr int kTuneRuns = 2;  // timed runs per candidate, after one untimed
+
+bool env_off(const char* name) {
+  const char* v = std::getenv(name);
+  return v && std::string(v) == "0";
+}
+
 int alignment(const void* p) {
   const auto a = reinterpret_cast<uintptr_t>(p);
   int al = 256;
@@ -35,6 +48,7 @@ struct Gemm::Plan {
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
   std::vector<cublasLtMatmulAlgo_t> algos;  // heuristic's candidates, best first
   size_t next = 0;                           // first candidate not yet refused at run time
+  bool tune = false;                         // candidates still to be timed on a first call
   ~Plan() {
     if (desc) cublasLtMatmulDescDestroy(desc);
     if (a) cublasLtMatrixLayoutDestroy(a);
@@ -43,7 +57,8 @@ struct Gemm::Plan {
   }
 };
 
-Gemm::Gemm(cudaStream_t stream) : stream_(stream) {
+Gemm::Gemm(cudaStream_t stream)
+    : stream_(stream), tune_(!env_off("RAYLIGHT_GEMM_TUNE")), debug_(std::getenv("RAYLIGHT_GEMM_DEBUG") != nullptr) {
   RL_CUBLAS(cublasLtCreate(&handle_));
   RL_CUDA(cudaMalloc(&workspace_, workspace_bytes_));
   RL_CUDA(cudaMalloc(&one_, sizeof(float)));
@@ -102,18 +117,21 @@ Gemm::Plan* Gemm::plan(const Key& key) {
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ad, sizeof(ad));
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ad, sizeof(ad));
   (void)abias;
-  cublasLtMatmulHeuristicResult_t results[8] = {};
+  const bool large = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) >= kTuneWork;
+  const int wanted = tune_ && large ? kTuneCandidates : kHeuristicCandidates;
+  cublasLtMatmulHeuristicResult_t results[kTuneCandidates] = {};
   int found = 0;
   const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle_, p->desc, p->a, p->b, p->d, p->d,
-                                                           pref, 8, results, &found);
+                                                           pref, wanted, results, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   if (st == CUBLAS_STATUS_SUCCESS)
     for (int i = 0; i < found; ++i)
       if (results[i].state == CUBLAS_STATUS_SUCCESS) p->algos.push_back(results[i].algo);
-  if (std::getenv("RAYLIGHT_GEMM_DEBUG"))
-    std::fprintf(stderr, "gemm plan M%lld N%lld K%lld x%s w%s ep%d bias%d: heuristic status %d, %zu algos\n",
+  p->tune = tune_ && large && p->algos.size() > 1;
+  if (debug_)
+    std::fprintf(stderr, "gemm plan M%lld N%lld K%lld x%s w%s ep%d bias%d: heuristic status %d, %zu algos%s\n",
                  (long long)M, (long long)N, (long long)K, dtype_name(x_type).c_str(), dtype_name(w_type).c_str(),
-                 ep, int(has_bias), int(st), p->algos.size());
+                 ep, int(has_bias), int(st), p->algos.size(), p->tune ? ", to be timed" : "");
   Plan* raw = p.get();
   plans_.emplace(key, std::move(p));
   return raw;
@@ -138,17 +156,77 @@ bool Gemm::run(const void* x, DType x_type, const float* x_scale, const void* w,
     RL_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &x_scale,
                                              sizeof(x_scale)));
   const float beta = accumulate ? 1.f : 0.f;
+  // Timing writes y, so the plan waits for a call that overwrites y (not y += ...).
+  if (p->tune && !accumulate) {
+    p->tune = false;
+    tune(p, &alpha, w, x, y, M, N, K);
+  }
   // A candidate refused at run time (NOT_SUPPORTED) is skipped from then on.
   for (; p->next < p->algos.size(); ++p->next) {
     const cublasStatus_t st = cublasLtMatmul(handle_, p->desc, &alpha, w, p->a, x, p->b, &beta, y, p->d,
                                              y, p->d, &p->algos[p->next], workspace_, workspace_bytes_, stream_);
     if (st == CUBLAS_STATUS_SUCCESS) return true;
-    if (std::getenv("RAYLIGHT_GEMM_DEBUG"))
+    if (debug_)
       std::fprintf(stderr, "gemm M%lld N%lld K%lld: algo %zu refused with status %d\n", (long long)M,
                    (long long)N, (long long)K, p->next, int(st));
     if (st != CUBLAS_STATUS_NOT_SUPPORTED && st != CUBLAS_STATUS_INVALID_VALUE) RL_CUBLAS(st);
   }
   return false;
+}
+
+// Each candidate: one untimed run (a refused one is dropped), then kTuneRuns runs between two
+// events on the stream. A stream being captured into a graph cannot be timed: order kept.
+void Gemm::tune(Plan* p, const float* alpha, const void* w, const void* x, void* y, int64_t M, int64_t N,
+                int64_t K) {
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  RL_CUDA(cudaStreamIsCapturing(stream_, &capture));
+  if (capture != cudaStreamCaptureStatusNone) return;
+  cudaEvent_t start, stop;
+  RL_CUDA(cudaEventCreate(&start));
+  RL_CUDA(cudaEventCreate(&stop));
+  const float beta = 0.f;
+  std::vector<std::pair<float, cublasLtMatmulAlgo_t>> timed;
+  float heuristic_first = -1;  // the heuristic's own choice, for the debug line
+  auto matmul = [&](const cublasLtMatmulAlgo_t& algo) {
+    return cublasLtMatmul(handle_, p->desc, alpha, w, p->a, x, p->b, &beta, y, p->d, y, p->d, &algo, workspace_,
+                          workspace_bytes_, stream_);
+  };
+  try {
+    for (size_t i = 0; i < p->algos.size(); ++i) {
+      const cublasStatus_t st = matmul(p->algos[i]);
+      if (st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE) continue;
+      RL_CUBLAS(st);
+      RL_CUDA(cudaEventRecord(start, stream_));
+      for (int r = 0; r < kTuneRuns; ++r) RL_CUBLAS(matmul(p->algos[i]));
+      RL_CUDA(cudaEventRecord(stop, stream_));
+      RL_CUDA(cudaEventSynchronize(stop));
+      float ms = 0;
+      RL_CUDA(cudaEventElapsedTime(&ms, start, stop));
+      timed.emplace_back(ms / kTuneRuns, p->algos[i]);
+      if (i == 0) heuristic_first = ms / kTuneRuns;
+      if (debug_)
+        std::fprintf(stderr, "gemm tune M%lld N%lld K%lld: candidate %zu %.3f ms\n", (long long)M, (long long)N,
+                     (long long)K, i, ms / kTuneRuns);
+    }
+  } catch (...) {
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    throw;
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  if (timed.empty()) return;  // every candidate refused: run() reports it as before
+  // Fastest first; the heuristic's order breaks ties (stable sort over its order).
+  std::stable_sort(timed.begin(), timed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  if (debug_) {
+    const double tflops = 2.0 * M * N * K / (timed.front().first * 1e-3) / 1e12;
+    std::fprintf(stderr, "gemm tune M%lld N%lld K%lld: kept %.3f ms (%.0f TFLOP/s) of %zu timed; heuristic's first %.3f ms\n",
+                 (long long)M, (long long)N, (long long)K, timed.front().first, tflops, timed.size(),
+                 heuristic_first);
+  }
+  p->algos.clear();
+  for (const auto& t : timed) p->algos.push_back(t.second);
+  p->next = 0;
 }
 
 }  // namespace raylight::cuda

@@ -3,7 +3,11 @@
 // scale is folded into alpha (the activation then is fp8 too, with its scale read from
 // device memory, so nothing synchronises). Bias and GELU run in cuBLASLt's epilogue.
 // Plans (descriptors + the heuristic's algorithm) are cached per shape, types, epilogue and
-// pointer alignment, so the heuristic runs once per distinct product.
+// pointer alignment, so the heuristic runs once per distinct product. A large product's plan
+// (M*N*K >= 2^32) times the heuristic's candidates (up to 16) on its first call's operands
+// and keeps the fastest: the heuristic's first choice is not always the fastest kernel.
+// RAYLIGHT_GEMM_TUNE=0 takes the heuristic's order as it is; RAYLIGHT_GEMM_DEBUG prints plans
+// and each timed candidate. Plans are made on first use (the first forward), not at load.
 #pragma once
 
 #include <cublasLt.h>
@@ -39,12 +43,17 @@ class Gemm {
   struct Plan;
   using Key = std::tuple<int64_t, int64_t, int64_t, int, int, int, bool, int, int, int, int, bool, int64_t>;
   Plan* plan(const Key& key);
+  // Times each candidate of p on these operands (y is overwritten: never an accumulating
+  // product) and moves the fastest to the front.
+  void tune(Plan* p, const float* alpha, const void* w, const void* x, void* y, int64_t M, int64_t N, int64_t K);
 
   cudaStream_t stream_;
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
   float* one_ = nullptr;  // device 1.0f: the weight's scale pointer (its scale rides in alpha)
   size_t workspace_bytes_ = 64u << 20;
+  bool tune_ = true;   // RAYLIGHT_GEMM_TUNE (default on)
+  bool debug_ = false; // RAYLIGHT_GEMM_DEBUG
   std::map<Key, std::unique_ptr<Plan>> plans_;
 };
 

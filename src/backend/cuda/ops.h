@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "backend/cuda/context.h"
 
@@ -13,6 +14,8 @@ Tensor linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b);
 Tensor linear_gelu_tanh(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b);
 // linear of [a | b] as two products, the second accumulating (beta 1) over w's columns.
 Tensor linear_pair(Context& ctx, const Tensor& a, const Tensor& b, const Tensor& w, const Tensor& bias);
+// Products over one x with one fp8 quantisation of it (Backend::linears).
+std::vector<Tensor> linears(Context& ctx, const Tensor& x, const std::vector<LinearTerm>& terms);
 
 // ops_pointwise.cpp: activations, adds, the DiT's modulation.
 Tensor gelu_tanh(Context& ctx, const Tensor& x);

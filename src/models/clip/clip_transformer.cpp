@@ -1,6 +1,7 @@
 #include "models/clip/clip_transformer.h"
 
 #include <cmath>
+#include <vector>
 
 #include "core/error.h"
 
@@ -12,9 +13,11 @@ Tensor clip_layer(Backend& ops, WeightStore& w, const ClipConfig& c, int64_t i, 
   auto get = [&](const std::string& rest) { return w.get(c.layer(i, rest)); };
   w.begin_block(static_cast<int>(i));
   Tensor h = ops.layer_norm(x_in, get("layer_norm1.weight"), get("layer_norm1.bias"), c.eps);
-  Tensor q = ops.linear(h, get("self_attn.q_proj.weight"), get("self_attn.q_proj.bias")).reshape(heads);
-  Tensor k = ops.linear(h, get("self_attn.k_proj.weight"), get("self_attn.k_proj.bias")).reshape(heads);
-  Tensor v = ops.linear(h, get("self_attn.v_proj.weight"), get("self_attn.v_proj.bias")).reshape(heads);
+  // One product call for q, k and v (a GPU quantises h once for fp8 weights).
+  const std::vector<Tensor> qkv = ops.linears(h, {{get("self_attn.q_proj.weight"), get("self_attn.q_proj.bias")},
+                                                  {get("self_attn.k_proj.weight"), get("self_attn.k_proj.bias")},
+                                                  {get("self_attn.v_proj.weight"), get("self_attn.v_proj.bias")}});
+  Tensor q = qkv[0].reshape(heads), k = qkv[1].reshape(heads), v = qkv[2].reshape(heads);
   Tensor a = (causal ? ops.causal_attention(q, k, v) : ops.attention(q, k, v, -1, nullptr)).reshape({L, c.width});
   Tensor x = ops.add(x_in, ops.linear(a, get("self_attn.out_proj.weight"), get("self_attn.out_proj.bias")));
 

@@ -7,6 +7,7 @@
 #include "models/flux/flux_model.h"
 
 #include <cmath>
+#include <utility>
 
 #include "core/error.h"
 #include "models/common/sinusoidal.h"
@@ -106,16 +107,15 @@ void FluxModel::single_block(int index, Tensor& x, const Tensor& silu_vec) {
   auto lr_rows = [&](int64_t r0, int64_t r1) {
     return lr.defined() ? WeightStore::LowRank{lr.down, lr.up.slice_rows(r0, r1)} : lr;
   };
+  // The MLP and q/k/v rows of linear1 over h in one product call (h quantised once for fp8
+  // weights); GELU fused unless a side term must be added before it.
+  std::vector<Tensor> lin1 = ops_.linears(
+      h, {{w1.slice_rows(3 * d, 3 * d + c.mlp_hidden), b1.slice_rows(3 * d, 3 * d + c.mlp_hidden), !lr.defined()},
+          {w1.slice_rows(0, 3 * d), b1.slice_rows(0, 3 * d)}});
   const Tensor mlp =
-      lr.defined()
-          ? ops_.gelu_tanh(add_low_rank(ops_, lr_rows(3 * d, 3 * d + c.mlp_hidden), h,
-                                        ops_.linear(h, w1.slice_rows(3 * d, 3 * d + c.mlp_hidden),
-                                                    b1.slice_rows(3 * d, 3 * d + c.mlp_hidden))))
-          : ops_.linear_gelu_tanh(h, w1.slice_rows(3 * d, 3 * d + c.mlp_hidden),
-                                  b1.slice_rows(3 * d, 3 * d + c.mlp_hidden));
+      lr.defined() ? ops_.gelu_tanh(add_low_rank(ops_, lr_rows(3 * d, 3 * d + c.mlp_hidden), h, lin1[0])) : lin1[0];
   Qkv op = attention_operands(rows);
-  qkv(add_low_rank(ops_, lr_rows(0, 3 * d), h, ops_.linear(h, w1.slice_rows(0, 3 * d), b1.slice_rows(0, 3 * d))),
-      b + "norm", op, 0);
+  qkv(add_low_rank(ops_, lr_rows(0, 3 * d), h, std::exchange(lin1[1], {})), b + "norm", op, 0);
   const Tensor a = attn_.self_attention(op.q, op.k, op.v, QkRope::Applied).reshape({rows, d});
   // linear2 over [attention | mlp] as one product over both (no concatenation), its LoRA's
   // down projection too; x is updated in place (the caller hands it over).

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "core/error.h"
 #include "models/t5/umt5_attention.h"
@@ -95,9 +96,10 @@ Tensor UMT5Encoder::layer(int64_t index, const Tensor& x_in) {
   const Shape heads{L, c.num_heads, c.d_kv};
   weights_->begin_block(static_cast<int>(index));
   Tensor h = ops_.rms_norm(x_in, weight(UMT5Tensor::AttnNorm, index), c.eps);
-  Tensor q = ops_.linear(h, weight(UMT5Tensor::Q, index), {}).reshape(heads);
-  Tensor k = ops_.linear(h, weight(UMT5Tensor::K, index), {}).reshape(heads);
-  Tensor v = ops_.linear(h, weight(UMT5Tensor::V, index), {}).reshape(heads);
+  // Products over one input go together (a GPU quantises it once for fp8 weights).
+  const std::vector<Tensor> qkv = ops_.linears(
+      h, {{weight(UMT5Tensor::Q, index), {}}, {weight(UMT5Tensor::K, index), {}}, {weight(UMT5Tensor::V, index), {}}});
+  Tensor q = qkv[0].reshape(heads), k = qkv[1].reshape(heads), v = qkv[2].reshape(heads);
   const int64_t bias_layer = c.shared_position_bias ? 0 : index;
   Tensor bias = umt5_position_bias(host_weight(c.names.layer(UMT5Tensor::RelativeBias, bias_layer)), L,
                                    c.max_distance);
@@ -105,8 +107,9 @@ Tensor UMT5Encoder::layer(int64_t index, const Tensor& x_in) {
   Tensor x = ops_.add(x_in, ops_.linear(a, weight(UMT5Tensor::O, index), {}));
 
   h = ops_.rms_norm(x, weight(UMT5Tensor::FfnNorm, index), c.eps);
-  Tensor gate = ops_.linear_gelu_tanh(h, weight(UMT5Tensor::FfnGate, index), {});
-  Tensor up = ops_.linear(h, weight(UMT5Tensor::FfnUp, index), {});
+  const std::vector<Tensor> gate_up =
+      ops_.linears(h, {{weight(UMT5Tensor::FfnGate, index), {}, /*gelu_tanh=*/true}, {weight(UMT5Tensor::FfnUp, index), {}}});
+  const Tensor &gate = gate_up[0], &up = gate_up[1];
   x = ops_.add(x, ops_.linear(multiply(gate, up), weight(UMT5Tensor::FfnDown, index), {}));
   weights_->end_block(static_cast<int>(index));
   return x;

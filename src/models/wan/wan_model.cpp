@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "core/error.h"
 #include "models/common/sinusoidal.h"
@@ -40,6 +41,16 @@ Tensor WanModel::linear(const Tensor& x, const std::string& name) {
 
 Tensor WanModel::linear_gelu(const Tensor& x, const std::string& name) {
   return lora_linear_gelu(ops_, weights_, x, name + ".weight", weights_.get(name + ".bias"));
+}
+
+std::vector<Tensor> WanModel::linears(const Tensor& x, const std::string& prefix, const std::vector<std::string>& names) {
+  std::vector<std::string> weight_names;
+  std::vector<Tensor> biases;
+  for (const std::string& n : names) {
+    weight_names.push_back(prefix + n + ".weight");
+    biases.push_back(weights_.get(prefix + n + ".bias"));
+  }
+  return lora_linears(ops_, weights_, x, weight_names, biases);
 }
 
 WanContext WanModel::embed_context(const Tensor& context, const Tensor& clip_fea) {
@@ -96,11 +107,13 @@ Tensor WanModel::self_attention(const std::string& p, const Tensor& x) {
   const Shape heads{x.dim(0), c.num_heads, c.head_dim()};
   // q and k normed over the whole row and turned by the seam's RoPE for these rows, one pass each.
   const Tensor& rope = attn_.rope_table();
-  Tensor q = ops_.norm_rope(linear(x, p + "q"), weights_.get(p + "norm_q.weight"), QkNormSpan::Row, c.eps, rope,
-                            c.num_heads);
-  Tensor k = ops_.norm_rope(linear(x, p + "k"), weights_.get(p + "norm_k.weight"), QkNormSpan::Row, c.eps, rope,
-                            c.num_heads);
-  Tensor v = linear(x, p + "v");
+  // One product call for q, k and v (x quantised once); each raw product is dropped once normed.
+  std::vector<Tensor> qkv = linears(x, p, {"q", "k", "v"});
+  Tensor q = ops_.norm_rope(std::exchange(qkv[0], {}), weights_.get(p + "norm_q.weight"), QkNormSpan::Row, c.eps,
+                            rope, c.num_heads);
+  Tensor k = ops_.norm_rope(std::exchange(qkv[1], {}), weights_.get(p + "norm_k.weight"), QkNormSpan::Row, c.eps,
+                            rope, c.num_heads);
+  const Tensor& v = qkv[2];
   Tensor out = attn_.self_attention(q, k, v.reshape(heads), QkRope::Applied);
   return linear(out.reshape({x.dim(0), c.dim}), p + "o");
 }
@@ -114,12 +127,14 @@ Tensor WanModel::cross_attention(const std::string& p, const Tensor& x, const Wa
   if (c.image_to_video()) {
     Tensor img = ctx.tokens.slice_rows(0, ctx.image_tokens);
     text = ctx.tokens.slice_rows(ctx.image_tokens, ctx.tokens.dim(0));
-    Tensor k_img = ops_.rms_norm(linear(img, p + "k_img"), weights_.get(p + "norm_k_img.weight"), c.eps);
-    Tensor v_img = linear(img, p + "v_img");
+    const std::vector<Tensor> kv_img = linears(img, p, {"k_img", "v_img"});
+    Tensor k_img = ops_.rms_norm(kv_img[0], weights_.get(p + "norm_k_img.weight"), c.eps);
+    const Tensor& v_img = kv_img[1];
     out = attn_.cross_attention(q, split(k_img), split(v_img));
   }
-  Tensor k = ops_.rms_norm(linear(text, p + "k"), weights_.get(p + "norm_k.weight"), c.eps);
-  Tensor v = linear(text, p + "v");
+  const std::vector<Tensor> kv = linears(text, p, {"k", "v"});
+  Tensor k = ops_.rms_norm(kv[0], weights_.get(p + "norm_k.weight"), c.eps);
+  const Tensor& v = kv[1];
   Tensor y = attn_.cross_attention(q, split(k), split(v));
   if (out.defined()) y = ops_.add(y, out);
   return linear(y.reshape({x.dim(0), c.dim}), p + "o");

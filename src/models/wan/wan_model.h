@@ -3,6 +3,8 @@
 // it or where its weights come from.
 #pragma once
 
+#include <vector>
+
 #include "backend/backend.h"
 #include "models/family.h"
 #include "models/wan/wan_config.h"
@@ -75,6 +77,8 @@ class WanModel final : public Denoiser {
   Tensor linear(const Tensor& x, const std::string& name);
   // gelu_tanh(linear(x)), fused where the backend can.
   Tensor linear_gelu(const Tensor& x, const std::string& name);
+  // linear of x by several layers "<prefix><name>" at once (one fp8 quantisation of x).
+  std::vector<Tensor> linears(const Tensor& x, const std::string& prefix, const std::vector<std::string>& names);
 
   WanConfig config_;
   WeightStore& weights_;

@@ -1,5 +1,7 @@
 #include "parallel/lora/lora_linear.h"
 
+#include "core/error.h"
+
 namespace raylight {
 
 Tensor add_low_rank(Backend& ops, const WeightStore::LowRank& lr, const Tensor& x, const Tensor& y) {
@@ -11,6 +13,26 @@ Tensor add_low_rank(Backend& ops, const WeightStore::LowRank& lr, const Tensor& 
 Tensor lora_linear(Backend& ops, WeightStore& weights, const Tensor& x, const std::string& weight, const Tensor& bias) {
   const Tensor y = ops.linear(x, weights.get(weight), bias);
   return add_low_rank(ops, weights.low_rank(weight), x, y);
+}
+
+std::vector<Tensor> lora_linears(Backend& ops, WeightStore& weights, const Tensor& x,
+                                 const std::vector<std::string>& weight_names, const std::vector<Tensor>& biases) {
+  if (biases.size() != weight_names.size())
+    fail("lora_linears: ", weight_names.size(), " weights but ", biases.size(), " biases");
+  std::vector<LinearTerm> terms;
+  std::vector<WeightStore::LowRank> lrs;
+  std::vector<LinearTerm> downs;
+  for (size_t i = 0; i < weight_names.size(); ++i) {
+    terms.push_back({weights.get(weight_names[i]), biases[i]});
+    lrs.push_back(weights.low_rank(weight_names[i]));
+    if (lrs.back().defined()) downs.push_back({lrs.back().down, Tensor()});
+  }
+  std::vector<Tensor> y = ops.linears(x, terms);
+  if (downs.empty()) return y;
+  const std::vector<Tensor> t = ops.linears(x, downs);
+  for (size_t i = 0, j = 0; i < y.size(); ++i)
+    if (lrs[i].defined()) y[i] = ops.add(y[i], ops.linear(t[j++], lrs[i].up, Tensor()));
+  return y;
 }
 
 Tensor lora_linear_gelu(Backend& ops, WeightStore& weights, const Tensor& x, const std::string& weight,

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "backend/backend.h"
 #include "parallel/weight_store.h"
@@ -16,6 +17,11 @@ namespace raylight {
 Tensor add_low_rank(Backend& ops, const WeightStore::LowRank& lr, const Tensor& x, const Tensor& y);
 // Backend::linear with the store's side term for `weight` (the layer's "<name>.weight").
 Tensor lora_linear(Backend& ops, WeightStore& weights, const Tensor& x, const std::string& weight, const Tensor& bias);
+// lora_linear for several weights over one x (Backend::linears: a GPU quantises x once for
+// all of them), each with its own side term; biases[i] goes with weights[i] (undefined: none).
+// The side terms' down projections share x as well (one linears call).
+std::vector<Tensor> lora_linears(Backend& ops, WeightStore& weights, const Tensor& x,
+                                 const std::vector<std::string>& weight_names, const std::vector<Tensor>& biases);
 // gelu_tanh of the same (fused by the backend when there is no side term).
 Tensor lora_linear_gelu(Backend& ops, WeightStore& weights, const Tensor& x, const std::string& weight,
                         const Tensor& bias);
