@@ -147,7 +147,8 @@ void linear_pair_cases(std::vector<OpCase>& cs) {
 // Several products over one input (linears: a GPU quantises x once for every fp8 weight).
 // Each term: N outputs, fp8 or bf16 weight, bias, GELU. Wan's q/k/v (three fp8 products with
 // bias), T5's gelu gate beside its up product, mixed weight dtypes, an fp8 weight whose N is
-// off cuBLASLt's fp8 alignment (that one dequantises while the others share the codes).
+// off cuBLASLt's fp8 alignment (that one dequantises while the others share the codes), and
+// products large enough that a GPU times its kernel candidates first (gemm.h).
 struct Term { int64_t N; bool fp8, bias, gelu; };
 
 std::string term_names(const std::vector<Term>& ts) {
@@ -167,6 +168,8 @@ void linears_cases(std::vector<OpCase>& cs) {
       {19, 48, {{8, true, true, false}, {32, true, true, false}}},
       {1, 256, {{96, true, false, true}, {96, false, false, false}}},
       {0, 16, {{8, true, true, false}, {16, false, false, false}}},
+      // M*N*K >= 2^32: a GPU times cuBLASLt's candidates on the first call of each plan.
+      {2048, 1536, {{1536, true, true, false}, {1536, true, true, true}}},
   };
   for (const Group& g : groups) {
     bool any_fp8 = false;

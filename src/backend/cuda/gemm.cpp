@@ -28,6 +28,7 @@ cudaDataType_t cuda_type(DType t) {
 constexpr double kTuneWork = 4294967296.0;  // 2^32
 constexpr int kTuneCandidates = 16, kHeuristicCandidates = 8;
 constexpr int kTuneRuns = 2;  // timed runs per candidate, after one untimed
+constexpr float kTuneMargin = 0.97f;  // another candidate must take under 97 % of the heuristic's time
 
 bool env_off(const char* name) {
   const char* v = std::getenv(name);
@@ -186,7 +187,7 @@ void Gemm::tune(Plan* p, const float* alpha, const void* w, const void* x, void*
   RL_CUDA(cudaEventCreate(&stop));
   const float beta = 0.f;
   std::vector<std::pair<float, cublasLtMatmulAlgo_t>> timed;
-  float heuristic_first = -1;  // the heuristic's own choice, for the debug line
+  float heuristic_first = -1;  // the heuristic's own choice (candidate 0) when it ran
   auto matmul = [&](const cublasLtMatmulAlgo_t& algo) {
     return cublasLtMatmul(handle_, p->desc, alpha, w, p->a, x, p->b, &beta, y, p->d, y, p->d, &algo, workspace_,
                           workspace_bytes_, stream_);
@@ -216,7 +217,12 @@ void Gemm::tune(Plan* p, const float* alpha, const void* w, const void* x, void*
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   if (timed.empty()) return;  // every candidate refused: run() reports it as before
-  // Fastest first; the heuristic's order breaks ties (stable sort over its order).
+  // Fastest first; the heuristic's order breaks ties (stable sort over its order). Its own
+  // first choice stays unless another is clearly faster: timing noise alone should not
+  // switch kernels (and so the last bits of results) from one process to the next.
+  if (heuristic_first > 0)
+    for (auto& t : timed)
+      if (t.first > kTuneMargin * heuristic_first) t.first = std::max(t.first, heuristic_first);
   std::stable_sort(timed.begin(), timed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   if (debug_) {
     const double tflops = 2.0 * M * N * K / (timed.front().first * 1e-3) / 1e12;
