@@ -3,14 +3,15 @@
 # and cross-attention k/v) and cuBLASLt candidate timing at plan creation (issue #19), on one
 # GPU in one call (about 2.5 minutes), logs and a summary under $OUT:
 #   ops      the CUDA op suite's product cases (linears, linear, linear_gelu_tanh,
-#            linear_pair) against the CPU reference
+#            linear_pair) against the CPU reference, and tests/cuda's CudaLinears (linears
+#            bit-equal to the separate products, timed plans, accumulation kept)
 #   forward  raylight bench --model wan-14b --dtype fp8 --attention fp8 at 480x832x81 with
 #            RAYLIGHT_GEMM_TUNE=0 (the heuristic's first kernel) and =1 (the fastest timed
 #            candidate; RAYLIGHT_GEMM_DEBUG lists each plan's candidates and the one kept);
 #            with RAYLIGHT_BASE_BUILD set (a build of main), that binary first as the baseline
 #   720p     (not run by default) the same at 720x1280x81, tune 0 and 1, one timed run each
 # Run from the repo root; binaries in $RAYLIGHT_BUILD (default build-gpu): raylight,
-# raylight_backend_ops_cuda.
+# raylight_backend_ops_cuda, raylight_cuda_tests.
 # Usage: bench/gemm_shared_session.sh [ops] [forward] [720p]   (default: ops forward)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,9 @@ if want ops; then
     >"$out/ops_products.log" 2>&1
   note "op suite, products vs the CPU (linears, linear, linear_gelu_tanh, linear_pair): exit $? $(grep -E '^\[  (PASSED|FAILED)  \]' "$out/ops_products.log" | tr '\n' ' ')"
   grep -E "^\[  FAILED  \]|Failure|relative|Which is" "$out/ops_products.log" | head -20 | tee -a "$out/summary.txt"
+  timeout 60 "$b/raylight_cuda_tests" --gtest_filter='CudaLinears*' >"$out/cuda_linears.log" 2>&1
+  note "CudaLinears (shared codes bit-equal to separate products; timed plans vs the heuristic's and the CPU; accumulate not overwritten): exit $? $(grep -E '^\[  (PASSED|FAILED)  \]' "$out/cuda_linears.log" | tr '\n' ' ')"
+  grep -E "^\[  FAILED  \]|Failure|Which is|Expected" "$out/cuda_linears.log" | head -12 | tee -a "$out/summary.txt"
 fi
 
 # One bench: $1 label, $2 binary folder, $3 RAYLIGHT_GEMM_TUNE, then bench options.
