@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
@@ -186,7 +185,12 @@ void Gemm::tune(Plan* p, const float* alpha, const void* w, const void* x, void*
   RL_CUDA(cudaEventCreate(&start));
   RL_CUDA(cudaEventCreate(&stop));
   const float beta = 0.f;
-  std::vector<std::pair<float, cublasLtMatmulAlgo_t>> timed;
+  struct Timed {
+    float ms;
+    size_t index;  // in the heuristic's order
+    cublasLtMatmulAlgo_t algo;
+  };
+  std::vector<Timed> timed;
   float heuristic_first = -1;  // the heuristic's own choice (candidate 0) when it ran
   auto matmul = [&](const cublasLtMatmulAlgo_t& algo) {
     return cublasLtMatmul(handle_, p->desc, alpha, w, p->a, x, p->b, &beta, y, p->d, y, p->d, &algo, workspace_,
@@ -203,7 +207,7 @@ void Gemm::tune(Plan* p, const float* alpha, const void* w, const void* x, void*
       RL_CUDA(cudaEventSynchronize(stop));
       float ms = 0;
       RL_CUDA(cudaEventElapsedTime(&ms, start, stop));
-      timed.emplace_back(ms / kTuneRuns, p->algos[i]);
+      timed.push_back({ms / kTuneRuns, i, p->algos[i]});
       if (i == 0) heuristic_first = ms / kTuneRuns;
       if (debug_)
         std::fprintf(stderr, "gemm tune M%lld N%lld K%lld: candidate %zu %.3f ms\n", (long long)M, (long long)N,
@@ -222,16 +226,18 @@ void Gemm::tune(Plan* p, const float* alpha, const void* w, const void* x, void*
   // switch kernels (and so the last bits of results) from one process to the next.
   if (heuristic_first > 0)
     for (auto& t : timed)
-      if (t.first > kTuneMargin * heuristic_first) t.first = std::max(t.first, heuristic_first);
-  std::stable_sort(timed.begin(), timed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      if (t.ms > kTuneMargin * heuristic_first) t.ms = std::max(t.ms, heuristic_first);
+  std::stable_sort(timed.begin(), timed.end(), [](const Timed& a, const Timed& b) { return a.ms < b.ms; });
   if (debug_) {
-    const double tflops = 2.0 * M * N * K / (timed.front().first * 1e-3) / 1e12;
-    std::fprintf(stderr, "gemm tune M%lld N%lld K%lld: kept %.3f ms (%.0f TFLOP/s) of %zu timed; heuristic's first %.3f ms\n",
-                 (long long)M, (long long)N, (long long)K, timed.front().first, tflops, timed.size(),
+    const double tflops = 2.0 * M * N * K / (timed.front().ms * 1e-3) / 1e12;
+    std::fprintf(stderr,
+                 "gemm tune M%lld N%lld K%lld: kept candidate %zu, %.3f ms (%.0f TFLOP/s) of %zu timed; heuristic's "
+                 "first %.3f ms\n",
+                 (long long)M, (long long)N, (long long)K, timed.front().index, timed.front().ms, tflops, timed.size(),
                  heuristic_first);
   }
   p->algos.clear();
-  for (const auto& t : timed) p->algos.push_back(t.second);
+  for (const Timed& t : timed) p->algos.push_back(t.algo);
   p->next = 0;
 }
 
