@@ -16,6 +16,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "sampling/noise.h"
+#include "../tensor_compare.h"
 
 using namespace raylight;
 
@@ -26,15 +27,7 @@ Backend& cpu() {
   return *be;
 }
 
-double rel_l2(const Tensor& a, const Tensor& b) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) {
-    const double d = double(a.f32()[i]) - b.f32()[i];
-    num += d * d;
-    den += double(b.f32()[i]) * b.f32()[i];
-  }
-  return std::sqrt(num / den);
-}
+using test::rel_l2;
 
 // Channels 3 and D/2 + 1 of every head scaled by `outlier`.
 Tensor input(Shape s, uint64_t seed, float outlier = 1.0f) {

@@ -13,6 +13,7 @@
 #include "backend/fp8_kv_chunks.h"
 #include "core/error.h"
 #include "sampling/noise.h"
+#include "../tensor_compare.h"
 
 using namespace raylight;
 
@@ -23,15 +24,7 @@ Backend& cpu() {
   return *be;
 }
 
-double rel_l2(const Tensor& a, const Tensor& b) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) {
-    const double d = double(a.f32()[i]) - b.f32()[i];
-    num += d * d;
-    den += double(b.f32()[i]) * b.f32()[i];
-  }
-  return std::sqrt(num / den);
-}
+using test::rel_l2;
 
 bool bitwise_equal(const Tensor& a, const Tensor& b) {
   if (a.shape() != b.shape()) return false;

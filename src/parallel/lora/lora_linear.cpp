@@ -4,10 +4,18 @@
 
 namespace raylight {
 
+namespace {
+
+// y + up(down_x): the side term's second product, given its first.
+Tensor add_up_projection(Backend& ops, const WeightStore::LowRank& lr, const Tensor& down_x, const Tensor& y) {
+  return ops.add(y, ops.linear(down_x, lr.up, Tensor()));
+}
+
+}  // namespace
+
 Tensor add_low_rank(Backend& ops, const WeightStore::LowRank& lr, const Tensor& x, const Tensor& y) {
   if (!lr.defined()) return y;
-  const Tensor t = ops.linear(ops.linear(x, lr.down, Tensor()), lr.up, Tensor());
-  return ops.add(y, t);
+  return add_up_projection(ops, lr, ops.linear(x, lr.down, Tensor()), y);
 }
 
 Tensor lora_linear(Backend& ops, WeightStore& weights, const Tensor& x, const std::string& weight, const Tensor& bias) {
@@ -31,7 +39,7 @@ std::vector<Tensor> lora_linears(Backend& ops, WeightStore& weights, const Tenso
   if (downs.empty()) return y;
   const std::vector<Tensor> t = ops.linears(x, downs);
   for (size_t i = 0, j = 0; i < y.size(); ++i)
-    if (lrs[i].defined()) y[i] = ops.add(y[i], ops.linear(t[j++], lrs[i].up, Tensor()));
+    if (lrs[i].defined()) y[i] = add_up_projection(ops, lrs[i], t[j++], y[i]);
   return y;
 }
 
