@@ -97,17 +97,19 @@ void check_linear(const Backend& be, const Tensor& x, const Tensor& w, const Ten
 
 }  // namespace
 
-Tensor Backend::linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+Tensor Backend::linear(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& x_absmax) {
   check_linear(*this, x, w, b, "linear", true);
+  checks::input_absmax(*this, x_absmax, "linear");
   if (x.dim(0) == 0 || w.dim(0) == 0)
     return x.dtype() == compute_dtype() ? empty({x.dim(0), w.dim(0)}) : empty_f32({x.dim(0), w.dim(0)});
-  return linear_impl(x, w, b);
+  return linear_impl(x, w, b, x_absmax);
 }
 
-Tensor Backend::linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor& b) {
+Tensor Backend::linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& x_absmax) {
   check_linear(*this, x, w, b, "linear_gelu_tanh");
+  checks::input_absmax(*this, x_absmax, "linear_gelu_tanh");
   if (x.dim(0) == 0 || w.dim(0) == 0) return empty({x.dim(0), w.dim(0)});
-  return linear_gelu_tanh_impl(x, w, b);
+  return linear_gelu_tanh_impl(x, w, b, x_absmax);
 }
 
 Tensor Backend::linear_pair(const Tensor& a, const Tensor& b, const Tensor& w, const Tensor& bias) {
@@ -127,9 +129,10 @@ Tensor Backend::linear_pair(const Tensor& a, const Tensor& b, const Tensor& w, c
   return linear_pair_impl(a, b, w, bias);
 }
 
-std::vector<Tensor> Backend::linears(const Tensor& x, const std::vector<LinearTerm>& terms) {
+std::vector<Tensor> Backend::linears(const Tensor& x, const std::vector<LinearTerm>& terms, const Tensor& x_absmax) {
   if (terms.empty()) fail("linears: no weights given");
   for (const LinearTerm& t : terms) check_linear(*this, x, t.w, t.b, "linears");
+  checks::input_absmax(*this, x_absmax, "linears");
   // Terms with no outputs (or an input with no rows) are answered here; the rest go to the
   // backend together, in order.
   std::vector<Tensor> out(terms.size());
@@ -140,16 +143,18 @@ std::vector<Tensor> Backend::linears(const Tensor& x, const std::vector<LinearTe
     else work.push_back(terms[i]), where.push_back(i);
   }
   if (work.empty()) return out;
-  std::vector<Tensor> got = linears_impl(x, work);
+  std::vector<Tensor> got = linears_impl(x, work, x_absmax);
   if (got.size() != work.size()) fail("linears: backend ", name(), " returned ", got.size(), " of ", work.size(), " products");
   for (size_t j = 0; j < work.size(); ++j) out[where[j]] = std::move(got[j]);
   return out;
 }
 
-std::vector<Tensor> Backend::linears_impl(const Tensor& x, const std::vector<LinearTerm>& terms) {
+std::vector<Tensor> Backend::linears_impl(const Tensor& x, const std::vector<LinearTerm>& terms,
+                                          const Tensor& x_absmax) {
   std::vector<Tensor> out;
   out.reserve(terms.size());
-  for (const LinearTerm& t : terms) out.push_back(t.gelu_tanh ? linear_gelu_tanh_impl(x, t.w, t.b) : linear_impl(x, t.w, t.b));
+  for (const LinearTerm& t : terms)
+    out.push_back(t.gelu_tanh ? linear_gelu_tanh_impl(x, t.w, t.b, x_absmax) : linear_impl(x, t.w, t.b, x_absmax));
   return out;
 }
 

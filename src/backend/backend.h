@@ -119,9 +119,14 @@ class Backend : public DitOps, public T5Ops, public VaeOps {
   Tensor concat_columns(const Tensor& a, const Tensor& b);
   // y = x W^T + b; x [M, K], w [N, K] (PyTorch Linear layout), b [N] or undefined. (The
   // q/k/v biases of Qwen and CLIP are this bias: no op of their own.)
-  Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
+  // x_absmax (here and in linear_gelu_tanh, linears): undefined, or max |x| over x as stored,
+  // fp32 with one element on this device, as a norm writes it for its output (dit_ops.h's
+  // `absmax`). A GPU's fp8 product then quantises x by it instead of measuring x in a pass
+  // of its own (the same codes: the caller owes the exact value); bf16 weights and the CPU
+  // ignore it. Its shape, dtype and device are checked.
+  Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& x_absmax = {});
   // gelu_tanh(linear(x, w, b)): the FFN's first product with its activation.
-  Tensor linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor& b);
+  Tensor linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& x_absmax = {});
   // linear(concat_columns(a, b), w, bias) without the concatenation: a [M, Ka] beside
   // b [M, Kb] times w [N, Ka + Kb] (Flux's single blocks: [attention | gelu(mlp)] through
   // linear2). A GPU may round the first half's partial sum to the compute dtype.
@@ -129,7 +134,7 @@ class Backend : public DitOps, public T5Ops, public VaeOps {
   // Several products over one input: out[i] = linear (or linear_gelu_tanh) of x by terms[i],
   // exactly those ops' results. A GPU quantises x once for all its fp8 weights (a block's
   // q, k and v read one input) instead of once per product. x in the compute dtype.
-  std::vector<Tensor> linears(const Tensor& x, const std::vector<LinearTerm>& terms);
+  std::vector<Tensor> linears(const Tensor& x, const std::vector<LinearTerm>& terms, const Tensor& x_absmax = {});
   // Normalises each row of x [.., D]; weight/bias [D] or undefined.
   Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
   Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
@@ -176,12 +181,14 @@ class Backend : public DitOps, public T5Ops, public VaeOps {
   virtual Tensor concat_columns_impl(const Tensor& a, const Tensor& b) = 0;
   virtual Tensor to_f32_impl(const Tensor& x);
   virtual Tensor upload_f32_impl(const Tensor& host);
-  virtual Tensor linear_impl(const Tensor& x, const Tensor& w, const Tensor& b) = 0;
-  virtual Tensor linear_gelu_tanh_impl(const Tensor& x, const Tensor& w, const Tensor& b) = 0;
+  // x_absmax: checked (undefined, or fp32 [1] on the device); the caller owes its value.
+  virtual Tensor linear_impl(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& x_absmax) = 0;
+  virtual Tensor linear_gelu_tanh_impl(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& x_absmax) = 0;
   virtual Tensor linear_pair_impl(const Tensor& a, const Tensor& b, const Tensor& w, const Tensor& bias) = 0;
   // Default: each term through linear_impl / linear_gelu_tanh_impl (the CPU reference).
   // Terms with no rows or no outputs never reach it.
-  virtual std::vector<Tensor> linears_impl(const Tensor& x, const std::vector<LinearTerm>& terms);
+  virtual std::vector<Tensor> linears_impl(const Tensor& x, const std::vector<LinearTerm>& terms,
+                                           const Tensor& x_absmax);
   virtual Tensor layer_norm_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) = 0;
   virtual Tensor rms_norm_impl(const Tensor& x, const Tensor& weight, float eps) = 0;
   virtual void add_gated_impl(Tensor& x, const Tensor& y, const Tensor& gate) = 0;

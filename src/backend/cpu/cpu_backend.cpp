@@ -29,8 +29,11 @@ class CpuBackend final : public Backend, public Fp8AttentionOps {
   Tensor copy_impl(const Tensor& x) override { return x.clone(); }
   Tensor concat_rows_impl(const Tensor& a, const Tensor& b) override { return cpu::concat_rows(a, b); }
   Tensor concat_columns_impl(const Tensor& a, const Tensor& b) override { return cpu::concat_columns(a, b); }
-  Tensor linear_impl(const Tensor& x, const Tensor& w, const Tensor& b) override { return cpu::linear(x, w, b); }
-  Tensor linear_gelu_tanh_impl(const Tensor& x, const Tensor& w, const Tensor& b) override {
+  // Products are fp32 here: an input's absmax has nothing to save.
+  Tensor linear_impl(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& /*x_absmax*/) override {
+    return cpu::linear(x, w, b);
+  }
+  Tensor linear_gelu_tanh_impl(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& /*x_absmax*/) override {
     return cpu::gelu_tanh(cpu::linear(x, w, b));
   }
   Tensor linear_pair_impl(const Tensor& a, const Tensor& b, const Tensor& w, const Tensor& bias) override {
@@ -62,17 +65,21 @@ class CpuBackend final : public Backend, public Fp8AttentionOps {
   Tensor modulate_impl(const Tensor& x, const Tensor& shift, const Tensor& scale) override {
     return cpu::modulate(x, shift, scale);
   }
-  // Activations are fp32 here, so f32_out changes nothing.
+  // Activations are fp32 here, so f32_out changes nothing; the absmax is the fp32 result's.
   Tensor layer_norm_modulate_impl(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
-                                  bool /*f32_out*/) override {
-    return cpu::modulate(cpu::layer_norm(x, {}, {}, eps), shift, scale);
+                                  bool /*f32_out*/, Tensor* absmax) override {
+    Tensor out = cpu::modulate(cpu::layer_norm(x, {}, {}, eps), shift, scale);
+    if (absmax) *absmax = cpu::absmax(out);
+    return out;
   }
   // The two ops it fuses, in order (bit for bit their results).
   Tensor add_gated_layer_norm_impl(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& w, const Tensor& b,
-                                   const Tensor& shift, const Tensor& scale, float eps) override {
+                                   const Tensor& shift, const Tensor& scale, float eps, Tensor* absmax) override {
     cpu::add_gated(x, y, gate);
     const Tensor n = cpu::layer_norm(x, w, b, eps);
-    return shift.defined() ? cpu::modulate(n, shift, scale) : n;
+    Tensor out = shift.defined() ? cpu::modulate(n, shift, scale) : n;
+    if (absmax) *absmax = cpu::absmax(out);
+    return out;
   }
   Tensor patchify_impl(const Tensor& x, PatchSize p) override { return cpu::patchify(x, p); }
   void qkv_norm_rope_impl(const Tensor& qkv, const Tensor& qw, const Tensor& kw, QkNormSpan span, float eps,

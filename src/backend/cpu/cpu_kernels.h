@@ -16,6 +16,8 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, flo
 Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
 Tensor modulate(const Tensor& x, const Tensor& shift, const Tensor& scale);
 void add_gated(Tensor& x, const Tensor& y, const Tensor& gate);
+// max |x| over every element as fp32 [1] (NaN skipped; 0 for none): a norm's absmax output.
+Tensor absmax(const Tensor& x);
 Tensor gelu_tanh(const Tensor& x);
 Tensor gelu_erf(const Tensor& x);
 Tensor silu(const Tensor& x);

@@ -76,4 +76,13 @@ void add_gated(Tensor& x, const Tensor& y, const Tensor& gate) {
   });
 }
 
+Tensor absmax(const Tensor& x) {
+  const float* p = x.f32();
+  float m = 0.0f;
+  for (int64_t i = 0; i < x.numel(); ++i) m = std::fmax(m, std::fabs(p[i]));  // fmax skips NaN, as fmaxf does
+  Tensor out = Tensor::empty({1});
+  out.f32()[0] = m;
+  return out;
+}
+
 }  // namespace raylight::cpu

@@ -143,15 +143,18 @@ class CudaBackendImpl final : public CudaBackend, public Fp8AttentionOps {
   Tensor copy_impl(const Tensor& x) override { return op::copy(ctx_, x); }
   Tensor concat_rows_impl(const Tensor& a, const Tensor& b) override { return op::concat_rows(ctx_, a, b); }
   Tensor concat_columns_impl(const Tensor& a, const Tensor& b) override { return op::concat_columns(ctx_, a, b); }
-  Tensor linear_impl(const Tensor& x, const Tensor& w, const Tensor& b) override { return op::linear(ctx_, x, w, b); }
-  Tensor linear_gelu_tanh_impl(const Tensor& x, const Tensor& w, const Tensor& b) override {
-    return op::linear_gelu_tanh(ctx_, x, w, b);
+  Tensor linear_impl(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& x_absmax) override {
+    return op::linear(ctx_, x, w, b, x_absmax);
+  }
+  Tensor linear_gelu_tanh_impl(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& x_absmax) override {
+    return op::linear_gelu_tanh(ctx_, x, w, b, x_absmax);
   }
   Tensor linear_pair_impl(const Tensor& a, const Tensor& b, const Tensor& w, const Tensor& bias) override {
     return op::linear_pair(ctx_, a, b, w, bias);
   }
-  std::vector<Tensor> linears_impl(const Tensor& x, const std::vector<LinearTerm>& terms) override {
-    return op::linears(ctx_, x, terms);
+  std::vector<Tensor> linears_impl(const Tensor& x, const std::vector<LinearTerm>& terms,
+                                   const Tensor& x_absmax) override {
+    return op::linears(ctx_, x, terms, x_absmax);
   }
   Tensor layer_norm_impl(const Tensor& x, const Tensor& w, const Tensor& b, float eps) override {
     return op::layer_norm(ctx_, x, w, b, eps);
@@ -178,12 +181,12 @@ class CudaBackendImpl final : public CudaBackend, public Fp8AttentionOps {
     return op::modulate(ctx_, x, shift, scale);
   }
   Tensor layer_norm_modulate_impl(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
-                                  bool f32_out) override {
-    return op::layer_norm_modulate(ctx_, x, shift, scale, eps, f32_out);
+                                  bool f32_out, Tensor* absmax) override {
+    return op::layer_norm_modulate(ctx_, x, shift, scale, eps, f32_out, absmax);
   }
   Tensor add_gated_layer_norm_impl(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& w, const Tensor& b,
-                                   const Tensor& shift, const Tensor& scale, float eps) override {
-    return op::add_gated_layer_norm(ctx_, x, y, gate, w, b, shift, scale, eps);
+                                   const Tensor& shift, const Tensor& scale, float eps, Tensor* absmax) override {
+    return op::add_gated_layer_norm(ctx_, x, y, gate, w, b, shift, scale, eps, absmax);
   }
   Tensor patchify_impl(const Tensor& x, PatchSize p) override { return op::patchify(ctx_, x, p); }
   void qkv_norm_rope_impl(const Tensor& qkv, const Tensor& qw, const Tensor& kw, QkNormSpan span, float eps,

@@ -49,14 +49,15 @@ void swiglu(const bf16* gate, const bf16* up, bf16* y, int64_t n, cudaStream_t s
 // is bf16, or fp32 when y_f32 (then x and the modulation must be fp32 too).
 // With add.y: x += add.y * add.gate first (gate null: a plain add; gate of the modulation's
 // dtype), written back to x, and the updated rows normed: a gated residual and the next norm
-// in one pass.
+// in one pass. With amax: *amax = max |y| over y as stored (zeroed here first; NaN skipped,
+// as absmax() does), so the fp8 product over y needs no absmax pass of its own.
 struct ResidualAdd {
   const bf16* y = nullptr;
   const void* gate = nullptr;
 };
 void row_norm(const void* x, bool x_f32, const bf16* weight, const bf16* bias, const void* shift,
               const void* scale, bool mod_f32, void* y, bool y_f32, int64_t rows, int64_t cols, float eps, bool rms,
-              cudaStream_t s, ResidualAdd add = {});
+              cudaStream_t s, ResidualAdd add = {}, float* amax = nullptr);
 
 // --- qk_norm_rope.cu -----------------------------------------------------------------
 // Source rows of q, k and v (k and v may be null), `stride` elements apart.

@@ -15,13 +15,23 @@
 namespace raylight::cuda {
 namespace {
 
+// v as a Y stores it (bf16: rounded to nearest, as store_v rounds).
+template <typename Y>
+__device__ __forceinline__ float stored_as(float v) {
+  if constexpr (std::is_same_v<Y, float>) return v;
+  else return __bfloat162float(__float2bfloat16_rn(v));
+}
+
 // With add_y: x += add_y * add_gate first (gate null: a plain add), the updated row written
 // back to x (rounded to X, and normed as rounded, as add_gated then the norm would).
+// With amax: the row's max |y| as stored, one atomicMax per block on the float's bits
+// (non-negative floats order like their bits as ints) into *amax, zeroed by the launcher.
 template <int V, typename X, typename M, typename Y>
 __global__ void row_norm_kernel(const X* x, const bf16* __restrict__ w,
                                 const bf16* __restrict__ b, const M* __restrict__ shift,
                                 const M* __restrict__ scale, Y* __restrict__ y, int cols,
-                                float eps, bool rms, const bf16* __restrict__ add_y, const M* __restrict__ add_gate) {
+                                float eps, bool rms, const bf16* __restrict__ add_y, const M* __restrict__ add_gate,
+                                float* __restrict__ amax) {
   extern __shared__ float row[];
   __shared__ float scratch[32];
   const int64_t r = blockIdx.x;
@@ -56,6 +66,7 @@ __global__ void row_norm_kernel(const X* x, const bf16* __restrict__ w,
     }
   const float inv = rsqrtf(block_sum(ss, scratch) / cols + eps);
   Y* yr = y + r * cols;
+  float m = 0.f;  // max |y| as stored over this thread's columns (amax only)
   for (int c = threadIdx.x * V; c < cols; c += blockDim.x * V) {
     float o[V], t[V];
 #pragma unroll
@@ -81,6 +92,14 @@ __global__ void row_norm_kernel(const X* x, const bf16* __restrict__ w,
       for (int j = 0; j < V; ++j) o[j] += t[j];
     }
     store_v<V>(yr + c, o);
+    if (amax) {
+#pragma unroll
+      for (int j = 0; j < V; ++j) m = fmaxf(m, fabsf(stored_as<Y>(o[j])));
+    }
+  }
+  if (amax) {  // the same for every thread of the block, so its barriers are safe
+    m = block_max(m, scratch);
+    if (threadIdx.x == 0) atomicMax(reinterpret_cast<int*>(amax), __float_as_int(m));
   }
 }
 
@@ -89,7 +108,7 @@ bool al16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 template <int V, typename X, typename M, typename Y>
 void launch_row_norm(const X* x, const bf16* weight, const bf16* bias, const M* shift, const M* scale, Y* y,
                      int64_t rows, int64_t cols, float eps, bool rms, const bf16* add_y, const M* add_gate,
-                     cudaStream_t s) {
+                     float* amax, cudaStream_t s) {
   const int threads = static_cast<int>(std::clamp<int64_t>((cols / V + 31) / 32 * 32, 32, 256));
   const size_t smem = static_cast<size_t>(cols) * sizeof(float);
   if (smem > 48 * 1024) {
@@ -101,13 +120,14 @@ void launch_row_norm(const X* x, const bf16* weight, const bf16* bias, const M* 
     }
   }
   row_norm_kernel<V, X, M, Y><<<rows, threads, smem, s>>>(x, weight, bias, shift, scale, y, static_cast<int>(cols),
-                                                        eps, rms, add_y, add_gate);
+                                                        eps, rms, add_y, add_gate, amax);
   RL_CUDA_LAUNCH();
 }
 
 template <typename X, typename M, typename Y>
 void row_norm_typed(const void* xv, const bf16* weight, const bf16* bias, const void* shiftv, const void* scalev,
-                    void* yv, int64_t rows, int64_t cols, float eps, bool rms, ResidualAdd add, cudaStream_t s) {
+                    void* yv, int64_t rows, int64_t cols, float eps, bool rms, ResidualAdd add, float* amax,
+                    cudaStream_t s) {
   const X* x = static_cast<const X*>(xv);
   Y* y = static_cast<Y*>(yv);
   const M* shift = static_cast<const M*>(shiftv);
@@ -116,27 +136,28 @@ void row_norm_typed(const void* xv, const bf16* weight, const bf16* bias, const 
   const bool vec = cols % 8 == 0 && al16(x) && al16(y) && (!weight || al16(weight)) && (!bias || al16(bias)) &&
                    (!shift || al16(shift)) && (!scale || al16(scale)) && (!add.y || al16(add.y)) &&
                    (!gate || al16(gate));
-  if (vec) launch_row_norm<8>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add.y, gate, s);
-  else launch_row_norm<1>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add.y, gate, s);
+  if (vec) launch_row_norm<8>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add.y, gate, amax, s);
+  else launch_row_norm<1>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add.y, gate, amax, s);
 }
 
 }  // namespace
 
 void row_norm(const void* x, bool x_f32, const bf16* weight, const bf16* bias, const void* shift,
               const void* scale, bool mod_f32, void* y, bool y_f32, int64_t rows, int64_t cols, float eps, bool rms,
-              cudaStream_t s, ResidualAdd add) {
+              cudaStream_t s, ResidualAdd add, float* amax) {
+  if (amax) RL_CUDA(cudaMemsetAsync(amax, 0, sizeof(float), s));
   if (rows == 0) return;
   // Every combination the ops use: bf16 throughout; an fp32 residual row and/or fp32
   // modulation into the bf16 operand of a product; all fp32 for a head computed in fp32.
   if (y_f32) {
     if (!x_f32 || (!mod_f32 && (shift || scale))) fail("row_norm: an fp32 result needs fp32 operands");
-    row_norm_typed<float, float, float>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add, s);
+    row_norm_typed<float, float, float>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add, amax, s);
   } else if (x_f32) {
-    if (mod_f32) row_norm_typed<float, float, bf16>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add, s);
-    else row_norm_typed<float, bf16, bf16>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add, s);
+    if (mod_f32) row_norm_typed<float, float, bf16>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add, amax, s);
+    else row_norm_typed<float, bf16, bf16>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add, amax, s);
   } else {
-    if (mod_f32) row_norm_typed<bf16, float, bf16>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add, s);
-    else row_norm_typed<bf16, bf16, bf16>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add, s);
+    if (mod_f32) row_norm_typed<bf16, float, bf16>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add, amax, s);
+    else row_norm_typed<bf16, bf16, bf16>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add, amax, s);
   }
 }
 

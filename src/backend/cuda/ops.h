@@ -10,12 +10,15 @@
 namespace raylight::cuda::op {
 
 // ops_matmul.cpp: cuBLASLt products (bf16 or fp8 weights), GELU fused in the epilogue.
-Tensor linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b);
-Tensor linear_gelu_tanh(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b);
+// x_absmax (undefined or fp32 [1]): max |x|, so an fp8 product quantises x without a pass
+// of its own measuring it.
+Tensor linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& x_absmax);
+Tensor linear_gelu_tanh(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& x_absmax);
 // linear of [a | b] as two products, the second accumulating (beta 1) over w's columns.
 Tensor linear_pair(Context& ctx, const Tensor& a, const Tensor& b, const Tensor& w, const Tensor& bias);
 // Products over one x with one fp8 quantisation of it (Backend::linears).
-std::vector<Tensor> linears(Context& ctx, const Tensor& x, const std::vector<LinearTerm>& terms);
+std::vector<Tensor> linears(Context& ctx, const Tensor& x, const std::vector<LinearTerm>& terms,
+                            const Tensor& x_absmax);
 
 // ops_pointwise.cpp: activations, adds, the DiT's modulation.
 Tensor gelu_tanh(Context& ctx, const Tensor& x);
@@ -27,14 +30,15 @@ Tensor add(Context& ctx, const Tensor& a, const Tensor& b);
 void add_gated(Context& ctx, Tensor& x, const Tensor& y, const Tensor& gate);
 Tensor modulate(Context& ctx, const Tensor& x, const Tensor& shift, const Tensor& scale);
 
-// ops_norm.cpp: row norms (LayerNorm, RMSNorm, LayerNorm fused with the DiT's modulation).
+// ops_norm.cpp: row norms (LayerNorm, RMSNorm, LayerNorm fused with the DiT's modulation);
+// absmax (null or set): max |result| as stored, fp32 [1], written by the norm's kernel.
 Tensor layer_norm(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b, float eps);
 Tensor rms_norm(Context& ctx, const Tensor& x, const Tensor& w, float eps);
 Tensor layer_norm_modulate(Context& ctx, const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
-                           bool f32_out);
+                           bool f32_out, Tensor* absmax);
 // x += y * gate, then LayerNorm (affine, modulation) of the updated rows in one pass.
 Tensor add_gated_layer_norm(Context& ctx, Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& w,
-                            const Tensor& b, const Tensor& shift, const Tensor& scale, float eps);
+                            const Tensor& b, const Tensor& shift, const Tensor& scale, float eps, Tensor* absmax);
 // q/k RMSNorm + RoPE (+ the q/k/v split of a fused product), qk_norm_rope.cu.
 void qkv_norm_rope(Context& ctx, const Tensor& qkv, const Tensor& q_w, const Tensor& k_w, QkNormSpan span, float eps,
                    const Tensor& table, Tensor& q, Tensor& k, Tensor& v, int64_t row0);

@@ -14,31 +14,36 @@ namespace {
 // it (Backend::linears: a block's q, k and v).
 struct Fp8Input {
   Tensor codes;   // [M, K] e4m3
-  Tensor scales;  // amax at [0], the activation's scale at [4]: each on its own 16 bytes.
+  Tensor scales;  // amax at [0] (when measured here), the activation's scale at [4]: each on its own 16 bytes.
                   // cuBLASLt (13.x, H200) refuses every fp8 algorithm with NOT_SUPPORTED when
                   // a scale pointer is only 4-byte aligned, as the scale at [1] was (tests/cuda
                   // CudaProbe.Fp8GemmVariants).
   const float* scale() const { return scales.data<float>() + 4; }
 };
 
-// x quantised per tensor into *q, unless an earlier product did so already.
-const Fp8Input& quantised(Context& ctx, const Tensor& x, Fp8Input& q) {
+// x quantised per tensor into *q, unless an earlier product did so already. x_absmax: max |x|
+// given by the norm that wrote x (fp32 [1]), so x is read once here instead of twice;
+// undefined: measured here.
+const Fp8Input& quantised(Context& ctx, const Tensor& x, const Tensor& x_absmax, Fp8Input& q) {
   if (q.codes.defined()) return q;
   const int64_t n = x.numel();
   q.codes = ctx.alloc(x.shape(), DType::F8E4M3);
   q.scales = ctx.alloc({8}, DType::F32);
-  float* amax = q.scales.data<float>();
-  absmax(bp(x), n, amax, ctx.stream);
-  quantize_e4m3(bp(x), n, amax, q.codes.data<uint8_t>(), amax + 4, ctx.stream);
+  float* own = q.scales.data<float>();
+  if (!x_absmax.defined()) absmax(bp(x), n, own, ctx.stream);
+  const float* amax = x_absmax.defined() ? x_absmax.data<float>() : own;
+  quantize_e4m3(bp(x), n, amax, q.codes.data<uint8_t>(), own + 4, ctx.stream);
   return q;
 }
 
 // *out = x w^T (+ b), or with `accumulate` *out += x w^T: w's columns [k0, k0 + K) when x
 // has K < w.dim(1) columns (a product over part of a weight's inputs, rows of the weight still
 // w.dim(1) apart). `shared`: x's fp8 codes when several products read x (made on first use);
-// null: made here for this product alone. False when cuBLASLt has no algorithm.
+// null: made here for this product alone. x_absmax: as quantised() takes it. False when
+// cuBLASLt has no algorithm.
 bool try_linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b, Epilogue ep, Tensor* out,
-                const char* name, int64_t k0 = 0, bool accumulate = false, Fp8Input* shared = nullptr) {
+                const char* name, int64_t k0 = 0, bool accumulate = false, Fp8Input* shared = nullptr,
+                const Tensor& x_absmax = {}) {
   const int64_t M = x.dim(0), K = x.dim(1), N = w.dim(0), ldw = w.dim(1);
   const bf16* bias = b.defined() ? bp(b) : nullptr;
   Context::Scope s(ctx, kMatmul, 2.0 * M * N * K, name);
@@ -50,7 +55,7 @@ bool try_linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b,
   } else {
     if (ctx.opt.fp8_gemm && K % 16 == 0 && N % 16 == 0 && ldw % 16 == 0 && k0 % 16 == 0) {
       Fp8Input own;
-      const Fp8Input& xq = quantised(ctx, x, shared ? *shared : own);
+      const Fp8Input& xq = quantised(ctx, x, x_absmax, shared ? *shared : own);
       ok = ctx.gemm->run(xq.codes.raw(), DType::F8E4M3, xq.scale(), static_cast<const uint8_t*>(w.raw()) + k0,
                          DType::F8E4M3, w.scale(), bias, y.raw(), M, N, K, ep, false, ldw, accumulate);
     }
@@ -68,10 +73,10 @@ bool try_linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b,
 // linear or linear_gelu_tanh of a bf16 x (GELU as its own kernel where the epilogue has no
 // algorithm).
 Tensor linear_term(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b, bool gelu, Fp8Input* shared,
-                   const char* name) {
+                   const Tensor& x_absmax, const char* name) {
   Tensor y;
-  if (try_linear(ctx, x, w, b, gelu ? Epilogue::Gelu : Epilogue::None, &y, name, 0, false, shared)) return y;
-  if (!gelu || !try_linear(ctx, x, w, b, Epilogue::None, &y, name, 0, false, shared))
+  if (try_linear(ctx, x, w, b, gelu ? Epilogue::Gelu : Epilogue::None, &y, name, 0, false, shared, x_absmax)) return y;
+  if (!gelu || !try_linear(ctx, x, w, b, Epilogue::None, &y, name, 0, false, shared, x_absmax))
     fail(name, ": cuBLASLt has no algorithm for x ", shape_str(x.shape()), " w ", shape_str(w.shape()));
   Context::Scope sc(ctx, kOther, 0, "gelu_tanh");
   unary(Unary::GeluTanh, bp(y), bp(y), y.numel(), ctx.stream);
@@ -94,21 +99,23 @@ Tensor linear_f32_op(Context& ctx, const Tensor& x, const Tensor& w, const Tenso
 
 }  // namespace
 
-Tensor linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b) {
+Tensor linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& x_absmax) {
   if (x.dtype() == DType::F32) return linear_f32_op(ctx, x, w, b);
-  return linear_term(ctx, x, w, b, false, nullptr, "linear");
+  return linear_term(ctx, x, w, b, false, nullptr, x_absmax, "linear");
 }
 
-Tensor linear_gelu_tanh(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b) {
-  return linear_term(ctx, x, w, b, true, nullptr, "linear_gelu_tanh");
+Tensor linear_gelu_tanh(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& x_absmax) {
+  return linear_term(ctx, x, w, b, true, nullptr, x_absmax, "linear_gelu_tanh");
 }
 
 // One quantisation of x for every fp8 weight among the terms; bf16 weights read x as it is.
-std::vector<Tensor> linears(Context& ctx, const Tensor& x, const std::vector<LinearTerm>& terms) {
+std::vector<Tensor> linears(Context& ctx, const Tensor& x, const std::vector<LinearTerm>& terms,
+                            const Tensor& x_absmax) {
   Fp8Input shared;
   std::vector<Tensor> out;
   out.reserve(terms.size());
-  for (const LinearTerm& t : terms) out.push_back(linear_term(ctx, x, t.w, t.b, t.gelu_tanh, &shared, "linears"));
+  for (const LinearTerm& t : terms)
+    out.push_back(linear_term(ctx, x, t.w, t.b, t.gelu_tanh, &shared, x_absmax, "linears"));
   return out;
 }
 
@@ -119,7 +126,7 @@ Tensor linear_pair(Context& ctx, const Tensor& a, const Tensor& b, const Tensor&
   if (try_linear(ctx, a, w, bias, Epilogue::None, &y, "linear_pair") &&
       try_linear(ctx, b, w, {}, Epilogue::None, &y, "linear_pair", a.dim(1), true))
     return y;
-  return linear(ctx, concat_columns(ctx, a, b), w, bias);
+  return linear(ctx, concat_columns(ctx, a, b), w, bias, {});
 }
 
 }  // namespace raylight::cuda::op

@@ -12,18 +12,25 @@ namespace {
 const bf16* maybe(const Tensor& v) { return v.defined() ? bp(v) : nullptr; }
 const void* maybe_raw(const Tensor& v) { return v.defined() ? v.raw() : nullptr; }
 
+// The fp32 scalar a norm's kernel writes its output's absmax into (null when not asked).
+float* absmax_out(Context& ctx, Tensor* absmax) {
+  if (!absmax) return nullptr;
+  *absmax = ctx.alloc({1}, DType::F32);
+  return absmax->data<float>();
+}
+
 // x and the modulation may be fp32 (a residual stream kept at full precision); the output
 // is always the bf16 operand of the next product. shift and scale share a dtype (checked
 // by the public op).
 Tensor norm(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& shift, const Tensor& scale,
-            float eps, bool rms, const char* name, bool f32_out = false) {
+            float eps, bool rms, const char* name, bool f32_out = false, Tensor* absmax = nullptr) {
   const int64_t D = x.dim(-1);
   Context::Scope s(ctx, kOther, 0, name);
   Tensor y = ctx.alloc(x.shape(), f32_out ? DType::F32 : DType::BF16);
   const bool mod_f32 = (shift.defined() && shift.dtype() == DType::F32) ||
                        (scale.defined() && scale.dtype() == DType::F32);
   row_norm(x.raw(), x.dtype() == DType::F32, maybe(w), maybe(b), maybe_raw(shift), maybe_raw(scale), mod_f32, y.raw(), f32_out,
-           x.numel() / std::max<int64_t>(D, 1), D, eps, rms, ctx.stream);
+           x.numel() / std::max<int64_t>(D, 1), D, eps, rms, ctx.stream, {}, absmax_out(ctx, absmax));
   return y;
 }
 
@@ -38,8 +45,8 @@ Tensor rms_norm(Context& ctx, const Tensor& x, const Tensor& w, float eps) {
 }
 
 Tensor layer_norm_modulate(Context& ctx, const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
-                           bool f32_out) {
-  return norm(ctx, x, {}, {}, shift, scale, eps, false, "layer_norm_modulate", f32_out);
+                           bool f32_out, Tensor* absmax) {
+  return norm(ctx, x, {}, {}, shift, scale, eps, false, "layer_norm_modulate", f32_out, absmax);
 }
 
 void qkv_norm_rope(Context& ctx, const Tensor& qkv, const Tensor& q_w, const Tensor& k_w, QkNormSpan span, float eps,
@@ -66,19 +73,19 @@ Tensor norm_rope(Context& ctx, const Tensor& x, const Tensor& w, QkNormSpan span
 // One pass where the gate and the modulation share a dtype (the kernel's one modulation
 // type); otherwise the two ops it fuses.
 Tensor add_gated_layer_norm(Context& ctx, Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& w,
-                            const Tensor& b, const Tensor& shift, const Tensor& scale, float eps) {
+                            const Tensor& b, const Tensor& shift, const Tensor& scale, float eps, Tensor* absmax) {
   const bool gate_f32 = gate.defined() && gate.dtype() == DType::F32;
   const bool mod_f32 = shift.defined() ? shift.dtype() == DType::F32 : gate_f32;
   if ((gate.defined() && gate_f32 != mod_f32) || y.dtype() != DType::BF16) {
     add_gated(ctx, x, y, gate);
-    return norm(ctx, x, w, b, shift, scale, eps, false, "layer_norm");
+    return norm(ctx, x, w, b, shift, scale, eps, false, "layer_norm", false, absmax);
   }
   const int64_t D = x.dim(-1);
   Context::Scope s(ctx, kOther);
   Tensor out = ctx.alloc(x.shape(), DType::BF16);
   row_norm(x.raw(), x.dtype() == DType::F32, maybe(w), maybe(b), maybe_raw(shift), maybe_raw(scale), mod_f32,
            out.raw(), false, x.numel() / std::max<int64_t>(D, 1), D, eps, false, ctx.stream,
-           ResidualAdd{bp(y), maybe_raw(gate)});
+           ResidualAdd{bp(y), maybe_raw(gate)}, absmax_out(ctx, absmax));
   return out;
 }
 

@@ -19,8 +19,17 @@ Tensor DitOps::modulate(const Tensor& x, const Tensor& shift, const Tensor& scal
   return modulate_impl(x, shift, scale);
 }
 
+namespace {
+
+// The absmax of a result with no rows.
+void no_rows_absmax(Backend& be, Tensor* absmax) {
+  if (absmax) *absmax = be.upload_f32(Tensor::zeros({1}));
+}
+
+}  // namespace
+
 Tensor DitOps::layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
-                                   bool f32_out) {
+                                   bool f32_out, Tensor* absmax) {
   Backend& be = backend();
   checks::precise_activation(be, x, "layer_norm_modulate", "input");
   if (x.ndim() < 1 || x.dim(-1) < 1) fail("layer_norm_modulate: input ", shape_str(x.shape()), " has no features");
@@ -32,12 +41,16 @@ Tensor DitOps::layer_norm_modulate(const Tensor& x, const Tensor& shift, const T
   if (f32_out && (x.dtype() != DType::F32 || shift.dtype() != DType::F32))
     fail("layer_norm_modulate: an fp32 result needs an fp32 input and modulation, got ", dtype_name(x.dtype()),
          " and ", dtype_name(shift.dtype()));
-  if (x.numel() == 0) return f32_out ? be.empty_f32(x.shape()) : be.empty(x.shape());
-  return layer_norm_modulate_impl(x, shift, scale, eps, f32_out);
+  if (x.numel() == 0) {
+    no_rows_absmax(be, absmax);
+    return f32_out ? be.empty_f32(x.shape()) : be.empty(x.shape());
+  }
+  return layer_norm_modulate_impl(x, shift, scale, eps, f32_out, absmax);
 }
 
 Tensor DitOps::add_gated_layer_norm(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight,
-                                    const Tensor& bias, const Tensor& shift, const Tensor& scale, float eps) {
+                                    const Tensor& bias, const Tensor& shift, const Tensor& scale, float eps,
+                                    Tensor* absmax) {
   Backend& be = backend();
   const char* op = "add_gated_layer_norm";
   checks::precise_activation(be, x, op, "input");
@@ -53,8 +66,11 @@ Tensor DitOps::add_gated_layer_norm(Tensor& x, const Tensor& y, const Tensor& ga
   if (shift.defined() != scale.defined()) fail(op, ": shift and scale come together");
   if (shift.defined() && shift.dtype() != scale.dtype())
     fail(op, ": shift is ", dtype_name(shift.dtype()), " and scale ", dtype_name(scale.dtype()), "; they must match");
-  if (x.numel() == 0) return be.empty(x.shape());
-  return add_gated_layer_norm_impl(x, y, gate, weight, bias, shift, scale, eps);
+  if (x.numel() == 0) {
+    no_rows_absmax(be, absmax);
+    return be.empty(x.shape());
+  }
+  return add_gated_layer_norm_impl(x, y, gate, weight, bias, shift, scale, eps, absmax);
 }
 
 namespace {

@@ -29,8 +29,12 @@ class DitOps {
   // modulate(layer_norm(x, {}, {}, eps), shift, scale): the DiT's adaLN, one pass. x and
   // shift/scale may be fp32 (backend.h, "precise operands"); the result is the compute
   // dtype, or fp32 when f32_out (x, shift and scale fp32 then: a head kept in fp32).
+  // absmax (here and in add_gated_layer_norm): when given, receives max |result| over the
+  // values as stored (after rounding to the result's dtype; non-finite values skipped as
+  // fmaxf skips NaN), fp32 [1] on this device: the next fp8 product's x_absmax
+  // (Backend::linear), so that it need not measure the result again. 0 for no rows.
   Tensor layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
-                             bool f32_out = false);
+                             bool f32_out = false, Tensor* absmax = nullptr);
   // [C, F, H, W] -> [tokens, C*pt*ph*pw], features ordered (c, pt, ph, pw) like a Conv3d
   // weight, tokens ordered (f, h, w).
   Tensor patchify(const Tensor& x, PatchSize p);
@@ -45,7 +49,7 @@ class DitOps {
   // its next norm in one pass over x. x, gate, shift and scale may be fp32 (backend.h,
   // "precise operands"); equals add_gated then layer_norm / layer_norm_modulate.
   Tensor add_gated_layer_norm(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight, const Tensor& bias,
-                              const Tensor& shift, const Tensor& scale, float eps);
+                              const Tensor& shift, const Tensor& scale, float eps, Tensor* absmax = nullptr);
   // The attention operands of one fused product in one pass: qkv [rows, 3*H*D] holds q | k | v
   // per row (Flux's qkv and linear1 products). q and k are RMS-normed (span, their weights,
   // eps), turned by RoPE (adjacent pairs, table [L, D/2, 2] fp32 whose row i turns output row
@@ -62,13 +66,15 @@ class DitOps {
  protected:
   ~DitOps() = default;
   virtual Tensor modulate_impl(const Tensor& x, const Tensor& shift, const Tensor& scale) = 0;
+  // absmax (here and in add_gated_layer_norm_impl): null, or set to the result's absmax.
   virtual Tensor layer_norm_modulate_impl(const Tensor& x, const Tensor& shift, const Tensor& scale,
-                                          float eps, bool f32_out) = 0;
+                                          float eps, bool f32_out, Tensor* absmax) = 0;
   virtual Tensor patchify_impl(const Tensor& x, PatchSize p) = 0;
   virtual Tensor unpatchify_impl(const Tensor& tokens, int64_t grid_f, int64_t grid_h, int64_t grid_w,
                                  int64_t channels, PatchSize p) = 0;
   virtual Tensor add_gated_layer_norm_impl(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight,
-                                           const Tensor& bias, const Tensor& shift, const Tensor& scale, float eps) = 0;
+                                           const Tensor& bias, const Tensor& shift, const Tensor& scale, float eps,
+                                           Tensor* absmax) = 0;
   // Operands checked; rows >= 1; table undefined or host / device fp32 with L rows.
   virtual void qkv_norm_rope_impl(const Tensor& qkv, const Tensor& q_weight, const Tensor& k_weight, QkNormSpan span,
                                   float eps, const Tensor& table, Tensor& q, Tensor& k, Tensor& v, int64_t row0) = 0;

@@ -69,6 +69,12 @@ void f32_on_device(const Backend& be, const Tensor& t, const char* op, const cha
   if (t.dtype() != DType::F32) fail(op, ": ", what, " is ", dtype_name(t.dtype()), ", expected F32");
 }
 
+void input_absmax(const Backend& be, const Tensor& t, const char* op) {
+  if (!t.defined()) return;
+  f32_on_device(be, t, op, "input absmax");
+  if (t.numel() != 1) fail(op, ": input absmax has shape ", shape_str(t.shape()), ", expected one element");
+}
+
 int64_t mul(int64_t a, int64_t b, const char* op) {
   if (a < 0 || b < 0 || (a > 0 && b > std::numeric_limits<int64_t>::max() / a))
     fail(op, ": size ", a, " x ", b, " overflows");

@@ -31,6 +31,9 @@ void precise_vector(const Backend& be, const Tensor& v, int64_t n, const char* o
 void weight(const Backend& be, const Tensor& w, const char* op);
 // t is a defined, contiguous fp32 tensor on be's device (log-sum-exp).
 void f32_on_device(const Backend& be, const Tensor& t, const char* op, const char* what);
+// t is absent or an input's absmax as a norm writes it (dit_ops.h): fp32 with one element,
+// on be's device.
+void input_absmax(const Backend& be, const Tensor& t, const char* op);
 // a * b as int64, or an error naming the op when it overflows.
 int64_t mul(int64_t a, int64_t b, const char* op);
 

@@ -35,22 +35,23 @@ WanModel::WanModel(WanConfig config, WeightStore& weights, Backend& backend,
                    SequenceAttention& attn)
     : config_(std::move(config)), weights_(weights), ops_(backend), attn_(attn) {}
 
-Tensor WanModel::linear(const Tensor& x, const std::string& name) {
-  return lora_linear(ops_, weights_, x, name + ".weight", weights_.get(name + ".bias"));
+Tensor WanModel::linear(const Tensor& x, const std::string& name, const Tensor& x_absmax) {
+  return lora_linear(ops_, weights_, x, name + ".weight", weights_.get(name + ".bias"), x_absmax);
 }
 
-Tensor WanModel::linear_gelu(const Tensor& x, const std::string& name) {
-  return lora_linear_gelu(ops_, weights_, x, name + ".weight", weights_.get(name + ".bias"));
+Tensor WanModel::linear_gelu(const Tensor& x, const std::string& name, const Tensor& x_absmax) {
+  return lora_linear_gelu(ops_, weights_, x, name + ".weight", weights_.get(name + ".bias"), x_absmax);
 }
 
-std::vector<Tensor> WanModel::linears(const Tensor& x, const std::string& prefix, const std::vector<std::string>& names) {
+std::vector<Tensor> WanModel::linears(const Tensor& x, const std::string& prefix, const std::vector<std::string>& names,
+                                      const Tensor& x_absmax) {
   std::vector<std::string> weight_names;
   std::vector<Tensor> biases;
   for (const std::string& n : names) {
     weight_names.push_back(prefix + n + ".weight");
     biases.push_back(weights_.get(prefix + n + ".bias"));
   }
-  return lora_linears(ops_, weights_, x, weight_names, biases);
+  return lora_linears(ops_, weights_, x, weight_names, biases, x_absmax);
 }
 
 WanContext WanModel::embed_context(const Tensor& context, const Tensor& clip_fea) {
@@ -102,13 +103,13 @@ WanModel::TimeEmbedding WanModel::embed_time(double timestep) {
   return {e.reshape({config_.dim}), e0};
 }
 
-Tensor WanModel::self_attention(const std::string& p, const Tensor& x) {
+Tensor WanModel::self_attention(const std::string& p, const Tensor& x, const Tensor& x_absmax) {
   const auto& c = config_;
   const Shape heads{x.dim(0), c.num_heads, c.head_dim()};
   // q and k normed over the whole row and turned by the seam's RoPE for these rows, one pass each.
   const Tensor& rope = attn_.rope_table();
   // One product call for q, k and v (x quantised once); each raw product is dropped once normed.
-  std::vector<Tensor> qkv = linears(x, p, {"q", "k", "v"});
+  std::vector<Tensor> qkv = linears(x, p, {"q", "k", "v"}, x_absmax);
   Tensor q = ops_.norm_rope(std::exchange(qkv[0], {}), weights_.get(p + "norm_q.weight"), QkNormSpan::Row, c.eps,
                             rope, c.num_heads);
   Tensor k = ops_.norm_rope(std::exchange(qkv[1], {}), weights_.get(p + "norm_k.weight"), QkNormSpan::Row, c.eps,
@@ -118,10 +119,10 @@ Tensor WanModel::self_attention(const std::string& p, const Tensor& x) {
   return linear(out.reshape({x.dim(0), c.dim}), p + "o");
 }
 
-Tensor WanModel::cross_attention(const std::string& p, const Tensor& x, const WanContext& ctx) {
+Tensor WanModel::cross_attention(const std::string& p, const Tensor& x, const WanContext& ctx, const Tensor& x_absmax) {
   const auto& c = config_;
   auto split = [&](const Tensor& t) { return t.reshape({t.dim(0), c.num_heads, c.head_dim()}); };
-  Tensor q = split(ops_.rms_norm(linear(x, p + "q"), weights_.get(p + "norm_q.weight"), c.eps));
+  Tensor q = split(ops_.rms_norm(linear(x, p + "q", x_absmax), weights_.get(p + "norm_q.weight"), c.eps));
   Tensor text = ctx.tokens;
   Tensor out;
   if (c.image_to_video()) {
@@ -168,8 +169,10 @@ void WanModel::block(int index, Tensor& x, const std::vector<TimeRun>& runs, con
   std::vector<Tensor> m;
   for (const auto& r : runs) m.push_back(ops_.add(mod, r.t.e0));
   // adaLN and the gated residual per run of rows (one run: the whole rows, as Wan 2.1).
-  auto modulated = [&](int shift, int scale) {
-    if (runs.size() == 1) return ops_.layer_norm_modulate(x, row(m[0], shift), row(m[0], scale), c.eps);
+  // With one run each norm also writes its output's absmax (amax), so the fp8 products over
+  // it skip measuring it; several runs' outputs are joined, and their products measure them.
+  auto modulated = [&](int shift, int scale, Tensor* amax) {
+    if (runs.size() == 1) return ops_.layer_norm_modulate(x, row(m[0], shift), row(m[0], scale), c.eps, false, amax);
     Tensor out;
     for (size_t i = 0; i < runs.size(); ++i) {
       Tensor part = ops_.layer_norm_modulate(x.slice_rows(runs[i].begin, runs[i].end), row(m[i], shift),
@@ -185,30 +188,32 @@ void WanModel::block(int index, Tensor& x, const std::vector<TimeRun>& runs, con
       ops_.add_gated(rows, y.slice_rows(runs[i].begin, runs[i].end), row(m[i], gate));
     }
   };
-  Tensor h;
+  Tensor h, h_amax;
   if (pending.y.defined()) {  // left only where there is one run of rows
-    h = ops_.add_gated_layer_norm(x, pending.y, pending.gate, {}, {}, row(m[0], 0), row(m[0], 1), c.eps);
+    h = ops_.add_gated_layer_norm(x, pending.y, pending.gate, {}, {}, row(m[0], 0), row(m[0], 1), c.eps, &h_amax);
     pending = {};
   } else {
-    h = modulated(0, 1);
+    h = modulated(0, 1, &h_amax);
   }
-  const Tensor sa = self_attention(b + "self_attn.", h);
+  const Tensor sa = self_attention(b + "self_attn.", h, h_amax);
   trace("self_attn", index, sa);
   // One run of rows: each gated residual and the norm after it in one pass over x.
   const bool one_run = runs.size() == 1;
   const Tensor w3 = weights_.get(b + "norm3.weight"), b3 = weights_.get(b + "norm3.bias");
   if (!one_run) add_gated(sa, 2);
-  Tensor n3 = one_run ? ops_.add_gated_layer_norm(x, sa, row(m[0], 2), w3, b3, {}, {}, c.eps)
+  Tensor n3_amax;
+  Tensor n3 = one_run ? ops_.add_gated_layer_norm(x, sa, row(m[0], 2), w3, b3, {}, {}, c.eps, &n3_amax)
                       : ops_.layer_norm(x, w3, b3, c.eps);
-  const Tensor ca = cross_attention(b + "cross_attn.", n3, ctx);
+  const Tensor ca = cross_attention(b + "cross_attn.", n3, ctx, n3_amax);
   trace("cross_attn", index, ca);
+  h_amax = {};
   if (one_run) {
-    h = ops_.add_gated_layer_norm(x, ca, {}, {}, {}, row(m[0], 3), row(m[0], 4), c.eps);
+    h = ops_.add_gated_layer_norm(x, ca, {}, {}, {}, row(m[0], 3), row(m[0], 4), c.eps, &h_amax);
   } else {
     ops_.add_gated(x, ca, {});
-    h = modulated(3, 4);
+    h = modulated(3, 4, nullptr);  // several runs: no absmax
   }
-  Tensor ffn = linear(linear_gelu(h, b + "ffn.0"), b + "ffn.2");
+  Tensor ffn = linear(linear_gelu(h, b + "ffn.0", h_amax), b + "ffn.2");
   trace("ffn", index, ffn);
   // A dump wants x whole after every block, so tracing adds the residual at once.
   if (one_run && !tracing()) pending = {ffn, row(m[0], 5)};

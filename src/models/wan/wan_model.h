@@ -71,14 +71,17 @@ class WanModel final : public Denoiser {
   // Updates the residual stream x (this rank's rows, fresh from the seam) in place; adds
   // `pending` first and may leave its own FFN residual there.
   void block(int index, Tensor& x, const std::vector<TimeRun>& t, const WanContext& ctx, PendingResidual& pending);
-  Tensor self_attention(const std::string& prefix, const Tensor& x);
-  Tensor cross_attention(const std::string& prefix, const Tensor& x, const WanContext& ctx);
+  // x_absmax (here and in the products below): max |x| from the norm that wrote x, or
+  // undefined (Backend::linear's x_absmax).
+  Tensor self_attention(const std::string& prefix, const Tensor& x, const Tensor& x_absmax);
+  Tensor cross_attention(const std::string& prefix, const Tensor& x, const WanContext& ctx, const Tensor& x_absmax);
   Tensor head(Tensor& x, const std::vector<TimeRun>& t, PendingResidual& pending);
-  Tensor linear(const Tensor& x, const std::string& name);
+  Tensor linear(const Tensor& x, const std::string& name, const Tensor& x_absmax = {});
   // gelu_tanh(linear(x)), fused where the backend can.
-  Tensor linear_gelu(const Tensor& x, const std::string& name);
+  Tensor linear_gelu(const Tensor& x, const std::string& name, const Tensor& x_absmax = {});
   // linear of x by several layers "<prefix><name>" at once (one fp8 quantisation of x).
-  std::vector<Tensor> linears(const Tensor& x, const std::string& prefix, const std::vector<std::string>& names);
+  std::vector<Tensor> linears(const Tensor& x, const std::string& prefix, const std::vector<std::string>& names,
+                              const Tensor& x_absmax = {});
 
   WanConfig config_;
   WeightStore& weights_;

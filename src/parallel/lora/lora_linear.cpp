@@ -18,13 +18,15 @@ Tensor add_low_rank(Backend& ops, const WeightStore::LowRank& lr, const Tensor& 
   return add_up_projection(ops, lr, ops.linear(x, lr.down, Tensor()), y);
 }
 
-Tensor lora_linear(Backend& ops, WeightStore& weights, const Tensor& x, const std::string& weight, const Tensor& bias) {
-  const Tensor y = ops.linear(x, weights.get(weight), bias);
+Tensor lora_linear(Backend& ops, WeightStore& weights, const Tensor& x, const std::string& weight, const Tensor& bias,
+                   const Tensor& x_absmax) {
+  const Tensor y = ops.linear(x, weights.get(weight), bias, x_absmax);
   return add_low_rank(ops, weights.low_rank(weight), x, y);
 }
 
 std::vector<Tensor> lora_linears(Backend& ops, WeightStore& weights, const Tensor& x,
-                                 const std::vector<std::string>& weight_names, const std::vector<Tensor>& biases) {
+                                 const std::vector<std::string>& weight_names, const std::vector<Tensor>& biases,
+                                 const Tensor& x_absmax) {
   if (biases.size() != weight_names.size())
     fail("lora_linears: ", weight_names.size(), " weights but ", biases.size(), " biases");
   std::vector<LinearTerm> terms;
@@ -35,7 +37,7 @@ std::vector<Tensor> lora_linears(Backend& ops, WeightStore& weights, const Tenso
     lrs.push_back(weights.low_rank(weight_names[i]));
     if (lrs.back().defined()) downs.push_back({lrs.back().down, Tensor()});
   }
-  std::vector<Tensor> y = ops.linears(x, terms);
+  std::vector<Tensor> y = ops.linears(x, terms, x_absmax);
   if (downs.empty()) return y;
   const std::vector<Tensor> t = ops.linears(x, downs);
   for (size_t i = 0, j = 0; i < y.size(); ++i)
@@ -44,10 +46,10 @@ std::vector<Tensor> lora_linears(Backend& ops, WeightStore& weights, const Tenso
 }
 
 Tensor lora_linear_gelu(Backend& ops, WeightStore& weights, const Tensor& x, const std::string& weight,
-                        const Tensor& bias) {
+                        const Tensor& bias, const Tensor& x_absmax) {
   const WeightStore::LowRank lr = weights.low_rank(weight);
-  if (!lr.defined()) return ops.linear_gelu_tanh(x, weights.get(weight), bias);
-  return ops.gelu_tanh(add_low_rank(ops, lr, x, ops.linear(x, weights.get(weight), bias)));
+  if (!lr.defined()) return ops.linear_gelu_tanh(x, weights.get(weight), bias, x_absmax);
+  return ops.gelu_tanh(add_low_rank(ops, lr, x, ops.linear(x, weights.get(weight), bias, x_absmax)));
 }
 
 }  // namespace raylight
