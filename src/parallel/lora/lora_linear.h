@@ -22,13 +22,14 @@ Tensor lora_linear(Backend& ops, WeightStore& weights, const Tensor& x, const st
 // The side terms' down projections share x as well (one linears call).
 std::vector<Tensor> lora_linears(Backend& ops, WeightStore& weights, const Tensor& x,
                                  const std::vector<std::string>& weight_names, const std::vector<Tensor>& biases);
+// gelu_tanh of the same (fused by the backend when there is no side term).
+Tensor lora_linear_gelu(Backend& ops, WeightStore& weights, const Tensor& x, const std::string& weight,
+                        const Tensor& bias);
+
 // lora_linear over rows held as fp8 codes (Backend::linear_fp8_rows: the product on the codes
 // themselves). With a side term for `weight` the rows are dequantised once and both the
 // product and the side term read them, exactly as lora_linear of the dequantised rows.
 Tensor lora_linear_fp8_rows(Backend& ops, WeightStore& weights, const Fp8Rows& x, const std::string& weight,
                             const Tensor& bias);
-// gelu_tanh of the same (fused by the backend when there is no side term).
-Tensor lora_linear_gelu(Backend& ops, WeightStore& weights, const Tensor& x, const std::string& weight,
-                        const Tensor& bias);
 
 }  // namespace raylight
