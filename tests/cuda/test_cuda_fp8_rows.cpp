@@ -17,8 +17,11 @@
 // offset brings back, so the folded bias b + W offset is exercised).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
+#include <vector>
 
 #include "backend/fp8_rows.h"
 #include "backend/rope_table.h"
@@ -69,6 +72,21 @@ void run(CudaFp8Rows& t, bool means) {
   const Tensor y_codes = t.down(gpu.linear_fp8_rows(rows, w8, b));
   const Tensor y_bf16 = t.down(gpu.linear(o_fp8, w8, b));
   const double same_values = rel_err(t.down(gpu.dequantise(rows)), t.down(o_fp8));
+  // What the call and its product take each way (printed; the forward bench is the measure).
+  auto median_ms = [&](const std::function<void()>& f) {
+    std::vector<double> ms;
+    for (int i = 0; i < 5; ++i) ms.push_back(gpu.time_ms(f));
+    std::sort(ms.begin(), ms.end());
+    return ms[2];
+  };
+  const double ms_codes = median_ms([&] {
+    Fp8Rows r;
+    gpu.attention(q, k, v, -1, nullptr, &r);
+    gpu.linear_fp8_rows(r, w8, b);
+  });
+  const double ms_bf16 = median_ms([&] { gpu.linear(gpu.attention(q, k, v, -1, nullptr).reshape({L, C}), w8, b); });
+  std::printf("[ fp8 rows ] fp8 attention + o-projection at %lld x %lld: codes %.3f ms, bf16 round trip %.3f ms\n",
+              (long long)L, (long long)C, ms_codes, ms_bf16);
 
   gpu.set_attention_kernel(AttentionKernel::Cudnn);
   Fp8Rows unused;
