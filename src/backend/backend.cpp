@@ -282,8 +282,9 @@ void Backend::apply_rope(Tensor& x, const Tensor& table, RopePairs pairs, int64_
 }
 
 Tensor Backend::checked_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, bool causal,
-                                  Tensor* lse) {
+                                  Tensor* lse, Fp8Rows* codes) {
   const char* op = causal ? "causal_attention" : "attention";
+  if (codes) *codes = Fp8Rows{};
   checks::activation(*this, q, op, "q");
   checks::activation(*this, k, op, "k");
   checks::activation(*this, v, op, "v");
@@ -299,11 +300,12 @@ Tensor Backend::checked_attention(const Tensor& q, const Tensor& k, const Tensor
   }
   const int64_t valid = k_valid < 0 ? Lk : std::min(k_valid, Lk);
   if (valid == 0) fail(op, ": every key is masked");
-  return attention_impl(q, k, v, AttentionMask{valid, causal}, lse);
+  return attention_impl(q, k, v, AttentionMask{valid, causal}, lse, codes);
 }
 
-Tensor Backend::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse) {
-  return checked_attention(q, k, v, k_valid, false, lse);
+Tensor Backend::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse,
+                          Fp8Rows* codes) {
+  return checked_attention(q, k, v, k_valid, false, lse, codes);
 }
 
 Tensor Backend::causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse) {

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/fp8_rows.h"
 #include "backend/ops/dit_ops.h"
 #include "backend/ops/t5_ops.h"
 #include "backend/ops/vae_ops.h"
@@ -160,7 +161,13 @@ class Backend : public DitOps, public T5Ops, public VaeOps {
   // keys at index >= k_valid are masked out (k_valid < 0: all keys). When lse is given it
   // receives the natural-log sum of exponentials of the scaled scores, fp32 [Hq, Lq] on
   // this backend's device (Ring attention merges by it).
-  Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse);
+  // codes (or null): where the backend may leave the output as fp8 codes [Lq, Hq * D]
+  // (backend/fp8_rows.h) instead of the compute dtype, for a caller whose next step is
+  // linear_fp8_rows. It does so only where it ran fp8 attention whose output is e4m3 (CUDA
+  // with --attention fp8 on Hopper, one graph per call); then it returns an undefined tensor.
+  // Otherwise *codes is left empty and the output is returned as always.
+  Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse,
+                   Fp8Rows* codes = nullptr);
   // The same with a causal mask as well: query i sees keys j <= i (CLIP's and the LLM text
   // encoders' self-attention, so Lq == Lk; padding at the end is masked by k_valid).
   Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid = -1,
@@ -172,6 +179,15 @@ class Backend : public DitOps, public T5Ops, public VaeOps {
   // Folds a partial attention result over some keys into an accumulator over others:
   // out [L, H, D] and lse [H, L] (fp32) are updated in place, weighted by exp(lse).
   void merge_attention(Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse);
+
+  // Rows held as fp8 codes (backend/fp8_rows.h: what attention leaves in *codes).
+  // Their values in the compute dtype: codes * scale + offset.
+  Tensor dequantise(const Fp8Rows& x);
+  // linear(dequantise(x), w, b) without the dequantised copy where the backend can: with
+  // fp8 weights a GPU runs the fp8 product on the codes themselves (x's scale as the input's
+  // scale) with b + W offset as the bias (a product of its own, on the device). x [M, K],
+  // w [N, K], b [N] or undefined.
+  Tensor linear_fp8_rows(const Fp8Rows& x, const Tensor& w, const Tensor& b);
 
  protected:
   virtual void write_bytes_impl(const void* src, Tensor& dst, size_t dst_offset, size_t n);
@@ -201,14 +217,19 @@ class Backend : public DitOps, public T5Ops, public VaeOps {
   // table [n, D/2, 2] for tokens [first_token, first_token + n), n >= 1.
   virtual void apply_rope_impl(Tensor& x, const Tensor& table, RopePairs pairs, int64_t first_token) = 0;
   // Lq >= 1; lse (or null) receives fp32 [Hq, Lq] on the device.
+  // codes (or null): as attention() says; *codes arrives empty.
   virtual Tensor attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask,
-                                Tensor* lse) = 0;
+                                Tensor* lse, Fp8Rows* codes) = 0;
   virtual Tensor swap_leading_impl(const Tensor& x) = 0;
   virtual void merge_attention_impl(Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse) = 0;
+  // x with at least one row and column, w with at least one output.
+  virtual Tensor dequantise_impl(const Fp8Rows& x) = 0;
+  // Default (the CPU reference): linear_impl of dequantise_impl.
+  virtual Tensor linear_fp8_rows_impl(const Fp8Rows& x, const Tensor& w, const Tensor& b);
 
  private:
   Tensor checked_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, bool causal,
-                           Tensor* lse);
+                           Tensor* lse, Fp8Rows* codes = nullptr);
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

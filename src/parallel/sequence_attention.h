@@ -68,7 +68,14 @@ class SequenceAttention {
   virtual int64_t local_rows(int segment = 0) const = 0;
   // Self-attention over the whole joint sequence with RoPE on q and k; q, k, v hold this
   // process's rows of every segment, in segment order: [local rows, heads, head_dim].
-  virtual Tensor self_attention(Tensor q, Tensor k, const Tensor& v, QkRope rope = QkRope::Apply) = 0;
+  // codes (or null): where the output may come back as fp8 codes [local rows, heads *
+  // head_dim] (backend/fp8_rows.h) for a model whose next step is a product over it
+  // (Backend::linear_fp8_rows). The seam passes the request on only when nothing is sent
+  // after the attention (one process), and the backend fills it only where it ran fp8
+  // attention whose output is e4m3; then the returned tensor is undefined. Otherwise *codes
+  // is left empty and the output is returned as always.
+  virtual Tensor self_attention(Tensor q, Tensor k, const Tensor& v, QkRope rope = QkRope::Apply,
+                                Fp8Rows* codes = nullptr) = 0;
   // The RoPE of this process's rows, in self_attention's row order: (cos, sin)
   // [local rows, head_dim/2, 2], host fp32 (padding rows and unrotated segments turn by 0).
   // It is what a model hands Backend::qkv_norm_rope / norm_rope to turn q and k itself

@@ -159,12 +159,12 @@ Tensor UspAttention::valid_first(const Tensor& x) const {
   return out.reshape(x.shape());
 }
 
-Tensor UspAttention::ring_attention(const Tensor& q, const Tensor& k_in, const Tensor& v_in) {
+Tensor UspAttention::ring_attention(const Tensor& q, const Tensor& k_in, const Tensor& v_in, Fp8Rows* codes) {
   const Tensor k = padding_inside_ ? valid_first(k_in) : k_in;
   const Tensor v = padding_inside_ ? valid_first(v_in) : v_in;
   const int64_t block = k.dim(0), H = k.dim(1), D = k.dim(2);
   const int r = ring_.size(), me = ring_.rank();
-  if (r == 1) return backend_.attention(q, k, v, valid_keys(0), nullptr);
+  if (r == 1) return backend_.attention(q, k, v, valid_keys(0), nullptr, codes);
 
   // K and V travel together as one buffer; two buffers alternate between compute and receive.
   Tensor kv = backend_.concat_rows(k.reshape({block, H * D}), v.reshape({block, H * D}));
@@ -201,7 +201,8 @@ const Tensor& UspAttention::rope_table() const {
   return rope_;
 }
 
-Tensor UspAttention::self_attention(Tensor q, Tensor k, const Tensor& v, QkRope rope) {
+Tensor UspAttention::self_attention(Tensor q, Tensor k, const Tensor& v, QkRope rope, Fp8Rows* codes) {
+  if (codes) *codes = Fp8Rows{};
   if (!prepared_) fail("sequence attention used before prepare()");
   if (q.dim(0) != local_ || k.dim(0) != local_ || v.dim(0) != local_)
     fail("self_attention: ", q.dim(0), " local rows, prepared for ", local_);
@@ -212,7 +213,11 @@ Tensor UspAttention::self_attention(Tensor q, Tensor k, const Tensor& v, QkRope 
   const int64_t heads = q.dim(1);
   if (heads % ulysses_.size() != 0)
     fail("Ulysses degree ", ulysses_.size(), " does not divide ", heads, " attention heads");
-  Tensor out = ring_attention(heads_to_sequence(q), heads_to_sequence(k), heads_to_sequence(v));
+  // fp8 codes only where the output goes straight to the model: no Ulysses all-to-all and no
+  // Ring merge follow (both would need the values in the compute dtype).
+  const bool alone = ulysses_.size() == 1 && ring_.size() == 1;
+  Tensor out = ring_attention(heads_to_sequence(q), heads_to_sequence(k), heads_to_sequence(v), alone ? codes : nullptr);
+  if (codes && codes->held()) return Tensor();
   return sequence_to_heads(out, heads);
 }
 

@@ -30,7 +30,8 @@ class UspAttention final : public SequenceAttention {
   Tensor scatter_tokens(const Tensor& tokens, int segment = 0) override;
   Tensor gather_tokens(const Tensor& local, int segment = 0) override;
   int64_t local_rows(int segment = 0) const override;
-  Tensor self_attention(Tensor q, Tensor k, const Tensor& v, QkRope rope = QkRope::Apply) override;
+  Tensor self_attention(Tensor q, Tensor k, const Tensor& v, QkRope rope = QkRope::Apply,
+                        Fp8Rows* codes = nullptr) override;
   const Tensor& rope_table() const override;
   Tensor cross_attention(const Tensor& q, const Tensor& k, const Tensor& v) override;
 
@@ -49,7 +50,8 @@ class UspAttention final : public SequenceAttention {
   int64_t valid_keys(int owner) const;
   // K or V of this ring position's block with its real rows moved to the front.
   Tensor valid_first(const Tensor& x) const;
-  Tensor ring_attention(const Tensor& q, const Tensor& k, const Tensor& v);
+  // codes: passed to the attention op when the ring has one position (no merge follows).
+  Tensor ring_attention(const Tensor& q, const Tensor& k, const Tensor& v, Fp8Rows* codes = nullptr);
 
   Backend& backend_;
   Communicator& ulysses_;

@@ -154,7 +154,7 @@ Tensor fp8_codes(const Tensor& w, float scale) {
 std::vector<OpCase> all_cases() {
   std::vector<OpCase> all;
   for (auto group : {core_cases, attention_cases, family_cases, precise_cases, attention_fp8_cases, fused_cases,
-                     norm_absmax_cases}) {
+                     norm_absmax_cases, fp8_rows_cases}) {
     std::vector<OpCase> g = group();
     all.insert(all.end(), g.begin(), g.end());
   }

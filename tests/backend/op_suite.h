@@ -66,6 +66,7 @@ std::vector<OpCase> precise_cases();    // cases_precise.cpp: fp32 operands (res
 std::vector<OpCase> attention_fp8_cases();  // cases_attention_fp8.cpp: fp8 attention vs its emulation
 std::vector<OpCase> fused_cases();      // cases_fused.cpp: q/k norm + RoPE, the split product
 std::vector<OpCase> norm_absmax_cases();  // cases_norm_absmax.cpp: the norms' absmax, products given it
+std::vector<OpCase> fp8_rows_cases();   // cases_fp8_rows.cpp: rows held as fp8 codes and their product
 
 // The outcome of one case on a target backend.
 struct CaseResult {

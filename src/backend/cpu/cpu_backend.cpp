@@ -53,13 +53,16 @@ class CpuBackend final : public Backend, public Fp8AttentionOps {
   void apply_rope_impl(Tensor& x, const Tensor& table, RopePairs pairs, int64_t first_token) override {
     cpu::apply_rope(x, table, pairs, first_token);
   }
-  Tensor attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask, Tensor* lse) override {
+  // The CPU never runs fp8 attention here (attention_fp8 is its own op): codes stay empty.
+  Tensor attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask, Tensor* lse,
+                        Fp8Rows* /*codes*/) override {
     return cpu::attention(q, k, v, mask, lse);
   }
   Tensor swap_leading_impl(const Tensor& x) override { return cpu::swap_leading(x); }
   void merge_attention_impl(Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse) override {
     cpu::merge_attention(out, lse, part, part_lse);
   }
+  Tensor dequantise_impl(const Fp8Rows& x) override { return cpu::dequantise(x); }
 
   // DitOps
   Tensor modulate_impl(const Tensor& x, const Tensor& shift, const Tensor& scale) override {

@@ -9,6 +9,9 @@ namespace raylight::cpu {
 
 // Stored weight bytes (any dtype) * scale as a fresh fp32 tensor (never a view of the input).
 Tensor dequantize(const Tensor& stored, float scale);
+// Rows held as fp8 codes (backend/fp8_rows.h) as fp32: code * scale + offset[col], each
+// element computed in double and rounded once.
+Tensor dequantise(const Fp8Rows& x);
 Tensor concat_rows(const Tensor& a, const Tensor& b);
 Tensor concat_columns(const Tensor& a, const Tensor& b);
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);

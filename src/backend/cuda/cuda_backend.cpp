@@ -170,12 +170,17 @@ class CudaBackendImpl final : public CudaBackend, public Fp8AttentionOps {
   void apply_rope_impl(Tensor& x, const Tensor& table, RopePairs pairs, int64_t first_token) override {
     op::apply_rope(ctx_, x, table, pairs, first_token);
   }
-  Tensor attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask, Tensor* lse) override {
-    return op::attention(ctx_, q, k, v, mask, lse);
+  Tensor attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask, Tensor* lse,
+                        Fp8Rows* codes) override {
+    return op::attention(ctx_, q, k, v, mask, lse, codes);
   }
   Tensor swap_leading_impl(const Tensor& x) override { return op::swap_leading(ctx_, x); }
   void merge_attention_impl(Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse) override {
     op::merge_attention(ctx_, out, lse, part, part_lse);
+  }
+  Tensor dequantise_impl(const Fp8Rows& x) override { return op::dequantise(ctx_, x); }
+  Tensor linear_fp8_rows_impl(const Fp8Rows& x, const Tensor& w, const Tensor& b) override {
+    return op::linear_fp8_rows(ctx_, x, w, b);
   }
   Tensor modulate_impl(const Tensor& x, const Tensor& shift, const Tensor& scale) override {
     return op::modulate(ctx_, x, shift, scale);

@@ -411,10 +411,11 @@ bool CudnnAttention::run(const bf16* q, const bf16* k, const bf16* v, bf16* o, f
 
 bool CudnnAttention::run_fp8(const uint8_t* q, const uint8_t* k, const uint8_t* v, const float* scales,
                              const float* v_sum, bf16* o, float* lse, int64_t Lq, int64_t Lk, int64_t H, int64_t D,
-                             int64_t k_valid, int64_t kv_chunk) {
+                             int64_t k_valid, int64_t kv_chunk, uint8_t* codes, bool* wrote_codes) {
+  if (wrote_codes) *wrote_codes = false;
   if (!available() || Lq <= 0 || Lk <= 0) return false;
   if (D % 16 != 0 || D > 256) return false;
-  if (!impl_->aligned({q, k, v, o, lse, scales})) return false;
+  if (!impl_->aligned({q, k, v, o, lse, scales, codes})) return false;
   const int64_t valid = k_valid < 0 ? Lk : std::min(k_valid, Lk);
   const std::vector<Fp8KvChunk> chunks = fp8_kv_chunks(Lk, valid, kv_chunk);
   // Without a plan for some chunk the call runs whole (plan() has said which shape failed).
@@ -423,6 +424,11 @@ bool CudnnAttention::run_fp8(const uint8_t* q, const uint8_t* k, const uint8_t* 
   if (!g) return false;
   void* out = o;
   const size_t o_count = static_cast<size_t>(Lq * H * D);
+  if (g->fp8_out && codes && wrote_codes) {  // the caller takes the codes as they are
+    impl_->queue_fp8(g, q, k, v, scales, codes, lse, Lq, Lk, D);
+    *wrote_codes = true;
+    return true;
+  }
   if (g->fp8_out) {
     impl_->grow(&impl_->o8, &impl_->o8_bytes, o_count);
     out = impl_->o8;
@@ -452,7 +458,8 @@ void CudnnAttention::set_fp8(bool) {}
 bool CudnnAttention::fp8() const { return false; }
 bool CudnnAttention::prepare(int64_t, int64_t, int64_t, int64_t, bool, bool, int64_t) { return false; }
 bool CudnnAttention::run_fp8(const uint8_t*, const uint8_t*, const uint8_t*, const float*, const float*, bf16*, float*,
-                             int64_t, int64_t, int64_t, int64_t, int64_t, int64_t) {
+                             int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, uint8_t*, bool* wrote_codes) {
+  if (wrote_codes) *wrote_codes = false;
   return false;
 }
 

@@ -11,7 +11,8 @@
 // with EXP and LOG), so it needs no conversion.
 //
 // fp8 (run_fp8): the same attention over e4m3 codes of q, k, v with device descales, P
-// quantised to e4m3 (scale kFp8PScale) for the second product, bf16 out (cudnn_sdpa_fp8.cpp).
+// quantised to e4m3 (scale kFp8PScale) for the second product, bf16 out (cudnn_sdpa_fp8.cpp),
+// or on request the e4m3 codes cuDNN writes on Hopper, handed to the caller as they are.
 // A long call may run as one graph per key chunk (backend/fp8_kv_chunks.h: row ranges of
 // K8/V8, each with its lse), merged by lse in the pass that also converts the output.
 //
@@ -54,8 +55,13 @@ class CudnnAttention {
   // kv_chunk: the key chunk setting (backend/fp8_kv_chunks.h); where it splits the call, one
   // graph per chunk with valid keys, merged by lse (kFp8KvChunkOff: always one graph).
   // False (nothing queued) when cuDNN has no fp8 plan for the shape (or for some chunk).
+  // codes (or null, 16-byte aligned, [Lq, H * D]): where the call may leave O as cuDNN's e4m3
+  // codes instead, scaled like v (descale at scales[8]) and without v's mean, when the graph
+  // writes e4m3 and the call runs as one graph; *wrote_codes says whether it did (then o is
+  // not written). The codes are the caller's own memory, not this object's scratch.
   bool run_fp8(const uint8_t* q, const uint8_t* k, const uint8_t* v, const float* scales, const float* v_sum, bf16* o,
-               float* lse, int64_t Lq, int64_t Lk, int64_t H, int64_t D, int64_t k_valid, int64_t kv_chunk);
+               float* lse, int64_t Lq, int64_t Lk, int64_t H, int64_t D, int64_t k_valid, int64_t kv_chunk,
+               uint8_t* codes = nullptr, bool* wrote_codes = nullptr);
 
   // Whether attention() runs the fp8 path (--attention fp8); the bf16 path stays the fallback.
   void set_fp8(bool on);

@@ -58,7 +58,9 @@ Tensor unpatchify(Context& ctx, const Tensor& t, int64_t gf, int64_t gh, int64_t
 // ops_attention.cpp: attention (cuDNN, our flash kernel, GEMMs for one wide head, the
 // masked-row kernel for causal masks, the CPU for the rest), the Ring merge by log-sum-exp,
 // and the choice of kernel.
-Tensor attention(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask, Tensor* lse);
+// codes (or null): filled instead of returning the output where fp8 attention wrote e4m3 (Backend::attention).
+Tensor attention(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask, Tensor* lse,
+                 Fp8Rows* codes = nullptr);
 void merge_attention(Context& ctx, Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse);
 void set_attention_kernel(Context& ctx, AttentionKernel k);
 // fp8 attention (backend/fp8_attention.h) on cuDNN's fp8 engine; fails where it has no plan.
@@ -66,6 +68,11 @@ Tensor attention_fp8(Context& ctx, const Tensor& q, const Tensor& k, const Tenso
                      int64_t kv_chunk);
 bool prepare_attention(Context& ctx, int64_t Lq, int64_t Lk, int64_t H, int64_t D, bool lse);
 std::string attention_kernel(const Context& ctx);
+
+// ops_fp8_rows.cpp: rows held as fp8 codes (backend/fp8_rows.h): their bf16 values, and a
+// product over them (fp8 weights: the fp8 GEMM on the codes, the offset folded into the bias).
+Tensor dequantise(Context& ctx, const Fp8Rows& x);
+Tensor linear_fp8_rows(Context& ctx, const Fp8Rows& x, const Tensor& w, const Tensor& b);
 
 // ops_t5_attention.cpp: T5's offset-biased attention.
 Tensor attention_offset_bias(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias,

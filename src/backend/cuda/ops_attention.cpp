@@ -12,6 +12,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cudnn_attention.h"
 #include "backend/cuda/fp8_quantise.h"
+#include "backend/cuda/fp8_rows_kernels.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/masked_attention.h"
@@ -85,9 +86,11 @@ constexpr int64_t kFp8MinKeys = 2048;
 // fp8 attention through cuDNN: q, k, v quantised per tensor on the device (q and k rotated per
 // head, k and v smoothed over the valid keys; fp8_quantise.h), then the fp8 graph, once or per
 // key chunk as kv_chunk says (backend/fp8_kv_chunks.h). False when cuDNN has no fp8 plan for
-// the shape.
+// the shape. codes (or null): filled instead of o where cuDNN wrote e4m3 (one graph; Hopper):
+// the codes in their own allocation, v's descale (a view that keeps `scales` alive) and v's
+// column mean as the offset.
 bool fp8_attention(CudnnAttention& cudnn, Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v,
-                   int64_t valid, bf16* o, float* lse, int64_t kv_chunk) {
+                   int64_t valid, bf16* o, float* lse, int64_t kv_chunk, Fp8Rows* codes = nullptr) {
   const int64_t Lq = q.dim(0), Lk = k.dim(0), H = q.dim(1), D = q.dim(2), C = H * D;
   if (D % 16 != 0) return false;
   Tensor q8 = ctx.alloc({Lq * C}, DType::U8), k8 = ctx.alloc({Lk * C}, DType::U8), v8 = ctx.alloc({Lk * C}, DType::U8);
@@ -103,10 +106,21 @@ bool fp8_attention(CudnnAttention& cudnn, Context& ctx, const Tensor& q, const T
   ops[1] = {bp(k), Lk, valid, true, rotate, u8(k8), sum + C, sc + 4, nullptr};
   ops[2] = {bp(v), Lk, valid, true, false, u8(v8), sum + 2 * C, sc + 8, sc + 12};
   quantise_fp8_operands(ops, 3, C, D, amax.data<float>(), work.data<float>(), ctx.stream);
-  return cudnn.run_fp8(u8(q8), u8(k8), u8(v8), sc, sum + 2 * C, o, lse, Lq, Lk, H, D, valid, kv_chunk);
+  Tensor o8 = codes ? ctx.alloc({Lq, C}, DType::F8E4M3) : Tensor();
+  bool wrote_codes = false;
+  if (!cudnn.run_fp8(u8(q8), u8(k8), u8(v8), sc, sum + 2 * C, o, lse, Lq, Lk, H, D, valid, kv_chunk,
+                     codes ? u8(o8) : nullptr, &wrote_codes))
+    return false;
+  if (wrote_codes) {
+    Tensor offset = ctx.alloc({C}, DType::F32);
+    column_mean(sum + 2 * C, valid, C, offset.data<float>(), ctx.stream);
+    *codes = Fp8Rows{o8, scales.bytes_view(8 * sizeof(float), {1}, DType::F32), offset};
+  }
+  return true;
 }
 
-Tensor unmasked_attention(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, int64_t valid, Tensor* lse) {
+Tensor unmasked_attention(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, int64_t valid, Tensor* lse,
+                          Fp8Rows* codes) {
   const int64_t Lq = q.dim(0), Lk = k.dim(0), H = q.dim(1), D = q.dim(2);
   if (!ctx.cudnn && !flash_attention_supports(D))
     return H == 1 ? attention_by_gemm(ctx, q, k, v, valid, lse) : attention_on_cpu(ctx, q, k, v, valid, lse);
@@ -118,8 +132,9 @@ Tensor unmasked_attention(Context& ctx, const Tensor& q, const Tensor& k, const 
   }
   {
     Context::Scope s(ctx, kAttention, 4.0 * Lq * valid * H * D);
-    if (ctx.cudnn && ctx.cudnn->fp8() && valid >= kFp8MinKeys && fp8_attention(*ctx.cudnn, ctx, q, k, v, valid, bp(o), l, kFp8KvChunkFromEnv))
-      return o;
+    if (ctx.cudnn && ctx.cudnn->fp8() && valid >= kFp8MinKeys &&
+        fp8_attention(*ctx.cudnn, ctx, q, k, v, valid, bp(o), l, kFp8KvChunkFromEnv, codes))
+      return codes && codes->held() ? Tensor() : o;
     if (ctx.cudnn && ctx.cudnn->run(bp(q), bp(k), bp(v), bp(o), l, Lq, Lk, H, D, valid)) return o;
     if (flash_attention_supports(D)) {
       flash_attention(bp(q), bp(k), bp(v), bp(o), l, Lq, Lk, H, D, valid, ctx.stream);
@@ -132,16 +147,17 @@ Tensor unmasked_attention(Context& ctx, const Tensor& q, const Tensor& k, const 
 
 }  // namespace
 
-Tensor attention(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask, Tensor* lse) {
+Tensor attention(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, AttentionMask mask, Tensor* lse,
+                 Fp8Rows* codes) {
   if (mask.causal) return masked_attention(ctx, q, k, v, mask, lse);
   const int64_t Hq = q.dim(1), Hkv = k.dim(1);
-  if (Hq == Hkv) return unmasked_attention(ctx, q, k, v, mask.k_valid, lse);
+  if (Hq == Hkv) return unmasked_attention(ctx, q, k, v, mask.k_valid, lse, codes);
   // Grouped-query heads without a causal mask: each key/value head repeated for its query
   // heads, so every kernel below serves it unchanged.
   Tensor kr = ctx.alloc({k.dim(0), Hq, k.dim(2)}, DType::BF16), vr = ctx.alloc(kr.shape(), DType::BF16);
   repeat_heads(bp(k), bp(kr), k.dim(0), Hkv, Hq / Hkv, k.dim(2), ctx.stream);
   repeat_heads(bp(v), bp(vr), v.dim(0), Hkv, Hq / Hkv, v.dim(2), ctx.stream);
-  return unmasked_attention(ctx, q, kr, vr, mask.k_valid, lse);
+  return unmasked_attention(ctx, q, kr, vr, mask.k_valid, lse, codes);
 }
 
 void merge_attention(Context& ctx, Tensor& out, Tensor& lse, const Tensor& part, const Tensor& part_lse) {

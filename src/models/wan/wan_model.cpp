@@ -115,7 +115,11 @@ Tensor WanModel::self_attention(const std::string& p, const Tensor& x, const Ten
   Tensor k = ops_.norm_rope(std::exchange(qkv[1], {}), weights_.get(p + "norm_k.weight"), QkNormSpan::Row, c.eps,
                             rope, c.num_heads);
   const Tensor& v = qkv[2];
-  Tensor out = attn_.self_attention(q, k, v.reshape(heads), QkRope::Applied);
+  // Where the attention leaves its output as fp8 codes (fp8 attention on Hopper), the
+  // o-projection multiplies the codes themselves: no bf16 copy, no second quantisation.
+  Fp8Rows codes;
+  Tensor out = attn_.self_attention(q, k, v.reshape(heads), QkRope::Applied, &codes);
+  if (codes.held()) return lora_linear_fp8_rows(ops_, weights_, codes, p + "o.weight", weights_.get(p + "o.bias"));
   return linear(out.reshape({x.dim(0), c.dim}), p + "o");
 }
 

@@ -52,4 +52,12 @@ Tensor lora_linear_gelu(Backend& ops, WeightStore& weights, const Tensor& x, con
   return ops.gelu_tanh(add_low_rank(ops, lr, x, ops.linear(x, weights.get(weight), bias, x_absmax)));
 }
 
+Tensor lora_linear_fp8_rows(Backend& ops, WeightStore& weights, const Fp8Rows& x, const std::string& weight,
+                            const Tensor& bias) {
+  const WeightStore::LowRank lr = weights.low_rank(weight);
+  if (!lr.defined()) return ops.linear_fp8_rows(x, weights.get(weight), bias);
+  const Tensor values = ops.dequantise(x);
+  return add_low_rank(ops, lr, values, ops.linear(values, weights.get(weight), bias));
+}
+
 }  // namespace raylight

@@ -30,4 +30,10 @@ std::vector<Tensor> lora_linears(Backend& ops, WeightStore& weights, const Tenso
 Tensor lora_linear_gelu(Backend& ops, WeightStore& weights, const Tensor& x, const std::string& weight,
                         const Tensor& bias, const Tensor& x_absmax = {});
 
+// lora_linear over rows held as fp8 codes (Backend::linear_fp8_rows: the product on the codes
+// themselves). With a side term for `weight` the rows are dequantised once and both the
+// product and the side term read them, exactly as lora_linear of the dequantised rows.
+Tensor lora_linear_fp8_rows(Backend& ops, WeightStore& weights, const Fp8Rows& x, const std::string& weight,
+                            const Tensor& bias);
+
 }  // namespace raylight
