@@ -33,6 +33,7 @@ class UspAttention final : public SequenceAttention {
   Tensor self_attention(Tensor q, Tensor k, const Tensor& v, QkRope rope = QkRope::Apply) override;
   const Tensor& rope_table() const override;
   Tensor cross_attention(const Tensor& q, const Tensor& k, const Tensor& v) override;
+  int64_t segment_rows(int64_t tokens) const override;
 
  private:
   struct Split {

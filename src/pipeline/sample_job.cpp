@@ -5,6 +5,7 @@
 
 #include "backend/attention_plans.h"
 #include "core/error.h"
+#include "pipeline/product_plans.h"
 #include "sampling/noise.h"
 #include "sampling/schedule.h"
 
@@ -77,6 +78,9 @@ Tensor run_sample_job(LoadedModel& model, const SampleJob& job, const SampleHook
   // With CFG parallel each rank embeds and runs only its own condition.
   const bool runs_cond = !cfg_split || cfg_group->rank() == 0;
   const bool runs_uncond = guided && (!cfg_split || cfg_group->rank() == 1);
+  // The product plans (cuBLASLt's, timed) of this job's shapes for the rows this process
+  // holds, made now rather than inside the conditioning embedding and the first step.
+  prepare_product_plans(model, job.item_shape);
   for (Expert& e : experts) {
     if (runs_cond) e.cond = e.denoiser->prepare(job.positive);
     if (runs_uncond) e.uncond = e.denoiser->prepare(job.negative);
