@@ -42,7 +42,7 @@ bench() {
   timeout "$(left)" "$bin/raylight" bench --model wan-14b --dtype fp8 --attention fp8 --fp8-accuracy off \
     --warmup 0 --runs 3 "$@" >"$out/bench_$label.log" 2>&1
   note "== $label: wan-14b fp8, --attention fp8, --warmup 0 --runs 3 $* (exit $?)"
-  grep -E "^weights:|^product plans:|^first forward:|^forward:|^breakdown" "$out/bench_$label.log" | tee -a "$out/summary.txt"
+  grep -E "^weights:|^product plans:|^attention plans:|^first forward:|^forward:|^breakdown" "$out/bench_$label.log" | tee -a "$out/summary.txt"
 }
 first_ms() { sed -nE 's/^first forward: ([0-9.]+) ms.*/\1/p' "$out/bench_$1.log" | head -1; }
 

@@ -3,9 +3,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "backend/attention_plans.h"
 #include "core/error.h"
-#include "pipeline/product_plans.h"
+#include "pipeline/job_plans.h"
 #include "sampling/noise.h"
 #include "sampling/schedule.h"
 
@@ -86,15 +85,8 @@ Tensor run_sample_job(LoadedModel& model, const SampleJob& job, const SampleHook
     if (runs_uncond) e.uncond = e.denoiser->prepare(job.negative);
   }
   // The attention plans this job's shapes need (cuDNN's), built now rather than inside the
-  // first step. Only where one rank runs the whole sequence: split layouts attend over
-  // shapes of their own and build theirs at first use.
-  if (model.groups.layout.sequence() == 1) {
-    const DenoiserSpec& spec = *model.spec;
-    const int64_t tokens = spec.sequence_tokens(job.item_shape), heads = spec.attention_heads();
-    prepare_attention(*model.backend, tokens, tokens, heads, spec.head_dim(), false);
-    if (spec.context_tokens() > 0)
-      prepare_attention(*model.backend, tokens, spec.context_tokens(), heads, spec.head_dim(), false);
-  }
+  // first step.
+  prepare_attention_plans(model, job.item_shape);
 
   auto velocity = [&](const Tensor& x, double sigma) {
     if (hooks.before_step) hooks.before_step();

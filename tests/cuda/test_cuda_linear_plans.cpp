@@ -14,7 +14,7 @@
 #include "cuda_test_util.h"
 #include "models/wan/wan_config.h"
 #include "pipeline/model_loader.h"
-#include "pipeline/product_plans.h"
+#include "pipeline/job_plans.h"
 #include "../part_loaders.h"
 
 using namespace raylight;

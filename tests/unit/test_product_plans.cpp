@@ -15,7 +15,7 @@
 #include "models/flux/flux_config.h"
 #include "models/wan/wan_config.h"
 #include "pipeline/model_loader.h"
-#include "pipeline/product_plans.h"
+#include "pipeline/job_plans.h"
 #include "../error_of.h"
 
 using namespace raylight;
@@ -187,6 +187,7 @@ TEST(LinearPlans, ASampleJobOnTheCpuListsItsProductsAndMakesNoPlans) {
   EXPECT_GT(r.products, 0);
   EXPECT_EQ(r.plans_made, 0);
   EXPECT_FALSE(r.prepared);
+  EXPECT_FALSE(prepare_attention_plans(m, item)) << "the CPU has no attention plans either";
   // The attention seam's split, known before a forward: one process holds every row.
   EXPECT_EQ(m.attention->segment_rows(1234), 1234);
   EXPECT_EQ(m.attention->segment_rows(0), 0);

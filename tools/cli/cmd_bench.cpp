@@ -23,7 +23,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "parallel/lora/side_lora_weights.h"
 #include "pipeline/model_loader.h"
-#include "pipeline/product_plans.h"
+#include "pipeline/job_plans.h"
 #include "sampling/noise.h"
 #endif
 
@@ -43,8 +43,8 @@ static constexpr const char* kHelp =
     "  --attention cudnn|own|fp8  attention kernel (default: RAYLIGHT_ATTENTION, else cudnn)\n"
     "  --frames F --height H --width W   size (the model's default, e.g. 81, 480, 832)\n"
     "  --runs N --warmup N        timed forwards and warm-up forwards (5, 2)\n"
-    "  --plans prepare|first-use  product plans made before the first forward (timed and\n"
-    "                             printed), or by it, as before they were prepared (prepare)\n"
+    "  --plans prepare|first-use  product and attention plans made before the first forward\n"
+    "                             (timed and printed) as a sampling job makes them, or by it (prepare)\n"
     "  --attention-only           time the attention kernels alone (ours, cuDNN, cuDNN fp8; self and cross)\n"
     "  --lora-rank R              a random rank-R LoRA as side products on every block matrix (0)\n"
     "  --qk-outliers F            Wan's q/k norm weights: channels 3 and D/2+1 of each head x F (1)\n"
@@ -273,8 +273,8 @@ int run_bench(const std::vector<std::string>& args) {
     const size_t n = add_random_side_lora(loaded, *chosen, rank);
     if (lead) std::printf("lora: rank %lld side products on %zu block matrices\n", (long long)rank, n);
   }
-  // The product plans, made before the first forward as a sampling job makes them (or left
-  // to it), so the first forward's time shows what is left of its start-up cost.
+  // The product and attention plans, made before the first forward as a sampling job makes
+  // them (or left to it), so the first forward's time shows what is left of its start-up cost.
   using Clock = std::chrono::steady_clock;
   auto ms_since = [](Clock::time_point t0) {
     return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
@@ -295,6 +295,11 @@ int run_bench(const std::vector<std::string>& args) {
       std::printf("product plans: %lld products, %lld plans made in %.1f ms before the first forward%s\n",
                   (long long)pp.products, (long long)pp.plans_made, ms_since(t0),
                   pp.prepared ? "" : " (some have none: their calls fall back)");
+    const Clock::time_point t1 = Clock::now();
+    const bool attention = prepare_attention_plans(loaded, item);
+    be.synchronize();
+    if (lead) std::printf("attention plans: made in %.1f ms before the first forward%s\n", ms_since(t1),
+                          attention ? "" : " (not all: split layouts and kernels without plans make theirs in it)");
   }
   const int64_t plans_before = linear_plans_made(be);
   const Clock::time_point start = Clock::now();

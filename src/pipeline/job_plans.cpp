@@ -1,5 +1,6 @@
-#include "pipeline/product_plans.h"
+#include "pipeline/job_plans.h"
 
+#include "backend/attention_plans.h"
 #include "backend/linear_plans.h"
 
 namespace raylight {
@@ -34,6 +35,16 @@ ProductPlans prepare_product_plans(LoadedModel& model, const Shape& item) {
   r.prepared = prepare_linears(*model.backend, shapes);
   r.plans_made = linear_plans_made(*model.backend) - before;
   return r;
+}
+
+bool prepare_attention_plans(LoadedModel& model, const Shape& item) {
+  if (!model.spec || !model.backend || model.groups.layout.sequence() != 1) return false;
+  const DenoiserSpec& spec = *model.spec;
+  const int64_t tokens = spec.sequence_tokens(item), heads = spec.attention_heads();
+  bool ok = prepare_attention(*model.backend, tokens, tokens, heads, spec.head_dim(), false);
+  if (spec.context_tokens() > 0)
+    ok = prepare_attention(*model.backend, tokens, spec.context_tokens(), heads, spec.head_dim(), false) && ok;
+  return ok;
 }
 
 }  // namespace raylight
