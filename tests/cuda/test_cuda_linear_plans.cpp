@@ -12,6 +12,7 @@
 #include <string>
 
 #include "cuda_test_util.h"
+#include "models/flux/flux_config.h"
 #include "models/wan/wan_config.h"
 #include "pipeline/model_loader.h"
 #include "pipeline/job_plans.h"
@@ -149,22 +150,27 @@ TEST_F(CudaLinearPlans, BadShapesAreRefusedAndEmptyOnesCostNothing) {
   EXPECT_EQ(linear_plans_made(*gpu), 0) << "an empty product has no plan, as its call makes none";
 }
 
-// Random weights scaled like a trained network at head_dim 128; block matrices as fp8 codes
-// when asked (their scale 1: values of N(0, 1/K) sit in e4m3's range).
-std::unique_ptr<MemoryWeights> wan_weights(const WanConfig& c, bool fp8) {
+// Random weights scaled like a trained network at head_dim 128; block matrices (2-D, under
+// `blocks`) as fp8 codes when asked (their scale 1: values of N(0, 1/K) sit in e4m3's range).
+std::unique_ptr<MemoryWeights> random_weights(const std::vector<std::pair<std::string, Shape>>& tensors,
+                                              int64_t heads, const std::string& blocks, bool fp8) {
   auto w = std::make_unique<MemoryWeights>();
   uint64_t seed = 11;
-  for (const auto& [name, shape] : wan_expected_tensors(c)) {
+  for (const auto& [name, shape] : tensors) {
     Tensor t = gaussian_noise(shape, ++seed);
     const bool matrix = name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0 && shape.size() >= 2;
-    const bool norm = !matrix && name.find("norm") != std::string::npos && name.find(".weight") != std::string::npos;
+    const bool norm = !matrix && name.find("norm") != std::string::npos &&
+                      (name.find(".weight") != std::string::npos || name.find(".scale") != std::string::npos);
     const double scale = matrix ? 1.0 / std::sqrt(double(shape_numel(shape) / shape[0])) : 0.1;
     for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = float((norm ? 1.0 : 0.0) + scale * t.f32()[i]);
-    const bool block_matrix = matrix && shape.size() == 2 && name.rfind("blocks.", 0) == 0;
+    const bool block_matrix = matrix && shape.size() == 2 && name.find(blocks) != std::string::npos;
     w->put(name, fp8 && block_matrix ? t.to_dtype(DType::F8E4M3) : t);
   }
-  w->set_metadata({{"raylight.num_heads", std::to_string(c.num_heads)}});
+  w->set_metadata({{"raylight.num_heads", std::to_string(heads)}});
   return w;
+}
+std::unique_ptr<MemoryWeights> wan_weights(const WanConfig& c, bool fp8) {
+  return random_weights(wan_expected_tensors(c), c.num_heads, "blocks.", fp8);
 }
 
 TEST_F(CudaLinearPlans, AWanForwardMakesNoPlanAfterPreparation) {
@@ -189,6 +195,35 @@ TEST_F(CudaLinearPlans, AWanForwardMakesNoPlanAfterPreparation) {
     EXPECT_EQ(linear_plans_made(*cold.backend), made) << "fp8 " << fp8 << ": the list misses or adds a product";
     EXPECT_LT(rel_err(got, want), 1e-2) << "fp8 " << fp8;
     EXPECT_EQ(prepare_product_plans(prepared, in.latent.shape()).plans_made, 0) << "a second job makes none";
+  }
+}
+
+TEST_F(CudaLinearPlans, AFluxForwardMakesNoPlanAfterPreparation) {
+  // Two streams over their own rows, linear1's two products and linear2's pair; the single
+  // blocks' MLP products (1536 x 4096 x 1024) are large enough to be timed.
+  FluxConfig c;
+  c.hidden = 1024, c.num_heads = 8, c.mlp_hidden = 4096, c.depth = 1, c.depth_single = 2;
+  c.context_in = 256, c.vec_in = 64;
+  for (bool fp8 : {false, true}) {
+    LoadedModel prepared = load_model(random_weights(flux_expected_tensors(c), c.num_heads, "blocks.", fp8),
+                                      poisoned_backend());
+    LoadedModel cold = load_model(random_weights(flux_expected_tensors(c), c.num_heads, "blocks.", fp8),
+                                  poisoned_backend());
+    const Shape item = prepared.spec->latent_shape({512, 512, 1});
+    ASSERT_EQ(item, (Shape{16, 64, 64}));
+    // The T5 tokens at the length the pipeline pads them to (512 for dev).
+    const Conditioning cond = prepared.spec->check_conditioning(prepared.spec->example_conditioning(item, 5), item);
+    const Tensor latent = gaussian_noise(item, 6);
+    const ProductPlans r = prepare_product_plans(prepared, item);
+    EXPECT_TRUE(r.prepared) << "fp8 " << fp8;
+    EXPECT_GT(r.plans_made, 0);
+    const int64_t made = linear_plans_made(*prepared.backend);
+    auto forward = [&](LoadedModel& m) { return m.denoiser->predict(latent, 500.0, *m.denoiser->prepare(cond)); };
+    const Tensor got = forward(prepared);
+    EXPECT_EQ(linear_plans_made(*prepared.backend), made) << "fp8 " << fp8 << ": the forward made a plan";
+    const Tensor want = forward(cold);
+    EXPECT_EQ(linear_plans_made(*cold.backend), made) << "fp8 " << fp8 << ": the list misses or adds a product";
+    EXPECT_LT(rel_err(got, want), 1e-2) << "fp8 " << fp8;
   }
 }
 
