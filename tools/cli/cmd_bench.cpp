@@ -212,6 +212,9 @@ int run_bench(const std::vector<std::string>& args) {
   Options opt(args, valued, flags);
   [[maybe_unused]] const ParallelLayout layout = parse_parallel(opt);
   [[maybe_unused]] const bool lead = Runtime::world_rank() == 0;
+  // Checked on every build (a build without CUDA refuses the command after it).
+  [[maybe_unused]] const std::string plans = opt.str("plans", "prepare");
+  if (plans != "prepare" && plans != "first-use") fail("--plans must be prepare or first-use, got '", plans, "'");
 #ifndef RAYLIGHT_HAVE_CUDA
   fail("bench needs the CUDA backend; this build has none (nvcc was not found at configure time)");
 #else
@@ -226,8 +229,6 @@ int run_bench(const std::vector<std::string>& args) {
   if (gemm != "native" && gemm != "dequant") fail("--fp8-gemm must be native or dequant");
   const int runs = static_cast<int>(opt.integer("runs", 5)), warmup = static_cast<int>(opt.integer("warmup", 2));
   if (runs < 1 || warmup < 0) fail("--runs must be at least 1 and --warmup at least 0");
-  const std::string plans = opt.str("plans", "prepare");
-  if (plans != "prepare" && plans != "first-use") fail("--plans must be prepare or first-use, got '", plans, "'");
 
   const std::string attn = opt.str("attention", "");
   CudaOptions o;
