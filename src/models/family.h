@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/linear_plans.h"
 #include "core/tensor.h"
 #include "parallel/lora/lora_plan.h"
 #include "parallel/sequence_attention.h"
@@ -233,6 +234,16 @@ struct PartSlot {
   std::vector<std::string> checkpoint_prefixes = {};
 };
 
+// Rows this process holds of a sequence segment of `tokens` tokens: the attention seam's
+// split (SequenceAttention::segment_rows), so a family lists its products without ranks.
+using SegmentRows = std::function<int64_t(int64_t tokens)>;
+
+// One matrix product a denoiser runs through the backend's linear ops (bf16 or fp8 weights).
+struct DenoiserProduct {
+  std::string weight;  // the weight's name in the store, which knows its stored dtype
+  LinearShape shape;   // weight_dtype is left for the caller to read from the store
+};
+
 // What a denoiser checkpoint is, known from its header alone.
 class DenoiserSpec {
  public:
@@ -319,6 +330,14 @@ class DenoiserSpec {
   virtual PartSlot denoiser_slot() const = 0;
   virtual std::unique_ptr<Denoiser> make(WeightStore& weights, Backend& backend,
                                          SequenceAttention& attention) const = 0;
+  // The products a latent item of shape `item` runs through the backend's linear ops: one
+  // forward's (every block's) and its conditioning embedding's, `rows` giving this process's
+  // share of each sequence segment. What a backend makes plans for before the first step
+  // (backend/linear_plans.h); fp32 products (time embedding, Wan's head) are not among them.
+  // Empty (the default): the products make their plans at first use.
+  virtual std::vector<DenoiserProduct> products(const Shape& /*item*/, const SegmentRows& /*rows*/) const {
+    return {};
+  }
 };
 
 }  // namespace raylight

@@ -83,6 +83,9 @@ class SequenceAttention {
   virtual const Tensor& rope_table() const = 0;
   // Attention of local queries to a context every process holds in full.
   virtual Tensor cross_attention(const Tensor& q, const Tensor& k, const Tensor& v) = 0;
+  // Rows this process would hold of a segment of `tokens` tokens (padding included), known
+  // before prepare(): what plans made before a forward are sized by.
+  virtual int64_t segment_rows(int64_t tokens) const = 0;
 };
 
 }  // namespace raylight

@@ -29,14 +29,13 @@ void UspAttention::prepare(const SequenceLayout& layout) {
   // Every step of a sample has the same layout: the table is made once.
   if (prepared_ && layout == layout_) return;
   if (layout.segments.empty()) fail("a sequence needs at least one segment");
-  const int64_t parts = static_cast<int64_t>(ulysses_.size()) * ring_.size();
   const int64_t half = (layout.axes.frame + layout.axes.height + layout.axes.width) / 2;
   std::vector<Split> splits;
   int64_t local = 0;
   for (const auto& s : layout.segments) {
     if (s.tokens < 0 || (s.rotated && s.grid.tokens() != s.tokens))
       fail("sequence segment of ", s.tokens, " tokens does not match its grid of ", s.grid.tokens());
-    splits.push_back({s.tokens, (s.tokens + parts - 1) / parts});
+    splits.push_back({s.tokens, segment_rows(s.tokens)});
     local += splits.back().local;
   }
   // Rotations for this rank's real tokens; padding rows and unrotated segments get the
@@ -79,6 +78,13 @@ void UspAttention::prepare(const SequenceLayout& layout) {
 }
 
 int64_t UspAttention::local_rows(int segment) const { return split(segment).local; }
+
+// prepare()'s split of one segment: padded to a multiple of ring x ulysses, one chunk each.
+int64_t UspAttention::segment_rows(int64_t tokens) const {
+  if (tokens < 0) fail("a sequence segment of ", tokens, " tokens");
+  const int64_t parts = static_cast<int64_t>(ulysses_.size()) * ring_.size();
+  return (tokens + parts - 1) / parts;
+}
 
 Tensor UspAttention::scatter_tokens(const Tensor& tokens, int segment) {
   const Split& sp = split(segment);

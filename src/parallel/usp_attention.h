@@ -34,6 +34,7 @@ class UspAttention final : public SequenceAttention {
                         Fp8Rows* codes = nullptr) override;
   const Tensor& rope_table() const override;
   Tensor cross_attention(const Tensor& q, const Tensor& k, const Tensor& v) override;
+  int64_t segment_rows(int64_t tokens) const override;
 
  private:
   struct Split {

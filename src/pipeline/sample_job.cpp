@@ -3,8 +3,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "backend/attention_plans.h"
 #include "core/error.h"
+#include "pipeline/job_plans.h"
 #include "sampling/noise.h"
 #include "sampling/schedule.h"
 
@@ -77,20 +77,16 @@ Tensor run_sample_job(LoadedModel& model, const SampleJob& job, const SampleHook
   // With CFG parallel each rank embeds and runs only its own condition.
   const bool runs_cond = !cfg_split || cfg_group->rank() == 0;
   const bool runs_uncond = guided && (!cfg_split || cfg_group->rank() == 1);
+  // The product plans (cuBLASLt's, timed) of this job's shapes for the rows this process
+  // holds, made now rather than inside the conditioning embedding and the first step.
+  prepare_product_plans(model, job.item_shape);
   for (Expert& e : experts) {
     if (runs_cond) e.cond = e.denoiser->prepare(job.positive);
     if (runs_uncond) e.uncond = e.denoiser->prepare(job.negative);
   }
   // The attention plans this job's shapes need (cuDNN's), built now rather than inside the
-  // first step. Only where one rank runs the whole sequence: split layouts attend over
-  // shapes of their own and build theirs at first use.
-  if (model.groups.layout.sequence() == 1) {
-    const DenoiserSpec& spec = *model.spec;
-    const int64_t tokens = spec.sequence_tokens(job.item_shape), heads = spec.attention_heads();
-    prepare_attention(*model.backend, tokens, tokens, heads, spec.head_dim(), false);
-    if (spec.context_tokens() > 0)
-      prepare_attention(*model.backend, tokens, spec.context_tokens(), heads, spec.head_dim(), false);
-  }
+  // first step.
+  prepare_attention_plans(model, job.item_shape);
 
   auto velocity = [&](const Tensor& x, double sigma) {
     if (hooks.before_step) hooks.before_step();

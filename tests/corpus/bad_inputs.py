@@ -565,6 +565,8 @@ def option_cases():
         Case("opt/steps-zero", s("--steps", "0"), says="--steps"),
         Case("opt/attention-unknown", fast("--attention", "fp4"), says="--attention must be cudnn, own or fp8",
              why="issue 19"),
+        Case("opt/bench-plans-unknown", ["bench", "--plans", "later"], says="--plans must be prepare or first-use",
+             why="issue 19: plans made before the first forward or by it"),
         Case("opt/attention-on-cpu", fast("--device", "cpu", "--attention", "fp8"), says="CUDA attention kernel",
              why="issue 19: a kernel choice the CPU backend cannot honour"),
         Case("opt/model-low-one-model", s("--model-low", "inputs/ck_good.safetensors"), says="is one model",

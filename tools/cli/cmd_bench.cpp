@@ -4,6 +4,7 @@
 // (matrix products, attention, the rest), peak device memory, and the attention kernel
 // alone. Built only with the CUDA backend.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -22,6 +23,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "parallel/lora/side_lora_weights.h"
 #include "pipeline/model_loader.h"
+#include "pipeline/job_plans.h"
 #include "sampling/noise.h"
 #endif
 
@@ -41,6 +43,8 @@ static constexpr const char* kHelp =
     "  --attention cudnn|own|fp8  attention kernel (default: RAYLIGHT_ATTENTION, else cudnn)\n"
     "  --frames F --height H --width W   size (the model's default, e.g. 81, 480, 832)\n"
     "  --runs N --warmup N        timed forwards and warm-up forwards (5, 2)\n"
+    "  --plans prepare|first-use  product and attention plans made before the first forward\n"
+    "                             (timed and printed) as a sampling job makes them, or by it (prepare)\n"
     "  --attention-only           time the attention kernels alone (ours, cuDNN, cuDNN fp8; self and cross)\n"
     "  --lora-rank R              a random rank-R LoRA as side products on every block matrix (0)\n"
     "  --qk-outliers F            Wan's q/k norm weights: channels 3 and D/2+1 of each head x F (1)\n"
@@ -201,13 +205,16 @@ int run_bench(const std::vector<std::string>& args) {
       return 0;
     }
   std::set<std::string> valued = {"model", "dtype", "fp8-gemm", "attention", "frames", "height", "width", "runs", "warmup",
-                                  "lora-rank", "fp8-accuracy", "qk-outliers"};
+                                  "lora-rank", "fp8-accuracy", "qk-outliers", "plans"};
   valued.insert(kParallelValued.begin(), kParallelValued.end());
   std::set<std::string> flags = {"attention-only"};
   flags.insert(kParallelFlags.begin(), kParallelFlags.end());
   Options opt(args, valued, flags);
   [[maybe_unused]] const ParallelLayout layout = parse_parallel(opt);
   [[maybe_unused]] const bool lead = Runtime::world_rank() == 0;
+  // Checked on every build (a build without CUDA refuses the command after it).
+  [[maybe_unused]] const std::string plans = opt.str("plans", "prepare");
+  if (plans != "prepare" && plans != "first-use") fail("--plans must be prepare or first-use, got '", plans, "'");
 #ifndef RAYLIGHT_HAVE_CUDA
   fail("bench needs the CUDA backend; this build has none (nvcc was not found at configure time)");
 #else
@@ -267,14 +274,60 @@ int run_bench(const std::vector<std::string>& args) {
     const size_t n = add_random_side_lora(loaded, *chosen, rank);
     if (lead) std::printf("lora: rank %lld side products on %zu block matrices\n", (long long)rank, n);
   }
+  // The product and attention plans, made before the first forward as a sampling job makes
+  // them (or left to it), so the first forward's time shows what is left of its start-up cost.
+  using Clock = std::chrono::steady_clock;
+  auto ms_since = [](Clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  };
+  {
+    // The random weights are made on the device now (a checkpoint's are placed at load), so
+    // the first forward's time holds no weight making.
+    const Clock::time_point t0 = Clock::now();
+    for (const std::string& n : loaded.weights->names()) loaded.weights->get(n);
+    be.synchronize();
+    if (lead) std::printf("weights: made on the device in %.1f ms\n", ms_since(t0));
+  }
+  if (plans == "prepare") {
+    const Clock::time_point t0 = Clock::now();
+    const ProductPlans pp = prepare_product_plans(loaded, item);
+    be.synchronize();
+    if (lead)
+      std::printf("product plans: %lld products, %lld plans made in %.1f ms before the first forward%s\n",
+                  (long long)pp.products, (long long)pp.plans_made, ms_since(t0),
+                  pp.prepared ? "" : " (some have none: their calls fall back)");
+    const Clock::time_point t1 = Clock::now();
+    const bool attention = prepare_attention_plans(loaded, item);
+    be.synchronize();
+    if (lead) std::printf("attention plans: made in %.1f ms before the first forward%s\n", ms_since(t1),
+                          attention ? "" : " (not all: split layouts and kernels without plans make theirs in it)");
+  }
+  const int64_t plans_before = linear_plans_made(be);
+  const Clock::time_point start = Clock::now();
   Tensor latent = gaussian_noise(item, 1);
   const auto prepared = loaded.denoiser->prepare(spec->example_conditioning(item, 2));
   auto forward = [&] { return loaded.denoiser->predict(latent, 500.0, *prepared); };
+  // The first forward (conditioning embedding included), timed on the wall clock: a warm-up,
+  // or with --warmup 0 the profiled one.
+  bool first = true;
+  auto first_forward = [&](Clock::time_point t0) {
+    if (!first) return;
+    first = false;
+    be.synchronize();
+    const double first_ms = ms_since(t0);
+    if (lead)
+      std::printf("first forward: %.1f ms%s, %lld product plans made in it (conditioning embedding included)\n",
+                  first_ms, warmup == 0 ? " (profiled)" : "", (long long)(linear_plans_made(be) - plans_before));
+  };
 
-  for (int i = 0; i < warmup; ++i) forward();
+  for (int i = 0; i < warmup; ++i) {
+    forward();
+    first_forward(start);
+  }
   be.set_profiling(true);
   be.reset_profile();
   forward();
+  first_forward(start);
   const CudaProfile p = be.profile();
   be.set_profiling(false);
   be.reset_peak();

@@ -10,6 +10,7 @@
 
 #include "backend/cuda/allocator.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/ops.h"
 #include "backend/cuda/transfer_queue.h"
@@ -113,6 +114,8 @@ class CudaBackendImpl final : public CudaBackend, public Fp8AttentionOps {
   bool prepare_attention(int64_t Lq, int64_t Lk, int64_t heads, int64_t head_dim, bool lse) override {
     return op::prepare_attention(ctx_, Lq, Lk, heads, head_dim, lse);
   }
+  bool prepare_linears(const std::vector<LinearShape>& shapes) override { return op::prepare_linears(ctx_, shapes); }
+  int64_t linear_plans_made() const override { return ctx_.gemm->plans_made(); }
   Tensor attention_fp8_impl(const Tensor& q, const Tensor& k, const Tensor& v, int64_t k_valid, Tensor* lse,
                             int64_t kv_chunk) override {
     return op::attention_fp8(ctx_, q, k, v, k_valid, lse, kv_chunk);

@@ -13,6 +13,7 @@
 
 #include "backend/attention_plans.h"
 #include "backend/backend.h"
+#include "backend/linear_plans.h"
 
 namespace raylight {
 
@@ -55,7 +56,7 @@ struct CudaProfile {
   std::map<std::string, OpTime> by_op;
 };
 
-class CudaBackend : public Backend, public AttentionPlans {
+class CudaBackend : public Backend, public AttentionPlans, public LinearPlans {
  public:
   virtual const CudaOptions& options() const = 0;
   virtual void synchronize() = 0;
@@ -82,6 +83,8 @@ class CudaBackend : public Backend, public AttentionPlans {
   virtual void set_attention_kernel(AttentionKernel k) = 0;
   // prepare_attention (AttentionPlans): cuDNN's bf16 plan for the shape, and its fp8 plan
   // when fp8 is chosen and the shape would run it.
+  // prepare_linears (LinearPlans): cuBLASLt's plans for the products, timed as their first
+  // calls would time them (op::prepare_linears).
 };
 
 bool cuda_device_available();

@@ -34,12 +34,14 @@ bool env_off(const char* name) {
   return v && std::string(v) == "0";
 }
 
-int alignment(const void* p) {
-  const auto a = reinterpret_cast<uintptr_t>(p);
+// The largest power of two up to 256 dividing an address (or an offset from a 256-byte
+// aligned block).
+int alignment(uintptr_t a) {
   int al = 256;
   while (al > 1 && a % al) al /= 2;
   return al;
 }
+int alignment(const void* p) { return alignment(reinterpret_cast<uintptr_t>(p)); }
 
 }  // namespace
 
@@ -147,9 +149,8 @@ bool Gemm::run(const void* x, DType x_type, const float* x_scale, const void* w,
   // cuBLASLt refuses fp8 products (NOT_SUPPORTED from every algorithm) whose scale pointers
   // are not 16-byte aligned; the caller then dequantises instead.
   if (x_type == DType::F8E4M3 && reinterpret_cast<uintptr_t>(x_scale) % 16 != 0) return false;
-  const Key key{M, N, K, static_cast<int>(x_type), static_cast<int>(w_type), static_cast<int>(ep),
-                bias != nullptr, alignment(x), alignment(w), alignment(y), bias ? alignment(bias) : 256, w_kn, ldw};
-  Plan* p = plan(key);
+  Plan* p = plan(Key{M, N, K, static_cast<int>(x_type), static_cast<int>(w_type), static_cast<int>(ep), bias != nullptr,
+                     alignment(x), alignment(w), alignment(y), bias ? alignment(bias) : 256, w_kn, ldw});
   if (bias)
     RL_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
   if (x_type == DType::F8E4M3)
@@ -172,6 +173,34 @@ bool Gemm::run(const void* x, DType x_type, const float* x_scale, const void* w,
     if (st != CUBLAS_STATUS_NOT_SUPPORTED && st != CUBLAS_STATUS_INVALID_VALUE) RL_CUBLAS(st);
   }
   return false;
+}
+
+// The key run() computes for operands at the allocator's alignment (256) with w `w_offset`
+// bytes in: a plan made here is the one that call finds.
+Gemm::Prepared Gemm::prepare(DType x_type, DType w_type, bool has_bias, int64_t M, int64_t N, int64_t K, Epilogue ep,
+                             int64_t ldw, int64_t w_offset, bool accumulate, const Scratch* scratch) {
+  if (M == 0 || N == 0) return Prepared::Ready;  // run() makes no plan for an empty product
+  if (ldw == 0) ldw = K;
+  const int al_w = alignment(static_cast<uintptr_t>(w_offset));
+  Plan* p = plan(Key{M, N, K, static_cast<int>(x_type), static_cast<int>(w_type), static_cast<int>(ep), has_bias, 256,
+                     al_w, 256, 256, false, ldw});
+  if (p->algos.empty()) return Prepared::NoAlgorithm;
+  if (!p->tune || accumulate) return Prepared::Ready;
+  if (!scratch) return Prepared::WantsTiming;
+  const auto* w = static_cast<const char*>(scratch->w) + w_offset;
+  if (alignment(scratch->x) != 256 || alignment(scratch->w) != 256 || alignment(scratch->y) != 256 ||
+      (has_bias && alignment(scratch->bias) != 256))
+    fail("gemm prepare: scratch operands must be 256-byte aligned");
+  if (has_bias)
+    RL_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &scratch->bias,
+                                             sizeof(scratch->bias)));
+  if (x_type == DType::F8E4M3)
+    RL_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &scratch->x_scale,
+                                             sizeof(scratch->x_scale)));
+  p->tune = false;
+  const float alpha = 1.0f;
+  tune(p, &alpha, w, scratch->x, scratch->y, M, N, K);
+  return Prepared::Ready;
 }
 
 // Each candidate: one untimed run (a refused one is dropped), then kTuneRuns runs between two

@@ -7,7 +7,8 @@
 // (M*N*K >= 2^32) times the heuristic's candidates (up to 16) on its first call's operands
 // and keeps the fastest: the heuristic's first choice is not always the fastest kernel.
 // RAYLIGHT_GEMM_TUNE=0 takes the heuristic's order as it is; RAYLIGHT_GEMM_DEBUG prints plans
-// and each timed candidate. Plans are made on first use (the first forward), not at load.
+// and each timed candidate. Plans are made on first use (the first forward), or before it by
+// prepare() for the shapes a job will run (backend/linear_plans.h).
 #pragma once
 
 #include <cublasLt.h>
@@ -38,6 +39,28 @@ class Gemm {
   bool run(const void* x, DType x_type, const float* x_scale, const void* w, DType w_type,
            float alpha, const void* bias, void* y, int64_t M, int64_t N, int64_t K, Epilogue ep,
            bool w_kn = false, int64_t ldw = 0, bool accumulate = false);
+
+  // Device operands a plan is timed on by prepare(): buffers at least as large as the
+  // product reads and writes (x [M, K], w [N, ldw] from its offset, y [M, N], bias [N]),
+  // 256-byte aligned as the caching allocator's blocks are; x_scale 16-byte aligned.
+  struct Scratch {
+    const void* x = nullptr;
+    const float* x_scale = nullptr;
+    const void* w = nullptr;
+    const void* bias = nullptr;
+    void* y = nullptr;
+  };
+  enum class Prepared { NoAlgorithm, Ready, WantsTiming };
+  // Makes the plan run() will find for a call with these types and shape whose operands start
+  // 256-byte aligned (the allocator's blocks; w at `w_offset` bytes into its tensor, a run of
+  // its columns): the heuristic's candidates and, given `scratch`, the timing run()'s first
+  // call would do (never for an accumulating product, as run()). WantsTiming: the plan
+  // waits for that timing (none was given scratch). No product is computed.
+  Prepared prepare(DType x_type, DType w_type, bool has_bias, int64_t M, int64_t N, int64_t K, Epilogue ep,
+                   int64_t ldw, int64_t w_offset, bool accumulate, const Scratch* scratch);
+  // Plans made so far (by prepare() or by first calls): tests check that a prepared product
+  // makes none.
+  int64_t plans_made() const { return static_cast<int64_t>(plans_.size()); }
 
  private:
   struct Plan;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backend/cuda/context.h"
+#include "backend/linear_plans.h"
 
 namespace raylight::cuda::op {
 
@@ -19,6 +20,10 @@ Tensor linear_pair(Context& ctx, const Tensor& a, const Tensor& b, const Tensor&
 // Products over one x with one fp8 quantisation of it (Backend::linears).
 std::vector<Tensor> linears(Context& ctx, const Tensor& x, const std::vector<LinearTerm>& terms,
                             const Tensor& x_absmax);
+// The plans these products' first calls would make, made now (LinearPlans::prepare_linears):
+// the same choices as the calls (fp8 or bf16 product, the epilogue's fallback), timing on
+// scratch allocated here and freed before returning.
+bool prepare_linears(Context& ctx, const std::vector<LinearShape>& shapes);
 
 // ops_pointwise.cpp: activations, adds, the DiT's modulation.
 Tensor gelu_tanh(Context& ctx, const Tensor& x);

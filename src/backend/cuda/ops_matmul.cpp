@@ -2,6 +2,9 @@
 // tensor-core product with the activation quantised per tensor on the fly (or, when that
 // is off or refused, are dequantised to bf16 scratch first). GELU rides in the epilogue.
 // fp32 activations take an fp32 tiled product instead (precise.cu): small products only.
+#include <algorithm>
+#include <cmath>
+
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
@@ -36,6 +39,13 @@ const Fp8Input& quantised(Context& ctx, const Tensor& x, const Tensor& x_absmax,
   return q;
 }
 
+// Whether an fp8 weight multiplies natively (fp8 tensor cores) rather than dequantised: the
+// fp8 GEMM is on and the sizes fit Hopper's fp8 kernels. try_linear and the plans prepared
+// for it (prepare_linears) decide by this one rule.
+bool native_fp8(const Context& ctx, int64_t N, int64_t K, int64_t ldw, int64_t k0) {
+  return ctx.opt.fp8_gemm && K % 16 == 0 && N % 16 == 0 && ldw % 16 == 0 && k0 % 16 == 0;
+}
+
 // *out = x w^T (+ b), or with `accumulate` *out += x w^T: w's columns [k0, k0 + K) when x
 // has K < w.dim(1) columns (a product over part of a weight's inputs, rows of the weight still
 // w.dim(1) apart). `shared`: x's fp8 codes when several products read x (made on first use);
@@ -53,7 +63,7 @@ bool try_linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b,
     ok = ctx.gemm->run(x.raw(), DType::BF16, nullptr, bp(w) + k0, DType::BF16, 1.0f, bias, y.raw(), M, N, K, ep,
                        false, ldw, accumulate);
   } else {
-    if (ctx.opt.fp8_gemm && K % 16 == 0 && N % 16 == 0 && ldw % 16 == 0 && k0 % 16 == 0) {
+    if (native_fp8(ctx, N, K, ldw, k0)) {
       Fp8Input own;
       const Fp8Input& xq = quantised(ctx, x, x_absmax, shared ? *shared : own);
       ok = ctx.gemm->run(xq.codes.raw(), DType::F8E4M3, xq.scale(), static_cast<const uint8_t*>(w.raw()) + k0,
@@ -127,6 +137,117 @@ Tensor linear_pair(Context& ctx, const Tensor& a, const Tensor& b, const Tensor&
       try_linear(ctx, b, w, {}, Epilogue::None, &y, "linear_pair", a.dim(1), true))
     return y;
   return linear(ctx, concat_columns(ctx, a, b), w, bias, {});
+}
+
+// --- Plans before the first call (LinearPlans) ---------------------------------------------
+namespace {
+
+// One cuBLASLt plan a product's call reaches, as try_linear calls Gemm::run.
+struct PlanCall {
+  DType x_type, w_type;
+  bool bias;
+  int64_t M, N, K;
+  Epilogue ep;
+  int64_t ldw, w_offset;  // w's row stride in elements; the first column's byte offset
+  bool accumulate;
+  bool operator==(const PlanCall& o) const {
+    return x_type == o.x_type && w_type == o.w_type && bias == o.bias && M == o.M && N == o.N && K == o.K &&
+           ep == o.ep && ldw == o.ldw && w_offset == o.w_offset && accumulate == o.accumulate;
+  }
+};
+
+Gemm::Prepared prepare_call(Context& ctx, const PlanCall& c, const Gemm::Scratch* scratch) {
+  return ctx.gemm->prepare(c.x_type, c.w_type, c.bias, c.M, c.N, c.K, c.ep, c.ldw, c.w_offset, c.accumulate, scratch);
+}
+
+// The plans try_linear reaches for s with epilogue ep, in its order (native fp8, then bf16:
+// a bf16 weight, or an fp8 one dequantised), made without timing; those that want timing
+// are added to *timed. True when one has an algorithm: the call stops there.
+bool plan_product(Context& ctx, const LinearShape& s, Epilogue ep, std::vector<PlanCall>* timed) {
+  const int64_t K = s.reads(), k0 = s.first_column;
+  // As the weight op: stored fp8 stays fp8 codes where the backend keeps them, else bf16.
+  const bool fp8 = s.weight_dtype == DType::F8E4M3 && ctx.opt.keep_fp8;
+  std::vector<PlanCall> tries;
+  if (fp8 && native_fp8(ctx, s.out, K, s.width, k0))
+    tries.push_back({DType::F8E4M3, DType::F8E4M3, s.bias, s.rows, s.out, K, ep, s.width, k0, s.accumulate});
+  tries.push_back({DType::BF16, DType::BF16, s.bias, s.rows, s.out, K, ep, s.width, k0 * 2, s.accumulate});
+  for (const PlanCall& c : tries) {
+    const Gemm::Prepared r = prepare_call(ctx, c, nullptr);
+    // Several products share a plan (every block's q): it is timed once.
+    if (r == Gemm::Prepared::WantsTiming && std::find(timed->begin(), timed->end(), c) == timed->end())
+      timed->push_back(c);
+    if (r != Gemm::Prepared::NoAlgorithm) return true;
+  }
+  return false;
+}
+
+// Device memory of the timing, freed when it ends (not the caching allocator's: nothing of
+// it stays reserved).
+struct Scratch {
+  void* p = nullptr;
+  Scratch() = default;
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() {
+    if (p) cudaFree(p);
+  }
+  // False when the device has no room (the plan is then timed by its first call).
+  bool allocate(size_t bytes) {
+    if (cudaMalloc(&p, std::max<size_t>(bytes, 256)) == cudaSuccess) return true;
+    (void)cudaGetLastError();
+    p = nullptr;
+    return false;
+  }
+};
+
+// Times the plans of `calls` on random operands of their sizes, as their first calls would
+// on theirs. Where the scratch does not fit on the device, their first calls time them.
+void time_plans(Context& ctx, const std::vector<PlanCall>& calls) {
+  size_t x_bytes = 0, w_bytes = 0, y_bytes = 0, bias_bytes = 0;
+  for (const PlanCall& c : calls) {
+    x_bytes = std::max(x_bytes, shape_nbytes({c.M, c.K}, c.x_type));
+    w_bytes = std::max(w_bytes, shape_nbytes({c.N, c.ldw}, c.w_type));
+    y_bytes = std::max(y_bytes, shape_nbytes({c.M, c.N}, DType::BF16));
+    bias_bytes = std::max(bias_bytes, shape_nbytes({c.N}, DType::BF16));
+  }
+  Scratch x, w, y, bias, scale;
+  if (!x.allocate(x_bytes) || !w.allocate(w_bytes) || !y.allocate(y_bytes) || !bias.allocate(bias_bytes) ||
+      !scale.allocate(16))
+    return;
+  const float one = 1.0f;
+  RL_CUDA(cudaMemcpyAsync(scale.p, &one, sizeof(one), cudaMemcpyHostToDevice, ctx.stream));
+  random_bf16(static_cast<bf16*>(bias.p), static_cast<int64_t>(bias_bytes / 2), 3, 0.0f, 0.1f, ctx.stream);
+  const Gemm::Scratch operands{x.p, static_cast<const float*>(scale.p), w.p, bias.p, y.p};
+  for (const PlanCall& c : calls) {
+    // Operands like a forward's: unit activations, weights of std 1/sqrt(K); fp8 codes over
+    // their whole range, as quantised activations and weights are.
+    const int64_t nx = c.M * c.K, nw = c.N * c.ldw;
+    const float w_std = 1.0f / std::sqrt(static_cast<float>(c.K));
+    if (c.x_type == DType::F8E4M3) {
+      random_e4m3(static_cast<uint8_t*>(x.p), nx, 1, 1.0f, 4.5f / 448.0f, ctx.stream);
+      random_e4m3(static_cast<uint8_t*>(w.p), nw, 2, w_std, 4.5f * w_std / 448.0f, ctx.stream);
+    } else {
+      random_bf16(static_cast<bf16*>(x.p), nx, 1, 0.0f, 1.0f, ctx.stream);
+      random_bf16(static_cast<bf16*>(w.p), nw, 2, 0.0f, w_std, ctx.stream);
+    }
+    prepare_call(ctx, c, &operands);
+  }
+  RL_CUDA(cudaStreamSynchronize(ctx.stream));
+}
+
+}  // namespace
+
+bool prepare_linears(Context& ctx, const std::vector<LinearShape>& shapes) {
+  std::vector<PlanCall> timed;
+  bool all = true;
+  for (const LinearShape& s : shapes) {
+    // linear_term: the GELU epilogue, or without it (GELU as a kernel) where it has no algorithm.
+    bool ok = plan_product(ctx, s, s.gelu ? Epilogue::Gelu : Epilogue::None, &timed);
+    if (!ok && s.gelu) ok = plan_product(ctx, s, Epilogue::None, &timed);
+    all = all && ok;
+  }
+  if (!timed.empty()) time_plans(ctx, timed);
+  return all;
 }
 
 }  // namespace raylight::cuda::op

@@ -14,6 +14,7 @@
 #include "models/flux/flux_diffusers.h"
 #include "models/flux/flux_lora_names.h"
 #include "models/flux/flux_model.h"
+#include "models/flux/flux_products.h"
 #include "models/flux/flux_references.h"
 #include "models/flux/kontext_resolution.h"
 #include "sampling/noise.h"
@@ -108,7 +109,7 @@ class FluxSpec final : public DenoiserSpec {
     std::vector<ConditioningInput> in = {
         {"context", true, true, c_.context_in, shape_str({kMaxTextTokens, c_.context_in}).insert(1, "tokens <= ")},
         {"pooled", true, true, c_.vec_in, shape_str({c_.vec_in})}};
-    in[0].pad_tokens = c_.guidance_embed ? 512 : 256;  // T5 padded as the official sampling code pads
+    in[0].pad_tokens = text_tokens();  // T5 padded as the official sampling code pads
     if (c_.guidance_embed) in.push_back({"guidance", false, true, 1, "[1]"});
     // Kontext reference latents, shared by both prompts; listed for schnell too, so a
     // reference given to it is read and refused by name rather than ignored.
@@ -206,8 +207,14 @@ class FluxSpec final : public DenoiserSpec {
   std::unique_ptr<Denoiser> make(WeightStore& weights, Backend& backend, SequenceAttention& attention) const override {
     return std::make_unique<FluxModel>(c_, weights, backend, attention);
   }
+  // The T5 tokens at the length the text encoder pads them to.
+  std::vector<DenoiserProduct> products(const Shape& item, const SegmentRows& rows) const override {
+    return flux_products(c_, text_tokens(), item.at(1) / 2 * (item.at(2) / 2), rows);
+  }
 
  private:
+  // T5 tokens as the official sampling code pads them: 512 (dev), 256 (schnell).
+  int64_t text_tokens() const { return c_.guidance_embed ? 512 : 256; }
   // References are numbered from 0 without gaps, and their tokens together are bounded.
   static void check_references(const Conditioning& c) {
     int64_t tokens = 0;

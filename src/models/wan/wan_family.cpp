@@ -14,6 +14,7 @@
 #include "models/vae/wan_vae_config.h"
 #include "models/wan/wan_image_condition.h"
 #include "models/wan/wan_model.h"
+#include "models/wan/wan_products.h"
 #include "models/wan/wan_tiny.h"
 #include "sampling/noise.h"
 #include "sampling/schedule.h"
@@ -351,6 +352,9 @@ class WanSpec final : public DenoiserSpec {
 
   std::unique_ptr<Denoiser> make(WeightStore& weights, Backend& backend, SequenceAttention& attention) const override {
     return std::make_unique<WanModel>(c_, weights, backend, attention);
+  }
+  std::vector<DenoiserProduct> products(const Shape& item, const SegmentRows& rows) const override {
+    return wan_products(c_, sequence_tokens(item), rows);
   }
 
  private:
