@@ -51,7 +51,7 @@ Tensor Backend::linear_fp8_rows(const Fp8Rows& x, const Tensor& w, const Tensor&
 }
 
 Tensor Backend::linear_fp8_rows_impl(const Fp8Rows& x, const Tensor& w, const Tensor& b) {
-  return linear_impl(dequantise_impl(x), w, b);
+  return linear_impl(dequantise_impl(x), w, b, {});
 }
 
 Fp8Rows upload_fp8_rows(Backend& be, const Tensor& codes, float scale, const Tensor& offset) {

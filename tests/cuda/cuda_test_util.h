@@ -61,11 +61,13 @@ inline double max_abs(const Tensor& got, const Tensor& want) {
   return m;
 }
 
-inline std::unique_ptr<CudaBackend> poisoned_backend(bool keep_fp8 = true, bool fp8_gemm = true) {
+inline std::unique_ptr<CudaBackend> poisoned_backend(bool keep_fp8 = true, bool fp8_gemm = true,
+                                                     bool fp8_attention_codes = false) {
   CudaOptions o;
   o.poison = true;
   o.keep_fp8 = keep_fp8;
   o.fp8_gemm = fp8_gemm;
+  o.fp8_attention_codes = fp8_attention_codes;
   return make_cuda_backend(o);
 }
 

@@ -38,7 +38,13 @@ constexpr int64_t L = 4096, H = 40, D = 128, C = H * D;
 // A power of two, so the weight's values (code * scale) are exact in bf16 too.
 constexpr float kWeightScale = 1.0f / 8192.0f;
 
-struct CudaFp8Rows : GpuTest {};
+// The codes path is opt-in (CudaOptions::fp8_attention_codes): these tests turn it on.
+struct CudaFp8Rows : GpuTest {
+  void SetUp() override {
+    GpuTest::SetUp();
+    gpu = poisoned_backend(true, true, /*fp8_attention_codes=*/true);
+  }
+};
 
 // v's column c gets mean 0.1 * ((c % 7) - 3) when `means`.
 Tensor values(bool means) {
@@ -128,4 +134,14 @@ TEST_F(CudaFp8Rows, OneProcessSeamHandsOutCodesOnlyForFp8Attention) {
   const Tensor bf16_out = seam.self_attention(q, k, v, QkRope::Applied, &rows);
   EXPECT_FALSE(rows.held());
   EXPECT_EQ(bf16_out.shape(), q.shape());
+  // Without the option (the default) fp8 attention returns bf16 and hands out nothing.
+  auto plain = poisoned_backend();
+  UspAttention plain_seam(*plain, *u, *ring);
+  plain_seam.prepare(SequenceLayout::single({4, 32, 32}, wan_rope_axes(128), 10000.0));
+  plain->set_attention_kernel(AttentionKernel::Fp8);
+  Fp8Rows none_rows;
+  const Tensor plain_out = plain_seam.self_attention(plain->upload(down(q)), plain->upload(down(k)),
+                                                     plain->upload(down(v)), QkRope::Applied, &none_rows);
+  EXPECT_FALSE(none_rows.held());
+  EXPECT_EQ(plain_out.shape(), q.shape());
 }

@@ -195,6 +195,7 @@ class CodesAttention final : public SequenceAttention {
   Tensor scatter_tokens(const Tensor& t, int s) override { return in_.scatter_tokens(t, s); }
   Tensor gather_tokens(const Tensor& t, int s) override { return in_.gather_tokens(t, s); }
   int64_t local_rows(int s) const override { return in_.local_rows(s); }
+  int64_t segment_rows(int64_t tokens) const override { return in_.segment_rows(tokens); }
   const Tensor& rope_table() const override { return in_.rope_table(); }
   Tensor cross_attention(const Tensor& q, const Tensor& k, const Tensor& v) override {
     return in_.cross_attention(q, k, v);

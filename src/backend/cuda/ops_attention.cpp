@@ -130,6 +130,7 @@ Tensor unmasked_attention(Context& ctx, const Tensor& q, const Tensor& k, const 
     *lse = ctx.alloc({H, Lq}, DType::F32);
     l = lse->data<float>();
   }
+  if (!ctx.opt.fp8_attention_codes) codes = nullptr;
   {
     Context::Scope s(ctx, kAttention, 4.0 * Lq * valid * H * D);
     if (ctx.cudnn && ctx.cudnn->fp8() && valid >= kFp8MinKeys &&

@@ -54,7 +54,7 @@ Tensor linear_fp8_rows(Context& ctx, const Fp8Rows& x, const Tensor& w, const Te
                       bias.defined() ? bp(bias) : nullptr, y.raw(), M, N, K, Epilogue::None))
       return y;
   }
-  return linear(ctx, dequantise(ctx, x), w, b);
+  return linear(ctx, dequantise(ctx, x), w, b, {});
 }
 
 }  // namespace raylight::cuda::op
