@@ -242,6 +242,16 @@ using SegmentRows = std::function<int64_t(int64_t tokens)>;
 struct DenoiserProduct {
   std::string weight;  // the weight's name in the store, which knows its stored dtype
   LinearShape shape;   // weight_dtype is left for the caller to read from the store
+  // `module`.weight over m rows, [n, k], with its bias (and GELU in the epilogue).
+  static DenoiserProduct biased(const std::string& module, int64_t m, int64_t n, int64_t k, bool gelu = false) {
+    LinearShape s;
+    s.rows = m;
+    s.out = n;
+    s.width = k;
+    s.bias = true;
+    s.gelu = gelu;
+    return {module + ".weight", s};
+  }
 };
 
 // What a denoiser checkpoint is, known from its header alone.

@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
 
 #include "backend/cuda/cuda_backend.h"
 #include "core/dtype.h"
@@ -69,6 +72,33 @@ inline std::unique_ptr<CudaBackend> poisoned_backend(bool keep_fp8 = true, bool 
   o.fp8_gemm = fp8_gemm;
   o.fp8_attention_codes = fp8_attention_codes;
   return make_cuda_backend(o);
+}
+
+// fp8 e4m3 codes of w / scale with the scale for N(0, 1/K) values (4.5 std representable).
+struct Fp8Weight {
+  Tensor codes;
+  float scale;
+};
+inline Fp8Weight fp8_weight(const Tensor& w) {
+  const float scale = 4.5f / std::sqrt(float(w.dim(1))) / 448.0f;
+  Tensor t = w.clone();
+  for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] /= scale;
+  return {t.to_dtype(DType::F8E4M3), scale};
+}
+
+inline bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
+}
+
+// A backend made with RAYLIGHT_GEMM_TUNE set to `tune` (read when its cuBLASLt state is made).
+inline std::unique_ptr<CudaBackend> backend_with_tuning(bool tune) {
+  const char* old = std::getenv("RAYLIGHT_GEMM_TUNE");
+  const std::string saved = old ? old : "";
+  setenv("RAYLIGHT_GEMM_TUNE", tune ? "1" : "0", 1);
+  auto be = poisoned_backend();
+  if (old) setenv("RAYLIGHT_GEMM_TUNE", saved.c_str(), 1);
+  else unsetenv("RAYLIGHT_GEMM_TUNE");
+  return be;
 }
 
 // The fixture every GPU test uses: a fresh poisoned backend, and a plain failure (not a

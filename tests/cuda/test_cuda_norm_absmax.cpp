@@ -18,21 +18,6 @@ namespace {
 
 constexpr double kFp8 = 5e-2;
 
-struct Fp8Weight {
-  Tensor codes;
-  float scale;
-};
-Fp8Weight fp8_weight(const Tensor& w) {
-  const float scale = 4.5f / std::sqrt(float(w.dim(1))) / 448.0f;
-  Tensor t = w.clone();
-  for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] /= scale;
-  return {t.to_dtype(DType::F8E4M3), scale};
-}
-
-bool same_bits(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
-}
-
 float host_absmax(const Tensor& t) {
   float m = 0.0f;
   for (int64_t i = 0; i < t.numel(); ++i) m = std::fmax(m, std::fabs(t.f32()[i]));

@@ -9,13 +9,7 @@ std::vector<DenoiserProduct> flux_products(const FluxConfig& c, int64_t text_tok
   std::vector<DenoiserProduct> out;
   // Every Flux product has a bias but linear2's second half (linear_pair).
   auto add = [&](const std::string& name, int64_t m, int64_t n, int64_t k, bool gelu = false) -> LinearShape& {
-    LinearShape s;
-    s.rows = m;
-    s.out = n;
-    s.width = k;
-    s.bias = true;
-    s.gelu = gelu;
-    out.push_back({name + ".weight", s});
+    out.push_back(DenoiserProduct::biased(name, m, n, k, gelu));
     return out.back().shape;
   };
   const int64_t h = c.hidden, mlp = c.mlp_hidden;

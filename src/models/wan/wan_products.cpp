@@ -8,13 +8,7 @@ std::vector<DenoiserProduct> wan_products(const WanConfig& c, int64_t tokens, co
   std::vector<DenoiserProduct> out;
   // Every Wan product has a bias.
   auto add = [&](const std::string& name, int64_t m, int64_t n, int64_t k, bool gelu = false) {
-    LinearShape s;
-    s.rows = m;
-    s.out = n;
-    s.width = k;
-    s.bias = true;
-    s.gelu = gelu;
-    out.push_back({name + ".weight", s});
+    out.push_back(DenoiserProduct::biased(name, m, n, k, gelu));
   };
   const int64_t d = c.dim;
   // prepare(): the text (padded to text_len) and, for image-to-video, the CLIP features.
