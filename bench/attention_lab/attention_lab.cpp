@@ -37,6 +37,7 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cudnn_attention.h"
+#include "backend/cuda/fp8_flash.h"
 #include "backend/cuda/fp8_quantise.h"
 #include "backend/fp8_attention.h"
 #include "backend/fp8_kv_chunks.h"
@@ -51,8 +52,17 @@ namespace {
 struct Variant {
   const char* name;
   AttentionKernel kernel;
+  bool own_fp8 = false;  // fp8 through our wgmma kernel (cuda/fp8_flash.h) instead of cuDNN's
 };
-const Variant kVariants[] = {{"own", AttentionKernel::Own}, {"cudnn", AttentionKernel::Cudnn}, {"fp8", AttentionKernel::Fp8}};
+const Variant kVariants[] = {{"own", AttentionKernel::Own},
+                             {"cudnn", AttentionKernel::Cudnn},
+                             {"fp8", AttentionKernel::Fp8},
+                             {"fp8own", AttentionKernel::Fp8, true}};
+
+void select(CudaBackend& be, const Variant& var) {
+  be.set_attention_kernel(var.kernel);
+  be.set_fp8_own_kernel(var.own_fp8);
+}
 
 // Host values of any float tensor as fp32.
 std::vector<float> values(const Tensor& t) {
@@ -135,7 +145,7 @@ int check(CudaBackend& gpu, Backend& cpu) {
       const double emu_err = rel_l2(emulated, exact);
       Tensor dq = gpu.upload(q), dk = gpu.upload(k), dv = gpu.upload(v);
       for (const Variant& var : kVariants) {
-        gpu.set_attention_kernel(var.kernel);
+        select(gpu, var);
         std::vector<float> got;
         try {
           got = values(gpu.download(run(gpu, var, dq, dk, dv, s.valid, kFp8KvChunkOff)));
@@ -149,6 +159,7 @@ int check(CudaBackend& gpu, Backend& cpu) {
         bool ok = e < 1e-2;
         char extra[160] = "";
         if (var.kernel == AttentionKernel::Fp8) {
+          // (fp8own writes bf16 where the emulation rounds the output to e4m3: a few % apart.)
           const double ee = rel_l2(got, emulated);
           ok = ee < 5e-2;
           std::snprintf(extra, sizeof extra, ", vs emulation %.2e (emulation vs exact %.2e)", ee, emu_err);
@@ -161,6 +172,7 @@ int check(CudaBackend& gpu, Backend& cpu) {
       // fp8 over key chunks (with the lse, which the merge computes) against the emulation of
       // the same chunks.
       if (s.Lk > kCheckKvChunk) {
+        select(gpu, kVariants[2]);
         Tensor emu_lse, got_lse;
         const std::vector<float> emu = values(attention_fp8(cpu, q, k, v, s.valid, &emu_lse, kCheckKvChunk));
         std::vector<float> got, got_l;
@@ -216,7 +228,8 @@ void check_cuda(cudaError_t e, const char* what) {
 // quantisation (statistics, fold, quantise: fp8_quantise.h) and cuDNN's fp8 graph with the
 // output conversion (CudnnAttention::run_fp8; over key chunks: the graphs and the merge).
 // Median ms of each over runs.
-void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Tensor& v, int runs, int64_t kv_chunk) {
+void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Tensor& v, int runs, int64_t kv_chunk,
+                    bool own_fp8) {
   using namespace raylight::cuda;
   const int64_t Lq = q.dim(0), Lk = k.dim(0), H = q.dim(1), D = q.dim(2), C = H * D;
   be.synchronize();
@@ -242,6 +255,28 @@ void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Ten
             sc + 12};
   auto cudnn = std::make_unique<CudnnAttention>(s);  // gone before the stream is
   auto quantise = [&] { quantise_fp8_operands(ops, 3, C, D, amax, work, s); };
+  void* vt = nullptr;
+  if (own_fp8) check_cuda(cudaMalloc(&vt, size_t(fp8_flash_keys(Lk) * C)), "alloc");
+  auto transpose = [&] { fp8_flash_transpose_v(static_cast<uint8_t*>(v8), Lk, C, static_cast<uint8_t*>(vt), s); };
+  auto flash = [&](bool half_exp, bool pingpong) {
+    Fp8FlashCall call;
+    call.half_exp = half_exp;
+    call.pingpong = pingpong;
+    call.q8 = static_cast<uint8_t*>(q8);
+    call.k8 = static_cast<uint8_t*>(k8);
+    call.vt = static_cast<uint8_t*>(vt);
+    call.descale_q = sc;
+    call.descale_k = sc + 4;
+    call.descale_v = sc + 8;
+    call.v_sum = sums + 2 * C;
+    call.inv_valid = 1.0f / float(Lk);
+    call.o = static_cast<bf16*>(o);
+    call.Lq = Lq;
+    call.Lk = Lk;
+    call.H = H;
+    call.valid = Lk;
+    fp8_flash_attention(call, s);
+  };
   auto kernel = [&] {
     if (!cudnn->run_fp8(static_cast<uint8_t*>(q8), static_cast<uint8_t*>(k8), static_cast<uint8_t*>(v8), sc, sums + 2 * C,
                        static_cast<bf16*>(o), nullptr, Lq, Lk, H, D, Lk, kv_chunk))
@@ -265,18 +300,44 @@ void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Ten
   };
   try {
     quantise();
-    kernel();  // plans built here
-    const double tq = time(quantise), tk = time(kernel);
-    std::printf("time fp8 parts q %6lld x k %6lld, %2lld heads, kv-chunk %s: quantisation %.3f ms, cuDNN fp8 + output "
-                "conversion %.3f ms (%.0f TFLOP/s)\n",
-                (long long)Lq, (long long)Lk, (long long)H, chunk_label(kv_chunk, Lk).c_str(), tq, tk,
-                4.0 * Lq * Lk * H * D / tk / 1e9);
+    if (own_fp8) {
+      transpose();
+      // The f16-exp2 output against the fp32 one (same arithmetic but P's exp2).
+      auto host_o = [&] {
+        std::vector<uint16_t> raw(static_cast<size_t>(Lq * C));
+        check_cuda(cudaStreamSynchronize(s), "sync");
+        check_cuda(cudaMemcpy(raw.data(), o, raw.size() * 2, cudaMemcpyDeviceToHost), "copy");
+        std::vector<float> out(raw.size());
+        convert_to_f32(DType::BF16, raw.data(), out.data(), out.size());
+        return out;
+      };
+      flash(false, false);
+      const std::vector<float> o32 = host_o();
+      const double tq = time(quantise), tt = time(transpose), flops = 4.0 * Lq * Lk * H * D;
+      std::printf("time fp8own parts q %6lld x k %6lld, %2lld heads: quantisation %.3f ms, V^T %.3f ms\n",
+                  (long long)Lq, (long long)Lk, (long long)H, tq, tt);
+      for (bool half_exp : {false, true})
+        for (bool pingpong : {false, true}) {
+          flash(half_exp, pingpong);
+          const double e = rel_l2(host_o(), o32);
+          const double tf = time([&] { flash(half_exp, pingpong); });
+          std::printf("time fp8own kernel, exp2 %s, ping-pong %s: %.3f ms, %.0f TFLOP/s (rel L2 vs f32 exp2 %.2e)\n",
+                      half_exp ? "f16" : "f32", pingpong ? "on " : "off", tf, flops / tf / 1e9, e);
+        }
+    } else {
+      kernel();  // plans built here
+      const double tq = time(quantise), tk = time(kernel);
+      std::printf("time fp8 parts q %6lld x k %6lld, %2lld heads, kv-chunk %s: quantisation %.3f ms, cuDNN fp8 + "
+                  "output conversion %.3f ms (%.0f TFLOP/s)\n",
+                  (long long)Lq, (long long)Lk, (long long)H, chunk_label(kv_chunk, Lk).c_str(), tq, tk,
+                  4.0 * Lq * Lk * H * D / tk / 1e9);
+    }
   } catch (const Error& e) {
     std::printf("time fp8 parts: not run (%s)\n", e.what());
   }
   check_cuda(cudaStreamSynchronize(s), "sync");
   cudnn.reset();
-  for (void* p : {q8, k8, v8, o, static_cast<void*>(scales), static_cast<void*>(amax), static_cast<void*>(sums),
+  for (void* p : {q8, k8, v8, vt, o, static_cast<void*>(scales), static_cast<void*>(amax), static_cast<void*>(sums),
                   static_cast<void*>(work)})
     cudaFree(p);
   cudaEventDestroy(a);
@@ -293,7 +354,7 @@ struct TimeCase {
 // inputs, and the fp8 key chunk settings (fp8 is timed once per setting).
 struct TimePlan {
   std::vector<TimeCase> cases;
-  std::vector<std::string> variants{"own", "cudnn", "fp8"};
+  std::vector<std::string> variants{"own", "cudnn", "fp8", "fp8own"};
   bool random = true, outliers = true;
   std::vector<int64_t> kv_chunks{kFp8KvChunkFromEnv};
   bool wants(const char* variant) const {
@@ -325,11 +386,11 @@ void time_shapes(CudaBackend& be, int runs, const TimePlan& plan) {
       Tensor k = device_input(be, {c.Lk, c.H, D}, 12, outliers, true);
       Tensor v = device_input(be, {c.Lk, c.H, D}, 13, outliers, false, true);
       std::vector<float> reference;
-      for (const Variant& var : {kVariants[1], kVariants[0], kVariants[2]}) {  // cuDNN bf16 first: the reference
+      for (const Variant& var : {kVariants[1], kVariants[0], kVariants[2], kVariants[3]}) {  // cuDNN bf16 first: the reference
         if (!plan.wants(var.name)) continue;
         const bool fp8 = var.kernel == AttentionKernel::Fp8;
-        for (int64_t kv_chunk : fp8 ? plan.kv_chunks : std::vector<int64_t>{kFp8KvChunkOff}) {
-          be.set_attention_kernel(var.kernel);
+        for (int64_t kv_chunk : fp8 && !var.own_fp8 ? plan.kv_chunks : std::vector<int64_t>{kFp8KvChunkOff}) {
+          select(be, var);
           Tensor o;
           try {
             o = run(be, var, q, k, v, -1, kv_chunk);  // warm-up: plans built here
@@ -350,7 +411,7 @@ void time_shapes(CudaBackend& be, int runs, const TimePlan& plan) {
                       var.name, c.what.c_str(), (long long)c.Lq, (long long)c.Lk, (long long)c.H, (long long)D,
                       outliers ? "outlier" : "random", chunks.c_str(), ms, flops / ms / 1e9, l2);
           std::fflush(stdout);
-          if (fp8 && c.Lk >= 2048 && (!outliers || !plan.random)) time_fp8_parts(be, q, k, v, runs, kv_chunk);
+          if (fp8 && c.Lk >= 2048 && (!outliers || !plan.random)) time_fp8_parts(be, q, k, v, runs, kv_chunk, var.own_fp8);
         }
       }
     }
@@ -405,7 +466,8 @@ int main(int argc, char** argv) {
       } else if (a == "--variants" && i + 1 < argc) {
         plan.variants = split_commas(argv[++i]);
         for (const std::string& v : plan.variants)
-          if (v != "own" && v != "cudnn" && v != "fp8") fail("--variants takes own, cudnn and fp8, got '", v, "'");
+          if (v != "own" && v != "cudnn" && v != "fp8" && v != "fp8own")
+            fail("--variants takes own, cudnn, fp8 and fp8own, got '", v, "'");
       } else if (a == "--inputs" && i + 1 < argc) inputs = argv[++i];
       else fail(usage);
     }

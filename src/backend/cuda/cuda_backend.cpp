@@ -111,6 +111,7 @@ class CudaBackendImpl final : public CudaBackend, public Fp8AttentionOps {
 
   std::string attention_kernel() const override { return op::attention_kernel(ctx_); }
   void set_attention_kernel(AttentionKernel k) override { op::set_attention_kernel(ctx_, k); }
+  void set_fp8_own_kernel(bool on) override { ctx_.opt.fp8_own_kernel = on; }
   bool prepare_attention(int64_t Lq, int64_t Lk, int64_t heads, int64_t head_dim, bool lse) override {
     return op::prepare_attention(ctx_, Lq, Lk, heads, head_dim, lse);
   }

@@ -47,11 +47,16 @@ struct CudaOptions {
   // less, but its error against bf16 attention rose from 2.25 % to 2.57 % (docs/benchmarks.md,
   // seventh session; likely the folded bias W mean_v + b rounded to bf16 when O ~ mean_v).
   bool fp8_attention_codes = env_flag("RAYLIGHT_FP8_ATTENTION_CODES");
+  // fp8 attention runs our own wgmma kernel (cuda/fp8_flash.h: Hopper, head size 128; bf16
+  // output with v's mean, no e4m3 output rounding) instead of cuDNN's fp8 graph where it
+  // serves the shape. RAYLIGHT_FP8_KERNEL=own|cudnn; default cudnn.
+  bool fp8_own_kernel = env_is("RAYLIGHT_FP8_KERNEL", "own");
 
  private:
-  static bool env_flag(const char* name) {
+  static bool env_flag(const char* name) { return env_is(name, "1"); }
+  static bool env_is(const char* name, const char* value) {
     const char* v = std::getenv(name);
-    return v && std::string(v) == "1";
+    return v && std::string(v) == value;
   }
 };
 
@@ -93,6 +98,8 @@ class CudaBackend : public Backend, public AttentionPlans, public LinearPlans {
   // and a switch between them (benchmarks compare both on one backend).
   virtual std::string attention_kernel() const = 0;
   virtual void set_attention_kernel(AttentionKernel k) = 0;
+  // Which fp8 attention kernel --attention fp8 runs: ours (true) or cuDNN's (CudaOptions).
+  virtual void set_fp8_own_kernel(bool on) = 0;
   // prepare_attention (AttentionPlans): cuDNN's bf16 plan for the shape, and its fp8 plan
   // when fp8 is chosen and the shape would run it.
   // prepare_linears (LinearPlans): cuBLASLt's plans for the products, timed as their first

@@ -11,6 +11,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cudnn_attention.h"
+#include "backend/cuda/fp8_flash.h"
 #include "backend/cuda/fp8_quantise.h"
 #include "backend/cuda/fp8_rows_kernels.h"
 #include "backend/cuda/gemm.h"
@@ -106,6 +107,29 @@ bool fp8_attention(CudnnAttention& cudnn, Context& ctx, const Tensor& q, const T
   ops[1] = {bp(k), Lk, valid, true, rotate, u8(k8), sum + C, sc + 4, nullptr};
   ops[2] = {bp(v), Lk, valid, true, false, u8(v8), sum + 2 * C, sc + 8, sc + 12};
   quantise_fp8_operands(ops, 3, C, D, amax.data<float>(), work.data<float>(), ctx.stream);
+  // Our own kernel (fp8_flash.h) where it serves the shape: bf16 output with v's mean, no
+  // codes, one call over all keys.
+  if (ctx.opt.fp8_own_kernel && fp8_flash_supports(D) && fp8_kv_chunks(Lk, valid, kv_chunk).empty()) {
+    Tensor vt = ctx.alloc({C * fp8_flash_keys(Lk)}, DType::U8);
+    fp8_flash_transpose_v(u8(v8), Lk, C, u8(vt), ctx.stream);
+    Fp8FlashCall call;
+    call.q8 = u8(q8);
+    call.k8 = u8(k8);
+    call.vt = u8(vt);
+    call.descale_q = sc;
+    call.descale_k = sc + 4;
+    call.descale_v = sc + 8;
+    call.v_sum = sum + 2 * C;
+    call.inv_valid = 1.0f / static_cast<float>(valid);
+    call.o = o;
+    call.lse = lse;
+    call.Lq = Lq;
+    call.Lk = Lk;
+    call.H = H;
+    call.valid = valid;
+    fp8_flash_attention(call, ctx.stream);
+    return true;
+  }
   Tensor o8 = codes ? ctx.alloc({Lq, C}, DType::F8E4M3) : Tensor();
   bool wrote_codes = false;
   if (!cudnn.run_fp8(u8(q8), u8(k8), u8(v8), sc, sum + 2 * C, o, lse, Lq, Lk, H, D, valid, kv_chunk,
@@ -219,6 +243,8 @@ void set_attention_kernel(Context& ctx, AttentionKernel k) {
 
 std::string attention_kernel(const Context& ctx) {
   if (!ctx.cudnn) return "own mma.sync flash-attention kernel";
+  if (ctx.cudnn->fp8() && ctx.opt.fp8_own_kernel)
+    return "raylight's wgmma fp8 flash attention (hd 128; " + ctx.cudnn->describe() + " for other shapes)";
   return ctx.cudnn->describe() + (ctx.cudnn->fp8() ? " fp8 fused attention" : " fused attention");
 }
 

@@ -1,0 +1,501 @@
+// Our fp8 flash attention for Hopper (fp8_flash.h says what and why). The PTX pieces it
+// needs (mbarriers, bulk tensor copies, wgmma, setmaxnreg) are written out here in small
+// device functions; everything else is plain CUDA.
+#include "backend/cuda/fp8_flash.h"
+
+#include <cuda.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <string>
+#include <mutex>
+
+#include "backend/cuda/cuda_check.h"
+#include "core/error.h"
+
+namespace raylight::cuda {
+namespace {
+
+constexpr int kD = 128;        // head size (bytes of an e4m3 row: one 128-byte swizzle row)
+constexpr int kBM = 128;       // query rows per block (64 per consumer warpgroup)
+constexpr int kBN = 128;       // keys per tile
+constexpr int kStages = 3;     // K / V^T tiles in flight
+constexpr int kThreads = 384;  // producer warpgroup + two consumer warpgroups
+constexpr int kTileBytes = kBN * kD;
+constexpr float kLog2P = 8.807354922057604f;  // log2(448): P's e4m3 scale folded into exp2
+
+// Shared memory: 1024-byte aligned tiles (the 128-byte swizzle repeats every 8 rows).
+struct Smem {
+  uint8_t q[kBM * kD];
+  uint8_t k[kStages][kTileBytes];
+  uint8_t v[kStages][kTileBytes];
+  uint64_t q_full;
+  uint64_t k_full[kStages];
+  uint64_t v_full[kStages];
+  uint64_t empty[kStages];
+};
+constexpr size_t kSmemBytes = sizeof(Smem) + 1024;  // room to align the base
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// ---- mbarriers ----
+__device__ __forceinline__ void bar_init(uint64_t* bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count));
+}
+__device__ __forceinline__ void bar_expect(uint64_t* bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void bar_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_addr(bar)) : "memory");
+}
+__device__ __forceinline__ void bar_wait(uint64_t* bar, uint32_t parity) {
+  asm volatile(
+      "{\n.reg .pred done;\n"
+      "WAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT;\n}\n" ::"r"(smem_addr(bar)),
+      "r"(parity)
+      : "memory");
+}
+
+// ---- bulk tensor copy: a 2-D box of the map at (x, y) into shared memory ----
+__device__ __forceinline__ void tma_load(void* dst, const CUtensorMap* map, int x, int y, uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];" ::"r"(
+          smem_addr(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(smem_addr(bar))
+      : "memory");
+}
+
+// ---- wgmma ----
+// Descriptor of a K-major tile of 128-byte rows in the 128-byte swizzle (8-row groups 1024
+// bytes apart). Adding 2 moves it 32 bytes (one k32 step) along the rows.
+__device__ __forceinline__ uint64_t tile_desc(const void* tile) {
+  const uint64_t addr = smem_addr(tile);
+  return ((addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
+}
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wg_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
+}
+// Keeps the compiler from moving accumulators or operands across the asynchronous products.
+__device__ __forceinline__ void pin(float (&d)[64]) {
+#pragma unroll
+  for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+__device__ __forceinline__ void pin(uint32_t (&a)[16]) {
+#pragma unroll
+  for (int i = 0; i < 16; ++i) asm volatile("" : "+r"(a[i])::"memory");
+}
+
+// d (+)= A B^T for a 64 x 128 x 32 step, A and B from shared memory.
+__device__ __forceinline__ void mma_ss(float (&d)[64], uint64_t a, uint64_t b, int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(a), "l"(b), "r"(accumulate));
+}
+// d += A B^T for a 64 x 128 x 32 step, A from registers (4 per thread), B from shared memory.
+__device__ __forceinline__ void mma_rs(float (&d)[64], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                       uint64_t b) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(b), "r"(1));
+}
+
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+__device__ __forceinline__ uint32_t pack_e4m3(float a, float b, float c, float d) {
+  const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(a, b), __NV_SATFINITE, __NV_E4M3);
+  const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(c, d), __NV_SATFINITE, __NV_E4M3);
+  return lo | (hi << 16);
+}
+
+// The consumer's state for its two rows (g and g + 8 of its warp's 16).
+struct Rows {
+  float m[2];  // running max of S in log2 units (scaled by c)
+  float l[2];  // this thread's part of the row sums of P (x 448)
+};
+
+// Softmax of one S tile into e4m3 P (A-operand order) and the rescale factor of O's rows.
+// cols_left: keys of this tile still valid (>= kBN: none masked).
+template <bool kHalfExp>
+__device__ __forceinline__ void softmax_tile(float (&s)[64], Rows& r, uint32_t (&p)[16], float (&alpha)[2], float c,
+                                             int cols_left, int t) {
+  if (cols_left < kBN) {
+#pragma unroll
+    for (int i = 0; i < 16; ++i)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        if (8 * i + 2 * t + (e & 1) >= cols_left) s[4 * i + e] = -INFINITY;
+  }
+  float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    mx[0] = fmaxf(mx[0], fmaxf(s[4 * i], s[4 * i + 1]));
+    mx[1] = fmaxf(mx[1], fmaxf(s[4 * i + 2], s[4 * i + 3]));
+  }
+  float base[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+    mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+    const float m_new = fmaxf(r.m[h], mx[h] * c);
+    alpha[h] = fast_exp2(r.m[h] - m_new);
+    r.m[h] = m_new;
+    base[h] = m_new - kLog2P;
+  }
+  if constexpr (kHalfExp) {
+    // exp2 in f16 pairs (one MUFU op for two values; P is rounded to e4m3 next, whose step is
+    // 16 x coarser than f16's), the pairs straight to e4m3, row sums in f16 pairs per tile.
+    __half2 sum2[2] = {__float2half2_rn(0.f), __float2half2_rn(0.f)};
+    uint32_t e[32];  // e4m3 pairs in accumulator order
+#pragma unroll
+    for (int i = 0; i < 32; ++i) {
+      const int h = i & 1;
+      const __half2 x = __floats2half2_rn(fmaf(s[2 * i], c, -base[h]), fmaf(s[2 * i + 1], c, -base[h]));
+      __half2 y;
+      asm("ex2.approx.f16x2 %0, %1;" : "=r"(*reinterpret_cast<uint32_t*>(&y)) : "r"(*reinterpret_cast<const uint32_t*>(&x)));
+      sum2[h] = __hadd2(sum2[h], y);
+      e[i] = __nv_cvt_halfraw2_to_fp8x2(static_cast<__half2_raw>(y), __NV_SATFINITE, __NV_E4M3);
+    }
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const float2 f = __half22float2(sum2[h]);
+      r.l[h] = r.l[h] * alpha[h] + (f.x + f.y);
+    }
+    // Pair i holds accumulator elements 2i, 2i + 1: chunk i / 2, row (i & 1).
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      const int c0 = 2 * (4 * kk), c1 = 2 * (4 * kk + 1), c2 = 2 * (4 * kk + 2), c3 = 2 * (4 * kk + 3);
+      p[4 * kk + 0] = e[c0] | (e[c1] << 16);
+      p[4 * kk + 1] = e[c0 + 1] | (e[c1 + 1] << 16);
+      p[4 * kk + 2] = e[c2] | (e[c3] << 16);
+      p[4 * kk + 3] = e[c2 + 1] | (e[c3 + 1] << 16);
+    }
+  } else {
+    float sum[2] = {0.f, 0.f};
+#pragma unroll
+    for (int i = 0; i < 64; ++i) {
+      const int h = (i >> 1) & 1;
+      s[i] = fast_exp2(fmaf(s[i], c, -base[h]));
+      sum[h] += s[i];
+    }
+    r.l[0] = r.l[0] * alpha[0] + sum[0];
+    r.l[1] = r.l[1] * alpha[1] + sum[1];
+    // k32 step kk covers accumulator chunks 4kk .. 4kk + 3: registers (row g, cols 0-15),
+    // (row g + 8, cols 0-15), (row g, cols 16-31), (row g + 8, cols 16-31) of the step.
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      const int c0 = 4 * (4 * kk), c1 = 4 * (4 * kk + 1), c2 = 4 * (4 * kk + 2), c3 = 4 * (4 * kk + 3);
+      p[4 * kk + 0] = pack_e4m3(s[c0], s[c0 + 1], s[c1], s[c1 + 1]);
+      p[4 * kk + 1] = pack_e4m3(s[c0 + 2], s[c0 + 3], s[c1 + 2], s[c1 + 3]);
+      p[4 * kk + 2] = pack_e4m3(s[c2], s[c2 + 1], s[c3], s[c3 + 1]);
+      p[4 * kk + 3] = pack_e4m3(s[c2 + 2], s[c2 + 3], s[c3 + 2], s[c3 + 3]);
+    }
+  }
+}
+
+__device__ __forceinline__ void qk(float (&s)[64], uint64_t qd, uint64_t kd) {
+  pin(s);
+  wg_fence();
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) mma_ss(s, qd + 2 * kk, kd + 2 * kk, kk);
+  wg_commit();
+}
+__device__ __forceinline__ void pv(float (&o)[64], const uint32_t (&p)[16], uint64_t vd) {
+  pin(o);
+  wg_fence();
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) mma_rs(o, p[4 * kk], p[4 * kk + 1], p[4 * kk + 2], p[4 * kk + 3], vd + 2 * kk);
+  wg_commit();
+}
+
+template <bool kHalfExp, bool kPingPong>
+__global__ void __launch_bounds__(kThreads, 1)
+    fp8_flash_kernel(const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap k_map,
+                     const __grid_constant__ CUtensorMap v_map, const float* __restrict__ descale_q,
+                     const float* __restrict__ descale_k, const float* __restrict__ descale_v,
+                     const float* __restrict__ v_sum, float inv_valid, bf16* __restrict__ o_out,
+                     float* __restrict__ lse_out, int Lq, int H, int valid) {
+  extern __shared__ uint8_t smem_raw[];
+  Smem& sm = *reinterpret_cast<Smem*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  const int wg = threadIdx.x / 128;
+  const int head = blockIdx.y, m0 = blockIdx.x * kBM;
+  const int tiles = (valid + kBN - 1) / kBN;
+  if (threadIdx.x == 0) {
+    bar_init(&sm.q_full, 1);
+    for (int i = 0; i < kStages; ++i) {
+      bar_init(&sm.k_full[i], 1);
+      bar_init(&sm.v_full[i], 1);
+      bar_init(&sm.empty[i], 8);  // one arrival per consumer warp
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
+    if (threadIdx.x == 0) {
+      bar_expect(&sm.q_full, kBM * kD);
+      tma_load(sm.q, &q_map, head * kD, m0, &sm.q_full);
+      for (int j = 0; j < tiles; ++j) {
+        const int st = j % kStages, round = j / kStages;
+        if (round > 0) bar_wait(&sm.empty[st], (round - 1) & 1);
+        bar_expect(&sm.k_full[st], kTileBytes);
+        tma_load(sm.k[st], &k_map, head * kD, j * kBN, &sm.k_full[st]);
+        bar_expect(&sm.v_full[st], kTileBytes);
+        tma_load(sm.v[st], &v_map, j * kBN, head * kD, &sm.v_full[st]);
+      }
+    }
+  } else {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
+    const int tid = threadIdx.x - 128 * wg, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+    const int row = m0 + 64 * (wg - 1) + 16 * warp + g;  // and row + 8
+    const float c = descale_q[0] * descale_k[0] * (1.4426950408889634f / sqrtf(float(kD)));
+    const uint64_t qd = tile_desc(sm.q + 64 * (wg - 1) * kD);
+    float o[64], s[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) o[i] = 0.f;
+    uint32_t p[16], p_next[16];
+    Rows r{{-INFINITY, -INFINITY}, {0.f, 0.f}};
+    float alpha[2];
+
+    // Ping-pong (kPingPong): the two consumer warpgroups take turns issuing their products
+    // (named barriers 1 and 2), so one's softmax runs while the other's products do.
+    const int cw = wg - 1;
+    auto turn_begin = [&] {
+      if constexpr (kPingPong) asm volatile("bar.sync %0, 256;" ::"r"(1 + cw) : "memory");
+    };
+    auto turn_end = [&](bool last) {
+      if constexpr (kPingPong)
+        if (!(last && cw == 1)) asm volatile("bar.arrive %0, 256;" ::"r"(2 - cw) : "memory");
+    };
+    if constexpr (kPingPong)
+      if (cw == 1) asm volatile("bar.arrive 1, 256;" ::: "memory");  // the first turn is warpgroup 0's
+
+    bar_wait(&sm.q_full, 0);
+    bar_wait(&sm.k_full[0], 0);
+    turn_begin();
+    qk(s, qd, tile_desc(sm.k[0]));
+    turn_end(false);
+    wg_wait<0>();
+    pin(s);
+    softmax_tile<kHalfExp>(s, r, p, alpha, c, valid, t);
+    // One tile j >= 1: its S and the previous tile's P V in flight together; P alternates
+    // between two register sets so that no copy redefines the operand of a running product.
+    auto step = [&](int j, uint32_t(&p_prev)[16], uint32_t(&p_cur)[16]) {
+      const int st = j % kStages, prev = (j - 1) % kStages;
+      bar_wait(&sm.k_full[st], (j / kStages) & 1);
+      bar_wait(&sm.v_full[prev], ((j - 1) / kStages) & 1);
+      turn_begin();
+      qk(s, qd, tile_desc(sm.k[st]));
+      pv(o, p_prev, tile_desc(sm.v[prev]));
+      turn_end(false);
+      wg_wait<1>();  // S of tile j is in; P V of tile j - 1 may still run
+      pin(s);
+      softmax_tile<kHalfExp>(s, r, p_cur, alpha, c, valid - j * kBN, t);
+      wg_wait<0>();
+      pin(o);
+      pin(p_prev);
+      if (lane == 0) bar_arrive(&sm.empty[prev]);
+#pragma unroll
+      for (int i = 0; i < 64; ++i) o[i] *= alpha[(i >> 1) & 1];
+    };
+    int j = 1;
+    for (; j + 1 < tiles; j += 2) {
+      step(j, p, p_next);
+      step(j + 1, p_next, p);
+    }
+    const bool odd = j < tiles;
+    if (odd) step(j, p, p_next);
+    const int last = (tiles - 1) % kStages;
+    bar_wait(&sm.v_full[last], ((tiles - 1) / kStages) & 1);
+    turn_begin();
+    if (odd) {
+      pv(o, p_next, tile_desc(sm.v[last]));
+      turn_end(true);
+      wg_wait<0>();
+      pin(p_next);
+    } else {
+      pv(o, p, tile_desc(sm.v[last]));
+      turn_end(true);
+      wg_wait<0>();
+      pin(p);
+    }
+    pin(o);
+
+    // The row sums over the quad, then O / l x v's descale + v's mean, in bf16.
+    const float dv = descale_v[0];
+    float scale[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      r.l[h] += __shfl_xor_sync(0xffffffffu, r.l[h], 1);
+      r.l[h] += __shfl_xor_sync(0xffffffffu, r.l[h], 2);
+      scale[h] = dv / r.l[h];
+    }
+    const int64_t C = int64_t(H) * kD;
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      const int col = 8 * i + 2 * t;
+      float2 mean = make_float2(0.f, 0.f);
+      if (v_sum) {
+        mean = *reinterpret_cast<const float2*>(v_sum + head * kD + col);
+        mean.x *= inv_valid;
+        mean.y *= inv_valid;
+      }
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int rr = row + 8 * h;
+        if (rr < Lq) {
+          const __nv_bfloat162 y = __floats2bfloat162_rn(o[4 * i + 2 * h] * scale[h] + mean.x,
+                                                         o[4 * i + 2 * h + 1] * scale[h] + mean.y);
+          *reinterpret_cast<__nv_bfloat162*>(o_out + rr * C + head * kD + col) = y;
+        }
+      }
+    }
+    if (lse_out && t == 0) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int rr = row + 8 * h;
+        if (rr < Lq) lse_out[int64_t(head) * Lq + rr] = (r.m[h] + log2f(r.l[h]) - kLog2P) * 0.6931471805599453f;
+      }
+    }
+  }
+}
+
+// ---- V^T in the key order P's registers have ----
+constexpr int kTransposeKeys = 32;
+__global__ void transpose_v_kernel(const uint8_t* __restrict__ v8, int64_t Lk, int64_t C, int64_t Lkp,
+                                   uint8_t* __restrict__ vt) {
+  __shared__ uint8_t tile[kTransposeKeys][kD + 16];
+  const int64_t k0 = int64_t(blockIdx.x) * kTransposeKeys, c0 = int64_t(blockIdx.y) * kD;
+  {  // 32 keys x 128 channels: 16 bytes a thread
+    const int key = threadIdx.x / 8, part = threadIdx.x % 8;
+    uint4 x = make_uint4(0, 0, 0, 0);
+    if (k0 + key < Lk) x = *reinterpret_cast<const uint4*>(v8 + (k0 + key) * C + c0 + 16 * part);
+    *reinterpret_cast<uint4*>(&tile[key][16 * part]) = x;
+  }
+  __syncthreads();
+  {  // 128 channels x 32 keys: a thread writes 16 keys of one channel
+    const int ch = threadIdx.x / 2, half = threadIdx.x % 2;
+    uint32_t w[4];
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      uint32_t word = 0;
+#pragma unroll
+      for (int b = 0; b < 4; ++b) word |= uint32_t(tile[fp8_flash_key_order(16 * half + 4 * q + b)][ch]) << (8 * b);
+      w[q] = word;
+    }
+    *reinterpret_cast<uint4*>(vt + (c0 + ch) * Lkp + k0 + 16 * half) = make_uint4(w[0], w[1], w[2], w[3]);
+  }
+}
+
+// cuTensorMapEncodeTiled through the runtime (no link against libcuda).
+using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                 const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                                 CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+EncodeTiled encode_tiled() {
+  static EncodeTiled fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess || !f)
+      fail("fp8 flash attention: the driver has no cuTensorMapEncodeTiled");
+    return reinterpret_cast<EncodeTiled>(f);
+  }();
+  return fn;
+}
+
+// A map of [rows, cols] bytes (row stride `stride`) read in 128 x 128 boxes, 128-byte swizzle.
+CUtensorMap byte_map(const uint8_t* base, int64_t cols, int64_t rows, int64_t stride) {
+  CUtensorMap map;
+  const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
+  const cuuint64_t strides[1] = {cuuint64_t(stride)};
+  const cuuint32_t box[2] = {128, 128}, elem[2] = {1, 1};
+  const CUresult r = encode_tiled()(&map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<uint8_t*>(base), dims, strides,
+                                    box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                    CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) fail("fp8 flash attention: cuTensorMapEncodeTiled failed (", int(r), ") for ", rows, " x ", cols);
+  return map;
+}
+
+}  // namespace
+
+bool fp8_flash_half_exp_default() {
+  static const bool half = [] {
+    const char* v = std::getenv("RAYLIGHT_FP8_FLASH_EXP");
+    if (!v || std::string(v) == "f32") return false;
+    if (std::string(v) == "f16") return true;
+    fail("RAYLIGHT_FP8_FLASH_EXP must be f16 or f32, got '", v, "'");
+  }();
+  return half;
+}
+
+bool fp8_flash_pingpong_default() {
+  static const bool on = [] {
+    const char* v = std::getenv("RAYLIGHT_FP8_FLASH_PINGPONG");
+    if (!v || std::string(v) == "0") return false;
+    if (std::string(v) == "1") return true;
+    fail("RAYLIGHT_FP8_FLASH_PINGPONG must be 0 or 1, got '", v, "'");
+  }();
+  return on;
+}
+
+bool fp8_flash_supports(int64_t D) {
+  if (D != kD) return false;
+  static const bool hopper = [] {
+    int dev = 0, major = 0, minor = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return false;
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+    return major == 9 && minor == 0;
+  }();
+  return hopper;
+}
+
+void fp8_flash_transpose_v(const uint8_t* v8, int64_t Lk, int64_t C, uint8_t* vt, cudaStream_t s) {
+  if (C % kD != 0 || Lk < 1) fail("fp8_flash_transpose_v: ", C, " columns are not whole heads of 128");
+  const int64_t Lkp = fp8_flash_keys(Lk);
+  const dim3 grid(static_cast<unsigned>(Lkp / kTransposeKeys), static_cast<unsigned>(C / kD));
+  transpose_v_kernel<<<grid, 256, 0, s>>>(v8, Lk, C, Lkp, vt);
+  RL_CUDA_LAUNCH();
+}
+
+void fp8_flash_attention(const Fp8FlashCall& a, cudaStream_t s) {
+  if (a.Lq < 1 || a.Lk < 1 || a.H < 1 || a.valid < 1 || a.valid > a.Lk)
+    fail("fp8 flash attention: bad shape q ", a.Lq, " k ", a.Lk, " heads ", a.H, " valid ", a.valid);
+  if (a.Lq > (int64_t(1) << 30) || a.Lk > (int64_t(1) << 30) || a.H > 65535)
+    fail("fp8 flash attention: shape too large for one launch");
+  const int64_t C = a.H * kD;
+  const CUtensorMap q_map = byte_map(a.q8, C, a.Lq, C);
+  const CUtensorMap k_map = byte_map(a.k8, C, a.Lk, C);
+  const CUtensorMap v_map = byte_map(a.vt, fp8_flash_keys(a.Lk), C, fp8_flash_keys(a.Lk));
+  using Kernel = decltype(&fp8_flash_kernel<false, false>);
+  static const Kernel kernels[4] = {fp8_flash_kernel<false, false>, fp8_flash_kernel<false, true>,
+                                    fp8_flash_kernel<true, false>, fp8_flash_kernel<true, true>};
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (Kernel k : kernels)
+      RL_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmemBytes)));
+  });
+  const dim3 grid(static_cast<unsigned>((a.Lq + kBM - 1) / kBM), static_cast<unsigned>(a.H));
+  const Kernel kernel = kernels[2 * a.half_exp + a.pingpong];
+  kernel<<<grid, kThreads, kSmemBytes, s>>>(q_map, k_map, v_map, a.descale_q, a.descale_k, a.descale_v, a.v_sum,
+                                            a.inv_valid, a.o, a.lse, int(a.Lq), int(a.H), int(a.valid));
+  RL_CUDA_LAUNCH();
+}
+
+}  // namespace raylight::cuda

@@ -1,0 +1,77 @@
+// Our own fp8 flash attention for Hopper (sm_90a), head size 128: the second half of
+// `--attention fp8` once q, k and v are e4m3 codes (fp8_quantise.h: q and k rotated, k and v
+// smoothed, one scale per tensor). Why our own and not cuDNN's: the output is written in bf16
+// straight from the fp32 accumulators with v's mean added (cuDNN on Hopper writes e4m3 only,
+// which costs a rounding and a conversion pass), and the kernel is ours to tune.
+//
+// The kernel (fp8_flash.cu): a block of 128 query rows of one head, three warpgroups. The
+// first issues the bulk tensor copies (TMA) of the q tile and of each 128-key tile of K and
+// V^T into a ring of shared-memory stages; the other two each own 64 query rows: S = Q K^T
+// with wgmma (e4m3 x e4m3 -> fp32), the online softmax in registers, P in e4m3 (x 448) kept
+// in registers as the A operand of O += P V^T. While one tile's softmax runs, the next tile's
+// S and the previous tile's P V are in flight on the tensor cores.
+//
+// wgmma takes fp8 operands only K-major, so V comes transposed ([H x D] rows of keys, padded
+// to fp8_flash_keys) and, within every 32 keys, in the order the accumulator layout of S
+// leaves P's values in a thread (fp8_flash_key_order): P's registers then feed the second
+// product as they are, with no shuffles.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace raylight::cuda {
+
+using bf16 = __nv_bfloat16;
+
+// True when fp8_flash_attention serves head size D on the current device (Hopper, D = 128).
+bool fp8_flash_supports(int64_t D);
+
+// The keys V^T holds per row: Lk rounded up to 32 (whole permutation groups).
+inline int64_t fp8_flash_keys(int64_t Lk) { return (Lk + 31) / 32 * 32; }
+
+// Position p (0..31) of a 32-key group of V^T holds key fp8_flash_key_order(p) of the group:
+// p = 4t + e (+16) is byte e of the A-operand register a thread t of a quad holds, which the
+// S accumulator gave as column 2t + (e & 1) + 8 (e >> 1) (+16).
+#if defined(__CUDACC__)
+__host__ __device__
+#endif
+inline constexpr int fp8_flash_key_order(int p) {
+  return (p & 16) + 8 * ((p >> 1) & 1) + 2 * ((p >> 2) & 3) + (p & 1);
+}
+
+// vt[(h D + d) Lkp + 32 b + p] = v8[(32 b + key_order(p)) C + h D + d], 0 for keys >= Lk.
+// v8: [Lk, C] e4m3 codes; C % 128 == 0; Lkp = fp8_flash_keys(Lk); 16-byte aligned.
+void fp8_flash_transpose_v(const uint8_t* v8, int64_t Lk, int64_t C, uint8_t* vt, cudaStream_t s);
+
+// RAYLIGHT_FP8_FLASH_EXP=f16 (P's exp2 in f16 pairs) or f32 (read once); default f32.
+bool fp8_flash_half_exp_default();
+// RAYLIGHT_FP8_FLASH_PINGPONG=1|0 (read once); default 0.
+bool fp8_flash_pingpong_default();
+
+struct Fp8FlashCall {
+  const uint8_t* q8 = nullptr;  // [Lq, H, 128] e4m3
+  const uint8_t* k8 = nullptr;  // [Lk, H, 128] e4m3
+  const uint8_t* vt = nullptr;  // fp8_flash_transpose_v's layout
+  const float* descale_q = nullptr;  // device scalars: 1 / the quantisation scale
+  const float* descale_k = nullptr;
+  const float* descale_v = nullptr;
+  const float* v_sum = nullptr;  // [H * 128] column sums of v over the valid keys (or null)
+  float inv_valid = 0;           // 1 / valid, rounded on the host (v's mean = v_sum * inv_valid)
+  bf16* o = nullptr;             // [Lq, H, 128]
+  float* lse = nullptr;          // [H, Lq] natural-log lse of S = q k^T / sqrt(128), or null
+  int64_t Lq = 0, Lk = 0, H = 0, valid = 0;  // keys [valid, Lk) are masked out
+  // exp2 of P in f16 pairs (one special-function op per two values) instead of fp32.
+  bool half_exp = fp8_flash_half_exp_default();
+  // The two consumer warpgroups take turns issuing their products.
+  bool pingpong = fp8_flash_pingpong_default();
+};
+
+// softmax(q k^T / sqrt(128)) v from the codes, as backend/fp8_attention.h defines it but for
+// the output: fp32 accumulators divided by the row sum, times v's descale, plus v's mean,
+// rounded once to bf16. P is e4m3 of exp(S - running row max) x 448.
+void fp8_flash_attention(const Fp8FlashCall& call, cudaStream_t s);
+
+}  // namespace raylight::cuda

@@ -1,0 +1,168 @@
+// Our fp8 flash-attention kernel (backend/cuda/fp8_flash.h), called directly on e4m3 codes
+// and held to the host:
+// - the V^T layout code for code (the key order within every 32 keys, zeros past the keys);
+// - the output against exact attention over the same codes in double (the kernel's only
+//   rounding beyond the codes is P's e4m3 and bf16 out: within 5e-2 rel L2, where a wrong
+//   key order or mask is off by ~1), every output row written (NaN-poisoned first);
+// - the lse against the exact one (fp32 sums of unrounded exp2: 2e-3; f16 exp2: 2e-2),
+// in each of the kernel's four forms (exp2 in f32 / f16 pairs, ping-pong off / on), over
+// shapes with a partial last query block, a partial and a masked last key tile, one tile,
+// an odd and an even count of tiles.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/fp8_flash.h"
+#include "core/dtype.h"
+#include "cuda_test_util.h"
+
+using namespace raylight;
+using namespace raylight::test;
+
+namespace {
+
+template <typename T>
+struct DeviceBuffer {
+  T* p = nullptr;
+  explicit DeviceBuffer(size_t n) { EXPECT_EQ(cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T)), cudaSuccess); }
+  ~DeviceBuffer() { cudaFree(p); }
+  template <typename U>
+  void put(const std::vector<U>& h) {
+    ASSERT_EQ(cudaMemcpy(p, h.data(), h.size() * sizeof(U), cudaMemcpyHostToDevice), cudaSuccess);
+  }
+  template <typename U>
+  std::vector<U> get(size_t n) const {
+    std::vector<U> h(n);
+    EXPECT_EQ(cudaMemcpy(h.data(), p, n * sizeof(U), cudaMemcpyDeviceToHost), cudaSuccess);
+    return h;
+  }
+};
+
+constexpr int64_t kD = 128;
+
+// e4m3 codes of N(0, 1) x spread (finite, both signs, many exponents).
+std::vector<uint8_t> codes(int64_t n, float spread, std::mt19937& rng) {
+  std::normal_distribution<float> g;
+  std::vector<uint8_t> c(static_cast<size_t>(n));
+  for (auto& x : c) x = f32_to_e4m3(g(rng) * spread);
+  return c;
+}
+
+TEST(CudaFp8Flash, TransposedVHoldsEveryCodeInTheKeyOrder) {
+  std::mt19937 rng(static_cast<uint32_t>(next_seed()));
+  for (int64_t Lk : {1, 77, 300}) {
+    SCOPED_TRACE("Lk " + std::to_string(Lk));
+    const int64_t C = 2 * kD, Lkp = cuda::fp8_flash_keys(Lk);
+    const std::vector<uint8_t> v = codes(Lk * C, 20.0f, rng);
+    DeviceBuffer<uint8_t> dv(v.size()), dt(static_cast<size_t>(C * Lkp));
+    dv.put(v);
+    ASSERT_EQ(cudaMemset(dt.p, 0x7f, static_cast<size_t>(C * Lkp)), cudaSuccess);  // NaN codes: unwritten shows
+    cuda::fp8_flash_transpose_v(dv.p, Lk, C, dt.p, nullptr);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    const std::vector<uint8_t> t = dt.get<uint8_t>(static_cast<size_t>(C * Lkp));
+    int64_t wrong = 0;
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t pos = 0; pos < Lkp; ++pos) {
+        const int64_t key = pos / 32 * 32 + cuda::fp8_flash_key_order(static_cast<int>(pos % 32));
+        const uint8_t want = key < Lk ? v[key * C + c] : 0;
+        wrong += t[c * Lkp + pos] != want;
+      }
+    EXPECT_EQ(wrong, 0);
+  }
+}
+
+struct Case {
+  int64_t Lq, Lk, valid, H;
+};
+
+void check(const Case& cs, bool half_exp, bool pingpong) {
+  SCOPED_TRACE("Lq " + std::to_string(cs.Lq) + " Lk " + std::to_string(cs.Lk) + " valid " + std::to_string(cs.valid) +
+               " H " + std::to_string(cs.H) + (half_exp ? " f16 exp2" : " f32 exp2") +
+               (pingpong ? " ping-pong" : ""));
+  std::mt19937 rng(static_cast<uint32_t>(next_seed()));
+  const int64_t C = cs.H * kD, Lkp = cuda::fp8_flash_keys(cs.Lk);
+  // Codes of q and k x their descales make scores of spread ~3 (a peaked but not one-hot softmax).
+  const std::vector<uint8_t> q = codes(cs.Lq * C, 30.0f, rng), k = codes(cs.Lk * C, 30.0f, rng),
+                             v = codes(cs.Lk * C, 100.0f, rng);
+  const float dq = 1.0f / 30.0f * 1.7f, dk = 1.0f / 30.0f * 1.7f, dv = 0.01f, inv_n = 1.0f / float(cs.valid);
+  std::vector<float> v_sum(static_cast<size_t>(C));
+  std::normal_distribution<float> g;
+  for (auto& s : v_sum) s = 0.1f * g(rng) * float(cs.valid);  // a mean of ~0.1: the attention part dominates
+  const std::vector<float> scales = {dq, dk, dv};
+
+  DeviceBuffer<uint8_t> d_q(q.size()), d_k(k.size()), d_v(v.size()), d_t(static_cast<size_t>(C * Lkp));
+  DeviceBuffer<float> d_scales(3), d_sum(v_sum.size()), d_lse(static_cast<size_t>(cs.H * cs.Lq));
+  DeviceBuffer<uint16_t> d_o(static_cast<size_t>(cs.Lq * C));
+  d_q.put(q);
+  d_k.put(k);
+  d_v.put(v);
+  d_scales.put(scales);
+  d_sum.put(v_sum);
+  ASSERT_EQ(cudaMemset(d_o.p, 0xff, static_cast<size_t>(cs.Lq * C) * 2), cudaSuccess);  // bf16 NaN
+  ASSERT_EQ(cudaMemset(d_lse.p, 0xff, static_cast<size_t>(cs.H * cs.Lq) * 4), cudaSuccess);
+  cuda::fp8_flash_transpose_v(d_v.p, cs.Lk, C, d_t.p, nullptr);
+  cuda::Fp8FlashCall call;
+  call.q8 = d_q.p;
+  call.k8 = d_k.p;
+  call.vt = d_t.p;
+  call.descale_q = d_scales.p;
+  call.descale_k = d_scales.p + 1;
+  call.descale_v = d_scales.p + 2;
+  call.v_sum = d_sum.p;
+  call.inv_valid = inv_n;
+  call.o = reinterpret_cast<cuda::bf16*>(d_o.p);
+  call.lse = d_lse.p;
+  call.Lq = cs.Lq;
+  call.Lk = cs.Lk;
+  call.H = cs.H;
+  call.valid = cs.valid;
+  call.half_exp = half_exp;
+  call.pingpong = pingpong;
+  cuda::fp8_flash_attention(call, nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<uint16_t> o_raw = d_o.get<uint16_t>(static_cast<size_t>(cs.Lq * C));
+  const std::vector<float> lse = d_lse.get<float>(static_cast<size_t>(cs.H * cs.Lq));
+
+  // Exact attention over the codes, in double.
+  Tensor got = Tensor::empty({cs.Lq, cs.H, kD}), want = Tensor::empty({cs.Lq, cs.H, kD});
+  for (int64_t i = 0; i < cs.Lq * C; ++i) got.f32()[i] = bf16_to_f32(o_raw[i]);
+  double worst_lse = 0;
+  std::vector<double> s(static_cast<size_t>(cs.valid));
+  for (int64_t h = 0; h < cs.H; ++h)
+    for (int64_t i = 0; i < cs.Lq; ++i) {
+      double m = -1e300;
+      for (int64_t j = 0; j < cs.valid; ++j) {
+        double dot = 0;
+        for (int64_t d = 0; d < kD; ++d)
+          dot += double(e4m3_to_f32(q[(i * cs.H + h) * kD + d])) * e4m3_to_f32(k[(j * cs.H + h) * kD + d]);
+        s[j] = dot * dq * dk / std::sqrt(double(kD));
+        m = std::max(m, s[j]);
+      }
+      double l = 0;
+      for (int64_t j = 0; j < cs.valid; ++j) l += std::exp(s[j] - m);
+      for (int64_t d = 0; d < kD; ++d) {
+        double acc = 0;
+        for (int64_t j = 0; j < cs.valid; ++j) acc += std::exp(s[j] - m) * e4m3_to_f32(v[(j * cs.H + h) * kD + d]);
+        want.f32()[(i * cs.H + h) * kD + d] = float(acc / l * dv + double(v_sum[h * kD + d]) * inv_n);
+      }
+      const double exact_lse = m + std::log(l);
+      worst_lse = std::max(worst_lse, std::fabs(double(lse[h * cs.Lq + i]) - exact_lse));
+      if (!std::isfinite(lse[h * cs.Lq + i])) worst_lse = 1e9;
+    }
+  EXPECT_LT(rel_err(got, want), 5e-2);
+  EXPECT_LT(worst_lse, half_exp ? 2e-2 : 2e-3);
+}
+
+TEST(CudaFp8Flash, AttentionMatchesExactAttentionOverItsCodes) {
+  if (!cuda::fp8_flash_supports(kD)) GTEST_FAIL() << "the fp8 flash kernel needs a Hopper GPU";
+  for (const Case& cs : {Case{200, 300, 300, 2}, Case{129, 512, 400, 1}, Case{64, 100, 37, 3}, Case{300, 1000, 999, 2},
+                         Case{128, 256, 256, 1}})
+    for (bool half_exp : {false, true})
+      for (bool pingpong : {false, true}) check(cs, half_exp, pingpong);
+}
+
+}  // namespace
