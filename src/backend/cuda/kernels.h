@@ -83,9 +83,11 @@ void add_mixed(AnyRow a, AnyRow b, void* y, bool y_f32, int64_t n, cudaStream_t 
 void add_gated_mixed(void* x, bool x_f32, AnyRow y, AnyRow gate, int64_t rows, int64_t cols, cudaStream_t s);
 // y = silu(x), fp32.
 void silu_f32(const float* x, float* y, int64_t n, cudaStream_t s);
+
+// --- linear_f32.cu ----------------------------------------------------------------
 // y[M, N] = x[M, K] w[N, K]^T (+ bias) with fp32 x, y and arithmetic; w bf16, fp32, or fp8
-// e4m3 codes times w_scale; bias bf16 or null. A tiled kernel for the small products that
-// stay in fp32 (time embedding, the DiT head), not a substitute for cuBLASLt.
+// e4m3 codes times w_scale; bias bf16 or null. For the products that stay in fp32 (time
+// embedding: M = 1; the DiT head: N = 64), not a substitute for cuBLASLt.
 void linear_f32(const float* x, const void* w, DType w_type, float w_scale, const bf16* bias, float* y, int64_t M,
                 int64_t N, int64_t K, cudaStream_t s);
 
