@@ -137,6 +137,16 @@ struct WTile {
   }
 };
 
+// acc[i][j] += a[i].c * b[j].c for one component c (the same k) of every pair.
+template <typename Component>
+__device__ __forceinline__ void fma_outer(float (&acc)[8][8], const float4 (&a)[8], const float4 (&b)[8],
+                                          Component c) {
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(c(a[i]), c(b[j]), acc[i][j]);
+}
+
 // Requires K % 4 == 0, x 16-byte aligned and w aligned to its 4-element loads (tiled_fits).
 template <typename W>
 __global__ void __launch_bounds__(kThreads) linear_f32_tiled_kernel(const float* __restrict__ x,
@@ -184,15 +194,16 @@ __global__ void __launch_bounds__(kThreads) linear_f32_tiled_kernel(const float*
     const float* wtile = ws(slot) + tn * kRow;
 #pragma unroll
     for (int kk = 0; kk < kTK; kk += 4) {
-      float4 a[8];
+      float4 a[8], b[8];
 #pragma unroll
       for (int i = 0; i < 8; ++i) a[i] = *reinterpret_cast<const float4*>(xt + 16 * i * kRow + kk);
 #pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        const float4 b = *reinterpret_cast<const float4*>(wtile + 8 * j * kRow + kk);
-#pragma unroll
-        for (int i = 0; i < 8; ++i) acc[i][j] = dot4(acc[i][j], a[i], b);
-      }
+      for (int j = 0; j < 8; ++j) b[j] = *reinterpret_cast<const float4*>(wtile + 8 * j * kRow + kk);
+      // k by k over all 64 outputs: 64 independent FMAs between two on one accumulator.
+      fma_outer(acc, a, b, [](float4 v) { return v.x; });
+      fma_outer(acc, a, b, [](float4 v) { return v.y; });
+      fma_outer(acc, a, b, [](float4 v) { return v.z; });
+      fma_outer(acc, a, b, [](float4 v) { return v.w; });
     }
     if (ahead < tiles) wt.store(ws(next), w_scale);  // its last reader was tile t - 1
   }
