@@ -45,6 +45,11 @@ if want race; then
     grep -E '^\[  FAILED  \]' "$log" | head -5 | tee -a "$out/summary.txt"
   done
   note "race: $pass of $runs runs passed (expected: all; each line two 0.00e+00)"
+  # One more run with cuDNN's notes (not counted: they synchronise after each fp8 call): the
+  # fp8 plan's engine and workspace bytes, for the record should the race persist.
+  RAYLIGHT_CUDNN_DEBUG=1 timeout 180 "$b/raylight_cuda_tests" --gtest_filter='CudaFp8Rows.AttentionCodesThroughTheOProjection' \
+    >"$out/race_debug.log" 2>&1
+  note "race, cuDNN notes (exit $?): $(grep -E 'fp8 plan for q 4096' "$out/race_debug.log" | head -1)"
 fi
 
 if want sanitize; then
