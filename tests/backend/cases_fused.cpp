@@ -239,6 +239,63 @@ void add_gated_layer_norm_cases(std::vector<OpCase>& cs) {
           return down(be, {out, x});
         }));
   }
+  // A Wan block's pair: norm3 of x + sa * gate without storing the sum (x must come back as
+  // it went in), then both updates into x with the next norm (sa, then the cross-attention's
+  // plain add); and the same shapes in the other dtypes.
+  struct Pair { int64_t M, D; bool affine, mod, f32x, f32mod, mixed, gate2; const char* what; };
+  for (Pair c : {Pair{7, 1536, true, true, true, true, false, false, "Wan: fp32 residual, gate and modulation"},
+                 {9, 3072, false, true, false, false, false, true, "bf16 residual, both gated"},
+                 {6, 37, true, true, false, false, false, true, "odd width, affine and modulated"},
+                 {4, 64, false, true, true, true, true, false, "bf16 gate, fp32 modulation"},
+                 {0, 64, false, true, true, true, false, false, "no rows"}}) {
+    auto in = [c](Inputs& r) {
+      return Tensors{r.randn({c.M, c.D}, 2.0f, 0.5f), r.randn({c.M, c.D}), r.randn({c.D}, 0.5f),
+                     r.randn({c.D}, 0.1f, 1.0f),  r.randn({c.D}, 0.1f),  r.randn({c.D}, 0.3f),
+                     r.randn({c.D}, 0.3f),        r.randn({c.M, c.D}), r.randn({c.D}, 0.5f)};
+    };
+    struct Operands {
+      Tensor x, gate, w, b, shift, scale, gate2;
+    };
+    auto operands = [c](Backend& be, const Tensors& t) {
+      auto precise = [&](const Tensor& h, bool f32) { return f32 ? be.upload_f32(h) : be.upload(h); };
+      Operands o;
+      o.x = precise(t[0], c.f32x);
+      o.gate = precise(t[2], c.f32mod && !c.mixed);
+      if (c.affine) o.w = be.upload(t[3]), o.b = be.upload(t[4]);
+      if (c.mod) o.shift = precise(t[5], c.f32mod), o.scale = precise(t[6], c.f32mod);
+      if (c.gate2) o.gate2 = precise(t[8], c.f32mod && !c.mixed);
+      return o;
+    };
+    const std::string shape = fmt("M=%lld D=%lld, %s", (long long)c.M, (long long)c.D, c.what);
+    cs.push_back(make("gated_sum_layer_norm", shape + ", x left as it is", kPointwise, in,
+                      [operands](Backend& be, const Tensors& t) {
+                        const Operands o = operands(be, t);
+                        Tensor absmax;
+                        const Tensor out = be.gated_sum_layer_norm(o.x, be.upload(t[1]), o.gate, o.w, o.b, o.shift,
+                                                                   o.scale, 1e-6f, &absmax);
+                        return down(be, {out, o.x, absmax});
+                      }));
+    cs.push_back(make("add_gated_layer_norm", shape + ", two updates", kPointwise, in,
+                      [operands](Backend& be, const Tensors& t) {
+                        Operands o = operands(be, t);
+                        Tensor absmax;
+                        const Tensor out = be.add_gated_layer_norm(o.x, {be.upload(t[1]), o.gate},
+                                                                   {be.upload(t[7]), o.gate2}, o.w, o.b, o.shift,
+                                                                   o.scale, 1e-6f, &absmax);
+                        return down(be, {out, o.x, absmax});
+                      }));
+  }
+  cs.push_back(refuse("add_gated_layer_norm", "a second addend of another shape",
+                      [](Inputs& r) { return Tensors{r.randn({3, 8}), r.randn({3, 8}), r.randn({2, 8})}; },
+                      [](Backend& be, const Tensors& t) {
+                        Tensor x = be.upload(t[0]);
+                        be.add_gated_layer_norm(x, {be.upload(t[1]), {}}, {be.upload(t[2]), {}}, {}, {}, {}, {}, 1e-6f);
+                      }));
+  cs.push_back(refuse("gated_sum_layer_norm", "an addend of another shape",
+                      [](Inputs& r) { return Tensors{r.randn({3, 8}), r.randn({2, 8})}; },
+                      [](Backend& be, const Tensors& t) {
+                        be.gated_sum_layer_norm(be.upload(t[0]), be.upload(t[1]), {}, {}, {}, {}, {}, 1e-6f);
+                      }));
   cs.push_back(refuse("add_gated_layer_norm", "a shift without a scale",
                       [](Inputs& r) { return Tensors{r.randn({3, 8}), r.randn({3, 8}), r.randn({8})}; },
                       [](Backend& be, const Tensors& t) {

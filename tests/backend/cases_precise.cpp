@@ -96,8 +96,11 @@ void rows(std::vector<OpCase>& cs) {
 
 void products(std::vector<OpCase>& cs) {
   struct Mkn { int64_t M, K, N; };
-  // The time embedding (one row), the head (many rows, 64 outputs), odd sizes.
-  for (Mkn s : {Mkn{1, 256, 1536}, {1, 1536, 9216}, {300, 1536, 64}, {7, 13, 5}, {65, 70, 130}}) {
+  // The time embedding (one row), a few rows, the head (many rows, 64 outputs: one at Wan
+  // 14B's width, rows not a multiple of the CUDA tile), K not a multiple of the tile's k step,
+  // odd sizes (K % 4 != 0 takes CUDA's general kernel).
+  for (Mkn s : {Mkn{1, 256, 1536}, {1, 1536, 9216}, {3, 1536, 200}, {300, 1536, 64}, {1000, 5120, 64},
+                {130, 100, 70}, {7, 13, 5}, {65, 70, 130}}) {
     auto in = [s](Inputs& r) {
       return Tensors{r.randn({s.M, s.K}), r.randn({s.N, s.K}, 1.0f / std::sqrt(float(s.K))), r.randn({s.N}, 0.1f)};
     };
@@ -109,12 +112,19 @@ void products(std::vector<OpCase>& cs) {
   }
   // fp8 codes: the fp32 product dequantises exactly (code x scale), so only the summation
   // order differs from the CPU.
-  auto in8 = [](Inputs& r) { return Tensors{r.randn({1, 256}), r.randn({96, 256}, 0.0625f)}; };
-  cs.push_back(make("linear", "M=1 K=256 N=96, fp32 input, fp8 weight", kF32Product, in8,
-                    [](Backend& be, const Tensors& t) {
-                      const float scale = 1.0f / 512.0f;  // a power of two: code x scale is exact in bf16 too
-                      return down(be, {be.linear(f32(be, t[0]), be.weight(fp8_codes(t[1], scale), scale), {})});
-                    }));
+  // The time embedding's row and the head's rows (an fp8 checkpoint's head).
+  for (Mkn s : {Mkn{1, 256, 96}, {1000, 5120, 64}}) {
+    auto in8 = [s](Inputs& r) {
+      return Tensors{r.randn({s.M, s.K}), r.randn({s.N, s.K}, 0.0625f), r.randn({s.N}, 0.1f)};
+    };
+    const std::string shape = fmt("M=%lld K=%lld N=%lld", (long long)s.M, (long long)s.K, (long long)s.N);
+    cs.push_back(make("linear", shape + ", fp32 input, fp8 weight", kF32Product, in8,
+                      [](Backend& be, const Tensors& t) {
+                        const float scale = 1.0f / 512.0f;  // a power of two: code x scale is exact in bf16 too
+                        return down(be, {be.linear(f32(be, t[0]), be.weight(fp8_codes(t[1], scale), scale),
+                                                   be.weight(t[2], 1.0f))});
+                      }));
+  }
 }
 
 }  // namespace

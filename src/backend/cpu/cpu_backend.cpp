@@ -75,11 +75,14 @@ class CpuBackend final : public Backend, public Fp8AttentionOps {
     if (absmax) *absmax = cpu::absmax(out);
     return out;
   }
-  // The two ops it fuses, in order (bit for bit their results).
-  Tensor add_gated_layer_norm_impl(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& w, const Tensor& b,
-                                   const Tensor& shift, const Tensor& scale, float eps, Tensor* absmax) override {
-    cpu::add_gated(x, y, gate);
-    const Tensor n = cpu::layer_norm(x, w, b, eps);
+  // The ops it fuses, in order (bit for bit their results): the updates into x (or into a
+  // copy of x, where the sum is not stored), then the norm.
+  Tensor gated_sum_layer_norm_impl(const Tensor& x, const std::vector<GatedUpdate>& updates, Tensor* sum,
+                                   const Tensor& w, const Tensor& b, const Tensor& shift, const Tensor& scale, float eps,
+                                   Tensor* absmax) override {
+    Tensor s = sum ? *sum : x.clone();
+    for (const GatedUpdate& u : updates) cpu::add_gated(s, u.y, u.gate);
+    const Tensor n = cpu::layer_norm(s, w, b, eps);
     Tensor out = shift.defined() ? cpu::modulate(n, shift, scale) : n;
     if (absmax) *absmax = cpu::absmax(out);
     return out;

@@ -193,9 +193,10 @@ class CudaBackendImpl final : public CudaBackend, public Fp8AttentionOps {
                                   bool f32_out, Tensor* absmax) override {
     return op::layer_norm_modulate(ctx_, x, shift, scale, eps, f32_out, absmax);
   }
-  Tensor add_gated_layer_norm_impl(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& w, const Tensor& b,
-                                   const Tensor& shift, const Tensor& scale, float eps, Tensor* absmax) override {
-    return op::add_gated_layer_norm(ctx_, x, y, gate, w, b, shift, scale, eps, absmax);
+  Tensor gated_sum_layer_norm_impl(const Tensor& x, const std::vector<GatedUpdate>& updates, Tensor* sum,
+                                   const Tensor& w, const Tensor& b, const Tensor& shift, const Tensor& scale, float eps,
+                                   Tensor* absmax) override {
+    return op::gated_sum_layer_norm(ctx_, x, updates, sum, w, b, shift, scale, eps, absmax);
   }
   Tensor patchify_impl(const Tensor& x, PatchSize p) override { return op::patchify(ctx_, x, p); }
   void qkv_norm_rope_impl(const Tensor& qkv, const Tensor& qw, const Tensor& kw, QkNormSpan span, float eps,

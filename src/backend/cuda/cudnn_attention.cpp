@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_constants.h"
 #include "backend/cuda/fp8_quantise.h"
 #include "backend/fp8_kv_chunks.h"
 
@@ -207,8 +208,8 @@ struct CudnnAttention::Impl {
   }
 
   // The device slot holding (Lq, valid), written into the least recently used one if none
-  // does. Pageable source: the copy is staged before this returns, and stream order keeps
-  // earlier executions reading a slot's old values.
+  // does: in stream order (device_constants.h), so earlier executions still read a slot's
+  // old values and no host memory has to outlive the call.
   int32_t* seq_slot(int32_t Lq, int32_t valid) {
     int pick = 0;
     for (int i = 0; i < kSeqSlots; ++i) {
@@ -219,11 +220,14 @@ struct CudnnAttention::Impl {
       if (seq_slots[i].used < seq_slots[pick].used) pick = i;
     }
     const int32_t vals[8] = {Lq, 0, 0, 0, valid, 0, 0, 0};
-    RL_CUDA(cudaMemcpyAsync(seq + 8 * pick, vals, sizeof vals, cudaMemcpyHostToDevice, stream));
+    write_device_constants(seq + 8 * pick, vals, 8, stream);
     seq_slots[pick] = {Lq, valid, ++seq_clock};
     return seq + 8 * pick;
   }
 
+  // A scratch buffer of at least `need` bytes, zeroed in stream order when it is (re)made:
+  // what a call finds there then never depends on what the memory held before (another
+  // backend's or test's data), should an engine read its workspace before writing it.
   void grow(void** buf, size_t* bytes, size_t need) {
     if (need <= *bytes) return;
     if (*buf) {
@@ -232,6 +236,7 @@ struct CudnnAttention::Impl {
     }
     *buf = nullptr;
     RL_CUDA(cudaMalloc(buf, need));
+    RL_CUDA(cudaMemsetAsync(*buf, 0, need, stream));
     *bytes = need;
   }
 
@@ -355,6 +360,7 @@ CudnnAttention::CudnnAttention(cudaStream_t stream) : impl_(std::make_unique<Imp
   RL_CUDA(cudaGetDevice(&device));
   RL_CUDA(cudaDeviceGetAttribute(&impl_->sm_major, cudaDevAttrComputeCapabilityMajor, device));
   RL_CUDA(cudaMalloc(&impl_->seq, Impl::kSeqSlots * 8 * sizeof(int32_t)));
+  RL_CUDA(cudaMemsetAsync(impl_->seq, 0, Impl::kSeqSlots * 8 * sizeof(int32_t), stream));
   RL_CUDA(cudaMalloc(&impl_->fp8_consts, 20 * sizeof(float)));
   // P's fp8 scale: kFp8PScale maps P <= 1 onto e4m3's range; RAYLIGHT_FP8_P_SCALE tries
   // others (a larger one keeps more of a flat row's small P values, clipping peaked rows).
@@ -364,11 +370,14 @@ CudnnAttention::CudnnAttention(cudaStream_t stream) : impl_(std::make_unique<Imp
     if (!(v > 0 && std::isfinite(v))) fail("RAYLIGHT_FP8_P_SCALE must be a positive number, got '", e, "'");
     p_scale = v;
   }
+  // Written on the compute stream: a cudaMemcpy here ran on the legacy default stream, which
+  // does not order against the non-blocking compute stream, so the first fp8 call could read
+  // the constants before they landed (device_constants.h).
   float consts[20] = {0};
   consts[0] = 1.0f / p_scale;
   consts[4] = p_scale;
   consts[8] = 1.0f;
-  RL_CUDA(cudaMemcpy(impl_->fp8_consts, consts, sizeof consts, cudaMemcpyHostToDevice));
+  write_device_constants(impl_->fp8_consts, consts, 20, stream);
 }
 
 CudnnAttention::~CudnnAttention() = default;

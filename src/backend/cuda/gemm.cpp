@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_constants.h"
 
 namespace raylight::cuda {
 namespace {
@@ -64,8 +65,9 @@ Gemm::Gemm(cudaStream_t stream)
   RL_CUBLAS(cublasLtCreate(&handle_));
   RL_CUDA(cudaMalloc(&workspace_, workspace_bytes_));
   RL_CUDA(cudaMalloc(&one_, sizeof(float)));
+  // On the compute stream, not the legacy default one (device_constants.h says why).
   const float one = 1.0f;
-  RL_CUDA(cudaMemcpy(one_, &one, sizeof(float), cudaMemcpyHostToDevice));
+  write_device_constants(one_, &one, 1, stream_);
 }
 
 Gemm::~Gemm() {

@@ -47,13 +47,20 @@ void swiglu(const bf16* gate, const bf16* up, bf16* y, int64_t n, cudaStream_t s
 // affine (weight, bias) and optional modulation (* (1 + scale) + shift). Null = absent.
 // x is fp32 when x_f32 (else bf16); shift and scale are fp32 when mod_f32 (else bf16); y
 // is bf16, or fp32 when y_f32 (then x and the modulation must be fp32 too).
-// With add.y: x += add.y * add.gate first (gate null: a plain add; gate of the modulation's
-// dtype), written back to x, and the updated rows normed: a gated residual and the next norm
-// in one pass. With amax: *amax = max |y| over y as stored (zeroed here first; NaN skipped,
-// as absmax() does), so the fp8 product over y needs no absmax pass of its own.
+// With add.y: x + add.y * add.gate first (gate null: a plain add; gate of the modulation's
+// dtype), then + add.then's update where given (each sum rounded to x's dtype), written back
+// to x when add.store, and the summed rows normed: gated residuals and the next norm in one
+// pass. With amax: *amax = max |y| over y as stored (zeroed here first; NaN skipped, as
+// absmax() does), so the fp8 product over y needs no absmax pass of its own.
+struct GatedRows {
+  const bf16* y = nullptr;
+  const void* gate = nullptr;
+};
 struct ResidualAdd {
   const bf16* y = nullptr;
   const void* gate = nullptr;
+  GatedRows then;     // a second update after the first (y null: none)
+  bool store = true;  // the sum written back to x (false: x only read)
 };
 void row_norm(const void* x, bool x_f32, const bf16* weight, const bf16* bias, const void* shift,
               const void* scale, bool mod_f32, void* y, bool y_f32, int64_t rows, int64_t cols, float eps, bool rms,
@@ -83,9 +90,11 @@ void add_mixed(AnyRow a, AnyRow b, void* y, bool y_f32, int64_t n, cudaStream_t 
 void add_gated_mixed(void* x, bool x_f32, AnyRow y, AnyRow gate, int64_t rows, int64_t cols, cudaStream_t s);
 // y = silu(x), fp32.
 void silu_f32(const float* x, float* y, int64_t n, cudaStream_t s);
+
+// --- linear_f32.cu ----------------------------------------------------------------
 // y[M, N] = x[M, K] w[N, K]^T (+ bias) with fp32 x, y and arithmetic; w bf16, fp32, or fp8
-// e4m3 codes times w_scale; bias bf16 or null. A tiled kernel for the small products that
-// stay in fp32 (time embedding, the DiT head), not a substitute for cuBLASLt.
+// e4m3 codes times w_scale; bias bf16 or null. For the products that stay in fp32 (time
+// embedding: M = 1; the DiT head: N = 64), not a substitute for cuBLASLt.
 void linear_f32(const float* x, const void* w, DType w_type, float w_scale, const bf16* bias, float* y, int64_t M,
                 int64_t N, int64_t K, cudaStream_t s);
 

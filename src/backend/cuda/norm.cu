@@ -22,8 +22,9 @@ __device__ __forceinline__ float stored_as(float v) {
   else return __bfloat162float(__float2bfloat16_rn(v));
 }
 
-// With add_y: x += add_y * add_gate first (gate null: a plain add), the updated row written
-// back to x (rounded to X, and normed as rounded, as add_gated then the norm would).
+// With add_y: x + add_y * add_gate first (gate null: a plain add), then + then_y * then_gate
+// where then_y is given, each sum rounded to X (as add_gated calls would store it); the sum
+// written back to x when store, and normed as rounded, as add_gated then the norm would.
 // With amax: the row's max |y| as stored, one atomicMax per block on the float's bits
 // (non-negative floats order like their bits as ints) into *amax, zeroed by the launcher.
 template <int V, typename X, typename M, typename Y>
@@ -31,6 +32,7 @@ __global__ void row_norm_kernel(const X* x, const bf16* __restrict__ w,
                                 const bf16* __restrict__ b, const M* __restrict__ shift,
                                 const M* __restrict__ scale, Y* __restrict__ y, int cols,
                                 float eps, bool rms, const bf16* __restrict__ add_y, const M* __restrict__ add_gate,
+                                const bf16* __restrict__ then_y, const M* __restrict__ then_gate, bool store,
                                 float* __restrict__ amax) {
   extern __shared__ float row[];
   __shared__ float scratch[32];
@@ -46,9 +48,20 @@ __global__ void row_norm_kernel(const X* x, const bf16* __restrict__ w,
       if (add_gate) load_v<V>(add_gate + c, g);
 #pragma unroll
       for (int j = 0; j < V; ++j) a[j] += add_gate ? u[j] * g[j] : u[j];
-      X* xw = const_cast<X*>(xr) + c;  // x is the residual stream updated in place
-      store_v<V>(xw, a);
-      if constexpr (!std::is_same_v<X, float>) load_v<V>(xw, a);  // the stored (rounded) values
+      if (then_y) {
+#pragma unroll
+        for (int j = 0; j < V; ++j) a[j] = stored_as<X>(a[j]);  // the first sum as x would hold it
+        load_v<V>(then_y + r * cols + c, u);
+        if (then_gate) load_v<V>(then_gate + c, g);
+#pragma unroll
+        for (int j = 0; j < V; ++j) a[j] += then_gate ? u[j] * g[j] : u[j];
+      }
+      if (store) {
+        X* xw = const_cast<X*>(xr) + c;  // x is the residual stream updated in place
+        store_v<V>(xw, a);
+      }
+#pragma unroll
+      for (int j = 0; j < V; ++j) a[j] = stored_as<X>(a[j]);  // the sum as stored (rounded)
     }
 #pragma unroll
     for (int j = 0; j < V; ++j) {
@@ -108,7 +121,7 @@ bool al16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 template <int V, typename X, typename M, typename Y>
 void launch_row_norm(const X* x, const bf16* weight, const bf16* bias, const M* shift, const M* scale, Y* y,
                      int64_t rows, int64_t cols, float eps, bool rms, const bf16* add_y, const M* add_gate,
-                     float* amax, cudaStream_t s) {
+                     const bf16* then_y, const M* then_gate, bool store, float* amax, cudaStream_t s) {
   const int threads = static_cast<int>(std::clamp<int64_t>((cols / V + 31) / 32 * 32, 32, 256));
   const size_t smem = static_cast<size_t>(cols) * sizeof(float);
   if (smem > 48 * 1024) {
@@ -120,7 +133,7 @@ void launch_row_norm(const X* x, const bf16* weight, const bf16* bias, const M* 
     }
   }
   row_norm_kernel<V, X, M, Y><<<rows, threads, smem, s>>>(x, weight, bias, shift, scale, y, static_cast<int>(cols),
-                                                        eps, rms, add_y, add_gate, amax);
+                                                        eps, rms, add_y, add_gate, then_y, then_gate, store, amax);
   RL_CUDA_LAUNCH();
 }
 
@@ -133,11 +146,17 @@ void row_norm_typed(const void* xv, const bf16* weight, const bf16* bias, const 
   const M* shift = static_cast<const M*>(shiftv);
   const M* scale = static_cast<const M*>(scalev);
   const M* gate = static_cast<const M*>(add.gate);
+  const bf16* then_y = add.y ? add.then.y : nullptr;
+  const M* then_gate = then_y ? static_cast<const M*>(add.then.gate) : nullptr;
   const bool vec = cols % 8 == 0 && al16(x) && al16(y) && (!weight || al16(weight)) && (!bias || al16(bias)) &&
                    (!shift || al16(shift)) && (!scale || al16(scale)) && (!add.y || al16(add.y)) &&
-                   (!gate || al16(gate));
-  if (vec) launch_row_norm<8>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add.y, gate, amax, s);
-  else launch_row_norm<1>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add.y, gate, amax, s);
+                   (!gate || al16(gate)) && (!then_y || al16(then_y)) && (!then_gate || al16(then_gate));
+  if (vec)
+    launch_row_norm<8>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add.y, gate, then_y, then_gate,
+                       add.store, amax, s);
+  else
+    launch_row_norm<1>(x, weight, bias, shift, scale, y, rows, cols, eps, rms, add.y, gate, then_y, then_gate,
+                       add.store, amax, s);
 }
 
 }  // namespace

@@ -41,9 +41,11 @@ Tensor layer_norm(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& 
 Tensor rms_norm(Context& ctx, const Tensor& x, const Tensor& w, float eps);
 Tensor layer_norm_modulate(Context& ctx, const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
                            bool f32_out, Tensor* absmax);
-// x += y * gate, then LayerNorm (affine, modulation) of the updated rows in one pass.
-Tensor add_gated_layer_norm(Context& ctx, Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& w,
-                            const Tensor& b, const Tensor& shift, const Tensor& scale, float eps, Tensor* absmax);
+// x plus one or two gated updates in turn, then LayerNorm (affine, modulation) of the sum
+// in one pass; the sum stored into *sum (x itself) when given, else x only read.
+Tensor gated_sum_layer_norm(Context& ctx, const Tensor& x, const std::vector<GatedUpdate>& updates, Tensor* sum,
+                            const Tensor& w, const Tensor& b, const Tensor& shift, const Tensor& scale, float eps,
+                            Tensor* absmax);
 // q/k RMSNorm + RoPE (+ the q/k/v split of a fused product), qk_norm_rope.cu.
 void qkv_norm_rope(Context& ctx, const Tensor& qkv, const Tensor& q_w, const Tensor& k_w, QkNormSpan span, float eps,
                    const Tensor& table, Tensor& q, Tensor& k, Tensor& v, int64_t row0);

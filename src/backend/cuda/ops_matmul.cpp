@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_constants.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/ops.h"
@@ -215,7 +216,7 @@ void time_plans(Context& ctx, const std::vector<PlanCall>& calls) {
       !scale.allocate(16))
     return;
   const float one = 1.0f;
-  RL_CUDA(cudaMemcpyAsync(scale.p, &one, sizeof(one), cudaMemcpyHostToDevice, ctx.stream));
+  write_device_constants(scale.p, &one, 1, ctx.stream);
   random_bf16(static_cast<bf16*>(bias.p), static_cast<int64_t>(bias_bytes / 2), 3, 0.0f, 0.1f, ctx.stream);
   const Gemm::Scratch operands{x.p, static_cast<const float*>(scale.p), w.p, bias.p, y.p};
   for (const PlanCall& c : calls) {

@@ -70,22 +70,36 @@ Tensor norm_rope(Context& ctx, const Tensor& x, const Tensor& w, QkNormSpan span
   return y;
 }
 
-// One pass where the gate and the modulation share a dtype (the kernel's one modulation
-// type); otherwise the two ops it fuses.
-Tensor add_gated_layer_norm(Context& ctx, Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& w,
-                            const Tensor& b, const Tensor& shift, const Tensor& scale, float eps, Tensor* absmax) {
-  const bool gate_f32 = gate.defined() && gate.dtype() == DType::F32;
-  const bool mod_f32 = shift.defined() ? shift.dtype() == DType::F32 : gate_f32;
-  if ((gate.defined() && gate_f32 != mod_f32) || y.dtype() != DType::BF16) {
-    add_gated(ctx, x, y, gate);
-    return norm(ctx, x, w, b, shift, scale, eps, false, "layer_norm", false, absmax);
+// One pass where every gate and the modulation share a dtype (the kernel's one modulation
+// type) and the updates are bf16; otherwise the ops it fuses, the updates into x (or into a
+// copy of x where the sum is not stored) and then the norm.
+Tensor gated_sum_layer_norm(Context& ctx, const Tensor& x, const std::vector<GatedUpdate>& updates, Tensor* sum,
+                            const Tensor& w, const Tensor& b, const Tensor& shift, const Tensor& scale, float eps,
+                            Tensor* absmax) {
+  if (updates.empty() || updates.size() > 2) fail("gated_sum_layer_norm: one or two updates, got ", updates.size());
+  const GatedUpdate* gated = nullptr;  // an update with a gate (its dtype decides, as the shift's)
+  for (const GatedUpdate& u : updates)
+    if (u.gate.defined()) gated = &u;
+  const bool mod_f32 = shift.defined() ? shift.dtype() == DType::F32 : gated && gated->gate.dtype() == DType::F32;
+  bool one_pass = true;
+  for (const GatedUpdate& u : updates)
+    one_pass = one_pass && u.y.dtype() == DType::BF16 && (!u.gate.defined() || (u.gate.dtype() == DType::F32) == mod_f32);
+  if (!one_pass) {
+    Tensor s = sum ? *sum : ctx.copy(x);
+    for (const GatedUpdate& u : updates) add_gated(ctx, s, u.y, u.gate);
+    return norm(ctx, s, w, b, shift, scale, eps, false, "layer_norm", false, absmax);
   }
   const int64_t D = x.dim(-1);
-  Context::Scope s(ctx, kOther);
+  Context::Scope s(ctx, kOther, 0, sum ? "add_gated_layer_norm" : "gated_sum_layer_norm");
   Tensor out = ctx.alloc(x.shape(), DType::BF16);
+  ResidualAdd add;
+  add.y = bp(updates[0].y);
+  add.gate = maybe_raw(updates[0].gate);
+  if (updates.size() == 2) add.then = {bp(updates[1].y), maybe_raw(updates[1].gate)};
+  add.store = sum != nullptr;
   row_norm(x.raw(), x.dtype() == DType::F32, maybe(w), maybe(b), maybe_raw(shift), maybe_raw(scale), mod_f32,
-           out.raw(), false, x.numel() / std::max<int64_t>(D, 1), D, eps, false, ctx.stream,
-           ResidualAdd{bp(y), maybe_raw(gate)}, absmax_out(ctx, absmax));
+           out.raw(), false, x.numel() / std::max<int64_t>(D, 1), D, eps, false, ctx.stream, add,
+           absmax_out(ctx, absmax));
   return out;
 }
 

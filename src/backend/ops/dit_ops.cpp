@@ -48,17 +48,20 @@ Tensor DitOps::layer_norm_modulate(const Tensor& x, const Tensor& shift, const T
   return layer_norm_modulate_impl(x, shift, scale, eps, f32_out, absmax);
 }
 
-Tensor DitOps::add_gated_layer_norm(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight,
-                                    const Tensor& bias, const Tensor& shift, const Tensor& scale, float eps,
-                                    Tensor* absmax) {
-  Backend& be = backend();
-  const char* op = "add_gated_layer_norm";
+namespace {
+
+// The operands every gated norm shares: x and the updates' shapes and dtypes, the affine and
+// modulation vectors. True when x has no rows (the caller returns an empty result).
+bool check_gated_norm(Backend& be, const Tensor& x, const std::vector<GatedUpdate>& updates, const Tensor& weight,
+                      const Tensor& bias, const Tensor& shift, const Tensor& scale, const char* op) {
   checks::precise_activation(be, x, op, "input");
   if (x.ndim() < 1 || x.dim(-1) < 1) fail(op, ": input ", shape_str(x.shape()), " has no features");
   const int64_t D = x.dim(-1);
-  checks::activation(be, y, op, "addend");
-  if (y.shape() != x.shape()) fail(op, ": shapes ", shape_str(x.shape()), " and ", shape_str(y.shape()), " differ");
-  checks::precise_vector(be, gate, D, op, "gate");
+  for (const GatedUpdate& u : updates) {
+    checks::activation(be, u.y, op, "addend");
+    if (u.y.shape() != x.shape()) fail(op, ": shapes ", shape_str(x.shape()), " and ", shape_str(u.y.shape()), " differ");
+    checks::precise_vector(be, u.gate, D, op, "gate");
+  }
   checks::vector(be, weight, D, op, "weight");
   checks::vector(be, bias, D, op, "bias");
   checks::precise_vector(be, shift, D, op, "shift");
@@ -66,11 +69,45 @@ Tensor DitOps::add_gated_layer_norm(Tensor& x, const Tensor& y, const Tensor& ga
   if (shift.defined() != scale.defined()) fail(op, ": shift and scale come together");
   if (shift.defined() && shift.dtype() != scale.dtype())
     fail(op, ": shift is ", dtype_name(shift.dtype()), " and scale ", dtype_name(scale.dtype()), "; they must match");
-  if (x.numel() == 0) {
+  return x.numel() == 0;
+}
+
+}  // namespace
+
+Tensor DitOps::add_gated_layer_norm(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight,
+                                    const Tensor& bias, const Tensor& shift, const Tensor& scale, float eps,
+                                    Tensor* absmax) {
+  Backend& be = backend();
+  const std::vector<GatedUpdate> updates{{y, gate}};
+  if (check_gated_norm(be, x, updates, weight, bias, shift, scale, "add_gated_layer_norm")) {
     no_rows_absmax(be, absmax);
     return be.empty(x.shape());
   }
-  return add_gated_layer_norm_impl(x, y, gate, weight, bias, shift, scale, eps, absmax);
+  return gated_sum_layer_norm_impl(x, updates, &x, weight, bias, shift, scale, eps, absmax);
+}
+
+Tensor DitOps::add_gated_layer_norm(Tensor& x, const GatedUpdate& first, const GatedUpdate& second,
+                                    const Tensor& weight, const Tensor& bias, const Tensor& shift, const Tensor& scale,
+                                    float eps, Tensor* absmax) {
+  Backend& be = backend();
+  const std::vector<GatedUpdate> updates{first, second};
+  if (check_gated_norm(be, x, updates, weight, bias, shift, scale, "add_gated_layer_norm")) {
+    no_rows_absmax(be, absmax);
+    return be.empty(x.shape());
+  }
+  return gated_sum_layer_norm_impl(x, updates, &x, weight, bias, shift, scale, eps, absmax);
+}
+
+Tensor DitOps::gated_sum_layer_norm(const Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight,
+                                    const Tensor& bias, const Tensor& shift, const Tensor& scale, float eps,
+                                    Tensor* absmax) {
+  Backend& be = backend();
+  const std::vector<GatedUpdate> updates{{y, gate}};
+  if (check_gated_norm(be, x, updates, weight, bias, shift, scale, "gated_sum_layer_norm")) {
+    no_rows_absmax(be, absmax);
+    return be.empty(x.shape());
+  }
+  return gated_sum_layer_norm_impl(x, updates, nullptr, weight, bias, shift, scale, eps, absmax);
 }
 
 namespace {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -20,6 +21,13 @@ enum class QkNormSpan { Head, Row };
 struct PatchSize {
   int t = 1, h = 2, w = 2;
   int volume() const { return t * h * w; }
+};
+
+// One gated residual update of a DiT block: y * gate (gate [D]), or y itself where gate is
+// undefined.
+struct GatedUpdate {
+  Tensor y;
+  Tensor gate;
 };
 
 class DitOps {
@@ -50,6 +58,20 @@ class DitOps {
   // "precise operands"); equals add_gated then layer_norm / layer_norm_modulate.
   Tensor add_gated_layer_norm(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight, const Tensor& bias,
                               const Tensor& shift, const Tensor& scale, float eps, Tensor* absmax = nullptr);
+  // The same with two updates applied in turn: x += first, then x += second (each sum
+  // rounded to x's dtype, as two add_gated calls round), then the norm. The update that an
+  // earlier gated_sum_layer_norm left out of x arrives here as `first`.
+  Tensor add_gated_layer_norm(Tensor& x, const GatedUpdate& first, const GatedUpdate& second, const Tensor& weight,
+                              const Tensor& bias, const Tensor& shift, const Tensor& scale, float eps,
+                              Tensor* absmax = nullptr);
+  // What add_gated_layer_norm(x, y, gate, ...) returns, with x left as it is: the norm of
+  // x + y * gate for a block whose next residual update goes through the two-update
+  // add_gated_layer_norm with this one first. x is then written once for both updates
+  // instead of once each: a DiT keeps x in fp32, so this saves a write of the whole residual
+  // stream (and reads y once more, at half its size in the compute dtype).
+  Tensor gated_sum_layer_norm(const Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight,
+                              const Tensor& bias, const Tensor& shift, const Tensor& scale, float eps,
+                              Tensor* absmax = nullptr);
   // The attention operands of one fused product in one pass: qkv [rows, 3*H*D] holds q | k | v
   // per row (Flux's qkv and linear1 products). q and k are RMS-normed (span, their weights,
   // eps), turned by RoPE (adjacent pairs, table [L, D/2, 2] fp32 whose row i turns output row
@@ -72,9 +94,12 @@ class DitOps {
   virtual Tensor patchify_impl(const Tensor& x, PatchSize p) = 0;
   virtual Tensor unpatchify_impl(const Tensor& tokens, int64_t grid_f, int64_t grid_h, int64_t grid_w,
                                  int64_t channels, PatchSize p) = 0;
-  virtual Tensor add_gated_layer_norm_impl(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight,
-                                           const Tensor& bias, const Tensor& shift, const Tensor& scale, float eps,
-                                           Tensor* absmax) = 0;
+  // x plus the updates (one or two, in turn, each sum rounded to x's dtype), normed; the
+  // sum is stored into *sum when given (x itself: add_gated_layer_norm), else x is only read
+  // (gated_sum_layer_norm).
+  virtual Tensor gated_sum_layer_norm_impl(const Tensor& x, const std::vector<GatedUpdate>& updates, Tensor* sum,
+                                           const Tensor& weight, const Tensor& bias, const Tensor& shift,
+                                           const Tensor& scale, float eps, Tensor* absmax) = 0;
   // Operands checked; rows >= 1; table undefined or host / device fp32 with L rows.
   virtual void qkv_norm_rope_impl(const Tensor& qkv, const Tensor& q_weight, const Tensor& k_weight, QkNormSpan span,
                                   float eps, const Tensor& table, Tensor& q, Tensor& k, Tensor& v, int64_t row0) = 0;

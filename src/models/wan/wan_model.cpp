@@ -201,18 +201,23 @@ void WanModel::block(int index, Tensor& x, const std::vector<TimeRun>& runs, con
   }
   const Tensor sa = self_attention(b + "self_attn.", h, h_amax);
   trace("self_attn", index, sa);
-  // One run of rows: each gated residual and the norm after it in one pass over x.
+  // One run of rows: each gated residual and the norm after it in one pass over x. norm3's
+  // pass norms x + sa * gate without storing the sum: sa joins the cross-attention's
+  // residual in the next pass, so x (fp32) is written once for both.
   const bool one_run = runs.size() == 1;
   const Tensor w3 = weights_.get(b + "norm3.weight"), b3 = weights_.get(b + "norm3.bias");
-  if (!one_run) add_gated(sa, 2);
-  Tensor n3_amax;
-  Tensor n3 = one_run ? ops_.add_gated_layer_norm(x, sa, row(m[0], 2), w3, b3, {}, {}, c.eps, &n3_amax)
-                      : ops_.layer_norm(x, w3, b3, c.eps);
+  Tensor n3, n3_amax;
+  if (one_run) {
+    n3 = ops_.gated_sum_layer_norm(x, sa, row(m[0], 2), w3, b3, {}, {}, c.eps, &n3_amax);
+  } else {
+    add_gated(sa, 2);
+    n3 = ops_.layer_norm(x, w3, b3, c.eps);
+  }
   const Tensor ca = cross_attention(b + "cross_attn.", n3, ctx, n3_amax);
   trace("cross_attn", index, ca);
   h_amax = {};
   if (one_run) {
-    h = ops_.add_gated_layer_norm(x, ca, {}, {}, {}, row(m[0], 3), row(m[0], 4), c.eps, &h_amax);
+    h = ops_.add_gated_layer_norm(x, {sa, row(m[0], 2)}, {ca, {}}, {}, {}, row(m[0], 3), row(m[0], 4), c.eps, &h_amax);
   } else {
     ops_.add_gated(x, ca, {});
     h = modulated(3, 4, nullptr);  // several runs: no absmax
