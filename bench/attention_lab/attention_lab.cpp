@@ -258,9 +258,9 @@ void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Ten
   void* vt = nullptr;
   if (own_fp8) check_cuda(cudaMalloc(&vt, size_t(fp8_flash_keys(Lk) * C)), "alloc");
   auto transpose = [&] { fp8_flash_transpose_v(static_cast<uint8_t*>(v8), Lk, C, static_cast<uint8_t*>(vt), s); };
-  auto flash = [&](bool half_exp, bool pingpong) {
+  auto flash = [&](Fp8FlashExp exp, bool pingpong) {
     Fp8FlashCall call;
-    call.half_exp = half_exp;
+    call.exp = exp;
     call.pingpong = pingpong;
     call.q8 = static_cast<uint8_t*>(q8);
     call.k8 = static_cast<uint8_t*>(k8);
@@ -311,18 +311,18 @@ void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Ten
         convert_to_f32(DType::BF16, raw.data(), out.data(), out.size());
         return out;
       };
-      flash(false, false);
+      flash(Fp8FlashExp::F32, false);
       const std::vector<float> o32 = host_o();
       const double tq = time(quantise), tt = time(transpose), flops = 4.0 * Lq * Lk * H * D;
       std::printf("time fp8own parts q %6lld x k %6lld, %2lld heads: quantisation %.3f ms, V^T %.3f ms\n",
                   (long long)Lq, (long long)Lk, (long long)H, tq, tt);
-      for (bool half_exp : {false, true})
+      for (Fp8FlashExp exp : {Fp8FlashExp::F32, Fp8FlashExp::F16Pairs, Fp8FlashExp::F32Poly})
         for (bool pingpong : {false, true}) {
-          flash(half_exp, pingpong);
+          flash(exp, pingpong);
           const double e = rel_l2(host_o(), o32);
-          const double tf = time([&] { flash(half_exp, pingpong); });
-          std::printf("time fp8own kernel, exp2 %s, ping-pong %s: %.3f ms, %.0f TFLOP/s (rel L2 vs f32 exp2 %.2e)\n",
-                      half_exp ? "f16" : "f32", pingpong ? "on " : "off", tf, flops / tf / 1e9, e);
+          const double tf = time([&] { flash(exp, pingpong); });
+          std::printf("time fp8own kernel, exp2 %-4s, ping-pong %s: %.3f ms, %.0f TFLOP/s (rel L2 vs f32 exp2 %.2e)\n",
+                      fp8_flash_exp_name(exp), pingpong ? "on " : "off", tf, flops / tf / 1e9, e);
         }
     } else {
       kernel();  // plans built here

@@ -5,7 +5,8 @@
 //   rounding beyond the codes is P's e4m3 and bf16 out: within 5e-2 rel L2, where a wrong
 //   key order or mask is off by ~1), every output row written (NaN-poisoned first);
 // - the lse against the exact one (fp32 sums of unrounded exp2: 2e-3; f16 exp2: 2e-2),
-// in each of the kernel's four forms (exp2 in f32 / f16 pairs, ping-pong off / on), over
+// in each of the kernel's six forms (exp2 in f32 / f16 pairs / f32 with a cubic, ping-pong
+// off / on), over
 // shapes with a partial last query block, a partial and a masked last key tile, one tile,
 // an odd and an even count of tiles.
 #include <cuda_runtime.h>
@@ -79,9 +80,10 @@ struct Case {
   int64_t Lq, Lk, valid, H;
 };
 
-void check(const Case& cs, bool half_exp, bool pingpong) {
+void check(const Case& cs, cuda::Fp8FlashExp exp, bool pingpong) {
+  const bool half_exp = exp == cuda::Fp8FlashExp::F16Pairs;
   SCOPED_TRACE("Lq " + std::to_string(cs.Lq) + " Lk " + std::to_string(cs.Lk) + " valid " + std::to_string(cs.valid) +
-               " H " + std::to_string(cs.H) + (half_exp ? " f16 exp2" : " f32 exp2") +
+               " H " + std::to_string(cs.H) + " exp2 " + cuda::fp8_flash_exp_name(exp) +
                (pingpong ? " ping-pong" : ""));
   std::mt19937 rng(static_cast<uint32_t>(next_seed()));
   const int64_t C = cs.H * kD, Lkp = cuda::fp8_flash_keys(cs.Lk);
@@ -120,7 +122,7 @@ void check(const Case& cs, bool half_exp, bool pingpong) {
   call.Lk = cs.Lk;
   call.H = cs.H;
   call.valid = cs.valid;
-  call.half_exp = half_exp;
+  call.exp = exp;
   call.pingpong = pingpong;
   cuda::fp8_flash_attention(call, nullptr);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
@@ -161,8 +163,8 @@ TEST(CudaFp8Flash, AttentionMatchesExactAttentionOverItsCodes) {
   if (!cuda::fp8_flash_supports(kD)) GTEST_FAIL() << "the fp8 flash kernel needs a Hopper GPU";
   for (const Case& cs : {Case{200, 300, 300, 2}, Case{129, 512, 400, 1}, Case{64, 100, 37, 3}, Case{300, 1000, 999, 2},
                          Case{128, 256, 256, 1}})
-    for (bool half_exp : {false, true})
-      for (bool pingpong : {false, true}) check(cs, half_exp, pingpong);
+    for (auto exp : {cuda::Fp8FlashExp::F32, cuda::Fp8FlashExp::F16Pairs, cuda::Fp8FlashExp::F32Poly})
+      for (bool pingpong : {false, true}) check(cs, exp, pingpong);
 }
 
 }  // namespace

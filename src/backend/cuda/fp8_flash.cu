@@ -117,6 +117,17 @@ __device__ __forceinline__ float fast_exp2(float x) {
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
   return y;
 }
+// 2^x on the FMA units for x <= 9: 2^round(x) into the exponent bits of a cubic for 2^f,
+// f in [-0.5, 0.5] (relative error ~1e-4, far under e4m3's step). x is clamped at -30: what
+// lies below rounds to e4m3 zero either way (P's codes, x 448, underflow below 2^-10).
+__device__ __forceinline__ float poly_exp2(float x) {
+  x = fmaxf(x, -30.0f);
+  const float t = x + 12582912.0f;  // 1.5 x 2^23: round(x) in the low mantissa bits
+  const float f = x - (t - 12582912.0f);
+  const float p = fmaf(fmaf(fmaf(0.0555041087f, f, 0.240226507f), f, 0.693147181f), f, 1.0f);
+  return __int_as_float(__float_as_int(p) + (__float_as_int(t) << 23));
+}
+
 __device__ __forceinline__ uint32_t pack_e4m3(float a, float b, float c, float d) {
   const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(a, b), __NV_SATFINITE, __NV_E4M3);
   const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(c, d), __NV_SATFINITE, __NV_E4M3);
@@ -131,7 +142,7 @@ struct Rows {
 
 // Softmax of one S tile into e4m3 P (A-operand order) and the rescale factor of O's rows.
 // cols_left: keys of this tile still valid (>= kBN: none masked).
-template <bool kHalfExp>
+template <Fp8FlashExp kExp>
 __device__ __forceinline__ void softmax_tile(float (&s)[64], Rows& r, uint32_t (&p)[16], float (&alpha)[2], float c,
                                              int cols_left, int t) {
   if (cols_left < kBN) {
@@ -157,7 +168,7 @@ __device__ __forceinline__ void softmax_tile(float (&s)[64], Rows& r, uint32_t (
     r.m[h] = m_new;
     base[h] = m_new - kLog2P;
   }
-  if constexpr (kHalfExp) {
+  if constexpr (kExp == Fp8FlashExp::F16Pairs) {
     // exp2 in f16 pairs (one MUFU op for two values; P is rounded to e4m3 next, whose step is
     // 16 x coarser than f16's), the pairs straight to e4m3, row sums in f16 pairs per tile.
     __half2 sum2[2] = {__float2half2_rn(0.f), __float2half2_rn(0.f)};
@@ -190,7 +201,8 @@ __device__ __forceinline__ void softmax_tile(float (&s)[64], Rows& r, uint32_t (
 #pragma unroll
     for (int i = 0; i < 64; ++i) {
       const int h = (i >> 1) & 1;
-      s[i] = fast_exp2(fmaf(s[i], c, -base[h]));
+      const float x = fmaf(s[i], c, -base[h]);
+      s[i] = kExp == Fp8FlashExp::F32Poly && (i & 3) == 3 ? poly_exp2(x) : fast_exp2(x);
       sum[h] += s[i];
     }
     r.l[0] = r.l[0] * alpha[0] + sum[0];
@@ -223,7 +235,7 @@ __device__ __forceinline__ void pv(float (&o)[64], const uint32_t (&p)[16], uint
   wg_commit();
 }
 
-template <bool kHalfExp, bool kPingPong>
+template <Fp8FlashExp kExp, bool kPingPong>
 __global__ void __launch_bounds__(kThreads, 1)
     fp8_flash_kernel(const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap k_map,
                      const __grid_constant__ CUtensorMap v_map, const float* __restrict__ descale_q,
@@ -293,7 +305,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     turn_end(false);
     wg_wait<0>();
     pin(s);
-    softmax_tile<kHalfExp>(s, r, p, alpha, c, valid, t);
+    softmax_tile<kExp>(s, r, p, alpha, c, valid, t);
     // One tile j >= 1: its S and the previous tile's P V in flight together; P alternates
     // between two register sets so that no copy redefines the operand of a running product.
     auto step = [&](int j, uint32_t(&p_prev)[16], uint32_t(&p_cur)[16]) {
@@ -306,7 +318,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       turn_end(false);
       wg_wait<1>();  // S of tile j is in; P V of tile j - 1 may still run
       pin(s);
-      softmax_tile<kHalfExp>(s, r, p_cur, alpha, c, valid - j * kBN, t);
+      softmax_tile<kExp>(s, r, p_cur, alpha, c, valid - j * kBN, t);
       wg_wait<0>();
       pin(o);
       pin(p_prev);
@@ -434,14 +446,19 @@ CUtensorMap byte_map(const uint8_t* base, int64_t cols, int64_t rows, int64_t st
 
 }  // namespace
 
-bool fp8_flash_half_exp_default() {
-  static const bool half = [] {
+const char* fp8_flash_exp_name(Fp8FlashExp e) {
+  return e == Fp8FlashExp::F16Pairs ? "f16" : e == Fp8FlashExp::F32Poly ? "poly" : "f32";
+}
+
+Fp8FlashExp fp8_flash_exp_default() {
+  static const Fp8FlashExp mode = [] {
     const char* v = std::getenv("RAYLIGHT_FP8_FLASH_EXP");
-    if (!v || std::string(v) == "f32") return false;
-    if (std::string(v) == "f16") return true;
-    fail("RAYLIGHT_FP8_FLASH_EXP must be f16 or f32, got '", v, "'");
+    if (!v) return Fp8FlashExp::F32;
+    for (Fp8FlashExp e : {Fp8FlashExp::F32, Fp8FlashExp::F16Pairs, Fp8FlashExp::F32Poly})
+      if (std::string(v) == fp8_flash_exp_name(e)) return e;
+    fail("RAYLIGHT_FP8_FLASH_EXP must be f32, f16 or poly, got '", v, "'");
   }();
-  return half;
+  return mode;
 }
 
 bool fp8_flash_pingpong_default() {
@@ -483,16 +500,19 @@ void fp8_flash_attention(const Fp8FlashCall& a, cudaStream_t s) {
   const CUtensorMap q_map = byte_map(a.q8, C, a.Lq, C);
   const CUtensorMap k_map = byte_map(a.k8, C, a.Lk, C);
   const CUtensorMap v_map = byte_map(a.vt, fp8_flash_keys(a.Lk), C, fp8_flash_keys(a.Lk));
-  using Kernel = decltype(&fp8_flash_kernel<false, false>);
-  static const Kernel kernels[4] = {fp8_flash_kernel<false, false>, fp8_flash_kernel<false, true>,
-                                    fp8_flash_kernel<true, false>, fp8_flash_kernel<true, true>};
+  using Kernel = decltype(&fp8_flash_kernel<Fp8FlashExp::F32, false>);
+  static const Kernel kernels[kFp8FlashExpModes][2] = {
+      {fp8_flash_kernel<Fp8FlashExp::F32, false>, fp8_flash_kernel<Fp8FlashExp::F32, true>},
+      {fp8_flash_kernel<Fp8FlashExp::F16Pairs, false>, fp8_flash_kernel<Fp8FlashExp::F16Pairs, true>},
+      {fp8_flash_kernel<Fp8FlashExp::F32Poly, false>, fp8_flash_kernel<Fp8FlashExp::F32Poly, true>}};
   static std::once_flag once;
   std::call_once(once, [] {
-    for (Kernel k : kernels)
-      RL_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmemBytes)));
+    for (const auto& row : kernels)
+      for (Kernel k : row)
+        RL_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmemBytes)));
   });
   const dim3 grid(static_cast<unsigned>((a.Lq + kBM - 1) / kBM), static_cast<unsigned>(a.H));
-  const Kernel kernel = kernels[2 * a.half_exp + a.pingpong];
+  const Kernel kernel = kernels[static_cast<int>(a.exp)][a.pingpong];
   kernel<<<grid, kThreads, kSmemBytes, s>>>(q_map, k_map, v_map, a.descale_q, a.descale_k, a.descale_v, a.v_sum,
                                             a.inv_valid, a.o, a.lse, int(a.Lq), int(a.H), int(a.valid));
   RL_CUDA_LAUNCH();

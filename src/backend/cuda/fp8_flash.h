@@ -46,8 +46,15 @@ inline constexpr int fp8_flash_key_order(int p) {
 // v8: [Lk, C] e4m3 codes; C % 128 == 0; Lkp = fp8_flash_keys(Lk); 16-byte aligned.
 void fp8_flash_transpose_v(const uint8_t* v8, int64_t Lk, int64_t C, uint8_t* vt, cudaStream_t s);
 
-// RAYLIGHT_FP8_FLASH_EXP=f16 (P's exp2 in f16 pairs) or f32 (read once); default f32.
-bool fp8_flash_half_exp_default();
+// How the kernel computes P's exp2: fp32 on the special-function unit; f16 pairs (one
+// special-function op for two values: P is rounded to e4m3 next, 16 x coarser than f16); fp32
+// with one value in four by a cubic on the FMA units (the special-function unit is the
+// bottleneck of an fp8 tile: 16 exp2 a clock against 8,192 FLOP of e4m3 products).
+enum class Fp8FlashExp { F32 = 0, F16Pairs = 1, F32Poly = 2 };
+constexpr int kFp8FlashExpModes = 3;
+const char* fp8_flash_exp_name(Fp8FlashExp e);
+// RAYLIGHT_FP8_FLASH_EXP=f32|f16|poly (read once); default f32.
+Fp8FlashExp fp8_flash_exp_default();
 // RAYLIGHT_FP8_FLASH_PINGPONG=1|0 (read once); default 0.
 bool fp8_flash_pingpong_default();
 
@@ -63,8 +70,7 @@ struct Fp8FlashCall {
   bf16* o = nullptr;             // [Lq, H, 128]
   float* lse = nullptr;          // [H, Lq] natural-log lse of S = q k^T / sqrt(128), or null
   int64_t Lq = 0, Lk = 0, H = 0, valid = 0;  // keys [valid, Lk) are masked out
-  // exp2 of P in f16 pairs (one special-function op per two values) instead of fp32.
-  bool half_exp = fp8_flash_half_exp_default();
+  Fp8FlashExp exp = fp8_flash_exp_default();
   // The two consumer warpgroups take turns issuing their products.
   bool pingpong = fp8_flash_pingpong_default();
 };
