@@ -2,8 +2,9 @@
 // way the CUDA path quantises them (q and k rotated per head, K and V smoothed, one e4m3
 // scale per tensor, P * 448 as e4m3), the rest exact in double; over key chunks where the
 // CUDA path splits the call (backend/fp8_kv_chunks.h), each chunk's output rounded to e4m3
-// as cuDNN's is, then merged by the chunks' lse. It is the reference the CUDA fp8 path is
-// held to, and the measure of what fp8 costs in accuracy against exact attention.
+// as cuDNN's is, then merged by the chunks' lse; the lse returned is of the true scores (k's
+// mean, which smoothing took out of them, added back). It is the reference the CUDA fp8 path
+// is held to, and the measure of what fp8 costs in accuracy against exact attention.
 #include <algorithm>
 #include <cmath>
 #include <limits>
