@@ -51,4 +51,18 @@ inline void fp8_rotate_head(float* v, int64_t D) {
   for (int64_t d = 0; d < D; ++d) v[d] *= norm;
 }
 
+// v [D] <- S H v / sqrt(D) in place on the host: the inverse (and transpose) of fp8_rotate_head,
+// which takes a vector of rotated space back (fp8 attention's K mean, for its lse).
+inline void fp8_unrotate_head(float* v, int64_t D) {
+  for (int64_t s = 1; s < D; s <<= 1)
+    for (int64_t d = 0; d < D; ++d)
+      if ((d & s) == 0) {
+        const float a = v[d], b = v[d + s];
+        v[d] = a + b;
+        v[d + s] = a - b;
+      }
+  const float norm = 1.0f / std::sqrt(static_cast<float>(D));
+  for (int64_t d = 0; d < D; ++d) v[d] = fp8_rotation_flips(d) ? -v[d] * norm : v[d] * norm;
+}
+
 }  // namespace raylight

@@ -2,8 +2,9 @@
 // attention after the device quantisation) against the CPU emulation of the same
 // arithmetic, on random inputs and on inputs with outlier channels (a few q/k channels 16x
 // larger, offsets shared by all keys on k's and v's channels that smoothing removes), with and without
-// padding keys and lse. Tolerance 5e-2: the emulation rounds exp(s - max) against the row's
-// final maximum, a flash kernel against a running one, block by block, so single P codes may
+// padding keys and lse (on both the lse of the true scores: smoothing's shift added back).
+// Tolerance 5e-2: the emulation rounds exp(s - max) against the row's final maximum, a flash
+// kernel against a running one, block by block, so single P codes may
 // differ by one e4m3 step, and the output's own e4m3 rounding (12.5 % per step) turns such
 // small differences into whole steps for a few elements. A wrong scale or layout is ~100 %.
 // (cuDNN 9.14 on an H200 has no fp8 engine for 1 query x 16 keys: the op refuses such shapes.)

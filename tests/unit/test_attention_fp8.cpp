@@ -2,7 +2,8 @@
 // is held to: what it costs against exact attention on random inputs and on inputs with
 // outlier channels (the figures the lab and docs quote), that the q/k rotation is orthogonal
 // and spreads outlier channels, that K smoothing makes it blind to an offset shared by all
-// keys, and the operands it refuses.
+// keys, that its lse is the exact attention's (smoothing or not) so key blocks merge by it as
+// Ring attention merges them, and the operands it refuses.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -87,6 +88,9 @@ TEST(Fp8Attention, RotationIsOrthogonalAndSpreadsOneLargeChannel) {
     }
     EXPECT_NEAR(rdot, dot, 1e-4 * D) << "D " << D;  // q . k is what attention sees
     EXPECT_NEAR(rnorm, norm, 1e-4 * D) << "D " << D;
+    // fp8_unrotate_head takes it back (fp8 attention's K mean, for the lse).
+    fp8_unrotate_head(ra.data(), D);
+    for (int64_t d = 0; d < D; ++d) EXPECT_NEAR(ra[d], a.f32()[d], 1e-5) << "D " << D << " channel " << d;
     // One large channel becomes D channels of equal size (|x| / sqrt(D) each).
     std::vector<float> spike(size_t(D), 0.0f);
     spike[3] = 16.0f;
@@ -139,6 +143,82 @@ TEST(Fp8Attention, VSmoothingPassesAnOffsetSharedByAllValuesThrough) {
   Tensor back = b.clone();
   for (int64_t i = 0; i < back.numel(); ++i) back.f32()[i] -= 3.0f - 0.25f * float(i % 128 % 9);
   EXPECT_LT(rel_l2(back, a), 5e-3);
+}
+
+namespace {
+
+// Keys [begin, end) of x [L, H, D] as a tensor of their own.
+Tensor key_rows(const Tensor& x, int64_t begin, int64_t end) { return x.slice_rows(begin, end).clone(); }
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  double m = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::fabs(double(a.f32()[i]) - b.f32()[i]));
+  return m;
+}
+
+}  // namespace
+
+TEST(Fp8Attention, LseIsOfTheExactScoresSoKeyBlocksMergeByIt) {
+  // Keys with a large per-channel offset and two blocks whose means differ (Ring attention's
+  // blocks come from different parts of the video). Smoothing subtracts each call's own K
+  // mean, which shifts every score of a row by q . mean / sqrt(D): the softmax does not see
+  // it, but an lse that kept the shift weights the blocks by exp(q . (mean_a - mean_b) /
+  // sqrt(D)) in the merge. Before the lse was corrected: lse off by up to 8.3, the merged
+  // blocks 33 % from exact; after: lse within 2.3e-2 (fp8's own error: the scores come from
+  // e4m3 q and k), the merge 5.6 %, like one call over all keys.
+  const int64_t Lq = 64, half = 160, H = 2, D = 128;
+  const Tensor q = input({Lq, H, D}, 31), v = input({2 * half, H, D}, 33);
+  Tensor k = input({2 * half, H, D}, 32);
+  for (int64_t i = 0; i < k.numel(); ++i) {
+    const int64_t key = i / (H * D), c = i % D;
+    const float shared = 4.0f * (c % 3 == 0 ? 1.0f : -0.5f) + 0.25f * float(c % 5);
+    const float apart = (key < half ? 0.5f : -0.5f) * (float(c % 7) / 3.0f - 1.0f);
+    k.f32()[i] += shared + apart;
+  }
+  Tensor lse_all;
+  const Tensor exact = cpu().attention(q, k, v, -1, &lse_all);
+
+  // Each block's lse is its exact lse; merged by it, the blocks give attention over all keys.
+  const Tensor ka = key_rows(k, 0, half), kb = key_rows(k, half, 2 * half);
+  const Tensor va = key_rows(v, 0, half), vb = key_rows(v, half, 2 * half);
+  Tensor lse_a, lse_b, exact_lse_a, exact_lse_b;
+  Tensor out = attention_fp8(cpu(), q, ka, va, -1, &lse_a, kFp8KvChunkOff);
+  const Tensor part = attention_fp8(cpu(), q, kb, vb, -1, &lse_b, kFp8KvChunkOff);
+  cpu().attention(q, ka, va, -1, &exact_lse_a);
+  cpu().attention(q, kb, vb, -1, &exact_lse_b);
+  const double err_a = max_abs_diff(lse_a, exact_lse_a), err_b = max_abs_diff(lse_b, exact_lse_b);
+  Tensor lse = lse_a.clone();
+  cpu().merge_attention(out, lse, part, lse_b);
+  const double merged = rel_l2(out, exact), merged_lse = max_abs_diff(lse, lse_all);
+  // One call over all keys, whole and over the two blocks as key chunks (one quantisation,
+  // chunks merged inside the call: the correction is applied once, after that merge).
+  Tensor lse_whole, lse_chunks;
+  const Tensor whole = attention_fp8(cpu(), q, k, v, -1, &lse_whole, kFp8KvChunkOff);
+  const Tensor chunks = attention_fp8(cpu(), q, k, v, -1, &lse_chunks, half);
+  std::printf("fp8 lse vs exact, max |diff|: block a %.3e, block b %.3e, merged %.3e, whole %.3e, chunked %.3e; "
+              "rel L2 vs exact: merged blocks %.3e, whole %.3e, chunked %.3e\n",
+              err_a, err_b, merged_lse, max_abs_diff(lse_whole, lse_all), max_abs_diff(lse_chunks, lse_all), merged,
+              rel_l2(whole, exact), rel_l2(chunks, exact));
+  EXPECT_LT(err_a, 3e-2);
+  EXPECT_LT(err_b, 3e-2);
+  EXPECT_LT(merged_lse, 3e-2);
+  EXPECT_LT(max_abs_diff(lse_whole, lse_all), 3e-2);
+  EXPECT_LT(max_abs_diff(lse_chunks, lse_all), 3e-2);
+  // fp8's own error (as in EmulationErrorAgainstExactAttentionIsSmallButReal), no more.
+  EXPECT_LT(merged, 9e-2);
+  EXPECT_LT(rel_l2(whole, exact), 9e-2);
+  EXPECT_LT(rel_l2(chunks, exact), 9e-2);
+}
+
+TEST(Fp8Attention, LseIsExactForHeadSizesWithoutTheRotation) {
+  // D = 96 is quantised unrotated: the mean subtracted is k's own, not a rotated one.
+  const Tensor q = input({48, 2, 96}, 41), v = input({200, 2, 96}, 43);
+  Tensor k = input({200, 2, 96}, 42);
+  for (int64_t i = 0; i < k.numel(); ++i) k.f32()[i] += 2.5f - 0.75f * float(i % 96 % 7);
+  Tensor lse8, lse;
+  attention_fp8(cpu(), q, k, v, 180, &lse8, kFp8KvChunkOff);
+  cpu().attention(q, k, v, 180, &lse);
+  EXPECT_LT(max_abs_diff(lse8, lse), 3e-2);
 }
 
 TEST(Fp8Attention, RefusesWhatAttentionRefusesAndGroupedHeads) {

@@ -2,8 +2,9 @@
 // way the CUDA path quantises them (q and k rotated per head, K and V smoothed, one e4m3
 // scale per tensor, P * 448 as e4m3), the rest exact in double; over key chunks where the
 // CUDA path splits the call (backend/fp8_kv_chunks.h), each chunk's output rounded to e4m3
-// as cuDNN's is, then merged by the chunks' lse. It is the reference the CUDA fp8 path is
-// held to, and the measure of what fp8 costs in accuracy against exact attention.
+// as cuDNN's is, then merged by the chunks' lse; the lse returned is of the true scores (k's
+// mean, which smoothing took out of them, added back). It is the reference the CUDA fp8 path
+// is held to, and the measure of what fp8 costs in accuracy against exact attention.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -104,8 +105,14 @@ Tensor attention_fp8(const Tensor& q, const Tensor& k, const Tensor& v, int64_t 
   // q and k rotated alike (q . k unchanged, outlier channels spread), v as it is; one
   // quantisation over all valid keys, chunks or not.
   const bool rotate = fp8_rotates(D);
-  const std::vector<float> q8 = quantised(q, Lq, false, rotate), k8 = quantised(k, valid, true, rotate),
+  std::vector<float> k_mean;
+  const std::vector<float> q8 = quantised(q, Lq, false, rotate), k8 = quantised(k, valid, true, rotate, nullptr, &k_mean),
                            v8 = quantised(v, valid, true, false, &v_scale, &v_mean);
+  // The scores the kernels see are shifted by q . mean_k / sqrt(D) per row (k smoothed): the
+  // returned lse gets it back, so it is the lse of the true scores (Ring attention merges key
+  // blocks, each with its own mean, by it). The mean is of rotated k: rotated back per head.
+  if (rotate)
+    for (int64_t h = 0; h < H; ++h) fp8_unrotate_head(k_mean.data() + h * D, D);
   // Key chunks as the CUDA path runs them (none: one range over the valid keys).
   std::vector<Fp8KvChunk> chunks = fp8_kv_chunks(Lk, valid, kv_chunk);
   const bool merged = !chunks.empty();
@@ -126,9 +133,15 @@ Tensor attention_fp8(const Tensor& q, const Tensor& k, const Tensor& v, int64_t 
         part_lse[c] = attend(row, chunks[c].begin, chunks[c].valid, scores, acc, parts.data() + c * D);
       float* orow = op + (i * H + h) * D;
       const float* mean = v_mean.data() + h * D;
+      double shift = 0;  // q . mean_k / sqrt(D), from the unquantised q
+      if (lp) {
+        const float* qrow = q.f32() + (i * H + h) * D;
+        for (int64_t d = 0; d < D; ++d) shift += double(qrow[d]) * k_mean[h * D + d];
+        shift *= scale;
+      }
       if (!merged) {  // v's mean comes back after (rows of P sum to 1)
         for (int64_t d = 0; d < D; ++d) orow[d] = parts[d] + mean[d];
-        if (lp) lp[h * Lq + i] = static_cast<float>(part_lse[0]);
+        if (lp) lp[h * Lq + i] = static_cast<float>(part_lse[0] + shift);
         continue;
       }
       // The merge: each chunk's output weighted by its share of the row's softmax mass.
@@ -142,7 +155,7 @@ Tensor attention_fp8(const Tensor& q, const Tensor& k, const Tensor& v, int64_t 
         for (int64_t d = 0; d < D; ++d) acc[d] += w * parts[c * D + d];
       }
       for (int64_t d = 0; d < D; ++d) orow[d] = static_cast<float>(acc[d] + mean[d]);
-      if (lp) lp[h * Lq + i] = static_cast<float>(row_lse);
+      if (lp) lp[h * Lq + i] = static_cast<float>(row_lse + shift);
     }
   });
   return out;

@@ -3,7 +3,8 @@
 // per head first (backend/fp8_rotation.h: a signed Hadamard transform that leaves q . k
 // unchanged and spreads outlier channels). K and V are smoothed: the mean over the valid
 // keys of each (head, channel) is subtracted. For K that leaves every softmax row unchanged
-// (q . mean is one constant per row); for V the mean is added back to the output (rows of P
+// (q . mean is one constant per row; fp8_lse.h adds it back to the lse); for V the mean is
+// added back to the output (rows of P
 // sum to 1), so the fp8 product and fp8 output only carry what varies (SageAttention's
 // smoothing). The CPU emulation (backend/cpu/attention_fp8) does the same arithmetic.
 //
@@ -78,7 +79,8 @@ struct Fp8Parts {
 
 // Replaces fp8_to_bf16 for a chunked call, in one pass: lse = log sum_c exp(lse_c),
 // y = sum_c exp(lse_c - lse) o_c + sum / n (v's mean; sum may be null), and the lse into
-// lse_out [H, Lq] when given. D and H * D multiples of 8.
+// lse_out [H, Lq] when given (of the smoothed scores: fp8_lse.h corrects it after). D and
+// H * D multiples of 8.
 void merge_fp8_parts(const Fp8Parts& parts, int64_t Lq, int64_t H, int64_t D, const float* descale, const float* sum,
                      int64_t n, bf16* y, float* lse_out, cudaStream_t s);
 

@@ -12,6 +12,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cudnn_attention.h"
 #include "backend/cuda/fp8_flash.h"
+#include "backend/cuda/fp8_lse.h"
 #include "backend/cuda/fp8_quantise.h"
 #include "backend/cuda/fp8_rows_kernels.h"
 #include "backend/cuda/gemm.h"
@@ -89,7 +90,9 @@ constexpr int64_t kFp8MinKeys = 2048;
 // key chunk as kv_chunk says (backend/fp8_kv_chunks.h). False when cuDNN has no fp8 plan for
 // the shape. codes (or null): filled instead of o where cuDNN wrote e4m3 (one graph; Hopper):
 // the codes in their own allocation, v's descale (a view that keeps `scales` alive) and v's
-// column mean as the offset.
+// column mean as the offset. lse (or null): of the true scores, as bf16 attention's: the
+// kernels' lse (ours, cuDNN's one call's or its chunk merge's) is of the smoothed k, and
+// fp8_lse.h adds q . mean_k / sqrt(D) back once after the kernel ran.
 bool fp8_attention(CudnnAttention& cudnn, Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v,
                    int64_t valid, bf16* o, float* lse, int64_t kv_chunk, Fp8Rows* codes = nullptr) {
   const int64_t Lq = q.dim(0), Lk = k.dim(0), H = q.dim(1), D = q.dim(2), C = H * D;
@@ -128,6 +131,7 @@ bool fp8_attention(CudnnAttention& cudnn, Context& ctx, const Tensor& q, const T
     call.H = H;
     call.valid = valid;
     fp8_flash_attention(call, ctx.stream);
+    if (lse) fp8_lse_add_k_mean(bp(q), Lq, H, D, sum + C, valid, rotate, lse, ctx.stream);  // of the true scores
     return true;
   }
   Tensor o8 = codes ? ctx.alloc({Lq, C}, DType::F8E4M3) : Tensor();
@@ -140,6 +144,7 @@ bool fp8_attention(CudnnAttention& cudnn, Context& ctx, const Tensor& q, const T
     column_mean(sum + 2 * C, valid, C, offset.data<float>(), ctx.stream);
     *codes = Fp8Rows{o8, scales.bytes_view(8 * sizeof(float), {1}, DType::F32), offset};
   }
+  if (lse) fp8_lse_add_k_mean(bp(q), Lq, H, D, sum + C, valid, rotate, lse, ctx.stream);  // of the true scores
   return true;
 }
 
