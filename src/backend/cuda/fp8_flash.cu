@@ -323,8 +323,12 @@ __global__ void __launch_bounds__(kThreads, 1)
       pin(o);
       pin(p_prev);
       if (lane == 0) bar_arrive(&sm.empty[prev]);
+      // Once the row maxima settle most tiles leave them unchanged (alpha exactly 1): skip the
+      // rescale where no row of the warp moved.
+      if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
 #pragma unroll
-      for (int i = 0; i < 64; ++i) o[i] *= alpha[(i >> 1) & 1];
+        for (int i = 0; i < 64; ++i) o[i] *= alpha[(i >> 1) & 1];
+      }
     };
     int j = 1;
     for (; j + 1 < tiles; j += 2) {
