@@ -11,7 +11,7 @@
 #   small  Wan 1.3B 480p with ours
 #   error  the 14B 480p forward's error against bf16 attention, cuDNN's fp8 and ours
 # Run from the repo root. Binaries in $RAYLIGHT_BUILD (default .gpurun/bin, else build-gpu).
-# ROUNDS (default 2): 480p pairs.
+# ROUNDS (default 2): 480p pairs. LAB_SHAPES (default --shapes self): the lab timing's shapes.
 # Usage: OUT=/tmp/s8 bench/eighth_session.sh [lab] [tests] [480p] [720p] [small] [error]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -46,7 +46,7 @@ if want lab; then
   grep -E "^check fp8own" "$out/lab_check.log" | grep -q FAIL && own_bad=1
   grep -q "^checks: all passed" "$out/lab_check.log" || own_bad=1
   if [ "$own_bad" = 1 ]; then note "fp8own failed: nothing timed"; note "total $((SECONDS - t0)) s"; exit 1; fi
-  timeout 300 "$b/raylight_attention_lab" --time-only --runs 5 --shapes self --variants fp8,fp8own --inputs random \
+  timeout 300 "$b/raylight_attention_lab" --time-only --runs 5 ${LAB_SHAPES:---shapes self} --variants fp8,fp8own --inputs random \
     >"$out/lab_time.log" 2>&1
   note "lab timing: exit $?"
   grep -E "^time" "$out/lab_time.log" | tee -a "$out/summary.txt"
