@@ -35,11 +35,9 @@ RAYLIGHT_FP8_HD inline bool fp8_rotation_flips(int64_t d) {
   return (h >> 31) & 1u;
 }
 
-// v [D] <- H S v / sqrt(D) in place on the host (fp32: signs, then the butterflies of the fast
-// Walsh-Hadamard transform, as the CUDA kernel does them across its lanes). D: fp8_rotates.
-inline void fp8_rotate_head(float* v, int64_t D) {
-  for (int64_t d = 0; d < D; ++d)
-    if (fp8_rotation_flips(d)) v[d] = -v[d];
+// v [D] <- H v (unnormalised, natural order) in place: the fast Walsh-Hadamard transform's
+// butterflies, in the order the CUDA kernels do them across their lanes.
+inline void hadamard_butterflies(float* v, int64_t D) {
   for (int64_t s = 1; s < D; s <<= 1)
     for (int64_t d = 0; d < D; ++d)
       if ((d & s) == 0) {
@@ -47,6 +45,14 @@ inline void fp8_rotate_head(float* v, int64_t D) {
         v[d] = a + b;
         v[d + s] = a - b;
       }
+}
+
+// v [D] <- H S v / sqrt(D) in place on the host (fp32: signs, then the butterflies of the fast
+// Walsh-Hadamard transform, as the CUDA kernel does them across its lanes). D: fp8_rotates.
+inline void fp8_rotate_head(float* v, int64_t D) {
+  for (int64_t d = 0; d < D; ++d)
+    if (fp8_rotation_flips(d)) v[d] = -v[d];
+  hadamard_butterflies(v, D);
   const float norm = 1.0f / std::sqrt(static_cast<float>(D));
   for (int64_t d = 0; d < D; ++d) v[d] *= norm;
 }
@@ -54,13 +60,7 @@ inline void fp8_rotate_head(float* v, int64_t D) {
 // v [D] <- S H v / sqrt(D) in place on the host: the inverse (and transpose) of fp8_rotate_head,
 // which takes a vector of rotated space back (fp8 attention's K mean, for its lse).
 inline void fp8_unrotate_head(float* v, int64_t D) {
-  for (int64_t s = 1; s < D; s <<= 1)
-    for (int64_t d = 0; d < D; ++d)
-      if ((d & s) == 0) {
-        const float a = v[d], b = v[d + s];
-        v[d] = a + b;
-        v[d + s] = a - b;
-      }
+  hadamard_butterflies(v, D);
   const float norm = 1.0f / std::sqrt(static_cast<float>(D));
   for (int64_t d = 0; d < D; ++d) v[d] = fp8_rotation_flips(d) ? -v[d] * norm : v[d] * norm;
 }
