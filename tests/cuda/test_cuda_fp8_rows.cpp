@@ -38,11 +38,13 @@ constexpr int64_t L = 4096, H = 40, D = 128, C = H * D;
 // A power of two, so the weight's values (code * scale) are exact in bf16 too.
 constexpr float kWeightScale = 1.0f / 8192.0f;
 
-// The codes path is opt-in (CudaOptions::fp8_attention_codes): these tests turn it on.
+// The codes path is opt-in (CudaOptions::fp8_attention_codes): these tests turn it on. Only
+// cuDNN's fp8 kernel writes e4m3 output, so they run it (whatever RAYLIGHT_FP8_KERNEL says).
 struct CudaFp8Rows : GpuTest {
   void SetUp() override {
     GpuTest::SetUp();
     gpu = poisoned_backend(true, true, /*fp8_attention_codes=*/true);
+    gpu->set_fp8_own_kernel(false);
   }
 };
 
@@ -144,4 +146,26 @@ TEST_F(CudaFp8Rows, OneProcessSeamHandsOutCodesOnlyForFp8Attention) {
                                                      plain->upload(down(v)), QkRope::Applied, &none_rows);
   EXPECT_FALSE(none_rows.held());
   EXPECT_EQ(plain_out.shape(), q.shape());
+}
+
+// Our own fp8 kernel writes bf16 (with v's mean) and no codes, even with the codes path on:
+// the seam returns the output and hands out nothing, and the output is the one a call
+// without the codes path gives.
+TEST_F(CudaFp8Rows, OwnFp8KernelHandsOutNoCodes) {
+  gpu->set_fp8_own_kernel(true);
+  auto u = make_solo_communicator("ulysses"), ring = make_solo_communicator("ring");
+  UspAttention seam(*gpu, *u, *ring);
+  seam.prepare(SequenceLayout::single({4, 32, 32}, wan_rope_axes(128), 10000.0));
+  const Tensor q = up(rand_bf16({4096, 4, 128})), k = up(rand_bf16({4096, 4, 128})), v = up(rand_bf16({4096, 4, 128}));
+  gpu->set_attention_kernel(AttentionKernel::Fp8);
+  Fp8Rows rows;
+  const Tensor o = seam.self_attention(q, k, v, QkRope::Applied, &rows);
+  EXPECT_FALSE(rows.held());
+  ASSERT_TRUE(o.defined());
+  ASSERT_EQ(o.shape(), q.shape());
+  const Tensor again = seam.self_attention(q, k, v, QkRope::Applied);
+  EXPECT_EQ(rel_err(down(o), down(again)), 0.0);
+  gpu->set_attention_kernel(AttentionKernel::Cudnn);
+  const Tensor exact = seam.self_attention(q, k, v, QkRope::Applied);
+  EXPECT_LT(rel_err(down(o), down(exact)), 5e-2);  // fp8 against bf16 attention
 }

@@ -20,23 +20,27 @@ namespace {
 
 constexpr int kD = 128;        // head size (bytes of an e4m3 row: one 128-byte swizzle row)
 constexpr int kBM = 128;       // query rows per block (64 per consumer warpgroup)
-constexpr int kBN = 128;       // keys per tile
 constexpr int kStages = 3;     // K / V^T tiles in flight
 constexpr int kThreads = 384;  // producer warpgroup + two consumer warpgroups
-constexpr int kTileBytes = kBN * kD;
+constexpr int kVAtom = 64;     // 192-key tiles: V^T comes in boxes of 64 keys (64-byte swizzle)
 constexpr float kLog2P = 8.807354922057604f;  // log2(448): P's e4m3 scale folded into exp2
 
-// Shared memory: 1024-byte aligned tiles (the 128-byte swizzle repeats every 8 rows).
+// Shared memory for tiles of kN keys (128 or 192): 1024-byte aligned tiles (the 128-byte
+// swizzle repeats every 8 rows).
+template <int kN>
 struct Smem {
   uint8_t q[kBM * kD];
-  uint8_t k[kStages][kTileBytes];
-  uint8_t v[kStages][kTileBytes];
+  uint8_t k[kStages][kN * kD];
+  uint8_t v[kStages][kN * kD];
   uint64_t q_full;
   uint64_t k_full[kStages];
   uint64_t v_full[kStages];
   uint64_t empty[kStages];
 };
-constexpr size_t kSmemBytes = sizeof(Smem) + 1024;  // room to align the base
+template <int kN>
+constexpr size_t smem_bytes() {
+  return sizeof(Smem<kN>) + 1024;  // room to align the base
+}
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -78,6 +82,11 @@ __device__ __forceinline__ uint64_t tile_desc(const void* tile) {
   const uint64_t addr = smem_addr(tile);
   return ((addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
 }
+// The same for 64-byte rows in the 64-byte swizzle (8-row groups 512 bytes apart).
+__device__ __forceinline__ uint64_t tile_desc64(const void* tile) {
+  const uint64_t addr = smem_addr(tile);
+  return ((addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(512 >> 4) << 32) | (uint64_t(2) << 62);
+}
 __device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
 template <int N>
@@ -85,13 +94,15 @@ __device__ __forceinline__ void wg_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
 }
 // Keeps the compiler from moving accumulators or operands across the asynchronous products.
-__device__ __forceinline__ void pin(float (&d)[64]) {
+template <int N>
+__device__ __forceinline__ void pin(float (&d)[N]) {
 #pragma unroll
-  for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i])::"memory");
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
-__device__ __forceinline__ void pin(uint32_t (&a)[16]) {
+template <int N>
+__device__ __forceinline__ void pin(uint32_t (&a)[N]) {
 #pragma unroll
-  for (int i = 0; i < 16; ++i) asm volatile("" : "+r"(a[i])::"memory");
+  for (int i = 0; i < N; ++i) asm volatile("" : "+r"(a[i])::"memory");
 }
 
 // d (+)= A B^T for a 64 x 128 x 32 step, A and B from shared memory.
@@ -100,6 +111,14 @@ __device__ __forceinline__ void mma_ss(float (&d)[64], uint64_t a, uint64_t b, i
       "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1;\n}\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(a), "l"(b), "r"(accumulate));
+}
+// d (+)= A B^T for a 64 x 192 x 32 step, A and B from shared memory.
+__device__ __forceinline__ void mma_ss(float (&d)[96], uint64_t a, uint64_t b, int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %98, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n192k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95}, %96, %97, p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95])
       : "l"(a), "l"(b), "r"(accumulate));
 }
 // d += A B^T for a 64 x 128 x 32 step, A from registers (4 per thread), B from shared memory.
@@ -140,21 +159,41 @@ struct Rows {
   float l[2];  // this thread's part of the row sums of P (x 448)
 };
 
-// Softmax of one S tile into e4m3 P (A-operand order) and the rescale factor of O's rows.
-// cols_left: keys of this tile still valid (>= kBN: none masked).
-template <Fp8FlashExp kExp>
-__device__ __forceinline__ void softmax_tile(float (&s)[64], Rows& r, uint32_t (&p)[16], float (&alpha)[2], float c,
-                                             int cols_left, int t) {
-  if (cols_left < kBN) {
+// k32 step kk of P from exp2 values in S's registers: accumulator chunks 4kk .. 4kk + 3 hold
+// (row g, cols 0-15), (row g + 8, cols 0-15), (row g, cols 16-31), (row g + 8, cols 16-31) of
+// the step.
+template <int kN>
+__device__ __forceinline__ void pack_step(const float (&s)[kN / 2], uint32_t (&p)[kN / 8], int kk) {
+  const int c0 = 4 * (4 * kk), c1 = 4 * (4 * kk + 1), c2 = 4 * (4 * kk + 2), c3 = 4 * (4 * kk + 3);
+  p[4 * kk + 0] = pack_e4m3(s[c0], s[c0 + 1], s[c1], s[c1 + 1]);
+  p[4 * kk + 1] = pack_e4m3(s[c0 + 2], s[c0 + 3], s[c1 + 2], s[c1 + 3]);
+  p[4 * kk + 2] = pack_e4m3(s[c2], s[c2 + 1], s[c3], s[c3 + 1]);
+  p[4 * kk + 3] = pack_e4m3(s[c2 + 2], s[c2 + 3], s[c3 + 2], s[c3 + 3]);
+}
+
+// 192-key tiles with fp32 exp2 pack P after the previous P V has finished (FlashAttention-3's
+// order): packing during the softmax, as 128-key tiles do, holds S, O and two sets of P at
+// once (208 registers) and ptxas spilled.
+template <Fp8FlashExp kExp, int kN>
+constexpr bool kLatePack = kN == 192 && kExp != Fp8FlashExp::F16Pairs;
+
+// Softmax of one S tile of kN keys into e4m3 P (A-operand order; with kLatePack the exp2
+// values stay in s for pack_step) and the rescale factor of O's rows. s[4 i + e] is row
+// g + 8 (e >> 1), key 8 i + 2 t + (e & 1). cols_left: keys of this tile still valid (>= kN:
+// none masked).
+template <Fp8FlashExp kExp, int kN>
+__device__ __forceinline__ void softmax_tile(float (&s)[kN / 2], Rows& r, uint32_t (&p)[kN / 8], float (&alpha)[2],
+                                             float c, int cols_left, int t) {
+  if (cols_left < kN) {
 #pragma unroll
-    for (int i = 0; i < 16; ++i)
+    for (int i = 0; i < kN / 8; ++i)
 #pragma unroll
       for (int e = 0; e < 4; ++e)
         if (8 * i + 2 * t + (e & 1) >= cols_left) s[4 * i + e] = -INFINITY;
   }
   float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-  for (int i = 0; i < 16; ++i) {
+  for (int i = 0; i < kN / 8; ++i) {
     mx[0] = fmaxf(mx[0], fmaxf(s[4 * i], s[4 * i + 1]));
     mx[1] = fmaxf(mx[1], fmaxf(s[4 * i + 2], s[4 * i + 3]));
   }
@@ -172,9 +211,9 @@ __device__ __forceinline__ void softmax_tile(float (&s)[64], Rows& r, uint32_t (
     // exp2 in f16 pairs (one MUFU op for two values; P is rounded to e4m3 next, whose step is
     // 16 x coarser than f16's), the pairs straight to e4m3, row sums in f16 pairs per tile.
     __half2 sum2[2] = {__float2half2_rn(0.f), __float2half2_rn(0.f)};
-    uint32_t e[32];  // e4m3 pairs in accumulator order
+    uint32_t e[kN / 4];  // e4m3 pairs in accumulator order
 #pragma unroll
-    for (int i = 0; i < 32; ++i) {
+    for (int i = 0; i < kN / 4; ++i) {
       const int h = i & 1;
       const __half2 x = __floats2half2_rn(fmaf(s[2 * i], c, -base[h]), fmaf(s[2 * i + 1], c, -base[h]));
       __half2 y;
@@ -189,7 +228,7 @@ __device__ __forceinline__ void softmax_tile(float (&s)[64], Rows& r, uint32_t (
     }
     // Pair i holds accumulator elements 2i, 2i + 1: chunk i / 2, row (i & 1).
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
+    for (int kk = 0; kk < kN / 32; ++kk) {
       const int c0 = 2 * (4 * kk), c1 = 2 * (4 * kk + 1), c2 = 2 * (4 * kk + 2), c3 = 2 * (4 * kk + 3);
       p[4 * kk + 0] = e[c0] | (e[c1] << 16);
       p[4 * kk + 1] = e[c0 + 1] | (e[c1 + 1] << 16);
@@ -198,44 +237,91 @@ __device__ __forceinline__ void softmax_tile(float (&s)[64], Rows& r, uint32_t (
     }
   } else {
     float sum[2] = {0.f, 0.f};
+    // Each k32 step's 16 values are packed as soon as they are exponentiated (but with
+    // kLatePack), so S's registers free up as P fills.
 #pragma unroll
-    for (int i = 0; i < 64; ++i) {
-      const int h = (i >> 1) & 1;
-      const float x = fmaf(s[i], c, -base[h]);
-      s[i] = kExp == Fp8FlashExp::F32Poly && (i & 3) == 3 ? poly_exp2(x) : fast_exp2(x);
-      sum[h] += s[i];
+    for (int kk = 0; kk < kN / 32; ++kk) {
+#pragma unroll
+      for (int i = 16 * kk; i < 16 * kk + 16; ++i) {
+        const int h = (i >> 1) & 1;
+        const float x = fmaf(s[i], c, -base[h]);
+        s[i] = kExp == Fp8FlashExp::F32Poly && (i & 3) == 3 ? poly_exp2(x) : fast_exp2(x);
+        sum[h] += s[i];
+      }
+      if constexpr (!kLatePack<kExp, kN>) pack_step<kN>(s, p, kk);
     }
     r.l[0] = r.l[0] * alpha[0] + sum[0];
     r.l[1] = r.l[1] * alpha[1] + sum[1];
-    // k32 step kk covers accumulator chunks 4kk .. 4kk + 3: registers (row g, cols 0-15),
-    // (row g + 8, cols 0-15), (row g, cols 16-31), (row g + 8, cols 16-31) of the step.
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      const int c0 = 4 * (4 * kk), c1 = 4 * (4 * kk + 1), c2 = 4 * (4 * kk + 2), c3 = 4 * (4 * kk + 3);
-      p[4 * kk + 0] = pack_e4m3(s[c0], s[c0 + 1], s[c1], s[c1 + 1]);
-      p[4 * kk + 1] = pack_e4m3(s[c0 + 2], s[c0 + 3], s[c1 + 2], s[c1 + 3]);
-      p[4 * kk + 2] = pack_e4m3(s[c2], s[c2 + 1], s[c3], s[c3 + 1]);
-      p[4 * kk + 3] = pack_e4m3(s[c2 + 2], s[c2 + 3], s[c3 + 2], s[c3 + 3]);
-    }
   }
 }
 
-__device__ __forceinline__ void qk(float (&s)[64], uint64_t qd, uint64_t kd) {
+template <int kN>
+__device__ __forceinline__ void qk(float (&s)[kN / 2], uint64_t qd, const uint8_t* k_tile) {
+  const uint64_t kd = tile_desc(k_tile);
   pin(s);
   wg_fence();
 #pragma unroll
   for (int kk = 0; kk < 4; ++kk) mma_ss(s, qd + 2 * kk, kd + 2 * kk, kk);
   wg_commit();
 }
-__device__ __forceinline__ void pv(float (&o)[64], const uint32_t (&p)[16], uint64_t vd) {
+// V^T of a 128-key tile is one 128-byte-swizzled box; of a 192-key tile three 64-key boxes
+// in the 64-byte swizzle, each k32 step half of one.
+template <int kN>
+__device__ __forceinline__ uint64_t v_desc(const uint8_t* v_tile, int kk) {
+  if constexpr (kN == 128) return tile_desc(v_tile) + 2 * kk;
+  else return tile_desc64(v_tile + (kk / 2) * (kVAtom * kD)) + 2 * (kk % 2);
+}
+template <int kN>
+__device__ __forceinline__ void pv(float (&o)[64], const uint32_t (&p)[kN / 8], const uint8_t* v_tile) {
   pin(o);
   wg_fence();
 #pragma unroll
-  for (int kk = 0; kk < 4; ++kk) mma_rs(o, p[4 * kk], p[4 * kk + 1], p[4 * kk + 2], p[4 * kk + 3], vd + 2 * kk);
+  for (int kk = 0; kk < kN / 32; ++kk)
+    mma_rs(o, p[4 * kk], p[4 * kk + 1], p[4 * kk + 2], p[4 * kk + 3], v_desc<kN>(v_tile, kk));
   wg_commit();
 }
 
-template <Fp8FlashExp kExp, bool kPingPong>
+// The row sums over the quad, then O / l x v's descale + v's mean, in bf16; the lse.
+__device__ __forceinline__ void store_output(const float (&o)[64], Rows& r, float dv, const float* __restrict__ v_sum,
+                                             float inv_valid, bf16* __restrict__ o_out, float* __restrict__ lse_out,
+                                             int row, int head, int Lq, int H, int t) {
+  float scale[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    r.l[h] += __shfl_xor_sync(0xffffffffu, r.l[h], 1);
+    r.l[h] += __shfl_xor_sync(0xffffffffu, r.l[h], 2);
+    scale[h] = dv / r.l[h];
+  }
+  const int64_t C = int64_t(H) * kD;
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    const int col = 8 * i + 2 * t;
+    float2 mean = make_float2(0.f, 0.f);
+    if (v_sum) {
+      mean = *reinterpret_cast<const float2*>(v_sum + head * kD + col);
+      mean.x *= inv_valid;
+      mean.y *= inv_valid;
+    }
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int rr = row + 8 * h;
+      if (rr < Lq) {
+        const __nv_bfloat162 y = __floats2bfloat162_rn(o[4 * i + 2 * h] * scale[h] + mean.x,
+                                                       o[4 * i + 2 * h + 1] * scale[h] + mean.y);
+        *reinterpret_cast<__nv_bfloat162*>(o_out + rr * C + head * kD + col) = y;
+      }
+    }
+  }
+  if (lse_out && t == 0) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int rr = row + 8 * h;
+      if (rr < Lq) lse_out[int64_t(head) * Lq + rr] = (r.m[h] + log2f(r.l[h]) - kLog2P) * 0.6931471805599453f;
+    }
+  }
+}
+
+template <Fp8FlashExp kExp, bool kPingPong, int kN>
 __global__ void __launch_bounds__(kThreads, 1)
     fp8_flash_kernel(const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap k_map,
                      const __grid_constant__ CUtensorMap v_map, const float* __restrict__ descale_q,
@@ -243,10 +329,10 @@ __global__ void __launch_bounds__(kThreads, 1)
                      const float* __restrict__ v_sum, float inv_valid, bf16* __restrict__ o_out,
                      float* __restrict__ lse_out, int Lq, int H, int valid) {
   extern __shared__ uint8_t smem_raw[];
-  Smem& sm = *reinterpret_cast<Smem*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  Smem<kN>& sm = *reinterpret_cast<Smem<kN>*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   const int wg = threadIdx.x / 128;
   const int head = blockIdx.y, m0 = blockIdx.x * kBM;
-  const int tiles = (valid + kBN - 1) / kBN;
+  const int tiles = (valid + kN - 1) / kN;
   if (threadIdx.x == 0) {
     bar_init(&sm.q_full, 1);
     for (int i = 0; i < kStages; ++i) {
@@ -266,10 +352,15 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int j = 0; j < tiles; ++j) {
         const int st = j % kStages, round = j / kStages;
         if (round > 0) bar_wait(&sm.empty[st], (round - 1) & 1);
-        bar_expect(&sm.k_full[st], kTileBytes);
-        tma_load(sm.k[st], &k_map, head * kD, j * kBN, &sm.k_full[st]);
-        bar_expect(&sm.v_full[st], kTileBytes);
-        tma_load(sm.v[st], &v_map, j * kBN, head * kD, &sm.v_full[st]);
+        bar_expect(&sm.k_full[st], kN * kD);
+        tma_load(sm.k[st], &k_map, head * kD, j * kN, &sm.k_full[st]);
+        bar_expect(&sm.v_full[st], kN * kD);
+        if constexpr (kN == 128) {
+          tma_load(sm.v[st], &v_map, j * kN, head * kD, &sm.v_full[st]);
+        } else {
+          for (int a = 0; a < kN / kVAtom; ++a)
+            tma_load(sm.v[st] + a * kVAtom * kD, &v_map, j * kN + a * kVAtom, head * kD, &sm.v_full[st]);
+        }
       }
     }
   } else {
@@ -278,10 +369,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int row = m0 + 64 * (wg - 1) + 16 * warp + g;  // and row + 8
     const float c = descale_q[0] * descale_k[0] * (1.4426950408889634f / sqrtf(float(kD)));
     const uint64_t qd = tile_desc(sm.q + 64 * (wg - 1) * kD);
-    float o[64], s[64];
+    float o[64], s[kN / 2];
 #pragma unroll
     for (int i = 0; i < 64; ++i) o[i] = 0.f;
-    uint32_t p[16], p_next[16];
+    uint32_t p[kN / 8], p_next[kN / 8];
     Rows r{{-INFINITY, -INFINITY}, {0.f, 0.f}};
     float alpha[2];
 
@@ -301,27 +392,33 @@ __global__ void __launch_bounds__(kThreads, 1)
     bar_wait(&sm.q_full, 0);
     bar_wait(&sm.k_full[0], 0);
     turn_begin();
-    qk(s, qd, tile_desc(sm.k[0]));
+    qk<kN>(s, qd, sm.k[0]);
     turn_end(false);
     wg_wait<0>();
     pin(s);
-    softmax_tile<kExp>(s, r, p, alpha, c, valid, t);
+    softmax_tile<kExp, kN>(s, r, p, alpha, c, valid, t);
+    if constexpr (kLatePack<kExp, kN>)
+#pragma unroll
+      for (int kk = 0; kk < kN / 32; ++kk) pack_step<kN>(s, p, kk);
     // One tile j >= 1: its S and the previous tile's P V in flight together; P alternates
     // between two register sets so that no copy redefines the operand of a running product.
-    auto step = [&](int j, uint32_t(&p_prev)[16], uint32_t(&p_cur)[16]) {
+    auto step = [&](int j, uint32_t(&p_prev)[kN / 8], uint32_t(&p_cur)[kN / 8]) {
       const int st = j % kStages, prev = (j - 1) % kStages;
       bar_wait(&sm.k_full[st], (j / kStages) & 1);
       bar_wait(&sm.v_full[prev], ((j - 1) / kStages) & 1);
       turn_begin();
-      qk(s, qd, tile_desc(sm.k[st]));
-      pv(o, p_prev, tile_desc(sm.v[prev]));
+      qk<kN>(s, qd, sm.k[st]);
+      pv<kN>(o, p_prev, sm.v[prev]);
       turn_end(false);
       wg_wait<1>();  // S of tile j is in; P V of tile j - 1 may still run
       pin(s);
-      softmax_tile<kExp>(s, r, p_cur, alpha, c, valid - j * kBN, t);
+      softmax_tile<kExp, kN>(s, r, p_cur, alpha, c, valid - j * kN, t);
       wg_wait<0>();
       pin(o);
       pin(p_prev);
+      if constexpr (kLatePack<kExp, kN>)
+#pragma unroll
+        for (int kk = 0; kk < kN / 32; ++kk) pack_step<kN>(s, p_cur, kk);
       if (lane == 0) bar_arrive(&sm.empty[prev]);
       // Once the row maxima settle most tiles leave them unchanged (alpha exactly 1): skip the
       // rescale where no row of the warp moved.
@@ -341,54 +438,19 @@ __global__ void __launch_bounds__(kThreads, 1)
     bar_wait(&sm.v_full[last], ((tiles - 1) / kStages) & 1);
     turn_begin();
     if (odd) {
-      pv(o, p_next, tile_desc(sm.v[last]));
+      pv<kN>(o, p_next, sm.v[last]);
       turn_end(true);
       wg_wait<0>();
       pin(p_next);
     } else {
-      pv(o, p, tile_desc(sm.v[last]));
+      pv<kN>(o, p, sm.v[last]);
       turn_end(true);
       wg_wait<0>();
       pin(p);
     }
     pin(o);
 
-    // The row sums over the quad, then O / l x v's descale + v's mean, in bf16.
-    const float dv = descale_v[0];
-    float scale[2];
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      r.l[h] += __shfl_xor_sync(0xffffffffu, r.l[h], 1);
-      r.l[h] += __shfl_xor_sync(0xffffffffu, r.l[h], 2);
-      scale[h] = dv / r.l[h];
-    }
-    const int64_t C = int64_t(H) * kD;
-#pragma unroll
-    for (int i = 0; i < 16; ++i) {
-      const int col = 8 * i + 2 * t;
-      float2 mean = make_float2(0.f, 0.f);
-      if (v_sum) {
-        mean = *reinterpret_cast<const float2*>(v_sum + head * kD + col);
-        mean.x *= inv_valid;
-        mean.y *= inv_valid;
-      }
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int rr = row + 8 * h;
-        if (rr < Lq) {
-          const __nv_bfloat162 y = __floats2bfloat162_rn(o[4 * i + 2 * h] * scale[h] + mean.x,
-                                                         o[4 * i + 2 * h + 1] * scale[h] + mean.y);
-          *reinterpret_cast<__nv_bfloat162*>(o_out + rr * C + head * kD + col) = y;
-        }
-      }
-    }
-    if (lse_out && t == 0) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int rr = row + 8 * h;
-        if (rr < Lq) lse_out[int64_t(head) * Lq + rr] = (r.m[h] + log2f(r.l[h]) - kLog2P) * 0.6931471805599453f;
-      }
-    }
+    store_output(o, r, descale_v[0], v_sum, inv_valid, o_out, lse_out, row, head, Lq, H, t);
   }
 }
 
@@ -435,17 +497,37 @@ EncodeTiled encode_tiled() {
   return fn;
 }
 
-// A map of [rows, cols] bytes (row stride `stride`) read in 128 x 128 boxes, 128-byte swizzle.
-CUtensorMap byte_map(const uint8_t* base, int64_t cols, int64_t rows, int64_t stride) {
+// A map of [rows, cols] bytes (row stride `stride`) read in box_cols x box_rows boxes, in the
+// 128-byte swizzle (box_cols 128) or the 64-byte one (box_cols 64).
+CUtensorMap byte_map(const uint8_t* base, int64_t cols, int64_t rows, int64_t stride, int box_cols, int box_rows) {
   CUtensorMap map;
   const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
   const cuuint64_t strides[1] = {cuuint64_t(stride)};
-  const cuuint32_t box[2] = {128, 128}, elem[2] = {1, 1};
+  const cuuint32_t box[2] = {cuuint32_t(box_cols), cuuint32_t(box_rows)}, elem[2] = {1, 1};
+  const CUtensorMapSwizzle swizzle = box_cols == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B;
   const CUresult r = encode_tiled()(&map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<uint8_t*>(base), dims, strides,
-                                    box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                                    CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+                                    box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                    CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (r != CUDA_SUCCESS) fail("fp8 flash attention: cuTensorMapEncodeTiled failed (", int(r), ") for ", rows, " x ", cols);
   return map;
+}
+
+using Kernel = decltype(&fp8_flash_kernel<Fp8FlashExp::F32, false, 128>);
+
+// The kernel for a call, with its shared memory allowed once.
+template <int kN>
+Kernel pick_kernel(Fp8FlashExp exp, bool pingpong) {
+  static const Kernel kernels[kFp8FlashExpModes][2] = {
+      {fp8_flash_kernel<Fp8FlashExp::F32, false, kN>, fp8_flash_kernel<Fp8FlashExp::F32, true, kN>},
+      {fp8_flash_kernel<Fp8FlashExp::F16Pairs, false, kN>, fp8_flash_kernel<Fp8FlashExp::F16Pairs, true, kN>},
+      {fp8_flash_kernel<Fp8FlashExp::F32Poly, false, kN>, fp8_flash_kernel<Fp8FlashExp::F32Poly, true, kN>}};
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (const auto& row : kernels)
+      for (Kernel k : row)
+        RL_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes<kN>())));
+  });
+  return kernels[static_cast<int>(exp)][pingpong];
 }
 
 }  // namespace
@@ -476,6 +558,17 @@ bool fp8_flash_pingpong_default() {
   return on;
 }
 
+int fp8_flash_tile_keys_default() {
+  static const int keys = [] {
+    const char* v = std::getenv("RAYLIGHT_FP8_FLASH_KEYS");
+    if (!v) return 128;
+    if (std::string(v) == "128") return 128;
+    if (std::string(v) == "192") return 192;
+    fail("RAYLIGHT_FP8_FLASH_KEYS must be 128 or 192, got '", v, "'");
+  }();
+  return keys;
+}
+
 bool fp8_flash_supports(int64_t D) {
   if (D != kD) return false;
   static const bool hopper = [] {
@@ -502,24 +595,16 @@ void fp8_flash_attention(const Fp8FlashCall& a, cudaStream_t s) {
   if (a.Lq > (int64_t(1) << 30) || a.Lk > (int64_t(1) << 30) || a.H > 65535)
     fail("fp8 flash attention: shape too large for one launch");
   const int64_t C = a.H * kD;
-  const CUtensorMap q_map = byte_map(a.q8, C, a.Lq, C);
-  const CUtensorMap k_map = byte_map(a.k8, C, a.Lk, C);
-  const CUtensorMap v_map = byte_map(a.vt, fp8_flash_keys(a.Lk), C, fp8_flash_keys(a.Lk));
-  using Kernel = decltype(&fp8_flash_kernel<Fp8FlashExp::F32, false>);
-  static const Kernel kernels[kFp8FlashExpModes][2] = {
-      {fp8_flash_kernel<Fp8FlashExp::F32, false>, fp8_flash_kernel<Fp8FlashExp::F32, true>},
-      {fp8_flash_kernel<Fp8FlashExp::F16Pairs, false>, fp8_flash_kernel<Fp8FlashExp::F16Pairs, true>},
-      {fp8_flash_kernel<Fp8FlashExp::F32Poly, false>, fp8_flash_kernel<Fp8FlashExp::F32Poly, true>}};
-  static std::once_flag once;
-  std::call_once(once, [] {
-    for (const auto& row : kernels)
-      for (Kernel k : row)
-        RL_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmemBytes)));
-  });
+  if (a.tile_keys != 128 && a.tile_keys != 192) fail("fp8 flash attention: tiles of 128 or 192 keys, got ", a.tile_keys);
+  const int n = a.tile_keys, v_box = n == 128 ? 128 : kVAtom;
+  const CUtensorMap q_map = byte_map(a.q8, C, a.Lq, C, 128, kBM);
+  const CUtensorMap k_map = byte_map(a.k8, C, a.Lk, C, 128, n);
+  const CUtensorMap v_map = byte_map(a.vt, fp8_flash_keys(a.Lk), C, fp8_flash_keys(a.Lk), v_box, kD);
+  const Kernel kernel = n == 128 ? pick_kernel<128>(a.exp, a.pingpong) : pick_kernel<192>(a.exp, a.pingpong);
   const dim3 grid(static_cast<unsigned>((a.Lq + kBM - 1) / kBM), static_cast<unsigned>(a.H));
-  const Kernel kernel = kernels[static_cast<int>(a.exp)][a.pingpong];
-  kernel<<<grid, kThreads, kSmemBytes, s>>>(q_map, k_map, v_map, a.descale_q, a.descale_k, a.descale_v, a.v_sum,
-                                            a.inv_valid, a.o, a.lse, int(a.Lq), int(a.H), int(a.valid));
+  kernel<<<grid, kThreads, n == 128 ? smem_bytes<128>() : smem_bytes<192>(), s>>>(
+      q_map, k_map, v_map, a.descale_q, a.descale_k, a.descale_v, a.v_sum, a.inv_valid, a.o, a.lse, int(a.Lq),
+      int(a.H), int(a.valid));
   RL_CUDA_LAUNCH();
 }
 

@@ -58,6 +58,11 @@ const char* fp8_flash_exp_name(Fp8FlashExp e);
 Fp8FlashExp fp8_flash_exp_default();
 // RAYLIGHT_FP8_FLASH_PINGPONG=1|0 (read once); default 1.
 bool fp8_flash_pingpong_default();
+// Keys per tile (one softmax step): 128, or 192 (S in 96 registers a thread, V^T in three
+// 64-key boxes; FlashAttention-3 takes 224 for fp8 at head size 128: fewer maxima, shuffles,
+// barrier waits and ping-pong turns per key). RAYLIGHT_FP8_FLASH_KEYS=128|192 (read once);
+// default 128.
+int fp8_flash_tile_keys_default();
 
 struct Fp8FlashCall {
   const uint8_t* q8 = nullptr;  // [Lq, H, 128] e4m3
@@ -74,6 +79,7 @@ struct Fp8FlashCall {
   Fp8FlashExp exp = fp8_flash_exp_default();
   // The two consumer warpgroups take turns issuing their products.
   bool pingpong = fp8_flash_pingpong_default();
+  int tile_keys = fp8_flash_tile_keys_default();
 };
 
 // softmax(q k^T / sqrt(128)) v from the codes, as backend/fp8_attention.h defines it but for

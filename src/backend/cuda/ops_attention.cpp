@@ -85,6 +85,12 @@ Tensor masked_attention(Context& ctx, const Tensor& q, const Tensor& k, const Te
 // tokens) the quantisation of q costs about what the product saves, and bf16 is exact-er.
 constexpr int64_t kFp8MinKeys = 2048;
 
+// Our own fp8 kernel (fp8_flash.h) serves the call: chosen, Hopper, head size 128, and one
+// call over all keys (no key chunks asked for).
+bool own_fp8_serves(const Context& ctx, int64_t D, int64_t Lk, int64_t valid, int64_t kv_chunk) {
+  return ctx.opt.fp8_own_kernel && fp8_flash_supports(D) && fp8_kv_chunks(Lk, valid, kv_chunk).empty();
+}
+
 // fp8 attention through cuDNN: q, k, v quantised per tensor on the device (q and k rotated per
 // head, k and v smoothed over the valid keys; fp8_quantise.h), then the fp8 graph, once or per
 // key chunk as kv_chunk says (backend/fp8_kv_chunks.h). False when cuDNN has no fp8 plan for
@@ -112,7 +118,7 @@ bool fp8_attention(CudnnAttention& cudnn, Context& ctx, const Tensor& q, const T
   quantise_fp8_operands(ops, 3, C, D, amax.data<float>(), work.data<float>(), ctx.stream);
   // Our own kernel (fp8_flash.h) where it serves the shape: bf16 output with v's mean, no
   // codes, one call over all keys.
-  if (ctx.opt.fp8_own_kernel && fp8_flash_supports(D) && fp8_kv_chunks(Lk, valid, kv_chunk).empty()) {
+  if (own_fp8_serves(ctx, D, Lk, valid, kv_chunk)) {
     Tensor vt = ctx.alloc({C * fp8_flash_keys(Lk)}, DType::U8);
     fp8_flash_transpose_v(u8(v8), Lk, C, u8(vt), ctx.stream);
     Fp8FlashCall call;
@@ -219,7 +225,10 @@ Tensor attention_fp8(Context& ctx, const Tensor& q, const Tensor& k, const Tenso
 }
 
 bool prepare_attention(Context& ctx, int64_t Lq, int64_t Lk, int64_t H, int64_t D, bool lse) {
-  return ctx.cudnn && ctx.cudnn->prepare(Lq, Lk, H, D, lse, ctx.cudnn->fp8() && Lk >= kFp8MinKeys, kFp8KvChunkFromEnv);
+  if (!ctx.cudnn) return false;
+  // cuDNN's fp8 plan only where its kernel will run: ours needs none.
+  const bool fp8 = ctx.cudnn->fp8() && Lk >= kFp8MinKeys && !own_fp8_serves(ctx, D, Lk, Lk, kFp8KvChunkFromEnv);
+  return ctx.cudnn->prepare(Lq, Lk, H, D, lse, fp8, kFp8KvChunkFromEnv);
 }
 
 void set_attention_kernel(Context& ctx, AttentionKernel k) {
