@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "backend/fp8_rows.h"
@@ -112,6 +113,21 @@ void run(CudaFp8Rows& t, bool means) {
   EXPECT_LE(err_codes, err_bf16);
 }
 
+// One process's attention seam at a Wan-like layout (4 x 32 x 32 tokens, 4 heads of 128) on
+// `be`, with N(0, 1) q, k and v uploaded to it.
+struct SoloSeam {
+  std::unique_ptr<Communicator> ulysses = make_solo_communicator("ulysses"), ring = make_solo_communicator("ring");
+  UspAttention seam;
+  Tensor q, k, v;
+  explicit SoloSeam(CudaBackend& be) : seam(be, *ulysses, *ring) {
+    seam.prepare(SequenceLayout::single({4, 32, 32}, wan_rope_axes(128), 10000.0));
+    q = be.upload(rand_bf16({4096, 4, 128}));
+    k = be.upload(rand_bf16({4096, 4, 128}));
+    v = be.upload(rand_bf16({4096, 4, 128}));
+  }
+  Tensor attend(Fp8Rows* rows = nullptr) { return seam.self_attention(q, k, v, QkRope::Applied, rows); }
+};
+
 }  // namespace
 
 TEST_F(CudaFp8Rows, AttentionCodesThroughTheOProjection) { run(*this, false); }
@@ -121,31 +137,27 @@ TEST_F(CudaFp8Rows, AttentionCodesThroughTheOProjectionWithColumnMeans) { run(*t
 // The codes path is what a Wan block runs: the seam hands out codes on one process with fp8
 // attention, and nothing with bf16 attention.
 TEST_F(CudaFp8Rows, OneProcessSeamHandsOutCodesOnlyForFp8Attention) {
-  auto u = make_solo_communicator("ulysses"), ring = make_solo_communicator("ring");
-  UspAttention seam(*gpu, *u, *ring);
-  seam.prepare(SequenceLayout::single({4, 32, 32}, wan_rope_axes(128), 10000.0));
-  const Tensor q = up(rand_bf16({4096, 4, 128})), k = up(rand_bf16({4096, 4, 128})), v = up(rand_bf16({4096, 4, 128}));
+  SoloSeam solo(*gpu);
   gpu->set_attention_kernel(AttentionKernel::Fp8);
   Fp8Rows rows;
-  const Tensor none = seam.self_attention(q, k, v, QkRope::Applied, &rows);
+  const Tensor none = solo.attend(&rows);
   ASSERT_TRUE(rows.held());
   EXPECT_FALSE(none.defined());
-  const Tensor o = seam.self_attention(q, k, v, QkRope::Applied).reshape({4096, 512});
+  const Tensor o = solo.attend().reshape({4096, 512});
   EXPECT_LT(rel_err(down(gpu->dequantise(rows)), down(o)), 1e-3);
   gpu->set_attention_kernel(AttentionKernel::Cudnn);
-  const Tensor bf16_out = seam.self_attention(q, k, v, QkRope::Applied, &rows);
+  const Tensor bf16_out = solo.attend(&rows);
   EXPECT_FALSE(rows.held());
-  EXPECT_EQ(bf16_out.shape(), q.shape());
+  EXPECT_EQ(bf16_out.shape(), solo.q.shape());
   // Without the option (the default) fp8 attention returns bf16 and hands out nothing.
   auto plain = poisoned_backend();
-  UspAttention plain_seam(*plain, *u, *ring);
-  plain_seam.prepare(SequenceLayout::single({4, 32, 32}, wan_rope_axes(128), 10000.0));
+  plain->set_fp8_own_kernel(false);
+  SoloSeam plain_solo(*plain);
   plain->set_attention_kernel(AttentionKernel::Fp8);
   Fp8Rows none_rows;
-  const Tensor plain_out = plain_seam.self_attention(plain->upload(down(q)), plain->upload(down(k)),
-                                                     plain->upload(down(v)), QkRope::Applied, &none_rows);
+  const Tensor plain_out = plain_solo.attend(&none_rows);
   EXPECT_FALSE(none_rows.held());
-  EXPECT_EQ(plain_out.shape(), q.shape());
+  EXPECT_EQ(plain_out.shape(), plain_solo.q.shape());
 }
 
 // Our own fp8 kernel writes bf16 (with v's mean) and no codes, even with the codes path on:
@@ -153,19 +165,16 @@ TEST_F(CudaFp8Rows, OneProcessSeamHandsOutCodesOnlyForFp8Attention) {
 // without the codes path gives.
 TEST_F(CudaFp8Rows, OwnFp8KernelHandsOutNoCodes) {
   gpu->set_fp8_own_kernel(true);
-  auto u = make_solo_communicator("ulysses"), ring = make_solo_communicator("ring");
-  UspAttention seam(*gpu, *u, *ring);
-  seam.prepare(SequenceLayout::single({4, 32, 32}, wan_rope_axes(128), 10000.0));
-  const Tensor q = up(rand_bf16({4096, 4, 128})), k = up(rand_bf16({4096, 4, 128})), v = up(rand_bf16({4096, 4, 128}));
+  SoloSeam solo(*gpu);
   gpu->set_attention_kernel(AttentionKernel::Fp8);
   Fp8Rows rows;
-  const Tensor o = seam.self_attention(q, k, v, QkRope::Applied, &rows);
+  const Tensor o = solo.attend(&rows);
   EXPECT_FALSE(rows.held());
   ASSERT_TRUE(o.defined());
-  ASSERT_EQ(o.shape(), q.shape());
-  const Tensor again = seam.self_attention(q, k, v, QkRope::Applied);
+  ASSERT_EQ(o.shape(), solo.q.shape());
+  const Tensor again = solo.attend();
   EXPECT_EQ(rel_err(down(o), down(again)), 0.0);
   gpu->set_attention_kernel(AttentionKernel::Cudnn);
-  const Tensor exact = seam.self_attention(q, k, v, QkRope::Applied);
+  const Tensor exact = solo.attend();
   EXPECT_LT(rel_err(down(o), down(exact)), 5e-2);  // fp8 against bf16 attention
 }

@@ -401,7 +401,8 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
       for (int kk = 0; kk < kN / 32; ++kk) pack_step<kN>(s, p, kk);
     // One tile j >= 1: its S and the previous tile's P V in flight together; P alternates
-    // between two register sets so that no copy redefines the operand of a running product.
+    // between two register sets so that no copy redefines the operand of a running product
+    // (with kLatePack P is written after that product has finished; the alternation stays).
     auto step = [&](int j, uint32_t(&p_prev)[kN / 8], uint32_t(&p_cur)[kN / 8]) {
       const int st = j % kStages, prev = (j - 1) % kStages;
       bar_wait(&sm.k_full[st], (j / kStages) & 1);

@@ -5,10 +5,10 @@
 // which costs a rounding and a conversion pass), and the kernel is ours to tune.
 //
 // The kernel (fp8_flash.cu): a block of 128 query rows of one head, three warpgroups. The
-// first issues the bulk tensor copies (TMA) of the q tile and of each 128-key tile of K and
-// V^T into a ring of shared-memory stages; the other two each own 64 query rows: S = Q K^T
-// with wgmma (e4m3 x e4m3 -> fp32), the online softmax in registers, P in e4m3 (x 448) kept
-// in registers as the A operand of O += P V^T. While one tile's softmax runs, the next tile's
+// first issues the bulk tensor copies (TMA) of the q tile and of each tile of K and V^T (128
+// keys, or 192: fp8_flash_tile_keys_default) into a ring of shared-memory stages; the other
+// two each own 64 query rows: S = Q K^T with wgmma (e4m3 x e4m3 -> fp32), the online softmax
+// in registers, P in e4m3 (x 448) kept in registers as the A operand of O += P V^T. While one tile's softmax runs, the next tile's
 // S and the previous tile's P V are in flight on the tensor cores.
 //
 // wgmma takes fp8 operands only K-major, so V comes transposed ([H x D] rows of keys, padded
