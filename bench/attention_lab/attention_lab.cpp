@@ -258,11 +258,12 @@ void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Ten
   void* vt = nullptr;
   if (own_fp8) check_cuda(cudaMalloc(&vt, size_t(fp8_flash_keys(Lk) * C)), "alloc");
   auto transpose = [&] { fp8_flash_transpose_v(static_cast<uint8_t*>(v8), Lk, C, static_cast<uint8_t*>(vt), s); };
-  auto flash = [&](Fp8FlashExp exp, bool pingpong, int tile_keys) {
+  auto flash = [&](Fp8FlashExp exp, bool pingpong, int tile_keys, int cluster) {
     Fp8FlashCall call;
     call.exp = exp;
     call.pingpong = pingpong;
     call.tile_keys = tile_keys;
+    call.cluster = cluster;
     call.q8 = static_cast<uint8_t*>(q8);
     call.k8 = static_cast<uint8_t*>(k8);
     call.vt = static_cast<uint8_t*>(vt);
@@ -312,22 +313,28 @@ void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Ten
         convert_to_f32(DType::BF16, raw.data(), out.data(), out.size());
         return out;
       };
-      flash(Fp8FlashExp::F32, false, 128);
+      flash(Fp8FlashExp::F32, false, 128, 1);
       const std::vector<float> o32 = host_o();
       const double tq = time(quantise), tt = time(transpose), flops = 4.0 * Lq * Lk * H * D;
       std::printf("time fp8own parts q %6lld x k %6lld, %2lld heads: quantisation %.3f ms, V^T %.3f ms\n",
                   (long long)Lq, (long long)Lk, (long long)H, tq, tt);
-      // Tiles of 128 and 192 keys alternate per setting, so a drifting clock hits both alike.
+      std::printf("time fp8own resident blocks: %d (128-key tiles), %d (192) alone; %d, %d in clusters of 2\n",
+                  fp8_flash_resident_blocks(128, 1), fp8_flash_resident_blocks(192, 1), fp8_flash_resident_blocks(128, 2),
+                  fp8_flash_resident_blocks(192, 2));
+      // Tiles of 128 and 192 keys, and clusters of 1 and 2 blocks, alternate per setting, so a
+      // drifting clock hits them alike. Clusters only with fp32 exp2 (the other forms lost).
       for (Fp8FlashExp exp : {Fp8FlashExp::F32, Fp8FlashExp::F16Pairs, Fp8FlashExp::F32Poly})
         for (bool pingpong : {false, true})
-          for (int keys : {128, 192}) {
-            flash(exp, pingpong, keys);
-            const double e = rel_l2(host_o(), o32);
-            const double tf = time([&] { flash(exp, pingpong, keys); });
-            std::printf("time fp8own kernel, %d-key tiles, exp2 %-4s, ping-pong %s: %.3f ms, %.0f TFLOP/s (rel L2 vs "
-                        "128-key f32 exp2 %.2e)\n",
-                        keys, fp8_flash_exp_name(exp), pingpong ? "on " : "off", tf, flops / tf / 1e9, e);
-          }
+          for (int keys : {128, 192})
+            for (int cluster : {1, 2}) {
+              if (cluster > 1 && exp != Fp8FlashExp::F32) continue;
+              flash(exp, pingpong, keys, cluster);
+              const double e = rel_l2(host_o(), o32);
+              const double tf = time([&] { flash(exp, pingpong, keys, cluster); });
+              std::printf("time fp8own kernel, %d-key tiles, exp2 %-4s, ping-pong %s, cluster %d: %.3f ms, %.0f "
+                          "TFLOP/s (rel L2 vs 128-key f32 exp2 %.2e)\n",
+                          keys, fp8_flash_exp_name(exp), pingpong ? "on " : "off", cluster, tf, flops / tf / 1e9, e);
+            }
     } else {
       kernel();  // plans built here
       const double tq = time(quantise), tk = time(kernel);

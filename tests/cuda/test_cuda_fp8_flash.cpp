@@ -80,11 +80,12 @@ struct Case {
   int64_t Lq, Lk, valid, H;
 };
 
-void check(const Case& cs, cuda::Fp8FlashExp exp, bool pingpong, int tile_keys) {
+void check(const Case& cs, cuda::Fp8FlashExp exp, bool pingpong, int tile_keys, int cluster) {
   const bool half_exp = exp == cuda::Fp8FlashExp::F16Pairs;
   SCOPED_TRACE("Lq " + std::to_string(cs.Lq) + " Lk " + std::to_string(cs.Lk) + " valid " + std::to_string(cs.valid) +
                " H " + std::to_string(cs.H) + " exp2 " + cuda::fp8_flash_exp_name(exp) +
-               (pingpong ? " ping-pong" : "") + " tiles of " + std::to_string(tile_keys) + " keys");
+               (pingpong ? " ping-pong" : "") + " tiles of " + std::to_string(tile_keys) + " keys, clusters of " +
+               std::to_string(cluster));
   std::mt19937 rng(static_cast<uint32_t>(next_seed()));
   const int64_t C = cs.H * kD, Lkp = cuda::fp8_flash_keys(cs.Lk);
   // Codes of q and k x their descales make scores of spread ~3 (a peaked but not one-hot softmax).
@@ -125,6 +126,7 @@ void check(const Case& cs, cuda::Fp8FlashExp exp, bool pingpong, int tile_keys) 
   call.exp = exp;
   call.pingpong = pingpong;
   call.tile_keys = tile_keys;
+  call.cluster = cluster;
   cuda::fp8_flash_attention(call, nullptr);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   const std::vector<uint16_t> o_raw = d_o.get<uint16_t>(static_cast<size_t>(cs.Lq * C));
@@ -165,12 +167,14 @@ void check(const Case& cs, cuda::Fp8FlashExp exp, bool pingpong, int tile_keys) 
 TEST(CudaFp8Flash, AttentionMatchesExactAttentionOverItsCodes) {
   if (!cuda::fp8_flash_supports(kD)) GTEST_FAIL() << "the fp8 flash kernel needs a Hopper GPU";
   // Tile counts 1 to 6 for both tile sizes, ends inside a tile and on its edge (193: one key
-  // into the second 192-key tile), masked keys across a tile edge (valid 400 of 512).
+  // into the second 192-key tile), masked keys across a tile edge (valid 400 of 512); with
+  // clusters of two, odd query-block counts (1 and 3: a block past the last row joins in).
   for (const Case& cs : {Case{200, 300, 300, 2}, Case{129, 512, 400, 1}, Case{64, 100, 37, 3}, Case{300, 1000, 999, 2},
                          Case{128, 256, 256, 1}, Case{70, 193, 193, 1}, Case{130, 384, 384, 1}})
     for (auto exp : {cuda::Fp8FlashExp::F32, cuda::Fp8FlashExp::F16Pairs, cuda::Fp8FlashExp::F32Poly})
       for (bool pingpong : {false, true})
-        for (int tile_keys : {128, 192}) check(cs, exp, pingpong, tile_keys);
+        for (int tile_keys : {128, 192})
+          for (int cluster : {1, 2}) check(cs, exp, pingpong, tile_keys, cluster);
 }
 
 }  // namespace

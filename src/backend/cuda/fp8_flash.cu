@@ -66,12 +66,43 @@ __device__ __forceinline__ void bar_wait(uint64_t* bar, uint32_t parity) {
       : "memory");
 }
 
+// ---- clusters (two blocks of the same head share each K / V^T tile) ----
+__device__ __forceinline__ uint32_t cluster_rank() {
+  uint32_t r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+  return r;
+}
+// Every thread of every block of the cluster; orders barrier set-up before remote use and keeps a
+// block alive while its peer may still arrive on its barriers.
+__device__ __forceinline__ void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;" ::: "memory");
+}
+// Arrive on the barrier at the same offset in block `peer` of the cluster.
+__device__ __forceinline__ void bar_arrive_peer(uint64_t* bar, uint32_t peer) {
+  asm volatile(
+      "{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\n"
+      "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [ra];\n}" ::"r"(smem_addr(bar)),
+      "r"(peer)
+      : "memory");
+}
+
 // ---- bulk tensor copy: a 2-D box of the map at (x, y) into shared memory ----
 __device__ __forceinline__ void tma_load(void* dst, const CUtensorMap* map, int x, int y, uint64_t* bar) {
   asm volatile(
       "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];" ::"r"(
           smem_addr(dst)),
       "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(smem_addr(bar))
+      : "memory");
+}
+
+// The same box into the same offset of every block in `mask`, each block's barrier at `bar`'s
+// offset counting the bytes.
+__device__ __forceinline__ void tma_load_multicast(void* dst, const CUtensorMap* map, int x, int y, uint64_t* bar,
+                                                   uint16_t mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, {%2, "
+      "%3}], [%4], %5;" ::"r"(smem_addr(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(smem_addr(bar)), "h"(mask)
       : "memory");
 }
 
@@ -321,7 +352,10 @@ __device__ __forceinline__ void store_output(const float (&o)[64], Rows& r, floa
   }
 }
 
-template <Fp8FlashExp kExp, bool kPingPong, int kN>
+// kCl blocks (1 or 2) form a cluster over neighbouring query blocks of one head: each loads
+// 1 / kCl of every K and V^T tile and multicasts it to all, so the tiles cross from L2 once per
+// cluster; a stage is refilled only once every consumer warp of the cluster has released it.
+template <Fp8FlashExp kExp, bool kPingPong, int kN, int kCl>
 __global__ void __launch_bounds__(kThreads, 1)
     fp8_flash_kernel(const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap k_map,
                      const __grid_constant__ CUtensorMap v_map, const float* __restrict__ descale_q,
@@ -338,11 +372,13 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int i = 0; i < kStages; ++i) {
       bar_init(&sm.k_full[i], 1);
       bar_init(&sm.v_full[i], 1);
-      bar_init(&sm.empty[i], 8);  // one arrival per consumer warp
+      bar_init(&sm.empty[i], 8 * kCl);  // one arrival per consumer warp of the cluster
     }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
-  __syncthreads();
+  if constexpr (kCl > 1) cluster_sync();
+  else __syncthreads();
+  const uint32_t rank = kCl > 1 ? cluster_rank() : 0;
 
   if (wg == 0) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
@@ -352,14 +388,22 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int j = 0; j < tiles; ++j) {
         const int st = j % kStages, round = j / kStages;
         if (round > 0) bar_wait(&sm.empty[st], (round - 1) & 1);
+        // This block's part: K rows [rank, rank + 1) x kN / kCl of the tile, V^T channel rows
+        // [rank, rank + 1) x kD / kCl (of each 64-key box for 192-key tiles).
+        auto load = [&](uint8_t* dst, const CUtensorMap* map, int x, int y, uint64_t* bar) {
+          if constexpr (kCl > 1) tma_load_multicast(dst, map, x, y, bar, (1u << kCl) - 1);
+          else tma_load(dst, map, x, y, bar);
+        };
+        constexpr int kRowsK = kN / kCl, kRowsV = kD / kCl;
         bar_expect(&sm.k_full[st], kN * kD);
-        tma_load(sm.k[st], &k_map, head * kD, j * kN, &sm.k_full[st]);
+        load(sm.k[st] + rank * kRowsK * kD, &k_map, head * kD, j * kN + rank * kRowsK, &sm.k_full[st]);
         bar_expect(&sm.v_full[st], kN * kD);
         if constexpr (kN == 128) {
-          tma_load(sm.v[st], &v_map, j * kN, head * kD, &sm.v_full[st]);
+          load(sm.v[st] + rank * kRowsV * kN, &v_map, j * kN, head * kD + rank * kRowsV, &sm.v_full[st]);
         } else {
           for (int a = 0; a < kN / kVAtom; ++a)
-            tma_load(sm.v[st] + a * kVAtom * kD, &v_map, j * kN + a * kVAtom, head * kD, &sm.v_full[st]);
+            load(sm.v[st] + a * kVAtom * kD + rank * kRowsV * kVAtom, &v_map, j * kN + a * kVAtom,
+                 head * kD + rank * kRowsV, &sm.v_full[st]);
         }
       }
     }
@@ -420,7 +464,10 @@ __global__ void __launch_bounds__(kThreads, 1)
       if constexpr (kLatePack<kExp, kN>)
 #pragma unroll
         for (int kk = 0; kk < kN / 32; ++kk) pack_step<kN>(s, p_cur, kk);
-      if (lane == 0) bar_arrive(&sm.empty[prev]);
+      if (lane == 0) {
+        bar_arrive(&sm.empty[prev]);
+        if constexpr (kCl > 1) bar_arrive_peer(&sm.empty[prev], rank ^ 1);
+      }
       // Once the row maxima settle most tiles leave them unchanged (alpha exactly 1): skip the
       // rescale where no row of the warp moved.
       if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
@@ -453,6 +500,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
     store_output(o, r, descale_v[0], v_sum, inv_valid, o_out, lse_out, row, head, Lq, H, t);
   }
+  if constexpr (kCl > 1) cluster_sync();  // the peer may still arrive on this block's barriers
 }
 
 // ---- V^T in the key order P's registers have ----
@@ -513,15 +561,15 @@ CUtensorMap byte_map(const uint8_t* base, int64_t cols, int64_t rows, int64_t st
   return map;
 }
 
-using Kernel = decltype(&fp8_flash_kernel<Fp8FlashExp::F32, false, 128>);
+using Kernel = decltype(&fp8_flash_kernel<Fp8FlashExp::F32, false, 128, 1>);
 
 // The kernel for a call, with its shared memory allowed once.
-template <int kN>
+template <int kN, int kCl>
 Kernel pick_kernel(Fp8FlashExp exp, bool pingpong) {
   static const Kernel kernels[kFp8FlashExpModes][2] = {
-      {fp8_flash_kernel<Fp8FlashExp::F32, false, kN>, fp8_flash_kernel<Fp8FlashExp::F32, true, kN>},
-      {fp8_flash_kernel<Fp8FlashExp::F16Pairs, false, kN>, fp8_flash_kernel<Fp8FlashExp::F16Pairs, true, kN>},
-      {fp8_flash_kernel<Fp8FlashExp::F32Poly, false, kN>, fp8_flash_kernel<Fp8FlashExp::F32Poly, true, kN>}};
+      {fp8_flash_kernel<Fp8FlashExp::F32, false, kN, kCl>, fp8_flash_kernel<Fp8FlashExp::F32, true, kN, kCl>},
+      {fp8_flash_kernel<Fp8FlashExp::F16Pairs, false, kN, kCl>, fp8_flash_kernel<Fp8FlashExp::F16Pairs, true, kN, kCl>},
+      {fp8_flash_kernel<Fp8FlashExp::F32Poly, false, kN, kCl>, fp8_flash_kernel<Fp8FlashExp::F32Poly, true, kN, kCl>}};
   static std::once_flag once;
   std::call_once(once, [] {
     for (const auto& row : kernels)
@@ -570,6 +618,17 @@ int fp8_flash_tile_keys_default() {
   return keys;
 }
 
+int fp8_flash_cluster_default() {
+  static const int blocks = [] {
+    const char* v = std::getenv("RAYLIGHT_FP8_FLASH_CLUSTER");
+    if (!v) return 1;
+    if (std::string(v) == "1") return 1;
+    if (std::string(v) == "2") return 2;
+    fail("RAYLIGHT_FP8_FLASH_CLUSTER must be 1 or 2, got '", v, "'");
+  }();
+  return blocks;
+}
+
 bool fp8_flash_supports(int64_t D) {
   if (D != kD) return false;
   static const bool hopper = [] {
@@ -590,6 +649,31 @@ void fp8_flash_transpose_v(const uint8_t* v8, int64_t Lk, int64_t C, uint8_t* vt
   RL_CUDA_LAUNCH();
 }
 
+int fp8_flash_resident_blocks(int tile_keys, int cluster) {
+  if ((tile_keys != 128 && tile_keys != 192) || (cluster != 1 && cluster != 2)) return 0;
+  const Kernel kernel = tile_keys == 128 ? (cluster == 1 ? pick_kernel<128, 1>(Fp8FlashExp::F32, true)
+                                                         : pick_kernel<128, 2>(Fp8FlashExp::F32, true))
+                                         : (cluster == 1 ? pick_kernel<192, 1>(Fp8FlashExp::F32, true)
+                                                         : pick_kernel<192, 2>(Fp8FlashExp::F32, true));
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(static_cast<unsigned>(cluster), 1);
+  cfg.blockDim = dim3(kThreads);
+  cfg.dynamicSmemBytes = tile_keys == 128 ? smem_bytes<128>() : smem_bytes<192>();
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = static_cast<unsigned>(cluster);
+  attr.val.clusterDim.y = 1;
+  attr.val.clusterDim.z = 1;
+  cfg.attrs = &attr;
+  cfg.numAttrs = 1;
+  int clusters = 0;
+  if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return clusters * cluster;
+}
+
 void fp8_flash_attention(const Fp8FlashCall& a, cudaStream_t s) {
   if (a.Lq < 1 || a.Lk < 1 || a.H < 1 || a.valid < 1 || a.valid > a.Lk)
     fail("fp8 flash attention: bad shape q ", a.Lq, " k ", a.Lk, " heads ", a.H, " valid ", a.valid);
@@ -597,16 +681,30 @@ void fp8_flash_attention(const Fp8FlashCall& a, cudaStream_t s) {
     fail("fp8 flash attention: shape too large for one launch");
   const int64_t C = a.H * kD;
   if (a.tile_keys != 128 && a.tile_keys != 192) fail("fp8 flash attention: tiles of 128 or 192 keys, got ", a.tile_keys);
-  const int n = a.tile_keys, v_box = n == 128 ? 128 : kVAtom;
+  if (a.cluster != 1 && a.cluster != 2) fail("fp8 flash attention: clusters of 1 or 2 blocks, got ", a.cluster);
+  const int n = a.tile_keys, cl = a.cluster, v_box = n == 128 ? 128 : kVAtom;
   const CUtensorMap q_map = byte_map(a.q8, C, a.Lq, C, 128, kBM);
-  const CUtensorMap k_map = byte_map(a.k8, C, a.Lk, C, 128, n);
-  const CUtensorMap v_map = byte_map(a.vt, fp8_flash_keys(a.Lk), C, fp8_flash_keys(a.Lk), v_box, kD);
-  const Kernel kernel = n == 128 ? pick_kernel<128>(a.exp, a.pingpong) : pick_kernel<192>(a.exp, a.pingpong);
-  const dim3 grid(static_cast<unsigned>((a.Lq + kBM - 1) / kBM), static_cast<unsigned>(a.H));
-  kernel<<<grid, kThreads, n == 128 ? smem_bytes<128>() : smem_bytes<192>(), s>>>(
-      q_map, k_map, v_map, a.descale_q, a.descale_k, a.descale_v, a.v_sum, a.inv_valid, a.o, a.lse, int(a.Lq),
-      int(a.H), int(a.valid));
-  RL_CUDA_LAUNCH();
+  const CUtensorMap k_map = byte_map(a.k8, C, a.Lk, C, 128, n / cl);
+  const CUtensorMap v_map = byte_map(a.vt, fp8_flash_keys(a.Lk), C, fp8_flash_keys(a.Lk), v_box, kD / cl);
+  const Kernel kernel = n == 128 ? (cl == 1 ? pick_kernel<128, 1>(a.exp, a.pingpong) : pick_kernel<128, 2>(a.exp, a.pingpong))
+                                 : (cl == 1 ? pick_kernel<192, 1>(a.exp, a.pingpong) : pick_kernel<192, 2>(a.exp, a.pingpong));
+  // A cluster's blocks are neighbours along the queries: the block count rounds up to whole
+  // clusters (a block past the last row loads its share of K and V^T and stores nothing).
+  const int64_t blocks = (a.Lq + kBM - 1) / kBM;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(static_cast<unsigned>((blocks + cl - 1) / cl * cl), static_cast<unsigned>(a.H));
+  cfg.blockDim = dim3(kThreads);
+  cfg.dynamicSmemBytes = n == 128 ? smem_bytes<128>() : smem_bytes<192>();
+  cfg.stream = s;
+  cudaLaunchAttribute cluster{};
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim.x = static_cast<unsigned>(cl);
+  cluster.val.clusterDim.y = 1;
+  cluster.val.clusterDim.z = 1;
+  cfg.attrs = &cluster;
+  cfg.numAttrs = 1;
+  RL_CUDA(cudaLaunchKernelEx(&cfg, kernel, q_map, k_map, v_map, a.descale_q, a.descale_k, a.descale_v, a.v_sum,
+                             a.inv_valid, a.o, a.lse, int(a.Lq), int(a.H), int(a.valid)));
 }
 
 }  // namespace raylight::cuda

@@ -63,6 +63,10 @@ bool fp8_flash_pingpong_default();
 // barrier waits and ping-pong turns per key). RAYLIGHT_FP8_FLASH_KEYS=128|192 (read once);
 // default 128.
 int fp8_flash_tile_keys_default();
+// Blocks per cluster: 1, or 2 (two query blocks of one head each load half of every K and V^T
+// tile and multicast it to both, halving what crosses from L2 to the SMs: under the power cap
+// that traffic is energy). RAYLIGHT_FP8_FLASH_CLUSTER=1|2 (read once); default 1.
+int fp8_flash_cluster_default();
 
 struct Fp8FlashCall {
   const uint8_t* q8 = nullptr;  // [Lq, H, 128] e4m3
@@ -80,7 +84,12 @@ struct Fp8FlashCall {
   // The two consumer warpgroups take turns issuing their products.
   bool pingpong = fp8_flash_pingpong_default();
   int tile_keys = fp8_flash_tile_keys_default();
+  int cluster = fp8_flash_cluster_default();
 };
+
+// Blocks of the kernel the device holds at once with clusters of `cluster` (a GPC with an odd
+// number of free SMs leaves one idle for clusters of two); 0 where it cannot say. For the lab.
+int fp8_flash_resident_blocks(int tile_keys, int cluster);
 
 // softmax(q k^T / sqrt(128)) v from the codes, as backend/fp8_attention.h defines it but for
 // the output: fp32 accumulators divided by the row sum, times v's descale, plus v's mean,
