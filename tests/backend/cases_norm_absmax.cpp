@@ -21,16 +21,6 @@ namespace {
 
 constexpr double kPointwise = 5e-3, kReduction = 1e-2, kFp8 = 5e-2;
 
-// 0 when `absmax` (host [1]) is exactly max |out| over the downloaded result, NaN otherwise.
-Tensor absmax_check(const Tensor& out, const Tensor& absmax) {
-  float m = 0.0f;
-  for (int64_t i = 0; i < out.numel(); ++i) m = std::fmax(m, std::fabs(out.f32()[i]));
-  Tensor r = Tensor::zeros({1});
-  const bool ok = absmax.numel() == 1 && absmax.f32()[0] == m;
-  r.f32()[0] = ok ? 0.0f : std::numeric_limits<float>::quiet_NaN();
-  return r;
-}
-
 Tensors with_absmax(Backend& be, const Tensor& out, const Tensor& absmax) {
   Tensors t = down(be, {out, absmax});
   t.push_back(absmax_check(t[0], t[1]));

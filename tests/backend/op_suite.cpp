@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
+#include <limits>
 #include <sstream>
 
 #include "core/dtype.h"
@@ -48,6 +49,15 @@ Tensor upload_f32(Backend& be, const Tensor& host) {
   Tensor t = be.empty_f32(host.shape());
   be.write_bytes(host.raw(), t, 0, host.nbytes());
   return t;
+}
+
+Tensor absmax_check(const Tensor& out, const Tensor& absmax) {
+  float m = 0.0f;
+  for (int64_t i = 0; i < out.numel(); ++i) m = std::fmax(m, std::fabs(out.f32()[i]));
+  Tensor r = Tensor::zeros({1});
+  const bool ok = absmax.numel() == 1 && absmax.f32()[0] == m;
+  r.f32()[0] = ok ? 0.0f : std::numeric_limits<float>::quiet_NaN();
+  return r;
 }
 
 Tensors down(Backend& be, std::initializer_list<Tensor> outs) {

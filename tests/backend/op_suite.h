@@ -77,6 +77,9 @@ struct CaseResult {
 CaseResult run_case(const OpCase& c, Backend& target, Backend& reference, uint64_t seed);
 
 // Helpers for writing cases.
+// 0 when `absmax` (host [1]) is exactly max |out| over the downloaded `out`, NaN otherwise
+// (a norm's absmax output checked against that backend's own result).
+Tensor absmax_check(const Tensor& out, const Tensor& absmax);
 // Host fp32 tensor -> an fp32 tensor on be's device (log-sum-exp operands).
 Tensor upload_f32(Backend& be, const Tensor& host);
 // Downloads each output.
