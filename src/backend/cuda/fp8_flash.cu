@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <initializer_list>
 #include <string>
 #include <mutex>
 
@@ -579,6 +580,42 @@ Kernel pick_kernel(Fp8FlashExp exp, bool pingpong) {
   return kernels[static_cast<int>(exp)][pingpong];
 }
 
+// The kernel for tiles of n keys in clusters of cl blocks.
+Kernel kernel_for(int n, int cl, Fp8FlashExp exp, bool pingpong) {
+  if (n == 128) return cl == 1 ? pick_kernel<128, 1>(exp, pingpong) : pick_kernel<128, 2>(exp, pingpong);
+  return cl == 1 ? pick_kernel<192, 1>(exp, pingpong) : pick_kernel<192, 2>(exp, pingpong);
+}
+
+// A launch of 384-thread blocks of tiles of n keys over `grid`, in clusters of cl along x
+// (`attr` holds the cluster shape the config points at).
+cudaLaunchConfig_t launch_config(int n, int cl, dim3 grid, cudaStream_t s, cudaLaunchAttribute& attr) {
+  attr = {};
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = static_cast<unsigned>(cl);
+  attr.val.clusterDim.y = 1;
+  attr.val.clusterDim.z = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(kThreads);
+  cfg.dynamicSmemBytes = n == 128 ? smem_bytes<128>() : smem_bytes<192>();
+  cfg.stream = s;
+  cfg.attrs = &attr;
+  cfg.numAttrs = 1;
+  return cfg;
+}
+
+// Environment variable `name` as one of `allowed`, `fallback` where it is unset.
+int env_choice(const char* name, std::initializer_list<int> allowed, int fallback) {
+  const char* v = std::getenv(name);
+  if (!v) return fallback;
+  std::string list;
+  for (int a : allowed) {
+    if (std::string(v) == std::to_string(a)) return a;
+    list += (list.empty() ? "" : " or ") + std::to_string(a);
+  }
+  fail(name, " must be ", list, ", got '", v, "'");
+}
+
 }  // namespace
 
 const char* fp8_flash_exp_name(Fp8FlashExp e) {
@@ -597,35 +634,18 @@ Fp8FlashExp fp8_flash_exp_default() {
 }
 
 bool fp8_flash_pingpong_default() {
-  static const bool on = [] {
-    const char* v = std::getenv("RAYLIGHT_FP8_FLASH_PINGPONG");
-    if (!v) return true;  // measured faster at 32,760 and 75,600 tokens (docs/benchmarks.md)
-    if (std::string(v) == "0") return false;
-    if (std::string(v) == "1") return true;
-    fail("RAYLIGHT_FP8_FLASH_PINGPONG must be 0 or 1, got '", v, "'");
-  }();
+  // On: measured faster at 32,760 and 75,600 tokens (docs/benchmarks.md).
+  static const bool on = env_choice("RAYLIGHT_FP8_FLASH_PINGPONG", {0, 1}, 1) == 1;
   return on;
 }
 
 int fp8_flash_tile_keys_default() {
-  static const int keys = [] {
-    const char* v = std::getenv("RAYLIGHT_FP8_FLASH_KEYS");
-    if (!v) return 128;
-    if (std::string(v) == "128") return 128;
-    if (std::string(v) == "192") return 192;
-    fail("RAYLIGHT_FP8_FLASH_KEYS must be 128 or 192, got '", v, "'");
-  }();
+  static const int keys = env_choice("RAYLIGHT_FP8_FLASH_KEYS", {128, 192}, 128);
   return keys;
 }
 
 int fp8_flash_cluster_default() {
-  static const int blocks = [] {
-    const char* v = std::getenv("RAYLIGHT_FP8_FLASH_CLUSTER");
-    if (!v) return 1;
-    if (std::string(v) == "1") return 1;
-    if (std::string(v) == "2") return 2;
-    fail("RAYLIGHT_FP8_FLASH_CLUSTER must be 1 or 2, got '", v, "'");
-  }();
+  static const int blocks = env_choice("RAYLIGHT_FP8_FLASH_CLUSTER", {1, 2}, 1);
   return blocks;
 }
 
@@ -651,23 +671,11 @@ void fp8_flash_transpose_v(const uint8_t* v8, int64_t Lk, int64_t C, uint8_t* vt
 
 int fp8_flash_resident_blocks(int tile_keys, int cluster) {
   if ((tile_keys != 128 && tile_keys != 192) || (cluster != 1 && cluster != 2)) return 0;
-  const Kernel kernel = tile_keys == 128 ? (cluster == 1 ? pick_kernel<128, 1>(Fp8FlashExp::F32, true)
-                                                         : pick_kernel<128, 2>(Fp8FlashExp::F32, true))
-                                         : (cluster == 1 ? pick_kernel<192, 1>(Fp8FlashExp::F32, true)
-                                                         : pick_kernel<192, 2>(Fp8FlashExp::F32, true));
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(static_cast<unsigned>(cluster), 1);
-  cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = tile_keys == 128 ? smem_bytes<128>() : smem_bytes<192>();
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeClusterDimension;
-  attr.val.clusterDim.x = static_cast<unsigned>(cluster);
-  attr.val.clusterDim.y = 1;
-  attr.val.clusterDim.z = 1;
-  cfg.attrs = &attr;
-  cfg.numAttrs = 1;
+  cudaLaunchAttribute attr;
+  const cudaLaunchConfig_t cfg = launch_config(tile_keys, cluster, dim3(static_cast<unsigned>(cluster)), nullptr, attr);
   int clusters = 0;
-  if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) != cudaSuccess) {
+  if (cudaOccupancyMaxActiveClusters(&clusters, kernel_for(tile_keys, cluster, Fp8FlashExp::F32, true), &cfg) !=
+      cudaSuccess) {
     cudaGetLastError();
     return 0;
   }
@@ -686,25 +694,15 @@ void fp8_flash_attention(const Fp8FlashCall& a, cudaStream_t s) {
   const CUtensorMap q_map = byte_map(a.q8, C, a.Lq, C, 128, kBM);
   const CUtensorMap k_map = byte_map(a.k8, C, a.Lk, C, 128, n / cl);
   const CUtensorMap v_map = byte_map(a.vt, fp8_flash_keys(a.Lk), C, fp8_flash_keys(a.Lk), v_box, kD / cl);
-  const Kernel kernel = n == 128 ? (cl == 1 ? pick_kernel<128, 1>(a.exp, a.pingpong) : pick_kernel<128, 2>(a.exp, a.pingpong))
-                                 : (cl == 1 ? pick_kernel<192, 1>(a.exp, a.pingpong) : pick_kernel<192, 2>(a.exp, a.pingpong));
   // A cluster's blocks are neighbours along the queries: the block count rounds up to whole
   // clusters (a block past the last row loads its share of K and V^T and stores nothing).
   const int64_t blocks = (a.Lq + kBM - 1) / kBM;
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(static_cast<unsigned>((blocks + cl - 1) / cl * cl), static_cast<unsigned>(a.H));
-  cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = n == 128 ? smem_bytes<128>() : smem_bytes<192>();
-  cfg.stream = s;
-  cudaLaunchAttribute cluster{};
-  cluster.id = cudaLaunchAttributeClusterDimension;
-  cluster.val.clusterDim.x = static_cast<unsigned>(cl);
-  cluster.val.clusterDim.y = 1;
-  cluster.val.clusterDim.z = 1;
-  cfg.attrs = &cluster;
-  cfg.numAttrs = 1;
-  RL_CUDA(cudaLaunchKernelEx(&cfg, kernel, q_map, k_map, v_map, a.descale_q, a.descale_k, a.descale_v, a.v_sum,
-                             a.inv_valid, a.o, a.lse, int(a.Lq), int(a.H), int(a.valid)));
+  cudaLaunchAttribute attr;
+  const cudaLaunchConfig_t cfg = launch_config(
+      n, cl, dim3(static_cast<unsigned>((blocks + cl - 1) / cl * cl), static_cast<unsigned>(a.H)), s, attr);
+  RL_CUDA(cudaLaunchKernelEx(&cfg, kernel_for(n, cl, a.exp, a.pingpong), q_map, k_map, v_map, a.descale_q,
+                             a.descale_k, a.descale_v, a.v_sum, a.inv_valid, a.o, a.lse, int(a.Lq), int(a.H),
+                             int(a.valid)));
 }
 
 }  // namespace raylight::cuda
