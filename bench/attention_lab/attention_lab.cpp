@@ -258,8 +258,9 @@ void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Ten
   void* vt = nullptr;
   if (own_fp8) check_cuda(cudaMalloc(&vt, size_t(fp8_flash_keys(Lk) * C)), "alloc");
   auto transpose = [&] { fp8_flash_transpose_v(static_cast<uint8_t*>(v8), Lk, C, static_cast<uint8_t*>(vt), s); };
-  auto flash = [&](Fp8FlashExp exp, bool pingpong, int tile_keys, int cluster) {
+  auto flash = [&](Fp8FlashExp exp, bool pingpong, int tile_keys, int cluster, bool q_regs = false) {
     Fp8FlashCall call;
+    call.q_regs = q_regs;
     call.exp = exp;
     call.pingpong = pingpong;
     call.tile_keys = tile_keys;
@@ -315,6 +316,13 @@ void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Ten
       };
       flash(Fp8FlashExp::F32, false, 128, 1);
       const std::vector<float> o32 = host_o();
+      // Q in registers (128-key tiles, fp32 exp2) first: the same arithmetic, so the same output.
+      for (bool pingpong : {false, true}) {
+        flash(Fp8FlashExp::F32, pingpong, 128, 1, true);
+        const double e = rel_l2(host_o(), o32);
+        std::printf("check fp8own Q in registers, ping-pong %s: rel L2 vs Q in shared memory %.2e %s\n",
+                    pingpong ? "on " : "off", e, e < 1e-6 ? "ok" : "FAIL");
+      }
       const double tq = time(quantise), tt = time(transpose), flops = 4.0 * Lq * Lk * H * D;
       std::printf("time fp8own parts q %6lld x k %6lld, %2lld heads: quantisation %.3f ms, V^T %.3f ms\n",
                   (long long)Lq, (long long)Lk, (long long)H, tq, tt);
@@ -334,6 +342,12 @@ void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Ten
               std::printf("time fp8own kernel, %d-key tiles, exp2 %-4s, ping-pong %s, cluster %d: %.3f ms, %.0f "
                           "TFLOP/s (rel L2 vs 128-key f32 exp2 %.2e)\n",
                           keys, fp8_flash_exp_name(exp), pingpong ? "on " : "off", cluster, tf, flops / tf / 1e9, e);
+              if (keys == 128 && cluster == 1 && exp == Fp8FlashExp::F32) {  // Q in registers, right after
+                const double tr = time([&] { flash(exp, pingpong, keys, cluster, true); });
+                std::printf("time fp8own kernel, 128-key tiles, exp2 f32 , ping-pong %s, Q in registers: %.3f ms, %.0f "
+                            "TFLOP/s\n",
+                            pingpong ? "on " : "off", tr, flops / tr / 1e9);
+              }
             }
     } else {
       kernel();  // plans built here

@@ -153,14 +153,14 @@ __device__ __forceinline__ void mma_ss(float (&d)[96], uint64_t a, uint64_t b, i
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95])
       : "l"(a), "l"(b), "r"(accumulate));
 }
-// d += A B^T for a 64 x 128 x 32 step, A from registers (4 per thread), B from shared memory.
+// d (+)= A B^T for a 64 x 128 x 32 step, A from registers (4 per thread), B from shared memory.
 __device__ __forceinline__ void mma_rs(float (&d)[64], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                       uint64_t b) {
+                                       uint64_t b, int accumulate = 1) {
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1;\n}\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(b), "r"(1));
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(b), "r"(accumulate));
 }
 
 __device__ __forceinline__ float fast_exp2(float x) {
@@ -223,11 +223,19 @@ __device__ __forceinline__ void softmax_tile(float (&s)[kN / 2], Rows& r, uint32
       for (int e = 0; e < 4; ++e)
         if (8 * i + 2 * t + (e & 1) >= cols_left) s[4 * i + e] = -INFINITY;
   }
-  float mx[2] = {-INFINITY, -INFINITY};
+  // The row maxima as trees (depth log2(kN / 4) instead of a chain of kN / 8): the exp2s wait
+  // on them, and while this warpgroup's softmax runs its scheduler has no other work.
+  float mx[2];
 #pragma unroll
-  for (int i = 0; i < kN / 8; ++i) {
-    mx[0] = fmaxf(mx[0], fmaxf(s[4 * i], s[4 * i + 1]));
-    mx[1] = fmaxf(mx[1], fmaxf(s[4 * i + 2], s[4 * i + 3]));
+  for (int h = 0; h < 2; ++h) {
+    float m[kN / 8];
+#pragma unroll
+    for (int i = 0; i < kN / 8; ++i) m[i] = fmaxf(s[4 * i + 2 * h], s[4 * i + 2 * h + 1]);
+#pragma unroll
+    for (int w = 1; w < kN / 8; w *= 2)
+#pragma unroll
+      for (int i = 0; i + w < kN / 8; i += 2 * w) m[i] = fmaxf(m[i], m[i + w]);
+    mx[h] = m[0];
   }
   float base[2];
 #pragma unroll
@@ -296,6 +304,28 @@ __device__ __forceinline__ void qk(float (&s)[kN / 2], uint64_t qd, const uint8_
   for (int kk = 0; kk < 4; ++kk) mma_ss(s, qd + 2 * kk, kd + 2 * kk, kk);
   wg_commit();
 }
+// Q's A fragments of one consumer warp, loaded once: qa[kk] holds k32 step kk as the A
+// operand wants it, (row g, dims 4t..4t+3), (row g + 8, the same), (row g, 16 + 4t..), (row
+// g + 8, 16 + 4t..), row counted from `row0` of the tile (the 128-byte swizzle: a row's 16-byte
+// chunk c sits at chunk c ^ (row % 8)).
+__device__ __forceinline__ void load_q_fragments(const uint8_t* q_tile, int row0, int t, uint32_t (&qa)[4][4]) {
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int r = row0 + 8 * (i & 1), chunk = 2 * kk + (i >> 1);
+      qa[kk][i] = *reinterpret_cast<const uint32_t*>(q_tile + r * kD + ((chunk ^ (r & 7)) << 4) + 4 * t);
+    }
+}
+// S = Q K^T with Q from registers: the tensor cores read only K from shared memory.
+__device__ __forceinline__ void qk_regs(float (&s)[64], const uint32_t (&qa)[4][4], const uint8_t* k_tile) {
+  const uint64_t kd = tile_desc(k_tile);
+  pin(s);
+  wg_fence();
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) mma_rs(s, qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3], kd + 2 * kk, kk);
+  wg_commit();
+}
 // V^T of a 128-key tile is one 128-byte-swizzled box; of a 192-key tile three 64-key boxes
 // in the 64-byte swizzle, each k32 step half of one.
 template <int kN>
@@ -356,7 +386,9 @@ __device__ __forceinline__ void store_output(const float (&o)[64], Rows& r, floa
 // kCl blocks (1 or 2) form a cluster over neighbouring query blocks of one head: each loads
 // 1 / kCl of every K and V^T tile and multicasts it to all, so the tiles cross from L2 once per
 // cluster; a stage is refilled only once every consumer warp of the cluster has released it.
-template <Fp8FlashExp kExp, bool kPingPong, int kN, int kCl>
+// kQRegs (128-key tiles alone): each consumer warp holds its Q rows as wgmma A fragments in
+// registers, so S's products read only K from shared memory (a third less operand traffic).
+template <Fp8FlashExp kExp, bool kPingPong, int kN, int kCl, bool kQRegs>
 __global__ void __launch_bounds__(kThreads, 1)
     fp8_flash_kernel(const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap k_map,
                      const __grid_constant__ CUtensorMap v_map, const float* __restrict__ descale_q,
@@ -434,10 +466,17 @@ __global__ void __launch_bounds__(kThreads, 1)
     if constexpr (kPingPong)
       if (cw == 1) asm volatile("bar.arrive 1, 256;" ::: "memory");  // the first turn is warpgroup 0's
 
+    static_assert(!kQRegs || kN == 128, "Q in registers with 128-key tiles only");
+    uint32_t qa[4][4];
+    auto qk_tile = [&](const uint8_t* k_tile) {
+      if constexpr (kQRegs) qk_regs(s, qa, k_tile);
+      else qk<kN>(s, qd, k_tile);
+    };
     bar_wait(&sm.q_full, 0);
+    if constexpr (kQRegs) load_q_fragments(sm.q, 64 * (wg - 1) + 16 * warp + g, t, qa);
     bar_wait(&sm.k_full[0], 0);
     turn_begin();
-    qk<kN>(s, qd, sm.k[0]);
+    qk_tile(sm.k[0]);
     turn_end(false);
     wg_wait<0>();
     pin(s);
@@ -453,7 +492,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       bar_wait(&sm.k_full[st], (j / kStages) & 1);
       bar_wait(&sm.v_full[prev], ((j - 1) / kStages) & 1);
       turn_begin();
-      qk<kN>(s, qd, sm.k[st]);
+      qk_tile(sm.k[st]);
       pv<kN>(o, p_prev, sm.v[prev]);
       turn_end(false);
       wg_wait<1>();  // S of tile j is in; P V of tile j - 1 may still run
@@ -562,15 +601,17 @@ CUtensorMap byte_map(const uint8_t* base, int64_t cols, int64_t rows, int64_t st
   return map;
 }
 
-using Kernel = decltype(&fp8_flash_kernel<Fp8FlashExp::F32, false, 128, 1>);
+using Kernel = decltype(&fp8_flash_kernel<Fp8FlashExp::F32, false, 128, 1, false>);
 
 // The kernel for a call, with its shared memory allowed once.
-template <int kN, int kCl>
+template <int kN, int kCl, bool kQ>
 Kernel pick_kernel(Fp8FlashExp exp, bool pingpong) {
   static const Kernel kernels[kFp8FlashExpModes][2] = {
-      {fp8_flash_kernel<Fp8FlashExp::F32, false, kN, kCl>, fp8_flash_kernel<Fp8FlashExp::F32, true, kN, kCl>},
-      {fp8_flash_kernel<Fp8FlashExp::F16Pairs, false, kN, kCl>, fp8_flash_kernel<Fp8FlashExp::F16Pairs, true, kN, kCl>},
-      {fp8_flash_kernel<Fp8FlashExp::F32Poly, false, kN, kCl>, fp8_flash_kernel<Fp8FlashExp::F32Poly, true, kN, kCl>}};
+      {fp8_flash_kernel<Fp8FlashExp::F32, false, kN, kCl, kQ>, fp8_flash_kernel<Fp8FlashExp::F32, true, kN, kCl, kQ>},
+      {fp8_flash_kernel<Fp8FlashExp::F16Pairs, false, kN, kCl, kQ>,
+       fp8_flash_kernel<Fp8FlashExp::F16Pairs, true, kN, kCl, kQ>},
+      {fp8_flash_kernel<Fp8FlashExp::F32Poly, false, kN, kCl, kQ>,
+       fp8_flash_kernel<Fp8FlashExp::F32Poly, true, kN, kCl, kQ>}};
   static std::once_flag once;
   std::call_once(once, [] {
     for (const auto& row : kernels)
@@ -580,10 +621,11 @@ Kernel pick_kernel(Fp8FlashExp exp, bool pingpong) {
   return kernels[static_cast<int>(exp)][pingpong];
 }
 
-// The kernel for tiles of n keys in clusters of cl blocks.
-Kernel kernel_for(int n, int cl, Fp8FlashExp exp, bool pingpong) {
-  if (n == 128) return cl == 1 ? pick_kernel<128, 1>(exp, pingpong) : pick_kernel<128, 2>(exp, pingpong);
-  return cl == 1 ? pick_kernel<192, 1>(exp, pingpong) : pick_kernel<192, 2>(exp, pingpong);
+// The kernel for tiles of n keys in clusters of cl blocks (Q in registers: 128 keys, cl 1).
+Kernel kernel_for(int n, int cl, Fp8FlashExp exp, bool pingpong, bool q_regs) {
+  if (q_regs) return pick_kernel<128, 1, true>(exp, pingpong);
+  if (n == 128) return cl == 1 ? pick_kernel<128, 1, false>(exp, pingpong) : pick_kernel<128, 2, false>(exp, pingpong);
+  return cl == 1 ? pick_kernel<192, 1, false>(exp, pingpong) : pick_kernel<192, 2, false>(exp, pingpong);
 }
 
 // A launch of 384-thread blocks of tiles of n keys over `grid`, in clusters of cl along x
@@ -644,6 +686,11 @@ int fp8_flash_tile_keys_default() {
   return keys;
 }
 
+bool fp8_flash_q_regs_default() {
+  static const bool on = env_choice("RAYLIGHT_FP8_FLASH_QREGS", {0, 1}, 0) == 1;
+  return on;
+}
+
 int fp8_flash_cluster_default() {
   static const int blocks = env_choice("RAYLIGHT_FP8_FLASH_CLUSTER", {1, 2}, 1);
   return blocks;
@@ -674,7 +721,7 @@ int fp8_flash_resident_blocks(int tile_keys, int cluster) {
   cudaLaunchAttribute attr;
   const cudaLaunchConfig_t cfg = launch_config(tile_keys, cluster, dim3(static_cast<unsigned>(cluster)), nullptr, attr);
   int clusters = 0;
-  if (cudaOccupancyMaxActiveClusters(&clusters, kernel_for(tile_keys, cluster, Fp8FlashExp::F32, true), &cfg) !=
+  if (cudaOccupancyMaxActiveClusters(&clusters, kernel_for(tile_keys, cluster, Fp8FlashExp::F32, true, false), &cfg) !=
       cudaSuccess) {
     cudaGetLastError();
     return 0;
@@ -690,6 +737,9 @@ void fp8_flash_attention(const Fp8FlashCall& a, cudaStream_t s) {
   const int64_t C = a.H * kD;
   if (a.tile_keys != 128 && a.tile_keys != 192) fail("fp8 flash attention: tiles of 128 or 192 keys, got ", a.tile_keys);
   if (a.cluster != 1 && a.cluster != 2) fail("fp8 flash attention: clusters of 1 or 2 blocks, got ", a.cluster);
+  if (a.q_regs && (a.tile_keys != 128 || a.cluster != 1))
+    fail("fp8 flash attention: Q in registers (RAYLIGHT_FP8_FLASH_QREGS=1) needs 128-key tiles in clusters of 1, got ",
+         a.tile_keys, " keys in clusters of ", a.cluster);
   const int n = a.tile_keys, cl = a.cluster, v_box = n == 128 ? 128 : kVAtom;
   const CUtensorMap q_map = byte_map(a.q8, C, a.Lq, C, 128, kBM);
   const CUtensorMap k_map = byte_map(a.k8, C, a.Lk, C, 128, n / cl);
@@ -700,7 +750,7 @@ void fp8_flash_attention(const Fp8FlashCall& a, cudaStream_t s) {
   cudaLaunchAttribute attr;
   const cudaLaunchConfig_t cfg = launch_config(
       n, cl, dim3(static_cast<unsigned>((blocks + cl - 1) / cl * cl), static_cast<unsigned>(a.H)), s, attr);
-  RL_CUDA(cudaLaunchKernelEx(&cfg, kernel_for(n, cl, a.exp, a.pingpong), q_map, k_map, v_map, a.descale_q,
+  RL_CUDA(cudaLaunchKernelEx(&cfg, kernel_for(n, cl, a.exp, a.pingpong, a.q_regs), q_map, k_map, v_map, a.descale_q,
                              a.descale_k, a.descale_v, a.v_sum, a.inv_valid, a.o, a.lse, int(a.Lq), int(a.H),
                              int(a.valid)));
 }

@@ -68,6 +68,10 @@ int fp8_flash_tile_keys_default();
 // cap is energy). RAYLIGHT_FP8_FLASH_CLUSTER=1|2 (read once); default 1: on an H200 clusters of
 // two ran 18-20 % slower, in the lab and in forwards, with 3 or 6 stages alike.
 int fp8_flash_cluster_default();
+// Q held in registers as the A operand of S's products (128-key tiles in clusters of 1 only),
+// so they read only K from shared memory: less operand traffic, which under the power cap is
+// energy. RAYLIGHT_FP8_FLASH_QREGS=0|1 (read once); default 0.
+bool fp8_flash_q_regs_default();
 
 struct Fp8FlashCall {
   const uint8_t* q8 = nullptr;  // [Lq, H, 128] e4m3
@@ -86,6 +90,7 @@ struct Fp8FlashCall {
   bool pingpong = fp8_flash_pingpong_default();
   int tile_keys = fp8_flash_tile_keys_default();
   int cluster = fp8_flash_cluster_default();
+  bool q_regs = fp8_flash_q_regs_default();
 };
 
 // Blocks of the kernel the device holds at once with clusters of `cluster` (a GPC with an odd
