@@ -331,7 +331,7 @@ void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Ten
                   fp8_flash_resident_blocks(192, 2));
       // Tiles of 128 and 192 keys, and clusters of 1 and 2 blocks, alternate per setting, so a
       // drifting clock hits them alike. Clusters only with fp32 exp2 (the other forms lost).
-      for (Fp8FlashExp exp : {Fp8FlashExp::F32, Fp8FlashExp::F16Pairs, Fp8FlashExp::F32Poly})
+      for (Fp8FlashExp exp : kFp8FlashExps)
         for (bool pingpong : {false, true})
           for (int keys : {128, 192})
             for (int cluster : {1, 2}) {

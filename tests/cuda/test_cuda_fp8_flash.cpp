@@ -172,7 +172,7 @@ TEST(CudaFp8Flash, AttentionMatchesExactAttentionOverItsCodes) {
   // clusters of two, odd query-block counts (1 and 3: a block past the last row joins in).
   for (const Case& cs : {Case{200, 300, 300, 2}, Case{129, 512, 400, 1}, Case{64, 100, 37, 3}, Case{300, 1000, 999, 2},
                          Case{128, 256, 256, 1}, Case{70, 193, 193, 1}, Case{130, 384, 384, 1}})
-    for (auto exp : {cuda::Fp8FlashExp::F32, cuda::Fp8FlashExp::F16Pairs, cuda::Fp8FlashExp::F32Poly})
+    for (auto exp : cuda::kFp8FlashExps)
       for (bool pingpong : {false, true})
         for (int tile_keys : {128, 192})
           for (int cluster : {1, 2}) {

@@ -185,6 +185,21 @@ __device__ __forceinline__ uint32_t pack_e4m3(float a, float b, float c, float d
   return lo | (hi << 16);
 }
 
+// The e4m3 code of a P value in [0, 448] on the integer units instead of the conversion unit:
+// x 2^-120 (no flush to zero) moves e4m3's exponent bias onto fp32's, so e4m3's exponent and
+// three mantissa bits are fp32's bits 20-27, its subnormals fp32's subnormals on the same
+// grid; then round to nearest even at bit 20.
+__device__ __forceinline__ uint32_t e4m3_code_alu(float x) {
+  float y;
+  asm("mul.rn.f32 %0, %1, 0f03800000;" : "=f"(y) : "f"(x));  // 2^-120
+  const uint32_t b = __float_as_uint(y);
+  return (b + 0x7FFFFu + ((b >> 20) & 1u)) >> 20;
+}
+__device__ __forceinline__ uint32_t pack_e4m3_alu(float a, float b, float c, float d) {
+  return __byte_perm(__byte_perm(e4m3_code_alu(a), e4m3_code_alu(b), 0x0040),
+                     __byte_perm(e4m3_code_alu(c), e4m3_code_alu(d), 0x0040), 0x5410);
+}
+
 // The consumer's state for its two rows (g and g + 8 of its warp's 16).
 struct Rows {
   float m[2];  // running max of S in log2 units (scaled by c)
@@ -194,13 +209,16 @@ struct Rows {
 // k32 step kk of P from exp2 values in S's registers: accumulator chunks 4kk .. 4kk + 3 hold
 // (row g, cols 0-15), (row g + 8, cols 0-15), (row g, cols 16-31), (row g + 8, cols 16-31) of
 // the step.
-template <int kN>
+template <Fp8FlashExp kExp, int kN>
 __device__ __forceinline__ void pack_step(const float (&s)[kN / 2], uint32_t (&p)[kN / 8], int kk) {
   const int c0 = 4 * (4 * kk), c1 = 4 * (4 * kk + 1), c2 = 4 * (4 * kk + 2), c3 = 4 * (4 * kk + 3);
-  p[4 * kk + 0] = pack_e4m3(s[c0], s[c0 + 1], s[c1], s[c1 + 1]);
-  p[4 * kk + 1] = pack_e4m3(s[c0 + 2], s[c0 + 3], s[c1 + 2], s[c1 + 3]);
-  p[4 * kk + 2] = pack_e4m3(s[c2], s[c2 + 1], s[c3], s[c3 + 1]);
-  p[4 * kk + 3] = pack_e4m3(s[c2 + 2], s[c2 + 3], s[c3 + 2], s[c3 + 3]);
+  auto pack = [](float a, float b, float c, float d) {
+    return kExp == Fp8FlashExp::F32AluPack ? pack_e4m3_alu(a, b, c, d) : pack_e4m3(a, b, c, d);
+  };
+  p[4 * kk + 0] = pack(s[c0], s[c0 + 1], s[c1], s[c1 + 1]);
+  p[4 * kk + 1] = pack(s[c0 + 2], s[c0 + 3], s[c1 + 2], s[c1 + 3]);
+  p[4 * kk + 2] = pack(s[c2], s[c2 + 1], s[c3], s[c3 + 1]);
+  p[4 * kk + 3] = pack(s[c2 + 2], s[c2 + 3], s[c3 + 2], s[c3 + 3]);
 }
 
 // 192-key tiles with fp32 exp2 pack P after the previous P V has finished (FlashAttention-3's
@@ -288,7 +306,7 @@ __device__ __forceinline__ void softmax_tile(float (&s)[kN / 2], Rows& r, uint32
         s[i] = kExp == Fp8FlashExp::F32Poly && (i & 3) == 3 ? poly_exp2(x) : fast_exp2(x);
         sum[h] += s[i];
       }
-      if constexpr (!kLatePack<kExp, kN>) pack_step<kN>(s, p, kk);
+      if constexpr (!kLatePack<kExp, kN>) pack_step<kExp, kN>(s, p, kk);
     }
     r.l[0] = r.l[0] * alpha[0] + sum[0];
     r.l[1] = r.l[1] * alpha[1] + sum[1];
@@ -483,7 +501,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     softmax_tile<kExp, kN>(s, r, p, alpha, c, valid, t);
     if constexpr (kLatePack<kExp, kN>)
 #pragma unroll
-      for (int kk = 0; kk < kN / 32; ++kk) pack_step<kN>(s, p, kk);
+      for (int kk = 0; kk < kN / 32; ++kk) pack_step<kExp, kN>(s, p, kk);
     // One tile j >= 1: its S and the previous tile's P V in flight together; P alternates
     // between two register sets so that no copy redefines the operand of a running product
     // (with kLatePack P is written after that product has finished; the alternation stays).
@@ -503,7 +521,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       pin(p_prev);
       if constexpr (kLatePack<kExp, kN>)
 #pragma unroll
-        for (int kk = 0; kk < kN / 32; ++kk) pack_step<kN>(s, p_cur, kk);
+        for (int kk = 0; kk < kN / 32; ++kk) pack_step<kExp, kN>(s, p_cur, kk);
       if (lane == 0) {
         bar_arrive(&sm.empty[prev]);
         if constexpr (kCl > 1) bar_arrive_peer(&sm.empty[prev], rank ^ 1);
@@ -611,7 +629,9 @@ Kernel pick_kernel(Fp8FlashExp exp, bool pingpong) {
       {fp8_flash_kernel<Fp8FlashExp::F16Pairs, false, kN, kCl, kQ>,
        fp8_flash_kernel<Fp8FlashExp::F16Pairs, true, kN, kCl, kQ>},
       {fp8_flash_kernel<Fp8FlashExp::F32Poly, false, kN, kCl, kQ>,
-       fp8_flash_kernel<Fp8FlashExp::F32Poly, true, kN, kCl, kQ>}};
+       fp8_flash_kernel<Fp8FlashExp::F32Poly, true, kN, kCl, kQ>},
+      {fp8_flash_kernel<Fp8FlashExp::F32AluPack, false, kN, kCl, kQ>,
+       fp8_flash_kernel<Fp8FlashExp::F32AluPack, true, kN, kCl, kQ>}};
   static std::once_flag once;
   std::call_once(once, [] {
     for (const auto& row : kernels)
@@ -661,28 +681,35 @@ int env_choice(const char* name, std::initializer_list<int> allowed, int fallbac
 }  // namespace
 
 const char* fp8_flash_exp_name(Fp8FlashExp e) {
-  return e == Fp8FlashExp::F16Pairs ? "f16" : e == Fp8FlashExp::F32Poly ? "poly" : "f32";
+  switch (e) {
+    case Fp8FlashExp::F16Pairs: return "f16";
+    case Fp8FlashExp::F32Poly: return "poly";
+    case Fp8FlashExp::F32AluPack: return "f32alu";
+    default: return "f32";
+  }
 }
 
 Fp8FlashExp fp8_flash_exp_default() {
   static const Fp8FlashExp mode = [] {
     const char* v = std::getenv("RAYLIGHT_FP8_FLASH_EXP");
     if (!v) return Fp8FlashExp::F32;
-    for (Fp8FlashExp e : {Fp8FlashExp::F32, Fp8FlashExp::F16Pairs, Fp8FlashExp::F32Poly})
+    for (Fp8FlashExp e : kFp8FlashExps)
       if (std::string(v) == fp8_flash_exp_name(e)) return e;
-    fail("RAYLIGHT_FP8_FLASH_EXP must be f32, f16 or poly, got '", v, "'");
+    fail("RAYLIGHT_FP8_FLASH_EXP must be f32, f16, poly or f32alu, got '", v, "'");
   }();
   return mode;
 }
 
 bool fp8_flash_pingpong_default() {
-  // On: measured faster at 32,760 and 75,600 tokens (docs/benchmarks.md).
-  static const bool on = env_choice("RAYLIGHT_FP8_FLASH_PINGPONG", {0, 1}, 1) == 1;
+  // On for 128-key tiles, off for 192: each measured the faster in Wan 14B forwards
+  // (docs/benchmarks.md, eleventh session).
+  static const bool on =
+      env_choice("RAYLIGHT_FP8_FLASH_PINGPONG", {0, 1}, fp8_flash_tile_keys_default() == 128 ? 1 : 0) == 1;
   return on;
 }
 
 int fp8_flash_tile_keys_default() {
-  static const int keys = env_choice("RAYLIGHT_FP8_FLASH_KEYS", {128, 192}, 128);
+  static const int keys = env_choice("RAYLIGHT_FP8_FLASH_KEYS", {128, 192}, 192);
   return keys;
 }
 

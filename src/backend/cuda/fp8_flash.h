@@ -50,18 +50,24 @@ void fp8_flash_transpose_v(const uint8_t* v8, int64_t Lk, int64_t C, uint8_t* vt
 // special-function op for two values: P is rounded to e4m3 next, 16 x coarser than f16); fp32
 // with one value in four by a cubic on the FMA units (the special-function unit is the
 // bottleneck of an fp8 tile: 16 exp2 a clock against 8,192 FLOP of e4m3 products).
-enum class Fp8FlashExp { F32 = 0, F16Pairs = 1, F32Poly = 2 };
-constexpr int kFp8FlashExpModes = 3;
+// F32AluPack: fp32 exp2 as F32, P's e4m3 codes made on the integer units rather than by the
+// conversion instruction (the same codes but where a double rounding of a value under 2^-6
+// lands on a tie).
+enum class Fp8FlashExp { F32 = 0, F16Pairs = 1, F32Poly = 2, F32AluPack = 3 };
+constexpr int kFp8FlashExpModes = 4;
+constexpr Fp8FlashExp kFp8FlashExps[kFp8FlashExpModes] = {Fp8FlashExp::F32, Fp8FlashExp::F16Pairs,
+                                                         Fp8FlashExp::F32Poly, Fp8FlashExp::F32AluPack};
 const char* fp8_flash_exp_name(Fp8FlashExp e);
-// RAYLIGHT_FP8_FLASH_EXP=f32|f16|poly (read once); default f32 (on an H200 f16 pairs ran as
-// single-value MUFU.EX2.F16 ops and lost 2-6 %, the cubic lost 1-6 %).
+// RAYLIGHT_FP8_FLASH_EXP=f32|f16|poly|f32alu (read once); default f32 (on an H200 f16 pairs ran as
+// single-value MUFU.EX2.F16 ops and lost 2-6 %, the cubic lost 1-6 %, the integer packing 21 %).
 Fp8FlashExp fp8_flash_exp_default();
-// RAYLIGHT_FP8_FLASH_PINGPONG=1|0 (read once); default 1.
+// RAYLIGHT_FP8_FLASH_PINGPONG=1|0 (read once); default on for 128-key tiles, off for 192.
 bool fp8_flash_pingpong_default();
 // Keys per tile (one softmax step): 128, or 192 (S in 96 registers a thread, V^T in three
 // 64-key boxes; FlashAttention-3 takes 224 for fp8 at head size 128: fewer maxima, shuffles,
 // barrier waits and ping-pong turns per key). RAYLIGHT_FP8_FLASH_KEYS=128|192 (read once);
-// default 128.
+// default 192 since the row maxima became trees (eleventh session): without ping-pong they ran
+// Wan 14B forwards 1.2-1.6 % faster than 128-key tiles with it.
 int fp8_flash_tile_keys_default();
 // Blocks per cluster: 1, or 2 (two query blocks of one head each load half of every K and V^T
 // tile and multicast it to both, halving what crosses from L2 to the SMs, which under the power
