@@ -3,8 +3,8 @@
 # K from shared memory: less operand traffic under the power cap), against the default, in the
 # lab and in Wan 14B forwards; and the checks the tenth session could not rerun. Builds nothing.
 # Logs go to $WORK (default /tmp/s11work); $OUT gets summary.txt and logs.tar.gz only.
-#   checks  CudaFp8Flash (every form, Q in registers among them), the lab's checks with Q in
-#           registers, the op suite's gated cases, CudaFp8Rows
+#   checks  CudaFp8Flash (every form, Q in registers among them) and CudaFp8Rows, the lab's
+#           checks as they run by default and with Q in registers, the op suite's gated cases
 #   lab     fp8own at 32,760 x 40 heads, $LAB_RUNS runs a setting (default 40: long enough to
 #           reach the power cap)
 #   480p / 720p   raylight bench, Wan 14B fp8 weights, --attention fp8, in the forms
@@ -39,7 +39,9 @@ gtest() {  # label, timeout, binary, gtest arguments...
 
 checks() {
   gtest flash_tests 400 raylight_cuda_tests --gtest_filter='CudaFp8Flash.*:CudaFp8Rows.*'
-  RAYLIGHT_FP8_FLASH_QREGS=1 timeout 150 "$b/raylight_attention_lab" --check-only >"$work/lab_check_qregs.log" 2>&1
+  timeout 150 "$b/raylight_attention_lab" --check-only >"$work/lab_check.log" 2>&1
+  note "lab checks, defaults: exit $? $(grep -c ' ok$' "$work/lab_check.log") ok, $(grep -c 'FAIL' "$work/lab_check.log") failed"
+  RAYLIGHT_FP8_FLASH_KEYS=128 RAYLIGHT_FP8_FLASH_QREGS=1 timeout 150 "$b/raylight_attention_lab" --check-only >"$work/lab_check_qregs.log" 2>&1
   note "lab checks, Q in registers: exit $? $(grep -c ' ok$' "$work/lab_check_qregs.log") ok, $(grep -c 'FAIL' "$work/lab_check_qregs.log") failed"
   grep -E "FAIL" "$work/lab_check_qregs.log" | head -4 | tee -a "$out/summary.txt"
   gtest gated_cases 300 raylight_backend_ops_cuda --gtest_filter='*gated*'
