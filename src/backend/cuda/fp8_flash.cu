@@ -242,7 +242,7 @@ __device__ __forceinline__ void softmax_tile(float (&s)[kN / 2], Rows& r, uint32
         if (8 * i + 2 * t + (e & 1) >= cols_left) s[4 * i + e] = -INFINITY;
   }
   // The row maxima as trees (depth log2(kN / 4) instead of a chain of kN / 8): the exp2s wait
-  // on them, and while this warpgroup's softmax runs its scheduler has no other work.
+  // on them, and while this warpgroup's softmax runs its scheduler has little else to issue.
   float mx[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
