@@ -61,26 +61,16 @@ lab() {  # each build in $LAB_BUILDS (default: $b alone), alternated $LAB_ROUNDS
   done
 }
 
-# One forward bench with nvidia-smi sampling: label, "ENV=V,ENV=V", bench arguments...
+# One forward bench with nvidia-smi sampling: label, "ENV=V,ENV=V" (BIN=dir: that build's raylight),
+# bench arguments...
+source bench/forward_power.sh
 forward() {
-  local label=$1 envs=$2; shift 2
-  nvidia-smi --query-gpu=power.draw,clocks.sm --format=csv,noheader,nounits -lms 250 >"$work/smi_$label.csv" 2>/dev/null &
-  local smi=$!
-  local bin=$b e
+  local label=$1 envs=$2 bin=$b e; shift 2
   local assigns=()
   for e in ${envs//,/ }; do
     if [[ $e == BIN=* ]]; then bin=${e#BIN=}; else assigns+=("$e"); fi
   done
-  env "${assigns[@]}" timeout 250 "$bin/raylight" bench --model wan-14b --dtype fp8 --attention fp8 --fp8-accuracy off \
-    --runs "${FWD_RUNS:-2}" --warmup 1 "$@" >"$work/forward_$label.log" 2>&1
-  local rc=$?
-  kill $smi 2>/dev/null; wait $smi 2>/dev/null
-  # Mean power and clock over the samples drawing over 500 W (the forwards, not the loading).
-  local hot
-  hot=$(awk -F', *' '$1 > 500 {p += $1; c += $2; n++} END {if (n) printf "%.0f W, %.0f MHz over %d samples", p / n, c / n, n}' \
-    "$work/smi_$label.csv")
-  note "== $label (exit $rc): $(grep -E '^forward:' "$work/forward_$label.log") [$hot]"
-  grep -E "^breakdown" "$work/forward_$label.log" | cut -c1-220 | tee -a "$out/summary.txt"
+  forward_power "$label" "$bin" "${assigns[@]}" -- "$@"
 }
 run_size() {
   local size=$1 args=()
