@@ -184,7 +184,8 @@ void bench_attention(CudaBackend& be, int64_t L, int64_t Lk, int64_t H, int64_t 
 }
 
 
-// The profiled run by op name, longest first: which ops make up the "rest".
+// The profiled run by op name, longest first: which ops make up the "rest". Names with a dot
+// are steps inside the op before the dot (attention.fp8_kernel), already counted in it.
 void print_ops_breakdown(const CudaProfile& p) {
   std::vector<std::pair<std::string, CudaProfile::OpTime>> ops(p.by_op.begin(), p.by_op.end());
   std::sort(ops.begin(), ops.end(), [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });

@@ -178,7 +178,8 @@ CudaProfile Context::profile() {
   for (auto& p : timed_ops_) {
     float ms = 0;
     RL_CUDA(cudaEventElapsedTime(&ms, p.a, p.b));
-    (p.cat == kMatmul ? totals.matmul_ms : p.cat == kAttention ? totals.attention_ms : totals.other_ms) += ms;
+    if (p.cat != kDetail)
+      (p.cat == kMatmul ? totals.matmul_ms : p.cat == kAttention ? totals.attention_ms : totals.other_ms) += ms;
     if (p.cat == kMatmul) totals.matmul_flops += p.flops;
     if (p.cat == kAttention) totals.attention_flops += p.flops;
     CudaProfile::OpTime& t = totals.by_op[p.name ? p.name : "?"];

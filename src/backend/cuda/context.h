@@ -28,8 +28,9 @@ class TransferQueue;
 
 using bf16 = __nv_bfloat16;
 
-// The profiler's categories.
-enum Category { kMatmul, kAttention, kOther };
+// The profiler's categories. kDetail brackets a step inside an op already timed under
+// another category: it shows in the per-op breakdown only, so nothing is counted twice.
+enum Category { kMatmul, kAttention, kOther, kDetail };
 
 // The device pointer of a bf16 tensor.
 inline bf16* bp(const Tensor& t) { return static_cast<bf16*>(const_cast<void*>(t.raw())); }
