@@ -258,9 +258,20 @@ void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Ten
   void* vt = nullptr;
   if (own_fp8) check_cuda(cudaMalloc(&vt, size_t(fp8_flash_keys(Lk) * C)), "alloc");
   auto transpose = [&] { fp8_flash_transpose_v(static_cast<uint8_t*>(v8), Lk, C, static_cast<uint8_t*>(vt), s); };
-  auto flash = [&](Fp8FlashExp exp, bool pingpong, int tile_keys, int cluster, bool q_regs = false) {
+  // As the engine runs it for our kernel: V's statistics and scale only, then V quantised
+  // straight into V^T (no codes in between).
+  Fp8Operand own_ops[3] = {ops[0], ops[1], ops[2]};
+  own_ops[2].y = nullptr;
+  auto quantise_qk = [&] { quantise_fp8_operands(own_ops, 3, C, D, amax, work, s); };
+  auto quantise_vt = [&] {
+    fp8_flash_quantise_v(static_cast<const bf16*>(v.raw()), Lk, C, sums + 2 * C, Lk, sc + 12,
+                         static_cast<uint8_t*>(vt), s);
+  };
+  auto flash = [&](Fp8FlashExp exp, bool pingpong, int tile_keys, int cluster, bool q_regs = false,
+                   bool deferred = false) {
     Fp8FlashCall call;
     call.q_regs = q_regs;
+    call.deferred_wait = deferred;
     call.exp = exp;
     call.pingpong = pingpong;
     call.tile_keys = tile_keys;
@@ -323,9 +334,21 @@ void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Ten
         std::printf("check fp8own Q in registers, ping-pong %s: rel L2 vs Q in shared memory %.2e %s\n",
                     pingpong ? "on " : "off", e, e < 1e-6 ? "ok" : "FAIL");
       }
+      // The deferred wait: the classic order's arithmetic in the same order, so the same bits.
+      for (int keys : {128, 192})
+        for (bool pingpong : {false, true}) {
+          flash(Fp8FlashExp::F32, pingpong, keys, 1);
+          const std::vector<float> classic = host_o();
+          flash(Fp8FlashExp::F32, pingpong, keys, 1, false, true);
+          const double e = rel_l2(host_o(), classic);
+          std::printf("check fp8own deferred wait, %d-key tiles, ping-pong %s: rel L2 vs the classic order %.2e %s\n",
+                      keys, pingpong ? "on " : "off", e, e == 0.0 ? "ok" : "FAIL");
+        }
       const double tq = time(quantise), tt = time(transpose), flops = 4.0 * Lq * Lk * H * D;
-      std::printf("time fp8own parts q %6lld x k %6lld, %2lld heads: quantisation %.3f ms, V^T %.3f ms\n",
-                  (long long)Lq, (long long)Lk, (long long)H, tq, tt);
+      const double tqk = time(quantise_qk), tvt = time(quantise_vt);
+      std::printf("time fp8own parts q %6lld x k %6lld, %2lld heads: quantisation %.3f ms, V^T %.3f ms; as the engine "
+                  "runs them: q and k (V's scale) %.3f ms, V into V^T %.3f ms\n",
+                  (long long)Lq, (long long)Lk, (long long)H, tq, tt, tqk, tvt);
       std::printf("time fp8own resident blocks: %d (128-key tiles), %d (192) alone; %d, %d in clusters of 2\n",
                   fp8_flash_resident_blocks(128, 1), fp8_flash_resident_blocks(192, 1), fp8_flash_resident_blocks(128, 2),
                   fp8_flash_resident_blocks(192, 2));
@@ -342,6 +365,12 @@ void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Ten
               std::printf("time fp8own kernel, %d-key tiles, exp2 %-4s, ping-pong %s, cluster %d: %.3f ms, %.0f "
                           "TFLOP/s (rel L2 vs 128-key f32 exp2 %.2e)\n",
                           keys, fp8_flash_exp_name(exp), pingpong ? "on " : "off", cluster, tf, flops / tf / 1e9, e);
+              if (cluster == 1 && exp == Fp8FlashExp::F32) {  // the deferred wait, right after
+                const double td = time([&] { flash(exp, pingpong, keys, cluster, false, true); });
+                std::printf("time fp8own kernel, %d-key tiles, exp2 f32 , ping-pong %s, deferred wait: %.3f ms, %.0f "
+                            "TFLOP/s\n",
+                            keys, pingpong ? "on " : "off", td, flops / td / 1e9);
+              }
               if (keys == 128 && cluster == 1 && exp == Fp8FlashExp::F32) {  // Q in registers, right after
                 const double tr = time([&] { flash(exp, pingpong, keys, cluster, true); });
                 std::printf("time fp8own kernel, 128-key tiles, exp2 f32 , ping-pong %s, Q in registers: %.3f ms, %.0f "

@@ -21,26 +21,31 @@ namespace {
 
 constexpr int kD = 128;        // head size (bytes of an e4m3 row: one 128-byte swizzle row)
 constexpr int kBM = 128;       // query rows per block (64 per consumer warpgroup)
-constexpr int kStages = 3;     // K / V^T tiles in flight
+constexpr int kClassicStages = 3;  // K / V^T tiles in flight (kDeferredWait: kDeferStages)
+constexpr int kDeferStages = 4;  // a stage is released one step later there
 constexpr int kThreads = 384;  // producer warpgroup + two consumer warpgroups
 constexpr int kVAtom = 64;     // 192-key tiles: V^T comes in boxes of 64 keys (64-byte swizzle)
 constexpr float kLog2P = 8.807354922057604f;  // log2(448): P's e4m3 scale folded into exp2
 
 // Shared memory for tiles of kN keys (128 or 192): 1024-byte aligned tiles (the 128-byte
 // swizzle repeats every 8 rows).
-template <int kN>
+template <int kN, int kS>
 struct Smem {
   uint8_t q[kBM * kD];
-  uint8_t k[kStages][kN * kD];
-  uint8_t v[kStages][kN * kD];
+  uint8_t k[kS][kN * kD];
+  uint8_t v[kS][kN * kD];
   uint64_t q_full;
-  uint64_t k_full[kStages];
-  uint64_t v_full[kStages];
-  uint64_t empty[kStages];
+  uint64_t k_full[kS];
+  uint64_t v_full[kS];
+  uint64_t empty[kS];
 };
-template <int kN>
+template <int kN, int kS>
 constexpr size_t smem_bytes() {
-  return sizeof(Smem<kN>) + 1024;  // room to align the base
+  return sizeof(Smem<kN, kS>) + 1024;  // room to align the base
+}
+constexpr size_t smem_bytes_for(int n, bool deferred) {
+  return n == 128 ? (deferred ? smem_bytes<128, kDeferStages>() : smem_bytes<128, kClassicStages>())
+                  : (deferred ? smem_bytes<192, kDeferStages>() : smem_bytes<192, kClassicStages>());
 }
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
@@ -406,15 +411,26 @@ __device__ __forceinline__ void store_output(const float (&o)[64], Rows& r, floa
 // cluster; a stage is refilled only once every consumer warp of the cluster has released it.
 // kQRegs (128-key tiles alone): each consumer warp holds its Q rows as wgmma A fragments in
 // registers, so S's products read only K from shared memory (a third less operand traffic).
-template <Fp8FlashExp kExp, bool kPingPong, int kN, int kCl, bool kQRegs>
+// kDeferredWait (a losing variant): a step issues the next tile's S and waits for it (and for
+// the P V before last, long done), then rescales O and issues the previous tile's P V, and
+// runs the softmax under that P V. In the classic order ptxas moves the wait for the P V up to
+// the softmax's start (Nsight Compute, twelfth session), so the softmax runs after the P V it
+// was meant to overlap; here no wait sits between a softmax and the next issue. A stage is
+// released a step later, so kDeferStages are in flight. Yet it ran 7 % slower (886 against 955
+// TFLOP/s, 192-key tiles): with two consumer warpgroups the other one's products already fill
+// the tensor cores during a softmax. (A first form with two waits a step, the S wait after
+// the P V issue, made ptxas serialise every product: C7514.)
+template <Fp8FlashExp kExp, bool kPingPong, int kN, int kCl, bool kQRegs, bool kDeferredWait>
 __global__ void __launch_bounds__(kThreads, 1)
     fp8_flash_kernel(const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap k_map,
                      const __grid_constant__ CUtensorMap v_map, const float* __restrict__ descale_q,
                      const float* __restrict__ descale_k, const float* __restrict__ descale_v,
                      const float* __restrict__ v_sum, float inv_valid, bf16* __restrict__ o_out,
                      float* __restrict__ lse_out, int Lq, int H, int valid) {
+  constexpr int kStages = kDeferredWait ? kDeferStages : kClassicStages;
   extern __shared__ uint8_t smem_raw[];
-  Smem<kN>& sm = *reinterpret_cast<Smem<kN>*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  using Shared = Smem<kN, kStages>;
+  Shared& sm = *reinterpret_cast<Shared*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   const int wg = threadIdx.x / 128;
   const int head = blockIdx.y, m0 = blockIdx.x * kBM;
   const int tiles = (valid + kN - 1) / kN;
@@ -470,6 +486,14 @@ __global__ void __launch_bounds__(kThreads, 1)
     uint32_t p[kN / 8], p_next[kN / 8];
     Rows r{{-INFINITY, -INFINITY}, {0.f, 0.f}};
     float alpha[2];
+    // Once the row maxima settle most tiles leave them unchanged (alpha exactly 1): skip the
+    // rescale where no row of the warp moved.
+    auto rescale = [&](float(&acc)[64], const float(&a)[2]) {
+      if (__any_sync(0xffffffffu, a[0] != 1.0f || a[1] != 1.0f)) {
+#pragma unroll
+        for (int i = 0; i < 64; ++i) acc[i] *= a[(i >> 1) & 1];
+      }
+    };
 
     // Ping-pong (kPingPong): the two consumer warpgroups take turns issuing their products
     // (named barriers 1 and 2), so one's softmax runs while the other's products do.
@@ -526,21 +550,56 @@ __global__ void __launch_bounds__(kThreads, 1)
         bar_arrive(&sm.empty[prev]);
         if constexpr (kCl > 1) bar_arrive_peer(&sm.empty[prev], rank ^ 1);
       }
-      // Once the row maxima settle most tiles leave them unchanged (alpha exactly 1): skip the
-      // rescale where no row of the warp moved.
-      if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
-#pragma unroll
-        for (int i = 0; i < 64; ++i) o[i] *= alpha[(i >> 1) & 1];
+      rescale(o, alpha);
+    };
+    // kDeferredWait's step j >= 1: S of tile j issued; then the wait for tile j - 2's P V
+    // (long finished: it ran under the previous softmax), O rescaled for tile j - 1, whose P V
+    // is issued; the softmax of tile j runs while that P V does.
+    auto deferred_step = [&](int j, uint32_t(&p_prev)[kN / 8], uint32_t(&p_cur)[kN / 8]) {
+      const int st = j % kStages, prev = (j - 1) % kStages;
+      bar_wait(&sm.k_full[st], (j / kStages) & 1);
+      turn_begin();
+      qk_tile(sm.k[st]);
+      wg_wait<0>();  // S of tile j is in, and tile j - 2's P V (long done: it ran under the last softmax)
+      pin(s);
+      pin(o);
+      pin(p_cur);  // tile j - 2's P, which that P V read
+      if (j >= 2 && lane == 0) {
+        bar_arrive(&sm.empty[(j - 2) % kStages]);
+        if constexpr (kCl > 1) bar_arrive_peer(&sm.empty[(j - 2) % kStages], rank ^ 1);
       }
+      rescale(o, alpha);
+      bar_wait(&sm.v_full[prev], ((j - 1) / kStages) & 1);
+      pv<kN>(o, p_prev, sm.v[prev]);
+      turn_end(false);
+      softmax_tile<kExp, kN>(s, r, p_cur, alpha, c, valid - j * kN, t);  // while that P V runs
+      if constexpr (kLatePack<kExp, kN>)
+#pragma unroll
+        for (int kk = 0; kk < kN / 32; ++kk) pack_step<kExp, kN>(s, p_cur, kk);
     };
     int j = 1;
     for (; j + 1 < tiles; j += 2) {
-      step(j, p, p_next);
-      step(j + 1, p_next, p);
+      if constexpr (kDeferredWait) {
+        deferred_step(j, p, p_next);
+        deferred_step(j + 1, p_next, p);
+      } else {
+        step(j, p, p_next);
+        step(j + 1, p_next, p);
+      }
     }
     const bool odd = j < tiles;
-    if (odd) step(j, p, p_next);
+    if (odd) {
+      if constexpr (kDeferredWait) deferred_step(j, p, p_next);
+      else step(j, p, p_next);
+    }
     const int last = (tiles - 1) % kStages;
+    if constexpr (kDeferredWait) {  // the P V of tile tiles - 2 may still run
+      wg_wait<0>();
+      pin(o);
+      pin(p);
+      pin(p_next);
+      rescale(o, alpha);
+    }
     bar_wait(&sm.v_full[last], ((tiles - 1) / kStages) & 1);
     turn_begin();
     if (odd) {
@@ -559,33 +618,6 @@ __global__ void __launch_bounds__(kThreads, 1)
     store_output(o, r, descale_v[0], v_sum, inv_valid, o_out, lse_out, row, head, Lq, H, t);
   }
   if constexpr (kCl > 1) cluster_sync();  // the peer may still arrive on this block's barriers
-}
-
-// ---- V^T in the key order P's registers have ----
-constexpr int kTransposeKeys = 32;
-__global__ void transpose_v_kernel(const uint8_t* __restrict__ v8, int64_t Lk, int64_t C, int64_t Lkp,
-                                   uint8_t* __restrict__ vt) {
-  __shared__ uint8_t tile[kTransposeKeys][kD + 16];
-  const int64_t k0 = int64_t(blockIdx.x) * kTransposeKeys, c0 = int64_t(blockIdx.y) * kD;
-  {  // 32 keys x 128 channels: 16 bytes a thread
-    const int key = threadIdx.x / 8, part = threadIdx.x % 8;
-    uint4 x = make_uint4(0, 0, 0, 0);
-    if (k0 + key < Lk) x = *reinterpret_cast<const uint4*>(v8 + (k0 + key) * C + c0 + 16 * part);
-    *reinterpret_cast<uint4*>(&tile[key][16 * part]) = x;
-  }
-  __syncthreads();
-  {  // 128 channels x 32 keys: a thread writes 16 keys of one channel
-    const int ch = threadIdx.x / 2, half = threadIdx.x % 2;
-    uint32_t w[4];
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      uint32_t word = 0;
-#pragma unroll
-      for (int b = 0; b < 4; ++b) word |= uint32_t(tile[fp8_flash_key_order(16 * half + 4 * q + b)][ch]) << (8 * b);
-      w[q] = word;
-    }
-    *reinterpret_cast<uint4*>(vt + (c0 + ch) * Lkp + k0 + 16 * half) = make_uint4(w[0], w[1], w[2], w[3]);
-  }
 }
 
 // cuTensorMapEncodeTiled through the runtime (no link against libcuda).
@@ -619,30 +651,49 @@ CUtensorMap byte_map(const uint8_t* base, int64_t cols, int64_t rows, int64_t st
   return map;
 }
 
-using Kernel = decltype(&fp8_flash_kernel<Fp8FlashExp::F32, false, 128, 1, false>);
+using Kernel = decltype(&fp8_flash_kernel<Fp8FlashExp::F32, false, 128, 1, false, false>);
 
 // The kernel for a call, with its shared memory allowed once.
 template <int kN, int kCl, bool kQ>
 Kernel pick_kernel(Fp8FlashExp exp, bool pingpong) {
   static const Kernel kernels[kFp8FlashExpModes][2] = {
-      {fp8_flash_kernel<Fp8FlashExp::F32, false, kN, kCl, kQ>, fp8_flash_kernel<Fp8FlashExp::F32, true, kN, kCl, kQ>},
-      {fp8_flash_kernel<Fp8FlashExp::F16Pairs, false, kN, kCl, kQ>,
-       fp8_flash_kernel<Fp8FlashExp::F16Pairs, true, kN, kCl, kQ>},
-      {fp8_flash_kernel<Fp8FlashExp::F32Poly, false, kN, kCl, kQ>,
-       fp8_flash_kernel<Fp8FlashExp::F32Poly, true, kN, kCl, kQ>},
-      {fp8_flash_kernel<Fp8FlashExp::F32AluPack, false, kN, kCl, kQ>,
-       fp8_flash_kernel<Fp8FlashExp::F32AluPack, true, kN, kCl, kQ>}};
+      {fp8_flash_kernel<Fp8FlashExp::F32, false, kN, kCl, kQ, false>,
+       fp8_flash_kernel<Fp8FlashExp::F32, true, kN, kCl, kQ, false>},
+      {fp8_flash_kernel<Fp8FlashExp::F16Pairs, false, kN, kCl, kQ, false>,
+       fp8_flash_kernel<Fp8FlashExp::F16Pairs, true, kN, kCl, kQ, false>},
+      {fp8_flash_kernel<Fp8FlashExp::F32Poly, false, kN, kCl, kQ, false>,
+       fp8_flash_kernel<Fp8FlashExp::F32Poly, true, kN, kCl, kQ, false>},
+      {fp8_flash_kernel<Fp8FlashExp::F32AluPack, false, kN, kCl, kQ, false>,
+       fp8_flash_kernel<Fp8FlashExp::F32AluPack, true, kN, kCl, kQ, false>}};
   static std::once_flag once;
   std::call_once(once, [] {
     for (const auto& row : kernels)
       for (Kernel k : row)
-        RL_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes<kN>())));
+        RL_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes_for(kN, false))));
   });
   return kernels[static_cast<int>(exp)][pingpong];
 }
+// The deferred wait's kernels (fp32 exp2, clusters of 1, Q in shared memory).
+template <int kN>
+Kernel pick_deferred_kernel(bool pingpong) {
+  static const Kernel kernels[2] = {fp8_flash_kernel<Fp8FlashExp::F32, false, kN, 1, false, true>,
+                                    fp8_flash_kernel<Fp8FlashExp::F32, true, kN, 1, false, true>};
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (Kernel k : kernels)
+      RL_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes_for(kN, true))));
+  });
+  return kernels[pingpong];
+}
+
+// Whether a call runs the deferred wait: asked for, and built for its form.
+bool runs_deferred(const Fp8FlashCall& a) {
+  return a.deferred_wait && a.exp == Fp8FlashExp::F32 && a.cluster == 1 && !a.q_regs;
+}
 
 // The kernel for tiles of n keys in clusters of cl blocks (Q in registers: 128 keys, cl 1).
-Kernel kernel_for(int n, int cl, Fp8FlashExp exp, bool pingpong, bool q_regs) {
+Kernel kernel_for(int n, int cl, Fp8FlashExp exp, bool pingpong, bool q_regs, bool deferred) {
+  if (deferred) return n == 128 ? pick_deferred_kernel<128>(pingpong) : pick_deferred_kernel<192>(pingpong);
   if (q_regs) return pick_kernel<128, 1, true>(exp, pingpong);
   if (n == 128) return cl == 1 ? pick_kernel<128, 1, false>(exp, pingpong) : pick_kernel<128, 2, false>(exp, pingpong);
   return cl == 1 ? pick_kernel<192, 1, false>(exp, pingpong) : pick_kernel<192, 2, false>(exp, pingpong);
@@ -650,7 +701,7 @@ Kernel kernel_for(int n, int cl, Fp8FlashExp exp, bool pingpong, bool q_regs) {
 
 // A launch of 384-thread blocks of tiles of n keys over `grid`, in clusters of cl along x
 // (`attr` holds the cluster shape the config points at).
-cudaLaunchConfig_t launch_config(int n, int cl, dim3 grid, cudaStream_t s, cudaLaunchAttribute& attr) {
+cudaLaunchConfig_t launch_config(int n, int cl, bool deferred, dim3 grid, cudaStream_t s, cudaLaunchAttribute& attr) {
   attr = {};
   attr.id = cudaLaunchAttributeClusterDimension;
   attr.val.clusterDim.x = static_cast<unsigned>(cl);
@@ -659,7 +710,7 @@ cudaLaunchConfig_t launch_config(int n, int cl, dim3 grid, cudaStream_t s, cudaL
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = n == 128 ? smem_bytes<128>() : smem_bytes<192>();
+  cfg.dynamicSmemBytes = smem_bytes_for(n, deferred);
   cfg.stream = s;
   cfg.attrs = &attr;
   cfg.numAttrs = 1;
@@ -713,6 +764,11 @@ int fp8_flash_tile_keys_default() {
   return keys;
 }
 
+bool fp8_flash_deferred_wait_default() {
+  static const bool on = env_choice("RAYLIGHT_FP8_FLASH_DEFER", {0, 1}, 0) == 1;
+  return on;
+}
+
 bool fp8_flash_q_regs_default() {
   static const bool on = env_choice("RAYLIGHT_FP8_FLASH_QREGS", {0, 1}, 0) == 1;
   return on;
@@ -735,20 +791,15 @@ bool fp8_flash_supports(int64_t D) {
   return hopper;
 }
 
-void fp8_flash_transpose_v(const uint8_t* v8, int64_t Lk, int64_t C, uint8_t* vt, cudaStream_t s) {
-  if (C % kD != 0 || Lk < 1) fail("fp8_flash_transpose_v: ", C, " columns are not whole heads of 128");
-  const int64_t Lkp = fp8_flash_keys(Lk);
-  const dim3 grid(static_cast<unsigned>(Lkp / kTransposeKeys), static_cast<unsigned>(C / kD));
-  transpose_v_kernel<<<grid, 256, 0, s>>>(v8, Lk, C, Lkp, vt);
-  RL_CUDA_LAUNCH();
-}
 
 int fp8_flash_resident_blocks(int tile_keys, int cluster) {
   if ((tile_keys != 128 && tile_keys != 192) || (cluster != 1 && cluster != 2)) return 0;
   cudaLaunchAttribute attr;
-  const cudaLaunchConfig_t cfg = launch_config(tile_keys, cluster, dim3(static_cast<unsigned>(cluster)), nullptr, attr);
+  const cudaLaunchConfig_t cfg =
+      launch_config(tile_keys, cluster, false, dim3(static_cast<unsigned>(cluster)), nullptr, attr);
   int clusters = 0;
-  if (cudaOccupancyMaxActiveClusters(&clusters, kernel_for(tile_keys, cluster, Fp8FlashExp::F32, true, false), &cfg) !=
+  if (cudaOccupancyMaxActiveClusters(&clusters, kernel_for(tile_keys, cluster, Fp8FlashExp::F32, true, false, false),
+                                     &cfg) !=
       cudaSuccess) {
     cudaGetLastError();
     return 0;
@@ -775,11 +826,12 @@ void fp8_flash_attention(const Fp8FlashCall& a, cudaStream_t s) {
   // clusters (a block past the last row loads its share of K and V^T and stores nothing).
   const int64_t blocks = (a.Lq + kBM - 1) / kBM;
   cudaLaunchAttribute attr;
+  const bool deferred = runs_deferred(a);
   const cudaLaunchConfig_t cfg = launch_config(
-      n, cl, dim3(static_cast<unsigned>((blocks + cl - 1) / cl * cl), static_cast<unsigned>(a.H)), s, attr);
-  RL_CUDA(cudaLaunchKernelEx(&cfg, kernel_for(n, cl, a.exp, a.pingpong, a.q_regs), q_map, k_map, v_map, a.descale_q,
-                             a.descale_k, a.descale_v, a.v_sum, a.inv_valid, a.o, a.lse, int(a.Lq), int(a.H),
-                             int(a.valid)));
+      n, cl, deferred, dim3(static_cast<unsigned>((blocks + cl - 1) / cl * cl), static_cast<unsigned>(a.H)), s, attr);
+  RL_CUDA(cudaLaunchKernelEx(&cfg, kernel_for(n, cl, a.exp, a.pingpong, a.q_regs, deferred), q_map, k_map, v_map,
+                             a.descale_q, a.descale_k, a.descale_v, a.v_sum, a.inv_valid, a.o, a.lse, int(a.Lq),
+                             int(a.H), int(a.valid)));
 }
 
 }  // namespace raylight::cuda

@@ -45,6 +45,12 @@ inline constexpr int fp8_flash_key_order(int p) {
 // vt[(h D + d) Lkp + 32 b + p] = v8[(32 b + key_order(p)) C + h D + d], 0 for keys >= Lk.
 // v8: [Lk, C] e4m3 codes; C % 128 == 0; Lkp = fp8_flash_keys(Lk); 16-byte aligned.
 void fp8_flash_transpose_v(const uint8_t* v8, int64_t Lk, int64_t C, uint8_t* vt, cudaStream_t s);
+// The same vt straight from bf16 v [Lk, C], quantised as quantise_fp8_operands quantises an
+// unrotated operand: the codes it would write, bit for bit, from the column sums (null: no
+// smoothing) over rows [0, stat_rows) and the scale (a device scalar) it wrote for v when
+// called with v's y left null. Saves V's codes' round trip through memory.
+void fp8_flash_quantise_v(const bf16* v, int64_t Lk, int64_t C, const float* sum, int64_t stat_rows,
+                          const float* scale, uint8_t* vt, cudaStream_t s);
 
 // How the kernel computes P's exp2: fp32 on the special-function unit; f16 pairs (one
 // special-function op for two values: P is rounded to e4m3 next, 16 x coarser than f16); fp32
@@ -78,6 +84,12 @@ int fp8_flash_cluster_default();
 // so they read only K from shared memory: less operand traffic, which under the power cap is
 // energy. RAYLIGHT_FP8_FLASH_QREGS=0|1 (read once); default 0.
 bool fp8_flash_q_regs_default();
+// The wait for the previous tile's P V deferred until the next tile's S is in flight (so the
+// softmax overlaps that P V; fp8_flash.cu says why the classic order does not), for fp32 exp2
+// in clusters of 1 with Q in shared memory (other forms keep the classic order); the same
+// output bit for bit. RAYLIGHT_FP8_FLASH_DEFER=0|1 (read once); default 0: on an H200 it ran
+// 7 % slower in the lab and 4 % slower in Wan 14B forwards (128-key tiles serialise: C7512).
+bool fp8_flash_deferred_wait_default();
 
 struct Fp8FlashCall {
   const uint8_t* q8 = nullptr;  // [Lq, H, 128] e4m3
@@ -97,6 +109,7 @@ struct Fp8FlashCall {
   int tile_keys = fp8_flash_tile_keys_default();
   int cluster = fp8_flash_cluster_default();
   bool q_regs = fp8_flash_q_regs_default();
+  bool deferred_wait = fp8_flash_deferred_wait_default();
 };
 
 // Blocks of the kernel the device holds at once with clusters of `cluster` (a GPC with an odd

@@ -309,6 +309,7 @@ __global__ void __launch_bounds__(kPassThreads, 3) quantise_kernel(Batch b, int6
     o.descale[0] = 1.0f / scale;
     if (o.scale) o.scale[0] = scale;
   }
+  if (!o.y) return;  // statistics and scales only
   const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t r0 = g / p.threads_per_row;
   if (r0 >= p.row_step || r0 >= o.rows) return;  // whole segments, as in stats_kernel
@@ -473,7 +474,7 @@ void quantise_fp8_operands(const Fp8Operand* ops, int count, int64_t C, int64_t 
   for (int i = 0; i < count; ++i) {
     b.op[i] = ops[i];
     if (ops[i].rotate && !fp8_rotates(D)) fail("quantise_fp8_operands: no rotation for head size ", D);
-    if ((ops[i].smooth && !ops[i].sum) || !ops[i].x || !ops[i].y || !ops[i].descale)
+    if ((ops[i].smooth && !ops[i].sum) || !ops[i].x || !ops[i].descale)
       fail("quantise_fp8_operands: operand ", i, " lacks a buffer");
     if (ops[i].rows < 0 || ops[i].stat_rows < 0 || ops[i].stat_rows > ops[i].rows)
       fail("quantise_fp8_operands: operand ", i, " has ", ops[i].stat_rows, " stat rows of ", ops[i].rows);
@@ -483,12 +484,15 @@ void quantise_fp8_operands(const Fp8Operand* ops, int count, int64_t C, int64_t 
     max_tpr = std::max(max_tpr, b.plan[i].threads_per_row);
   }
   // Quantisation: each thread takes every row_step-th row, row_step such that the threads
-  // of all operands make two waves of the device (equal rows per thread: no ragged tail).
+  // of the operands it writes make two waves of the device (equal rows per thread: no ragged
+  // tail; an operand without y only writes its scales).
   const int64_t quant_threads = 2 * resident_threads(quantise_kernel, 1);
-  int64_t max_quant_threads = 1;
+  int64_t max_quant_threads = 1, written = 0;
+  for (int i = 0; i < count; ++i) written += ops[i].y != nullptr;
   for (int i = 0; i < count; ++i) {
     Plan& p = b.plan[i];
-    p.row_step = std::max<int64_t>(1, std::min(ops[i].rows, quant_threads / (count * p.threads_per_row)));
+    const int64_t share = quant_threads / (std::max<int64_t>(written, 1) * p.threads_per_row);
+    p.row_step = std::max<int64_t>(1, std::min(ops[i].rows, share));
     max_quant_threads = std::max(max_quant_threads, p.row_step * p.threads_per_row);
   }
   RL_CUDA(cudaMemsetAsync(amax, 0, size_t(count) * sizeof(float), s));

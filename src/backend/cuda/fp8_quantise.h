@@ -39,7 +39,8 @@ struct Fp8Operand {
   int64_t stat_rows = 0;  // rows [0, stat_rows) set the scale and the mean (the valid keys)
   bool smooth = false;    // subtract the column mean over the stat rows
   bool rotate = false;    // the per-head rotation first (q and k alike; D must be fp8_rotates)
-  uint8_t* y = nullptr;   // e4m3 codes [rows, C]
+  uint8_t* y = nullptr;   // e4m3 codes [rows, C], or null: the statistics, sum and scales only
+                          // (fp8_flash_quantise_v writes V's codes in our kernel's layout)
   float* sum = nullptr;   // [C] written when given (required to smooth; 16-byte aligned): column
                           // sums over the stat rows, of the rotated values where it rotates
   float* descale = nullptr;  // [1] written: 1 / scale

@@ -103,7 +103,10 @@ bool fp8_attention(CudnnAttention& cudnn, Context& ctx, const Tensor& q, const T
                    int64_t valid, bf16* o, float* lse, int64_t kv_chunk, Fp8Rows* codes = nullptr) {
   const int64_t Lq = q.dim(0), Lk = k.dim(0), H = q.dim(1), D = q.dim(2), C = H * D;
   if (D % 16 != 0) return false;
-  Tensor q8 = ctx.alloc({Lq * C}, DType::U8), k8 = ctx.alloc({Lk * C}, DType::U8), v8 = ctx.alloc({Lk * C}, DType::U8);
+  // Our kernel takes V quantised straight into its V^T layout, with no codes in between.
+  const bool own = own_fp8_serves(ctx, D, Lk, valid, kv_chunk);
+  Tensor q8 = ctx.alloc({Lq * C}, DType::U8), k8 = ctx.alloc({Lk * C}, DType::U8);
+  Tensor v8 = own ? ctx.alloc({C * fp8_flash_keys(Lk)}, DType::U8) : ctx.alloc({Lk * C}, DType::U8);
   Tensor scales = ctx.alloc({16}, DType::F32), amax = ctx.alloc({4}, DType::F32);
   Tensor sums = ctx.alloc({3 * C}, DType::F32);
   Tensor work = ctx.alloc({fp8_quantise_workspace_floats(3, C, std::max(Lq, valid))}, DType::F32);
@@ -114,17 +117,22 @@ bool fp8_attention(CudnnAttention& cudnn, Context& ctx, const Tensor& q, const T
   Fp8Operand ops[3];
   ops[0] = {bp(q), Lq, Lq, false, rotate, u8(q8), sum, sc, nullptr};
   ops[1] = {bp(k), Lk, valid, true, rotate, u8(k8), sum + C, sc + 4, nullptr};
-  ops[2] = {bp(v), Lk, valid, true, false, u8(v8), sum + 2 * C, sc + 8, sc + 12};
-  quantise_fp8_operands(ops, 3, C, D, amax.data<float>(), work.data<float>(), ctx.stream);
+  ops[2] = {bp(v), Lk, valid, true, false, own ? nullptr : u8(v8), sum + 2 * C, sc + 8, sc + 12};
+  {
+    Context::Scope step(ctx, kDetail, 0, "attention.fp8_quantise");
+    quantise_fp8_operands(ops, 3, C, D, amax.data<float>(), work.data<float>(), ctx.stream);
+  }
   // Our own kernel (fp8_flash.h) where it serves the shape: bf16 output with v's mean, no
   // codes, one call over all keys.
-  if (own_fp8_serves(ctx, D, Lk, valid, kv_chunk)) {
-    Tensor vt = ctx.alloc({C * fp8_flash_keys(Lk)}, DType::U8);
-    fp8_flash_transpose_v(u8(v8), Lk, C, u8(vt), ctx.stream);
+  if (own) {
+    {
+      Context::Scope step(ctx, kDetail, 0, "attention.fp8_vt");
+      fp8_flash_quantise_v(bp(v), Lk, C, sum + 2 * C, valid, sc + 12, u8(v8), ctx.stream);
+    }
     Fp8FlashCall call;
     call.q8 = u8(q8);
     call.k8 = u8(k8);
-    call.vt = u8(vt);
+    call.vt = u8(v8);
     call.descale_q = sc;
     call.descale_k = sc + 4;
     call.descale_v = sc + 8;
@@ -136,7 +144,10 @@ bool fp8_attention(CudnnAttention& cudnn, Context& ctx, const Tensor& q, const T
     call.Lk = Lk;
     call.H = H;
     call.valid = valid;
-    fp8_flash_attention(call, ctx.stream);
+    {
+      Context::Scope step(ctx, kDetail, 0, "attention.fp8_kernel");
+      fp8_flash_attention(call, ctx.stream);
+    }
     if (lse) fp8_lse_add_k_mean(bp(q), Lq, H, D, sum + C, valid, rotate, lse, ctx.stream);  // of the true scores
     return true;
   }
@@ -171,6 +182,7 @@ Tensor unmasked_attention(Context& ctx, const Tensor& q, const Tensor& k, const 
     if (ctx.cudnn && ctx.cudnn->fp8() && valid >= kFp8MinKeys &&
         fp8_attention(*ctx.cudnn, ctx, q, k, v, valid, bp(o), l, kFp8KvChunkFromEnv, codes))
       return codes && codes->held() ? Tensor() : o;
+    Context::Scope step(ctx, kDetail, 0, valid >= kFp8MinKeys ? "attention.bf16_self" : "attention.bf16_few_keys");
     if (ctx.cudnn && ctx.cudnn->run(bp(q), bp(k), bp(v), bp(o), l, Lq, Lk, H, D, valid)) return o;
     if (flash_attention_supports(D)) {
       flash_attention(bp(q), bp(k), bp(v), bp(o), l, Lq, Lk, H, D, valid, ctx.stream);
