@@ -30,12 +30,7 @@ trap finish EXIT
 t0=$SECONDS
 nvidia-smi --query-gpu=name,power.limit,clocks.max.sm --format=csv,noheader | tee -a "$out/summary.txt"
 
-gtest() {  # label, timeout, binary, gtest arguments...
-  local label=$1 limit=$2 bin=$3; shift 3
-  timeout "$limit" "$b/$bin" "$@" >"$work/$label.log" 2>&1
-  note "$label: exit $? $(grep -E '^\[  (PASSED|FAILED)  \]' "$work/$label.log" | tr '\n' ' ')"
-  grep -E "^\[  FAILED  \]|Failure|Which is|rel_err|worst_lse|Trace" "$work/$label.log" | head -16 | tee -a "$out/summary.txt"
-}
+source bench/session_helpers.sh  # gtest, forward_power, forward_variant
 
 checks() {
   gtest flash_tests 400 raylight_cuda_tests --gtest_filter='CudaFp8Flash.*:CudaFp8Rows.*'
@@ -61,23 +56,12 @@ lab() {  # each build in $LAB_BUILDS (default: $b alone), alternated $LAB_ROUNDS
   done
 }
 
-# One forward bench with nvidia-smi sampling: label, "ENV=V,ENV=V" (BIN=dir: that build's raylight),
-# bench arguments...
-source bench/forward_power.sh
-forward() {
-  local label=$1 envs=$2 bin=$b e; shift 2
-  local assigns=()
-  for e in ${envs//,/ }; do
-    if [[ $e == BIN=* ]]; then bin=${e#BIN=}; else assigns+=("$e"); fi
-  done
-  forward_power "$label" "$bin" "${assigns[@]}" -- "$@"
-}
 run_size() {
   local size=$1 args=()
   [ "$size" = 720p ] && args=(--height 720 --width 1280)
   for round in $(seq "${FWD_ROUNDS:-2}"); do
     for v in ${FWD_VARIANTS:-base=RAYLIGHT_FP8_FLASH_QREGS=0 qregs=RAYLIGHT_FP8_FLASH_QREGS=1}; do
-      forward "${size}_${v%%=*}_r$round" "${v#*=}" "${args[@]}"
+      forward_variant "${size}_${v%%=*}_r$round" "${v#*=}" "${args[@]}"
     done
   done
 }

@@ -48,7 +48,7 @@ if want lab; then
 fi
 
 # One forward bench with nvidia-smi sampling: label, environment assignments..., --, bench arguments.
-source bench/forward_power.sh
+source bench/session_helpers.sh
 forward() {
   local label=$1; shift
   forward_power "$label" "$b" "$@"

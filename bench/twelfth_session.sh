@@ -30,12 +30,7 @@ trap finish EXIT
 t0=$SECONDS
 nvidia-smi --query-gpu=name,power.limit,clocks.max.sm --format=csv,noheader | tee -a "$out/summary.txt"
 
-gtest() {  # label, timeout, binary, gtest arguments...
-  local label=$1 limit=$2 bin=$3; shift 3
-  timeout "$limit" "$b/$bin" "$@" >"$work/$label.log" 2>&1
-  note "$label: exit $? $(grep -E '^\[  (PASSED|FAILED)  \]' "$work/$label.log" | tr '\n' ' ')"
-  grep -E "^\[  FAILED  \]|Failure|Which is|rel_err|worst_lse|Trace" "$work/$label.log" | head -16 | tee -a "$out/summary.txt"
-}
+source bench/session_helpers.sh  # gtest, forward_power, forward_variant
 
 tests() {
   gtest cuda_tests 300 raylight_cuda_tests
@@ -43,18 +38,13 @@ tests() {
 }
 flash() { gtest flash_tests 300 raylight_cuda_tests --gtest_filter='CudaFp8Flash.*'; }
 
-source bench/forward_power.sh
 run_size() {
-  local size=$1 args=() round v e
+  local size=$1 args=() round v
   [ "$size" = 720p ] && args=(--height 720 --width 1280)
   for round in $(seq "${FWD_ROUNDS:-1}"); do
     for v in ${FWD_VARIANTS:-base=}; do
-      local bin=$b assigns=()
-      for e in $(echo "${v#*=}" | tr ',' ' '); do
-        if [[ $e == BIN=* ]]; then bin=${e#BIN=}; else assigns+=("$e"); fi
-      done
       local label="${size}_${v%%=*}_r$round"
-      forward_power "$label" "$bin" "${assigns[@]}" -- "${args[@]}"
+      forward_variant "$label" "${v#*=}" "${args[@]}"
       grep -E "^by op" "$work/forward_$label.log" | cut -c1-700 | tee -a "$out/summary.txt"
     done
   done
