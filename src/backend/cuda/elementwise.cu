@@ -161,6 +161,59 @@ struct QuantOp {
   }
 };
 
+// One block a row: its max |x| first, then the codes from a second read of the row (from L1 or
+// L2: a row is at most tens of KB), so the device memory traffic is one read and one write.
+__global__ void quantize_rows_kernel(const bf16* __restrict__ x, int64_t cols, uint8_t* __restrict__ y,
+                                     float* __restrict__ descale) {
+  const int64_t r = blockIdx.x;
+  const bf16* row = x + r * cols;
+  uint8_t* out = y + r * cols;
+  const bool vec = cols % 8 == 0;  // then every row starts 16-byte aligned (x is)
+  float m = 0.f;
+  if (vec) {
+    for (int64_t i = threadIdx.x; i < cols / 8; i += blockDim.x) {
+      float a[8];
+      load_v<8>(row + i * 8, a);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) m = fmaxf(m, fabsf(a[j]));
+    }
+  } else {
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) m = fmaxf(m, fabsf(__bfloat162float(row[i])));
+  }
+  __shared__ float scratch[32];
+  m = warp_max(m);
+  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = m;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    m = threadIdx.x < blockDim.x / 32 ? scratch[threadIdx.x] : 0.f;
+    m = warp_max(m);
+  }
+  __syncthreads();  // every warp has read its scratch entry before thread 0 reuses it
+  if (threadIdx.x == 0) scratch[0] = m;
+  __syncthreads();
+  const float amax = fmaxf(scratch[0], 1e-12f), inv = 448.f / amax;
+  if (threadIdx.x == 0) descale[r] = amax / 448.f;
+  if (vec) {
+    for (int64_t i = threadIdx.x; i < cols / 8; i += blockDim.x) {
+      float a[8];
+      load_v<8>(row + i * 8, a);
+      uint2 packed{0u, 0u};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        packed.x |= uint32_t(__nv_fp8_e4m3(a[j] * inv).__x) << (8 * j);
+        packed.y |= uint32_t(__nv_fp8_e4m3(a[j + 4] * inv).__x) << (8 * j);
+      }
+      *reinterpret_cast<uint2*>(out + i * 8) = packed;
+    }
+  } else {
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) out[i] = __nv_fp8_e4m3(__bfloat162float(row[i]) * inv).__x;
+  }
+}
+
+__global__ void fill_f32_kernel(float* y, int64_t n, float v) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) y[i] = v;
+}
+
 __global__ void write_scale_kernel(const float* amax, float* scale_out) {
   *scale_out = fmaxf(*amax, 1e-12f) / 448.f;
 }
@@ -219,6 +272,19 @@ void quantize_e4m3(const bf16* x, int64_t n, const float* amax, uint8_t* y, floa
                    cudaStream_t s) {
   launch(QuantOp{x, y, amax}, n, 8, {x, y}, s);
   write_scale_kernel<<<1, 1, 0, s>>>(amax, scale_out);
+  RL_CUDA_LAUNCH();
+}
+
+void quantize_rows_e4m3(const bf16* x, int64_t rows, int64_t cols, uint8_t* y, float* row_descale, cudaStream_t s) {
+  if (rows <= 0 || cols <= 0) return;
+  if (rows > int64_t(INT32_MAX)) fail("quantize_rows_e4m3: ", rows, " rows");
+  quantize_rows_kernel<<<static_cast<unsigned>(rows), 256, 0, s>>>(x, cols, y, row_descale);
+  RL_CUDA_LAUNCH();
+}
+
+void fill_f32(float* y, int64_t n, float v, cudaStream_t s) {
+  if (n <= 0) return;
+  fill_f32_kernel<<<grid_for(n), 256, 0, s>>>(y, n, v);
   RL_CUDA_LAUNCH();
 }
 

@@ -9,6 +9,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_constants.h"
+#include "backend/cuda/kernels.h"
 
 namespace raylight::cuda {
 namespace {
@@ -52,7 +53,9 @@ struct Gemm::Plan {
   std::vector<cublasLtMatmulAlgo_t> algos;  // heuristic's candidates, best first
   size_t next = 0;                           // first candidate not yet refused at run time
   bool tune = false;                         // candidates still to be timed on a first call
+  float* ones = nullptr;                     // per-row scales: the weight's side, N ones
   ~Plan() {
+    if (ones) cudaFree(ones);
     if (desc) cublasLtMatmulDescDestroy(desc);
     if (a) cublasLtMatrixLayoutDestroy(a);
     if (b) cublasLtMatrixLayoutDestroy(b);
@@ -83,7 +86,7 @@ Gemm::~Gemm() {
 Gemm::Plan* Gemm::plan(const Key& key) {
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second.get();
-  const auto [M, N, K, xt, wt, ep, has_bias, al_x, al_w, al_y, al_b, w_kn, ldw] = key;
+  const auto [M, N, K, xt, wt, ep, has_bias, al_x, al_w, al_y, al_b, w_kn, ldw, x_rows] = key;
   auto p = std::make_unique<Plan>();
   const DType x_type = static_cast<DType>(xt), w_type = static_cast<DType>(wt);
   RL_CUBLAS(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -103,7 +106,18 @@ Gemm::Plan* Gemm::plan(const Key& key) {
     const int8_t fast = 1;
     RL_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof(fast)));
     const float* one = one_;
-    RL_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &one, sizeof(one)));
+    const float* a_scale = one_;
+    if (x_rows) {
+      // Outer-vector scaling takes vectors on both sides (cuBLASLt 13.1 on an H200 refuses a
+      // vector with a scalar): the weight's are ones, its scale stays in alpha.
+      const int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+      RL_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof(mode)));
+      RL_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof(mode)));
+      RL_CUDA(cudaMalloc(&p->ones, size_t(N) * sizeof(float)));
+      fill_f32(p->ones, N, 1.0f, stream_);
+      a_scale = p->ones;
+    }
+    RL_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &a_scale, sizeof(a_scale)));
     RL_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &one, sizeof(one)));
   }
   if (w_kn) RL_CUBLAS(cublasLtMatrixLayoutCreate(&p->a, cuda_type(w_type), N, K, N));
@@ -133,9 +147,10 @@ Gemm::Plan* Gemm::plan(const Key& key) {
       if (results[i].state == CUBLAS_STATUS_SUCCESS) p->algos.push_back(results[i].algo);
   p->tune = tune_ && large && p->algos.size() > 1;
   if (debug_)
-    std::fprintf(stderr, "gemm plan M%lld N%lld K%lld x%s w%s ep%d bias%d: heuristic status %d, %zu algos%s\n",
-                 (long long)M, (long long)N, (long long)K, dtype_name(x_type).c_str(), dtype_name(w_type).c_str(),
-                 ep, int(has_bias), int(st), p->algos.size(), p->tune ? ", to be timed" : "");
+    std::fprintf(stderr, "gemm plan M%lld N%lld K%lld x%s%s w%s ep%d bias%d: heuristic status %d, %zu algos%s\n",
+                 (long long)M, (long long)N, (long long)K, dtype_name(x_type).c_str(), x_rows ? " (row scales)" : "",
+                 dtype_name(w_type).c_str(), ep, int(has_bias), int(st), p->algos.size(),
+                 p->tune ? ", to be timed" : "");
   Plan* raw = p.get();
   plans_.emplace(key, std::move(p));
   return raw;
@@ -143,8 +158,9 @@ Gemm::Plan* Gemm::plan(const Key& key) {
 
 bool Gemm::run(const void* x, DType x_type, const float* x_scale, const void* w, DType w_type,
                float alpha, const void* bias, void* y, int64_t M, int64_t N, int64_t K, Epilogue ep,
-               bool w_kn, int64_t ldw, bool accumulate) {
+               bool w_kn, int64_t ldw, bool accumulate, bool x_rows) {
   if (M == 0 || N == 0) return true;
+  x_rows = x_rows && x_type == DType::F8E4M3;
   if (ldw == 0) ldw = K;
   if (w_kn && ldw != K) return false;
   if (w_kn && w_type != DType::BF16) return false;  // fp8 kernels need the "TN" form
@@ -152,7 +168,7 @@ bool Gemm::run(const void* x, DType x_type, const float* x_scale, const void* w,
   // are not 16-byte aligned; the caller then dequantises instead.
   if (x_type == DType::F8E4M3 && reinterpret_cast<uintptr_t>(x_scale) % 16 != 0) return false;
   Plan* p = plan(Key{M, N, K, static_cast<int>(x_type), static_cast<int>(w_type), static_cast<int>(ep), bias != nullptr,
-                     alignment(x), alignment(w), alignment(y), bias ? alignment(bias) : 256, w_kn, ldw});
+                     alignment(x), alignment(w), alignment(y), bias ? alignment(bias) : 256, w_kn, ldw, x_rows});
   if (bias)
     RL_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
   if (x_type == DType::F8E4M3)
@@ -180,12 +196,13 @@ bool Gemm::run(const void* x, DType x_type, const float* x_scale, const void* w,
 // The key run() computes for operands at the allocator's alignment (256) with w `w_offset`
 // bytes in: a plan made here is the one that call finds.
 Gemm::Prepared Gemm::prepare(DType x_type, DType w_type, bool has_bias, int64_t M, int64_t N, int64_t K, Epilogue ep,
-                             int64_t ldw, int64_t w_offset, bool accumulate, const Scratch* scratch) {
+                             int64_t ldw, int64_t w_offset, bool accumulate, const Scratch* scratch, bool x_rows) {
   if (M == 0 || N == 0) return Prepared::Ready;  // run() makes no plan for an empty product
+  x_rows = x_rows && x_type == DType::F8E4M3;
   if (ldw == 0) ldw = K;
   const int al_w = alignment(static_cast<uintptr_t>(w_offset));
   Plan* p = plan(Key{M, N, K, static_cast<int>(x_type), static_cast<int>(w_type), static_cast<int>(ep), has_bias, 256,
-                     al_w, 256, 256, false, ldw});
+                     al_w, 256, 256, false, ldw, x_rows});
   if (p->algos.empty()) return Prepared::NoAlgorithm;
   if (!p->tune || accumulate) return Prepared::Ready;
   if (!scratch) return Prepared::WantsTiming;

@@ -35,14 +35,17 @@ class Gemm {
   // caller can fall back (e.g. GELU as a separate kernel). `w_kn`: w is stored [K, N]
   // (N contiguous, bf16 only) instead of [N, K], e.g. an im2col scratch laid out by pixel.
   // `ldw`: elements between the weight's rows when w is a run of columns of a wider weight
-  // (0: K); `accumulate`: y += the product (beta 1) instead of y = it.
+  // (0: K); `accumulate`: y += the product (beta 1) instead of y = it. `x_rows` (fp8 x):
+  // x_scale holds one descale per row of x (M floats; cuBLASLt's outer-vector scaling, the
+  // weight's side a vector of ones) instead of one for the whole tensor.
   bool run(const void* x, DType x_type, const float* x_scale, const void* w, DType w_type,
            float alpha, const void* bias, void* y, int64_t M, int64_t N, int64_t K, Epilogue ep,
-           bool w_kn = false, int64_t ldw = 0, bool accumulate = false);
+           bool w_kn = false, int64_t ldw = 0, bool accumulate = false, bool x_rows = false);
 
   // Device operands a plan is timed on by prepare(): buffers at least as large as the
   // product reads and writes (x [M, K], w [N, ldw] from its offset, y [M, N], bias [N]),
-  // 256-byte aligned as the caching allocator's blocks are; x_scale 16-byte aligned.
+  // 256-byte aligned as the caching allocator's blocks are; x_scale 16-byte aligned (M floats
+  // for a plan with per-row scales).
   struct Scratch {
     const void* x = nullptr;
     const float* x_scale = nullptr;
@@ -57,14 +60,14 @@ class Gemm {
   // call would do (never for an accumulating product, as run()). WantsTiming: the plan
   // waits for that timing (none was given scratch). No product is computed.
   Prepared prepare(DType x_type, DType w_type, bool has_bias, int64_t M, int64_t N, int64_t K, Epilogue ep,
-                   int64_t ldw, int64_t w_offset, bool accumulate, const Scratch* scratch);
+                   int64_t ldw, int64_t w_offset, bool accumulate, const Scratch* scratch, bool x_rows = false);
   // Plans made so far (by prepare() or by first calls): tests check that a prepared product
   // makes none.
   int64_t plans_made() const { return static_cast<int64_t>(plans_.size()); }
 
  private:
   struct Plan;
-  using Key = std::tuple<int64_t, int64_t, int64_t, int, int, int, bool, int, int, int, int, bool, int64_t>;
+  using Key = std::tuple<int64_t, int64_t, int64_t, int, int, int, bool, int, int, int, int, bool, int64_t, bool>;
   Plan* plan(const Key& key);
   // Times each candidate of p on these operands (y is overwritten: never an accumulating
   // product) and moves the fastest to the front.

@@ -31,6 +31,14 @@ void absmax(const bf16* x, int64_t n, float* amax, cudaStream_t s);
 // y = e4m3(x / sx) with sx = max(amax, tiny) / 448, written to *scale_out for the GEMM.
 void quantize_e4m3(const bf16* x, int64_t n, const float* amax, uint8_t* y, float* scale_out,
                    cudaStream_t s);
+// Per-row e4m3 quantisation for fp8 products with per-row activation scales (cuBLASLt's
+// outer-vector scaling): row r's own max |x| (NaN skipped, as absmax() does) sets it, the
+// codes round as quantize_e4m3's (y = e4m3(x * 448 / max(amax, 1e-12))) and row_descale[r] =
+// max(amax, 1e-12) / 448 is what the product multiplies back. One pass over x: no absmax pass.
+// row_descale 16-byte aligned (cuBLASLt's scale pointers).
+void quantize_rows_e4m3(const bf16* x, int64_t rows, int64_t cols, uint8_t* y, float* row_descale, cudaStream_t s);
+// y[i] = v for i < n.
+void fill_f32(float* y, int64_t n, float v, cudaStream_t s);
 // Counter-based Gaussian fill (benchmarks): y = mean + std * N(0, 1).
 void random_bf16(bf16* y, int64_t n, uint64_t seed, float mean, float std, cudaStream_t s);
 // fp8 codes of std * N(0, 1) / scale (saturating).
