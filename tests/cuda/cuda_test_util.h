@@ -65,12 +65,13 @@ inline double max_abs(const Tensor& got, const Tensor& want) {
 }
 
 inline std::unique_ptr<CudaBackend> poisoned_backend(bool keep_fp8 = true, bool fp8_gemm = true,
-                                                     bool fp8_attention_codes = false) {
+                                                     bool fp8_attention_codes = false, bool fp8_row_scales = false) {
   CudaOptions o;
   o.poison = true;
   o.keep_fp8 = keep_fp8;
   o.fp8_gemm = fp8_gemm;
   o.fp8_attention_codes = fp8_attention_codes;
+  o.fp8_row_scales = fp8_row_scales;
   return make_cuda_backend(o);
 }
 

@@ -40,6 +40,15 @@ struct CudaOptions {
   // against 1,074 ms dequantising (forward 2.42 s vs 2.88 s), so it is the default. (cuBLASLt
   // refuses fp8 products whose scale pointers are not 16-byte aligned: see try_linear.)
   bool fp8_gemm = true;
+  // With the fp8 GEMM: an activation that comes without an absmax (not a norm's output) is
+  // quantised per row where its rows are at most 8,192 wide (ops_matmul.cpp: kRowScaleMaxK):
+  // one pass instead of an absmax pass and a quantisation pass, and a scale per token. Off
+  // unless RAYLIGHT_FP8_ROW_SCALES=1: on an H200 a Wan 14B 480p forward's products took 10 ms
+  // less with it, but the forward the same (1,722.5 / 1,725.7 against 1,724.3 / 1,726.5 ms;
+  // at the power cap the attention after them ran slower by as much). With it on, plans for
+  // both forms are made at load (which one a call takes depends on whether its x comes with
+  // an absmax, which the product list does not say).
+  bool fp8_row_scales = env_is("RAYLIGHT_FP8_ROW_SCALES", "1");
   // Fill every fresh activation buffer with NaN bytes (tests: catches unwritten outputs).
   bool poison = false;
   // fp8 attention hands its e4m3 output to the next product (Fp8Rows) instead of bf16. Off

@@ -6,7 +6,6 @@
 #include <cmath>
 
 #include "backend/cuda/cuda_check.h"
-#include "backend/cuda/device_constants.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/ops.h"
@@ -18,24 +17,47 @@ namespace {
 // it (Backend::linears: a block's q, k and v).
 struct Fp8Input {
   Tensor codes;   // [M, K] e4m3
-  Tensor scales;  // amax at [0] (when measured here), the activation's scale at [4]: each on its own 16 bytes.
-                  // cuBLASLt (13.x, H200) refuses every fp8 algorithm with NOT_SUPPORTED when
+  Tensor scales;  // per tensor: amax at [0] (when measured here), the activation's scale at [4]: each on its
+                  // own 16 bytes. cuBLASLt (13.x, H200) refuses every fp8 algorithm with NOT_SUPPORTED when
                   // a scale pointer is only 4-byte aligned, as the scale at [1] was (tests/cuda
-                  // CudaProbe.Fp8GemmVariants).
-  const float* scale() const { return scales.data<float>() + 4; }
+                  // CudaProbe.Fp8GemmVariants). Per row: [M] descales.
+  bool rows = false;
+  const float* scale() const { return scales.data<float>() + (rows ? 0 : 4); }
 };
 
-// x quantised per tensor into *q, unless an earlier product did so already. x_absmax: max |x|
-// given by the norm that wrote x (fp32 [1]), so x is read once here instead of twice;
-// undefined: measured here.
-const Fp8Input& quantised(Context& ctx, const Tensor& x, const Tensor& x_absmax, Fp8Input& q) {
+// With CudaOptions::fp8_row_scales, products whose x comes without an absmax quantise it per
+// row instead of per tensor where K is at most this: one pass over x (no absmax pass) and a
+// scale per row. On an H200 (cuBLASLt 13.1, Wan 14B shapes, M 32,760) the outer-vector product
+// ran 1.8 % slower than the per-tensor one at K 5,120 (N 5,120: less than the absmax pass it
+// saves) but 15 % slower at K 13,824 (more than it saves), so longer rows keep one scale.
+constexpr int64_t kRowScaleMaxK = 8192;
+
+bool row_scales(const Context& ctx, int64_t K, bool has_absmax) {
+  return ctx.opt.fp8_row_scales && !has_absmax && K <= kRowScaleMaxK;
+}
+
+// x quantised into *q (per row where `rows`, else per tensor), unless an earlier product did
+// so already. x_absmax: max |x| given by the norm that wrote x (fp32 [1]), so x is read once
+// here instead of twice; undefined: measured here.
+const Fp8Input& quantised(Context& ctx, const Tensor& x, const Tensor& x_absmax, Fp8Input& q, bool rows) {
   if (q.codes.defined()) return q;
   const int64_t n = x.numel();
   q.codes = ctx.alloc(x.shape(), DType::F8E4M3);
+  if (rows) {
+    q.rows = true;
+    q.scales = ctx.alloc({x.dim(0)}, DType::F32);
+    Context::Scope step(ctx, kDetail, 0, "linear.fp8_quantise_rows");
+    quantize_rows_e4m3(bp(x), x.dim(0), x.dim(1), q.codes.data<uint8_t>(), q.scales.data<float>(), ctx.stream);
+    return q;
+  }
   q.scales = ctx.alloc({8}, DType::F32);
   float* own = q.scales.data<float>();
-  if (!x_absmax.defined()) absmax(bp(x), n, own, ctx.stream);
+  if (!x_absmax.defined()) {
+    Context::Scope step(ctx, kDetail, 0, "linear.fp8_absmax");
+    absmax(bp(x), n, own, ctx.stream);
+  }
   const float* amax = x_absmax.defined() ? x_absmax.data<float>() : own;
+  Context::Scope step(ctx, kDetail, 0, "linear.fp8_quantise");
   quantize_e4m3(bp(x), n, amax, q.codes.data<uint8_t>(), own + 4, ctx.stream);
   return q;
 }
@@ -66,9 +88,16 @@ bool try_linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b,
   } else {
     if (native_fp8(ctx, N, K, ldw, k0)) {
       Fp8Input own;
-      const Fp8Input& xq = quantised(ctx, x, x_absmax, shared ? *shared : own);
-      ok = ctx.gemm->run(xq.codes.raw(), DType::F8E4M3, xq.scale(), static_cast<const uint8_t*>(w.raw()) + k0,
-                         DType::F8E4M3, w.scale(), bias, y.raw(), M, N, K, ep, false, ldw, accumulate);
+      const Fp8Input& xq = quantised(ctx, x, x_absmax, shared ? *shared : own, row_scales(ctx, K, x_absmax.defined()));
+      auto product = [&](const Fp8Input& in) {
+        return ctx.gemm->run(in.codes.raw(), DType::F8E4M3, in.scale(), static_cast<const uint8_t*>(w.raw()) + k0,
+                             DType::F8E4M3, w.scale(), bias, y.raw(), M, N, K, ep, false, ldw, accumulate, in.rows);
+      };
+      ok = product(xq);
+      if (!ok && xq.rows) {  // no per-row algorithm for this product: one scale, as before
+        Fp8Input per_tensor;
+        ok = product(quantised(ctx, x, x_absmax, per_tensor, false));
+      }
     }
     if (!ok) {
       Tensor wb = ctx.alloc(w.shape(), DType::BF16);
@@ -151,14 +180,16 @@ struct PlanCall {
   Epilogue ep;
   int64_t ldw, w_offset;  // w's row stride in elements; the first column's byte offset
   bool accumulate;
+  bool x_rows = false;  // per-row scales of x
   bool operator==(const PlanCall& o) const {
     return x_type == o.x_type && w_type == o.w_type && bias == o.bias && M == o.M && N == o.N && K == o.K &&
-           ep == o.ep && ldw == o.ldw && w_offset == o.w_offset && accumulate == o.accumulate;
+           ep == o.ep && ldw == o.ldw && w_offset == o.w_offset && accumulate == o.accumulate && x_rows == o.x_rows;
   }
 };
 
 Gemm::Prepared prepare_call(Context& ctx, const PlanCall& c, const Gemm::Scratch* scratch) {
-  return ctx.gemm->prepare(c.x_type, c.w_type, c.bias, c.M, c.N, c.K, c.ep, c.ldw, c.w_offset, c.accumulate, scratch);
+  return ctx.gemm->prepare(c.x_type, c.w_type, c.bias, c.M, c.N, c.K, c.ep, c.ldw, c.w_offset, c.accumulate, scratch,
+                           c.x_rows);
 }
 
 // The plans try_linear reaches for s with epilogue ep, in its order (native fp8, then bf16:
@@ -169,8 +200,17 @@ bool plan_product(Context& ctx, const LinearShape& s, Epilogue ep, std::vector<P
   // As the weight op: stored fp8 stays fp8 codes where the backend keeps them, else bf16.
   const bool fp8 = s.weight_dtype == DType::F8E4M3 && ctx.opt.keep_fp8;
   std::vector<PlanCall> tries;
-  if (fp8 && native_fp8(ctx, s.out, K, s.width, k0))
+  if (fp8 && native_fp8(ctx, s.out, K, s.width, k0)) {
+    // Whether x will come with an absmax is the caller's to know: where per-row scales may
+    // serve, their plan is made too (a plan the call then does not use costs a heuristic query).
+    if (row_scales(ctx, K, false)) {
+      const PlanCall rows{DType::F8E4M3, DType::F8E4M3, s.bias, s.rows, s.out, K, ep, s.width, k0, s.accumulate, true};
+      if (prepare_call(ctx, rows, nullptr) == Gemm::Prepared::WantsTiming &&
+          std::find(timed->begin(), timed->end(), rows) == timed->end())
+        timed->push_back(rows);
+    }
     tries.push_back({DType::F8E4M3, DType::F8E4M3, s.bias, s.rows, s.out, K, ep, s.width, k0, s.accumulate});
+  }
   tries.push_back({DType::BF16, DType::BF16, s.bias, s.rows, s.out, K, ep, s.width, k0 * 2, s.accumulate});
   for (const PlanCall& c : tries) {
     const Gemm::Prepared r = prepare_call(ctx, c, nullptr);
@@ -205,7 +245,9 @@ struct Scratch {
 // on theirs. Where the scratch does not fit on the device, their first calls time them.
 void time_plans(Context& ctx, const std::vector<PlanCall>& calls) {
   size_t x_bytes = 0, w_bytes = 0, y_bytes = 0, bias_bytes = 0;
+  int64_t max_rows = 1;  // descales a per-row plan reads
   for (const PlanCall& c : calls) {
+    max_rows = std::max(max_rows, c.M);
     x_bytes = std::max(x_bytes, shape_nbytes({c.M, c.K}, c.x_type));
     w_bytes = std::max(w_bytes, shape_nbytes({c.N, c.ldw}, c.w_type));
     y_bytes = std::max(y_bytes, shape_nbytes({c.M, c.N}, DType::BF16));
@@ -213,10 +255,9 @@ void time_plans(Context& ctx, const std::vector<PlanCall>& calls) {
   }
   Scratch x, w, y, bias, scale;
   if (!x.allocate(x_bytes) || !w.allocate(w_bytes) || !y.allocate(y_bytes) || !bias.allocate(bias_bytes) ||
-      !scale.allocate(16))
+      !scale.allocate(size_t(max_rows) * sizeof(float)))
     return;
-  const float one = 1.0f;
-  write_device_constants(scale.p, &one, 1, ctx.stream);
+  fill_f32(static_cast<float*>(scale.p), max_rows, 1.0f, ctx.stream);
   random_bf16(static_cast<bf16*>(bias.p), static_cast<int64_t>(bias_bytes / 2), 3, 0.0f, 0.1f, ctx.stream);
   const Gemm::Scratch operands{x.p, static_cast<const float*>(scale.p), w.p, bias.p, y.p};
   for (const PlanCall& c : calls) {
