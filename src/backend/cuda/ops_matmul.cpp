@@ -27,9 +27,10 @@ struct Fp8Input {
 
 // With CudaOptions::fp8_row_scales, products whose x comes without an absmax quantise it per
 // row instead of per tensor where K is at most this: one pass over x (no absmax pass) and a
-// scale per row. On an H200 (cuBLASLt 13.1, Wan 14B shapes, M 32,760) the outer-vector product
-// ran 1.8 % slower than the per-tensor one at K 5,120 (N 5,120: less than the absmax pass it
-// saves) but 15 % slower at K 13,824 (more than it saves), so longer rows keep one scale.
+// scale per row. On an H200 (cuBLASLt 13.1, Wan 14B shapes, M 32,760, random codes) the
+// outer-vector product ran 1.8 % slower than the per-tensor one at K 5,120 (N 5,120: less than
+// the absmax pass it saves) but 15 % slower at K 13,824 (more than it saves), so longer rows
+// keep one scale. (On constant codes, which draw less power, it lost nothing at either K.)
 constexpr int64_t kRowScaleMaxK = 8192;
 
 bool row_scales(const Context& ctx, int64_t K, bool has_absmax) {
