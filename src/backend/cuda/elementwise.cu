@@ -110,30 +110,53 @@ __global__ void to_f32_kernel(const bf16* src, float* dst, int64_t n) {
     dst[i] = __bfloat162float(src[i]);
 }
 
-__global__ void absmax_kernel(const bf16* x, int64_t n, float* amax) {
-  __shared__ float scratch[32];
+// max |x[i]| over this thread's share of x[0, n): every stride-th element from `first`, or
+// every stride-th 8-element vector where n % 8 == 0 (x 16-byte aligned). NaN skipped (fmaxf).
+__device__ __forceinline__ float strided_absmax(const bf16* x, int64_t n, int64_t first, int64_t stride) {
   float m = 0.f;
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  const int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (n % 8 == 0) {
-    for (int64_t i = t; i < n / 8; i += stride) {
+    for (int64_t i = first; i < n / 8; i += stride) {
       float a[8];
       load_v<8>(x + i * 8, a);
 #pragma unroll
       for (int j = 0; j < 8; ++j) m = fmaxf(m, fabsf(a[j]));
     }
   } else {
-    for (int64_t i = t; i < n; i += stride) m = fmaxf(m, fabsf(__bfloat162float(x[i])));
+    for (int64_t i = first; i < n; i += stride) m = fmaxf(m, fabsf(__bfloat162float(x[i])));
   }
+  return m;
+}
+
+// The block's max of m, in warp 0's lanes (other threads: their own warp's max). Every thread
+// of the block calls it; scratch: 32 floats of shared memory.
+__device__ __forceinline__ float block_max(float m, float* scratch) {
   m = warp_max(m);
   if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = m;
   __syncthreads();
   if (threadIdx.x < 32) {
     m = threadIdx.x < blockDim.x / 32 ? scratch[threadIdx.x] : 0.f;
     m = warp_max(m);
-    // Non-negative floats order like their bit patterns as signed ints.
-    if (threadIdx.x == 0) atomicMax(reinterpret_cast<int*>(amax), __float_as_int(m));
   }
+  return m;
+}
+
+// e4m3 codes of a[0..8) * inv as one 8-byte word (byte j: element j).
+__device__ __forceinline__ uint2 e4m3_pack8(const float (&a)[8], float inv) {
+  uint2 packed{0u, 0u};
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    packed.x |= uint32_t(__nv_fp8_e4m3(a[j] * inv).__x) << (8 * j);
+    packed.y |= uint32_t(__nv_fp8_e4m3(a[j + 4] * inv).__x) << (8 * j);
+  }
+  return packed;
+}
+
+__global__ void absmax_kernel(const bf16* x, int64_t n, float* amax) {
+  __shared__ float scratch[32];
+  const float m = block_max(
+      strided_absmax(x, n, blockIdx.x * int64_t(blockDim.x) + threadIdx.x, int64_t(gridDim.x) * blockDim.x), scratch);
+  // Non-negative floats order like their bit patterns as signed ints.
+  if (threadIdx.x == 0) atomicMax(reinterpret_cast<int*>(amax), __float_as_int(m));
 }
 
 struct QuantOp {
@@ -147,13 +170,7 @@ struct QuantOp {
     if constexpr (V == 8) {
       // One 8-byte store per thread (launch() gives V = 8 only for 16-byte aligned y and
       // i % 8 == 0) instead of eight byte stores.
-      uint2 packed{0u, 0u};
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        packed.x |= uint32_t(__nv_fp8_e4m3(a[j] * inv).__x) << (8 * j);
-        packed.y |= uint32_t(__nv_fp8_e4m3(a[j + 4] * inv).__x) << (8 * j);
-      }
-      *reinterpret_cast<uint2*>(y + i) = packed;
+      *reinterpret_cast<uint2*>(y + i) = e4m3_pack8(a, inv);
     } else {
 #pragma unroll
       for (int j = 0; j < V; ++j) y[i + j] = __nv_fp8_e4m3(a[j] * inv).__x;
@@ -168,42 +185,18 @@ __global__ void quantize_rows_kernel(const bf16* __restrict__ x, int64_t cols, u
   const int64_t r = blockIdx.x;
   const bf16* row = x + r * cols;
   uint8_t* out = y + r * cols;
-  const bool vec = cols % 8 == 0;  // then every row starts 16-byte aligned (x is)
-  float m = 0.f;
-  if (vec) {
-    for (int64_t i = threadIdx.x; i < cols / 8; i += blockDim.x) {
-      float a[8];
-      load_v<8>(row + i * 8, a);
-#pragma unroll
-      for (int j = 0; j < 8; ++j) m = fmaxf(m, fabsf(a[j]));
-    }
-  } else {
-    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) m = fmaxf(m, fabsf(__bfloat162float(row[i])));
-  }
   __shared__ float scratch[32];
-  m = warp_max(m);
-  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = m;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    m = threadIdx.x < blockDim.x / 32 ? scratch[threadIdx.x] : 0.f;
-    m = warp_max(m);
-  }
+  const float m = block_max(strided_absmax(row, cols, threadIdx.x, blockDim.x), scratch);
   __syncthreads();  // every warp has read its scratch entry before thread 0 reuses it
   if (threadIdx.x == 0) scratch[0] = m;
   __syncthreads();
   const float amax = fmaxf(scratch[0], 1e-12f), inv = 448.f / amax;
   if (threadIdx.x == 0) descale[r] = amax / 448.f;
-  if (vec) {
+  if (cols % 8 == 0) {  // then every row starts 16-byte aligned (x is)
     for (int64_t i = threadIdx.x; i < cols / 8; i += blockDim.x) {
       float a[8];
       load_v<8>(row + i * 8, a);
-      uint2 packed{0u, 0u};
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        packed.x |= uint32_t(__nv_fp8_e4m3(a[j] * inv).__x) << (8 * j);
-        packed.y |= uint32_t(__nv_fp8_e4m3(a[j + 4] * inv).__x) << (8 * j);
-      }
-      *reinterpret_cast<uint2*>(out + i * 8) = packed;
+      *reinterpret_cast<uint2*>(out + i * 8) = e4m3_pack8(a, inv);
     }
   } else {
     for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) out[i] = __nv_fp8_e4m3(__bfloat162float(row[i]) * inv).__x;
