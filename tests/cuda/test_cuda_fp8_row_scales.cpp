@@ -27,12 +27,6 @@ struct CudaFp8RowScales : GpuTest {
   }
 };
 
-// e4m3's magnitude codes are ordered like the values: one step apart = codes 1 apart.
-int code_steps(uint8_t a, uint8_t b) {
-  if ((a & 0x80) != (b & 0x80)) return (a & 0x7f) == 0 && (b & 0x7f) == 0 ? 0 : 1000;
-  return std::abs(int(a & 0x7f) - int(b & 0x7f));
-}
-
 TEST_F(CudaFp8RowScales, RowQuantisationIsTheHostsArithmetic) {
   for (const int64_t cols : {int64_t(1536), int64_t(77)}) {  // vector loads, and a row width that is not a multiple of 8
     const int64_t rows = 64;
@@ -58,13 +52,12 @@ TEST_F(CudaFp8RowScales, RowQuantisationIsTheHostsArithmetic) {
     cudaFree(dx);
     cudaFree(dy);
     cudaFree(ds);
-    int64_t off_by_one = 0;
+    int64_t edges = 0;
     for (int64_t r = 0; r < rows; ++r) {
       float amax = 0.0f;
       for (int64_t c = 0; c < cols; ++c) amax = std::fmax(amax, std::fabs(p[r * cols + c]));  // fmax skips NaN
       amax = std::fmax(amax, 1e-12f);
       EXPECT_NEAR(descale[r], amax / 448.0f, 2e-7 * amax / 448.0f) << "row " << r << " of " << cols;
-      const float inv = 448.0f / amax;
       for (int64_t c = 0; c < cols; ++c) {
         const float v = p[r * cols + c];
         const uint8_t got = codes[r * cols + c];
@@ -72,14 +65,20 @@ TEST_F(CudaFp8RowScales, RowQuantisationIsTheHostsArithmetic) {
           EXPECT_EQ(got & 0x7f, 0x7f) << "NaN stays NaN";
           continue;
         }
-        // The device divides with fast math (an ulp off IEEE at most), so a value on a rounding
-        // edge may land one code away; anything more is a wrong scale or layout.
-        const int steps = code_steps(got, f32_to_e4m3(v * inv));
-        EXPECT_LE(steps, 1) << "row " << r << " col " << c << " of " << cols;
-        off_by_one += steps;
+        // The device's 448 / amax is fast math's division (2 ulp), so a scaled value within a
+        // few ulp of a rounding edge may land on either side of it: bf16 inputs over a bf16
+        // amax sit on e4m3's ties often. Anywhere else the code is the host's exactly.
+        const double x = double(v) * 448.0 / double(amax);
+        const uint8_t below = f32_to_e4m3(float(x * (1.0 - 1e-6))), above = f32_to_e4m3(float(x * (1.0 + 1e-6)));
+        if (below == above) {
+          EXPECT_EQ(got, below) << "row " << r << " col " << c << " of " << cols;
+        } else {
+          ++edges;
+          EXPECT_TRUE(got == below || got == above) << "row " << r << " col " << c << " of " << cols;
+        }
       }
     }
-    EXPECT_LE(off_by_one, rows * cols / 1000) << "codes one step off the host's";
+    EXPECT_LT(edges, rows * cols / 10) << "the edge test must leave most codes exact";
   }
 }
 
