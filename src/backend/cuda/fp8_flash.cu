@@ -23,6 +23,9 @@ constexpr int kD = 128;        // head size (bytes of an e4m3 row: one 128-byte 
 constexpr int kBM = 128;       // query rows per block (64 per consumer warpgroup)
 constexpr int kClassicStages = 3;  // K / V^T tiles in flight (kDeferredWait: kDeferStages)
 constexpr int kDeferStages = 4;  // a stage is released one step later there
+// Clusters: a stage is refilled only once both blocks have released it, so a deeper ring lets
+// one run ahead of its peer by more (as deep as 227 KB of shared memory allows).
+constexpr int kClusterStages128 = 6, kClusterStages192 = 4;
 constexpr int kThreads = 384;  // producer warpgroup + two consumer warpgroups
 constexpr int kVAtom = 64;     // 192-key tiles: V^T comes in boxes of 64 keys (64-byte swizzle)
 constexpr float kLog2P = 8.807354922057604f;  // log2(448): P's e4m3 scale folded into exp2
@@ -38,15 +41,27 @@ struct Smem {
   uint64_t k_full[kS];
   uint64_t v_full[kS];
   uint64_t empty[kS];
+  uint64_t peer_free[kS];  // clusters: the peer's consumers have released the stage too
 };
 template <int kN, int kS>
 constexpr size_t smem_bytes() {
   return sizeof(Smem<kN, kS>) + 1024;  // room to align the base
 }
-constexpr size_t smem_bytes_for(int n, bool deferred) {
-  return n == 128 ? (deferred ? smem_bytes<128, kDeferStages>() : smem_bytes<128, kClassicStages>())
-                  : (deferred ? smem_bytes<192, kDeferStages>() : smem_bytes<192, kClassicStages>());
+// K / V^T tiles in flight for tiles of n keys, clusters of cl blocks, the deferred wait or not.
+__host__ __device__ constexpr int stages_for(int n, int cl, bool deferred) {
+  return deferred ? kDeferStages : cl > 1 ? (n == 128 ? kClusterStages128 : kClusterStages192) : kClassicStages;
 }
+template <int kN, int kCl, bool kDeferred>
+constexpr size_t smem_bytes_for() {
+  return smem_bytes<kN, stages_for(kN, kCl, kDeferred)>();
+}
+size_t smem_bytes_for(int n, int cl, bool deferred) {
+  if (deferred) return n == 128 ? smem_bytes_for<128, 1, true>() : smem_bytes_for<192, 1, true>();
+  if (n == 128) return cl > 1 ? smem_bytes_for<128, 2, false>() : smem_bytes_for<128, 1, false>();
+  return cl > 1 ? smem_bytes_for<192, 2, false>() : smem_bytes_for<192, 1, false>();
+}
+static_assert(smem_bytes_for<128, 2, false>() <= 227 * 1024 && smem_bytes_for<192, 2, false>() <= 227 * 1024,
+              "the cluster rings fit in shared memory");
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -83,11 +98,14 @@ __device__ __forceinline__ uint32_t cluster_rank() {
 __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;" ::: "memory");
 }
-// Arrive on the barrier at the same offset in block `peer` of the cluster.
+// Arrive on the barrier at the same offset in block `peer` of the cluster. The arrival keeps
+// the default (cta-scope) release: what it orders is this warp's finished wgmma reads of the
+// stage before the peer's copy refills it, and a cluster-scope release puts a memory barrier
+// in front of every arrival.
 __device__ __forceinline__ void bar_arrive_peer(uint64_t* bar, uint32_t peer) {
   asm volatile(
       "{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\n"
-      "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [ra];\n}" ::"r"(smem_addr(bar)),
+      "mbarrier.arrive.shared::cluster.b64 _, [ra];\n}" ::"r"(smem_addr(bar)),
       "r"(peer)
       : "memory");
 }
@@ -408,7 +426,9 @@ __device__ __forceinline__ void store_output(const float (&o)[64], Rows& r, floa
 
 // kCl blocks (1 or 2) form a cluster over neighbouring query blocks of one head: each loads
 // 1 / kCl of every K and V^T tile and multicasts it to all, so the tiles cross from L2 once per
-// cluster; a stage is refilled only once every consumer warp of the cluster has released it.
+// cluster; a stage is refilled only once every consumer warp of the cluster has released it
+// (each producer waits for its own block's consumers and for the peer producer's word that the
+// peer's have).
 // kQRegs (128-key tiles alone): each consumer warp holds its Q rows as wgmma A fragments in
 // registers, so S's products read only K from shared memory (a third less operand traffic).
 // kDeferredWait (a losing variant): a step issues the next tile's S and waits for it (and for
@@ -427,7 +447,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                      const float* __restrict__ descale_k, const float* __restrict__ descale_v,
                      const float* __restrict__ v_sum, float inv_valid, bf16* __restrict__ o_out,
                      float* __restrict__ lse_out, int Lq, int H, int valid) {
-  constexpr int kStages = kDeferredWait ? kDeferStages : kClassicStages;
+  constexpr int kStages = stages_for(kN, kCl, kDeferredWait);
   extern __shared__ uint8_t smem_raw[];
   using Shared = Smem<kN, kStages>;
   Shared& sm = *reinterpret_cast<Shared*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
@@ -439,7 +459,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int i = 0; i < kStages; ++i) {
       bar_init(&sm.k_full[i], 1);
       bar_init(&sm.v_full[i], 1);
-      bar_init(&sm.empty[i], 8 * kCl);  // one arrival per consumer warp of the cluster
+      bar_init(&sm.empty[i], 8);  // one arrival per consumer warp of this block
+      bar_init(&sm.peer_free[i], 1);  // the peer's producer, once its consumers released the stage
     }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
@@ -454,7 +475,16 @@ __global__ void __launch_bounds__(kThreads, 1)
       tma_load(sm.q, &q_map, head * kD, m0, &sm.q_full);
       for (int j = 0; j < tiles; ++j) {
         const int st = j % kStages, round = j / kStages;
-        if (round > 0) bar_wait(&sm.empty[st], (round - 1) & 1);
+        if (round > 0) {
+          bar_wait(&sm.empty[st], (round - 1) & 1);
+          // Clusters: the copies below fill the stage in the peer too, so it must be free there
+          // as well. The producers relay their blocks' releases to each other (one remote
+          // arrival a stage, off the consumers' path).
+          if constexpr (kCl > 1) {
+            bar_arrive_peer(&sm.peer_free[st], rank ^ 1);
+            bar_wait(&sm.peer_free[st], (round - 1) & 1);
+          }
+        }
         // This block's part: K rows [rank, rank + 1) x kN / kCl of the tile, V^T channel rows
         // [rank, rank + 1) x kD / kCl (of each 64-key box for 192-key tiles).
         auto load = [&](uint8_t* dst, const CUtensorMap* map, int x, int y, uint64_t* bar) {
@@ -546,10 +576,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       if constexpr (kLatePack<kExp, kN>)
 #pragma unroll
         for (int kk = 0; kk < kN / 32; ++kk) pack_step<kExp, kN>(s, p_cur, kk);
-      if (lane == 0) {
-        bar_arrive(&sm.empty[prev]);
-        if constexpr (kCl > 1) bar_arrive_peer(&sm.empty[prev], rank ^ 1);
-      }
+      if (lane == 0) bar_arrive(&sm.empty[prev]);
       rescale(o, alpha);
     };
     // kDeferredWait's step j >= 1: S of tile j issued; then the wait for tile j - 2's P V
@@ -564,10 +591,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       pin(s);
       pin(o);
       pin(p_cur);  // tile j - 2's P, which that P V read
-      if (j >= 2 && lane == 0) {
-        bar_arrive(&sm.empty[(j - 2) % kStages]);
-        if constexpr (kCl > 1) bar_arrive_peer(&sm.empty[(j - 2) % kStages], rank ^ 1);
-      }
+      if (j >= 2 && lane == 0) bar_arrive(&sm.empty[(j - 2) % kStages]);
       rescale(o, alpha);
       bar_wait(&sm.v_full[prev], ((j - 1) / kStages) & 1);
       pv<kN>(o, p_prev, sm.v[prev]);
@@ -669,7 +693,7 @@ Kernel pick_kernel(Fp8FlashExp exp, bool pingpong) {
   std::call_once(once, [] {
     for (const auto& row : kernels)
       for (Kernel k : row)
-        RL_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes_for(kN, false))));
+        RL_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes_for(kN, kCl, false))));
   });
   return kernels[static_cast<int>(exp)][pingpong];
 }
@@ -681,7 +705,7 @@ Kernel pick_deferred_kernel(bool pingpong) {
   static std::once_flag once;
   std::call_once(once, [] {
     for (Kernel k : kernels)
-      RL_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes_for(kN, true))));
+      RL_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes_for(kN, 1, true))));
   });
   return kernels[pingpong];
 }
@@ -710,7 +734,7 @@ cudaLaunchConfig_t launch_config(int n, int cl, bool deferred, dim3 grid, cudaSt
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = smem_bytes_for(n, deferred);
+  cfg.dynamicSmemBytes = smem_bytes_for(n, cl, deferred);
   cfg.stream = s;
   cfg.attrs = &attr;
   cfg.numAttrs = 1;
@@ -775,7 +799,10 @@ bool fp8_flash_q_regs_default() {
 }
 
 int fp8_flash_cluster_default() {
-  static const int blocks = env_choice("RAYLIGHT_FP8_FLASH_CLUSTER", {1, 2}, 1);
+  // Q in registers and the deferred wait exist for clusters of 1 only: asking for either keeps
+  // that the default.
+  static const int blocks = env_choice("RAYLIGHT_FP8_FLASH_CLUSTER", {1, 2},
+                                       fp8_flash_q_regs_default() || fp8_flash_deferred_wait_default() ? 1 : 2);
   return blocks;
 }
 

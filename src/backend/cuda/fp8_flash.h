@@ -77,8 +77,10 @@ bool fp8_flash_pingpong_default();
 int fp8_flash_tile_keys_default();
 // Blocks per cluster: 1, or 2 (two query blocks of one head each load half of every K and V^T
 // tile and multicast it to both, halving what crosses from L2 to the SMs, which under the power
-// cap is energy). RAYLIGHT_FP8_FLASH_CLUSTER=1|2 (read once); default 1: on an H200 clusters of
-// two ran 18-20 % slower, in the lab and in forwards, with 3 or 6 stages alike.
+// cap is energy). RAYLIGHT_FP8_FLASH_CLUSTER=1|2 (read once); default 2 (1 where Q in registers
+// or the deferred wait is asked for): since the stage releases stopped fencing at cluster scope
+// and the producers relay them (fourteenth session) clusters run Wan 14B forwards about 1 %
+// faster on an H200 (before, they ran 18-20 % slower).
 int fp8_flash_cluster_default();
 // Q held in registers as the A operand of S's products (128-key tiles in clusters of 1 only),
 // so they read only K from shared memory: less operand traffic, which under the power cap is
