@@ -21,7 +21,7 @@ b=${RAYLIGHT_BUILD:-.gpurun/bin}
 [ -x "$b/raylight" ] || b=build-gpu
 steps=${*:-check clab}
 note() { echo "$1" | tee -a "$out/summary.txt"; }
-source bench/session_helpers.sh  # gtest
+source bench/session_helpers.sh  # gtest, run_twelfth_steps
 
 check() {
   gtest check 400 raylight_cuda_tests --gtest_filter='CudaNormAbsmax.*:CudaLinears.*:CudaFp8RowScales.*:CudaFp8Flash.*'
@@ -61,8 +61,4 @@ for step in $steps; do
     *) other+=("$step") ;;
   esac
 done
-if [ ${#other[@]} -gt 0 ]; then
-  OUT=$out WORK=$work bash bench/twelfth_session.sh "${other[@]}"
-else
-  tar -C "$work" -czf "$out/logs.tar.gz" . 2>/dev/null
-fi
+run_twelfth_steps "${other[@]}"

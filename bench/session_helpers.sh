@@ -42,3 +42,14 @@ forward_variant() {
   done
   forward_power "$label" "$bin" "${assigns[@]}" -- "$@"
 }
+
+# The steps a later session's script does not run itself, handed to bench/twelfth_session.sh
+# with the same $out and $work (it tars the logs); with none, the logs tarred here.
+# Usage: run_twelfth_steps [step...]
+run_twelfth_steps() {
+  if [ $# -gt 0 ]; then
+    OUT=$out WORK=$work bash bench/twelfth_session.sh "$@"
+  else
+    tar -C "$work" -czf "$out/logs.tar.gz" . 2>/dev/null
+  fi
+}

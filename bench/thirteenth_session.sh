@@ -17,6 +17,7 @@ b=${RAYLIGHT_BUILD:-.gpurun/bin}
 [ -x "$b/raylight" ] || b=build-gpu
 steps=${*:-blocks}
 note() { echo "$1" | tee -a "$out/summary.txt"; }
+source bench/session_helpers.sh  # run_twelfth_steps
 
 blocks() {
   local d k log
@@ -56,8 +57,4 @@ for step in $steps; do
     *) other+=("$step") ;;
   esac
 done
-if [ ${#other[@]} -gt 0 ]; then
-  OUT=$out WORK=$work bash bench/twelfth_session.sh "${other[@]}"
-else
-  tar -C "$work" -czf "$out/logs.tar.gz" . 2>/dev/null
-fi
+run_twelfth_steps "${other[@]}"
