@@ -460,7 +460,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       bar_init(&sm.k_full[i], 1);
       bar_init(&sm.v_full[i], 1);
       bar_init(&sm.empty[i], 8);  // one arrival per consumer warp of this block
-      bar_init(&sm.peer_free[i], 1);  // the peer's producer, once its consumers released the stage
+      if constexpr (kCl > 1) bar_init(&sm.peer_free[i], 1);  // the peer's producer, once its consumers released the stage
     }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
