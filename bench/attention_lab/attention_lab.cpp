@@ -327,13 +327,18 @@ void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Ten
       };
       flash(Fp8FlashExp::F32, false, 128, 1);
       const std::vector<float> o32 = host_o();
-      // Q in registers (128-key tiles, fp32 exp2) first: the same arithmetic, so the same output.
-      for (bool pingpong : {false, true}) {
-        flash(Fp8FlashExp::F32, pingpong, 128, 1, true);
-        const double e = rel_l2(host_o(), o32);
-        std::printf("check fp8own Q in registers, ping-pong %s: rel L2 vs Q in shared memory %.2e %s\n",
-                    pingpong ? "on " : "off", e, e < 1e-6 ? "ok" : "FAIL");
-      }
+      // Q in registers (fp32 exp2): the same arithmetic as Q in shared memory, so the same bits.
+      for (int keys : {128, 192})
+        for (int cluster : {1, 2})
+          for (bool pingpong : {false, true}) {
+            flash(Fp8FlashExp::F32, pingpong, keys, cluster);
+            const std::vector<float> shared = host_o();
+            flash(Fp8FlashExp::F32, pingpong, keys, cluster, true);
+            const double e = rel_l2(host_o(), shared);
+            std::printf("check fp8own Q in registers, %d-key tiles, cluster %d, ping-pong %s: rel L2 vs Q in shared "
+                        "memory %.2e %s\n",
+                        keys, cluster, pingpong ? "on " : "off", e, e == 0.0 ? "ok" : "FAIL");
+          }
       // The deferred wait: the classic order's arithmetic in the same order, so the same bits.
       for (int keys : {128, 192})
         for (bool pingpong : {false, true}) {
@@ -353,12 +358,12 @@ void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Ten
                   fp8_flash_resident_blocks(128, 1), fp8_flash_resident_blocks(192, 1), fp8_flash_resident_blocks(128, 2),
                   fp8_flash_resident_blocks(192, 2));
       // Tiles of 128 and 192 keys, and clusters of 1 and 2 blocks, alternate per setting, so a
-      // drifting clock hits them alike. Clusters only with fp32 exp2 (the other forms lost).
+      // drifting clock hits them alike. Clusters only with fp32 exp2 and codes (the other forms lost).
       for (Fp8FlashExp exp : kFp8FlashExps)
         for (bool pingpong : {false, true})
           for (int keys : {128, 192})
             for (int cluster : {1, 2}) {
-              if (cluster > 1 && exp != Fp8FlashExp::F32) continue;
+              if (cluster > 1 && exp != Fp8FlashExp::F32 && !fp8_flash_exp_sums_on_tensor_cores(exp)) continue;
               flash(exp, pingpong, keys, cluster);
               const double e = rel_l2(host_o(), o32);
               const double tf = time([&] { flash(exp, pingpong, keys, cluster); });
@@ -371,11 +376,11 @@ void time_fp8_parts(CudaBackend& be, const Tensor& q, const Tensor& k, const Ten
                             "TFLOP/s\n",
                             keys, pingpong ? "on " : "off", td, flops / td / 1e9);
               }
-              if (keys == 128 && cluster == 1 && exp == Fp8FlashExp::F32) {  // Q in registers, right after
+              if (exp == Fp8FlashExp::F32) {  // Q in registers, right after
                 const double tr = time([&] { flash(exp, pingpong, keys, cluster, true); });
-                std::printf("time fp8own kernel, 128-key tiles, exp2 f32 , ping-pong %s, Q in registers: %.3f ms, %.0f "
-                            "TFLOP/s\n",
-                            pingpong ? "on " : "off", tr, flops / tr / 1e9);
+                std::printf("time fp8own kernel, %d-key tiles, exp2 f32 , ping-pong %s, cluster %d, Q in registers: "
+                            "%.3f ms, %.0f TFLOP/s\n",
+                            keys, pingpong ? "on " : "off", cluster, tr, flops / tr / 1e9);
               }
             }
     } else {

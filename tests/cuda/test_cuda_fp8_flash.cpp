@@ -231,8 +231,11 @@ std::vector<uint16_t> check(const Reference& ref, cuda::Fp8FlashExp exp, bool pi
     worst_lse = std::isfinite(lse[i]) ? std::max(worst_lse, std::fabs(double(lse[i]) - ref.want_lse[i])) : 1e9;
   EXPECT_LT(rel_err(got, ref.want), 5e-2);
   // Measured on an H200: 2.0e-3 to 4.4e-3 with fp32 exp2 (the e4m3 products' accumulation
-  // is what we suspect), so 1e-2; f16 exp2 adds its own rounding.
-  EXPECT_LT(worst_lse, half_exp ? 2e-2 : 1e-2);
+  // is what we suspect), so 1e-2; f16 exp2 adds its own rounding. Codes: a row's sum is off by
+  // the codes' factor over 2^x (0.92-1.06 once their mean is taken out), up to 0.08 in the lse
+  // for a row that one key dominates; these rows spread over many keys (3.3e-2 measured).
+  const bool codes = cuda::fp8_flash_exp_sums_on_tensor_cores(exp);
+  EXPECT_LT(worst_lse, half_exp ? 2e-2 : codes ? 5e-2 : 1e-2);
   return o_raw;
 }
 
@@ -249,7 +252,11 @@ TEST(CudaFp8Flash, AttentionMatchesExactAttentionOverItsCodes) {
         for (int tile_keys : {128, 192})
           for (int cluster : {1, 2}) {
             const std::vector<uint16_t> classic = check(ref, exp, pingpong, tile_keys, cluster, false);
-            if (tile_keys == 128 && cluster == 1) check(ref, exp, pingpong, tile_keys, cluster, true);
+            // Q in registers (fp32 exp2): the same products over the same codes, so the same bits.
+            if (exp == cuda::Fp8FlashExp::F32)
+              EXPECT_TRUE(check(ref, exp, pingpong, tile_keys, cluster, true) == classic)
+                  << "Q in registers differs from Q in shared memory: Lq " << cs.Lq << " Lk " << cs.Lk << " tiles of "
+                  << tile_keys << ", clusters of " << cluster << (pingpong ? ", ping-pong" : "");
             // The deferred wait (fp32 exp2, clusters of 1): the same products and the same
             // rescales in the same order, so the same output to the bit.
             if (exp == cuda::Fp8FlashExp::F32 && cluster == 1)

@@ -29,39 +29,61 @@ constexpr int kClusterStages128 = 6, kClusterStages192 = 4;
 constexpr int kThreads = 384;  // producer warpgroup + two consumer warpgroups
 constexpr int kVAtom = 64;     // 192-key tiles: V^T comes in boxes of 64 keys (64-byte swizzle)
 constexpr float kLog2P = 8.807354922057604f;  // log2(448): P's e4m3 scale folded into exp2
+// Fp8FlashExp::Codes: P's codes are round(8 x) + 56 for P = 2^x (x <= 8.75: code 126, 448),
+// read off the low byte of the float kMagic + 126 + 8 (x - 8.75), whose unit in the last place
+// is 1. The codes' values are 1.0409 x 2^x on average (log2: kCodesBias), which the lse removes.
+constexpr float kMagic = 12582912.0f;  // 1.5 x 2^23
+constexpr float kCodeBias = 56.0f;     // 8 x e4m3's exponent bias: the code of 2^0 is 0x38
+constexpr float kCodesTop = 8.75f;     // x (P = 2^x) at code 126
+constexpr float kCodesBias = 0.0578f;  // log2 of the codes' mean value over 2^x
+// Fp8FlashExp::Codes sums P's rows on the tensor cores: V^T gets 8 more rows of e4m3 ones
+// (0x38), so O's columns 128-135 come out as the row sums of P, from the very codes P V uses.
+constexpr int kOnesRows = 8;
+template <Fp8FlashExp kExp>
+constexpr bool kOnes = kExp == Fp8FlashExp::Codes;
 
 // Shared memory for tiles of kN keys (128 or 192): 1024-byte aligned tiles (the 128-byte
 // swizzle repeats every 8 rows).
-template <int kN, int kS>
+// V^T's rows: 128 channels, and the ones under them for kOnes.
+template <bool kOnesRow>
+constexpr int kVRows = kD + (kOnesRow ? kOnesRows : 0);
+// Keys in one V^T box: a 128-key tile is one box, a 192-key tile three of 64.
+template <int kN>
+constexpr int kVBoxKeys = kN == 128 ? 128 : kVAtom;
+template <int kN, int kS, bool kOnesRow>
 struct Smem {
   uint8_t q[kBM * kD];
   uint8_t k[kS][kN * kD];
-  uint8_t v[kS][kN * kD];
+  uint8_t v[kS][kN * kVRows<kOnesRow>];
   uint64_t q_full;
   uint64_t k_full[kS];
   uint64_t v_full[kS];
   uint64_t empty[kS];
   uint64_t peer_free[kS];  // clusters: the peer's consumers have released the stage too
 };
-template <int kN, int kS>
+template <int kN, int kS, bool kOnesRow>
 constexpr size_t smem_bytes() {
-  return sizeof(Smem<kN, kS>) + 1024;  // room to align the base
+  return sizeof(Smem<kN, kS, kOnesRow>) + 1024;  // room to align the base
 }
 // K / V^T tiles in flight for tiles of n keys, clusters of cl blocks, the deferred wait or not.
 __host__ __device__ constexpr int stages_for(int n, int cl, bool deferred) {
   return deferred ? kDeferStages : cl > 1 ? (n == 128 ? kClusterStages128 : kClusterStages192) : kClassicStages;
 }
-template <int kN, int kCl, bool kDeferred>
+template <int kN, int kCl, bool kDeferred, bool kOnesRow = false>
 constexpr size_t smem_bytes_for() {
-  return smem_bytes<kN, stages_for(kN, kCl, kDeferred)>();
+  return smem_bytes<kN, stages_for(kN, kCl, kDeferred), kOnesRow>();
 }
-size_t smem_bytes_for(int n, int cl, bool deferred) {
+size_t smem_bytes_for(int n, int cl, bool deferred, bool ones = false) {
   if (deferred) return n == 128 ? smem_bytes_for<128, 1, true>() : smem_bytes_for<192, 1, true>();
+  if (ones) {
+    if (n == 128) return cl > 1 ? smem_bytes_for<128, 2, false, true>() : smem_bytes_for<128, 1, false, true>();
+    return cl > 1 ? smem_bytes_for<192, 2, false, true>() : smem_bytes_for<192, 1, false, true>();
+  }
   if (n == 128) return cl > 1 ? smem_bytes_for<128, 2, false>() : smem_bytes_for<128, 1, false>();
   return cl > 1 ? smem_bytes_for<192, 2, false>() : smem_bytes_for<192, 1, false>();
 }
-static_assert(smem_bytes_for<128, 2, false>() <= 227 * 1024 && smem_bytes_for<192, 2, false>() <= 227 * 1024,
-              "the cluster rings fit in shared memory");
+static_assert(smem_bytes_for<128, 2, false, true>() <= 227 * 1024 && smem_bytes_for<192, 2, false, true>() <= 227 * 1024,
+              "the cluster rings fit in shared memory, ones rows included");
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -186,6 +208,27 @@ __device__ __forceinline__ void mma_rs(float (&d)[64], uint32_t a0, uint32_t a1,
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(b), "r"(accumulate));
 }
 
+// d (+)= A B^T for a 64 x 192 x 32 step, A from registers (4 per thread), B from shared memory.
+__device__ __forceinline__ void mma_rs(float (&d)[96], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                       uint64_t b, int accumulate = 1) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %101, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n192k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95}, {%96, %97, %98, %99}, %100, p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(b), "r"(accumulate));
+}
+
+// d (+)= A B^T for a 64 x 136 x 32 step, A from registers (4 per thread), B from shared memory
+// (P V^T with V^T's rows of ones: Fp8FlashExp::Codes).
+__device__ __forceinline__ void mma_rs(float (&d)[68], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                       uint64_t b, int accumulate = 1) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %73, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n136k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67}, {%68, %69, %70, %71}, %72, p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(b), "r"(accumulate));
+}
+
 __device__ __forceinline__ float fast_exp2(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
@@ -222,6 +265,11 @@ __device__ __forceinline__ uint32_t pack_e4m3_alu(float a, float b, float c, flo
   return __byte_perm(__byte_perm(e4m3_code_alu(a), e4m3_code_alu(b), 0x0040),
                      __byte_perm(e4m3_code_alu(c), e4m3_code_alu(d), 0x0040), 0x5410);
 }
+// Fp8FlashExp::Codes: the four codes are the low bytes of the floats' bits.
+__device__ __forceinline__ uint32_t pack_codes(float a, float b, float c, float d) {
+  return __byte_perm(__byte_perm(__float_as_uint(a), __float_as_uint(b), 0x0040),
+                     __byte_perm(__float_as_uint(c), __float_as_uint(d), 0x0040), 0x5410);
+}
 
 // The consumer's state for its two rows (g and g + 8 of its warp's 16).
 struct Rows {
@@ -236,7 +284,9 @@ template <Fp8FlashExp kExp, int kN>
 __device__ __forceinline__ void pack_step(const float (&s)[kN / 2], uint32_t (&p)[kN / 8], int kk) {
   const int c0 = 4 * (4 * kk), c1 = 4 * (4 * kk + 1), c2 = 4 * (4 * kk + 2), c3 = 4 * (4 * kk + 3);
   auto pack = [](float a, float b, float c, float d) {
-    return kExp == Fp8FlashExp::F32AluPack ? pack_e4m3_alu(a, b, c, d) : pack_e4m3(a, b, c, d);
+    if constexpr (kExp == Fp8FlashExp::Codes) return pack_codes(a, b, c, d);
+    else if constexpr (kExp == Fp8FlashExp::F32AluPack) return pack_e4m3_alu(a, b, c, d);
+    else return pack_e4m3(a, b, c, d);
   };
   p[4 * kk + 0] = pack(s[c0], s[c0 + 1], s[c1], s[c1 + 1]);
   p[4 * kk + 1] = pack(s[c0 + 2], s[c0 + 3], s[c1 + 2], s[c1 + 3]);
@@ -244,9 +294,9 @@ __device__ __forceinline__ void pack_step(const float (&s)[kN / 2], uint32_t (&p
   p[4 * kk + 3] = pack(s[c2 + 2], s[c2 + 3], s[c3 + 2], s[c3 + 3]);
 }
 
-// 192-key tiles with fp32 exp2 pack P after the previous P V has finished (FlashAttention-3's
-// order): packing during the softmax, as 128-key tiles do, holds S, O and two sets of P at
-// once (208 registers) and ptxas spilled.
+// 192-key tiles with fp32 exp2 (or codes) pack P after the previous P V has finished
+// (FlashAttention-3's order): packing during the softmax, as 128-key tiles do, holds S, O and
+// two sets of P at once (208 registers) and ptxas spilled.
 template <Fp8FlashExp kExp, int kN>
 constexpr bool kLatePack = kN == 192 && kExp != Fp8FlashExp::F16Pairs;
 
@@ -279,16 +329,28 @@ __device__ __forceinline__ void softmax_tile(float (&s)[kN / 2], Rows& r, uint32
     mx[h] = m[0];
   }
   float base[2];
+  const float c8 = 8.0f * c;
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
     mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-    const float m_new = fmaxf(r.m[h], mx[h] * c);
+    // Codes: the running max a multiple of 1/8, so base (kMagic + 56 + 70 - 8 m) is an integer
+    // and one FFMA's rounding is round(8 x) + 56 for x = S c - m + 8.75.
+    const float m_new = kOnes<kExp> ? fmaxf(r.m[h], ceilf(mx[h] * c8) * 0.125f) : fmaxf(r.m[h], mx[h] * c);
     alpha[h] = fast_exp2(r.m[h] - m_new);
     r.m[h] = m_new;
-    base[h] = m_new - kLog2P;
+    base[h] = kOnes<kExp> ? (kMagic + kCodeBias + 8.0f * kCodesTop) - 8.0f * m_new : m_new - kLog2P;
   }
-  if constexpr (kExp == Fp8FlashExp::F16Pairs) {
+  if constexpr (kExp == Fp8FlashExp::Codes) {
+    // P's codes with no exp2: the float kMagic + code (clamped at code 0, where P < 2^-7 and
+    // round(8 x) + 56 would borrow into the exponent). The row sums come from the tensor cores.
+#pragma unroll
+    for (int kk = 0; kk < kN / 32; ++kk) {
+#pragma unroll
+      for (int i = 16 * kk; i < 16 * kk + 16; ++i) s[i] = fmaxf(fmaf(s[i], c8, base[(i >> 1) & 1]), kMagic);
+      if constexpr (!kLatePack<kExp, kN>) pack_step<kExp, kN>(s, p, kk);
+    }
+  } else if constexpr (kExp == Fp8FlashExp::F16Pairs) {
     // exp2 in f16 pairs (one MUFU op for two values; P is rounded to e4m3 next, whose step is
     // 16 x coarser than f16's), the pairs straight to e4m3, row sums in f16 pairs per tile.
     __half2 sum2[2] = {__float2half2_rn(0.f), __float2half2_rn(0.f)};
@@ -359,7 +421,8 @@ __device__ __forceinline__ void load_q_fragments(const uint8_t* q_tile, int row0
     }
 }
 // S = Q K^T with Q from registers: the tensor cores read only K from shared memory.
-__device__ __forceinline__ void qk_regs(float (&s)[64], const uint32_t (&qa)[4][4], const uint8_t* k_tile) {
+template <int kN>
+__device__ __forceinline__ void qk_regs(float (&s)[kN / 2], const uint32_t (&qa)[4][4], const uint8_t* k_tile) {
   const uint64_t kd = tile_desc(k_tile);
   pin(s);
   wg_fence();
@@ -368,31 +431,38 @@ __device__ __forceinline__ void qk_regs(float (&s)[64], const uint32_t (&qa)[4][
   wg_commit();
 }
 // V^T of a 128-key tile is one 128-byte-swizzled box; of a 192-key tile three 64-key boxes
-// in the 64-byte swizzle, each k32 step half of one.
-template <int kN>
+// in the 64-byte swizzle, each k32 step half of one (boxes of kVRows rows).
+template <int kN, bool kOnesRow>
 __device__ __forceinline__ uint64_t v_desc(const uint8_t* v_tile, int kk) {
   if constexpr (kN == 128) return tile_desc(v_tile) + 2 * kk;
-  else return tile_desc64(v_tile + (kk / 2) * (kVAtom * kD)) + 2 * (kk % 2);
+  else return tile_desc64(v_tile + (kk / 2) * (kVAtom * kVRows<kOnesRow>)) + 2 * (kk % 2);
 }
-template <int kN>
-__device__ __forceinline__ void pv(float (&o)[64], const uint32_t (&p)[kN / 8], const uint8_t* v_tile) {
+// O (+)= P V^T; with 68 accumulators (kOnes) V^T's ones rows too.
+template <int kN, int kO>
+__device__ __forceinline__ void pv(float (&o)[kO], const uint32_t (&p)[kN / 8], const uint8_t* v_tile) {
   pin(o);
   wg_fence();
 #pragma unroll
   for (int kk = 0; kk < kN / 32; ++kk)
-    mma_rs(o, p[4 * kk], p[4 * kk + 1], p[4 * kk + 2], p[4 * kk + 3], v_desc<kN>(v_tile, kk));
+    mma_rs(o, p[4 * kk], p[4 * kk + 1], p[4 * kk + 2], p[4 * kk + 3], v_desc<kN, (kO > 64)>(v_tile, kk));
   wg_commit();
 }
 
-// The row sums over the quad, then O / l x v's descale + v's mean, in bf16; the lse.
-__device__ __forceinline__ void store_output(const float (&o)[64], Rows& r, float dv, const float* __restrict__ v_sum,
+// The row sums (over the quad; with kO 68 from O's column 128 + 2t, which every thread of the
+// quad holds), then O / l x v's descale + v's mean, in bf16; the lse.
+template <int kO>
+__device__ __forceinline__ void store_output(const float (&o)[kO], Rows& r, float dv, const float* __restrict__ v_sum,
                                              float inv_valid, bf16* __restrict__ o_out, float* __restrict__ lse_out,
                                              int row, int head, int Lq, int H, int t) {
   float scale[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    r.l[h] += __shfl_xor_sync(0xffffffffu, r.l[h], 1);
-    r.l[h] += __shfl_xor_sync(0xffffffffu, r.l[h], 2);
+    if constexpr (kO > 64) {
+      r.l[h] = o[64 + 2 * h];
+    } else {
+      r.l[h] += __shfl_xor_sync(0xffffffffu, r.l[h], 1);
+      r.l[h] += __shfl_xor_sync(0xffffffffu, r.l[h], 2);
+    }
     scale[h] = dv / r.l[h];
   }
   const int64_t C = int64_t(H) * kD;
@@ -419,7 +489,8 @@ __device__ __forceinline__ void store_output(const float (&o)[64], Rows& r, floa
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int rr = row + 8 * h;
-      if (rr < Lq) lse_out[int64_t(head) * Lq + rr] = (r.m[h] + log2f(r.l[h]) - kLog2P) * 0.6931471805599453f;
+      constexpr float kTop = kO > 64 ? kCodesTop + kCodesBias : kLog2P;
+      if (rr < Lq) lse_out[int64_t(head) * Lq + rr] = (r.m[h] + log2f(r.l[h]) - kTop) * 0.6931471805599453f;
     }
   }
 }
@@ -429,8 +500,9 @@ __device__ __forceinline__ void store_output(const float (&o)[64], Rows& r, floa
 // cluster; a stage is refilled only once every consumer warp of the cluster has released it
 // (each producer waits for its own block's consumers and for the peer producer's word that the
 // peer's have).
-// kQRegs (128-key tiles alone): each consumer warp holds its Q rows as wgmma A fragments in
-// registers, so S's products read only K from shared memory (a third less operand traffic).
+// kQRegs: each consumer warp holds its Q rows as wgmma A fragments in registers (16 a
+// thread), so S's products read only K from shared memory (a quarter to a third less operand
+// traffic: Q's 8 KB a warpgroup against K's 16 or 24 KB a tile).
 // kDeferredWait (a losing variant): a step issues the next tile's S and waits for it (and for
 // the P V before last, long done), then rescales O and issues the previous tile's P V, and
 // runs the softmax under that P V. In the classic order ptxas moves the wait for the P V up to
@@ -448,8 +520,9 @@ __global__ void __launch_bounds__(kThreads, 1)
                      const float* __restrict__ v_sum, float inv_valid, bf16* __restrict__ o_out,
                      float* __restrict__ lse_out, int Lq, int H, int valid) {
   constexpr int kStages = stages_for(kN, kCl, kDeferredWait);
+  constexpr bool kOnesRow = kOnes<kExp>;
   extern __shared__ uint8_t smem_raw[];
-  using Shared = Smem<kN, kStages>;
+  using Shared = Smem<kN, kStages, kOnesRow>;
   Shared& sm = *reinterpret_cast<Shared*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   const int wg = threadIdx.x / 128;
   const int head = blockIdx.y, m0 = blockIdx.x * kBM;
@@ -463,6 +536,18 @@ __global__ void __launch_bounds__(kThreads, 1)
       if constexpr (kCl > 1) bar_init(&sm.peer_free[i], 1);  // the peer's producer, once its consumers released the stage
     }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  if constexpr (kOnesRow) {
+    // V^T's ones rows under every box of every stage: written once (the copies fill only the
+    // 128 channel rows above them), then fenced for the tensor cores' (async proxy) reads.
+    constexpr int kBoxes = kN / kVBoxKeys<kN>, kBoxBytes = kVBoxKeys<kN> * kVRows<true>;
+    constexpr int kWords = kOnesRows * kVBoxKeys<kN> / 4;  // per box
+    for (int i = threadIdx.x; i < kStages * kBoxes * kWords; i += kThreads) {
+      const int box = i / kWords, w = i % kWords;
+      uint8_t* ones = sm.v[box / kBoxes] + (box % kBoxes) * kBoxBytes + kD * kVBoxKeys<kN>;
+      reinterpret_cast<uint32_t*>(ones)[w] = 0x38383838u;  // e4m3 1.0
+    }
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
   }
   if constexpr (kCl > 1) cluster_sync();
   else __syncthreads();
@@ -499,7 +584,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           load(sm.v[st] + rank * kRowsV * kN, &v_map, j * kN, head * kD + rank * kRowsV, &sm.v_full[st]);
         } else {
           for (int a = 0; a < kN / kVAtom; ++a)
-            load(sm.v[st] + a * kVAtom * kD + rank * kRowsV * kVAtom, &v_map, j * kN + a * kVAtom,
+            load(sm.v[st] + a * kVAtom * kVRows<kOnesRow> + rank * kRowsV * kVAtom, &v_map, j * kN + a * kVAtom,
                  head * kD + rank * kRowsV, &sm.v_full[st]);
         }
       }
@@ -510,18 +595,28 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int row = m0 + 64 * (wg - 1) + 16 * warp + g;  // and row + 8
     const float c = descale_q[0] * descale_k[0] * (1.4426950408889634f / sqrtf(float(kD)));
     const uint64_t qd = tile_desc(sm.q + 64 * (wg - 1) * kD);
-    float o[64], s[kN / 2];
+    constexpr int kO = kOnesRow ? 64 + kOnesRows / 2 : 64;  // O's accumulators (and P's row sums)
+    float o[kO], s[kN / 2];
 #pragma unroll
-    for (int i = 0; i < 64; ++i) o[i] = 0.f;
-    uint32_t p[kN / 8], p_next[kN / 8];
+    for (int i = 0; i < kO; ++i) o[i] = 0.f;
+    // P's register sets: two where the softmax packs P while the previous P V may still read
+    // its operand. kLatePack packs only after that P V has finished, so one set would do; Q in
+    // registers and the codes' 4 more accumulators take it (at 192 keys their registers come
+    // from the 48 it frees; with two sets ptxas spilled). Other forms keep two: one set ran
+    // the default form 1.2 % slower in 720p forwards (ptxas schedules it differently; fifteenth
+    // session).
+    constexpr int kPSets = kLatePack<kExp, kN> && (kQRegs || kOnesRow) ? 1 : 2;
+    uint32_t p_sets[kPSets][kN / 8];
+    uint32_t(&p)[kN / 8] = p_sets[0];
+    uint32_t(&p_next)[kN / 8] = p_sets[kPSets - 1];
     Rows r{{-INFINITY, -INFINITY}, {0.f, 0.f}};
     float alpha[2];
     // Once the row maxima settle most tiles leave them unchanged (alpha exactly 1): skip the
     // rescale where no row of the warp moved.
-    auto rescale = [&](float(&acc)[64], const float(&a)[2]) {
+    auto rescale = [&](float(&acc)[kO], const float(&a)[2]) {
       if (__any_sync(0xffffffffu, a[0] != 1.0f || a[1] != 1.0f)) {
 #pragma unroll
-        for (int i = 0; i < 64; ++i) acc[i] *= a[(i >> 1) & 1];
+        for (int i = 0; i < kO; ++i) acc[i] *= a[(i >> 1) & 1];
       }
     };
 
@@ -538,10 +633,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     if constexpr (kPingPong)
       if (cw == 1) asm volatile("bar.arrive 1, 256;" ::: "memory");  // the first turn is warpgroup 0's
 
-    static_assert(!kQRegs || kN == 128, "Q in registers with 128-key tiles only");
     uint32_t qa[4][4];
     auto qk_tile = [&](const uint8_t* k_tile) {
-      if constexpr (kQRegs) qk_regs(s, qa, k_tile);
+      if constexpr (kQRegs) qk_regs<kN>(s, qa, k_tile);
       else qk<kN>(s, qd, k_tile);
     };
     bar_wait(&sm.q_full, 0);
@@ -558,7 +652,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int kk = 0; kk < kN / 32; ++kk) pack_step<kExp, kN>(s, p, kk);
     // One tile j >= 1: its S and the previous tile's P V in flight together; P alternates
     // between two register sets so that no copy redefines the operand of a running product
-    // (with kLatePack P is written after that product has finished; the alternation stays).
+    // (with kLatePack both names are the one set, written after that product has finished).
     auto step = [&](int j, uint32_t(&p_prev)[kN / 8], uint32_t(&p_cur)[kN / 8]) {
       const int st = j % kStages, prev = (j - 1) % kStages;
       bar_wait(&sm.k_full[st], (j / kStages) & 1);
@@ -678,24 +772,39 @@ CUtensorMap byte_map(const uint8_t* base, int64_t cols, int64_t rows, int64_t st
 using Kernel = decltype(&fp8_flash_kernel<Fp8FlashExp::F32, false, 128, 1, false, false>);
 
 // The kernel for a call, with its shared memory allowed once.
-template <int kN, int kCl, bool kQ>
+template <int kN, int kCl>
 Kernel pick_kernel(Fp8FlashExp exp, bool pingpong) {
   static const Kernel kernels[kFp8FlashExpModes][2] = {
-      {fp8_flash_kernel<Fp8FlashExp::F32, false, kN, kCl, kQ, false>,
-       fp8_flash_kernel<Fp8FlashExp::F32, true, kN, kCl, kQ, false>},
-      {fp8_flash_kernel<Fp8FlashExp::F16Pairs, false, kN, kCl, kQ, false>,
-       fp8_flash_kernel<Fp8FlashExp::F16Pairs, true, kN, kCl, kQ, false>},
-      {fp8_flash_kernel<Fp8FlashExp::F32Poly, false, kN, kCl, kQ, false>,
-       fp8_flash_kernel<Fp8FlashExp::F32Poly, true, kN, kCl, kQ, false>},
-      {fp8_flash_kernel<Fp8FlashExp::F32AluPack, false, kN, kCl, kQ, false>,
-       fp8_flash_kernel<Fp8FlashExp::F32AluPack, true, kN, kCl, kQ, false>}};
+      {fp8_flash_kernel<Fp8FlashExp::F32, false, kN, kCl, false, false>,
+       fp8_flash_kernel<Fp8FlashExp::F32, true, kN, kCl, false, false>},
+      {fp8_flash_kernel<Fp8FlashExp::F16Pairs, false, kN, kCl, false, false>,
+       fp8_flash_kernel<Fp8FlashExp::F16Pairs, true, kN, kCl, false, false>},
+      {fp8_flash_kernel<Fp8FlashExp::F32Poly, false, kN, kCl, false, false>,
+       fp8_flash_kernel<Fp8FlashExp::F32Poly, true, kN, kCl, false, false>},
+      {fp8_flash_kernel<Fp8FlashExp::F32AluPack, false, kN, kCl, false, false>,
+       fp8_flash_kernel<Fp8FlashExp::F32AluPack, true, kN, kCl, false, false>},
+      {fp8_flash_kernel<Fp8FlashExp::Codes, false, kN, kCl, false, false>,
+       fp8_flash_kernel<Fp8FlashExp::Codes, true, kN, kCl, false, false>}};
   static std::once_flag once;
   std::call_once(once, [] {
-    for (const auto& row : kernels)
-      for (Kernel k : row)
-        RL_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes_for(kN, kCl, false))));
+    for (Fp8FlashExp e : kFp8FlashExps)
+      for (Kernel k : kernels[static_cast<int>(e)])
+        RL_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     int(smem_bytes_for(kN, kCl, false, fp8_flash_exp_sums_on_tensor_cores(e)))));
   });
   return kernels[static_cast<int>(exp)][pingpong];
+}
+// Q in registers: fp32 exp2 only (the other exp2 forms are losing variants of their own).
+template <int kN, int kCl>
+Kernel pick_q_regs_kernel(bool pingpong) {
+  static const Kernel kernels[2] = {fp8_flash_kernel<Fp8FlashExp::F32, false, kN, kCl, true, false>,
+                                    fp8_flash_kernel<Fp8FlashExp::F32, true, kN, kCl, true, false>};
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (Kernel k : kernels)
+      RL_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes_for(kN, kCl, false))));
+  });
+  return kernels[pingpong];
 }
 // The deferred wait's kernels (fp32 exp2, clusters of 1, Q in shared memory).
 template <int kN>
@@ -710,22 +819,28 @@ Kernel pick_deferred_kernel(bool pingpong) {
   return kernels[pingpong];
 }
 
-// Whether a call runs the deferred wait: asked for, and built for its form.
+// Whether a call runs the deferred wait / Q in registers: asked for, and built for its form
+// (Q in registers wins where both are asked for).
 bool runs_deferred(const Fp8FlashCall& a) {
   return a.deferred_wait && a.exp == Fp8FlashExp::F32 && a.cluster == 1 && !a.q_regs;
 }
+bool runs_q_regs(const Fp8FlashCall& a) { return a.q_regs && a.exp == Fp8FlashExp::F32; }
 
-// The kernel for tiles of n keys in clusters of cl blocks (Q in registers: 128 keys, cl 1).
+// The kernel for tiles of n keys in clusters of cl blocks.
 Kernel kernel_for(int n, int cl, Fp8FlashExp exp, bool pingpong, bool q_regs, bool deferred) {
   if (deferred) return n == 128 ? pick_deferred_kernel<128>(pingpong) : pick_deferred_kernel<192>(pingpong);
-  if (q_regs) return pick_kernel<128, 1, true>(exp, pingpong);
-  if (n == 128) return cl == 1 ? pick_kernel<128, 1, false>(exp, pingpong) : pick_kernel<128, 2, false>(exp, pingpong);
-  return cl == 1 ? pick_kernel<192, 1, false>(exp, pingpong) : pick_kernel<192, 2, false>(exp, pingpong);
+  if (q_regs) {
+    if (n == 128) return cl == 1 ? pick_q_regs_kernel<128, 1>(pingpong) : pick_q_regs_kernel<128, 2>(pingpong);
+    return cl == 1 ? pick_q_regs_kernel<192, 1>(pingpong) : pick_q_regs_kernel<192, 2>(pingpong);
+  }
+  if (n == 128) return cl == 1 ? pick_kernel<128, 1>(exp, pingpong) : pick_kernel<128, 2>(exp, pingpong);
+  return cl == 1 ? pick_kernel<192, 1>(exp, pingpong) : pick_kernel<192, 2>(exp, pingpong);
 }
 
 // A launch of 384-thread blocks of tiles of n keys over `grid`, in clusters of cl along x
 // (`attr` holds the cluster shape the config points at).
-cudaLaunchConfig_t launch_config(int n, int cl, bool deferred, dim3 grid, cudaStream_t s, cudaLaunchAttribute& attr) {
+cudaLaunchConfig_t launch_config(int n, int cl, bool deferred, bool ones, dim3 grid, cudaStream_t s,
+                                 cudaLaunchAttribute& attr) {
   attr = {};
   attr.id = cudaLaunchAttributeClusterDimension;
   attr.val.clusterDim.x = static_cast<unsigned>(cl);
@@ -734,7 +849,7 @@ cudaLaunchConfig_t launch_config(int n, int cl, bool deferred, dim3 grid, cudaSt
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = smem_bytes_for(n, cl, deferred);
+  cfg.dynamicSmemBytes = smem_bytes_for(n, cl, deferred, ones);
   cfg.stream = s;
   cfg.attrs = &attr;
   cfg.numAttrs = 1;
@@ -760,6 +875,7 @@ const char* fp8_flash_exp_name(Fp8FlashExp e) {
     case Fp8FlashExp::F16Pairs: return "f16";
     case Fp8FlashExp::F32Poly: return "poly";
     case Fp8FlashExp::F32AluPack: return "f32alu";
+    case Fp8FlashExp::Codes: return "codes";
     default: return "f32";
   }
 }
@@ -770,7 +886,7 @@ Fp8FlashExp fp8_flash_exp_default() {
     if (!v) return Fp8FlashExp::F32;
     for (Fp8FlashExp e : kFp8FlashExps)
       if (std::string(v) == fp8_flash_exp_name(e)) return e;
-    fail("RAYLIGHT_FP8_FLASH_EXP must be f32, f16, poly or f32alu, got '", v, "'");
+    fail("RAYLIGHT_FP8_FLASH_EXP must be f32, f16, poly, f32alu or codes, got '", v, "'");
   }();
   return mode;
 }
@@ -799,10 +915,9 @@ bool fp8_flash_q_regs_default() {
 }
 
 int fp8_flash_cluster_default() {
-  // Q in registers and the deferred wait exist for clusters of 1 only: asking for either keeps
-  // that the default.
-  static const int blocks = env_choice("RAYLIGHT_FP8_FLASH_CLUSTER", {1, 2},
-                                       fp8_flash_q_regs_default() || fp8_flash_deferred_wait_default() ? 1 : 2);
+  // The deferred wait exists for clusters of 1 only: asking for it keeps that the default.
+  static const int blocks =
+      env_choice("RAYLIGHT_FP8_FLASH_CLUSTER", {1, 2}, fp8_flash_deferred_wait_default() ? 1 : 2);
   return blocks;
 }
 
@@ -823,7 +938,7 @@ int fp8_flash_resident_blocks(int tile_keys, int cluster) {
   if ((tile_keys != 128 && tile_keys != 192) || (cluster != 1 && cluster != 2)) return 0;
   cudaLaunchAttribute attr;
   const cudaLaunchConfig_t cfg =
-      launch_config(tile_keys, cluster, false, dim3(static_cast<unsigned>(cluster)), nullptr, attr);
+      launch_config(tile_keys, cluster, false, false, dim3(static_cast<unsigned>(cluster)), nullptr, attr);
   int clusters = 0;
   if (cudaOccupancyMaxActiveClusters(&clusters, kernel_for(tile_keys, cluster, Fp8FlashExp::F32, true, false, false),
                                      &cfg) !=
@@ -842,9 +957,6 @@ void fp8_flash_attention(const Fp8FlashCall& a, cudaStream_t s) {
   const int64_t C = a.H * kD;
   if (a.tile_keys != 128 && a.tile_keys != 192) fail("fp8 flash attention: tiles of 128 or 192 keys, got ", a.tile_keys);
   if (a.cluster != 1 && a.cluster != 2) fail("fp8 flash attention: clusters of 1 or 2 blocks, got ", a.cluster);
-  if (a.q_regs && (a.tile_keys != 128 || a.cluster != 1))
-    fail("fp8 flash attention: Q in registers (RAYLIGHT_FP8_FLASH_QREGS=1) needs 128-key tiles in clusters of 1, got ",
-         a.tile_keys, " keys in clusters of ", a.cluster);
   const int n = a.tile_keys, cl = a.cluster, v_box = n == 128 ? 128 : kVAtom;
   const CUtensorMap q_map = byte_map(a.q8, C, a.Lq, C, 128, kBM);
   const CUtensorMap k_map = byte_map(a.k8, C, a.Lk, C, 128, n / cl);
@@ -854,9 +966,11 @@ void fp8_flash_attention(const Fp8FlashCall& a, cudaStream_t s) {
   const int64_t blocks = (a.Lq + kBM - 1) / kBM;
   cudaLaunchAttribute attr;
   const bool deferred = runs_deferred(a);
-  const cudaLaunchConfig_t cfg = launch_config(
-      n, cl, deferred, dim3(static_cast<unsigned>((blocks + cl - 1) / cl * cl), static_cast<unsigned>(a.H)), s, attr);
-  RL_CUDA(cudaLaunchKernelEx(&cfg, kernel_for(n, cl, a.exp, a.pingpong, a.q_regs, deferred), q_map, k_map, v_map,
+  const bool q_regs = runs_q_regs(a), ones = !deferred && !q_regs && fp8_flash_exp_sums_on_tensor_cores(a.exp);
+  const cudaLaunchConfig_t cfg =
+      launch_config(n, cl, deferred, ones, dim3(static_cast<unsigned>((blocks + cl - 1) / cl * cl), static_cast<unsigned>(a.H)),
+                    s, attr);
+  RL_CUDA(cudaLaunchKernelEx(&cfg, kernel_for(n, cl, a.exp, a.pingpong, q_regs, deferred), q_map, k_map, v_map,
                              a.descale_q, a.descale_k, a.descale_v, a.v_sum, a.inv_valid, a.o, a.lse, int(a.Lq),
                              int(a.H), int(a.valid)));
 }

@@ -59,13 +59,26 @@ void fp8_flash_quantise_v(const bf16* v, int64_t Lk, int64_t C, const float* sum
 // F32AluPack: fp32 exp2 as F32, P's e4m3 codes made on the integer units rather than by the
 // conversion instruction (the same codes but where a double rounding of a value under 2^-6
 // lands on a tie).
-enum class Fp8FlashExp { F32 = 0, F16Pairs = 1, F32Poly = 2, F32AluPack = 3 };
-constexpr int kFp8FlashExpModes = 4;
-constexpr Fp8FlashExp kFp8FlashExps[kFp8FlashExpModes] = {Fp8FlashExp::F32, Fp8FlashExp::F16Pairs,
-                                                         Fp8FlashExp::F32Poly, Fp8FlashExp::F32AluPack};
+// Codes: no exp2. P = 2^x gets the code round(8 x) + 56 (an e4m3 code is 8 x its exponent plus
+// its mantissa, so this is 2^x between powers of two by a straight line: 3.2 % rms from 2^x
+// against round-to-nearest's 2.7 %, and 4 % high on average, which the normalisation cancels),
+// made by one FFMA and a max; P's row sums come from the tensor cores (a row of ones under
+// V^T), so the softmax issues no exp2, conversion or add per value. Below 2^-6 (codes 0-7,
+// e4m3's subnormals) the line is wrong, and below 2^-7 P is cut to 0. 8-10 % faster on an H200
+// (1,058-1,083 against 971-980 TFLOP/s), but the line's slope is 2^x's by up to +-40 % within
+// an octave, a bias rather than noise: Wan 14B's forward is 3.6 % from bf16 attention against
+// 2.2 %, and blocks merged by their lse miss CudaFp8Lse's bounds (run with a twin form that
+// differs only below 2^-6; fifteenth session). Opt-in.
+enum class Fp8FlashExp { F32 = 0, F16Pairs = 1, F32Poly = 2, F32AluPack = 3, Codes = 4 };
+constexpr int kFp8FlashExpModes = 5;
+constexpr Fp8FlashExp kFp8FlashExps[kFp8FlashExpModes] = {Fp8FlashExp::F32, Fp8FlashExp::F16Pairs, Fp8FlashExp::F32Poly,
+                                                         Fp8FlashExp::F32AluPack, Fp8FlashExp::Codes};
+// Whether a form sums P's rows on the tensor cores (a row of ones under V^T).
+constexpr bool fp8_flash_exp_sums_on_tensor_cores(Fp8FlashExp e) { return e == Fp8FlashExp::Codes; }
 const char* fp8_flash_exp_name(Fp8FlashExp e);
-// RAYLIGHT_FP8_FLASH_EXP=f32|f16|poly|f32alu (read once); default f32 (on an H200 f16 pairs ran as
-// single-value MUFU.EX2.F16 ops and lost 2-6 %, the cubic lost 1-6 %, the integer packing 21 %).
+// RAYLIGHT_FP8_FLASH_EXP=f32|f16|poly|f32alu|codes (read once); default f32 (on an H200 f16 pairs ran as
+// single-value MUFU.EX2.F16 ops and lost 2-6 %, the cubic lost 1-6 %, the integer packing 21 %;
+// codes win 8-10 % but cost accuracy).
 Fp8FlashExp fp8_flash_exp_default();
 // RAYLIGHT_FP8_FLASH_PINGPONG=1|0 (read once); default on for 128-key tiles, off for 192.
 bool fp8_flash_pingpong_default();
@@ -77,14 +90,17 @@ bool fp8_flash_pingpong_default();
 int fp8_flash_tile_keys_default();
 // Blocks per cluster: 1, or 2 (two query blocks of one head each load half of every K and V^T
 // tile and multicast it to both, halving what crosses from L2 to the SMs, which under the power
-// cap is energy). RAYLIGHT_FP8_FLASH_CLUSTER=1|2 (read once); default 2 (1 where Q in registers
-// or the deferred wait is asked for): since the stage releases stopped fencing at cluster scope
+// cap is energy). RAYLIGHT_FP8_FLASH_CLUSTER=1|2 (read once); default 2 (1 where the deferred
+// wait is asked for): since the stage releases stopped fencing at cluster scope
 // and the producers relay them (fourteenth session) clusters run Wan 14B forwards about 1 %
 // faster on an H200 (before, they ran 18-20 % slower).
 int fp8_flash_cluster_default();
-// Q held in registers as the A operand of S's products (128-key tiles in clusters of 1 only),
-// so they read only K from shared memory: less operand traffic, which under the power cap is
-// energy. RAYLIGHT_FP8_FLASH_QREGS=0|1 (read once); default 0.
+// Q held in registers as the A operand of S's products (fp32 exp2; other forms keep Q in shared
+// memory), so they read only K from shared memory: less operand traffic, which under the power
+// cap is energy. The same output bit for bit. RAYLIGHT_FP8_FLASH_QREGS=0|1 (read once); default 0:
+// on an H200 it ran level with Q in shared memory at 192-key tiles in clusters of 2 (970-978
+// against 971-972 TFLOP/s; forwards within 0.5 %), and lost elsewhere but at 128-key tiles
+// without ping-pong.
 bool fp8_flash_q_regs_default();
 // The wait for the previous tile's P V deferred until the next tile's S is in flight (so the
 // softmax overlaps that P V; fp8_flash.cu says why the classic order does not), for fp32 exp2
