@@ -36,11 +36,14 @@ constexpr float kMagic = 12582912.0f;  // 1.5 x 2^23
 constexpr float kCodeBias = 56.0f;     // 8 x e4m3's exponent bias: the code of 2^0 is 0x38
 constexpr float kCodesTop = 8.75f;     // x (P = 2^x) at code 126
 constexpr float kCodesBias = 0.0578f;  // log2 of the codes' mean value over 2^x
-// Fp8FlashExp::Codes sums P's rows on the tensor cores: V^T gets 8 more rows of e4m3 ones
-// (0x38), so O's columns 128-135 come out as the row sums of P, from the very codes P V uses.
+// Fp8FlashExp::Codes and F32Sums sum P's rows on the tensor cores: V^T gets 8 more rows of e4m3
+// ones (0x38), so O's columns 128-135 come out as the row sums of P, from the very codes P V uses.
 constexpr int kOnesRows = 8;
 template <Fp8FlashExp kExp>
-constexpr bool kOnes = kExp == Fp8FlashExp::Codes;
+constexpr bool kOnes = fp8_flash_exp_sums_on_tensor_cores(kExp);
+// The lse's offset: log2 of P's scale (and of the codes' mean value over 2^x).
+template <Fp8FlashExp kExp>
+constexpr float kLseTop = kExp == Fp8FlashExp::Codes ? kCodesTop + kCodesBias : kLog2P;
 
 // Shared memory for tiles of kN keys (128 or 192): 1024-byte aligned tiles (the 128-byte
 // swizzle repeats every 8 rows).
@@ -336,10 +339,11 @@ __device__ __forceinline__ void softmax_tile(float (&s)[kN / 2], Rows& r, uint32
     mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
     // Codes: the running max a multiple of 1/8, so base (kMagic + 56 + 70 - 8 m) is an integer
     // and one FFMA's rounding is round(8 x) + 56 for x = S c - m + 8.75.
-    const float m_new = kOnes<kExp> ? fmaxf(r.m[h], ceilf(mx[h] * c8) * 0.125f) : fmaxf(r.m[h], mx[h] * c);
+    constexpr bool kCodes = kExp == Fp8FlashExp::Codes;
+    const float m_new = kCodes ? fmaxf(r.m[h], ceilf(mx[h] * c8) * 0.125f) : fmaxf(r.m[h], mx[h] * c);
     alpha[h] = fast_exp2(r.m[h] - m_new);
     r.m[h] = m_new;
-    base[h] = kOnes<kExp> ? (kMagic + kCodeBias + 8.0f * kCodesTop) - 8.0f * m_new : m_new - kLog2P;
+    base[h] = kCodes ? (kMagic + kCodeBias + 8.0f * kCodesTop) - 8.0f * m_new : m_new - kLog2P;
   }
   if constexpr (kExp == Fp8FlashExp::Codes) {
     // P's codes with no exp2: the float kMagic + code (clamped at code 0, where P < 2^-7 and
@@ -381,7 +385,7 @@ __device__ __forceinline__ void softmax_tile(float (&s)[kN / 2], Rows& r, uint32
   } else {
     float sum[2] = {0.f, 0.f};
     // Each k32 step's 16 values are packed as soon as they are exponentiated (but with
-    // kLatePack), so S's registers free up as P fills.
+    // kLatePack), so S's registers free up as P fills. F32Sums leaves the sums to the tensor cores.
 #pragma unroll
     for (int kk = 0; kk < kN / 32; ++kk) {
 #pragma unroll
@@ -389,12 +393,14 @@ __device__ __forceinline__ void softmax_tile(float (&s)[kN / 2], Rows& r, uint32
         const int h = (i >> 1) & 1;
         const float x = fmaf(s[i], c, -base[h]);
         s[i] = kExp == Fp8FlashExp::F32Poly && (i & 3) == 3 ? poly_exp2(x) : fast_exp2(x);
-        sum[h] += s[i];
+        if constexpr (!kOnes<kExp>) sum[h] += s[i];
       }
       if constexpr (!kLatePack<kExp, kN>) pack_step<kExp, kN>(s, p, kk);
     }
-    r.l[0] = r.l[0] * alpha[0] + sum[0];
-    r.l[1] = r.l[1] * alpha[1] + sum[1];
+    if constexpr (!kOnes<kExp>) {
+      r.l[0] = r.l[0] * alpha[0] + sum[0];
+      r.l[1] = r.l[1] * alpha[1] + sum[1];
+    }
   }
 }
 
@@ -449,9 +455,10 @@ __device__ __forceinline__ void pv(float (&o)[kO], const uint32_t (&p)[kN / 8], 
 }
 
 // The row sums (over the quad; with kO 68 from O's column 128 + 2t, which every thread of the
-// quad holds), then O / l x v's descale + v's mean, in bf16; the lse.
+// quad holds), then O / l x v's descale + v's mean, in bf16; the lse (top: kLseTop).
 template <int kO>
-__device__ __forceinline__ void store_output(const float (&o)[kO], Rows& r, float dv, const float* __restrict__ v_sum,
+__device__ __forceinline__ void store_output(const float (&o)[kO], Rows& r, float top, float dv,
+                                             const float* __restrict__ v_sum,
                                              float inv_valid, bf16* __restrict__ o_out, float* __restrict__ lse_out,
                                              int row, int head, int Lq, int H, int t) {
   float scale[2];
@@ -489,8 +496,7 @@ __device__ __forceinline__ void store_output(const float (&o)[kO], Rows& r, floa
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int rr = row + 8 * h;
-      constexpr float kTop = kO > 64 ? kCodesTop + kCodesBias : kLog2P;
-      if (rr < Lq) lse_out[int64_t(head) * Lq + rr] = (r.m[h] + log2f(r.l[h]) - kTop) * 0.6931471805599453f;
+      if (rr < Lq) lse_out[int64_t(head) * Lq + rr] = (r.m[h] + log2f(r.l[h]) - top) * 0.6931471805599453f;
     }
   }
 }
@@ -733,7 +739,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     pin(o);
 
-    store_output(o, r, descale_v[0], v_sum, inv_valid, o_out, lse_out, row, head, Lq, H, t);
+    store_output(o, r, kLseTop<kExp>, descale_v[0], v_sum, inv_valid, o_out, lse_out, row, head, Lq, H, t);
   }
   if constexpr (kCl > 1) cluster_sync();  // the peer may still arrive on this block's barriers
 }
@@ -784,7 +790,9 @@ Kernel pick_kernel(Fp8FlashExp exp, bool pingpong) {
       {fp8_flash_kernel<Fp8FlashExp::F32AluPack, false, kN, kCl, false, false>,
        fp8_flash_kernel<Fp8FlashExp::F32AluPack, true, kN, kCl, false, false>},
       {fp8_flash_kernel<Fp8FlashExp::Codes, false, kN, kCl, false, false>,
-       fp8_flash_kernel<Fp8FlashExp::Codes, true, kN, kCl, false, false>}};
+       fp8_flash_kernel<Fp8FlashExp::Codes, true, kN, kCl, false, false>},
+      {fp8_flash_kernel<Fp8FlashExp::F32Sums, false, kN, kCl, false, false>,
+       fp8_flash_kernel<Fp8FlashExp::F32Sums, true, kN, kCl, false, false>}};
   static std::once_flag once;
   std::call_once(once, [] {
     for (Fp8FlashExp e : kFp8FlashExps)
@@ -876,6 +884,7 @@ const char* fp8_flash_exp_name(Fp8FlashExp e) {
     case Fp8FlashExp::F32Poly: return "poly";
     case Fp8FlashExp::F32AluPack: return "f32alu";
     case Fp8FlashExp::Codes: return "codes";
+    case Fp8FlashExp::F32Sums: return "f32sums";
     default: return "f32";
   }
 }
@@ -886,7 +895,7 @@ Fp8FlashExp fp8_flash_exp_default() {
     if (!v) return Fp8FlashExp::F32;
     for (Fp8FlashExp e : kFp8FlashExps)
       if (std::string(v) == fp8_flash_exp_name(e)) return e;
-    fail("RAYLIGHT_FP8_FLASH_EXP must be f32, f16, poly, f32alu or codes, got '", v, "'");
+    fail("RAYLIGHT_FP8_FLASH_EXP must be f32, f16, poly, f32alu, codes or f32sums, got '", v, "'");
   }();
   return mode;
 }

@@ -69,14 +69,20 @@ void fp8_flash_quantise_v(const bf16* v, int64_t Lk, int64_t C, const float* sum
 // an octave, a bias rather than noise: Wan 14B's forward is 3.6 % from bf16 attention against
 // 2.2 %, and blocks merged by their lse miss CudaFp8Lse's bounds (run with a twin form that
 // differs only below 2^-6; fifteenth session). Opt-in.
-enum class Fp8FlashExp { F32 = 0, F16Pairs = 1, F32Poly = 2, F32AluPack = 3, Codes = 4 };
-constexpr int kFp8FlashExpModes = 5;
-constexpr Fp8FlashExp kFp8FlashExps[kFp8FlashExpModes] = {Fp8FlashExp::F32, Fp8FlashExp::F16Pairs, Fp8FlashExp::F32Poly,
-                                                         Fp8FlashExp::F32AluPack, Fp8FlashExp::Codes};
+// F32Sums: fp32 exp2 as F32, P's row sums taken on the tensor cores as the codes' are (no add per
+// value; the sums of the rounded P that P V uses). Built in the fifteenth session after its
+// device time was spent: not yet run on a GPU.
+enum class Fp8FlashExp { F32 = 0, F16Pairs = 1, F32Poly = 2, F32AluPack = 3, Codes = 4, F32Sums = 5 };
+constexpr int kFp8FlashExpModes = 6;
+constexpr Fp8FlashExp kFp8FlashExps[kFp8FlashExpModes] = {Fp8FlashExp::F32,        Fp8FlashExp::F16Pairs,
+                                                         Fp8FlashExp::F32Poly,    Fp8FlashExp::F32AluPack,
+                                                         Fp8FlashExp::Codes,      Fp8FlashExp::F32Sums};
 // Whether a form sums P's rows on the tensor cores (a row of ones under V^T).
-constexpr bool fp8_flash_exp_sums_on_tensor_cores(Fp8FlashExp e) { return e == Fp8FlashExp::Codes; }
+constexpr bool fp8_flash_exp_sums_on_tensor_cores(Fp8FlashExp e) {
+  return e == Fp8FlashExp::Codes || e == Fp8FlashExp::F32Sums;
+}
 const char* fp8_flash_exp_name(Fp8FlashExp e);
-// RAYLIGHT_FP8_FLASH_EXP=f32|f16|poly|f32alu|codes (read once); default f32 (on an H200 f16 pairs ran as
+// RAYLIGHT_FP8_FLASH_EXP=f32|f16|poly|f32alu|codes|f32sums (read once); default f32 (on an H200 f16 pairs ran as
 // single-value MUFU.EX2.F16 ops and lost 2-6 %, the cubic lost 1-6 %, the integer packing 21 %;
 // codes win 8-10 % but cost accuracy).
 Fp8FlashExp fp8_flash_exp_default();
