@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Issue #19, fifteenth session: Q in registers for every tile size and cluster form (192-key
 # tiles pack P into one register set, which leaves room for Q's fragments); P's e4m3 codes
-# without exp2, row sums on the tensor cores (RAYLIGHT_FP8_FLASH_EXP=codes; a twin "pwl" that rounded the
-# subnormal tail by the conversion instruction ran in call 5 and is gone). Builds nothing.
-# Logs go to $WORK (default /tmp/s15work); $OUT gets summary.txt and logs.tar.gz only.
+# without exp2, row sums on the tensor cores (RAYLIGHT_FP8_FLASH_EXP=codes; a twin "pwl" that
+# rounded the subnormal tail by the conversion instruction ran in call 4 and is gone); fp32
+# exp2 with the row sums on the tensor cores (f32sums, built after the device time was spent).
+# Builds nothing. Logs go to $WORK (default /tmp/s15work); $OUT gets summary.txt and logs.tar.gz.
 #   check   CudaFp8Flash (every kernel form; Q in registers held to Q in shared memory bit for bit)
-#   qlab    lab, fp8own at 32,760 x 40 heads, fp32 exp2 and codes forms, Q in shared memory and in
-#           registers side by side ($LAB_RUNS, default 20; $LAB_SHAPE, default 32760x32760x40),
-#           builds $LAB_BUILDS
+#   qlab    lab, fp8own at 32,760 x 40 heads: fp32 exp2 (sums by adds or on the tensor cores) and
+#           codes, Q in shared memory and in registers side by side ($LAB_RUNS, default 20;
+#           $LAB_SHAPE, default 32760x32760x40), builds $LAB_BUILDS
 #   errs    the lab's checks (--check-only) with fp32 exp2 and codes: fp8own against exact
-#   acc     Wan 14B fp8 480x832x81 forward's rel L2 against bf16 attention ($ACC_EXPS, default f32 codes)
+#   acc     Wan 14B fp8 480x832x81 forward's rel L2 against bf16 attention ($ACC_EXPS, default
+#           f32 codes f32sums)
 #   sample  Wan 1.3B (random fp8 weights), 30 steps, cfg 5, UniPC, 480x832x81 from one noise with bf16
 #           attention and fp8 ($SAMPLE_FP8, default "fp8:f32 fp8:codes": attention:exp2): the
 #           final latents' rel L2 against bf16's
@@ -43,7 +45,7 @@ qlab() {
     timeout 400 "$d/raylight_attention_lab" --time-only --runs "${LAB_RUNS:-20}" --shape "${LAB_SHAPE:-32760x32760x40}" \
       --variants fp8own --inputs random >"$log" 2>&1
     note "Q-in-registers lab, $d: exit $?"
-    grep -E "^(time|check)" "$log" | grep -E "exp2 (f32 |codes)|Q in reg|resident|FAIL" | grep -v deferred | sed 's/  */ /g' |
+    grep -E "^(time|check)" "$log" | grep -E "exp2 (f32 |f32sums|codes)|Q in reg|resident|FAIL" | grep -v deferred | sed 's/  */ /g' |
       tee -a "$out/summary.txt"
   done
 }
@@ -61,7 +63,7 @@ errs() {
 
 acc() {
   local e
-  for e in ${ACC_EXPS:-f32 codes}; do
+  for e in ${ACC_EXPS:-f32 codes f32sums}; do
     RAYLIGHT_FP8_FLASH_EXP=$e timeout 200 "$b/raylight" bench --model wan-14b --dtype fp8 --attention fp8 \
       --fp8-accuracy bf16 --runs 1 --warmup 1 >"$work/acc_$e.log" 2>&1
     note "accuracy, exp2 $e (exit $?): $(grep -E '^forward:|^fp8 attention vs' "$work/acc_$e.log" | tr '\n' ' ')"
