@@ -65,10 +65,10 @@ void fp8_flash_quantise_v(const bf16* v, int64_t Lk, int64_t C, const float* sum
 // made by one FFMA and a max; P's row sums come from the tensor cores (a row of ones under
 // V^T), so the softmax issues no exp2, conversion or add per value. Below 2^-6 (codes 0-7,
 // e4m3's subnormals) the line is wrong, and below 2^-7 P is cut to 0. 8-10 % faster on an H200
-// (1,058-1,083 against 971-980 TFLOP/s), but the line's slope is 2^x's by up to +-40 % within
-// an octave, a bias rather than noise: Wan 14B's forward is 3.6 % from bf16 attention against
-// 2.2 %, and blocks merged by their lse miss CudaFp8Lse's bounds (run with a twin form that
-// differs only below 2^-6; fifteenth session). Opt-in.
+// (1,058-1,083 against 971-980 TFLOP/s), but each code's value is off from 2^x by its own
+// factor (1 + M/8) / 2^(M/8), 1 to 1.06, on top of the rounding: Wan 14B's forward is 3.6 %
+// from bf16 attention against 2.2 %, and blocks merged by their lse miss CudaFp8Lse's bounds
+// (run with a twin form that differs only below 2^-6; fifteenth session). Opt-in.
 // F32Sums: fp32 exp2 as F32, P's row sums taken on the tensor cores as the codes' are (no add per
 // value; the sums of the rounded P that P V uses). Built in the fifteenth session after its
 // device time was spent: not yet run on a GPU.
