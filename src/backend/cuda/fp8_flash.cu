@@ -777,54 +777,30 @@ CUtensorMap byte_map(const uint8_t* base, int64_t cols, int64_t rows, int64_t st
 
 using Kernel = decltype(&fp8_flash_kernel<Fp8FlashExp::F32, false, 128, 1, false, false>);
 
-// The kernel for a call, with its shared memory allowed once.
+// One form's kernel (ping-pong or not), with its shared memory allowed once.
+template <Fp8FlashExp kExp, int kN, int kCl, bool kQRegs, bool kDeferred>
+Kernel form_kernel(bool pingpong) {
+  static const Kernel kernels[2] = {fp8_flash_kernel<kExp, false, kN, kCl, kQRegs, kDeferred>,
+                                    fp8_flash_kernel<kExp, true, kN, kCl, kQRegs, kDeferred>};
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (Kernel k : kernels)
+      RL_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   int(smem_bytes_for<kN, kCl, kDeferred, kOnes<kExp>>())));
+  });
+  return kernels[pingpong];
+}
+// The classic order's kernel for exp2 form `exp` (Q in shared memory).
 template <int kN, int kCl>
 Kernel pick_kernel(Fp8FlashExp exp, bool pingpong) {
-  static const Kernel kernels[kFp8FlashExpModes][2] = {
-      {fp8_flash_kernel<Fp8FlashExp::F32, false, kN, kCl, false, false>,
-       fp8_flash_kernel<Fp8FlashExp::F32, true, kN, kCl, false, false>},
-      {fp8_flash_kernel<Fp8FlashExp::F16Pairs, false, kN, kCl, false, false>,
-       fp8_flash_kernel<Fp8FlashExp::F16Pairs, true, kN, kCl, false, false>},
-      {fp8_flash_kernel<Fp8FlashExp::F32Poly, false, kN, kCl, false, false>,
-       fp8_flash_kernel<Fp8FlashExp::F32Poly, true, kN, kCl, false, false>},
-      {fp8_flash_kernel<Fp8FlashExp::F32AluPack, false, kN, kCl, false, false>,
-       fp8_flash_kernel<Fp8FlashExp::F32AluPack, true, kN, kCl, false, false>},
-      {fp8_flash_kernel<Fp8FlashExp::Codes, false, kN, kCl, false, false>,
-       fp8_flash_kernel<Fp8FlashExp::Codes, true, kN, kCl, false, false>},
-      {fp8_flash_kernel<Fp8FlashExp::F32Sums, false, kN, kCl, false, false>,
-       fp8_flash_kernel<Fp8FlashExp::F32Sums, true, kN, kCl, false, false>}};
-  static std::once_flag once;
-  std::call_once(once, [] {
-    for (Fp8FlashExp e : kFp8FlashExps)
-      for (Kernel k : kernels[static_cast<int>(e)])
-        RL_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     int(smem_bytes_for(kN, kCl, false, fp8_flash_exp_sums_on_tensor_cores(e)))));
-  });
-  return kernels[static_cast<int>(exp)][pingpong];
-}
-// Q in registers: fp32 exp2 only (the other exp2 forms are losing variants of their own).
-template <int kN, int kCl>
-Kernel pick_q_regs_kernel(bool pingpong) {
-  static const Kernel kernels[2] = {fp8_flash_kernel<Fp8FlashExp::F32, false, kN, kCl, true, false>,
-                                    fp8_flash_kernel<Fp8FlashExp::F32, true, kN, kCl, true, false>};
-  static std::once_flag once;
-  std::call_once(once, [] {
-    for (Kernel k : kernels)
-      RL_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes_for(kN, kCl, false))));
-  });
-  return kernels[pingpong];
-}
-// The deferred wait's kernels (fp32 exp2, clusters of 1, Q in shared memory).
-template <int kN>
-Kernel pick_deferred_kernel(bool pingpong) {
-  static const Kernel kernels[2] = {fp8_flash_kernel<Fp8FlashExp::F32, false, kN, 1, false, true>,
-                                    fp8_flash_kernel<Fp8FlashExp::F32, true, kN, 1, false, true>};
-  static std::once_flag once;
-  std::call_once(once, [] {
-    for (Kernel k : kernels)
-      RL_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes_for(kN, 1, true))));
-  });
-  return kernels[pingpong];
+  switch (exp) {
+    case Fp8FlashExp::F16Pairs: return form_kernel<Fp8FlashExp::F16Pairs, kN, kCl, false, false>(pingpong);
+    case Fp8FlashExp::F32Poly: return form_kernel<Fp8FlashExp::F32Poly, kN, kCl, false, false>(pingpong);
+    case Fp8FlashExp::F32AluPack: return form_kernel<Fp8FlashExp::F32AluPack, kN, kCl, false, false>(pingpong);
+    case Fp8FlashExp::Codes: return form_kernel<Fp8FlashExp::Codes, kN, kCl, false, false>(pingpong);
+    case Fp8FlashExp::F32Sums: return form_kernel<Fp8FlashExp::F32Sums, kN, kCl, false, false>(pingpong);
+    default: return form_kernel<Fp8FlashExp::F32, kN, kCl, false, false>(pingpong);
+  }
 }
 
 // Whether a call runs the deferred wait / Q in registers: asked for, and built for its form
@@ -836,10 +812,15 @@ bool runs_q_regs(const Fp8FlashCall& a) { return a.q_regs && a.exp == Fp8FlashEx
 
 // The kernel for tiles of n keys in clusters of cl blocks.
 Kernel kernel_for(int n, int cl, Fp8FlashExp exp, bool pingpong, bool q_regs, bool deferred) {
-  if (deferred) return n == 128 ? pick_deferred_kernel<128>(pingpong) : pick_deferred_kernel<192>(pingpong);
+  // The deferred wait: fp32 exp2, clusters of 1. Q in registers: fp32 exp2 only (the other exp2
+  // forms are losing variants of their own).
+  constexpr Fp8FlashExp kF32 = Fp8FlashExp::F32;
+  if (deferred)
+    return n == 128 ? form_kernel<kF32, 128, 1, false, true>(pingpong) : form_kernel<kF32, 192, 1, false, true>(pingpong);
   if (q_regs) {
-    if (n == 128) return cl == 1 ? pick_q_regs_kernel<128, 1>(pingpong) : pick_q_regs_kernel<128, 2>(pingpong);
-    return cl == 1 ? pick_q_regs_kernel<192, 1>(pingpong) : pick_q_regs_kernel<192, 2>(pingpong);
+    if (n == 128)
+      return cl == 1 ? form_kernel<kF32, 128, 1, true, false>(pingpong) : form_kernel<kF32, 128, 2, true, false>(pingpong);
+    return cl == 1 ? form_kernel<kF32, 192, 1, true, false>(pingpong) : form_kernel<kF32, 192, 2, true, false>(pingpong);
   }
   if (n == 128) return cl == 1 ? pick_kernel<128, 1>(exp, pingpong) : pick_kernel<128, 2>(exp, pingpong);
   return cl == 1 ? pick_kernel<192, 1>(exp, pingpong) : pick_kernel<192, 2>(exp, pingpong);
@@ -975,7 +956,8 @@ void fp8_flash_attention(const Fp8FlashCall& a, cudaStream_t s) {
   const int64_t blocks = (a.Lq + kBM - 1) / kBM;
   cudaLaunchAttribute attr;
   const bool deferred = runs_deferred(a);
-  const bool q_regs = runs_q_regs(a), ones = !deferred && !q_regs && fp8_flash_exp_sums_on_tensor_cores(a.exp);
+  // (The deferred wait and Q in registers run fp32 exp2 only, which sums by adds.)
+  const bool q_regs = runs_q_regs(a), ones = fp8_flash_exp_sums_on_tensor_cores(a.exp);
   const cudaLaunchConfig_t cfg =
       launch_config(n, cl, deferred, ones, dim3(static_cast<unsigned>((blocks + cl - 1) / cl * cl), static_cast<unsigned>(a.H)),
                     s, attr);
