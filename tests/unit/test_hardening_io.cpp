@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -314,6 +315,9 @@ TEST_F(HardeningIo, ConcurrentWritersIntoOneFrameFolderNeverMix) {
       if (pids[w] == 0) {
         try {
           write_video(path("mix/"), w ? b : a);
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "writer %d: %s\n", w, e.what());  // the parent's failure says why
+          ::_exit(1);
         } catch (...) {
           ::_exit(1);
         }

@@ -71,12 +71,20 @@ bool is_frame_name(const std::string& name) {
   return digits.find_first_not_of("0123456789") == std::string::npos;
 }
 
-// The first entry of folder `dir` that is not a regular frame file, or "".
+// The first entry of folder `dir` that is not a regular frame file, or "". An entry that
+// vanishes while the folder is read is not foreign: a concurrent writer swapped the folder
+// away and is removing the old frames.
 std::string foreign_entry(const std::string& dir) {
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    if (!is_frame_name(name) || !fs::is_regular_file(it->symlink_status(ec))) return name;
+    if (!is_frame_name(name)) return name;
+    const fs::file_status st = it->symlink_status(ec);
+    if (ec == std::errc::no_such_file_or_directory) {
+      ec.clear();
+      continue;
+    }
+    if (ec || !fs::is_regular_file(st)) return name;
   }
   if (ec) return "(unreadable: " + ec.message() + ")";
   return "";
