@@ -233,9 +233,13 @@ std::vector<uint16_t> check(const Reference& ref, cuda::Fp8FlashExp exp, bool pi
   // Measured on an H200: 2.0e-3 to 4.4e-3 with fp32 exp2 (the e4m3 products' accumulation
   // is what we suspect), so 1e-2; f16 exp2 adds its own rounding. Codes: a row's sum is off by
   // the codes' factor over 2^x (0.92-1.06 once their mean is taken out), up to 0.08 in the lse
-  // for a row that one key dominates; these rows spread over many keys (3.3e-2 measured).
+  // for a row that one key dominates; these rows spread over many keys (3.3e-2 measured while
+  // one sum ran over the whole row; under 5e-2 since the sums restart every tile). F32Sums: the
+  // sums of P as rounded to e4m3 and added on the tensor cores, not of fp32 exp2's values
+  // (1.3e-2 to 2.1e-2 measured, seventeenth session).
   const bool codes = exp == cuda::Fp8FlashExp::Codes;
-  EXPECT_LT(worst_lse, half_exp ? 2e-2 : codes ? 5e-2 : 1e-2);
+  const bool rounded_sums = exp == cuda::Fp8FlashExp::F32Sums;
+  EXPECT_LT(worst_lse, half_exp ? 2e-2 : codes ? 5e-2 : rounded_sums ? 3e-2 : 1e-2);
   return o_raw;
 }
 

@@ -37,7 +37,8 @@ constexpr float kCodeBias = 56.0f;     // 8 x e4m3's exponent bias: the code of 
 constexpr float kCodesTop = 8.75f;     // x (P = 2^x) at code 126
 constexpr float kCodesBias = 0.0578f;  // log2 of the codes' mean value over 2^x
 // Fp8FlashExp::Codes and F32Sums sum P's rows on the tensor cores: V^T gets 8 more rows of e4m3
-// ones (0x38), so O's columns 128-135 come out as the row sums of P, from the very codes P V uses.
+// ones (0x38), so O's columns 128-135 come out as the row sums of P, from the very codes P V uses
+// (a tile's at a time: the kernel adds them up in fp32).
 constexpr int kOnesRows = 8;
 template <Fp8FlashExp kExp>
 constexpr bool kOnes = fp8_flash_exp_sums_on_tensor_cores(kExp);
@@ -63,6 +64,7 @@ struct Smem {
   uint64_t v_full[kS];
   uint64_t empty[kS];
   uint64_t peer_free[kS];  // clusters: the peer's consumers have released the stage too
+  float2 row_sums[2 * 128];  // kOnes: each consumer thread's fp32 row sums of the finished tiles
 };
 template <int kN, int kS, bool kOnesRow>
 constexpr size_t smem_bytes() {
@@ -277,7 +279,8 @@ __device__ __forceinline__ uint32_t pack_codes(float a, float b, float c, float 
 // The consumer's state for its two rows (g and g + 8 of its warp's 16).
 struct Rows {
   float m[2];  // running max of S in log2 units (scaled by c)
-  float l[2];  // this thread's part of the row sums of P (x 448)
+  float l[2];  // this thread's part of the row sums of P (x 448); with the sums on the tensor
+               // cores the whole row's, from the kernel's fp32 sums of the tiles' sums
 };
 
 // k32 step kk of P from exp2 values in S's registers: accumulator chunks 4kk .. 4kk + 3 hold
@@ -465,7 +468,7 @@ __device__ __forceinline__ void store_output(const float (&o)[kO], Rows& r, floa
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     if constexpr (kO > 64) {
-      r.l[h] = o[64 + 2 * h];
+      r.l[h] += o[64 + 2 * h];  // the last tile's sum onto the earlier tiles' (fp32)
     } else {
       r.l[h] += __shfl_xor_sync(0xffffffffu, r.l[h], 1);
       r.l[h] += __shfl_xor_sync(0xffffffffu, r.l[h], 2);
@@ -618,11 +621,30 @@ __global__ void __launch_bounds__(kThreads, 1)
     Rows r{{-INFINITY, -INFINITY}, {0.f, 0.f}};
     float alpha[2];
     // Once the row maxima settle most tiles leave them unchanged (alpha exactly 1): skip the
-    // rescale where no row of the warp moved.
+    // rescale where no row of the warp moved (but with kOnesRow, below).
+    // kOnesRow: each tile's row sums (O's ones columns) move into fp32 and the columns restart
+    // from 0. The tensor cores add e4m3 products into an accumulator of limited precision
+    // (DeepSeek-V3 reports about 14 bits on Hopper), and one sum carried over a whole row of
+    // keys drifted: at 32,760 keys f32sums came out 50 % (rel L2) from fp32 exp2's output, and
+    // Wan 14B's forward with the codes 3.6 % from bf16 attention. With the sums restarted every
+    // tile: f32sums 0.4 % from fp32 exp2 (as far as its tile sizes differ), the codes 4 %, and
+    // both forwards 2.2 %, as fp32 exp2's (seventeenth session). The fp32 sums wait in this thread's own
+    // shared-memory slot, and the columns are zeroed by O's rescale multiplying them by a zero the
+    // compiler cannot see (so that rescale runs every tile): in registers through the loop, or
+    // zeroed by a store, ptxas spilled kilobytes for the codes at 192-key tiles.
+    float2& row_sum = sm.row_sums[threadIdx.x - 128];
+    if constexpr (kOnesRow) row_sum = make_float2(0.f, 0.f);
     auto rescale = [&](float(&acc)[kO], const float(&a)[2]) {
-      if (__any_sync(0xffffffffu, a[0] != 1.0f || a[1] != 1.0f)) {
+      if constexpr (kOnesRow) {
+        const float2 l = row_sum;
+        row_sum = make_float2((l.x + acc[64]) * a[0], (l.y + acc[66]) * a[1]);
+        float zero;
+        asm volatile("mov.b32 %0, 0;" : "=f"(zero));
 #pragma unroll
-        for (int i = 0; i < kO; ++i) acc[i] *= a[(i >> 1) & 1];
+        for (int i = 0; i < kO; ++i) acc[i] *= i < 64 ? a[(i >> 1) & 1] : zero;
+      } else if (__any_sync(0xffffffffu, a[0] != 1.0f || a[1] != 1.0f)) {
+#pragma unroll
+        for (int i = 0; i < 64; ++i) acc[i] *= a[(i >> 1) & 1];
       }
     };
 
@@ -739,6 +761,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     pin(o);
 
+    if constexpr (kOnesRow) r.l[0] = row_sum.x, r.l[1] = row_sum.y;  // the last tile's sums still in O
     store_output(o, r, kLseTop<kExp>, descale_v[0], v_sum, inv_valid, o_out, lse_out, row, head, Lq, H, t);
   }
   if constexpr (kCl > 1) cluster_sync();  // the peer may still arrive on this block's barriers

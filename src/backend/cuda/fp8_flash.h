@@ -64,14 +64,18 @@ void fp8_flash_quantise_v(const bf16* v, int64_t Lk, int64_t C, const float* sum
 // against round-to-nearest's 2.7 %, and 4 % high on average, which the normalisation cancels),
 // made by one FFMA and a max; P's row sums come from the tensor cores (a row of ones under
 // V^T), so the softmax issues no exp2, conversion or add per value. Below 2^-6 (codes 0-7,
-// e4m3's subnormals) the line is wrong, and below 2^-7 P is cut to 0. 8-10 % faster on an H200
-// (1,058-1,083 against 971-980 TFLOP/s), but each code's value is off from 2^x by its own
-// factor (1 + M/8) / 2^(M/8), 1 to 1.06, on top of the rounding: Wan 14B's forward is 3.6 %
-// from bf16 attention against 2.2 %, and blocks merged by their lse miss CudaFp8Lse's bounds
-// (run with a twin form that differs only below 2^-6; fifteenth session). Opt-in.
+// e4m3's subnormals) the line is wrong, and below 2^-7 P is cut to 0. Each code's value is off
+// from 2^x by its own factor (1 + M/8) / 2^(M/8), 1 to 1.06, on top of the rounding, yet that
+// costs little: the codes' error was the row sums' (one tensor-core sum over a whole row drifts,
+// fp8_flash.cu says how). Since the sums restart every tile (seventeenth session) Wan 14B's
+// forward is 2.20 % from bf16 attention, as fp32 exp2's 2.21-2.22 % (3.6 % before), and the kernel
+// runs 1,017-1,078 TFLOP/s at 32,760 keys x 40 heads (its four forms at 192 keys) against fp32
+// exp2's 962-991 (and one 1,069) in the same call. Opt-in until the full suites and a 30-step
+// sample have run with it as the default.
 // F32Sums: fp32 exp2 as F32, P's row sums taken on the tensor cores as the codes' are (no add per
-// value; the sums of the rounded P that P V uses). Built in the fifteenth session after its
-// device time was spent: not yet run on a GPU.
+// value; the sums of the rounded P that P V uses). Level with F32 (949-1,007 against 962-991
+// TFLOP/s, the same 2.2 % forward; seventeenth session); its lse carries P's rounding (within
+// 2.1e-2 of exact against F32's 1e-2).
 enum class Fp8FlashExp { F32 = 0, F16Pairs = 1, F32Poly = 2, F32AluPack = 3, Codes = 4, F32Sums = 5 };
 constexpr int kFp8FlashExpModes = 6;
 constexpr Fp8FlashExp kFp8FlashExps[kFp8FlashExpModes] = {Fp8FlashExp::F32,        Fp8FlashExp::F16Pairs,
@@ -84,7 +88,7 @@ constexpr bool fp8_flash_exp_sums_on_tensor_cores(Fp8FlashExp e) {
 const char* fp8_flash_exp_name(Fp8FlashExp e);
 // RAYLIGHT_FP8_FLASH_EXP=f32|f16|poly|f32alu|codes|f32sums (read once); default f32 (on an H200 f16 pairs ran as
 // single-value MUFU.EX2.F16 ops and lost 2-6 %, the cubic lost 1-6 %, the integer packing 21 %;
-// codes win 8-10 % but cost accuracy).
+// the codes win 5-8 %, at fp32 exp2's forward accuracy since the seventeenth session).
 Fp8FlashExp fp8_flash_exp_default();
 // RAYLIGHT_FP8_FLASH_PINGPONG=1|0 (read once); default on for 128-key tiles, off for 192.
 bool fp8_flash_pingpong_default();
