@@ -628,10 +628,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     // keys drifted: at 32,760 keys f32sums came out 50 % (rel L2) from fp32 exp2's output, and
     // Wan 14B's forward with the codes 3.6 % from bf16 attention. With the sums restarted every
     // tile: f32sums 0.4 % from fp32 exp2 (as far as its tile sizes differ), the codes 4 %, and
-    // both forwards 2.2 %, as fp32 exp2's (seventeenth session). The fp32 sums wait in this thread's own
-    // shared-memory slot, and the columns are zeroed by O's rescale multiplying them by a zero the
-    // compiler cannot see (so that rescale runs every tile): in registers through the loop, or
-    // zeroed by a store, ptxas spilled kilobytes for the codes at 192-key tiles.
+    // both forwards 2.2 %, as fp32 exp2's (seventeenth session). The fp32 sums wait in this
+    // thread's own shared-memory slot, and the columns are zeroed by O's rescale multiplying them
+    // by a zero the compiler cannot see (so that rescale runs every tile): in registers through
+    // the loop, or zeroed by a store, ptxas spilled kilobytes for the codes at 192-key tiles.
     float2& row_sum = sm.row_sums[threadIdx.x - 128];
     if constexpr (kOnesRow) row_sum = make_float2(0.f, 0.f);
     auto rescale = [&](float(&acc)[kO], const float(&a)[2]) {
