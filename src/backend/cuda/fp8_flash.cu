@@ -612,7 +612,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     // its operand. kLatePack packs only after that P V has finished, so one set would do; Q in
     // registers and the codes' 4 more accumulators take it (at 192 keys their registers come
     // from the 48 it frees; with two sets ptxas spilled). Other forms keep two: one set ran
-    // the default form 1.2 % slower in 720p forwards (ptxas schedules it differently; fifteenth
+    // fp32 exp2 1.2 % slower in 720p forwards (ptxas schedules it differently; fifteenth
     // session).
     constexpr int kPSets = kLatePack<kExp, kN> && (kQRegs || kOnesRow) ? 1 : 2;
     uint32_t p_sets[kPSets][kN / 8];
@@ -896,7 +896,7 @@ const char* fp8_flash_exp_name(Fp8FlashExp e) {
 Fp8FlashExp fp8_flash_exp_default() {
   static const Fp8FlashExp mode = [] {
     const char* v = std::getenv("RAYLIGHT_FP8_FLASH_EXP");
-    if (!v) return Fp8FlashExp::F32;
+    if (!v) return Fp8FlashExp::Codes;
     for (Fp8FlashExp e : kFp8FlashExps)
       if (std::string(v) == fp8_flash_exp_name(e)) return e;
     fail("RAYLIGHT_FP8_FLASH_EXP must be f32, f16, poly, f32alu, codes or f32sums, got '", v, "'");
